@@ -1,0 +1,3 @@
+from findesk.cli import main
+
+main()

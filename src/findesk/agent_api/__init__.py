@@ -1,0 +1,1 @@
+"""The agent-facing JSON API (``/api/v1``) that human agents and the inbox use."""

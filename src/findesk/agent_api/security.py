@@ -1,0 +1,39 @@
+"""Agent authentication for the agent API: a personal token as a bearer token."""
+
+from __future__ import annotations
+
+from fastapi import Request
+from fastapi.security import HTTPBearer
+from starlette.concurrency import run_in_threadpool
+
+from findesk.agents.models import Agent
+from findesk.auth import service as auth
+from findesk.fin_api.security import bearer_token
+from findesk.kit.http import GuardedRoute, db_of
+
+agent_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="AgentToken",
+    description="An agent's personal token (`findesk agents token EMAIL`).",
+)
+
+
+async def authenticate_agent(request: Request) -> Agent:
+    token = bearer_token(request)
+    db = db_of(request)
+
+    def lookup() -> Agent:
+        with db.read_session() as session:
+            return auth.authenticate_agent_token(session, token)
+
+    return await run_in_threadpool(lookup)
+
+
+class AgentRoute(GuardedRoute):
+    async def guard(self, request: Request) -> None:
+        request.state.agent = await authenticate_agent(request)
+
+
+def current_agent(request: Request) -> Agent:
+    agent: Agent = request.state.agent
+    return agent

@@ -1,0 +1,1 @@
+"""Agents: the human support staff, and the bot agent that represents Fin."""

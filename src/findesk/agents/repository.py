@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from findesk.agents.models import Agent
+
+
+def get(session: Session, agent_id: str) -> Agent | None:
+    return session.get(Agent, agent_id)
+
+
+def get_by_email(session: Session, email: str) -> Agent | None:
+    return session.scalars(select(Agent).where(Agent.email == email.lower())).first()
+
+
+def list_active(session: Session) -> Sequence[Agent]:
+    return session.scalars(
+        select(Agent).where(Agent.active.is_(True)).order_by(Agent.is_bot.desc(), Agent.name)
+    ).all()
+
+
+def list_all(session: Session) -> Sequence[Agent]:
+    return session.scalars(select(Agent).order_by(Agent.is_bot.desc(), Agent.name)).all()
+
+
+def bots(session: Session) -> Sequence[Agent]:
+    return session.scalars(select(Agent).where(Agent.is_bot.is_(True)).order_by(Agent.created_at)).all()

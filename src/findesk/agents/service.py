@@ -1,0 +1,59 @@
+"""Agent actions: creating agents and seeding the bot that represents Fin."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy.orm import Session
+
+from findesk.agents import repository
+from findesk.agents.models import Agent
+from findesk.kit.errors import Conflict, NotFound
+
+FIN_AGENT_NAME = "Fin"
+
+
+def get_agent(session: Session, agent_id: str) -> Agent:
+    agent = repository.get(session, agent_id)
+    if agent is None:
+        raise NotFound(f"No agent with id {agent_id!r}.")
+    return agent
+
+
+def list_agents(session: Session) -> Sequence[Agent]:
+    return repository.list_active(session)
+
+
+def create_agent(
+    session: Session,
+    *,
+    email: str,
+    name: str,
+    alias: str | None = None,
+    photo_url: str | None = None,
+    role: str = "agent",
+    is_bot: bool = False,
+) -> Agent:
+    email = email.strip().lower()
+    if repository.get_by_email(session, email) is not None:
+        raise Conflict(f"An agent with email {email!r} exists already.")
+    agent = Agent(
+        email=email, name=name, alias=alias, photo_url=photo_url, role=role, is_bot=is_bot
+    )
+    session.add(agent)
+    session.flush()
+    return agent
+
+
+def ensure_fin_agent(session: Session, email: str) -> Agent:
+    """The bot agent that Fin's replies are written as; created on a fresh database."""
+    existing = fin_agent(session)
+    if existing is not None:
+        return existing
+    return create_agent(session, email=email, name=FIN_AGENT_NAME, alias=FIN_AGENT_NAME, is_bot=True)
+
+
+def fin_agent(session: Session) -> Agent | None:
+    """The bot agent that owns conversations Fin starts, if one exists."""
+    found = repository.bots(session)
+    return found[0] if found else None

@@ -1,0 +1,85 @@
+"""The ASGI application: the Fin API, OAuth, the agent API, health and the OpenAPI document."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse, Response
+
+from findesk import __version__
+from findesk.agent_api.endpoints import router as agent_router
+from findesk.auth.endpoints import router as oauth_router
+from findesk.fin_api import endpoints as fin
+from findesk.fin_api.schemas import ErrorEnvelope
+from findesk.kit.db import Database
+from findesk.kit.errors import Problem
+from findesk.kit.http import BodySizeLimit, problem_response, validation_problem
+from findesk.kit.schemas import ProblemOut
+from findesk.kit.settings import Settings, get_settings
+from findesk.notifier.typing import TypingSignals
+
+DESCRIPTION = """
+findesk is a helpdesk for teams that run Intercom's Fin AI agent.
+
+* **Fin API** (`/api/fin`): the Fin Custom Helpdesk contract, in the REST variant and the
+  posts-only variant (`{data, error}` envelope). Bearer tokens from `POST /oauth/token`.
+* **Agent API** (`/api/v1`): what human agents do, with a personal token.
+"""
+
+
+def create_app(settings: Settings | None = None, db: Database | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    db = db or Database(settings.effective_database_url)
+    app = FastAPI(title="findesk", version=__version__, description=DESCRIPTION)
+    app.state.settings = settings
+    app.state.db = db
+    app.state.typing = TypingSignals()
+
+    app.include_router(oauth_router)
+    app.include_router(fin.rest, prefix="/api/fin")
+    app.include_router(fin.posts, prefix="/api/fin")
+    app.include_router(agent_router)
+
+    @app.get("/healthz", tags=["Operations"], include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.exception_handler(Problem)
+    async def _problem(_: Request, exc: Problem) -> Response:
+        return problem_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> Response:
+        return problem_response(validation_problem(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> Response:
+        problem = Problem(str(exc.detail), status=exc.status_code, code="http_error")
+        response: JSONResponse = problem_response(problem)
+        if exc.headers:
+            response.headers.update(exc.headers)
+        return response
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            for model in (ProblemOut, ErrorEnvelope):
+                components[model.__name__] = model.model_json_schema(
+                    ref_template="#/components/schemas/{model}"
+                )
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    return app

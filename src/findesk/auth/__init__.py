@@ -1,0 +1,1 @@
+"""Credentials: OAuth clients and access tokens for Fin, personal tokens for agents."""

@@ -1,0 +1,203 @@
+"""``POST /oauth/token`` (client credentials, RFC 6749 §4.4) and ``POST /oauth/revoke`` (RFC 7009).
+
+The body may be form-encoded or JSON (Intercom's token settings default to JSON); the client may
+authenticate with HTTP Basic or with ``client_id``/``client_secret`` in the body.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any
+from urllib.parse import unquote
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import JSONResponse
+
+from findesk.auth import service
+from findesk.kit.http import db_of, settings_of
+
+router = APIRouter(tags=["OAuth 2.0"])
+
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+class TokenOut(BaseModel):
+    access_token: str
+    token_type: str = Field(examples=["Bearer"])
+    expires_in: int = Field(description="Seconds until the token expires.")
+
+
+class OAuthErrorOut(BaseModel):
+    error: str = Field(examples=["invalid_client"])
+    error_description: str
+
+
+class OAuthError(Exception):
+    def __init__(self, error: str, description: str, status: int = 400) -> None:
+        super().__init__(description)
+        self.error, self.description, self.status = error, description, status
+
+    def response(self) -> JSONResponse:
+        headers = dict(NO_STORE)
+        if self.status == 401:
+            headers["WWW-Authenticate"] = 'Basic realm="findesk"'
+        return JSONResponse(
+            {"error": self.error, "error_description": self.description},
+            status_code=self.status,
+            headers=headers,
+        )
+
+
+_FORM_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "grant_type": {"type": "string", "enum": ["client_credentials"]},
+        "client_id": {"type": "string"},
+        "client_secret": {"type": "string"},
+        "scope": {"type": "string"},
+    },
+    "required": ["grant_type"],
+}
+_ERRORS = {
+    400: {"model": OAuthErrorOut, "description": "invalid_request or unsupported_grant_type"},
+    401: {"model": OAuthErrorOut, "description": "invalid_client"},
+    413: {"description": "The body is larger than the limit."},
+}
+
+
+async def _read_params(request: Request) -> dict[str, str]:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == "application/json":
+        try:
+            data: Any = json.loads(await request.body() or b"{}")
+        except (ValueError, UnicodeDecodeError):
+            raise OAuthError("invalid_request", "The body is not valid JSON.") from None
+        if not isinstance(data, dict):
+            raise OAuthError("invalid_request", "The body must be a JSON object.")
+        params = data
+    elif content_type in ("application/x-www-form-urlencoded", "multipart/form-data", ""):
+        try:
+            form = await request.form()
+        except Exception:  # malformed multipart and the like
+            raise OAuthError("invalid_request", "The body could not be parsed.") from None
+        params = {key: value for key, value in form.items() if isinstance(value, str)}
+    else:
+        raise OAuthError(
+            "invalid_request", "Send the parameters form-encoded or as JSON."
+        )
+    for key, value in params.items():
+        if value is not None and not isinstance(value, str):
+            raise OAuthError("invalid_request", f"Parameter {key!r} must be a string.")
+    return {key: value for key, value in params.items() if value is not None}
+
+
+def _client_credentials(request: Request, params: dict[str, str]) -> tuple[str, str]:
+    header = request.headers.get("authorization")
+    in_body = "client_id" in params or "client_secret" in params
+    if header:
+        scheme, _, encoded = header.partition(" ")
+        if scheme.lower() != "basic":
+            raise OAuthError("invalid_client", "Use HTTP Basic or body credentials.", 401)
+        if in_body:
+            raise OAuthError("invalid_request", "Send client credentials one way, not both.")
+        try:
+            decoded = base64.b64decode(encoded.strip(), validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            raise OAuthError("invalid_client", "Malformed HTTP Basic credentials.", 401) from None
+        client_id, sep, secret = decoded.partition(":")
+        if not sep:
+            raise OAuthError("invalid_client", "Malformed HTTP Basic credentials.", 401)
+        return unquote(client_id), unquote(secret)
+    if "client_id" not in params:
+        raise OAuthError("invalid_client", "Client authentication is required.", 401)
+    return params["client_id"], params.get("client_secret", "")
+
+
+@router.post(
+    "/oauth/token",
+    response_model=TokenOut,
+    responses=_ERRORS,
+    summary="Issue an access token (client credentials grant)",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/x-www-form-urlencoded": {"schema": _FORM_SCHEMA},
+                "application/json": {"schema": _FORM_SCHEMA},
+            },
+        }
+    },
+)
+async def token(request: Request) -> JSONResponse:
+    try:
+        params = await _read_params(request)
+        grant_type = params.get("grant_type")
+        if not grant_type:
+            raise OAuthError("invalid_request", "grant_type is required.")
+        if grant_type != "client_credentials":
+            raise OAuthError("unsupported_grant_type", "Only client_credentials is supported.")
+        client_id, secret = _client_credentials(request, params)
+        db, ttl = db_of(request), settings_of(request).token_ttl_seconds
+
+        def issue() -> tuple[str, int]:
+            with db.transaction() as session:
+                return service.issue_access_token(session, client_id, secret, ttl)
+
+        try:
+            access_token, expires_in = await run_in_threadpool(issue)
+        except service.InvalidClient:
+            raise OAuthError("invalid_client", "Unknown client or wrong secret.", 401) from None
+    except OAuthError as exc:
+        return exc.response()
+    body = TokenOut(access_token=access_token, token_type="Bearer", expires_in=expires_in)
+    return JSONResponse(body.model_dump(), headers=NO_STORE)
+
+
+@router.post(
+    "/oauth/revoke",
+    responses={200: {"description": "Revoked (or unknown, per RFC 7009)."}, **_ERRORS},
+    summary="Revoke an access token (RFC 7009)",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/x-www-form-urlencoded": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {
+                            "token": {"type": "string"},
+                            "client_id": {"type": "string"},
+                            "client_secret": {"type": "string"},
+                        },
+                        "required": ["token"],
+                    }
+                }
+            },
+        }
+    },
+)
+async def revoke(request: Request) -> JSONResponse:
+    try:
+        params = await _read_params(request)
+        client_id, secret = _client_credentials(request, params)
+        token_value = params.get("token")
+        if not token_value:
+            raise OAuthError("invalid_request", "token is required.")
+        db = db_of(request)
+
+        def run() -> None:
+            with db.transaction() as session:
+                service.check_client(session, client_id, secret)
+                service.revoke_access_token(session, token_value)
+
+        try:
+            await run_in_threadpool(run)
+        except service.InvalidClient:
+            raise OAuthError("invalid_client", "Unknown client or wrong secret.", 401) from None
+    except OAuthError as exc:
+        return exc.response()
+    return JSONResponse({}, headers=NO_STORE)

@@ -1,0 +1,197 @@
+"""The ``findesk`` command line."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from findesk.kit.db import Database
+from findesk.kit.errors import Problem
+from findesk.kit.settings import get_settings
+
+app = typer.Typer(help="findesk: the helpdesk for teams that run Intercom's Fin.", no_args_is_help=True)
+clients_app = typer.Typer(help="OAuth clients that Fin uses to get access tokens.", no_args_is_help=True)
+agents_app = typer.Typer(help="Human agents and the bot that represents Fin.", no_args_is_help=True)
+app.add_typer(clients_app, name="clients")
+app.add_typer(agents_app, name="agents")
+
+console = Console()
+err = Console(stderr=True)
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+
+
+def _emit(data: dict[str, Any]) -> None:
+    typer.echo(json.dumps(data, indent=None, default=str))
+
+
+def _database() -> Database:
+    return Database(get_settings().effective_database_url)
+
+
+def _fail(message: str) -> None:
+    err.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(1)
+
+
+def migrate_and_seed() -> Database:
+    """Bring the schema to the newest version and make sure the Fin bot agent exists."""
+    from findesk.agents.service import ensure_fin_agent
+    from findesk.migrations import upgrade
+
+    settings = get_settings()
+    upgrade(settings.effective_database_url)
+    db = _database()
+    with db.transaction() as session:
+        ensure_fin_agent(session, settings.fin_agent_email)
+    return db
+
+
+@app.command()
+def migrate() -> None:
+    """Create or upgrade the database schema (and seed the Fin bot agent)."""
+    migrate_and_seed().dispose()
+    console.print("Database is up to date.")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+) -> None:
+    """Migrate, then serve the Fin API, the agent API and the inbox."""
+    import uvicorn
+
+    from findesk.app import create_app
+
+    settings = get_settings()
+    db = migrate_and_seed()
+    host = host or settings.host
+    port = port or settings.port
+    console.print(f"findesk on http://{host}:{port}  (Fin API: /api/fin, docs: /docs)")
+    uvicorn.run(create_app(settings, db), host=host, port=port, log_level="info", access_log=False)
+
+
+@clients_app.command("create")
+def clients_create(
+    name: Annotated[str, typer.Argument(help="A name to recognise the client by.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Create an OAuth client; its secret is shown this once only."""
+    from findesk.auth.service import create_client
+
+    with migrate_and_seed().transaction() as session:
+        client, secret = create_client(session, name)
+        client_id = client.id
+    if as_json:
+        _emit({"client_id": client_id, "client_secret": secret, "name": name})
+        return
+    console.print(f"client_id:     {client_id}\nclient_secret: {secret}")
+    console.print("[yellow]Store the secret now: findesk keeps only its hash.[/yellow]")
+
+
+@clients_app.command("list")
+def clients_list(as_json: JsonFlag = False) -> None:
+    """List OAuth clients."""
+    from findesk.auth.service import list_clients
+
+    with migrate_and_seed().read_session() as session:
+        rows = [
+            {"client_id": c.id, "name": c.name, "created_at": c.created_at.isoformat(),
+             "revoked_at": c.revoked_at.isoformat() if c.revoked_at else None}
+            for c in list_clients(session)
+        ]
+    if as_json:
+        _emit({"clients": rows})
+        return
+    table = Table("client_id", "name", "created", "revoked")
+    for row in rows:
+        table.add_row(row["client_id"], row["name"], row["created_at"], row["revoked_at"] or "")
+    console.print(table)
+
+
+@clients_app.command("revoke")
+def clients_revoke(client_id: str, as_json: JsonFlag = False) -> None:
+    """Revoke a client and every token it was given."""
+    from findesk.auth.service import revoke_client
+
+    try:
+        with migrate_and_seed().transaction() as session:
+            revoke_client(session, client_id)
+    except Problem as exc:
+        _fail(exc.detail)
+    if as_json:
+        _emit({"client_id": client_id, "revoked": True})
+    else:
+        console.print(f"Revoked {client_id} and its tokens.")
+
+
+@agents_app.command("create")
+def agents_create(
+    email: Annotated[str, typer.Option(help="Sign-in email.")],
+    name: Annotated[str, typer.Option(help="Full name.")],
+    alias: Annotated[str | None, typer.Option(help="Name shown to end users.")] = None,
+    photo_url: Annotated[str | None, typer.Option("--photo-url", help="Avatar URL.")] = None,
+    admin: Annotated[bool, typer.Option(help="Give the admin role.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Create a human agent."""
+    from findesk.agent_api.views import agent_view
+    from findesk.agents.service import create_agent
+
+    try:
+        with migrate_and_seed().transaction() as session:
+            agent = create_agent(
+                session, email=email, name=name, alias=alias, photo_url=photo_url,
+                role="admin" if admin else "agent",
+            )
+            view = agent_view(agent)
+    except Problem as exc:
+        _fail(exc.detail)
+    if as_json:
+        _emit(view.model_dump())
+    else:
+        console.print(f"Created agent {view.id} <{view.email}>.")
+
+
+@agents_app.command("list")
+def agents_list(as_json: JsonFlag = False) -> None:
+    """List agents (the Fin bot first)."""
+    from findesk.agent_api.views import agent_view
+    from findesk.agents.repository import list_all
+
+    with migrate_and_seed().read_session() as session:
+        views = [agent_view(a) for a in list_all(session)]
+    if as_json:
+        _emit({"agents": [v.model_dump() for v in views]})
+        return
+    table = Table("id", "name", "email", "alias", "role", "bot")
+    for v in views:
+        table.add_row(v.id, v.name or "", v.email or "", v.alias or "", v.role, "yes" if v.is_bot else "")
+    console.print(table)
+
+
+@agents_app.command("token")
+def agents_token(email: str, as_json: JsonFlag = False) -> None:
+    """Issue a new personal token for the agent API; shown this once only."""
+    from findesk.agents.repository import get_by_email
+    from findesk.auth.service import create_agent_token
+
+    with migrate_and_seed().transaction() as session:
+        agent = get_by_email(session, email)
+        if agent is None:
+            _fail(f"No agent with email {email!r}.")
+            return
+        token = create_agent_token(session, agent)
+        agent_id = agent.id
+    if as_json:
+        _emit({"agent_id": agent_id, "email": email.lower(), "token": token})
+    else:
+        console.print(token)
+
+
+def main() -> None:
+    app()

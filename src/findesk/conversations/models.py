@@ -1,0 +1,111 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from findesk.agents.models import Agent
+from findesk.kit import ids
+from findesk.kit.db import Base, JSONType, UTCDateTime
+from findesk.kit.timeutil import utcnow
+from findesk.users.models import EndUser
+
+STATUSES = ("open", "resolved", "closed", "ended")
+VISIBILITIES = ("public", "private")
+
+
+class Conversation(Base):
+    __tablename__ = "conversations"
+    __table_args__ = (
+        CheckConstraint("status IN ('open', 'resolved', 'closed', 'ended')", name="status"),
+        # Queues: newest activity first, within status and owner.
+        Index("ix_conversations_status_assignee_activity", "status", "assignee_id", "last_activity_at"),
+        Index("ix_conversations_activity", "last_activity_at"),
+    )
+
+    id: Mapped[str] = mapped_column(
+        String(40), primary_key=True, default=lambda: ids.new_id(ids.CONVERSATION)
+    )
+    object_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("end_users.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    title: Mapped[str | None] = mapped_column(String(1024))
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    # Who answers: the Fin bot agent, a human agent, or nobody (waiting for a human).
+    assignee_id: Mapped[str | None] = mapped_column(ForeignKey("agents.id"))
+    last_user_read_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_activity_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    user: Mapped[EndUser] = relationship(lazy="joined", innerjoin=True)
+    assignee: Mapped[Agent | None] = relationship(lazy="joined")
+    tag_rows: Mapped[list[ConversationTag]] = relationship(
+        lazy="selectin",
+        order_by="ConversationTag.position",
+        cascade="all, delete-orphan",
+    )
+
+    @property
+    def tags(self) -> list[str]:
+        return [row.tag for row in self.tag_rows]
+
+
+class ConversationTag(Base):
+    """One row a tag, so that queues can filter by tag on SQLite and PostgreSQL alike."""
+
+    __tablename__ = "conversation_tags"
+    __table_args__ = (Index("ix_conversation_tags_tag", "tag", "conversation_id"),)
+
+    conversation_id: Mapped[str] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True
+    )
+    tag: Mapped[str] = mapped_column(String(255), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Message(Base):
+    __tablename__ = "messages"
+    __table_args__ = (
+        CheckConstraint("visibility IN ('public', 'private')", name="visibility"),
+        CheckConstraint(
+            "(author_type = 'end_user' AND author_user_id IS NOT NULL AND author_agent_id IS NULL)"
+            " OR (author_type = 'agent' AND author_agent_id IS NOT NULL AND author_user_id IS NULL)",
+            name="author",
+        ),
+        # get_messages with after_id: an index range scan, whatever the conversation's length.
+        Index("ix_messages_conversation_seq", "conversation_id", "seq"),
+    )
+
+    # Creation order across the whole table; the public id stays opaque.
+    seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    id: Mapped[str] = mapped_column(
+        String(40), unique=True, default=lambda: ids.new_id(ids.MESSAGE)
+    )
+    conversation_id: Mapped[str] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE")
+    )
+    object_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    message_type: Mapped[str] = mapped_column(String(16), default="comment")
+    body: Mapped[str | None] = mapped_column(Text)
+    author_type: Mapped[str] = mapped_column(String(16))  # end_user | agent
+    author_user_id: Mapped[str | None] = mapped_column(ForeignKey("end_users.id"))
+    author_agent_id: Mapped[str | None] = mapped_column(ForeignKey("agents.id"))
+    visibility: Mapped[str] = mapped_column(String(16), default="public")
+    attachments: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    author_user: Mapped[EndUser | None] = relationship(lazy="joined")
+    author_agent: Mapped[Agent | None] = relationship(lazy="joined")

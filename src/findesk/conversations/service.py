@@ -1,0 +1,352 @@
+"""Conversation actions: one function per action, each recording what Fin must hear about.
+
+Ownership lives in ``assignee_id``: a bot agent (Fin answers), nobody (waiting for a human) or a
+human agent. Services never commit: the request or job that calls them does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy.orm import Session
+
+from findesk.agents import repository as agent_repository
+from findesk.agents.models import Agent
+from findesk.conversations import repository
+from findesk.conversations.models import STATUSES, Conversation, Message
+from findesk.kit import html
+from findesk.kit.actor import Actor
+from findesk.kit.db import insert_once
+from findesk.kit.errors import Conflict, Invalid, NotFound
+from findesk.kit.timeutil import utcnow
+from findesk.notifier.service import record_change
+from findesk.users import repository as user_repository
+from findesk.users.service import drop_nulls, merge_attributes
+
+MAX_TAGS = 100
+MAX_TAG_LENGTH = 255
+
+
+@dataclass(frozen=True)
+class Author:
+    user_type: Literal["end_user", "agent"]
+    id: str
+
+
+@dataclass
+class NewMessage:
+    author: Author
+    body: str | None = None
+    visibility: Literal["public", "private"] = "public"
+    attachments: list[dict[str, Any]] = field(default_factory=list)
+    object_id: str | None = None
+    created_at: datetime | None = None
+
+
+def get_conversation(session: Session, conversation_id: str) -> Conversation:
+    conversation = repository.get(session, conversation_id)
+    if conversation is None:
+        raise NotFound(f"No conversation with id {conversation_id!r}.")
+    return conversation
+
+
+def _locked(session: Session, conversation_id: str) -> Conversation:
+    conversation = repository.get_for_update(session, conversation_id)
+    if conversation is None:
+        raise NotFound(f"No conversation with id {conversation_id!r}.")
+    return conversation
+
+
+def owner_kind(conversation: Conversation) -> Literal["fin", "human", "waiting"]:
+    """Who answers, in one word: Fin, a human agent, or nobody yet (waiting for a human)."""
+    if conversation.assignee is None:
+        return "waiting"
+    return "fin" if conversation.assignee.is_bot else "human"
+
+
+def list_messages(
+    session: Session, conversation_id: str, *, after_id: str | None = None
+) -> list[Message]:
+    get_conversation(session, conversation_id)
+    return list(repository.messages(session, conversation_id, after_id=after_id))
+
+
+def open_conversation(
+    session: Session,
+    *,
+    user_id: str,
+    first: NewMessage,
+    actor: Actor,
+    object_id: str | None = None,
+    title: str | None = None,
+    attributes: dict[str, Any] | None = None,
+    assignee_id: str | None = None,
+) -> tuple[Conversation, Message, bool]:
+    """Start a conversation with its first message. Idempotent by ``object_id``."""
+    if object_id is not None:
+        existing = repository.get_by_object_id(session, object_id)
+        if existing is not None:
+            return existing, _initial_message(session, existing), False
+    user = user_repository.get(session, user_id)
+    if user is None:
+        raise NotFound(f"No user with id {user_id!r}.")
+    body = _checked_body(first)
+    author = _checked_author(session, first.author, user_id)
+    if first.object_id is not None and repository.get_message_by_object_id(session, first.object_id):
+        raise Conflict(f"A message with object_id {first.object_id!r} exists already.")
+    now = utcnow()
+    conversation = Conversation(
+        object_id=object_id,
+        user_id=user.id,
+        status="open",
+        title=title,
+        attributes=drop_nulls(attributes or {}),
+        assignee_id=assignee_id,
+        last_activity_at=now,
+        created_at=now,
+        updated_at=now,
+    )
+    if object_id is None:
+        session.add(conversation)
+        session.flush()
+    else:
+        conversation, created = insert_once(
+            session, conversation, lambda: repository.get_by_object_id(session, object_id)
+        )
+        if not created:
+            return conversation, _initial_message(session, conversation), False
+    message = _new_message_row(conversation, first, body, author, now)
+    session.add(message)
+    session.flush()
+    record_change(session, conversation.id, "conversation", actor)
+    return conversation, message, True
+
+
+def _initial_message(session: Session, conversation: Conversation) -> Message:
+    message = repository.first_message(session, conversation.id)
+    assert message is not None, "every conversation is created with its first message"
+    return message
+
+
+def add_message(
+    session: Session, conversation_id: str, new: NewMessage, actor: Actor
+) -> tuple[Message, bool]:
+    """Add a message; idempotent by ``object_id``. A human's public reply takes ownership."""
+    if new.object_id is not None:
+        existing = repository.get_message_by_object_id(session, new.object_id)
+        if existing is not None:
+            return existing, False
+    conversation = _locked(session, conversation_id)
+    body = _checked_body(new)
+    author = _checked_author(session, new.author, conversation.user_id)
+    now = utcnow()
+    message = _new_message_row(conversation, new, body, author, now)
+    if new.object_id is None:
+        session.add(message)
+        session.flush()
+    else:
+        object_id = new.object_id
+        message, created = insert_once(
+            session, message, lambda: repository.get_message_by_object_id(session, object_id)
+        )
+        if not created:
+            return message, False
+    conversation.last_activity_at = now
+    conversation.updated_at = now
+    if isinstance(author, Agent):
+        if not author.is_bot and new.visibility == "public" and owner_kind(conversation) != "human":
+            _set_assignee(conversation, author)
+        record_change(session, conversation.id, "message", actor)
+    elif conversation.status != "open":
+        # The end user wrote again: the conversation is live once more.
+        conversation.status = "open"
+    return message, True
+
+
+def _checked_body(new: NewMessage) -> str | None:
+    body = html.sanitize(new.body) if new.body else None
+    if html.is_blank(body) and not new.attachments:
+        raise Invalid("A message needs a body or at least one attachment.", errors=[
+            {"loc": ["body"], "msg": "empty message", "type": "empty_message"}
+        ])
+    return body if body and not html.is_blank(body) else None
+
+
+def _checked_author(session: Session, author: Author, conversation_user_id: str) -> Agent | str:
+    """The agent, or the end user's id; an end-user author must be the conversation's user."""
+    if author.user_type == "end_user":
+        if author.id != conversation_user_id:
+            raise Invalid(
+                "An end-user author must be the conversation's user.",
+                errors=[{"loc": ["author", "id"], "msg": "not this conversation's user",
+                         "type": "wrong_author"}],
+            )
+        return author.id
+    agent = agent_repository.get(session, author.id)
+    if agent is None or not agent.active:
+        raise Invalid(
+            f"No active agent with id {author.id!r}.",
+            errors=[{"loc": ["author", "id"], "msg": "not an agent", "type": "wrong_author"}],
+        )
+    return agent
+
+
+def _new_message_row(
+    conversation: Conversation,
+    new: NewMessage,
+    body: str | None,
+    author: Agent | str,
+    now: datetime,
+) -> Message:
+    return Message(
+        conversation_id=conversation.id,
+        object_id=new.object_id,
+        message_type="comment",
+        body=body,
+        author_type="agent" if isinstance(author, Agent) else "end_user",
+        author_agent_id=author.id if isinstance(author, Agent) else None,
+        author_user_id=None if isinstance(author, Agent) else author,
+        visibility=new.visibility,
+        attachments=list(new.attachments),
+        created_at=new.created_at or now,
+    )
+
+
+def update_conversation(
+    session: Session, conversation_id: str, changes: dict[str, Any], actor: Actor
+) -> Conversation:
+    """Partial update: only the keys present in ``changes`` are applied (spec 4.6)."""
+    conversation = _locked(session, conversation_id)
+    if "title" in changes:
+        set_title(session, conversation, changes["title"], actor)
+    if "tags" in changes:
+        set_tags(session, conversation, changes["tags"] or [], actor)
+    if "attributes" in changes:
+        merge_conversation_attributes(session, conversation, changes["attributes"], actor)
+    if "status" in changes and changes["status"] is not None:
+        set_status(session, conversation, changes["status"], actor)
+    if "assignee_id" in changes:
+        assign(session, conversation, changes["assignee_id"], actor)
+    if "last_user_read_at" in changes and changes["last_user_read_at"] != conversation.last_user_read_at:
+        conversation.last_user_read_at = changes["last_user_read_at"]
+        _touch(conversation)
+    return conversation
+
+
+def _touch(conversation: Conversation) -> None:
+    conversation.updated_at = utcnow()
+
+
+def set_title(session: Session, conversation: Conversation, title: str | None, actor: Actor) -> None:
+    if title == conversation.title:
+        return
+    conversation.title = title
+    _touch(conversation)
+    record_change(session, conversation.id, "title", actor)
+
+
+def set_tags(session: Session, conversation: Conversation, tags: list[str], actor: Actor) -> None:
+    """Replace the set of tags; blank ones are dropped and duplicates kept once, in order."""
+    cleaned: list[str] = []
+    for tag in tags:
+        tag = tag.strip()
+        if not tag or tag in cleaned:
+            continue
+        if len(tag) > MAX_TAG_LENGTH:
+            raise Invalid(f"A tag is at most {MAX_TAG_LENGTH} characters long.")
+        cleaned.append(tag)
+    if len(cleaned) > MAX_TAGS:
+        raise Invalid(f"A conversation has at most {MAX_TAGS} tags.")
+    if cleaned == conversation.tags:
+        return
+    repository.replace_tags(session, conversation, cleaned)
+    _touch(conversation)
+    record_change(session, conversation.id, "tags", actor)
+
+
+def merge_conversation_attributes(
+    session: Session, conversation: Conversation, changes: dict[str, Any] | None, actor: Actor
+) -> None:
+    merged = merge_attributes(conversation.attributes, changes)
+    if merged == conversation.attributes:
+        return
+    conversation.attributes = merged
+    _touch(conversation)
+    record_change(session, conversation.id, "attributes", actor)
+
+
+def set_status(session: Session, conversation: Conversation, status: str, actor: Actor) -> None:
+    if status not in STATUSES:
+        raise Invalid(f"Status must be one of {', '.join(STATUSES)}.")
+    if status == conversation.status:
+        return
+    conversation.status = status
+    _touch(conversation)
+    record_change(session, conversation.id, "status", actor)
+
+
+def assign(session: Session, conversation: Conversation, agent_id: str | None, actor: Actor) -> None:
+    """Give the conversation to an agent (a bot: Fin handles it), or to nobody (hand over)."""
+    if agent_id == conversation.assignee_id:
+        return
+    agent = None
+    if agent_id is not None:
+        agent = agent_repository.get(session, agent_id)
+        if agent is None or not agent.active:
+            raise NotFound(f"No active agent with id {agent_id!r}.")
+    _set_assignee(conversation, agent)
+    record_change(session, conversation.id, "assignee", actor)
+
+
+def _set_assignee(conversation: Conversation, agent: Agent | None) -> None:
+    conversation.assignee = agent
+    conversation.assignee_id = agent.id if agent else None
+    conversation.last_activity_at = conversation.updated_at = utcnow()
+
+
+def hand_over(session: Session, conversation_id: str, actor: Actor) -> Conversation:
+    """Fin lets go: nobody owns the conversation until a human takes it."""
+    conversation = _locked(session, conversation_id)
+    assign(session, conversation, None, actor)
+    return conversation
+
+
+def take_over(session: Session, conversation_id: str, agent_id: str, actor: Actor) -> Conversation:
+    """A human agent becomes the owner, from Fin, from nobody or from another agent."""
+    conversation = _locked(session, conversation_id)
+    assign(session, conversation, agent_id, actor)
+    return conversation
+
+
+def hand_back_to_fin(session: Session, conversation_id: str, actor: Actor) -> Conversation:
+    fin = agent_repository.bots(session)
+    if not fin:
+        raise NotFound("There is no bot agent to hand the conversation back to.")
+    conversation = _locked(session, conversation_id)
+    assign(session, conversation, fin[0].id, actor)
+    return conversation
+
+
+def list_conversations(
+    session: Session,
+    f: repository.ConversationFilter,
+    *,
+    limit: int,
+    before: tuple[datetime, str] | None = None,
+) -> list[Conversation]:
+    return list(repository.list_page(session, f, limit=limit, before=before))
+
+
+def queue_counts(session: Session, agent_id: str) -> dict[str, int]:
+    """Open conversations in each queue, for the inbox sidebar."""
+    ConversationFilter = repository.ConversationFilter
+    return {
+        "waiting": repository.count(session, ConversationFilter(owner="waiting", statuses=("open",))),
+        "mine": repository.count(
+            session, ConversationFilter(owner="mine", agent_id=agent_id, statuses=("open",))
+        ),
+        "fin": repository.count(session, ConversationFilter(owner="fin", statuses=("open",))),
+        "all": repository.count(session, ConversationFilter(statuses=("open",))),
+    }

@@ -1,0 +1,73 @@
+"""Rows to the wire format."""
+
+from __future__ import annotations
+
+from findesk.agents.models import Agent
+from findesk.conversations.models import Conversation, Message
+from findesk.fin_api.schemas import (
+    AgentOut,
+    AttachmentOut,
+    ConversationOut,
+    EndUserOut,
+    MessageOut,
+)
+from findesk.users.models import EndUser
+
+
+def user_out(user: EndUser) -> EndUserOut:
+    return EndUserOut(
+        id=user.id,
+        name=user.name,
+        email=user.email,
+        photo_url=user.photo_url,
+        attributes=user.attributes or {},
+    )
+
+
+def agent_out(agent: Agent) -> AgentOut:
+    return AgentOut(
+        id=agent.id,
+        name=agent.name,
+        email=agent.email,
+        photo_url=agent.photo_url,
+        alias=agent.alias,
+    )
+
+
+def conversation_out(conversation: Conversation) -> ConversationOut:
+    return ConversationOut(
+        id=conversation.id,
+        status=conversation.status,  # type: ignore[arg-type]
+        user=user_out(conversation.user),
+        title=conversation.title,
+        tags=conversation.tags,
+        attributes=conversation.attributes or {},
+        assignee=agent_out(conversation.assignee) if conversation.assignee else None,
+        created_at=conversation.created_at,
+        updated_at=conversation.updated_at,
+    )
+
+
+def message_out(message: Message) -> MessageOut:
+    author: EndUserOut | AgentOut
+    if message.author_agent is not None:
+        author = agent_out(message.author_agent)
+    else:
+        assert message.author_user is not None
+        author = user_out(message.author_user)
+    return MessageOut(
+        id=message.id,
+        conversation_id=message.conversation_id,
+        body=message.body,
+        author=author,
+        visibility=message.visibility,  # type: ignore[arg-type]
+        created_at=message.created_at,
+        attachments=attachments_out(message),
+    )
+
+
+def attachments_out(message: Message) -> list[AttachmentOut]:
+    return [
+        AttachmentOut(url=a["url"], filetype=a.get("filetype"), filename=a.get("filename"))
+        for a in message.attachments or []
+    ]

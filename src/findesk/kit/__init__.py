@@ -1,0 +1,1 @@
+"""Shared plumbing: settings, database, ids, time, HTML, errors, secrets."""

@@ -1,0 +1,65 @@
+"""Wire types shared by the HTTP APIs."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, Field, PlainSerializer, WithJsonSchema
+
+from findesk.kit.timeutil import as_utc, isoformat
+
+# ISO 8601 UTC with milliseconds and Z, e.g. 2025-10-27T14:30:00.000Z
+Timestamp = Annotated[
+    datetime,
+    PlainSerializer(isoformat, return_type=str),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
+
+
+def _email(value: str | None) -> str | None:
+    if value is None:
+        return None
+    value = value.strip()
+    if not _EMAIL.match(value):
+        raise ValueError("not a valid email address")
+    return value
+
+
+def _http_url(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not re.match(r"^https?://[^\s/$.?#][^\s]*$", value, re.IGNORECASE):
+        raise ValueError("must be an http or https URL")
+    return value
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return None if value is None else as_utc(value)
+
+
+Email = Annotated[
+    str, Field(max_length=320, json_schema_extra={"format": "email"}), AfterValidator(_email)
+]
+HttpUrl = Annotated[
+    str, Field(max_length=2048, json_schema_extra={"format": "uri"}), AfterValidator(_http_url)
+]
+UTCInput = Annotated[datetime, AfterValidator(_utc)]
+Id = Annotated[str, Field(min_length=1, max_length=255)]
+Attributes = dict[str, Any]
+
+
+class ProblemOut(BaseModel):
+    """An RFC 7807 problem."""
+
+    type: str = Field(examples=["about:blank"])
+    title: str = Field(examples=["Not Found"])
+    status: int = Field(examples=[404])
+    detail: str = Field(examples=["No conversation with id 'conv_x'."])
+    code: str = Field(examples=["not_found"], description="Stable machine-readable reason.")
+    errors: list[dict[str, Any]] | None = Field(
+        default=None, description="Per-field details of a validation error."
+    )

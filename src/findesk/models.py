@@ -1,0 +1,21 @@
+"""Every table, imported in one place so that the metadata (and Alembic) sees them all."""
+
+from findesk.agents.models import Agent
+from findesk.auth.models import AccessToken, AgentToken, OAuthClient
+from findesk.conversations.models import Conversation, ConversationTag, Message
+from findesk.kit.db import Base
+from findesk.notifier.models import OutboxEvent
+from findesk.users.models import EndUser
+
+__all__ = [
+    "AccessToken",
+    "Agent",
+    "AgentToken",
+    "Base",
+    "Conversation",
+    "ConversationTag",
+    "EndUser",
+    "Message",
+    "OAuthClient",
+    "OutboxEvent",
+]

@@ -1,0 +1,1 @@
+"""Telling Fin which conversation changed: the transactional outbox and its delivery."""

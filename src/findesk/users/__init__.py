@@ -1,0 +1,1 @@
+"""End users: the customers who talk to Fin and to human agents."""

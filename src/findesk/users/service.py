@@ -1,0 +1,86 @@
+"""End-user actions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from findesk.conversations import repository as conversation_repository
+from findesk.kit.actor import Actor
+from findesk.kit.db import insert_once
+from findesk.kit.errors import NotFound
+from findesk.kit.timeutil import utcnow
+from findesk.notifier.service import record_change
+from findesk.users import repository
+from findesk.users.models import EndUser
+
+
+def get_user(session: Session, user_id: str) -> EndUser:
+    user = repository.get(session, user_id)
+    if user is None:
+        raise NotFound(f"No user with id {user_id!r}.")
+    return user
+
+
+def create_user(
+    session: Session,
+    *,
+    object_id: str | None,
+    name: str | None = None,
+    email: str | None = None,
+    photo_url: str | None = None,
+    attributes: dict[str, Any] | None = None,
+) -> tuple[EndUser, bool]:
+    """Create an end user; a repeat with the same ``object_id`` returns the first one."""
+    user = EndUser(
+        object_id=object_id,
+        name=name,
+        email=email,
+        photo_url=photo_url,
+        attributes=drop_nulls(attributes or {}),
+    )
+    if object_id is None:
+        session.add(user)
+        session.flush()
+        return user, True
+    return insert_once(session, user, lambda: repository.get_by_object_id(session, object_id))
+
+
+def update_user(
+    session: Session, user_id: str, changes: dict[str, Any], actor: Actor
+) -> EndUser:
+    """Partial update: only the keys in ``changes``; attributes merge key by key."""
+    user = get_user(session, user_id)
+    changed = False
+    for field in ("name", "email", "photo_url"):
+        if field in changes and getattr(user, field) != changes[field]:
+            setattr(user, field, changes[field])
+            changed = True
+    if "attributes" in changes:
+        merged = merge_attributes(user.attributes, changes["attributes"])
+        if merged != user.attributes:
+            user.attributes = merged
+            changed = True
+    if changed:
+        user.updated_at = utcnow()
+        for conversation_id in conversation_repository.open_ids_of_user(session, user.id):
+            record_change(session, conversation_id, "user", actor)
+    return user
+
+
+def merge_attributes(
+    current: dict[str, Any], changes: dict[str, Any] | None
+) -> dict[str, Any]:
+    """Merge key by key; a null value removes the key (spec 4.6)."""
+    merged = dict(current)
+    for key, value in (changes or {}).items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    return merged
+
+
+def drop_nulls(attributes: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in attributes.items() if value is not None}

@@ -1,0 +1,64 @@
+"""Fixtures: a live findesk server on SQLite and on a throwaway PostgreSQL server."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from support.postgres import PostgresServer, require_postgres
+from support.server import LiveServer
+
+_db_names = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    server = require_postgres()
+    yield server
+    server.stop()
+
+
+def database_url(backend: str, request: pytest.FixtureRequest, tmp_dir: Path) -> str:
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_dir / f'findesk-{uuid.uuid4().hex[:8]}.db'}"
+    pg: PostgresServer = request.getfixturevalue("pg_server")
+    return pg.create_database(f"findesk_{next(_db_names)}_{uuid.uuid4().hex[:6]}")
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    """One live server per test module and backend; tests make their own data in it."""
+    url = database_url(request.param, request, tmp_path_factory.mktemp("db"))
+    live = LiveServer(url).start()
+    yield live
+    live.stop()
+
+
+@pytest.fixture(scope="module")
+def fin(server: LiveServer) -> Iterator[httpx.Client]:
+    """An HTTP client that calls the Fin API as Fin does, with a valid bearer token."""
+    with httpx.Client(
+        base_url=f"{server.base_url}/api/fin",
+        headers={"Authorization": f"Bearer {server.fin_token()}"},
+        timeout=30,
+    ) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def agent_client(server: LiveServer) -> Iterator[httpx.Client]:
+    """An HTTP client of the agent API, as a human agent."""
+    agent_id, token = server.new_agent(f"agent-{uuid.uuid4().hex[:6]}@example.com", "Ada Agent")
+    with httpx.Client(
+        base_url=f"{server.base_url}/api/v1",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    ) as client:
+        client.agent_id = agent_id  # type: ignore[attr-defined]
+        yield client
