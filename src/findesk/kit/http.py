@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Coroutine
 from typing import Any, ClassVar
 
@@ -120,6 +121,62 @@ POSTS_ONLY_OPERATIONS = frozenset(
 
 
 
+MAX_JSON_DEPTH = 64
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def check_json_value(value: Any) -> str | None:
+    """Why a parsed JSON value cannot be stored (NUL or lone surrogates in a string, nesting
+    deeper than ``MAX_JSON_DEPTH``), or None when it is fine. Iterative: no recursion limit."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            return f"nested deeper than {MAX_JSON_DEPTH} levels"
+        if isinstance(item, str):
+            if "\x00" in item:
+                return "a string contains a NUL character"
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return "a string is not valid Unicode"
+        elif isinstance(item, dict):
+            stack.extend((key, depth + 1) for key in item)
+            stack.extend((child, depth + 1) for child in item.values())
+        elif isinstance(item, list):
+            stack.extend((child, depth + 1) for child in item)
+    return None
+
+
+async def parse_json_body(request: Request) -> None:
+    """Parse a JSON body once, strictly, before FastAPI does (it reuses ``request._json``).
+
+    Unparsable JSON (including NaN/Infinity and numbers too long to convert) is a 400; values
+    no database can store are a 422. Either way nothing further runs.
+    """
+    if request.method in ("GET", "HEAD", "DELETE", "OPTIONS"):
+        return
+    content_type = request.headers.get("content-type", "application/json").split(";")[0]
+    content_type = content_type.strip().lower()
+    if not (content_type == "application/json" or content_type.endswith("+json")):
+        return
+    body = await request.body()
+    if not body:
+        return
+    try:
+        parsed = json.loads(body, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        raise Problem("The request body is not valid JSON.", status=400, code="invalid_json") from None
+    problem = check_json_value(parsed)
+    if problem:
+        raise Problem(f"The request body cannot be stored: {problem}.", status=422,
+                      code="validation_error")
+    request._json = parsed
+
+
 class GuardedRoute(APIRoute):
     """A route that runs ``guard`` (authentication) before the body is parsed, and answers every
     error as an RFC 7807 problem (inside ``{data, error}`` when ``envelope`` is set)."""
@@ -136,6 +193,7 @@ class GuardedRoute(APIRoute):
         async def route(request: Request) -> Response:
             try:
                 await guard(request)
+                await parse_json_body(request)
                 return await handler(request)
             except Problem as exc:
                 return problem_response(exc, envelope=envelope)
