@@ -193,5 +193,45 @@ def agents_token(email: str, as_json: JsonFlag = False) -> None:
         console.print(token)
 
 
+@app.command()
+def demo(
+    host: Annotated[str | None, typer.Option(help="Address serve will listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port serve will listen on.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Seed demo data and print fresh credentials to try findesk with (used by `make run`)."""
+    from findesk.demo import seed
+
+    settings = get_settings()
+    with migrate_and_seed().transaction() as session:
+        creds = seed(session, settings.fin_agent_email)
+    base = f"http://{host or settings.host}:{port or settings.port}"
+    info = {
+        "helpdesk_url": base,
+        "api_docs_url": f"{base}/docs",
+        "fin_api_base_url": f"{base}/api/fin",
+        "token_url": f"{base}/oauth/token",
+        "client_id": creds.client_id,
+        "client_secret": creds.client_secret,
+        "agent_email": creds.agent_email,
+        "agent_token": creds.agent_token,
+    }
+    if as_json:
+        _emit(info)
+        return
+    typer.echo(
+        "findesk demo (fresh credentials each run; findesk stores only hashes)\n"
+        f"  Helpdesk          {info['helpdesk_url']}\n"
+        f"  API docs          {info['api_docs_url']}\n"
+        f"  Fin API base URL  {info['fin_api_base_url']}\n"
+        f"  Token URL         {info['token_url']}\n"
+        f"  OAuth client      client_id={creds.client_id}\n"
+        f"                    client_secret={creds.client_secret}\n"
+        f"  Agent             {creds.agent_email}  API token: {creds.agent_token}\n"
+        f"  Try:  curl -H 'Authorization: Bearer {creds.agent_token}' "
+        f"'{base}/api/v1/conversations?queue=waiting'"
+    )
+
+
 def main() -> None:
     app()
