@@ -321,3 +321,24 @@ def test_unknown_ids_are_404(api: FinApiClient, world) -> None:
     for reply in replies:
         assert reply.status == 404, reply.response.request.url
         assert reply.error["status"] == 404 and reply.error["code"] == "not_found"
+
+
+
+def test_initial_message_key_taken_by_another_conversation_is_409(api: FinApiClient, world) -> None:
+    user = world.user()
+    taken = unique("m")
+
+    def create(conversation_object_id: str, message_object_id: str):
+        return api.create_conversation(
+            user_id=user["id"],
+            object_id=conversation_object_id,
+            initial_message={"body": "<p>x</p>", "object_id": message_object_id,
+                             "author": {"id": user["id"], "user_type": "end_user"}},
+        )
+
+    assert create(unique("c"), taken).status == 201
+    object_id = unique("c")
+    clash = create(object_id, taken)
+    assert clash.status == 409 and clash.error["code"] == "conflict"
+    # Nothing was kept of the refused create: its object_id is still free.
+    assert create(object_id, unique("m")).status == 201

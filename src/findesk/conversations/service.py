@@ -94,8 +94,6 @@ def open_conversation(
         raise NotFound(f"No user with id {user_id!r}.")
     body = _checked_body(first)
     author = _checked_author(session, first.author, user_id)
-    if first.object_id is not None and repository.get_message_by_object_id(session, first.object_id):
-        raise Conflict(f"A message with object_id {first.object_id!r} exists already.")
     now = utcnow()
     conversation = Conversation(
         object_id=object_id,
@@ -117,9 +115,21 @@ def open_conversation(
         )
         if not created:
             return conversation, _initial_message(session, conversation), False
+    # Only now, with the conversation's own key settled, can a taken message key be a conflict
+    # rather than a concurrent repeat of this very request.
     message = _new_message_row(conversation, first, body, author, now)
-    session.add(message)
-    session.flush()
+    message_object_id = first.object_id
+    if message_object_id is None:
+        session.add(message)
+        session.flush()
+    else:
+        message, created = insert_once(
+            session,
+            message,
+            lambda: repository.get_message_by_object_id(session, message_object_id),
+        )
+        if not created:
+            raise Conflict(f"A message with object_id {message_object_id!r} exists already.")
     record_change(session, conversation.id, "conversation", actor)
     return conversation, message, True
 
