@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Match
 
 from findesk import __version__
 from findesk.agent_api.endpoints import router as agent_router
@@ -29,6 +30,21 @@ findesk is a helpdesk for teams that run Intercom's Fin AI agent.
   posts-only variant (`{data, error}` envelope). Bearer tokens from `POST /oauth/token`.
 * **Agent API** (`/api/v1`): what human agents do, with a personal token.
 """
+
+
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route serves at the request's path, for a 405's ``Allow`` header."""
+    routes = request.app.router.routes
+    return ", ".join(
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
+        )
+    )
 
 
 def create_app(settings: Settings | None = None, db: Database | None = None) -> FastAPI:
@@ -57,11 +73,14 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         return problem_response(validation_problem(exc))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> Response:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         problem = Problem(str(exc.detail), status=exc.status_code, code="http_error")
         response: JSONResponse = problem_response(problem)
         if exc.headers:
             response.headers.update(exc.headers)
+        if exc.status_code == 405 and (allowed := _allowed_methods(request)):
+            # Starlette names only the first route on the path; RFC 9110 wants every method.
+            response.headers["Allow"] = allowed
         return response
 
     def openapi() -> dict[str, Any]:

@@ -51,7 +51,8 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         at, conversation_id = json.loads(raw)
         return as_utc(datetime.fromisoformat(at)), str(conversation_id)
-    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError):
+    # OverflowError: a crafted date near year 1 or 9999 whose offset leaves the datetime range.
+    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError, OverflowError):
         raise Invalid("The cursor is not valid.") from None
 
 

@@ -89,10 +89,17 @@ async def _read_params(request: Request) -> dict[str, str]:
         raise OAuthError(
             "invalid_request", "Send the parameters form-encoded or as JSON."
         )
+    # RFC 6749 §3.2: unrecognised parameters are ignored, whatever their JSON type.
+    params = {key: value for key, value in params.items() if key in _KNOWN_PARAMS}
     for key, value in params.items():
         if value is not None and not isinstance(value, str):
             raise OAuthError("invalid_request", f"Parameter {key!r} must be a string.")
     return {key: value for key, value in params.items() if value is not None}
+
+
+_KNOWN_PARAMS = frozenset(
+    {"grant_type", "client_id", "client_secret", "scope", "token", "token_type_hint"}
+)
 
 
 def _client_credentials(request: Request, params: dict[str, str]) -> tuple[str, str]:
@@ -169,7 +176,7 @@ async def token(request: Request) -> JSONResponse:
                     "schema": {
                         "type": "object",
                         "properties": {
-                            "token": {"type": "string"},
+                            "token": {"type": "string", "minLength": 1},
                             "client_id": {"type": "string"},
                             "client_secret": {"type": "string"},
                         },

@@ -6,7 +6,14 @@ import re
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, Field, PlainSerializer, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+)
 
 from findesk.kit.timeutil import as_utc, isoformat
 
@@ -38,7 +45,21 @@ def _http_url(value: str | None) -> str | None:
 
 
 def _utc(value: datetime | None) -> datetime | None:
-    return None if value is None else as_utc(value)
+    try:
+        return None if value is None else as_utc(value)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+        raise ValueError("out of range once converted to UTC") from None
+
+
+# RFC 3339 (JSON Schema's `date-time`), as documented; not pydantic's lax extras such as Unix
+# times (0, "1700000000") or dates without a time.
+_RFC3339 = re.compile(r"^\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)$")
+
+
+def _rfc3339(value: Any) -> Any:
+    if isinstance(value, datetime) or (isinstance(value, str) and _RFC3339.match(value)):
+        return value
+    raise ValueError("must be an RFC 3339 date-time, e.g. 2025-10-27T14:30:00.000Z")
 
 
 Email = Annotated[
@@ -47,7 +68,7 @@ Email = Annotated[
 HttpUrl = Annotated[
     str, Field(max_length=2048, json_schema_extra={"format": "uri"}), AfterValidator(_http_url)
 ]
-UTCInput = Annotated[datetime, AfterValidator(_utc)]
+UTCInput = Annotated[datetime, BeforeValidator(_rfc3339), AfterValidator(_utc)]
 Id = Annotated[str, Field(min_length=1, max_length=255)]
 Attributes = dict[str, Any]
 

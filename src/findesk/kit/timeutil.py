@@ -18,4 +18,5 @@ def as_utc(value: datetime) -> datetime:
 
 def isoformat(value: datetime) -> str:
     value = as_utc(value)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    # Not strftime("%Y"): glibc does not pad years before 1000 to four digits ("80-02-03...").
+    return f"{value.year:04d}-{value:%m-%dT%H:%M:%S}.{value.microsecond // 1000:03d}Z"
