@@ -17,7 +17,10 @@ run: $(STAMP)  ## migrate, seed a demo and serve on localhost
 	$(BIN)/findesk demo
 	$(BIN)/findesk serve
 
-test: $(STAMP)  ## every test, on SQLite and a throwaway PostgreSQL server
+test: $(STAMP)  ## lint, types, then every test (SQLite and a throwaway PostgreSQL server)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)

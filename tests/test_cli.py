@@ -15,7 +15,6 @@ from typing import Any
 
 import httpx
 import pytest
-
 from support.server import LiveServer
 
 
@@ -275,3 +274,20 @@ def test_the_database_keeps_no_secret_in_clear_text(cli: Cli, live: LiveServer) 
         assert secret.encode() not in stored, "a secret is stored in clear text"
         # Nor its distinctive random part without the prefix.
         assert secret.split("_", 1)[1].encode() not in stored
+
+
+@pytest.mark.parametrize(
+    ("args", "reason"),
+    [
+        (["--email", "not-an-email", "--name", "Bad Email"], "Invalid agent"),
+        (["--email", "blank-name@example.com", "--name", "   "], "needs a name"),
+        (
+            ["--email", "js@example.com", "--name", "X", "--photo-url", "javascript:alert(1)"],
+            "Invalid agent",
+        ),
+    ],
+)
+def test_agents_create_refuses_invalid_input(cli: Cli, args: list[str], reason: str) -> None:
+    before = cli.json("agents", "list")["agents"]
+    assert reason in cli.fails("agents", "create", *args)
+    assert cli.json("agents", "list")["agents"] == before

@@ -13,8 +13,12 @@ from findesk.kit.db import Database
 from findesk.kit.errors import Problem
 from findesk.kit.settings import get_settings
 
-app = typer.Typer(help="findesk: the helpdesk for teams that run Intercom's Fin.", no_args_is_help=True)
-clients_app = typer.Typer(help="OAuth clients that Fin uses to get access tokens.", no_args_is_help=True)
+app = typer.Typer(
+    help="findesk: the helpdesk for teams that run Intercom's Fin.", no_args_is_help=True
+)
+clients_app = typer.Typer(
+    help="OAuth clients that Fin uses to get access tokens.", no_args_is_help=True
+)
 agents_app = typer.Typer(help="Human agents and the bot that represents Fin.", no_args_is_help=True)
 app.add_typer(clients_app, name="clients")
 app.add_typer(agents_app, name="agents")
@@ -100,8 +104,12 @@ def clients_list(as_json: JsonFlag = False) -> None:
 
     with migrate_and_seed().read_session() as session:
         rows = [
-            {"client_id": c.id, "name": c.name, "created_at": c.created_at.isoformat(),
-             "revoked_at": c.revoked_at.isoformat() if c.revoked_at else None}
+            {
+                "client_id": c.id,
+                "name": c.name,
+                "created_at": c.created_at.isoformat(),
+                "revoked_at": c.revoked_at.isoformat() if c.revoked_at else None,
+            }
             for c in list_clients(session)
         ]
     if as_json:
@@ -145,7 +153,11 @@ def agents_create(
     try:
         with migrate_and_seed().transaction() as session:
             agent = create_agent(
-                session, email=email, name=name, alias=alias, photo_url=photo_url,
+                session,
+                email=email,
+                name=name,
+                alias=alias,
+                photo_url=photo_url,
                 role="admin" if admin else "agent",
             )
             view = agent_view(agent)
@@ -170,7 +182,9 @@ def agents_list(as_json: JsonFlag = False) -> None:
         return
     table = Table("id", "name", "email", "alias", "role", "bot")
     for v in views:
-        table.add_row(v.id, v.name or "", v.email or "", v.alias or "", v.role, "yes" if v.is_bot else "")
+        table.add_row(
+            v.id, v.name or "", v.email or "", v.alias or "", v.role, "yes" if v.is_bot else ""
+        )
     console.print(table)
 
 

@@ -21,16 +21,33 @@ DEMO_CLIENT_NAME = "Fin (demo)"
 
 CONVERSATIONS = [
     # (user object_id, name, email, title, first message, Fin's answer, outcome)
-    ("demo-user-1", "Jane Doe", "jane@example.com", "Question about pricing plans",
-     "<p>Hi! What does the Pro plan cost per seat?</p>",
-     "<p>The Pro plan is <b>$29 per seat</b> per month, billed yearly.</p>", "resolved"),
-    ("demo-user-2", "Sam Lee", "sam@example.com", "Refund for a double charge",
-     "<p>I was charged twice this month. Can I get a refund?</p>",
-     "<p>I'm sorry about that. Let me get a teammate who can look at your invoices.</p>",
-     "handed_over"),
-    ("demo-user-3", "Priya Patel", "priya@example.com", "Exporting my data",
-     "<p>How do I export all my conversations?</p>",
-     "<p>Go to <b>Settings → Export</b> and pick CSV or JSON.</p>", "fin"),
+    (
+        "demo-user-1",
+        "Jane Doe",
+        "jane@example.com",
+        "Question about pricing plans",
+        "<p>Hi! What does the Pro plan cost per seat?</p>",
+        "<p>The Pro plan is <b>$29 per seat</b> per month, billed yearly.</p>",
+        "resolved",
+    ),
+    (
+        "demo-user-2",
+        "Sam Lee",
+        "sam@example.com",
+        "Refund for a double charge",
+        "<p>I was charged twice this month. Can I get a refund?</p>",
+        "<p>I'm sorry about that. Let me get a teammate who can look at your invoices.</p>",
+        "handed_over",
+    ),
+    (
+        "demo-user-3",
+        "Priya Patel",
+        "priya@example.com",
+        "Exporting my data",
+        "<p>How do I export all my conversations?</p>",
+        "<p>Go to <b>Settings → Export</b> and pick CSV or JSON.</p>",
+        "fin",
+    ),
 ]
 
 
@@ -56,10 +73,15 @@ def seed(session: Session, fin_agent_email: str) -> DemoCredentials:
     for object_id, name, email, title, question, answer, outcome in CONVERSATIONS:
         if user_repository.get_by_object_id(session, object_id) is not None:
             continue
-        user, _ = create_user(session, object_id=object_id, name=name, email=email,
-                              attributes={"plan": "pro"})
+        user, _ = create_user(
+            session, object_id=object_id, name=name, email=email, attributes={"plan": "pro"}
+        )
         conversation, _, _ = conversations.open_conversation(
-            session, user_id=user.id, title=title, assignee_id=fin.id, actor=FIN,
+            session,
+            user_id=user.id,
+            title=title,
+            assignee_id=fin.id,
+            actor=FIN,
             first=NewMessage(author=Author("end_user", user.id), body=question),
         )
         conversations.add_message(

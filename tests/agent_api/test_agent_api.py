@@ -16,12 +16,12 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import func, select, update
+from support.server import LiveServer
 
 from findesk.app import create_app
 from findesk.conversations.models import Conversation
 from findesk.fin_api.client import FinApiClient
 from findesk.notifier.models import OutboxEvent
-from support.server import LiveServer
 
 PROBLEM_JSON = "application/problem+json"
 

@@ -58,8 +58,10 @@ def test_token_errors_follow_rfc_6749(server) -> None:
     wrong = httpx.post(url, data={"grant_type": "client_credentials"}, auth=(client_id, "nope"))
     assert_oauth_error(wrong, 401, "invalid_client")
     assert wrong.headers["www-authenticate"].startswith("Basic")
-    unknown = httpx.post(url, json={"grant_type": "client_credentials", "client_id": "fcl_x",
-                                    "client_secret": secret})
+    unknown = httpx.post(
+        url,
+        json={"grant_type": "client_credentials", "client_id": "fcl_x", "client_secret": secret},
+    )
     assert_oauth_error(unknown, 401, "invalid_client")
     no_creds = httpx.post(url, data={"grant_type": "client_credentials"})
     assert_oauth_error(no_creds, 401, "invalid_client")
@@ -67,15 +69,19 @@ def test_token_errors_follow_rfc_6749(server) -> None:
     assert_oauth_error(no_grant, 400, "invalid_request")
     password = httpx.post(url, data={"grant_type": "password"}, auth=(client_id, secret))
     assert_oauth_error(password, 400, "unsupported_grant_type")
-    both = httpx.post(url, data={"grant_type": "client_credentials", "client_id": client_id,
-                                 "client_secret": secret}, auth=(client_id, secret))
+    both = httpx.post(
+        url,
+        data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret},
+        auth=(client_id, secret),
+    )
     assert_oauth_error(both, 400, "invalid_request")
     bad_json = httpx.post(url, content=b"{nope", headers={"content-type": "application/json"})
     assert_oauth_error(bad_json, 400, "invalid_request")
     not_object = httpx.post(url, json=["grant_type"], auth=(client_id, secret))
     assert_oauth_error(not_object, 400, "invalid_request")
-    bad_basic = httpx.post(url, data={"grant_type": "client_credentials"},
-                           headers={"Authorization": "Basic !!!"})
+    bad_basic = httpx.post(
+        url, data={"grant_type": "client_credentials"}, headers={"Authorization": "Basic !!!"}
+    )
     assert_oauth_error(bad_basic, 401, "invalid_client")
 
 
@@ -99,11 +105,13 @@ def test_fin_api_refuses_missing_bad_expired_and_revoked_tokens(server) -> None:
 
     # RFC 7009 revocation by the client itself.
     client_id, secret = server.new_oauth_client()
-    token = httpx.post(token_url(server), data={"grant_type": "client_credentials"},
-                       auth=(client_id, secret)).json()["access_token"]
+    token = httpx.post(
+        token_url(server), data={"grant_type": "client_credentials"}, auth=(client_id, secret)
+    ).json()["access_token"]
     assert fin_get_agents(server, token).status_code == 200
-    revoked = httpx.post(f"{server.base_url}/oauth/revoke", data={"token": token},
-                         auth=(client_id, secret))
+    revoked = httpx.post(
+        f"{server.base_url}/oauth/revoke", data={"token": token}, auth=(client_id, secret)
+    )
     assert revoked.status_code == 200
     assert fin_get_agents(server, token).status_code == 401
 
@@ -111,8 +119,9 @@ def test_fin_api_refuses_missing_bad_expired_and_revoked_tokens(server) -> None:
 def test_revoking_a_client_kills_its_tokens_and_its_grant(server) -> None:
     client_id, secret = server.new_oauth_client()
     url = token_url(server)
-    token = httpx.post(url, data={"grant_type": "client_credentials"},
-                       auth=(client_id, secret)).json()["access_token"]
+    token = httpx.post(
+        url, data={"grant_type": "client_credentials"}, auth=(client_id, secret)
+    ).json()["access_token"]
     with server.db.transaction() as session:
         revoke_client(session, client_id)
     assert fin_get_agents(server, token).status_code == 401

@@ -58,22 +58,32 @@ def test_valid_signatures_in_every_accepted_encoding(signed_server, token, encod
         value = value.upper()
     if encoding.startswith("sha256="):
         value = "sha256=" + value
-    response = post(signed_server, token, payload,
-                    {"X-Fin-Request-Timestamp": ts, "X-Fin-Signature": value})
+    response = post(
+        signed_server, token, payload, {"X-Fin-Request-Timestamp": ts, "X-Fin-Signature": value}
+    )
     assert response.status_code == 201, response.text
 
 
 def test_get_requests_sign_the_sorted_query(signed_server, token) -> None:
-    created = post(signed_server, token, payload := body(), {
-        "X-Fin-Request-Timestamp": (ts := str(int(time.time()))),
-        "X-Fin-Signature": digest(ts, payload).hex()})
+    created = post(
+        signed_server,
+        token,
+        payload := body(),
+        {
+            "X-Fin-Request-Timestamp": (ts := str(int(time.time()))),
+            "X-Fin-Signature": digest(ts, payload).hex(),
+        },
+    )
     user_id = created.json()["data"]["id"]
     canonical = f"user_id={user_id}".encode()
     response = httpx.get(
         f"{signed_server.base_url}/api/fin/user",
         params={"user_id": user_id},
-        headers={"Authorization": f"Bearer {token}", "X-Fin-Request-Timestamp": ts,
-                 "X-Fin-Signature": digest(ts, canonical).hex()},
+        headers={
+            "Authorization": f"Bearer {token}",
+            "X-Fin-Request-Timestamp": ts,
+            "X-Fin-Signature": digest(ts, canonical).hex(),
+        },
     )
     assert response.status_code == 200, response.text
 
@@ -85,14 +95,19 @@ def test_bad_signatures_are_401_and_change_nothing(signed_server, token) -> None
     old = str(int(time.time()) - 3600)
     cases = {
         "missing": {},
-        "wrong key": {"X-Fin-Request-Timestamp": ts,
-                      "X-Fin-Signature": digest(ts, payload, "other").hex()},
-        "tampered body": {"X-Fin-Request-Timestamp": ts,
-                          "X-Fin-Signature": digest(ts, payload + b" ").hex()},
-        "stale timestamp": {"X-Fin-Request-Timestamp": old,
-                            "X-Fin-Signature": digest(old, payload).hex()},
-        "timestamp not a number": {"X-Fin-Request-Timestamp": "yesterday",
-                                   "X-Fin-Signature": good},
+        "wrong key": {
+            "X-Fin-Request-Timestamp": ts,
+            "X-Fin-Signature": digest(ts, payload, "other").hex(),
+        },
+        "tampered body": {
+            "X-Fin-Request-Timestamp": ts,
+            "X-Fin-Signature": digest(ts, payload + b" ").hex(),
+        },
+        "stale timestamp": {
+            "X-Fin-Request-Timestamp": old,
+            "X-Fin-Signature": digest(old, payload).hex(),
+        },
+        "timestamp not a number": {"X-Fin-Request-Timestamp": "yesterday", "X-Fin-Signature": good},
         "garbage": {"X-Fin-Request-Timestamp": ts, "X-Fin-Signature": "\u00fcn\u00efcode".encode()},
     }
     for name, headers in cases.items():
@@ -100,7 +115,8 @@ def test_bad_signatures_are_401_and_change_nothing(signed_server, token) -> None
         assert response.status_code == 401, name
         assert response.json()["error"]["status"] == 401
     object_id = json.loads(payload)["object_id"]
-    ok = post(signed_server, token, payload, {"X-Fin-Request-Timestamp": ts,
-                                              "X-Fin-Signature": good})
+    ok = post(
+        signed_server, token, payload, {"X-Fin-Request-Timestamp": ts, "X-Fin-Signature": good}
+    )
     assert ok.status_code == 201  # nothing was created by the refused attempts
     assert ok.json()["data"]["id"].startswith("usr_") and object_id

@@ -25,13 +25,23 @@ def snapshot(server) -> dict[str, list[tuple[Any, ...]]]:
 @pytest.fixture(scope="module")
 def existing(server, fin: httpx.Client) -> dict[str, str]:
     user = fin.post("/user", json={"object_id": unique("u"), "name": "Jane"}).json()
-    created = fin.post("/conversation", json={
-        "user_id": user["id"], "object_id": unique("c"),
-        "initial_message": {"body": "<p>Hi</p>", "author": {"id": user["id"], "user_type": "end_user"},
-                            "object_id": unique("m")},
-    }).json()
-    return {"user": user["id"], "conversation": created["conversation"]["id"],
-            "message": created["initial_message"]["id"]}
+    created = fin.post(
+        "/conversation",
+        json={
+            "user_id": user["id"],
+            "object_id": unique("c"),
+            "initial_message": {
+                "body": "<p>Hi</p>",
+                "author": {"id": user["id"], "user_type": "end_user"},
+                "object_id": unique("m"),
+            },
+        },
+    ).json()
+    return {
+        "user": user["id"],
+        "conversation": created["conversation"]["id"],
+        "message": created["initial_message"]["id"],
+    }
 
 
 def message(existing: dict[str, str], **overrides: Any) -> dict[str, Any]:
@@ -49,8 +59,11 @@ def conversation(existing: dict[str, str], **overrides: Any) -> dict[str, Any]:
     return {
         "user_id": existing["user"],
         "object_id": unique("c"),
-        "initial_message": {"body": "<p>x</p>", "author": {"id": existing["user"], "user_type": "end_user"},
-                            "object_id": unique("m")},
+        "initial_message": {
+            "body": "<p>x</p>",
+            "author": {"id": existing["user"], "user_type": "end_user"},
+            "object_id": unique("m"),
+        },
         **overrides,
     }
 
@@ -62,9 +75,25 @@ def cases(existing: dict[str, str]) -> list[tuple[str, str, str, Any, int]]:
         ("malformed JSON", "POST", "/user", b'{"object_id": ', 400),
         ("malformed JSON posts-only", "POST", "/create_message", b"{not json", 400),
         ("NaN is not JSON", "POST", "/user", b'{"object_id": "x", "attributes": {"a": NaN}}', 400),
-        ("huge integer", "POST", "/user", b'{"object_id": "x", "attributes": {"a": ' + b"9" * 5000 + b"}}", 400),
-        ("deep nesting", "PUT", "/conversation",
-         b'{"conversation_id": "' + c.encode() + b'", "attributes": {"a": ' + b"[" * 100 + b"]" * 100 + b"}}", 422),
+        (
+            "huge integer",
+            "POST",
+            "/user",
+            b'{"object_id": "x", "attributes": {"a": ' + b"9" * 5000 + b"}}",
+            400,
+        ),
+        (
+            "deep nesting",
+            "PUT",
+            "/conversation",
+            b'{"conversation_id": "'
+            + c.encode()
+            + b'", "attributes": {"a": '
+            + b"[" * 100
+            + b"]" * 100
+            + b"}}",
+            422,
+        ),
         ("not an object", "POST", "/user", [1, 2], 422),
         ("NUL in a string", "POST", "/user", {"object_id": unique("u"), "name": "a\x00b"}, 422),
         ("lone surrogate", "POST", "/user", b'{"object_id": "x1", "name": "\\ud800"}', 422),
@@ -72,47 +101,174 @@ def cases(existing: dict[str, str]) -> list[tuple[str, str, str, Any, int]]:
         ("empty object_id", "POST", "/user", {"object_id": ""}, 422),
         ("wrong type name", "POST", "/user", {"object_id": unique("u"), "name": 123}, 422),
         ("bad email", "POST", "/user", {"object_id": unique("u"), "email": "not-an-email"}, 422),
-        ("javascript photo", "POST", "/user", {"object_id": unique("u"), "photo_url": "javascript:alert(1)"}, 422),
-        ("attributes not object", "PUT", "/user", {"user_id": existing["user"], "attributes": "x"}, 422),
+        (
+            "javascript photo",
+            "POST",
+            "/user",
+            {"object_id": unique("u"), "photo_url": "javascript:alert(1)"},
+            422,
+        ),
+        (
+            "attributes not object",
+            "PUT",
+            "/user",
+            {"user_id": existing["user"], "attributes": "x"},
+            422,
+        ),
         ("unknown user", "PUT", "/user", {"user_id": "usr_nope", "attributes": {"a": 1}}, 404),
-        ("unknown status", "PUT", "/conversation", {"conversation_id": c, "status": "pending"}, 422),
+        (
+            "unknown status",
+            "PUT",
+            "/conversation",
+            {"conversation_id": c, "status": "pending"},
+            422,
+        ),
         ("tags not a list", "PUT", "/conversation", {"conversation_id": c, "tags": "billing"}, 422),
         ("tag not a string", "PUT", "/conversation", {"conversation_id": c, "tags": [1]}, 422),
-        ("bad timestamp", "PUT", "/conversation", {"conversation_id": c, "last_user_read_at": "yesterday"}, 422),
+        (
+            "bad timestamp",
+            "PUT",
+            "/conversation",
+            {"conversation_id": c, "last_user_read_at": "yesterday"},
+            422,
+        ),
         ("missing conversation_id", "PUT", "/conversation", {"title": "x"}, 422),
-        ("unknown conversation", "PUT", "/conversation", {"conversation_id": "conv_nope", "title": "x"}, 404),
-        ("unknown assignee", "PUT", "/conversation", {"conversation_id": c, "assignee_id": "agt_nope"}, 404),
-        ("missing initial_message", "POST", "/conversation", {"user_id": existing["user"], "object_id": unique("c")}, 422),
-        ("unknown user for conversation", "POST", "/conversation", conversation(existing, user_id="usr_nope"), 404),
-        ("initial message by someone else", "POST", "/conversation", conversation(existing, initial_message={
-            "body": "<p>x</p>", "author": {"id": "usr_other", "user_type": "end_user"}, "object_id": unique("m")}), 422),
+        (
+            "unknown conversation",
+            "PUT",
+            "/conversation",
+            {"conversation_id": "conv_nope", "title": "x"},
+            404,
+        ),
+        (
+            "unknown assignee",
+            "PUT",
+            "/conversation",
+            {"conversation_id": c, "assignee_id": "agt_nope"},
+            404,
+        ),
+        (
+            "missing initial_message",
+            "POST",
+            "/conversation",
+            {"user_id": existing["user"], "object_id": unique("c")},
+            422,
+        ),
+        (
+            "unknown user for conversation",
+            "POST",
+            "/conversation",
+            conversation(existing, user_id="usr_nope"),
+            404,
+        ),
+        (
+            "initial message by someone else",
+            "POST",
+            "/conversation",
+            conversation(
+                existing,
+                initial_message={
+                    "body": "<p>x</p>",
+                    "author": {"id": "usr_other", "user_type": "end_user"},
+                    "object_id": unique("m"),
+                },
+            ),
+            422,
+        ),
         ("unknown visibility", "POST", "/messages", message(existing, visibility="secret"), 422),
         ("unknown message_type", "POST", "/messages", message(existing, message_type="note"), 422),
-        ("unknown user_type", "POST", "/messages", message(existing, author={"id": existing["user"], "user_type": "bot"}), 422),
+        (
+            "unknown user_type",
+            "POST",
+            "/messages",
+            message(existing, author={"id": existing["user"], "user_type": "bot"}),
+            422,
+        ),
         ("author not an object", "POST", "/messages", message(existing, author="me"), 422),
-        ("missing author", "POST", "/messages", {k: v for k, v in message(existing).items() if k != "author"}, 422),
-        ("missing object_id", "POST", "/messages", {k: v for k, v in message(existing).items() if k != "object_id"}, 422),
+        (
+            "missing author",
+            "POST",
+            "/messages",
+            {k: v for k, v in message(existing).items() if k != "author"},
+            422,
+        ),
+        (
+            "missing object_id",
+            "POST",
+            "/messages",
+            {k: v for k, v in message(existing).items() if k != "object_id"},
+            422,
+        ),
         ("empty message", "POST", "/messages", message(existing, body="", attachments=[]), 422),
-        ("script-only message", "POST", "/messages", message(existing, body="<script>alert(1)</script>"), 422),
-        ("javascript-only link", "POST", "/messages", message(existing, body='<a href="javascript:alert(1)"></a>'), 422),
-        ("javascript attachment", "POST", "/messages", message(existing, attachments=[{"url": "javascript:alert(1)"}]), 422),
-        ("attachments not a list", "POST", "/messages", message(existing, attachments={"url": "https://x.y/z"}), 422),
+        (
+            "script-only message",
+            "POST",
+            "/messages",
+            message(existing, body="<script>alert(1)</script>"),
+            422,
+        ),
+        (
+            "javascript-only link",
+            "POST",
+            "/messages",
+            message(existing, body='<a href="javascript:alert(1)"></a>'),
+            422,
+        ),
+        (
+            "javascript attachment",
+            "POST",
+            "/messages",
+            message(existing, attachments=[{"url": "javascript:alert(1)"}]),
+            422,
+        ),
+        (
+            "attachments not a list",
+            "POST",
+            "/messages",
+            message(existing, attachments={"url": "https://x.y/z"}),
+            422,
+        ),
         ("body wrong type", "POST", "/messages", message(existing, body=["<p>x</p>"]), 422),
-        ("unknown conversation for message", "POST", "/messages", message(existing, conversation_id="conv_nope"), 404),
-        ("5 MB body", "POST", "/messages", message(existing, body="<p>" + "x" * 5_000_000 + "</p>"), 413),
-        ("5 MB body posts-only", "POST", "/create_user", {"object_id": unique("u"), "name": "x" * 5_000_000}, 413),
+        (
+            "unknown conversation for message",
+            "POST",
+            "/messages",
+            message(existing, conversation_id="conv_nope"),
+            404,
+        ),
+        (
+            "5 MB body",
+            "POST",
+            "/messages",
+            message(existing, body="<p>" + "x" * 5_000_000 + "</p>"),
+            413,
+        ),
+        (
+            "5 MB body posts-only",
+            "POST",
+            "/create_user",
+            {"object_id": unique("u"), "name": "x" * 5_000_000},
+            413,
+        ),
         ("missing query parameter", "GET", "/messages", None, 422),
         ("posts-only missing id", "POST", "/get_conversation", {}, 422),
     ]
 
 
-def test_every_bad_request_gets_a_clear_4xx_and_changes_nothing(server, fin: httpx.Client, existing) -> None:
+def test_every_bad_request_gets_a_clear_4xx_and_changes_nothing(
+    server, fin: httpx.Client, existing
+) -> None:
     before = snapshot(server)
     for name, method, path, body, expected in cases(existing):
-        content = body if isinstance(body, bytes) else None if body is None else json.dumps(body).encode()
-        response = fin.request(method, path, content=content,
-                               headers={"content-type": "application/json"})
-        assert response.status_code == expected, f"{name}: {response.status_code} {response.text[:300]}"
+        content = (
+            body if isinstance(body, bytes) else None if body is None else json.dumps(body).encode()
+        )
+        response = fin.request(
+            method, path, content=content, headers={"content-type": "application/json"}
+        )
+        assert response.status_code == expected, (
+            f"{name}: {response.status_code} {response.text[:300]}"
+        )
         problem = response.json()
         if path.lstrip("/") in {"create_message", "create_user", "get_conversation"}:
             assert problem["data"] is None
@@ -130,7 +286,7 @@ def test_chunked_body_over_the_limit_is_refused(server, fin: httpx.Client, exist
     def chunks():
         payload = json.dumps(message(existing, body="<p>" + "y" * 3_000_000 + "</p>")).encode()
         for start in range(0, len(payload), 65536):
-            yield payload[start:start + 65536]
+            yield payload[start : start + 65536]
 
     response = fin.post("/messages", content=chunks(), headers={"content-type": "application/json"})
     assert response.status_code == 413

@@ -17,7 +17,9 @@ from findesk.users.models import EndUser
 CONCURRENCY = 20
 
 
-def fire_together(send: Callable[[httpx.Client], httpx.Response], fin: httpx.Client) -> list[httpx.Response]:
+def fire_together(
+    send: Callable[[httpx.Client], httpx.Response], fin: httpx.Client
+) -> list[httpx.Response]:
     """Send CONCURRENCY requests at once, each from its own connection."""
     barrier = threading.Barrier(CONCURRENCY)
 
@@ -32,14 +34,19 @@ def fire_together(send: Callable[[httpx.Client], httpx.Response], fin: httpx.Cli
 
 def rows(server, model: Any, object_id: str) -> int:
     with server.db.read_session() as session:
-        return int(session.scalar(
-            select(func.count()).select_from(model).where(model.object_id == object_id)
-        ) or 0)
+        return int(
+            session.scalar(
+                select(func.count()).select_from(model).where(model.object_id == object_id)
+            )
+            or 0
+        )
 
 
 def assert_one_created(responses: list[httpx.Response], key: Callable[[dict], str]) -> None:
     statuses = sorted(r.status_code for r in responses)
-    assert statuses == [200] * (CONCURRENCY - 1) + [201], [r.text for r in responses if r.status_code >= 300]
+    assert statuses == [200] * (CONCURRENCY - 1) + [201], [
+        r.text for r in responses if r.status_code >= 300
+    ]
     assert len({key(r.json()) for r in responses}) == 1
 
 

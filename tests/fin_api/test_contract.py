@@ -12,10 +12,24 @@ TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 USER_FIELDS = {"id", "user_type", "name", "email", "photo_url", "attributes"}
 AGENT_FIELDS = {"id", "user_type", "name", "email", "photo_url", "alias"}
 CONVERSATION_FIELDS = {
-    "id", "status", "user", "title", "tags", "attributes", "assignee", "created_at", "updated_at",
+    "id",
+    "status",
+    "user",
+    "title",
+    "tags",
+    "attributes",
+    "assignee",
+    "created_at",
+    "updated_at",
 }
 MESSAGE_FIELDS = {
-    "id", "conversation_id", "message_type", "body", "author", "visibility", "created_at",
+    "id",
+    "conversation_id",
+    "message_type",
+    "body",
+    "author",
+    "visibility",
+    "created_at",
     "attachments",
 }
 
@@ -54,7 +68,11 @@ def test_create_user_then_get_and_every_field_present(api: FinApiClient) -> None
     bare = api.create_user(object_id=unique("u"))
     assert bare.status == 201
     assert bare.data | {"id": None} == {
-        "id": None, "user_type": "end_user", "name": None, "email": None, "photo_url": None,
+        "id": None,
+        "user_type": "end_user",
+        "name": None,
+        "email": None,
+        "photo_url": None,
         "attributes": {},
     }
 
@@ -103,8 +121,11 @@ def test_create_conversation_answers_with_both_objects(api: FinApiClient, world,
             "created_at": "2025-10-27T14:30:00.000Z",
             "object_id": unique("m"),
             "attachments": [
-                {"url": "https://example.com/files/guide.pdf", "filetype": "pdf",
-                 "filename": "Pricing Guide"}
+                {
+                    "url": "https://example.com/files/guide.pdf",
+                    "filetype": "pdf",
+                    "filename": "Pricing Guide",
+                }
             ],
         },
     )
@@ -119,14 +140,19 @@ def test_create_conversation_answers_with_both_objects(api: FinApiClient, world,
     assert conversation["user"]["id"] == user["id"]
     # Fin starts the conversation, so Fin (its bot agent) handles it.
     assert conversation["assignee"]["id"] == server.fin_agent_id
-    assert TIMESTAMP.match(conversation["created_at"]) and TIMESTAMP.match(conversation["updated_at"])
+    assert TIMESTAMP.match(conversation["created_at"]) and TIMESTAMP.match(
+        conversation["updated_at"]
+    )
     assert message["conversation_id"] == conversation["id"]
     assert message["body"] == "<p>Hi! I'd like to know more about your <b>pricing</b>.</p>"
     assert message["author"]["id"] == user["id"] and message["author"]["user_type"] == "end_user"
     assert message["created_at"] == "2025-10-27T14:30:00.000Z"
     assert message["attachments"] == [
-        {"url": "https://example.com/files/guide.pdf", "filetype": "pdf",
-         "filename": "Pricing Guide"}
+        {
+            "url": "https://example.com/files/guide.pdf",
+            "filetype": "pdf",
+            "filename": "Pricing Guide",
+        }
     ]
     fetched = api.get_conversation(conversation["id"])
     assert fetched.status == 200 and fetched.data == conversation
@@ -163,8 +189,12 @@ def test_update_conversation_is_partial(api: FinApiClient, world) -> None:
     assert second.data["attributes"] == {"a": 1, "c": 3}
     assert second.data["tags"] == ["billing"]  # tags replace the set
     assert second.data["updated_at"] >= conversation["updated_at"]
-    titled = api.update_conversation(cid, title="Pricing inquiry - resolved", status="resolved",
-                                     last_user_read_at="2025-10-27T15:45:00.000Z")
+    titled = api.update_conversation(
+        cid,
+        title="Pricing inquiry - resolved",
+        status="resolved",
+        last_user_read_at="2025-10-27T15:45:00.000Z",
+    )
     assert titled.data["title"] == "Pricing inquiry - resolved"
     assert titled.data["status"] == "resolved"
     assert titled.data["tags"] == ["billing"]
@@ -198,7 +228,7 @@ def test_messages_in_creation_order_and_after_id(api: FinApiClient, world) -> No
     unknown = api.get_messages(cid, after_id="msg_unknown")
     assert [m["id"] for m in unknown.data] == [m["id"] for m in all_messages.data]
     # An after_id of another conversation is unknown here too.
-    other, other_first = world.conversation()
+    _, other_first = world.conversation()
     assert len(api.get_messages(cid, after_id=other_first["id"]).data) == 5
 
 
@@ -223,16 +253,26 @@ def test_create_message_idempotent_and_authors(api: FinApiClient, world, server)
 
     fin = world.fin_says(cid)
     assert fin["author"] == {
-        "id": server.fin_agent_id, "user_type": "agent", "name": "Fin",
-        "email": "fin@findesk.invalid", "photo_url": None, "alias": "Fin",
+        "id": server.fin_agent_id,
+        "user_type": "agent",
+        "name": "Fin",
+        "email": "fin@findesk.invalid",
+        "photo_url": None,
+        "alias": "Fin",
     }
     # An end-user author must be the conversation's user; an agent author must be an agent.
     stranger = world.user()
-    wrong_user = api.create_message(**{**body, "object_id": unique("m"),
-                                      "author": {"id": stranger["id"], "user_type": "end_user"}})
+    wrong_user = api.create_message(
+        **{
+            **body,
+            "object_id": unique("m"),
+            "author": {"id": stranger["id"], "user_type": "end_user"},
+        }
+    )
     assert wrong_user.status == 422
-    not_agent = api.create_message(**{**body, "object_id": unique("m"),
-                                     "author": {"id": stranger["id"], "user_type": "agent"}})
+    not_agent = api.create_message(
+        **{**body, "object_id": unique("m"), "author": {"id": stranger["id"], "user_type": "agent"}}
+    )
     assert not_agent.status == 422
     assert len(api.get_messages(cid).data) == 3
 
@@ -241,7 +281,10 @@ def test_attachments_only_message_and_empty_message(api: FinApiClient, world) ->
     conversation, _ = world.conversation()
     author = {"id": conversation["user"]["id"], "user_type": "end_user"}
     only_file = api.create_message(
-        conversation_id=conversation["id"], body="", author=author, visibility="public",
+        conversation_id=conversation["id"],
+        body="",
+        author=author,
+        visibility="public",
         object_id=unique("m"),
         attachments=[{"url": "https://example.com/a.png", "filetype": "png", "filename": "a"}],
     )
@@ -249,8 +292,12 @@ def test_attachments_only_message_and_empty_message(api: FinApiClient, world) ->
     assert only_file.data["body"] is None
     for empty_body in (None, "", "   ", "<p></p>", "<script>alert(1)</script>"):
         reply = api.create_message(
-            conversation_id=conversation["id"], body=empty_body, author=author,
-            visibility="public", object_id=unique("m"), attachments=[],
+            conversation_id=conversation["id"],
+            body=empty_body,
+            author=author,
+            visibility="public",
+            object_id=unique("m"),
+            attachments=[],
         )
         assert reply.status == 422, empty_body
     assert len(api.get_messages(conversation["id"]).data) == 2
@@ -272,19 +319,40 @@ def test_html_is_sanitised_to_the_allowed_set(api: FinApiClient, world) -> None:
     )
     assert reply.status == 201
     body = reply.data["body"]
-    for forbidden in ("script", "onclick", "onerror", "javascript:", "<div", "<h4", "strong", "em>"):
+    for forbidden in (
+        "script",
+        "onclick",
+        "onerror",
+        "javascript:",
+        "<div",
+        "<h4",
+        "strong",
+        "em>",
+    ):
         assert forbidden not in body
-    for kept in ("<h1>T</h1>", "<h2>Sub</h2>", "<b>b</b>", "<i>i</i>", "<ul><li>one</li></ul>",
-                 "<ol><li>two</li></ol>", "<code>c</code>", "<br>", "kept text",
-                 'src="https://example.com/i.png"', 'href="https://example.com"'):
+    for kept in (
+        "<h1>T</h1>",
+        "<h2>Sub</h2>",
+        "<b>b</b>",
+        "<i>i</i>",
+        "<ul><li>one</li></ul>",
+        "<ol><li>two</li></ol>",
+        "<code>c</code>",
+        "<br>",
+        "kept text",
+        'src="https://example.com/i.png"',
+        'href="https://example.com"',
+    ):
         assert kept in body
 
 
 def test_private_note_visibility_round_trips(api: FinApiClient, world, server) -> None:
     conversation, _ = world.conversation()
     note = api.create_message(
-        conversation_id=conversation["id"], body="<p>internal</p>",
-        author={"id": server.fin_agent_id, "user_type": "agent"}, visibility="private",
+        conversation_id=conversation["id"],
+        body="<p>internal</p>",
+        author={"id": server.fin_agent_id, "user_type": "agent"},
+        visibility="private",
         object_id=unique("m"),
     )
     assert note.status == 201
@@ -296,9 +364,11 @@ def test_end_user_message_reopens_a_resolved_conversation(api: FinApiClient, wor
     conversation, _ = world.conversation()
     api.update_conversation(conversation["id"], status="resolved")
     api.create_message(
-        conversation_id=conversation["id"], body="<p>One more thing</p>",
+        conversation_id=conversation["id"],
+        body="<p>One more thing</p>",
         author={"id": conversation["user"]["id"], "user_type": "end_user"},
-        visibility="public", object_id=unique("m"),
+        visibility="public",
+        object_id=unique("m"),
     )
     assert api.get_conversation(conversation["id"]).data["status"] == "open"
 
@@ -312,16 +382,22 @@ def test_unknown_ids_are_404(api: FinApiClient, world) -> None:
         api.get_conversation("conv_nope"),
         api.update_conversation("conv_nope", title="x"),
         api.get_messages("conv_nope"),
-        api.create_message(conversation_id="conv_nope", body="<p>x</p>", author=author,
-                           visibility="public", object_id=unique("m")),
-        api.create_conversation(user_id="usr_nope", object_id=unique("c"),
-                                initial_message={"body": "<p>x</p>", "author": author,
-                                                 "object_id": unique("m")}),
+        api.create_message(
+            conversation_id="conv_nope",
+            body="<p>x</p>",
+            author=author,
+            visibility="public",
+            object_id=unique("m"),
+        ),
+        api.create_conversation(
+            user_id="usr_nope",
+            object_id=unique("c"),
+            initial_message={"body": "<p>x</p>", "author": author, "object_id": unique("m")},
+        ),
     ]
     for reply in replies:
         assert reply.status == 404, reply.response.request.url
         assert reply.error["status"] == 404 and reply.error["code"] == "not_found"
-
 
 
 def test_initial_message_key_taken_by_another_conversation_is_409(api: FinApiClient, world) -> None:
@@ -332,8 +408,11 @@ def test_initial_message_key_taken_by_another_conversation_is_409(api: FinApiCli
         return api.create_conversation(
             user_id=user["id"],
             object_id=conversation_object_id,
-            initial_message={"body": "<p>x</p>", "object_id": message_object_id,
-                             "author": {"id": user["id"], "user_type": "end_user"}},
+            initial_message={
+                "body": "<p>x</p>",
+                "object_id": message_object_id,
+                "author": {"id": user["id"], "user_type": "end_user"},
+            },
         )
 
     assert create(unique("c"), taken).status == 201

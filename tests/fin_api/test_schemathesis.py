@@ -33,13 +33,13 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from schemathesis import Case
 from schemathesis.generation import GenerationMode
+from support.server import LiveServer
 
 from findesk.app import create_app
 from findesk.auth.service import issue_access_token
 from findesk.kit.db import Database
 from findesk.kit.html import is_blank, sanitize
 from findesk.kit.settings import Settings
-from support.server import LiveServer
 
 MAX_EXAMPLES = 40  # fuzzing phase, per operation (the examples and coverage phases add their own)
 AUTH_EXAMPLES = 10  # per operation, each sent with every kind of bad credentials

@@ -24,8 +24,9 @@ class World:
         assert reply.status == 201, reply.error
         return dict(reply.data)
 
-    def conversation(self, user: dict[str, Any] | None = None, body: str = "<p>Hi!</p>",
-                     **fields: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    def conversation(
+        self, user: dict[str, Any] | None = None, body: str = "<p>Hi!</p>", **fields: Any
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
         user = user or self.user()
         reply = self.api.create_conversation(
             user_id=user["id"],

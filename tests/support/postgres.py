@@ -143,7 +143,7 @@ class PostgresServer:
         self._as_user: pwd.struct_passwd | None = None
 
     # -- context manager ---------------------------------------------------
-    def __enter__(self) -> "PostgresServer":
+    def __enter__(self) -> PostgresServer:
         self.start()
         return self
 
@@ -155,7 +155,9 @@ class PostgresServer:
         """Prefix *cmd* so it runs as the unprivileged user when we are root."""
         if self._as_user is None:
             return cmd
-        runuser = shutil.which("runuser") or ("/usr/sbin/runuser" if os.path.exists("/usr/sbin/runuser") else None)
+        runuser = shutil.which("runuser") or (
+            "/usr/sbin/runuser" if os.path.exists("/usr/sbin/runuser") else None
+        )
         if runuser:
             return [runuser, "-u", self._as_user.pw_name, "--", *cmd]
         su = shutil.which("su") or "/bin/su"
@@ -214,11 +216,13 @@ class PostgresServer:
         from psycopg import sql
 
         with self.connect("postgres", autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         return self.url(name)
 
-    def start(self) -> "PostgresServer":
+    def start(self) -> PostgresServer:
         if self._proc is not None:
             raise RuntimeError("PostgresServer already started")
         bindir, reason = find_bindir()
@@ -236,7 +240,9 @@ class PostgresServer:
                     f"or create it with: useradd --system --no-create-home {_SYSTEM_USER})"
                 ) from None
 
-        self.tmpdir = Path(tempfile.mkdtemp(prefix="findesk-pg-", dir="/tmp" if os.path.isdir("/tmp") else None))
+        self.tmpdir = Path(
+            tempfile.mkdtemp(prefix="findesk-pg-", dir="/tmp" if os.path.isdir("/tmp") else None)
+        )
         atexit.register(self.stop)
         try:
             os.chmod(self.tmpdir, 0o755)
@@ -259,11 +265,15 @@ class PostgresServer:
         assert self.bindir is not None and self.datadir is not None
         cmd = [
             str(self.bindir / "initdb"),
-            "-D", str(self.datadir),
-            "-A", "trust",
-            "-U", _DB_SUPERUSER,
+            "-D",
+            str(self.datadir),
+            "-A",
+            "trust",
+            "-U",
+            _DB_SUPERUSER,
             "--no-sync",
-            "-E", "UTF8",
+            "-E",
+            "UTF8",
             "--locale=C",
         ]
         result = self._run(cmd)
@@ -278,7 +288,9 @@ class PostgresServer:
         last_error = ""
         for _attempt in range(3):  # retry if another process grabbed the port
             self.port = _free_port()
-            settings = dict(_SERVER_SETTINGS, port=str(self.port), unix_socket_directories=str(self.sockdir))
+            settings = dict(
+                _SERVER_SETTINGS, port=str(self.port), unix_socket_directories=str(self.sockdir)
+            )
             cmd = [str(self.bindir / "postgres"), "-D", str(self.datadir)]
             for key, value in settings.items():
                 cmd += ["-c", f"{key}={value}"]
@@ -327,7 +339,8 @@ class PostgresServer:
             return
         raise RuntimeError(
             f"postgres did not accept connections on {_HOST}:{self.port} within "
-            f"{_START_TIMEOUT:.0f}s (last error: {last_exc}); log tail ({self.logfile}):\n{_tail(self.logfile)}"
+            f"{_START_TIMEOUT:.0f}s (last error: {last_exc}); "
+            f"log tail ({self.logfile}):\n{_tail(self.logfile)}"
         )
 
     def _read_postmaster_pid(self) -> int | None:
@@ -344,11 +357,24 @@ class PostgresServer:
         proc, self._proc = self._proc, None
         if proc is None and self._read_postmaster_pid() is None:
             return
-        if self.bindir is not None and self.datadir is not None and (self.datadir / "postmaster.pid").exists():
+        if (
+            self.bindir is not None
+            and self.datadir is not None
+            and (self.datadir / "postmaster.pid").exists()
+        ):
             try:
                 self._run(
-                    [str(self.bindir / "pg_ctl"), "stop", "-D", str(self.datadir), "-m", "immediate", "-w",
-                     "-t", str(int(_STOP_TIMEOUT))],
+                    [
+                        str(self.bindir / "pg_ctl"),
+                        "stop",
+                        "-D",
+                        str(self.datadir),
+                        "-m",
+                        "immediate",
+                        "-w",
+                        "-t",
+                        str(int(_STOP_TIMEOUT)),
+                    ],
                     timeout=_STOP_TIMEOUT + 10,
                 )
             except (OSError, subprocess.SubprocessError):

@@ -22,7 +22,7 @@ def _pid_alive(pid: int) -> bool:
 def _libpq_url(sqlalchemy_url: str) -> str:
     prefix = "postgresql+psycopg://"
     assert sqlalchemy_url.startswith(prefix), sqlalchemy_url
-    return "postgresql://" + sqlalchemy_url[len(prefix):]
+    return "postgresql://" + sqlalchemy_url[len(prefix) :]
 
 
 def test_available_returns_flag_and_reason() -> None:

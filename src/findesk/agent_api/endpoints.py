@@ -17,6 +17,7 @@ from findesk.agents import service as agents
 from findesk.conversations import service as conversations
 from findesk.conversations.repository import ConversationFilter
 from findesk.conversations.service import Author, NewMessage
+from findesk.fin_api.schemas import Status
 from findesk.kit.actor import agent as agent_actor
 from findesk.kit.errors import Invalid
 from findesk.kit.http import PROBLEM_JSON, db_of
@@ -71,7 +72,7 @@ def list_agents(request: Request) -> list[s.AgentView]:
 def list_conversations(
     request: Request,
     queue: s.Queue = "all",
-    status: Annotated[list[s.Status] | None, Query()] = None,
+    status: Annotated[list[Status] | None, Query()] = None,
     tag: Annotated[str | None, Query(max_length=255)] = None,
     user_id: Annotated[str | None, Query(max_length=255)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 25,
@@ -166,9 +167,7 @@ def hand_back(request: Request, conversation_id: str) -> s.ConversationView:
         return conversation_view(conversation)
 
 
-@router.post(
-    "/conversations/{conversation_id}/typing", response_model=s.TypingOut, status_code=202
-)
+@router.post("/conversations/{conversation_id}/typing", response_model=s.TypingOut, status_code=202)
 def typing(request: Request, conversation_id: str) -> s.TypingOut:
     """The agent is typing: Fin shows an indicator in the Messenger (sent by the notifier)."""
     me = current_agent(request)

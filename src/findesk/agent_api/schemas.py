@@ -47,7 +47,9 @@ class MessageView(BaseModel):
 
 class ConversationPage(BaseModel):
     items: list[ConversationView]
-    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null at the end.")
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null at the end."
+    )
 
 
 class ConversationDetail(BaseModel):

@@ -25,7 +25,7 @@ def agent_view(agent: Agent) -> AgentView:
 def conversation_view(conversation: Conversation) -> ConversationView:
     return ConversationView(
         id=conversation.id,
-        status=conversation.status,  # type: ignore[arg-type]
+        status=conversation.status,
         user=user_out(conversation.user),
         title=conversation.title,
         tags=conversation.tags,
@@ -51,7 +51,7 @@ def message_view(message: Message) -> MessageView:
         conversation_id=message.conversation_id,
         body=message.body,
         author=author,
-        visibility=message.visibility,  # type: ignore[arg-type]
+        visibility=message.visibility,
         created_at=message.created_at,
         attachments=attachments_out(message),
     )

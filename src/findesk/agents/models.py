@@ -13,7 +13,9 @@ from findesk.kit.timeutil import utcnow
 class Agent(Base):
     __tablename__ = "agents"
 
-    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: ids.new_id(ids.AGENT))
+    id: Mapped[str] = mapped_column(
+        String(40), primary_key=True, default=lambda: ids.new_id(ids.AGENT)
+    )
     email: Mapped[str] = mapped_column(String(320), unique=True)
     name: Mapped[str] = mapped_column(String(255))
     # The name end users see instead of the real one.

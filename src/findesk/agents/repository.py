@@ -27,4 +27,6 @@ def list_all(session: Session) -> Sequence[Agent]:
 
 
 def bots(session: Session) -> Sequence[Agent]:
-    return session.scalars(select(Agent).where(Agent.is_bot.is_(True)).order_by(Agent.created_at)).all()
+    return session.scalars(
+        select(Agent).where(Agent.is_bot.is_(True)).order_by(Agent.created_at)
+    ).all()

@@ -8,9 +8,11 @@ from sqlalchemy.orm import Session
 
 from findesk.agents import repository
 from findesk.agents.models import Agent
-from findesk.kit.errors import Conflict, NotFound
+from findesk.kit.errors import Conflict, Invalid, NotFound
+from findesk.kit.schemas import check_email, check_http_url
 
 FIN_AGENT_NAME = "Fin"
+ROLES = ("agent", "admin")
 
 
 def get_agent(session: Session, agent_id: str) -> Agent:
@@ -34,7 +36,16 @@ def create_agent(
     role: str = "agent",
     is_bot: bool = False,
 ) -> Agent:
-    email = email.strip().lower()
+    email, name = email.strip().lower(), name.strip()
+    try:
+        check_email(email)
+        check_http_url(photo_url)
+    except ValueError as exc:
+        raise Invalid(f"Invalid agent: {exc}.") from None
+    if not name:
+        raise Invalid("An agent needs a name.")
+    if role not in ROLES:
+        raise Invalid(f"Role must be one of {', '.join(ROLES)}.")
     if repository.get_by_email(session, email) is not None:
         raise Conflict(f"An agent with email {email!r} exists already.")
     agent = Agent(
@@ -50,7 +61,9 @@ def ensure_fin_agent(session: Session, email: str) -> Agent:
     existing = fin_agent(session)
     if existing is not None:
         return existing
-    return create_agent(session, email=email, name=FIN_AGENT_NAME, alias=FIN_AGENT_NAME, is_bot=True)
+    return create_agent(
+        session, email=email, name=FIN_AGENT_NAME, alias=FIN_AGENT_NAME, is_bot=True
+    )
 
 
 def fin_agent(session: Session) -> Agent | None:

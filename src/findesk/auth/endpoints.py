@@ -62,7 +62,7 @@ _FORM_SCHEMA = {
     },
     "required": ["grant_type"],
 }
-_ERRORS = {
+_ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": OAuthErrorOut, "description": "invalid_request or unsupported_grant_type"},
     401: {"model": OAuthErrorOut, "description": "invalid_client"},
     413: {"description": "The body is larger than the limit."},
@@ -86,9 +86,7 @@ async def _read_params(request: Request) -> dict[str, str]:
             raise OAuthError("invalid_request", "The body could not be parsed.") from None
         params = {key: value for key, value in form.items() if isinstance(value, str)}
     else:
-        raise OAuthError(
-            "invalid_request", "Send the parameters form-encoded or as JSON."
-        )
+        raise OAuthError("invalid_request", "Send the parameters form-encoded or as JSON.")
     # RFC 6749 §3.2: unrecognised parameters are ignored, whatever their JSON type.
     params = {key: value for key, value in params.items() if key in _KNOWN_PARAMS}
     for key, value in params.items():
@@ -160,7 +158,7 @@ async def token(request: Request) -> JSONResponse:
             raise OAuthError("invalid_client", "Unknown client or wrong secret.", 401) from None
     except OAuthError as exc:
         return exc.response()
-    body = TokenOut(access_token=access_token, token_type="Bearer", expires_in=expires_in)
+    body = TokenOut(access_token=access_token, token_type="Bearer", expires_in=expires_in)  # noqa: S106
     return JSONResponse(body.model_dump(), headers=NO_STORE)
 
 

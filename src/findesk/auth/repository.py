@@ -31,7 +31,9 @@ def revoke_client_tokens(session: Session, client_id: str, at: datetime) -> None
 
 def delete_expired_tokens(session: Session, client_id: str, before: datetime) -> None:
     session.execute(
-        delete(AccessToken).where(AccessToken.client_id == client_id, AccessToken.expires_at < before)
+        delete(AccessToken).where(
+            AccessToken.client_id == client_id, AccessToken.expires_at < before
+        )
     )
 
 

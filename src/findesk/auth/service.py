@@ -15,8 +15,8 @@ from findesk.kit.errors import NotFound, Unauthorized
 from findesk.kit.secrets import hash_secret, new_secret, secret_matches
 from findesk.kit.timeutil import as_utc, utcnow
 
-ACCESS_TOKEN_PREFIX = "fat"
-AGENT_TOKEN_PREFIX = "fpt"
+ACCESS_TOKEN_PREFIX = "fat"  # noqa: S105 (a prefix, not a secret)
+AGENT_TOKEN_PREFIX = "fpt"  # noqa: S105
 
 
 class InvalidClient(Exception):

@@ -29,7 +29,9 @@ class Conversation(Base):
     __table_args__ = (
         CheckConstraint("status IN ('open', 'resolved', 'closed', 'ended')", name="status"),
         # Queues: newest activity first, within status and owner.
-        Index("ix_conversations_status_assignee_activity", "status", "assignee_id", "last_activity_at"),
+        Index(
+            "ix_conversations_status_assignee_activity", "status", "assignee_id", "last_activity_at"
+        ),
         Index("ix_conversations_activity", "last_activity_at"),
     )
 
@@ -80,7 +82,8 @@ class Message(Base):
         CheckConstraint("visibility IN ('public', 'private')", name="visibility"),
         CheckConstraint(
             "(author_type = 'end_user' AND author_user_id IS NOT NULL AND author_agent_id IS NULL)"
-            " OR (author_type = 'agent' AND author_agent_id IS NOT NULL AND author_user_id IS NULL)",
+            " OR (author_type = 'agent' AND author_agent_id IS NOT NULL"
+            " AND author_user_id IS NULL)",
             name="author",
         ),
         # get_messages with after_id: an index range scan, whatever the conversation's length.
@@ -94,9 +97,7 @@ class Message(Base):
     id: Mapped[str] = mapped_column(
         String(40), unique=True, default=lambda: ids.new_id(ids.MESSAGE)
     )
-    conversation_id: Mapped[str] = mapped_column(
-        ForeignKey("conversations.id", ondelete="CASCADE")
-    )
+    conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
     object_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     message_type: Mapped[str] = mapped_column(String(16), default="comment")
     body: Mapped[str | None] = mapped_column(Text)

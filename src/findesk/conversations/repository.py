@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, TypeVar
 
 from sqlalchemy import Select, and_, delete, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from findesk.agents.models import Agent
 from findesk.conversations.models import Conversation, ConversationTag, Message
+
+AnySelect = TypeVar("AnySelect", bound=Select[Any])
 
 
 def get(session: Session, conversation_id: str) -> Conversation | None:
@@ -55,7 +58,10 @@ def get_message_by_object_id(session: Session, object_id: str) -> Message | None
 
 def first_message(session: Session, conversation_id: str) -> Message | None:
     return session.scalars(
-        select(Message).where(Message.conversation_id == conversation_id).order_by(Message.seq).limit(1)
+        select(Message)
+        .where(Message.conversation_id == conversation_id)
+        .order_by(Message.seq)
+        .limit(1)
     ).first()
 
 
@@ -96,7 +102,7 @@ class ConversationFilter:
     user_id: str | None = None
 
 
-def _filtered(query: Select[tuple[Conversation]], f: ConversationFilter) -> Select[tuple[Conversation]]:
+def _filtered(query: AnySelect, f: ConversationFilter) -> AnySelect:
     if f.statuses:
         query = query.where(Conversation.status.in_(f.statuses))
     if f.owner == "waiting":
@@ -135,10 +141,12 @@ def list_page(
                 and_(Conversation.last_activity_at == at, Conversation.id < conversation_id),
             )
         )
-    query = query.order_by(Conversation.last_activity_at.desc(), Conversation.id.desc()).limit(limit)
+    query = query.order_by(Conversation.last_activity_at.desc(), Conversation.id.desc()).limit(
+        limit
+    )
     return session.scalars(query).unique().all()
 
 
 def count(session: Session, f: ConversationFilter) -> int:
-    query = _filtered(select(func.count()).select_from(Conversation), f)  # type: ignore[arg-type]
+    query = _filtered(select(func.count()).select_from(Conversation), f)
     return int(session.scalar(query) or 0)

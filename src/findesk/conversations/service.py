@@ -178,9 +178,10 @@ def add_message(
 def _checked_body(new: NewMessage) -> str | None:
     body = html.sanitize(new.body) if new.body else None
     if html.is_blank(body) and not new.attachments:
-        raise Invalid("A message needs a body or at least one attachment.", errors=[
-            {"loc": ["body"], "msg": "empty message", "type": "empty_message"}
-        ])
+        raise Invalid(
+            "A message needs a body or at least one attachment.",
+            errors=[{"loc": ["body"], "msg": "empty message", "type": "empty_message"}],
+        )
     return body if body and not html.is_blank(body) else None
 
 
@@ -190,8 +191,13 @@ def _checked_author(session: Session, author: Author, conversation_user_id: str)
         if author.id != conversation_user_id:
             raise Invalid(
                 "An end-user author must be the conversation's user.",
-                errors=[{"loc": ["author", "id"], "msg": "not this conversation's user",
-                         "type": "wrong_author"}],
+                errors=[
+                    {
+                        "loc": ["author", "id"],
+                        "msg": "not this conversation's user",
+                        "type": "wrong_author",
+                    }
+                ],
             )
         return author.id
     agent = agent_repository.get(session, author.id)
@@ -239,7 +245,10 @@ def update_conversation(
         set_status(session, conversation, changes["status"], actor)
     if "assignee_id" in changes:
         assign(session, conversation, changes["assignee_id"], actor)
-    if "last_user_read_at" in changes and changes["last_user_read_at"] != conversation.last_user_read_at:
+    if (
+        "last_user_read_at" in changes
+        and changes["last_user_read_at"] != conversation.last_user_read_at
+    ):
         conversation.last_user_read_at = changes["last_user_read_at"]
         _touch(conversation)
     return conversation
@@ -249,7 +258,9 @@ def _touch(conversation: Conversation) -> None:
     conversation.updated_at = utcnow()
 
 
-def set_title(session: Session, conversation: Conversation, title: str | None, actor: Actor) -> None:
+def set_title(
+    session: Session, conversation: Conversation, title: str | None, actor: Actor
+) -> None:
     if title == conversation.title:
         return
     conversation.title = title
@@ -297,7 +308,9 @@ def set_status(session: Session, conversation: Conversation, status: str, actor:
     record_change(session, conversation.id, "status", actor)
 
 
-def assign(session: Session, conversation: Conversation, agent_id: str | None, actor: Actor) -> None:
+def assign(
+    session: Session, conversation: Conversation, agent_id: str | None, actor: Actor
+) -> None:
     """Give the conversation to an agent (a bot: Fin handles it), or to nobody (hand over)."""
     if agent_id == conversation.assignee_id:
         return
@@ -353,7 +366,9 @@ def queue_counts(session: Session, agent_id: str) -> dict[str, int]:
     """Open conversations in each queue, for the inbox sidebar."""
     ConversationFilter = repository.ConversationFilter
     return {
-        "waiting": repository.count(session, ConversationFilter(owner="waiting", statuses=("open",))),
+        "waiting": repository.count(
+            session, ConversationFilter(owner="waiting", statuses=("open",))
+        ),
         "mine": repository.count(
             session, ConversationFilter(owner="mine", agent_id=agent_id, statuses=("open",))
         ),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request, Response, Security
@@ -48,24 +49,45 @@ def _status(response: Response, created: bool) -> None:
 
 # --- REST variant ---------------------------------------------------------------------------
 
-@rest.get("/user", response_model=s.EndUserOut, tags=["Fin API (REST)"],
-          operation_id="getUser", responses=_errors(*READ_ERRORS, envelope=False))
+
+@rest.get(
+    "/user",
+    response_model=s.EndUserOut,
+    tags=["Fin API (REST)"],
+    operation_id="getUser",
+    responses=_errors(*READ_ERRORS, envelope=False),
+)
 def rest_get_user(request: Request, user_id: Annotated[str, Query(min_length=1)]) -> s.EndUserOut:
     """Retrieve an end user by id (each sync)."""
     return ops.get_user(db_of(request), s.GetUserIn(user_id=user_id))
 
 
-@rest.put("/user", response_model=s.EndUserOut, tags=["Fin API (REST)"],
-          operation_id="updateUser", responses=_errors(*WRITE_ERRORS, envelope=False))
+@rest.put(
+    "/user",
+    response_model=s.EndUserOut,
+    tags=["Fin API (REST)"],
+    operation_id="updateUser",
+    responses=_errors(*WRITE_ERRORS, envelope=False),
+)
 def rest_update_user(request: Request, body: s.UpdateUserIn) -> s.EndUserOut:
     """Update an end user; attributes merge key by key, a null value removes the key."""
     return ops.update_user(db_of(request), body)
 
 
-@rest.post("/user", response_model=s.EndUserOut, status_code=201, tags=["Fin API (REST)"],
-           operation_id="createUser",
-           responses={200: {"description": "Created before with this object_id: the same user.",
-                            "model": s.EndUserOut}, **_errors(*CREATE_ERRORS, envelope=False)})
+@rest.post(
+    "/user",
+    response_model=s.EndUserOut,
+    status_code=201,
+    tags=["Fin API (REST)"],
+    operation_id="createUser",
+    responses={
+        200: {
+            "description": "Created before with this object_id: the same user.",
+            "model": s.EndUserOut,
+        },
+        **_errors(*CREATE_ERRORS, envelope=False),
+    },
+)
 def rest_create_user(request: Request, response: Response, body: s.CreateUserIn) -> s.EndUserOut:
     """Create an end user; idempotent by object_id (201 first, 200 after)."""
     user, created = ops.create_user(db_of(request), body)
@@ -73,34 +95,60 @@ def rest_create_user(request: Request, response: Response, body: s.CreateUserIn)
     return user
 
 
-@rest.get("/agents", response_model=list[s.AgentOut], tags=["Fin API (REST)"],
-          operation_id="getAgents", responses=_errors(401, envelope=False))
+@rest.get(
+    "/agents",
+    response_model=list[s.AgentOut],
+    tags=["Fin API (REST)"],
+    operation_id="getAgents",
+    responses=_errors(401, envelope=False),
+)
 def rest_get_agents(request: Request) -> list[s.AgentOut]:
     """Every active agent, the bot that represents Fin first (used at setup)."""
     return ops.get_agents(db_of(request))
 
 
-@rest.get("/conversation", response_model=s.ConversationOut, tags=["Fin API (REST)"],
-          operation_id="getConversation", responses=_errors(*READ_ERRORS, envelope=False))
+@rest.get(
+    "/conversation",
+    response_model=s.ConversationOut,
+    tags=["Fin API (REST)"],
+    operation_id="getConversation",
+    responses=_errors(*READ_ERRORS, envelope=False),
+)
 def rest_get_conversation(
     request: Request, conversation_id: Annotated[str, Query(min_length=1)]
 ) -> s.ConversationOut:
     """Retrieve a conversation (each sync)."""
-    return ops.get_conversation(db_of(request), s.GetConversationIn(conversation_id=conversation_id))
+    return ops.get_conversation(
+        db_of(request), s.GetConversationIn(conversation_id=conversation_id)
+    )
 
 
-@rest.put("/conversation", response_model=s.ConversationOut, tags=["Fin API (REST)"],
-          operation_id="updateConversation", responses=_errors(*WRITE_ERRORS, envelope=False))
+@rest.put(
+    "/conversation",
+    response_model=s.ConversationOut,
+    tags=["Fin API (REST)"],
+    operation_id="updateConversation",
+    responses=_errors(*WRITE_ERRORS, envelope=False),
+)
 def rest_update_conversation(request: Request, body: s.UpdateConversationIn) -> s.ConversationOut:
     """Partial update at the end of a sync run; `assignee_id: null` hands over to a human."""
     return ops.update_conversation(db_of(request), body)
 
 
-@rest.post("/conversation", response_model=s.CreatedConversationOut, status_code=201,
-           tags=["Fin API (REST)"], operation_id="createConversation",
-           responses={200: {"description": "Created before with this object_id.",
-                            "model": s.CreatedConversationOut},
-                      **_errors(*CREATE_ERRORS, envelope=False)})
+@rest.post(
+    "/conversation",
+    response_model=s.CreatedConversationOut,
+    status_code=201,
+    tags=["Fin API (REST)"],
+    operation_id="createConversation",
+    responses={
+        200: {
+            "description": "Created before with this object_id.",
+            "model": s.CreatedConversationOut,
+        },
+        **_errors(*CREATE_ERRORS, envelope=False),
+    },
+)
 def rest_create_conversation(
     request: Request, response: Response, body: s.CreateConversationIn
 ) -> s.CreatedConversationOut:
@@ -110,8 +158,13 @@ def rest_create_conversation(
     return out
 
 
-@rest.get("/messages", response_model=list[s.MessageOut], tags=["Fin API (REST)"],
-          operation_id="getMessages", responses=_errors(*READ_ERRORS, envelope=False))
+@rest.get(
+    "/messages",
+    response_model=list[s.MessageOut],
+    tags=["Fin API (REST)"],
+    operation_id="getMessages",
+    responses=_errors(*READ_ERRORS, envelope=False),
+)
 def rest_get_messages(
     request: Request,
     conversation_id: Annotated[str, Query(min_length=1)],
@@ -122,11 +175,20 @@ def rest_get_messages(
     return ops.get_messages(db_of(request), req)
 
 
-@rest.post("/messages", response_model=s.MessageOut, status_code=201, tags=["Fin API (REST)"],
-           operation_id="createMessage",
-           responses={200: {"description": "Created before with this object_id.",
-                            "model": s.MessageOut}, **_errors(*CREATE_ERRORS, envelope=False)})
-def rest_create_message(request: Request, response: Response, body: s.CreateMessageIn) -> s.MessageOut:
+@rest.post(
+    "/messages",
+    response_model=s.MessageOut,
+    status_code=201,
+    tags=["Fin API (REST)"],
+    operation_id="createMessage",
+    responses={
+        200: {"description": "Created before with this object_id.", "model": s.MessageOut},
+        **_errors(*CREATE_ERRORS, envelope=False),
+    },
+)
+def rest_create_message(
+    request: Request, response: Response, body: s.CreateMessageIn
+) -> s.MessageOut:
     """Add an end user's or Fin's message; idempotent by object_id."""
     message, created = ops.create_message(db_of(request), body)
     _status(response, created)
@@ -135,26 +197,45 @@ def rest_create_message(request: Request, response: Response, body: s.CreateMess
 
 # --- posts-only variant ---------------------------------------------------------------------
 
-TAG = ["Fin API (posts-only)"]
+TAG: list[str | Enum] = ["Fin API (posts-only)"]
 
 
-@posts.post("/get_user", response_model=s.Envelope[s.EndUserOut], tags=TAG,
-            operation_id="postGetUser", responses=_errors(*WRITE_ERRORS, envelope=True))
+@posts.post(
+    "/get_user",
+    response_model=s.Envelope[s.EndUserOut],
+    tags=TAG,
+    operation_id="postGetUser",
+    responses=_errors(*WRITE_ERRORS, envelope=True),
+)
 def posts_get_user(request: Request, body: s.GetUserIn) -> s.Envelope[s.EndUserOut]:
     return s.Envelope(data=ops.get_user(db_of(request), body), error=None)
 
 
-@posts.post("/update_user", response_model=s.Envelope[s.EndUserOut], tags=TAG,
-            operation_id="postUpdateUser", responses=_errors(*WRITE_ERRORS, envelope=True))
+@posts.post(
+    "/update_user",
+    response_model=s.Envelope[s.EndUserOut],
+    tags=TAG,
+    operation_id="postUpdateUser",
+    responses=_errors(*WRITE_ERRORS, envelope=True),
+)
 def posts_update_user(request: Request, body: s.UpdateUserIn) -> s.Envelope[s.EndUserOut]:
     return s.Envelope(data=ops.update_user(db_of(request), body), error=None)
 
 
-@posts.post("/create_user", response_model=s.Envelope[s.EndUserOut], status_code=201, tags=TAG,
-            operation_id="postCreateUser",
-            responses={200: {"description": "Created before with this object_id.",
-                             "model": s.Envelope[s.EndUserOut]},
-                       **_errors(*CREATE_ERRORS, envelope=True)})
+@posts.post(
+    "/create_user",
+    response_model=s.Envelope[s.EndUserOut],
+    status_code=201,
+    tags=TAG,
+    operation_id="postCreateUser",
+    responses={
+        200: {
+            "description": "Created before with this object_id.",
+            "model": s.Envelope[s.EndUserOut],
+        },
+        **_errors(*CREATE_ERRORS, envelope=True),
+    },
+)
 def posts_create_user(
     request: Request, response: Response, body: s.CreateUserIn
 ) -> s.Envelope[s.EndUserOut]:
@@ -163,36 +244,59 @@ def posts_create_user(
     return s.Envelope(data=user, error=None)
 
 
-@posts.post("/get_agents", response_model=s.Envelope[list[s.AgentOut]], tags=TAG,
-            operation_id="postGetAgents", responses=_errors(400, 401, 413, 422, envelope=True))
+@posts.post(
+    "/get_agents",
+    response_model=s.Envelope[list[s.AgentOut]],
+    tags=TAG,
+    operation_id="postGetAgents",
+    responses=_errors(400, 401, 413, 422, envelope=True),
+)
 def posts_get_agents(
     request: Request, body: Annotated[s.GetAgentsIn | None, Body()] = None
 ) -> s.Envelope[list[s.AgentOut]]:
     return s.Envelope(data=ops.get_agents(db_of(request)), error=None)
 
 
-@posts.post("/get_conversation", response_model=s.Envelope[s.ConversationOut], tags=TAG,
-            operation_id="postGetConversation", responses=_errors(*WRITE_ERRORS, envelope=True))
+@posts.post(
+    "/get_conversation",
+    response_model=s.Envelope[s.ConversationOut],
+    tags=TAG,
+    operation_id="postGetConversation",
+    responses=_errors(*WRITE_ERRORS, envelope=True),
+)
 def posts_get_conversation(
     request: Request, body: s.GetConversationIn
 ) -> s.Envelope[s.ConversationOut]:
     return s.Envelope(data=ops.get_conversation(db_of(request), body), error=None)
 
 
-@posts.post("/update_conversation", response_model=s.Envelope[s.ConversationOut], tags=TAG,
-            operation_id="postUpdateConversation",
-            responses=_errors(*WRITE_ERRORS, envelope=True))
+@posts.post(
+    "/update_conversation",
+    response_model=s.Envelope[s.ConversationOut],
+    tags=TAG,
+    operation_id="postUpdateConversation",
+    responses=_errors(*WRITE_ERRORS, envelope=True),
+)
 def posts_update_conversation(
     request: Request, body: s.UpdateConversationIn
 ) -> s.Envelope[s.ConversationOut]:
     return s.Envelope(data=ops.update_conversation(db_of(request), body), error=None)
 
 
-@posts.post("/create_conversation", response_model=s.Envelope[s.CreatedConversationOut],
-            status_code=201, tags=TAG, operation_id="postCreateConversation",
-            responses={200: {"description": "Created before with this object_id.",
-                             "model": s.Envelope[s.CreatedConversationOut]},
-                       **_errors(*CREATE_ERRORS, envelope=True)})
+@posts.post(
+    "/create_conversation",
+    response_model=s.Envelope[s.CreatedConversationOut],
+    status_code=201,
+    tags=TAG,
+    operation_id="postCreateConversation",
+    responses={
+        200: {
+            "description": "Created before with this object_id.",
+            "model": s.Envelope[s.CreatedConversationOut],
+        },
+        **_errors(*CREATE_ERRORS, envelope=True),
+    },
+)
 def posts_create_conversation(
     request: Request, response: Response, body: s.CreateConversationIn
 ) -> s.Envelope[s.CreatedConversationOut]:
@@ -201,17 +305,31 @@ def posts_create_conversation(
     return s.Envelope(data=out, error=None)
 
 
-@posts.post("/get_messages", response_model=s.Envelope[list[s.MessageOut]], tags=TAG,
-            operation_id="postGetMessages", responses=_errors(*WRITE_ERRORS, envelope=True))
+@posts.post(
+    "/get_messages",
+    response_model=s.Envelope[list[s.MessageOut]],
+    tags=TAG,
+    operation_id="postGetMessages",
+    responses=_errors(*WRITE_ERRORS, envelope=True),
+)
 def posts_get_messages(request: Request, body: s.GetMessagesIn) -> s.Envelope[list[s.MessageOut]]:
     return s.Envelope(data=ops.get_messages(db_of(request), body), error=None)
 
 
-@posts.post("/create_message", response_model=s.Envelope[s.MessageOut], status_code=201,
-            tags=TAG, operation_id="postCreateMessage",
-            responses={200: {"description": "Created before with this object_id.",
-                             "model": s.Envelope[s.MessageOut]},
-                       **_errors(*CREATE_ERRORS, envelope=True)})
+@posts.post(
+    "/create_message",
+    response_model=s.Envelope[s.MessageOut],
+    status_code=201,
+    tags=TAG,
+    operation_id="postCreateMessage",
+    responses={
+        200: {
+            "description": "Created before with this object_id.",
+            "model": s.Envelope[s.MessageOut],
+        },
+        **_errors(*CREATE_ERRORS, envelope=True),
+    },
+)
 def posts_create_message(
     request: Request, response: Response, body: s.CreateMessageIn
 ) -> s.Envelope[s.MessageOut]:

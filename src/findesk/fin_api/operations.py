@@ -71,9 +71,7 @@ def create_conversation(
 def update_conversation(db: Database, req: s.UpdateConversationIn) -> s.ConversationOut:
     with db.transaction() as session:
         changes = req.model_dump(include=req.model_fields_set - {"conversation_id"})
-        conversation = conversations.update_conversation(
-            session, req.conversation_id, changes, FIN
-        )
+        conversation = conversations.update_conversation(session, req.conversation_id, changes, FIN)
         return conversation_out(conversation)
 
 

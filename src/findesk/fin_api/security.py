@@ -26,10 +26,14 @@ bearer_scheme = HTTPBearer(
 
 
 def bearer_token(request: Request) -> str:
-    header = request.headers.get("authorization", "")
+    header = request.headers.get("authorization")
+    if header is None:
+        raise Unauthorized("A bearer token is required.", error=None)
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized("A bearer token is required.", error="invalid_request")
+        raise Unauthorized(
+            "The Authorization header must be 'Bearer <token>'.", error="invalid_request"
+        )
     return token.strip()
 
 

@@ -37,7 +37,7 @@ def agent_out(agent: Agent) -> AgentOut:
 def conversation_out(conversation: Conversation) -> ConversationOut:
     return ConversationOut(
         id=conversation.id,
-        status=conversation.status,  # type: ignore[arg-type]
+        status=conversation.status,
         user=user_out(conversation.user),
         title=conversation.title,
         tags=conversation.tags,
@@ -60,7 +60,7 @@ def message_out(message: Message) -> MessageOut:
         conversation_id=message.conversation_id,
         body=message.body,
         author=author,
-        visibility=message.visibility,  # type: ignore[arg-type]
+        visibility=message.visibility,
         created_at=message.created_at,
         attachments=attachments_out(message),
     )

@@ -119,9 +119,7 @@ class Database:
         self.engine.dispose()
 
 
-def insert_once(
-    session: Session, obj: T, find_existing: Callable[[], T | None]
-) -> tuple[T, bool]:
+def insert_once(session: Session, obj: T, find_existing: Callable[[], T | None]) -> tuple[T, bool]:
     """Insert ``obj`` unless a row with its unique key exists; safe under concurrent inserts.
 
     Returns the row and whether this call created it. A concurrent insert of the same key makes

@@ -62,10 +62,13 @@ class Unauthorized(Problem):
     status = 401
     code = "invalid_token"
 
-    def __init__(self, detail: str, *, error: str = "invalid_token") -> None:
+    def __init__(self, detail: str, *, error: str | None = "invalid_token") -> None:
+        # RFC 6750 §3.1: a request with no credentials at all gets no error code.
+        challenge = 'Bearer realm="findesk"' + (f', error="{error}"' if error else "")
         super().__init__(
             detail,
-            headers={"WWW-Authenticate": f'Bearer realm="findesk", error="{error}"'},
+            code=error or "missing_token",
+            headers={"WWW-Authenticate": challenge},
         )
 
 

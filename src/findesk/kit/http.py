@@ -120,7 +120,6 @@ POSTS_ONLY_OPERATIONS = frozenset(
 )
 
 
-
 MAX_JSON_DEPTH = 64
 
 
@@ -169,11 +168,14 @@ async def parse_json_body(request: Request) -> None:
     try:
         parsed = json.loads(body, parse_constant=_reject_constant)
     except (ValueError, RecursionError):
-        raise Problem("The request body is not valid JSON.", status=400, code="invalid_json") from None
+        raise Problem(
+            "The request body is not valid JSON.", status=400, code="invalid_json"
+        ) from None
     problem = check_json_value(parsed)
     if problem:
-        raise Problem(f"The request body cannot be stored: {problem}.", status=422,
-                      code="validation_error")
+        raise Problem(
+            f"The request body cannot be stored: {problem}.", status=422, code="validation_error"
+        )
     request._json = parsed
 
 

@@ -27,7 +27,7 @@ Timestamp = Annotated[
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 
 
-def _email(value: str | None) -> str | None:
+def check_email(value: str | None) -> str | None:
     if value is None:
         return None
     value = value.strip()
@@ -36,7 +36,7 @@ def _email(value: str | None) -> str | None:
     return value
 
 
-def _http_url(value: str | None) -> str | None:
+def check_http_url(value: str | None) -> str | None:
     if value is None:
         return None
     if not re.match(r"^https?://[^\s/$.?#][^\s]*$", value, re.IGNORECASE):
@@ -63,10 +63,10 @@ def _rfc3339(value: Any) -> Any:
 
 
 Email = Annotated[
-    str, Field(max_length=320, json_schema_extra={"format": "email"}), AfterValidator(_email)
+    str, Field(max_length=320, json_schema_extra={"format": "email"}), AfterValidator(check_email)
 ]
 HttpUrl = Annotated[
-    str, Field(max_length=2048, json_schema_extra={"format": "uri"}), AfterValidator(_http_url)
+    str, Field(max_length=2048, json_schema_extra={"format": "uri"}), AfterValidator(check_http_url)
 ]
 UTCInput = Annotated[datetime, BeforeValidator(_rfc3339), AfterValidator(_utc)]
 Id = Annotated[str, Field(min_length=1, max_length=255)]

@@ -14,7 +14,9 @@ from findesk.kit.timeutil import utcnow
 class EndUser(Base):
     __tablename__ = "end_users"
 
-    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: ids.new_id(ids.USER))
+    id: Mapped[str] = mapped_column(
+        String(40), primary_key=True, default=lambda: ids.new_id(ids.USER)
+    )
     # The user's id in Intercom, given on create; unique so that repeated creates are idempotent.
     object_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     name: Mapped[str | None] = mapped_column(String(255))

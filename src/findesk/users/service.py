@@ -47,9 +47,7 @@ def create_user(
     return insert_once(session, user, lambda: repository.get_by_object_id(session, object_id))
 
 
-def update_user(
-    session: Session, user_id: str, changes: dict[str, Any], actor: Actor
-) -> EndUser:
+def update_user(session: Session, user_id: str, changes: dict[str, Any], actor: Actor) -> EndUser:
     """Partial update: only the keys in ``changes``; attributes merge key by key."""
     user = get_user(session, user_id)
     changed = False
@@ -69,9 +67,7 @@ def update_user(
     return user
 
 
-def merge_attributes(
-    current: dict[str, Any], changes: dict[str, Any] | None
-) -> dict[str, Any]:
+def merge_attributes(current: dict[str, Any], changes: dict[str, Any] | None) -> dict[str, Any]:
     """Merge key by key; a null value removes the key (spec 4.6)."""
     merged = dict(current)
     for key, value in (changes or {}).items():
