@@ -20,6 +20,13 @@ def get(session: Session, conversation_id: str) -> Conversation | None:
     return session.get(Conversation, conversation_id)
 
 
+def conversation_exists(session: Session, conversation_id: str) -> bool:
+    return (
+        session.scalar(select(Conversation.id).where(Conversation.id == conversation_id))
+        is not None
+    )
+
+
 def get_for_update(session: Session, conversation_id: str) -> Conversation | None:
     """Lock the row on PostgreSQL so concurrent updates of one conversation serialise."""
     return session.get(Conversation, conversation_id, with_for_update={"of": Conversation})

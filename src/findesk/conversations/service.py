@@ -69,7 +69,8 @@ def owner_kind(conversation: Conversation) -> Literal["fin", "human", "waiting"]
 def list_messages(
     session: Session, conversation_id: str, *, after_id: str | None = None
 ) -> list[Message]:
-    get_conversation(session, conversation_id)
+    if not repository.conversation_exists(session, conversation_id):
+        raise NotFound(f"No conversation with id {conversation_id!r}.")
     return list(repository.messages(session, conversation_id, after_id=after_id))
 
 

@@ -7,8 +7,9 @@ timeout instead of failing when a reader upgrades to a writer. PostgreSQL needs 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -93,6 +94,9 @@ class Database:
         self._write = sessionmaker(
             self.engine.execution_options(**{_WRITE: True}), expire_on_commit=False
         )
+        # SQLite has one writer at a time. Queueing writers of this process on a lock is fair
+        # and prompt; leaving it to the busy timeout's growing sleeps starves unlucky writers.
+        self._write_lock: threading.Lock | None = threading.Lock() if self.is_sqlite else None
 
     @property
     def is_sqlite(self) -> bool:
@@ -107,7 +111,7 @@ class Database:
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """A write session that commits on success and rolls back on any error."""
-        with self.write_session() as session:
+        with self._write_lock or nullcontext(), self.write_session() as session:
             try:
                 yield session
                 session.commit()

@@ -1,0 +1,954 @@
+"""Benchmark of the Fin API against a bare ASGI + SQLite baseline.
+
+Run: ``.venv/bin/python bench/fin_api.py [--concurrency N] [--duration S] [--json]``
+
+What it does:
+
+1. Migrates a SQLite file in a temporary folder and seeds it through the domain services (not
+   over HTTP, to be quick): an end user, a conversation with 10 messages, one with 10,000 (the
+   bulk inserted in one transaction), a conversation that the write scenario grows, and an
+   OAuth client.
+2. Starts two real server processes on 127.0.0.1, each uvicorn with one worker:
+   findesk exactly as ``findesk serve`` runs it (default settings, only the data folder set),
+   and a bare ASGI callable (no framework) whose one endpoint does one SQLite primary-key read
+   on the same file. It fetches a bearer token from ``POST /oauth/token``.
+3. This process is the load generator: an asyncio closed loop of httpx requests (HTTP/1.1
+   keep-alive) at a fixed concurrency, for a fixed time per scenario after a warm-up.
+4. Measures get-messages with ``after_id`` on the 10,000-message conversation against the
+   10-message one, sequentially; the ratio of their medians must stay under 1.5.
+
+Exit status: 0 when every check passes, 1 when the after_id ratio is too high or a request
+failed, 2 when the set-up failed, 130 when interrupted (Ctrl-C or SIGTERM).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import functools
+import itertools
+import json
+import math
+import os
+import platform
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+import httpx
+import uvicorn
+from sqlalchemy import insert, select
+
+from findesk.agents.service import ensure_fin_agent
+from findesk.auth.service import create_client
+from findesk.conversations.models import Message
+from findesk.conversations.service import Author, NewMessage, add_message, open_conversation
+from findesk.kit import ids
+from findesk.kit.actor import FIN
+from findesk.kit.db import Database
+from findesk.kit.settings import Settings
+from findesk.kit.timeutil import utcnow
+from findesk.migrations import upgrade
+from findesk.users.service import create_user
+
+SHORT_CONVERSATION = 10
+LONG_CONVERSATION = 10_000
+AFTER_ID_LIMIT = 1.5  # the issue's bound on p50(10,000 messages) / p50(10 messages)
+BARE_PATH = "/conversation"
+SERVE_BARE = "_serve-bare"  # internal sub-command: this file, run as the baseline server
+STARTUP_TIMEOUT = 30.0
+BUSY_MACHINE_PERCENT = 10.0  # above this, other processes skew the figures: say so
+CLIENT_BOUND_PERCENT = 75.0  # load generator CPU (% of a core) from which it limits throughput
+
+
+class SetupError(Exception):
+    """The benchmark could not be set up: a server did not start or answered wrongly."""
+
+
+# --- the baseline: a bare ASGI app ----------------------------------------------------------
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class BareSQLiteApp:
+    """A raw ASGI callable with one endpoint, ``GET /conversation?id=``: one SQLite primary-key
+    read, answered as a small JSON object. It is the floor findesk is compared with.
+
+    To be fair to findesk, the read runs off the event loop in a thread pool as large as the one
+    FastAPI runs sync endpoints in (anyio's default of 40), with one connection per thread.
+    """
+
+    def __init__(self, db_path: str, threads: int = 40) -> None:
+        self.db_path = db_path
+        self._local = threading.local()
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="sqlite")
+
+    def _connection(self) -> sqlite3.Connection:
+        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        if connection is None:
+            # Autocommit: each SELECT is its own read transaction. Same busy timeout as findesk.
+            connection = sqlite3.connect(self.db_path, isolation_level=None)
+            connection.execute("PRAGMA busy_timeout=30000")
+            self._local.connection = connection
+        return connection
+
+    def _read(self, conversation_id: str) -> dict[str, Any] | None:
+        row = (
+            self._connection()
+            .execute(
+                "SELECT id, status, user_id, title, updated_at FROM conversations WHERE id = ?",
+                (conversation_id,),
+            )
+            .fetchone()
+        )
+        if row is None:
+            return None
+        keys = ("id", "status", "user_id", "title", "updated_at")
+        return dict(zip(keys, row, strict=True))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        wanted = parse_qs(scope["query_string"].decode("latin-1")).get("id")
+        if scope["path"] != BARE_PATH or not wanted:
+            await self._respond(send, 404, {"error": "not found"})
+            return
+        loop = asyncio.get_running_loop()
+        row = await loop.run_in_executor(self._pool, self._read, wanted[0])
+        await self._respond(send, 200 if row else 404, row or {"error": "no such conversation"})
+
+    async def _respond(self, send: Send, status: int, payload: dict[str, Any]) -> None:
+        body = json.dumps(payload).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+def serve_bare(db_path: str, port: int) -> None:
+    """Serve the baseline with uvicorn exactly as ``findesk serve`` serves findesk."""
+    uvicorn.run(
+        BareSQLiteApp(db_path), host="127.0.0.1", port=port, log_level="info", access_log=False
+    )
+
+
+# --- seeding --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Seed:
+    user_id: str
+    short_id: str  # the 10-message conversation
+    long_id: str  # the 10,000-message conversation
+    write_id: str  # the conversation the create-message scenario grows
+    short_after_id: str  # last-but-one message of each, so that after_id returns one message
+    long_after_id: str
+    client_id: str
+    client_secret: str
+
+
+def seed(db_url: str) -> Seed:
+    """Create the data through the domain services, as findesk itself would."""
+    upgrade(db_url)
+    db = Database(db_url)
+    try:
+        with db.transaction() as session:
+            default_email = Settings.model_fields["fin_agent_email"].default
+            fin = ensure_fin_agent(session, default_email)
+            user, _ = create_user(
+                session, object_id="bench-user", name="Bench User", email="bench@example.com"
+            )
+            client, secret = create_client(session, "bench")
+            fin_author, user_author = Author("agent", fin.id), Author("end_user", user.id)
+
+            def start(title: str) -> str:
+                conversation, _, _ = open_conversation(
+                    session,
+                    user_id=user.id,
+                    title=title,
+                    assignee_id=fin.id,
+                    first=NewMessage(author=user_author, body="<p>Hello, I need help.</p>"),
+                    actor=FIN,
+                )
+                return conversation.id
+
+            short_id = start("10 messages")
+            for n in range(1, SHORT_CONVERSATION):
+                author = fin_author if n % 2 else user_author
+                add_message(session, short_id, NewMessage(author, f"<p>Message {n}</p>"), FIN)
+            long_id = start("10,000 messages")
+            write_id = start("grown by the create-message scenario")
+            user_id, client_id = user.id, client.id
+
+        # add_message costs about a millisecond (sanitising, locking, a flush) and 10,000 of
+        # them would dominate the run: insert the rest of the long conversation in bulk, with
+        # the columns add_message would set, in one transaction.
+        with db.transaction() as session:
+            start_at = utcnow() - timedelta(seconds=LONG_CONVERSATION)
+            rows: list[dict[str, Any]] = [
+                {
+                    "id": ids.new_id(ids.MESSAGE),
+                    "conversation_id": long_id,
+                    "message_type": "comment",
+                    "body": f"<p>Message {n}</p>",
+                    "author_type": "agent" if n % 2 else "end_user",
+                    "author_agent_id": fin.id if n % 2 else None,
+                    "author_user_id": None if n % 2 else user_id,
+                    "visibility": "public",
+                    "attachments": [],
+                    "created_at": start_at + timedelta(seconds=n),
+                }
+                for n in range(1, LONG_CONVERSATION)
+            ]
+            session.execute(insert(Message), rows)
+
+        with db.read_session() as session:
+
+            def last_but_one(conversation_id: str) -> str:
+                query = (
+                    select(Message.id)
+                    .where(Message.conversation_id == conversation_id)
+                    .order_by(Message.seq.desc())
+                    .offset(1)
+                    .limit(1)
+                )
+                return session.scalars(query).one()
+
+            return Seed(
+                user_id=user_id,
+                short_id=short_id,
+                long_id=long_id,
+                write_id=write_id,
+                short_after_id=last_but_one(short_id),
+                long_after_id=last_but_one(long_id),
+                client_id=client_id,
+                client_secret=secret,
+            )
+    finally:
+        db.dispose()
+
+
+# --- server processes -----------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class ServerProcess:
+    """A server in a child process, with its output in a log file; stopped on ``stop()``."""
+
+    name: str
+    command: list[str]
+    port: int
+    log_path: Path
+    env: dict[str, str] | None = None
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        with self.log_path.open("wb") as log:
+            # Own session: Ctrl-C reaches only us, and our clean-up stops the servers in order.
+            self.process = subprocess.Popen(
+                self.command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                start_new_session=True,
+            )
+
+    def wait_ready(self, probe_path: str) -> None:
+        """Poll ``probe_path`` until it answers 200, failing fast if the process dies."""
+        assert self.process is not None
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                break
+            try:
+                if httpx.get(self.base_url + probe_path, timeout=1.0).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        raise SetupError(f"{self.name} did not start; its log ends with:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def cpu_seconds(self) -> float | None:
+        """User + system CPU time of the server process, all threads (Linux only)."""
+        if self.process is None:
+            return None
+        try:
+            stat = Path(f"/proc/{self.process.pid}/stat").read_text()
+        except OSError:
+            return None
+        fields = stat.rsplit(")", 1)[1].split()  # the command name may contain spaces
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()  # uvicorn shuts down gracefully on SIGTERM
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def findesk_env(data_dir: Path) -> dict[str, str]:
+    """The environment of a user who only chose a data folder: no other FINDESK_ setting."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("FINDESK_")}
+    env["FINDESK_DATA_DIR"] = str(data_dir)
+    return env
+
+
+# --- load generation ------------------------------------------------------------------------
+
+Request = Callable[[httpx.AsyncClient], Awaitable[httpx.Response]]
+
+
+@dataclass
+class CpuUse:
+    """CPU seconds spent during a measurement by the server under test, by this process (the
+    load generator) and by every other process on the machine (Linux only, else None)."""
+
+    server: float | None = None
+    client: float = 0.0
+    others: float | None = None
+
+
+def machine_busy_seconds() -> float | None:
+    """CPU seconds the whole machine has spent busy since boot, all cores (Linux only)."""
+    try:
+        with open("/proc/stat") as stat:
+            ticks = [int(value) for value in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = ticks[3] + ticks[4]  # idle + iowait
+    return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def total_cpu_seconds(servers: Sequence[ServerProcess]) -> float | None:
+    total = 0.0
+    for server in servers:
+        seconds = server.cpu_seconds()
+        if seconds is None:
+            return None
+        total += seconds
+    return total
+
+
+@contextlib.contextmanager
+def cpu_meter(target: ServerProcess, servers: Sequence[ServerProcess]) -> Iterator[CpuUse]:
+    """Measure ``CpuUse`` over the ``with`` block; ``servers`` are all the servers we run, so
+    that "others" means processes that are not part of the benchmark at all."""
+    use = CpuUse()
+    client, machine = time.process_time(), machine_busy_seconds()
+    ours, target_before = total_cpu_seconds(servers), target.cpu_seconds()
+    yield use
+    target_after, ours_after = target.cpu_seconds(), total_cpu_seconds(servers)
+    machine_after = machine_busy_seconds()
+    use.client = time.process_time() - client
+    if target_before is not None and target_after is not None:
+        use.server = target_after - target_before
+    if (
+        machine is not None
+        and machine_after is not None
+        and ours is not None
+        and ours_after is not None
+    ):
+        busy = machine_after - machine - (ours_after - ours) - use.client
+        use.others = max(0.0, busy)
+
+
+@dataclass
+class Result:
+    """One measured run: latencies in seconds (successful requests only), errors and CPU."""
+
+    name: str
+    concurrency: int
+    elapsed: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+    errors: int = 0
+    first_error: str | None = None
+    cpu: CpuUse | None = None
+
+    @property
+    def requests(self) -> int:
+        return len(self.latencies) + self.errors
+
+    @property
+    def throughput(self) -> float:
+        return len(self.latencies) / self.elapsed if self.elapsed else 0.0
+
+    def percentile_ms(self, q: float) -> float:
+        return percentile(self.latencies, q) * 1000
+
+    def record(self, latency: float, error: str | None) -> None:
+        if error is None:
+            self.latencies.append(latency)
+        else:
+            self.errors += 1
+            self.first_error = self.first_error or error
+
+    @property
+    def server_cpu_ms(self) -> float | None:
+        """Server CPU time per request, in milliseconds."""
+        if self.cpu is None or self.cpu.server is None or not self.requests:
+            return None
+        return self.cpu.server / self.requests * 1000
+
+    @property
+    def client_cpu_percent(self) -> float | None:
+        """The load generator's CPU use, in percent of one core."""
+        if self.cpu is None or not self.elapsed:
+            return None
+        return 100 * self.cpu.client / self.elapsed
+
+    @property
+    def others_cpu_percent(self) -> float | None:
+        """CPU used by processes outside the benchmark, in percent of the whole machine."""
+        if self.cpu is None or self.cpu.others is None or not self.elapsed:
+            return None
+        return 100 * self.cpu.others / self.elapsed / (os.cpu_count() or 1)
+
+    @property
+    def client_bound(self) -> bool:
+        """Whether the load generator, near a full core, rather than the server set the pace."""
+        return (self.client_cpu_percent or 0.0) >= CLIENT_BOUND_PERCENT
+
+    def to_json(self) -> dict[str, Any]:
+        def rounded(value: float | None, digits: int) -> float | None:
+            return None if value is None else round(value, digits)
+
+        return {
+            "concurrency": self.concurrency,
+            "requests": self.requests,
+            "seconds": round(self.elapsed, 3),
+            "requests_per_second": round(self.throughput, 1),
+            "p50_ms": round(self.percentile_ms(50), 3),
+            "p99_ms": round(self.percentile_ms(99), 3),
+            "errors": self.errors,
+            "first_error": self.first_error,
+            "server_cpu_ms_per_request": rounded(self.server_cpu_ms, 3),
+            "client_cpu_percent_of_a_core": rounded(self.client_cpu_percent, 1),
+            "other_processes_cpu_percent_of_machine": rounded(self.others_cpu_percent, 1),
+            "client_bound": self.client_bound,
+        }
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (q from 0 to 100); sorts ``values`` in place."""
+    if not values:
+        return math.nan
+    values.sort()
+    return values[max(1, math.ceil(q / 100 * len(values))) - 1]
+
+
+async def timed(
+    client: httpx.AsyncClient, request: Request, expected: int
+) -> tuple[float, str | None]:
+    """Send one request; its latency and, if it failed, why."""
+    started = time.perf_counter()
+    try:
+        response = await request(client)
+    except httpx.HTTPError as exc:
+        return time.perf_counter() - started, f"{type(exc).__name__}: {exc}"
+    latency = time.perf_counter() - started
+    if response.status_code != expected:
+        return latency, f"HTTP {response.status_code}: {response.text[:200]}"
+    return latency, None
+
+
+async def closed_loop(
+    client: httpx.AsyncClient,
+    request: Request,
+    *,
+    name: str,
+    concurrency: int,
+    duration: float,
+    expected: int = 200,
+) -> Result:
+    """``concurrency`` workers, each sending its next request as soon as the last one is
+    answered, until ``duration`` has passed: a fixed number of requests in flight."""
+    result = Result(name, concurrency)
+    deadline = time.perf_counter() + duration
+
+    async def worker() -> None:
+        while time.perf_counter() < deadline:
+            result.record(*await timed(client, request, expected))
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    result.elapsed = time.perf_counter() - started
+    return result
+
+
+# --- the benchmark --------------------------------------------------------------------------
+
+
+@dataclass
+class Options:
+    concurrency: int
+    duration: float
+    warmup: float
+    samples: int
+    as_json: bool
+
+
+@dataclass
+class Report:
+    options: Options
+    seed_seconds: float
+    scenarios: list[Result] = field(default_factory=list)
+    after_id: dict[str, Result] = field(default_factory=dict)
+
+    @property
+    def baseline(self) -> Result:
+        return self.scenarios[0]
+
+    def throughput_vs_bare(self, result: Result) -> float:
+        return result.throughput / self.baseline.throughput
+
+    def cpu_vs_bare(self, result: Result) -> float | None:
+        """How many times the bare app's server CPU per request this scenario costs."""
+        ours, bare = result.server_cpu_ms, self.baseline.server_cpu_ms
+        return None if ours is None or not bare else ours / bare
+
+    @property
+    def after_id_ratio(self) -> float:
+        return self.after_id["10000"].percentile_ms(50) / self.after_id["10"].percentile_ms(50)
+
+    @property
+    def after_id_ok(self) -> bool:
+        return self.after_id_ratio < AFTER_ID_LIMIT
+
+    @property
+    def results(self) -> list[Result]:
+        return [*self.scenarios, *self.after_id.values()]
+
+    @property
+    def errors(self) -> int:
+        return sum(r.errors for r in self.results)
+
+    @property
+    def busiest_others(self) -> float | None:
+        """The most CPU other processes used during a measurement, in % of the machine."""
+        shares = [r.others_cpu_percent for r in self.results]
+        return max((s for s in shares if s is not None), default=None)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "config": {
+                "concurrency": self.options.concurrency,
+                "duration_s": self.options.duration,
+                "warmup_s": self.options.warmup,
+                "after_id_samples": self.options.samples,
+                "cpu_count": os.cpu_count(),
+                "python": platform.python_version(),
+                "note": "load generator and servers share the same CPU cores",
+                "other_processes_max_cpu_percent_of_machine": (
+                    None if self.busiest_others is None else round(self.busiest_others, 1)
+                ),
+                "seed_seconds": round(self.seed_seconds, 2),
+            },
+            "scenarios": {r.name: r.to_json() for r in self.scenarios},
+            "throughput_vs_bare": {
+                r.name: round(self.throughput_vs_bare(r), 3) for r in self.scenarios[1:]
+            },
+            "server_cpu_per_request_vs_bare": {
+                r.name: None if (x := self.cpu_vs_bare(r)) is None else round(x, 2)
+                for r in self.scenarios[1:]
+            },
+            "after_id": {
+                **{f"{k}_messages": v.to_json() for k, v in self.after_id.items()},
+                "p50_ratio_10000_over_10": round(self.after_id_ratio, 3),
+                "limit": AFTER_ID_LIMIT,
+                "pass": self.after_id_ok,
+            },
+            "errors": self.errors,
+        }
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+async def fetch_token(base_url: str, seed: Seed) -> str:
+    async with httpx.AsyncClient(base_url=base_url) as client:
+        response = await client.post(
+            "/oauth/token",
+            data={"grant_type": "client_credentials"},
+            auth=(seed.client_id, seed.client_secret),
+        )
+        response.raise_for_status()
+        return str(response.json()["access_token"])
+
+
+async def check_once(
+    client: httpx.AsyncClient, request: Request, expected: int, what: str, items: int | None = None
+) -> Any:
+    """One request before a scenario, checked in full, so that a broken setup fails loudly
+    rather than measuring errors; ``items``: how many list items the answer must have."""
+    response = await request(client)
+    if response.status_code != expected:
+        raise SetupError(f"{what}: HTTP {response.status_code}: {response.text[:300]}")
+    body = response.json()
+    if items is not None and len(body) != items:
+        raise SetupError(f"{what}: expected {items} items, got {len(body)}")
+    return body
+
+
+async def run_benchmark(
+    options: Options, seed: Seed, findesk: ServerProcess, bare: ServerProcess, report: Report
+) -> None:
+    """Get a token, check the endpoints once, then measure each scenario and the after_id
+    comparison, into ``report``."""
+    token = await fetch_token(findesk.base_url, seed)
+    c = options.concurrency
+    limits = httpx.Limits(max_connections=c, max_keepalive_connections=c)
+    bare_client = httpx.AsyncClient(base_url=bare.base_url, limits=limits, timeout=60)
+    fin_client = httpx.AsyncClient(
+        base_url=f"{findesk.base_url}/api/fin",
+        headers={"Authorization": f"Bearer {token}"},
+        limits=limits,
+        timeout=60,
+    )
+    servers = (findesk, bare)
+    object_ids = itertools.count()
+    run_tag = uuid.uuid4().hex[:8]
+
+    def bare_read(client: httpx.AsyncClient) -> Awaitable[httpx.Response]:
+        return client.get(BARE_PATH, params={"id": seed.short_id})
+
+    def get_conversation(client: httpx.AsyncClient) -> Awaitable[httpx.Response]:
+        return client.get("/conversation", params={"conversation_id": seed.short_id})
+
+    def get_messages(client: httpx.AsyncClient) -> Awaitable[httpx.Response]:
+        return client.get("/messages", params={"conversation_id": seed.short_id})
+
+    def create_message(client: httpx.AsyncClient) -> Awaitable[httpx.Response]:
+        return client.post(
+            "/messages",
+            json={
+                "conversation_id": seed.write_id,
+                "object_id": f"bench-{run_tag}-{next(object_ids)}",
+                "author": {"user_type": "end_user", "id": seed.user_id},
+                "body": "<p>Is there any news on my order?</p>",
+            },
+        )
+
+    scenarios: Sequence[tuple[str, httpx.AsyncClient, Request, int, ServerProcess]] = (
+        ("bare ASGI: SQLite PK read", bare_client, bare_read, 200, bare),
+        ("Fin: GET /conversation", fin_client, get_conversation, 200, findesk),
+        ("Fin: GET /messages (10 msgs)", fin_client, get_messages, 200, findesk),
+        ("Fin: POST /messages", fin_client, create_message, 201, findesk),
+    )
+    try:
+        await check_once(bare_client, bare_read, 200, "bare read")
+        await check_once(fin_client, get_messages, 200, "get messages", SHORT_CONVERSATION)
+        for name, client, request, expected, server in scenarios:
+            log(f"  {name}: {options.warmup:g} s warm-up, {options.duration:g} s measured")
+            run = functools.partial(
+                closed_loop, client, request, name=name, concurrency=c, expected=expected
+            )
+            await run(duration=options.warmup)
+            with cpu_meter(server, servers) as cpu:
+                result = await run(duration=options.duration)
+            result.cpu = cpu
+            report.scenarios.append(result)
+        log(f"  after_id: {options.samples} sequential requests on each conversation")
+        report.after_id = await measure_after_id(
+            fin_client, seed, options.samples, findesk, servers
+        )
+    finally:
+        await bare_client.aclose()
+        await fin_client.aclose()
+
+
+async def measure_after_id(
+    client: httpx.AsyncClient,
+    seed: Seed,
+    samples: int,
+    server: ServerProcess,
+    servers: Sequence[ServerProcess],
+) -> dict[str, Result]:
+    """Get messages after the last-but-one message, one request at a time, on both
+    conversations. The two series alternate request by request, so that any drift of the
+    machine (other processes, CPU frequency) falls on both alike."""
+    targets = {
+        "10": (seed.short_id, seed.short_after_id),
+        "10000": (seed.long_id, seed.long_after_id),
+    }
+
+    def request_for(conversation_id: str, after_id: str) -> Request:
+        def request(client: httpx.AsyncClient) -> Awaitable[httpx.Response]:
+            params = {"conversation_id": conversation_id, "after_id": after_id}
+            return client.get("/messages", params=params)
+
+        return request
+
+    requests = {key: request_for(*target) for key, target in targets.items()}
+    for key, request in requests.items():
+        await check_once(client, request, 200, f"after_id on {key} messages", items=1)
+
+    async def alternate(rounds: int, results: dict[str, Result]) -> None:
+        for _ in range(rounds):
+            for key, request in requests.items():
+                latency, error = await timed(client, request, 200)
+                results[key].elapsed += latency
+                results[key].record(latency, error)
+
+    def fresh() -> dict[str, Result]:
+        return {key: Result(f"after_id, {key} messages", concurrency=1) for key in targets}
+
+    await alternate(max(10, samples // 10), fresh())  # warm-up
+    results = fresh()
+    with cpu_meter(server, servers) as cpu:
+        await alternate(samples, results)
+    # The CPU figures cover both series: give each its share by the time it took.
+    total = sum(result.elapsed for result in results.values())
+    for result in results.values():
+        share = result.elapsed / total
+        result.cpu = CpuUse(
+            server=None if cpu.server is None else cpu.server * share,
+            client=cpu.client * share,
+            others=None if cpu.others is None else cpu.others * share,
+        )
+    return results
+
+
+# --- output ---------------------------------------------------------------------------------
+
+
+def _cell(value: float | None, spec: str, suffix: str = "") -> str:
+    return "n/a" if value is None else f"{value:{spec}}{suffix}"
+
+
+def print_table(report: Report) -> None:
+    o = report.options
+    cores = os.cpu_count() or 0
+    print(
+        f"findesk Fin API benchmark: concurrency {o.concurrency}, {o.duration:g} s per scenario "
+        f"after {o.warmup:g} s warm-up (Python {platform.python_version()}, {cores} cores)"
+    )
+    print(
+        f"Note: the load generator (this process) and both servers (one uvicorn worker each)\n"
+        f"share these {cores} cores. 'client' is the load generator's CPU (% of a core),\n"
+        f"'others' the CPU used by processes outside the benchmark (% of the machine).\n"
+    )
+    header = (
+        f"{'scenario':<30} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} "
+        f"{'srv CPU ms/req':>14} {'client':>7} {'others':>6}"
+    )
+    print(header)
+    print("-" * len(header))
+    for r in report.scenarios:
+        client = _cell(r.client_cpu_percent, ".0f", "%") + ("*" if r.client_bound else " ")
+        print(
+            f"{r.name:<30} {r.throughput:>7.0f} {r.percentile_ms(50):>7.2f} "
+            f"{r.percentile_ms(99):>7.2f} {r.errors:>6} {_cell(r.server_cpu_ms, '.2f'):>14} "
+            f"{client:>7} {_cell(r.others_cpu_percent, '.0f', '%'):>6}"
+        )
+    if any(r.client_bound for r in report.scenarios):
+        print(
+            f"* the load generator used {CLIENT_BOUND_PERCENT:.0f}% of a core or more: there the "
+            f"client, not the server,\n  set the pace, and req/s is a lower bound for the server."
+        )
+    header = f"\n{'Fin API / bare ASGI':<30} {'req/s':>7} {'srv CPU per request':>20}"
+    print(header)
+    print("-" * (len(header) - 1))
+    for r in report.scenarios[1:]:
+        print(
+            f"{r.name:<30} {report.throughput_vs_bare(r):>6.2f}x "
+            f"{_cell(report.cpu_vs_bare(r), '.1f', 'x'):>20}"
+        )
+    print(
+        f"\nget messages with after_id = the last-but-one message (1 message back): "
+        f"sequential,\n{o.samples} requests on each conversation, alternating"
+    )
+    header = (
+        f"{'conversation':<30} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} "
+        f"{'srv CPU ms/req':>14} {'others':>6}"
+    )
+    print(header)
+    print("-" * len(header))
+    for key, label in (("10", "10 messages"), ("10000", "10,000 messages")):
+        r = report.after_id[key]
+        print(
+            f"{label:<30} {r.percentile_ms(50):>7.2f} {r.percentile_ms(99):>7.2f} "
+            f"{r.errors:>6} {_cell(r.server_cpu_ms, '.2f'):>14} "
+            f"{_cell(r.others_cpu_percent, '.0f', '%'):>6}"
+        )
+    print()
+    verdict = "PASS" if report.after_id_ok else "FAIL"
+    print(
+        f"after_id p50 ratio 10,000 / 10 messages: {report.after_id_ratio:.2f} "
+        f"(must be < {AFTER_ID_LIMIT}): {verdict}"
+    )
+    verdict = "PASS" if report.errors == 0 else "FAIL"
+    print(f"failed requests: {report.errors} (must be 0): {verdict}")
+    busiest = report.busiest_others
+    if busiest is not None and busiest > BUSY_MACHINE_PERCENT:
+        print(
+            f"WARNING: other processes used up to {busiest:.0f}% of the machine during the "
+            f"run; the figures are skewed by them."
+        )
+
+
+# --- main -----------------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str]) -> Options:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--concurrency", type=int, default=16, help="requests in flight (16)")
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds measured (5)")
+    parser.add_argument("--warmup", type=float, default=1.0, help="seconds of warm-up (1)")
+    parser.add_argument(
+        "--samples", type=int, default=300, help="after_id requests per conversation (300)"
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args(argv)
+    if args.concurrency < 1 or args.duration <= 0 or args.warmup < 0 or args.samples < 1:
+        parser.error("concurrency and samples must be >= 1, duration > 0, warmup >= 0")
+    return Options(args.concurrency, args.duration, args.warmup, args.samples, args.json)
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Let SIGTERM stop the run as Ctrl-C does: asyncio.run cancels the benchmark cleanly, then
+    KeyboardInterrupt unwinds the stack, so that the servers and temporary files go away.
+
+    SIGINT itself gets Python's usual handler even where the shell ignores it (a background
+    job), since that handler, unlike one that raises, is one asyncio.run knows how to handle.
+    """
+
+    def handler(_signum: int, _frame: object) -> None:
+        signal.raise_signal(signal.SIGINT)
+
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
+    previous_term = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous_term)
+        signal.signal(signal.SIGINT, previous_int)
+
+
+def main(argv: Sequence[str]) -> int:
+    if argv[:1] == [SERVE_BARE]:
+        serve_bare(argv[1], int(argv[2]))
+        return 0
+    options = parse_args(argv)
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(sigterm_as_interrupt())
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="findesk-bench-")))
+        data_dir = tmp.resolve()
+        db_path = data_dir / "findesk.db"  # where findesk's default settings put it
+
+        log(f"seeding {db_path} ...")
+        started = time.perf_counter()
+        seeded = seed(f"sqlite:///{db_path}")
+        seed_seconds = time.perf_counter() - started
+        log(f"  seeded in {seed_seconds:.1f} s")
+
+        findesk_port, bare_port = free_port(), free_port()
+        findesk = ServerProcess(
+            "findesk",
+            [
+                sys.executable,
+                "-m",
+                "findesk",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(findesk_port),
+            ],
+            port=findesk_port,
+            log_path=data_dir / "findesk.log",
+            env=findesk_env(data_dir),
+        )
+        bare = ServerProcess(
+            "bare ASGI app",
+            [
+                sys.executable,
+                str(Path(__file__).resolve()),
+                SERVE_BARE,
+                str(db_path),
+                str(bare_port),
+            ],
+            port=bare_port,
+            log_path=data_dir / "bare.log",
+        )
+        for server in (findesk, bare):
+            stack.callback(server.stop)
+            server.start()
+        log("starting servers ...")
+        findesk.wait_ready("/healthz")
+        bare.wait_ready(f"{BARE_PATH}?id={seeded.short_id}")
+
+        report = Report(options, seed_seconds)
+        asyncio.run(run_benchmark(options, seeded, findesk, bare, report))
+
+    if options.as_json:
+        print(json.dumps(report.to_json(), indent=2))
+    else:
+        print_table(report)
+    if not report.after_id_ok:
+        log(f"FAIL: after_id p50 ratio {report.after_id_ratio:.2f} >= {AFTER_ID_LIMIT}")
+    if report.errors:
+        log(f"FAIL: {report.errors} requests failed")
+    return 0 if report.after_id_ok and report.errors == 0 else 1
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main(sys.argv[1:]))
+    # By the time these are caught, the servers and the temporary files are gone.
+    except SetupError as exc:
+        log(f"error: {exc}")
+        sys.exit(2)
+    except KeyboardInterrupt:
+        log("interrupted")
+        sys.exit(130)
