@@ -54,11 +54,5 @@ def fin(server: LiveServer) -> Iterator[httpx.Client]:
 @pytest.fixture(scope="module")
 def agent_client(server: LiveServer) -> Iterator[httpx.Client]:
     """An HTTP client of the agent API, as a human agent."""
-    agent_id, token = server.new_agent(f"agent-{uuid.uuid4().hex[:6]}@example.com", "Ada Agent")
-    with httpx.Client(
-        base_url=f"{server.base_url}/api/v1",
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=30,
-    ) as client:
-        client.agent_id = agent_id  # type: ignore[attr-defined]
+    with server.agent_http(f"agent-{uuid.uuid4().hex[:6]}@example.com", "Ada Agent") as client:
         yield client

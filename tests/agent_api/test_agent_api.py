@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import func, select, update
+from support.fin import World
 from support.server import LiveServer
 
 from findesk.app import create_app
@@ -33,77 +34,14 @@ def uid(prefix: str = "x") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
-class FinSide:
-    """Does what Fin does, through the Fin API (REST variant)."""
-
-    def __init__(self, api: FinApiClient, fin_agent_id: str) -> None:
-        self.api = api
-        self.fin_agent_id = fin_agent_id
-
-    def new_user(self) -> str:
-        reply = self.api.create_user(object_id=uid("ic-user"), name="Erin End-User")
-        assert reply.status == 201, reply.error
-        return str(reply.data["id"])
-
-    def new_conversation(
-        self, user_id: str, body: str = "<p>Hello, I need help</p>", **extra: Any
-    ) -> dict[str, Any]:
-        reply = self.api.create_conversation(
-            user_id=user_id,
-            object_id=uid("ic-conv"),
-            initial_message={
-                "author": {"id": user_id, "user_type": "end_user"},
-                "body": body,
-                "object_id": uid("ic-msg"),
-            },
-            **extra,
-        )
-        assert reply.status == 201, reply.error
-        return dict(reply.data)
-
-    def user_says(self, conversation_id: str, user_id: str, body: str) -> dict[str, Any]:
-        reply = self.api.create_message(
-            conversation_id=conversation_id,
-            body=body,
-            author={"id": user_id, "user_type": "end_user"},
-            object_id=uid("ic-msg"),
-        )
-        assert reply.status == 201, reply.error
-        return dict(reply.data)
-
-    def fin_says(self, conversation_id: str, body: str) -> dict[str, Any]:
-        reply = self.api.create_message(
-            conversation_id=conversation_id,
-            body=body,
-            author={"id": self.fin_agent_id, "user_type": "agent"},
-            object_id=uid("ic-msg"),
-        )
-        assert reply.status == 201, reply.error
-        return dict(reply.data)
-
-    def update(self, conversation_id: str, **fields: Any) -> dict[str, Any]:
-        reply = self.api.update_conversation(conversation_id, **fields)
-        assert reply.status == 200, reply.error
-        return dict(reply.data)
-
-    def hand_over(self, conversation_id: str) -> dict[str, Any]:
-        return self.update(conversation_id, assignee_id=None)
-
-
 @pytest.fixture(scope="module")
-def fin_side(fin: httpx.Client, server: LiveServer) -> FinSide:
-    return FinSide(FinApiClient(fin, "rest"), server.fin_agent_id)
+def fin_side(fin: httpx.Client, server: LiveServer) -> World:
+    return World(FinApiClient(fin, "rest"), server.fin_agent_id)
 
 
 @pytest.fixture(scope="module")
 def second_agent(server: LiveServer) -> Iterator[httpx.Client]:
-    agent_id, token = server.new_agent(f"bea-{uuid.uuid4().hex[:6]}@example.com", "Bea Second")
-    with httpx.Client(
-        base_url=f"{server.base_url}/api/v1",
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=30,
-    ) as client:
-        client.agent_id = agent_id  # type: ignore[attr-defined]
+    with server.agent_http(f"bea-{uuid.uuid4().hex[:6]}@example.com", "Bea Second") as client:
         yield client
 
 
@@ -203,9 +141,9 @@ BAD_CREDENTIALS = {
 
 @pytest.mark.parametrize("credentials", list(BAD_CREDENTIALS), ids=list(BAD_CREDENTIALS))
 def test_every_route_refuses_missing_or_bad_credentials(
-    server: LiveServer, fin_side: FinSide, credentials: str
+    server: LiveServer, fin_side: World, credentials: str
 ) -> None:
-    conversation = fin_side.new_conversation(fin_side.new_user())["conversation"]
+    conversation = fin_side.open(fin_side.user()["id"])["conversation"]
     header = BAD_CREDENTIALS[credentials]
     failures = []
     for method, path in sorted(agent_api_routes(server)):
@@ -267,11 +205,11 @@ def test_me_is_the_calling_agent(agent_client: httpx.Client) -> None:
 
 
 def test_handover_take_over_and_hand_back_move_a_conversation_between_queues(
-    agent_client: httpx.Client, fin_side: FinSide, server: LiveServer
+    agent_client: httpx.Client, fin_side: World, server: LiveServer
 ) -> None:
     me = agent_client.agent_id  # type: ignore[attr-defined]
-    user = fin_side.new_user()
-    conversation = fin_side.new_conversation(user)["conversation"]
+    user = fin_side.user()["id"]
+    conversation = fin_side.open(user)["conversation"]
     cid = conversation["id"]
     assert conversation["assignee"]["id"] == server.fin_agent_id
 
@@ -318,10 +256,10 @@ def test_handover_take_over_and_hand_back_move_a_conversation_between_queues(
 
 
 def test_mine_is_per_agent(
-    agent_client: httpx.Client, second_agent: httpx.Client, fin_side: FinSide
+    agent_client: httpx.Client, second_agent: httpx.Client, fin_side: World
 ) -> None:
-    user = fin_side.new_user()
-    cid = fin_side.new_conversation(user)["conversation"]["id"]
+    user = fin_side.user()["id"]
+    cid = fin_side.open(user)["conversation"]["id"]
     assert second_agent.post(f"/conversations/{cid}/take-over").status_code == 200
     assert cid in listed_ids(second_agent, queue="mine", user_id=user)
     assert cid not in listed_ids(agent_client, queue="mine", user_id=user)
@@ -332,9 +270,9 @@ def test_mine_is_per_agent(
 
 
 def test_queue_counts_are_of_open_conversations(
-    agent_client: httpx.Client, fin_side: FinSide
+    agent_client: httpx.Client, fin_side: World
 ) -> None:
-    cid = fin_side.new_conversation(fin_side.new_user())["conversation"]["id"]
+    cid = fin_side.open(fin_side.user()["id"])["conversation"]["id"]
     fin_side.hand_over(cid)
     before = queue_counts(agent_client)
     assert (
@@ -345,11 +283,11 @@ def test_queue_counts_are_of_open_conversations(
     assert after["all"] == before["all"] - 1
 
 
-def test_filters_by_status_and_tag(agent_client: httpx.Client, fin_side: FinSide) -> None:
-    user = fin_side.new_user()
-    a = fin_side.new_conversation(user)["conversation"]["id"]
-    b = fin_side.new_conversation(user)["conversation"]["id"]
-    c = fin_side.new_conversation(user)["conversation"]["id"]
+def test_filters_by_status_and_tag(agent_client: httpx.Client, fin_side: World) -> None:
+    user = fin_side.user()["id"]
+    a = fin_side.open(user)["conversation"]["id"]
+    b = fin_side.open(user)["conversation"]["id"]
+    c = fin_side.open(user)["conversation"]["id"]
     fin_side.update(a, tags=["billing"])
     fin_side.update(b, tags=["billing", "vip"], status="resolved")
     fin_side.update(c, status="closed")
@@ -375,11 +313,11 @@ def test_filters_by_status_and_tag(agent_client: httpx.Client, fin_side: FinSide
     assert_problem(agent_client.get("/conversations", params={"limit": 101}), 422)
 
 
-def test_newest_activity_first(agent_client: httpx.Client, fin_side: FinSide) -> None:
-    user = fin_side.new_user()
-    a = fin_side.new_conversation(user)["conversation"]["id"]
-    b = fin_side.new_conversation(user)["conversation"]["id"]
-    c = fin_side.new_conversation(user)["conversation"]["id"]
+def test_newest_activity_first(agent_client: httpx.Client, fin_side: World) -> None:
+    user = fin_side.user()["id"]
+    a = fin_side.open(user)["conversation"]["id"]
+    b = fin_side.open(user)["conversation"]["id"]
+    c = fin_side.open(user)["conversation"]["id"]
     assert listed_ids(agent_client, user_id=user) == [c, b, a]
 
     fin_side.user_says(a, user, "<p>Anyone there?</p>")
@@ -412,10 +350,10 @@ def walk(client: httpx.Client, limit: int, **params: Any) -> list[list[str]]:
 
 
 def test_cursor_pagination_walks_every_conversation_once(
-    agent_client: httpx.Client, fin_side: FinSide
+    agent_client: httpx.Client, fin_side: World
 ) -> None:
-    user = fin_side.new_user()
-    created = [fin_side.new_conversation(user)["conversation"]["id"] for _ in range(7)]
+    user = fin_side.user()["id"]
+    created = [fin_side.open(user)["conversation"]["id"] for _ in range(7)]
     pages = walk(agent_client, 3, user_id=user)
     assert [len(p) for p in pages] == [3, 3, 1]
     flat = [cid for page in pages for cid in page]
@@ -429,12 +367,12 @@ def test_cursor_pagination_walks_every_conversation_once(
 
 
 def test_cursor_pagination_with_equal_activity_times(
-    agent_client: httpx.Client, fin_side: FinSide, server: LiveServer
+    agent_client: httpx.Client, fin_side: World, server: LiveServer
 ) -> None:
     """Conversations with the same last activity (e.g. a bulk import) are neither skipped nor
     repeated across pages."""
-    user = fin_side.new_user()
-    created = {fin_side.new_conversation(user)["conversation"]["id"] for _ in range(5)}
+    user = fin_side.user()["id"]
+    created = {fin_side.open(user)["conversation"]["id"] for _ in range(5)}
     stamp = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
     with server.db.transaction() as session:
         session.execute(
@@ -469,10 +407,10 @@ def test_a_bad_cursor_is_422(agent_client: httpx.Client, cursor: str) -> None:
 
 
 def test_get_conversation_returns_its_messages_in_order(
-    agent_client: httpx.Client, fin_side: FinSide, server: LiveServer
+    agent_client: httpx.Client, fin_side: World, server: LiveServer
 ) -> None:
-    user = fin_side.new_user()
-    created = fin_side.new_conversation(user, body="<p>first</p>", title="Refund")
+    user = fin_side.user()["id"]
+    created = fin_side.open(user, body="<p>first</p>", title="Refund")
     cid = created["conversation"]["id"]
     second = fin_side.fin_says(cid, "<p>second, from Fin</p>")
     third = fin_side.user_says(cid, user, "<p>third</p>")
@@ -531,8 +469,8 @@ def test_unknown_conversation_is_404(agent_client: httpx.Client) -> None:
 # --- replies and notes -----------------------------------------------------------------------
 
 
-def test_a_reply_is_sanitised(agent_client: httpx.Client, fin_side: FinSide) -> None:
-    cid = fin_side.new_conversation(fin_side.new_user())["conversation"]["id"]
+def test_a_reply_is_sanitised(agent_client: httpx.Client, fin_side: World) -> None:
+    cid = fin_side.open(fin_side.user()["id"])["conversation"]["id"]
     dirty = (
         "<p>Hi <strong>there</strong>, <em>see</em> "
         '<a href="javascript:alert(1)">this</a> and <a href="https://example.com/help">that</a>'
@@ -568,8 +506,8 @@ def test_a_reply_is_sanitised(agent_client: httpx.Client, fin_side: FinSide) -> 
     assert fin_messages[-1]["body"] == body
 
 
-def test_an_empty_reply_is_422(agent_client: httpx.Client, fin_side: FinSide) -> None:
-    cid = fin_side.new_conversation(fin_side.new_user())["conversation"]["id"]
+def test_an_empty_reply_is_422(agent_client: httpx.Client, fin_side: World) -> None:
+    cid = fin_side.open(fin_side.user()["id"])["conversation"]["id"]
     for body in ({"body": ""}, {"body": "<script>alert(1)</script>"}, {"body": "<p> </p>"}, {}):
         assert_problem(agent_client.post(f"/conversations/{cid}/messages", json=body), 422)
     assert_problem(
@@ -581,10 +519,10 @@ def test_an_empty_reply_is_422(agent_client: httpx.Client, fin_side: FinSide) ->
     assert len(fin_side.api.get_messages(cid).data) == 1
 
 
-def test_a_public_reply_takes_over_from_fin(agent_client: httpx.Client, fin_side: FinSide) -> None:
+def test_a_public_reply_takes_over_from_fin(agent_client: httpx.Client, fin_side: World) -> None:
     me = agent_client.agent_id  # type: ignore[attr-defined]
-    user = fin_side.new_user()
-    cid = fin_side.new_conversation(user)["conversation"]["id"]
+    user = fin_side.user()["id"]
+    cid = fin_side.open(user)["conversation"]["id"]
     response = agent_client.post(
         f"/conversations/{cid}/messages", json={"body": "<p>I'll help</p>"}
     )
@@ -613,9 +551,9 @@ def test_a_public_reply_takes_over_from_fin(agent_client: httpx.Client, fin_side
 
 
 def test_a_public_reply_on_a_waiting_conversation_takes_it(
-    agent_client: httpx.Client, fin_side: FinSide
+    agent_client: httpx.Client, fin_side: World
 ) -> None:
-    cid = fin_side.new_conversation(fin_side.new_user())["conversation"]["id"]
+    cid = fin_side.open(fin_side.user()["id"])["conversation"]["id"]
     fin_side.hand_over(cid)
     assert (
         agent_client.post(f"/conversations/{cid}/messages", json={"body": "Hello"}).status_code
@@ -627,9 +565,9 @@ def test_a_public_reply_on_a_waiting_conversation_takes_it(
 
 
 def test_a_public_reply_does_not_steal_from_another_human(
-    agent_client: httpx.Client, second_agent: httpx.Client, fin_side: FinSide
+    agent_client: httpx.Client, second_agent: httpx.Client, fin_side: World
 ) -> None:
-    cid = fin_side.new_conversation(fin_side.new_user())["conversation"]["id"]
+    cid = fin_side.open(fin_side.user()["id"])["conversation"]["id"]
     assert second_agent.post(f"/conversations/{cid}/take-over").status_code == 200
     assert (
         agent_client.post(f"/conversations/{cid}/messages", json={"body": "Chiming in"}).status_code
@@ -641,9 +579,9 @@ def test_a_public_reply_does_not_steal_from_another_human(
 
 
 def test_a_private_note_does_not_take_over(
-    agent_client: httpx.Client, fin_side: FinSide, server: LiveServer
+    agent_client: httpx.Client, fin_side: World, server: LiveServer
 ) -> None:
-    cid = fin_side.new_conversation(fin_side.new_user())["conversation"]["id"]
+    cid = fin_side.open(fin_side.user()["id"])["conversation"]["id"]
     response = agent_client.post(
         f"/conversations/{cid}/messages",
         json={"body": "<p>Customer is on the legacy plan</p>", "visibility": "private"},
@@ -670,10 +608,10 @@ def test_a_private_note_does_not_take_over(
 
 
 def test_an_end_user_message_reopens_a_resolved_conversation(
-    agent_client: httpx.Client, fin_side: FinSide
+    agent_client: httpx.Client, fin_side: World
 ) -> None:
-    user = fin_side.new_user()
-    cid = fin_side.new_conversation(user)["conversation"]["id"]
+    user = fin_side.user()["id"]
+    cid = fin_side.open(user)["conversation"]["id"]
     assert (
         agent_client.patch(f"/conversations/{cid}", json={"status": "resolved"}).json()["status"]
         == "resolved"
@@ -686,9 +624,9 @@ def test_an_end_user_message_reopens_a_resolved_conversation(
 
 
 def test_patch_changes_only_the_fields_sent(
-    agent_client: httpx.Client, second_agent: httpx.Client, fin_side: FinSide, server: LiveServer
+    agent_client: httpx.Client, second_agent: httpx.Client, fin_side: World, server: LiveServer
 ) -> None:
-    cid = fin_side.new_conversation(fin_side.new_user(), title="Original")["conversation"]["id"]
+    cid = fin_side.open(fin_side.user()["id"], title="Original")["conversation"]["id"]
     fin_side.update(cid, tags=["a", "b"], attributes={"plan": "pro", "seats": 5})
 
     def patch(changes: dict[str, Any]) -> dict[str, Any]:
@@ -760,9 +698,9 @@ def test_patch_changes_only_the_fields_sent(
 
 
 def test_patch_refuses_bad_input_and_changes_nothing(
-    agent_client: httpx.Client, fin_side: FinSide, server: LiveServer
+    agent_client: httpx.Client, fin_side: World, server: LiveServer
 ) -> None:
-    cid = fin_side.new_conversation(fin_side.new_user(), title="Keep me")["conversation"]["id"]
+    cid = fin_side.open(fin_side.user()["id"], title="Keep me")["conversation"]["id"]
     before = agent_client.get(f"/conversations/{cid}").json()["conversation"]
     events_before = outbox_count(server, cid)
 
@@ -796,8 +734,8 @@ def test_patch_refuses_bad_input_and_changes_nothing(
 # --- typing ----------------------------------------------------------------------------------
 
 
-def test_typing(agent_client: httpx.Client, fin_side: FinSide, server: LiveServer) -> None:
-    cid = fin_side.new_conversation(fin_side.new_user())["conversation"]["id"]
+def test_typing(agent_client: httpx.Client, fin_side: World, server: LiveServer) -> None:
+    cid = fin_side.open(fin_side.user()["id"])["conversation"]["id"]
     response = agent_client.post(f"/conversations/{cid}/typing")
     assert response.status_code == 202, response.text
     assert response.json() == {"accepted": True}
@@ -810,9 +748,9 @@ def test_typing(agent_client: httpx.Client, fin_side: FinSide, server: LiveServe
 
 
 def test_every_agent_action_records_an_event_for_fin(
-    agent_client: httpx.Client, second_agent: httpx.Client, fin_side: FinSide, server: LiveServer
+    agent_client: httpx.Client, second_agent: httpx.Client, fin_side: World, server: LiveServer
 ) -> None:
-    cid = fin_side.new_conversation(fin_side.new_user())["conversation"]["id"]
+    cid = fin_side.open(fin_side.user()["id"])["conversation"]["id"]
     assert outbox_count(server, cid) == 0, (
         "creating a conversation through the Fin API is Fin's own change"
     )
@@ -851,9 +789,9 @@ def test_every_agent_action_records_an_event_for_fin(
     assert states <= {"pending", "delivered"}
 
 
-def test_fins_own_changes_record_no_event(fin_side: FinSide, server: LiveServer) -> None:
-    user = fin_side.new_user()
-    cid = fin_side.new_conversation(user)["conversation"]["id"]
+def test_fins_own_changes_record_no_event(fin_side: World, server: LiveServer) -> None:
+    user = fin_side.user()["id"]
+    cid = fin_side.open(user)["conversation"]["id"]
     fin_side.fin_says(cid, "<p>Here is how</p>")
     fin_side.user_says(cid, user, "<p>Thanks</p>")
     fin_side.update(cid, title="Set by Fin")

@@ -13,7 +13,7 @@ def unique(prefix: str = "obj") -> str:
 
 
 class World:
-    """Builds users and conversations through the Fin API, as Fin would."""
+    """Does what Fin does, through the Fin API, asserting that each call succeeds."""
 
     def __init__(self, api: FinApiClient, fin_agent_id: str) -> None:
         self.api = api
@@ -24,31 +24,49 @@ class World:
         assert reply.status == 201, reply.error
         return dict(reply.data)
 
-    def conversation(
-        self, user: dict[str, Any] | None = None, body: str = "<p>Hi!</p>", **fields: Any
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
-        user = user or self.user()
+    def open(self, user_id: str, body: str = "<p>Hi!</p>", **fields: Any) -> dict[str, Any]:
+        """Create a conversation; the answer holds ``conversation`` and ``initial_message``."""
         reply = self.api.create_conversation(
-            user_id=user["id"],
+            user_id=user_id,
             object_id=unique("c"),
             initial_message={
                 "body": body,
-                "author": {"id": user["id"], "user_type": "end_user"},
+                "author": {"id": user_id, "user_type": "end_user"},
                 "object_id": unique("m"),
                 "visibility": "public",
             },
             **fields,
         )
         assert reply.status == 201, reply.error
-        return reply.data["conversation"], reply.data["initial_message"]
+        return dict(reply.data)
 
-    def fin_says(self, conversation_id: str, body: str = "<p>Here is how.</p>") -> dict[str, Any]:
+    def conversation(
+        self, user: dict[str, Any] | None = None, body: str = "<p>Hi!</p>", **fields: Any
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        data = self.open((user or self.user())["id"], body, **fields)
+        return data["conversation"], data["initial_message"]
+
+    def _says(self, conversation_id: str, author: dict[str, str], body: str) -> dict[str, Any]:
         reply = self.api.create_message(
             conversation_id=conversation_id,
             body=body,
-            author={"id": self.fin_agent_id, "user_type": "agent"},
+            author=author,
             visibility="public",
             object_id=unique("m"),
         )
         assert reply.status == 201, reply.error
         return dict(reply.data)
+
+    def fin_says(self, conversation_id: str, body: str = "<p>Here is how.</p>") -> dict[str, Any]:
+        return self._says(conversation_id, {"id": self.fin_agent_id, "user_type": "agent"}, body)
+
+    def user_says(self, conversation_id: str, user_id: str, body: str) -> dict[str, Any]:
+        return self._says(conversation_id, {"id": user_id, "user_type": "end_user"}, body)
+
+    def update(self, conversation_id: str, **fields: Any) -> dict[str, Any]:
+        reply = self.api.update_conversation(conversation_id, **fields)
+        assert reply.status == 200, reply.error
+        return dict(reply.data)
+
+    def hand_over(self, conversation_id: str) -> dict[str, Any]:
+        return self.update(conversation_id, assignee_id=None)

@@ -88,6 +88,17 @@ class LiveServer:
         response.raise_for_status()
         return str(response.json()["access_token"])
 
+    def agent_http(self, email: str, name: str = "Agent") -> httpx.Client:
+        """An HTTP client of the agent API as a new human agent (its id in ``.agent_id``)."""
+        agent_id, token = self.new_agent(email, name)
+        client = httpx.Client(
+            base_url=f"{self.base_url}/api/v1",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+        )
+        client.agent_id = agent_id  # type: ignore[attr-defined]
+        return client
+
     def new_agent(self, email: str, name: str = "Agent") -> tuple[str, str]:
         """Create a human agent; returns (agent_id, personal token)."""
         with self.db.transaction() as session:

@@ -4,7 +4,14 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from findesk.fin_api.schemas import AgentOut, AttachmentOut, EndUserOut, Status, Visibility
+from findesk.fin_api.schemas import (
+    AgentOut,
+    ConversationOut,
+    EndUserOut,
+    MessageOut,
+    Status,
+    Visibility,
+)
 from findesk.kit.schemas import Attributes, Timestamp
 
 Owner = Literal["fin", "human", "waiting"]
@@ -16,33 +23,18 @@ class AgentView(AgentOut):
     role: str
 
 
-class ConversationView(BaseModel):
-    id: str
-    status: Status
-    user: EndUserOut
-    title: str | None
-    tags: list[str]
-    attributes: Attributes
+class ConversationView(ConversationOut):
     assignee: AgentView | None
     owner: Owner = Field(description="Who answers: Fin, a human agent, or nobody yet.")
     last_user_read_at: Timestamp | None
     last_activity_at: Timestamp
-    created_at: Timestamp
-    updated_at: Timestamp
 
 
 Author = Annotated[EndUserOut | AgentView, Field(discriminator="user_type")]
 
 
-class MessageView(BaseModel):
-    id: str
-    conversation_id: str
-    message_type: Literal["comment"] = "comment"
-    body: str | None
+class MessageView(MessageOut):
     author: Author
-    visibility: Visibility
-    created_at: Timestamp
-    attachments: list[AttachmentOut]
 
 
 class ConversationPage(BaseModel):
