@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import itertools
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 from support.postgres import PostgresServer, require_postgres
-from support.server import LiveServer
-
-_db_names = itertools.count()
+from support.server import LiveServer, database_url
 
 
 @pytest.fixture(scope="session")
@@ -20,13 +16,6 @@ def pg_server() -> Iterator[PostgresServer]:
     server = require_postgres()
     yield server
     server.stop()
-
-
-def database_url(backend: str, request: pytest.FixtureRequest, tmp_dir: Path) -> str:
-    if backend == "sqlite":
-        return f"sqlite:///{tmp_dir / f'findesk-{uuid.uuid4().hex[:8]}.db'}"
-    pg: PostgresServer = request.getfixturevalue("pg_server")
-    return pg.create_database(f"findesk_{next(_db_names)}_{uuid.uuid4().hex[:6]}")
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -21,7 +24,9 @@ from findesk.kit.errors import Problem
 from findesk.kit.http import BodySizeLimit, problem_response, validation_problem
 from findesk.kit.schemas import ProblemOut
 from findesk.kit.settings import Settings, get_settings
-from findesk.notifier.typing import TypingSignals
+from findesk.notifier.typing import TypingSender
+from findesk.notifier.worker import Worker
+from findesk.ops.endpoints import router as ops_router
 
 DESCRIPTION = """
 findesk is a helpdesk for teams that run Intercom's Fin AI agent.
@@ -47,22 +52,38 @@ def _allowed_methods(request: Request) -> str:
     )
 
 
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Start the typing sender and, unless workers run apart, the delivery worker."""
+    settings: Settings = app.state.settings
+    await app.state.typing.start()
+    worker = None
+    if settings.notifier_in_process:
+        worker = Worker(app.state.db, settings)
+        app.state.worker_task = asyncio.create_task(worker.run(), name="findesk-notifier")
+    try:
+        yield
+    finally:
+        if worker is not None:
+            worker.stop()
+            await app.state.worker_task
+        await app.state.typing.stop()
+
+
 def create_app(settings: Settings | None = None, db: Database | None = None) -> FastAPI:
     settings = settings or get_settings()
     db = db or Database(settings.effective_database_url)
-    app = FastAPI(title="findesk", version=__version__, description=DESCRIPTION)
+    app = FastAPI(title="findesk", version=__version__, description=DESCRIPTION, lifespan=_lifespan)
     app.state.settings = settings
     app.state.db = db
-    app.state.typing = TypingSignals()
+    app.state.typing = TypingSender(settings)
+    app.state.worker_task = None
 
     app.include_router(oauth_router)
     app.include_router(fin.rest, prefix="/api/fin")
     app.include_router(fin.posts, prefix="/api/fin")
     app.include_router(agent_router)
-
-    @app.get("/healthz", tags=["Operations"], include_in_schema=False)
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    app.include_router(ops_router)
 
     @app.exception_handler(Problem)
     async def _problem(_: Request, exc: Problem) -> Response:

@@ -22,6 +22,8 @@ clients_app = typer.Typer(
 agents_app = typer.Typer(help="Human agents and the bot that represents Fin.", no_args_is_help=True)
 app.add_typer(clients_app, name="clients")
 app.add_typer(agents_app, name="agents")
+outbox_app = typer.Typer(help="The outbox of changes Fin must hear about.", no_args_is_help=True)
+app.add_typer(outbox_app, name="outbox")
 
 console = Console()
 err = Console(stderr=True)
@@ -70,13 +72,46 @@ def serve(
     import uvicorn
 
     from findesk.app import create_app
+    from findesk.kit import logs
 
     settings = get_settings()
     db = migrate_and_seed()
     host = host or settings.host
     port = port or settings.port
+    logs.configure()
     console.print(f"findesk on http://{host}:{port}  (Fin API: /api/fin, docs: /docs)")
+    if settings.fin_webhook_target is None:
+        console.print(
+            "[yellow]Fin's webhook is not configured: changes are recorded and will be "
+            "delivered once FINDESK_FIN_WEBHOOK_URL or FINDESK_FIN_INTEGRATION_ID is set."
+            "[/yellow]"
+        )
     uvicorn.run(create_app(settings, db), host=host, port=port, log_level="info", access_log=False)
+
+
+@app.command()
+def worker() -> None:
+    """Deliver outbox events to Fin (run several on PostgreSQL; set
+    FINDESK_NOTIFIER_IN_PROCESS=false on `serve` then)."""
+    import asyncio
+    import signal
+
+    from findesk.kit import logs
+    from findesk.notifier.worker import Worker
+
+    settings = get_settings()
+    db = migrate_and_seed()
+    logs.configure()
+    delivery = Worker(db, settings)
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, delivery.stop)
+        await delivery.run()
+
+    asyncio.run(run())
+    db.dispose()
 
 
 @clients_app.command("create")
@@ -245,6 +280,91 @@ def demo(
         f"  Try:  curl -H 'Authorization: Bearer {creds.agent_token}' "
         f"'{base}/api/v1/conversations?queue=waiting'"
     )
+
+
+@outbox_app.command("status")
+def outbox_status(as_json: JsonFlag = False) -> None:
+    """Events by state and the age of the oldest one still pending."""
+    from findesk.notifier.service import status
+
+    with migrate_and_seed().read_session() as session:
+        result = status(session)
+    data = {
+        "counts": result.counts,
+        "oldest_pending_age_seconds": result.oldest_pending_age_seconds,
+        "target": get_settings().fin_webhook_target,
+    }
+    if as_json:
+        _emit(data)
+        return
+    for state, count in result.counts.items():
+        console.print(f"{state:<10} {count}")
+    age = result.oldest_pending_age_seconds
+    console.print(f"oldest pending: {'-' if age is None else f'{age:.1f} s'}")
+    console.print(f"target: {data['target'] or 'not configured'}")
+
+
+@outbox_app.command("list")
+def outbox_list(
+    state: Annotated[str | None, typer.Option(help="pending, delivered or dead.")] = None,
+    conversation: Annotated[str | None, typer.Option(help="Only this conversation.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
+    as_json: JsonFlag = False,
+) -> None:
+    """The newest events, with their attempts and last error."""
+    from findesk.notifier.service import list_events
+
+    if state is not None and state not in ("pending", "delivered", "dead"):
+        _fail("--state must be pending, delivered or dead.")
+    with migrate_and_seed().read_session() as session:
+        rows: list[dict[str, Any]] = [
+            {
+                "id": e.id,
+                "conversation_id": e.conversation_id,
+                "reason": e.reason,
+                "state": e.state,
+                "attempts": e.attempts,
+                "created_at": e.created_at.isoformat(),
+                "next_attempt_at": e.next_attempt_at.isoformat(),
+                "delivery_id": e.delivery_id,
+                "last_error": e.last_error,
+            }
+            for e in list_events(session, state=state, conversation_id=conversation, limit=limit)
+        ]
+    if as_json:
+        _emit({"events": rows})
+        return
+    table = Table("id", "conversation", "reason", "state", "attempts", "created", "last error")
+    for r in rows:
+        cells = ("id", "conversation_id", "reason", "state", "attempts", "created_at")
+        table.add_row(*(str(r[c]) for c in cells), (r["last_error"] or "")[:60])
+    console.print(table)
+
+
+@outbox_app.command("replay")
+def outbox_replay(
+    dead: Annotated[bool, typer.Option("--dead", help="Also events in dead-letter.")] = False,
+    conversation: Annotated[
+        str | None,
+        typer.Option(
+            help="Only this conversation (records a fresh event when it has none to replay)."
+        ),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Retry events now with a fresh retry window (pending ones; dead ones with --dead)."""
+    from findesk.notifier.service import replay
+
+    try:
+        with migrate_and_seed().transaction() as session:
+            count = replay(session, dead=dead, conversation_id=conversation)
+    except Problem as exc:
+        _fail(exc.detail)
+        return
+    if as_json:
+        _emit({"replayed": count})
+    else:
+        console.print(f"{count} event(s) due now; a running worker delivers them.")
 
 
 def main() -> None:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
 import socket
 import threading
+import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import uvicorn
 
 from findesk.agents.service import create_agent, ensure_fin_agent
@@ -16,6 +20,16 @@ from findesk.auth.service import create_agent_token, create_client
 from findesk.kit.db import Database
 from findesk.kit.settings import Settings
 from findesk.migrations import upgrade
+from support.postgres import PostgresServer
+
+_db_names = itertools.count()
+
+
+def database_url(backend: str, request: pytest.FixtureRequest, tmp_dir: Path) -> str:
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_dir / f'findesk-{uuid.uuid4().hex[:8]}.db'}"
+    pg: PostgresServer = request.getfixturevalue("pg_server")
+    return pg.create_database(f"findesk_{next(_db_names)}_{uuid.uuid4().hex[:6]}")
 
 
 def free_port() -> int:

@@ -7,9 +7,17 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REGION_HOSTS = {
+    "us": "https://api.intercom.io",
+    "eu": "https://api.eu.intercom.io",
+    "au": "https://api.au.intercom.io",
+}
+WEBHOOK_PATH = "/hooks/standalone/custom_helpdesk_conversation_event"
 
 
 class Settings(BaseSettings):
@@ -45,10 +53,78 @@ class Settings(BaseSettings):
         description="Email of the bot agent that represents Fin (seeded on a fresh database).",
     )
 
+    # --- the notifier: telling Fin which conversation changed (spec 6) ---------------------
+    fin_webhook_url: str | None = Field(
+        default=None,
+        description="Full URL of Fin's conversation-event webhook; overrides region + "
+        "integration id.",
+    )
+    fin_region: Literal["us", "eu", "au"] = Field(
+        default="us", description="Intercom region whose webhook host is used (us, eu, au)."
+    )
+    fin_integration_id: str | None = Field(
+        default=None, description="The Identifier shown in Fin's Custom Helpdesk setup."
+    )
+    fin_webhook_key: SecretStr | None = Field(
+        default=None, description="Webhook key from Fin's setup, sent as `X-Webhook-Key`."
+    )
+    notifier_in_process: bool = Field(
+        default=True,
+        description="Run the delivery worker inside `findesk serve` (turn off when running "
+        "`findesk worker` processes).",
+    )
+    notifier_concurrency: int = Field(
+        default=8, ge=1, le=256, description="Deliveries a worker makes at once."
+    )
+    notifier_poll_seconds: float = Field(
+        default=1.0, gt=0, description="How often a worker looks for due events when not woken."
+    )
+    notifier_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="Timeout of one webhook call."
+    )
+    notifier_retry_window_seconds: float = Field(
+        default=72 * 3600,
+        gt=0,
+        description="How long failed events are retried before they go to dead-letter.",
+    )
+    notifier_backoff_base_seconds: float = Field(
+        default=1.0, gt=0, description="First retry delay; doubles each attempt, with jitter."
+    )
+    notifier_backoff_max_seconds: float = Field(
+        default=300.0, gt=0, description="Longest delay between two attempts."
+    )
+    notifier_lease_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="How long a worker holds events it is delivering; a "
+        "crashed worker's events are retried after it.",
+    )
+    outbox_retention_days: float = Field(
+        default=7, gt=0, description="Delivered events are kept this long, then purged."
+    )
+    typing_throttle_seconds: float = Field(
+        default=3.0,
+        ge=0,
+        description="At most one typing event per conversation and agent in this time.",
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token for `/metrics`; unset, only loopback clients may scrape.",
+    )
+
     @field_validator("data_dir")
     @classmethod
     def _expand(cls, value: Path) -> Path:
         return value.expanduser()
+
+    @property
+    def fin_webhook_target(self) -> str | None:
+        """Where sync and typing events go, or None while Fin is not configured."""
+        if self.fin_webhook_url:
+            return self.fin_webhook_url
+        if self.fin_integration_id:
+            return f"{REGION_HOSTS[self.fin_region]}{WEBHOOK_PATH}/{self.fin_integration_id}"
+        return None
 
     @property
     def effective_database_url(self) -> str:

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+from typing import Any, Literal
+
 from alembic import context
 from sqlalchemy import create_engine, text
 
+from findesk.kit.db import UTCDateTime
 from findesk.models import Base
 
 config = context.config
@@ -10,6 +13,13 @@ target_metadata = Base.metadata
 
 # Several processes may start at once (findesk serve + workers): on PostgreSQL they take turns.
 _LOCK_KEY = 7_305_112_640
+
+
+def render_item(type_: str, obj: Any, autogen_context: Any) -> str | Literal[False]:
+    """Migrations must not import the app: our UTC type is a plain timezone-aware DateTime."""
+    if type_ == "type" and isinstance(obj, UTCDateTime):
+        return "sa.DateTime(timezone=True)"
+    return False
 
 
 def run_migrations_online() -> None:
@@ -27,6 +37,7 @@ def run_migrations_online() -> None:
                 target_metadata=target_metadata,
                 render_as_batch=connection.dialect.name == "sqlite",
                 compare_type=True,
+                render_item=render_item,
             )
             with context.begin_transaction():
                 context.run_migrations()

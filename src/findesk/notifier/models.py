@@ -29,3 +29,8 @@ class OutboxEvent(Base):
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
+    # The worker delivering it, and until when; a crashed worker's lease simply runs out.
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Stable across retries, sent as X-Findesk-Delivery so one delivery can be traced.
+    delivery_id: Mapped[str | None] = mapped_column(String(40))

@@ -1,0 +1,172 @@
+"""All outbox SQL: claiming due events under a lease, recording outcomes, status and replay.
+
+Claims never wait on another worker's locks: on PostgreSQL the rows are picked with
+``FOR UPDATE SKIP LOCKED``; on SQLite the write transaction itself is exclusive.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from findesk.notifier.models import OutboxEvent
+
+PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
+
+
+def _unleased(now: datetime):  # type: ignore[no-untyped-def]
+    return or_(OutboxEvent.lease_until.is_(None), OutboxEvent.lease_until < now)
+
+
+def claim(
+    session: Session,
+    *,
+    owner: str,
+    now: datetime,
+    lease_until: datetime,
+    conversations: int,
+    skip_locked: bool,
+) -> Sequence[OutboxEvent]:
+    """Lease every pending event of up to ``conversations`` conversations that have a due one.
+
+    All of a conversation's pending events go together (one delivery covers them), including
+    those still waiting out a back-off: the delivery is about to happen anyway.
+    """
+    due = (
+        select(OutboxEvent.conversation_id)
+        .where(OutboxEvent.state == PENDING, OutboxEvent.next_attempt_at <= now, _unleased(now))
+        .order_by(OutboxEvent.next_attempt_at, OutboxEvent.id)
+        .limit(conversations * 4)
+    )
+    conversation_ids = list(dict.fromkeys(session.scalars(due)))[:conversations]
+    if not conversation_ids:
+        return []
+    rows = select(OutboxEvent.id).where(
+        OutboxEvent.conversation_id.in_(conversation_ids),
+        OutboxEvent.state == PENDING,
+        _unleased(now),
+    )
+    if skip_locked:
+        rows = rows.with_for_update(skip_locked=True)
+    ids = list(session.scalars(rows))
+    if not ids:
+        return []
+    session.execute(
+        update(OutboxEvent)
+        .where(OutboxEvent.id.in_(ids))
+        .values(lease_owner=owner, lease_until=lease_until)
+    )
+    return session.scalars(
+        select(OutboxEvent).where(OutboxEvent.id.in_(ids)).order_by(OutboxEvent.id)
+    ).all()
+
+
+def set_delivery_id(session: Session, ids: Sequence[int], delivery_id: str) -> None:
+    session.execute(
+        update(OutboxEvent)
+        .where(OutboxEvent.id.in_(ids), OutboxEvent.delivery_id.is_(None))
+        .values(delivery_id=delivery_id)
+    )
+
+
+def mark_delivered(session: Session, ids: Sequence[int], owner: str, now: datetime) -> int:
+    """Only rows still leased by ``owner``: a lease that ran out belongs to someone else now."""
+    result = session.execute(
+        update(OutboxEvent)
+        .where(OutboxEvent.id.in_(ids), OutboxEvent.lease_owner == owner)
+        .values(state=DELIVERED, delivered_at=now, lease_owner=None, lease_until=None)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def mark_failed(
+    session: Session,
+    ids: Sequence[int],
+    owner: str,
+    *,
+    dead: bool,
+    next_attempt_at: datetime,
+    error: str,
+) -> int:
+    result = session.execute(
+        update(OutboxEvent)
+        .where(OutboxEvent.id.in_(ids), OutboxEvent.lease_owner == owner)
+        .values(
+            state=DEAD if dead else PENDING,
+            attempts=OutboxEvent.attempts + 1,
+            next_attempt_at=next_attempt_at,
+            last_error=error[:2000],
+            lease_owner=None,
+            lease_until=None,
+        )
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def release(session: Session, ids: Sequence[int], owner: str) -> None:
+    """Give events back untouched (a worker stopping before it could deliver them)."""
+    session.execute(
+        update(OutboxEvent)
+        .where(OutboxEvent.id.in_(ids), OutboxEvent.lease_owner == owner)
+        .values(lease_owner=None, lease_until=None)
+    )
+
+
+def next_due_at(session: Session) -> datetime | None:
+    return session.scalar(
+        select(func.min(OutboxEvent.next_attempt_at)).where(OutboxEvent.state == PENDING)
+    )
+
+
+def counts_by_state(session: Session) -> dict[str, int]:
+    rows = session.execute(
+        select(OutboxEvent.state, func.count()).group_by(OutboxEvent.state)
+    ).all()
+    return {state: int(count) for state, count in rows}
+
+
+def oldest_pending_created_at(session: Session) -> datetime | None:
+    return session.scalar(
+        select(func.min(OutboxEvent.created_at)).where(OutboxEvent.state == PENDING)
+    )
+
+
+def listing(
+    session: Session, *, state: str | None, conversation_id: str | None, limit: int
+) -> Sequence[OutboxEvent]:
+    query = select(OutboxEvent).order_by(OutboxEvent.id.desc()).limit(limit)
+    if state:
+        query = query.where(OutboxEvent.state == state)
+    if conversation_id:
+        query = query.where(OutboxEvent.conversation_id == conversation_id)
+    return session.scalars(query).all()
+
+
+def replay(
+    session: Session, *, states: Sequence[str], conversation_id: str | None, now: datetime
+) -> int:
+    """Make matching events due now, with a fresh retry budget."""
+    query = update(OutboxEvent).where(OutboxEvent.state.in_(states))
+    if conversation_id:
+        query = query.where(OutboxEvent.conversation_id == conversation_id)
+    result = session.execute(
+        query.values(
+            state=PENDING,
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+            lease_owner=None,
+            lease_until=None,
+        )
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def purge_delivered(session: Session, before: datetime) -> int:
+    result = session.execute(
+        delete(OutboxEvent).where(OutboxEvent.state == DELIVERED, OutboxEvent.delivered_at < before)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

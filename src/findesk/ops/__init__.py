@@ -1,0 +1,1 @@
+"""Operating findesk: health, readiness and Prometheus metrics."""
