@@ -9,7 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REGION_HOSTS = {
@@ -116,6 +116,13 @@ class Settings(BaseSettings):
     @classmethod
     def _expand(cls, value: Path) -> Path:
         return value.expanduser()
+
+    @model_validator(mode="after")
+    def _lease_outlasts_a_call(self) -> Settings:
+        # A lease that ran out mid-call would let a second worker deliver the same events.
+        if self.notifier_lease_seconds <= self.notifier_timeout_seconds:
+            raise ValueError("FINDESK_NOTIFIER_LEASE_SECONDS must exceed the webhook timeout")
+        return self
 
     @property
     def fin_webhook_target(self) -> str | None:

@@ -28,6 +28,9 @@ class OutboxEvent(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The retry window runs from the first failed attempt, not from the change: events recorded
+    # while Fin was not configured yet get their full window once it is.
+    first_failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
     # The worker delivering it, and until when; a crashed worker's lease simply runs out.
     lease_owner: Mapped[str | None] = mapped_column(String(64))

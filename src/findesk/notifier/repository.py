@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import ColumnElement, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from findesk.notifier.models import OutboxEvent
@@ -17,7 +17,7 @@ from findesk.notifier.models import OutboxEvent
 PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
 
 
-def _unleased(now: datetime):  # type: ignore[no-untyped-def]
+def _unleased(now: datetime) -> ColumnElement[bool]:
     return or_(OutboxEvent.lease_until.is_(None), OutboxEvent.lease_until < now)
 
 
@@ -87,6 +87,7 @@ def mark_failed(
     ids: Sequence[int],
     owner: str,
     *,
+    now: datetime,
     dead: bool,
     next_attempt_at: datetime,
     error: str,
@@ -98,6 +99,7 @@ def mark_failed(
             state=DEAD if dead else PENDING,
             attempts=OutboxEvent.attempts + 1,
             next_attempt_at=next_attempt_at,
+            first_failed_at=func.coalesce(OutboxEvent.first_failed_at, now),
             last_error=error[:2000],
             lease_owner=None,
             lease_until=None,
@@ -115,9 +117,12 @@ def release(session: Session, ids: Sequence[int], owner: str) -> None:
     )
 
 
-def next_due_at(session: Session) -> datetime | None:
+def next_due_at(session: Session, now: datetime) -> datetime | None:
+    """When the next event this worker could claim is due (leased ones are their owner's)."""
     return session.scalar(
-        select(func.min(OutboxEvent.next_attempt_at)).where(OutboxEvent.state == PENDING)
+        select(func.min(OutboxEvent.next_attempt_at)).where(
+            OutboxEvent.state == PENDING, _unleased(now)
+        )
     )
 
 
@@ -148,7 +153,7 @@ def listing(
 def replay(
     session: Session, *, states: Sequence[str], conversation_id: str | None, now: datetime
 ) -> int:
-    """Make matching events due now, with a fresh retry budget."""
+    """Make matching events due now, with a fresh retry window."""
     query = update(OutboxEvent).where(OutboxEvent.state.in_(states))
     if conversation_id:
         query = query.where(OutboxEvent.conversation_id == conversation_id)
@@ -157,7 +162,7 @@ def replay(
             state=PENDING,
             attempts=0,
             next_attempt_at=now,
-            created_at=now,
+            first_failed_at=None,
             lease_owner=None,
             lease_until=None,
         )

@@ -43,6 +43,7 @@ class Delivery:
     delivery_id: str
     attempts: int
     oldest_created_at: datetime
+    first_failed_at: datetime | None
 
 
 @dataclass
@@ -182,7 +183,7 @@ class Worker:
         if self.settings.fin_webhook_target is None:
             return poll
         with self.db.read_session() as session:
-            due = repository.next_due_at(session)
+            due = repository.next_due_at(session, utcnow())
         if due is None:
             return poll
         return min(poll, max(0.0, (as_utc(due) - utcnow()).total_seconds()))
@@ -231,6 +232,10 @@ class Worker:
                         delivery_id=delivery_id,
                         attempts=max(e.attempts for e in events),
                         oldest_created_at=min(as_utc(e.created_at) for e in events),
+                        first_failed_at=min(
+                            (as_utc(e.first_failed_at) for e in events if e.first_failed_at),
+                            default=None,
+                        ),
                     )
                 )
             return deliveries
@@ -265,13 +270,15 @@ class Worker:
                     repository.mark_delivered(session, delivery.event_ids, self.id, now)
                     kind = "delivered"
                 else:
-                    expired = (now - delivery.oldest_created_at).total_seconds() > window
+                    failing_since = delivery.first_failed_at or now
+                    expired = (now - failing_since).total_seconds() > window
                     dead = outcome.permanent or expired
                     delay = self.backoff.delay(delivery.attempts, outcome.retry_after)
                     repository.mark_failed(
                         session,
                         delivery.event_ids,
                         self.id,
+                        now=now,
                         dead=dead,
                         next_attempt_at=now + timedelta(seconds=delay),
                         error=outcome.error,
