@@ -1,14 +1,16 @@
 """Every table, imported in one place so that the metadata (and Alembic) sees them all."""
 
 from findesk.agents.models import Agent
-from findesk.auth.models import AccessToken, AgentToken, OAuthClient
+from findesk.auth.models import AccessToken, AgentToken, OAuthClient, WebSession
 from findesk.conversations.models import Conversation, ConversationTag, Message
 from findesk.kit.db import Base
+from findesk.live.models import Activity
 from findesk.notifier.models import OutboxEvent
 from findesk.users.models import EndUser
 
 __all__ = [
     "AccessToken",
+    "Activity",
     "Agent",
     "AgentToken",
     "Base",
@@ -18,4 +20,5 @@ __all__ = [
     "Message",
     "OAuthClient",
     "OutboxEvent",
+    "WebSession",
 ]

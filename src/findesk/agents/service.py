@@ -8,8 +8,11 @@ from sqlalchemy.orm import Session
 
 from findesk.agents import repository
 from findesk.agents.models import Agent
+from findesk.auth.passwords import hash_password
+from findesk.auth.web_sessions import sign_out_agent
 from findesk.kit.errors import Conflict, Invalid, NotFound
 from findesk.kit.schemas import check_email, check_http_url
+from findesk.kit.timeutil import utcnow
 
 FIN_AGENT_NAME = "Fin"
 ROLES = ("agent", "admin")
@@ -35,6 +38,7 @@ def create_agent(
     photo_url: str | None = None,
     role: str = "agent",
     is_bot: bool = False,
+    password: str | None = None,
 ) -> Agent:
     email, name = email.strip().lower(), name.strip()
     try:
@@ -49,7 +53,13 @@ def create_agent(
     if repository.get_by_email(session, email) is not None:
         raise Conflict(f"An agent with email {email!r} exists already.")
     agent = Agent(
-        email=email, name=name, alias=alias, photo_url=photo_url, role=role, is_bot=is_bot
+        email=email,
+        name=name,
+        alias=alias,
+        photo_url=photo_url,
+        role=role,
+        is_bot=is_bot,
+        password_hash=hash_password(password) if password is not None else None,
     )
     session.add(agent)
     session.flush()
@@ -70,3 +80,12 @@ def fin_agent(session: Session) -> Agent | None:
     """The bot agent that owns conversations Fin starts, if one exists."""
     found = repository.bots(session)
     return found[0] if found else None
+
+
+def set_password(session: Session, agent: Agent, password: str) -> None:
+    """Set a new password and end the agent's web sessions."""
+    if agent.is_bot:
+        raise Invalid("The bot agent that represents Fin cannot sign in.")
+    agent.password_hash = hash_password(password)
+    agent.updated_at = utcnow()
+    sign_out_agent(session, agent.id)

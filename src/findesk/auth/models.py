@@ -38,6 +38,22 @@ class AccessToken(Base):
     client: Mapped[OAuthClient] = relationship(lazy="joined", innerjoin=True)
 
 
+class WebSession(Base):
+    """A signed-in browser: the cookie holds a random id, stored here only as its SHA-256."""
+
+    __tablename__ = "web_sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    agent_id: Mapped[str] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"), index=True)
+    # Rendered into the pages' forms and sent back: the synchroniser token against CSRF.
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+    agent: Mapped[Agent] = relationship(lazy="joined", innerjoin=True)
+
+
 class AgentToken(Base):
     """An agent's personal token for the agent API, stored only as its SHA-256."""
 

@@ -18,12 +18,13 @@ from findesk.conversations import repository
 from findesk.conversations.models import STATUSES, Conversation, Message
 from findesk.kit import html
 from findesk.kit.actor import Actor
+from findesk.kit.attributes import drop_nulls, merge_attributes
 from findesk.kit.db import insert_once
 from findesk.kit.errors import Conflict, Invalid, NotFound
 from findesk.kit.timeutil import utcnow
+from findesk.live import service as live
 from findesk.notifier.service import record_change
 from findesk.users import repository as user_repository
-from findesk.users.service import drop_nulls, merge_attributes
 
 MAX_TAGS = 100
 MAX_TAG_LENGTH = 255
@@ -43,6 +44,19 @@ class NewMessage:
     attachments: list[dict[str, Any]] = field(default_factory=list)
     object_id: str | None = None
     created_at: datetime | None = None
+
+
+def changed(
+    session: Session,
+    conversation_id: str,
+    kind: str,
+    actor: Actor,
+    conversation: Conversation | None = None,
+) -> None:
+    """Record a change: for Fin (unless Fin made it) and for the inbox's live view."""
+    record_change(session, conversation_id, kind, actor)
+    owner = owner_kind(conversation) if conversation is not None else None
+    live.record(session, conversation_id, kind, actor, owner)
 
 
 def get_conversation(session: Session, conversation_id: str) -> Conversation:
@@ -131,7 +145,7 @@ def open_conversation(
         )
         if not created:
             raise Conflict(f"A message with object_id {message_object_id!r} exists already.")
-    record_change(session, conversation.id, "conversation", actor)
+    changed(session, conversation.id, "conversation", actor, conversation)
     return conversation, message, True
 
 
@@ -169,10 +183,10 @@ def add_message(
     if isinstance(author, Agent):
         if not author.is_bot and new.visibility == "public" and owner_kind(conversation) != "human":
             _set_assignee(conversation, author)
-        record_change(session, conversation.id, "message", actor)
     elif conversation.status != "open":
         # The end user wrote again: the conversation is live once more.
         conversation.status = "open"
+    changed(session, conversation.id, "message", actor, conversation)
     return message, True
 
 
@@ -266,7 +280,7 @@ def set_title(
         return
     conversation.title = title
     _touch(conversation)
-    record_change(session, conversation.id, "title", actor)
+    changed(session, conversation.id, "title", actor, conversation)
 
 
 def set_tags(session: Session, conversation: Conversation, tags: list[str], actor: Actor) -> None:
@@ -285,7 +299,7 @@ def set_tags(session: Session, conversation: Conversation, tags: list[str], acto
         return
     repository.replace_tags(session, conversation, cleaned)
     _touch(conversation)
-    record_change(session, conversation.id, "tags", actor)
+    changed(session, conversation.id, "tags", actor, conversation)
 
 
 def merge_conversation_attributes(
@@ -296,7 +310,7 @@ def merge_conversation_attributes(
         return
     conversation.attributes = merged
     _touch(conversation)
-    record_change(session, conversation.id, "attributes", actor)
+    changed(session, conversation.id, "attributes", actor, conversation)
 
 
 def set_status(session: Session, conversation: Conversation, status: str, actor: Actor) -> None:
@@ -306,7 +320,7 @@ def set_status(session: Session, conversation: Conversation, status: str, actor:
         return
     conversation.status = status
     _touch(conversation)
-    record_change(session, conversation.id, "status", actor)
+    changed(session, conversation.id, "status", actor, conversation)
 
 
 def assign(
@@ -321,7 +335,7 @@ def assign(
         if agent is None or not agent.active:
             raise NotFound(f"No active agent with id {agent_id!r}.")
     _set_assignee(conversation, agent)
-    record_change(session, conversation.id, "assignee", actor)
+    changed(session, conversation.id, "assignee", actor, conversation)
 
 
 def _set_assignee(conversation: Conversation, agent: Agent | None) -> None:

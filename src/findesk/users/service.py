@@ -7,11 +7,12 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from findesk.conversations import repository as conversation_repository
+from findesk.conversations.service import changed
 from findesk.kit.actor import Actor
+from findesk.kit.attributes import drop_nulls, merge_attributes
 from findesk.kit.db import insert_once
 from findesk.kit.errors import NotFound
 from findesk.kit.timeutil import utcnow
-from findesk.notifier.service import record_change
 from findesk.users import repository
 from findesk.users.models import EndUser
 
@@ -50,33 +51,18 @@ def create_user(
 def update_user(session: Session, user_id: str, changes: dict[str, Any], actor: Actor) -> EndUser:
     """Partial update: only the keys in ``changes``; attributes merge key by key."""
     user = get_user(session, user_id)
-    changed = False
+    dirty = False
     for field in ("name", "email", "photo_url"):
         if field in changes and getattr(user, field) != changes[field]:
             setattr(user, field, changes[field])
-            changed = True
+            dirty = True
     if "attributes" in changes:
         merged = merge_attributes(user.attributes, changes["attributes"])
         if merged != user.attributes:
             user.attributes = merged
-            changed = True
-    if changed:
+            dirty = True
+    if dirty:
         user.updated_at = utcnow()
         for conversation_id in conversation_repository.open_ids_of_user(session, user.id):
-            record_change(session, conversation_id, "user", actor)
+            changed(session, conversation_id, "user", actor)
     return user
-
-
-def merge_attributes(current: dict[str, Any], changes: dict[str, Any] | None) -> dict[str, Any]:
-    """Merge key by key; a null value removes the key (spec 4.6)."""
-    merged = dict(current)
-    for key, value in (changes or {}).items():
-        if value is None:
-            merged.pop(key, None)
-        else:
-            merged[key] = value
-    return merged
-
-
-def drop_nulls(attributes: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in attributes.items() if value is not None}

@@ -1,0 +1,1 @@
+"""The live change feed: every conversation change, Fin's included, for the inbox's live view."""
