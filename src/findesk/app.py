@@ -13,20 +13,27 @@ from fastapi.openapi.utils import get_openapi
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Match
+from starlette.staticfiles import StaticFiles
 
 from findesk import __version__
 from findesk.agent_api.endpoints import router as agent_router
+from findesk.attachments.endpoints import router as files_router
 from findesk.auth.endpoints import router as oauth_router
 from findesk.fin_api import endpoints as fin
 from findesk.fin_api.schemas import ErrorEnvelope
+from findesk.inbox.endpoints import HERE as INBOX_HERE
+from findesk.inbox.endpoints import router as inbox_router
 from findesk.kit.db import Database
 from findesk.kit.errors import Problem
 from findesk.kit.http import BodySizeLimit, problem_response, validation_problem
 from findesk.kit.schemas import ProblemOut
 from findesk.kit.settings import Settings, get_settings
+from findesk.live.broker import LiveFeed
 from findesk.notifier.typing import TypingSender
 from findesk.notifier.worker import Worker
 from findesk.ops.endpoints import router as ops_router
+
+INBOX_STATIC = INBOX_HERE / "static"
 
 DESCRIPTION = """
 findesk is a helpdesk for teams that run Intercom's Fin AI agent.
@@ -57,6 +64,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Start the typing sender and, unless workers run apart, the delivery worker."""
     settings: Settings = app.state.settings
     await app.state.typing.start()
+    await app.state.live.start()
     worker = None
     if settings.notifier_in_process:
         worker = Worker(app.state.db, settings)
@@ -67,6 +75,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         if worker is not None:
             worker.stop()
             await app.state.worker_task
+        await app.state.live.stop()
         await app.state.typing.stop()
 
 
@@ -77,6 +86,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.state.settings = settings
     app.state.db = db
     app.state.typing = TypingSender(settings)
+    app.state.live = LiveFeed(db, settings.live_poll_seconds)
     app.state.worker_task = None
 
     app.include_router(oauth_router)
@@ -84,6 +94,9 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(fin.posts, prefix="/api/fin")
     app.include_router(agent_router)
     app.include_router(ops_router)
+    app.include_router(files_router)
+    app.include_router(inbox_router)
+    app.mount("/static", StaticFiles(directory=INBOX_STATIC), name="static")
 
     @app.exception_handler(Problem)
     async def _problem(_: Request, exc: Problem) -> Response:
@@ -121,5 +134,9 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    # Replies may carry files: a few attachments' worth, not the 1 MiB of a JSON call.
+    upload_limit = settings.max_attachment_bytes * 5 + settings.max_body_bytes
+    app.add_middleware(
+        BodySizeLimit, max_bytes=settings.max_body_bytes, larger={"/reply": upload_limit}
+    )
     return app

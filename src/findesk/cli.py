@@ -179,6 +179,10 @@ def agents_create(
     alias: Annotated[str | None, typer.Option(help="Name shown to end users.")] = None,
     photo_url: Annotated[str | None, typer.Option("--photo-url", help="Avatar URL.")] = None,
     admin: Annotated[bool, typer.Option(help="Give the admin role.")] = False,
+    password: Annotated[
+        str | None,
+        typer.Option(help="Password for the web inbox (10+ characters); or use set-password."),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Create a human agent."""
@@ -194,6 +198,7 @@ def agents_create(
                 alias=alias,
                 photo_url=photo_url,
                 role="admin" if admin else "agent",
+                password=password,
             )
             view = agent_view(agent)
     except Problem as exc:
@@ -221,6 +226,31 @@ def agents_list(as_json: JsonFlag = False) -> None:
             v.id, v.name or "", v.email or "", v.alias or "", v.role, "yes" if v.is_bot else ""
         )
     console.print(table)
+
+
+@agents_app.command("set-password")
+def agents_set_password(
+    email: str,
+    password: Annotated[
+        str | None, typer.Option(help="The new password; asked for (hidden) when left out.")
+    ] = None,
+) -> None:
+    """Set an agent's password for the web inbox (and sign them out everywhere)."""
+    from findesk.agents.repository import get_by_email
+    from findesk.agents.service import set_password
+
+    if password is None:
+        password = typer.prompt("New password", hide_input=True, confirmation_prompt=True)
+    try:
+        with migrate_and_seed().transaction() as session:
+            agent = get_by_email(session, email)
+            if agent is None:
+                _fail(f"No agent with email {email!r}.")
+                return
+            set_password(session, agent, password)
+    except Problem as exc:
+        _fail(exc.detail)
+    console.print(f"Password set for {email}.")
 
 
 @agents_app.command("token")
@@ -262,7 +292,9 @@ def demo(
         "token_url": f"{base}/oauth/token",
         "client_id": creds.client_id,
         "client_secret": creds.client_secret,
+        "inbox_url": f"{base}/inbox",
         "agent_email": creds.agent_email,
+        "agent_password": creds.agent_password,
         "agent_token": creds.agent_token,
     }
     if as_json:
@@ -270,6 +302,8 @@ def demo(
         return
     typer.echo(
         "findesk demo (fresh credentials each run; findesk stores only hashes)\n"
+        f"  Inbox             {info['inbox_url']}\n"
+        f"    sign in as      {creds.agent_email} / {creds.agent_password}\n"
         f"  Helpdesk          {info['helpdesk_url']}\n"
         f"  API docs          {info['api_docs_url']}\n"
         f"  Fin API base URL  {info['fin_api_base_url']}\n"

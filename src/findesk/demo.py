@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
 from findesk.agents import repository as agent_repository
-from findesk.agents.service import create_agent, ensure_fin_agent
+from findesk.agents.service import create_agent, ensure_fin_agent, set_password
 from findesk.auth import repository as auth_repository
 from findesk.auth.service import create_agent_token, create_client, revoke_client
 from findesk.conversations import service as conversations
@@ -54,6 +55,7 @@ CONVERSATIONS = [
 @dataclass
 class DemoCredentials:
     agent_email: str
+    agent_password: str
     agent_token: str
     client_id: str
     client_secret: str
@@ -70,6 +72,8 @@ def seed(session: Session, fin_agent_email: str) -> DemoCredentials:
             revoke_client(session, client.id)
     client, secret = create_client(session, DEMO_CLIENT_NAME)
     token = create_agent_token(session, agent)
+    password = secrets.token_urlsafe(9)
+    set_password(session, agent, password)
     for object_id, name, email, title, question, answer, outcome in CONVERSATIONS:
         if user_repository.get_by_object_id(session, object_id) is not None:
             continue
@@ -91,4 +95,4 @@ def seed(session: Session, fin_agent_email: str) -> DemoCredentials:
             conversations.update_conversation(session, conversation.id, {"status": "resolved"}, FIN)
         elif outcome == "handed_over":
             conversations.hand_over(session, conversation.id, SYSTEM)
-    return DemoCredentials(DEMO_AGENT_EMAIL, token, client.id, secret)
+    return DemoCredentials(DEMO_AGENT_EMAIL, password, token, client.id, secret)

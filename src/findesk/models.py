@@ -1,6 +1,7 @@
 """Every table, imported in one place so that the metadata (and Alembic) sees them all."""
 
 from findesk.agents.models import Agent
+from findesk.attachments.models import StoredFile
 from findesk.auth.models import AccessToken, AgentToken, OAuthClient, WebSession
 from findesk.conversations.models import Conversation, ConversationTag, Message
 from findesk.kit.db import Base
@@ -20,5 +21,6 @@ __all__ = [
     "Message",
     "OAuthClient",
     "OutboxEvent",
+    "StoredFile",
     "WebSession",
 ]

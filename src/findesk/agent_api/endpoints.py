@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Security
@@ -19,9 +15,8 @@ from findesk.conversations.repository import ConversationFilter
 from findesk.conversations.service import Author, NewMessage
 from findesk.fin_api.schemas import Status
 from findesk.kit.actor import agent as agent_actor
-from findesk.kit.errors import Invalid
 from findesk.kit.http import PROBLEM_JSON, db_of
-from findesk.kit.timeutil import as_utc
+from findesk.kit.pagination import decode_cursor, encode_cursor
 
 router = APIRouter(
     prefix="/api/v1",
@@ -40,21 +35,6 @@ router = APIRouter(
         )
     },
 )
-
-
-def _encode_cursor(at: datetime, conversation_id: str) -> str:
-    raw = json.dumps([at.isoformat(), conversation_id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        at, conversation_id = json.loads(raw)
-        return as_utc(datetime.fromisoformat(at)), str(conversation_id)
-    # OverflowError: a crafted date near year 1 or 9999 whose offset leaves the datetime range.
-    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError, OverflowError):
-        raise Invalid("The cursor is not valid.") from None
 
 
 @router.get("/me", response_model=s.AgentView)
@@ -86,14 +66,14 @@ def list_conversations(
         tag=tag,
         user_id=user_id,
     )
-    before = _decode_cursor(cursor) if cursor else None
+    before = decode_cursor(cursor) if cursor else None
     with db_of(request).read_session() as session:
         rows = conversations.list_conversations(session, f, limit=limit + 1, before=before)
         items = [conversation_view(c) for c in rows[:limit]]
     next_cursor = None
     if len(rows) > limit:
         last = rows[limit - 1]
-        next_cursor = _encode_cursor(last.last_activity_at, last.id)
+        next_cursor = encode_cursor(last.last_activity_at, last.id)
     return s.ConversationPage(items=items, next_cursor=next_cursor)
 
 

@@ -9,6 +9,7 @@ from starlette.concurrency import run_in_threadpool
 from findesk.agents.models import Agent
 from findesk.auth import service as auth
 from findesk.fin_api.security import bearer_token
+from findesk.inbox.security import COOKIE, require_viewer
 from findesk.kit.http import GuardedRoute, db_of
 
 agent_bearer = HTTPBearer(
@@ -30,8 +31,14 @@ async def authenticate_agent(request: Request) -> Agent:
 
 
 class AgentRoute(GuardedRoute):
+    """A personal token (scripts, integrations), or the inbox's session cookie with its CSRF
+    token on every change."""
+
     async def guard(self, request: Request) -> None:
-        request.state.agent = await authenticate_agent(request)
+        if "authorization" not in request.headers and COOKIE in request.cookies:
+            request.state.agent = (await require_viewer(request)).agent
+        else:
+            request.state.agent = await authenticate_agent(request)
 
 
 def current_agent(request: Request) -> Agent:

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from findesk.agents.models import Agent
 from findesk.conversations.models import Conversation, ConversationTag, Message
+from findesk.users.models import EndUser
 
 AnySelect = TypeVar("AnySelect", bound=Select[Any])
 
@@ -107,6 +108,7 @@ class ConversationFilter:
     statuses: tuple[str, ...] = ()
     tag: str | None = None
     user_id: str | None = None
+    text: str | None = None  # searched in titles, users' names and emails, and message text
 
 
 def _filtered(query: AnySelect, f: ConversationFilter) -> AnySelect:
@@ -128,6 +130,25 @@ def _filtered(query: AnySelect, f: ConversationFilter) -> AnySelect:
         )
     if f.user_id:
         query = query.where(Conversation.user_id == f.user_id)
+    if f.text:
+        pattern = "%" + f.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        query = query.where(
+            or_(
+                Conversation.title.ilike(pattern, escape="\\"),
+                Conversation.user_id.in_(
+                    select(EndUser.id).where(
+                        or_(
+                            EndUser.name.ilike(pattern, escape="\\"),
+                            EndUser.email.ilike(pattern, escape="\\"),
+                        )
+                    )
+                ),
+                exists().where(
+                    Message.conversation_id == Conversation.id,
+                    Message.body.ilike(pattern, escape="\\"),
+                ),
+            )
+        )
     return query
 
 

@@ -117,6 +117,28 @@ class Settings(BaseSettings):
     def _expand(cls, value: Path) -> Path:
         return value.expanduser()
 
+    # --- the web inbox ----------------------------------------------------------------------
+    public_base_url: str | None = Field(
+        default=None,
+        description="How end users and Fin reach findesk (e.g. `https://help.example.com`); "
+        "attachment links are built on it. Default: `http://HOST:PORT`.",
+    )
+    files_dir: Path | None = Field(
+        default=None,
+        description="Where uploaded attachments are stored; default: `files/` in the data folder.",
+    )
+    max_attachment_bytes: int = Field(
+        default=10 * 1024 * 1024, gt=0, description="Largest file an agent may attach."
+    )
+    secure_cookies: bool = Field(
+        default=False, description="Mark session cookies Secure (set it when serving over HTTPS)."
+    )
+    live_poll_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="How often the inbox's live feed looks for changes made by other processes.",
+    )
+
     @model_validator(mode="after")
     def _lease_outlasts_a_call(self) -> Settings:
         # A lease that ran out mid-call would let a second worker deliver the same events.
@@ -132,6 +154,14 @@ class Settings(BaseSettings):
         if self.fin_integration_id:
             return f"{REGION_HOSTS[self.fin_region]}{WEBHOOK_PATH}/{self.fin_integration_id}"
         return None
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_base_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def attachments_dir(self) -> Path:
+        return (self.files_dir or self.data_dir / "files").resolve()
 
     @property
     def effective_database_url(self) -> str:

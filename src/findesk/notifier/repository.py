@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, delete, func, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, delete, exists, func, or_, select, update
+from sqlalchemy.orm import Session, aliased
 
 from findesk.notifier.models import OutboxEvent
 
@@ -19,6 +19,16 @@ PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
 
 def _unleased(now: datetime) -> ColumnElement[bool]:
     return or_(OutboxEvent.lease_until.is_(None), OutboxEvent.lease_until < now)
+
+
+def _backing_off(now: datetime) -> ColumnElement[bool]:
+    """The event's conversation has an event still waiting out a back-off or a Retry-After."""
+    other = aliased(OutboxEvent)
+    return exists().where(
+        other.conversation_id == OutboxEvent.conversation_id,
+        other.state == PENDING,
+        other.next_attempt_at > now,
+    )
 
 
 def claim(
@@ -32,12 +42,18 @@ def claim(
 ) -> Sequence[OutboxEvent]:
     """Lease every pending event of up to ``conversations`` conversations that have a due one.
 
-    All of a conversation's pending events go together (one delivery covers them), including
-    those still waiting out a back-off: the delivery is about to happen anyway.
+    All of a conversation's pending events go together (one delivery covers them). A
+    conversation waiting out a back-off (or Fin's Retry-After) is not due until it ends, even if
+    it changed again meanwhile: the new events wait and go with that delivery.
     """
     due = (
         select(OutboxEvent.conversation_id)
-        .where(OutboxEvent.state == PENDING, OutboxEvent.next_attempt_at <= now, _unleased(now))
+        .where(
+            OutboxEvent.state == PENDING,
+            OutboxEvent.next_attempt_at <= now,
+            _unleased(now),
+            ~_backing_off(now),
+        )
         .order_by(OutboxEvent.next_attempt_at, OutboxEvent.id)
         .limit(conversations * 4)
     )
@@ -118,10 +134,13 @@ def release(session: Session, ids: Sequence[int], owner: str) -> None:
 
 
 def next_due_at(session: Session, now: datetime) -> datetime | None:
-    """When the next event this worker could claim is due (leased ones are their owner's)."""
+    """When the next event this worker could claim is due (leased ones are their owner's;
+    one due now in a conversation that is backing off is due when that back-off ends)."""
     return session.scalar(
         select(func.min(OutboxEvent.next_attempt_at)).where(
-            OutboxEvent.state == PENDING, _unleased(now)
+            OutboxEvent.state == PENDING,
+            _unleased(now),
+            or_(OutboxEvent.next_attempt_at > now, ~_backing_off(now)),
         )
     )
 

@@ -1,0 +1,1 @@
+"""Files agents attach to replies: stored by findesk, served by unguessable URLs."""

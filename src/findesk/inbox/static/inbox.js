@@ -1,0 +1,135 @@
+// findesk inbox: live updates over Server-Sent Events, a small formatting toolbar, typing
+// signals and handover notifications. Every page works without this file.
+(() => {
+  "use strict";
+  const csrf = document.querySelector('meta[name="csrf-token"]')?.content;
+  const me = document.querySelector('meta[name="agent-id"]')?.content;
+  if (!csrf) return; // the sign-in page
+
+  // --- composer: contenteditable with the formatting the contract allows -------------------
+  const composer = document.querySelector("form.composer");
+  function setUpComposer(form) {
+    const textarea = form.querySelector("textarea[name=body]");
+    const toolbar = form.querySelector(".toolbar");
+    if (!textarea || !toolbar || form.dataset.enhanced) return;
+    form.dataset.enhanced = "1";
+    const editor = document.createElement("div");
+    editor.className = "editor";
+    editor.contentEditable = "true";
+    editor.setAttribute("role", "textbox");
+    editor.setAttribute("aria-multiline", "true");
+    editor.setAttribute("aria-label", "Message");
+    editor.id = "reply-editor";
+    textarea.hidden = true;
+    textarea.insertAdjacentElement("beforebegin", editor);
+    toolbar.hidden = false;
+    document.execCommand("defaultParagraphSeparator", false, "p");
+    toolbar.addEventListener("click", (event) => {
+      const button = event.target.closest("button[data-command]");
+      if (!button) return;
+      editor.focus();
+      const command = button.dataset.command;
+      if (command === "createLink") {
+        const url = window.prompt("Link address (https://…)", "https://");
+        if (url && /^(https?:|mailto:)/i.test(url)) document.execCommand("createLink", false, url);
+      } else if (command === "code") {
+        const text = window.getSelection().toString() || "code";
+        const escaped = text.replace(/[&<>]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;" })[c]);
+        document.execCommand("insertHTML", false, `<code>${escaped}</code>`);
+      } else {
+        document.execCommand(command, false, null);
+      }
+    });
+    let lastTyping = 0;
+    editor.addEventListener("input", () => {
+      const now = Date.now();
+      if (now - lastTyping < 3000) return;
+      lastTyping = now;
+      fetch(form.dataset.typingUrl, { method: "POST", headers: { "X-CSRF-Token": csrf } }).catch(() => {});
+    });
+    form.addEventListener("submit", () => { textarea.value = editor.innerHTML; });
+  }
+  if (composer) setUpComposer(composer);
+
+  // --- live updates ----------------------------------------------------------------------------
+  const queueArea = document.getElementById("queue-area");
+  const conversationArea = document.getElementById("conversation-area");
+  const notice = document.getElementById("live-notice");
+  const currentId = conversationArea?.dataset.conversationId;
+  let refreshList = null;
+  let refreshConversation = null;
+
+  function debounce(fn, ms) {
+    let timer = null;
+    return () => { clearTimeout(timer); timer = setTimeout(fn, ms); };
+  }
+
+  async function fetchHtml(url) {
+    const response = await fetch(url, { headers: { Accept: "text/html" } });
+    if (response.status === 401) { window.location = "/login"; return null; }
+    if (!response.ok) return null;
+    return new DOMParser().parseFromString(await response.text(), "text/html");
+  }
+
+  if (queueArea) {
+    refreshList = debounce(async () => {
+      const query = queueArea.dataset.query || "";
+      const doc = await fetchHtml(`/inbox/fragments/list?${query}&selected=${queueArea.dataset.selected || ""}`);
+      if (doc) queueArea.replaceChildren(...doc.body.childNodes);
+    }, 200);
+  }
+  if (conversationArea && currentId) {
+    refreshConversation = debounce(async () => {
+      const query = queueArea?.dataset.query || "";
+      const doc = await fetchHtml(`/inbox/fragments/conversation/${currentId}?${query}`);
+      if (!doc) return;
+      // Replace everything but the composer, so a reply being written is never lost.
+      for (const selector of [".conversation-head", ".thread", ".details"]) {
+        const fresh = doc.querySelector(selector);
+        const old = conversationArea.querySelector(selector);
+        if (fresh && old) old.replaceWith(fresh);
+      }
+    }, 150);
+  }
+
+  function announce(event) {
+    const link = `/inbox/conversations/${event.conversation_id}`;
+    notice.replaceChildren();
+    const text = document.createElement("span");
+    text.textContent = "Fin handed a conversation over: a person is needed. ";
+    const anchor = document.createElement("a");
+    anchor.href = link;
+    anchor.textContent = "Open it";
+    notice.append(text, anchor);
+    notice.hidden = false;
+    if ("Notification" in window && Notification.permission === "granted") {
+      const n = new Notification("findesk: a conversation needs a person", { body: "Fin handed it over.", tag: event.conversation_id });
+      n.onclick = () => { window.focus(); window.location = link; };
+    }
+  }
+
+  function offerNotifications() {
+    if (!("Notification" in window) || Notification.permission !== "default") return;
+    const button = document.createElement("button");
+    button.type = "button";
+    button.textContent = "Notify me of handovers";
+    button.addEventListener("click", () => Notification.requestPermission().then(() => button.remove()));
+    document.querySelector(".me")?.prepend(button);
+  }
+  offerNotifications();
+
+  if ("EventSource" in window) {
+    // EventSource reconnects by itself and sends Last-Event-ID: the server resumes from there.
+    const source = new EventSource("/inbox/live");
+    source.addEventListener("change", (message) => {
+      const event = JSON.parse(message.data);
+      refreshList?.();
+      if (event.conversation_id === currentId) refreshConversation?.();
+      const handedOver = event.owner === "waiting" && (event.kind === "assignee" || event.kind === "conversation");
+      if (handedOver && event.actor !== "agent") announce(event);
+    });
+    document.body.dataset.live = "connecting";
+    source.addEventListener("open", () => { document.body.dataset.live = "open"; });
+    source.addEventListener("error", () => { document.body.dataset.live = "reconnecting"; });
+  }
+})();
