@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from support.browser import launch_browser
 from support.postgres import PostgresServer, require_postgres
 from support.server import LiveServer, database_url
 
@@ -45,3 +46,9 @@ def agent_client(server: LiveServer) -> Iterator[httpx.Client]:
     """An HTTP client of the agent API, as a human agent."""
     with server.agent_http(f"agent-{uuid.uuid4().hex[:6]}@example.com", "Ada Agent") as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    """A headless Chromium (Playwright ``Browser``), shared by the whole run."""
+    yield from launch_browser()
