@@ -98,3 +98,9 @@ def get(session: Session, key: str) -> StoredFile:
     if row is None:
         raise NotFound("No such file.")
     return row
+
+
+def discard(rows: list[StoredFile], directory: Path) -> None:
+    """Remove the files of uploads whose message was not saved."""
+    for row in rows:
+        (directory / row.key).unlink(missing_ok=True)

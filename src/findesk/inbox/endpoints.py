@@ -25,6 +25,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response, Stream
 from findesk.agents import repository as agent_repository
 from findesk.agents import service as agents
 from findesk.attachments import service as attachments
+from findesk.attachments.models import StoredFile
 from findesk.auth import service as auth
 from findesk.auth import web_sessions
 from findesk.conversations import repository as conversation_repository
@@ -396,28 +397,36 @@ async def reply(request: Request, conversation_id: str) -> Response:
         files = [f for f in form.getlist("files") if isinstance(f, UploadFile) and f.filename]
         if not conversation_repository.conversation_exists(session, conversation_id):
             raise NotFound(f"No conversation with id {conversation_id!r}.")
-        stored = [
-            attachments.store(
+        stored: list[StoredFile] = []
+        try:
+            for upload in files:
+                stored.append(
+                    attachments.store(
+                        session,
+                        attachments.Upload(
+                            upload.filename or "file", upload.content_type, upload.file
+                        ),
+                        directory=settings.attachments_dir,
+                        conversation_id=conversation_id,
+                        agent_id=viewer.agent.id,
+                        max_bytes=settings.max_attachment_bytes,
+                    )
+                )
+            conversations.add_message(
                 session,
-                attachments.Upload(f.filename or "file", f.content_type, f.file),
-                directory=settings.attachments_dir,
-                conversation_id=conversation_id,
-                agent_id=viewer.agent.id,
-                max_bytes=settings.max_attachment_bytes,
+                conversation_id,
+                NewMessage(
+                    author=Author("agent", viewer.agent.id),
+                    body=str(form.get("body") or ""),
+                    visibility=visibility,
+                    attachments=[attachments.as_attachment(s, settings.base_url) for s in stored],
+                ),
+                agent_actor(viewer.agent.id),
             )
-            for f in files
-        ]
-        conversations.add_message(
-            session,
-            conversation_id,
-            NewMessage(
-                author=Author("agent", viewer.agent.id),
-                body=str(form.get("body") or ""),
-                visibility=visibility,
-                attachments=[attachments.as_attachment(s, settings.base_url) for s in stored],
-            ),
-            agent_actor(viewer.agent.id),
-        )
+        except BaseException:
+            # The transaction rolls back; the files written for it must go too.
+            attachments.discard(stored, settings.attachments_dir)
+            raise
 
     return await _act(request, conversation_id, change)
 
