@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, delete, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, delete, exists, func, or_, select, text, update
 from sqlalchemy.orm import Session, aliased
 
 from findesk.notifier.models import OutboxEvent
@@ -54,10 +54,16 @@ def claim(
             _unleased(now),
             ~_backing_off(now),
         )
-        .order_by(OutboxEvent.next_attempt_at, OutboxEvent.id)
+        # Not also by id: with many events due at the same instant (a bulk backlog, a replay)
+        # that tie-break made PostgreSQL sort every pending event on each claim, not read the
+        # first few off ix_outbox_events_state_due. Ties still come out about oldest first.
+        .order_by(OutboxEvent.next_attempt_at)
         .limit(conversations * 4)
     )
-    conversation_ids = list(dict.fromkeys(session.scalars(due)))[:conversations]
+    candidates = list(dict.fromkeys(session.scalars(due)))
+    if skip_locked and candidates:
+        candidates = _try_lock_conversations(session, candidates, conversations)
+    conversation_ids = candidates[:conversations]
     if not conversation_ids:
         return []
     rows = select(OutboxEvent.id).where(
@@ -78,6 +84,29 @@ def claim(
     return session.scalars(
         select(OutboxEvent).where(OutboxEvent.id.in_(ids)).order_by(OutboxEvent.id)
     ).all()
+
+
+# Namespace of the per-conversation advisory locks (two-int4 form: apart from the migrations').
+_CLAIM_LOCK_NAMESPACE = 0x6F757462  # "outb"
+
+
+def _try_lock_conversations(session: Session, candidates: list[str], limit: int) -> list[str]:
+    """Of ``candidates``, in order, up to ``limit`` conversations that no other worker is
+    claiming right now, each locked until this transaction ends (PostgreSQL).
+
+    Row locks alone would not do: two workers locking the same conversation's events with SKIP
+    LOCKED can each get some of them, and both deliver the conversation. A worker that gets the
+    lock after another one committed its claim finds the events leased.
+    """
+    locked = session.scalars(
+        text(
+            "SELECT c FROM unnest(CAST(:ids AS text[])) AS t(c) "
+            "WHERE pg_try_advisory_xact_lock(:ns, hashtext(c)) LIMIT :n"
+        ),
+        {"ids": candidates, "ns": _CLAIM_LOCK_NAMESPACE, "n": limit},
+    )
+    got = set(locked)
+    return [c for c in candidates if c in got]
 
 
 def set_delivery_id(session: Session, ids: Sequence[int], delivery_id: str) -> None:
@@ -182,6 +211,7 @@ def replay(
             attempts=0,
             next_attempt_at=now,
             first_failed_at=None,
+            delivery_id=None,  # a replay is a new delivery, traced under a new id
             lease_owner=None,
             lease_until=None,
         )
