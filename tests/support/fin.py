@@ -20,7 +20,7 @@ class World:
         self.fin_agent_id = fin_agent_id
 
     def user(self, **fields: Any) -> dict[str, Any]:
-        reply = self.api.create_user(object_id=unique("u"), name="Jane Doe", **fields)
+        reply = self.api.create_user(object_id=unique("u"), **{"name": "Jane Doe", **fields})
         assert reply.status == 201, reply.error
         return dict(reply.data)
 

@@ -47,11 +47,12 @@ class LiveServer:
 
     def start(self) -> LiveServer:
         upgrade(self.database_url)
-        self.settings = Settings(database_url=self.database_url, **self.settings_overrides)
+        self.port = free_port()
+        overrides = {"public_base_url": f"http://127.0.0.1:{self.port}", **self.settings_overrides}
+        self.settings = Settings(database_url=self.database_url, **overrides)
         self.db = Database(self.database_url)
         with self.db.transaction() as session:
             self.fin_agent_id = ensure_fin_agent(session, self.settings.fin_agent_email).id
-        self.port = free_port()
         config = uvicorn.Config(
             create_app(self.settings, self.db),
             host="127.0.0.1",

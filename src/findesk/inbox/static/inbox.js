@@ -51,6 +51,14 @@
   }
   if (composer) setUpComposer(composer);
 
+  // Open a conversation at its newest message, as every chat does.
+  function showLatest() {
+    const scroller = document.querySelector(".conversation");
+    if (scroller && scroller.scrollHeight > scroller.clientHeight) scroller.scrollTop = scroller.scrollHeight;
+    else document.querySelector(".thread > li:last-child")?.scrollIntoView({ block: "end" });
+  }
+  showLatest();
+
   // --- live updates ----------------------------------------------------------------------------
   const queueArea = document.getElementById("queue-area");
   const conversationArea = document.getElementById("conversation-area");
@@ -89,6 +97,7 @@
         const old = conversationArea.querySelector(selector);
         if (fresh && old) old.replaceWith(fresh);
       }
+      showLatest();
     }, 150);
   }
 
