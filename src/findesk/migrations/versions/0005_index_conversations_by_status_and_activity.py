@@ -7,9 +7,7 @@ Create Date: 2026-11-20 23:12:31.575031
 
 from collections.abc import Sequence
 
-import sqlalchemy as sa
 from alembic import op
-
 
 revision: str = "0005"
 down_revision: str | None = "0004"
