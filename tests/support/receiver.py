@@ -30,6 +30,11 @@ class Received:
         return str(self.body.get("conversation_id"))
 
 
+class _Server(ThreadingHTTPServer):
+    # A worker opens several connections at once; the default backlog of 5 drops some.
+    request_queue_size = 128
+
+
 class Receiver:
     def __init__(self) -> None:
         self.port = free_port()
@@ -85,7 +90,7 @@ class Receiver:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        server = _Server(("127.0.0.1", self.port), Handler)
         server.daemon_threads = True
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, daemon=True)

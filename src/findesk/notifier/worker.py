@@ -250,11 +250,14 @@ class Worker:
             headers["X-Webhook-Key"] = key.get_secret_value()
         started = time.perf_counter()
         try:
-            response = await http.post(
-                target, json={"conversation_id": delivery.conversation_id}, headers=headers
-            )
+            # httpx times each step (connect, write, read); this bounds the whole call, so that
+            # it always ends well inside the lease.
+            async with asyncio.timeout(self.settings.notifier_timeout_seconds):
+                response = await http.post(
+                    target, json={"conversation_id": delivery.conversation_id}, headers=headers
+                )
             outcome = classify(response, utcnow())
-        except httpx.TimeoutException as exc:
+        except (httpx.TimeoutException, TimeoutError) as exc:
             outcome = Outcome(delivered=False, error=f"timeout: {type(exc).__name__}")
         except httpx.HTTPError as exc:
             outcome = Outcome(delivered=False, error=f"network: {type(exc).__name__}: {exc}")
