@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -111,6 +112,11 @@ class ConversationFilter:
     text: str | None = None  # searched in titles, users' names and emails, and message text
 
 
+def _contains(text: str) -> str:
+    """A LIKE pattern for ``text`` anywhere, its wildcards searched as themselves."""
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
 def _filtered(query: AnySelect, f: ConversationFilter) -> AnySelect:
     if f.statuses:
         query = query.where(Conversation.status.in_(f.statuses))
@@ -131,7 +137,9 @@ def _filtered(query: AnySelect, f: ConversationFilter) -> AnySelect:
     if f.user_id:
         query = query.where(Conversation.user_id == f.user_id)
     if f.text:
-        pattern = "%" + f.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        pattern = _contains(f.text)
+        # Bodies are sanitised HTML: the & < > that the agent reads are entities there.
+        body_pattern = _contains(html.escape(f.text, quote=False))
         query = query.where(
             or_(
                 Conversation.title.ilike(pattern, escape="\\"),
@@ -145,7 +153,7 @@ def _filtered(query: AnySelect, f: ConversationFilter) -> AnySelect:
                 ),
                 exists().where(
                     Message.conversation_id == Conversation.id,
-                    Message.body.ilike(pattern, escape="\\"),
+                    Message.body.ilike(body_pattern, escape="\\"),
                 ),
             )
         )

@@ -33,7 +33,14 @@ from findesk.conversations import service as conversations
 from findesk.conversations.models import STATUSES
 from findesk.conversations.repository import ConversationFilter
 from findesk.conversations.service import Author, NewMessage, owner_kind
-from findesk.inbox.security import COOKIE, SignInRequired, Viewer, csrf_matches, require_viewer
+from findesk.inbox.security import (
+    COOKIE,
+    SignInRequired,
+    Viewer,
+    csrf_matches,
+    load_viewer,
+    require_viewer,
+)
 from findesk.kit.actor import agent as agent_actor
 from findesk.kit.errors import Forbidden, NotFound, Problem
 from findesk.kit.http import db_of, settings_of
@@ -190,7 +197,9 @@ async def login(request: Request) -> Response:
             csrf_token=form_token,
             error="Wrong email or password.",
         )
-    limiter.succeeded(*keys)
+    # Only the account's count: an address may be shared (an office), but clearing it on any
+    # success would let one valid account reset guessing at others from the same address.
+    limiter.succeeded(keys[0])
     redirect = RedirectResponse(target, status_code=303)
     redirect.set_cookie(
         COOKIE,
@@ -530,7 +539,8 @@ async def live(request: Request) -> Response:
                 try:
                     item = await asyncio.wait_for(queue.get(), timeout=HEARTBEAT_SECONDS)
                 except TimeoutError:
-                    if feed.was_dropped(queue):
+                    # A stream must not outlive its session (signed out, password changed).
+                    if feed.was_dropped(queue) or await load_viewer(request) is None:
                         return
                     yield b": keep-alive\n\n"
                     continue

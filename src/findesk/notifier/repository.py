@@ -6,10 +6,10 @@ Claims never wait on another worker's locks: on PostgreSQL the rows are picked w
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, delete, exists, func, or_, select, text, update
+from sqlalchemy import ColumnElement, case, delete, exists, func, or_, select, text, update
 from sqlalchemy.orm import Session, aliased
 
 from findesk.notifier.models import OutboxEvent
@@ -109,11 +109,15 @@ def _try_lock_conversations(session: Session, candidates: list[str], limit: int)
     return [c for c in candidates if c in got]
 
 
-def set_delivery_id(session: Session, ids: Sequence[int], delivery_id: str) -> None:
+def set_delivery_ids(session: Session, delivery_ids: Mapping[int, str]) -> None:
+    """Give events their delivery id (by event id), in one statement; kept where one is set."""
+    if not delivery_ids:
+        return
     session.execute(
         update(OutboxEvent)
-        .where(OutboxEvent.id.in_(ids), OutboxEvent.delivery_id.is_(None))
-        .values(delivery_id=delivery_id)
+        .where(OutboxEvent.id.in_(list(delivery_ids)), OutboxEvent.delivery_id.is_(None))
+        .values(delivery_id=case(dict(delivery_ids), value=OutboxEvent.id))
+        .execution_options(synchronize_session=False)  # the caller has the ids already
     )
 
 

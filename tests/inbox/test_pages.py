@@ -1,0 +1,558 @@
+"""The inbox's pages and forms over plain HTTP, on SQLite and on PostgreSQL: what an agent sees
+in each queue, filters, search, paging, the conversation view, the forms and the admin page.
+
+Data is made through the Fin API, as Fin makes it; pages are read as HTML, the way a person
+(or a browser without JavaScript) reads them. Each test makes its own conversations, with
+unique titles or tags, so tests do not see each other's data in the shared module database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import httpx
+import pytest
+from sqlalchemy import select, update
+from support.fin import World
+from support.server import LiveServer
+from web_support import (
+    FILE_URL,
+    PASSWORD,
+    Node,
+    Person,
+    Web,
+    attachment_links,
+    client,
+    files_on_disk,
+    fin_world,
+    listed_ids,
+    new_agent,
+    parse_html,
+    sign_in,
+    snapshot,
+    start_server,
+    submit_login,
+    unique,
+)
+
+from findesk.attachments.models import StoredFile
+from findesk.auth.web_sessions import SignInLimiter
+from findesk.conversations.models import Conversation
+from findesk.inbox import endpoints as inbox_endpoints
+from findesk.kit.timeutil import utcnow
+
+MAX_ATTACHMENT = 64 * 1024
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    live = start_server(
+        request,
+        request.param,
+        tmp_path_factory.mktemp("pages"),
+        max_attachment_bytes=MAX_ATTACHMENT,
+    )
+    yield live
+    live.stop()
+
+
+@pytest.fixture(autouse=True)
+def limiter(monkeypatch: pytest.MonkeyPatch) -> SignInLimiter:
+    """A sign-in limiter of the test's own (the real one lives as long as the process)."""
+    fresh = SignInLimiter()
+    monkeypatch.setattr(inbox_endpoints, "limiter", fresh)
+    return fresh
+
+
+@pytest.fixture(scope="module")
+def world(server: LiveServer) -> World:
+    return fin_world(server)
+
+
+@pytest.fixture(scope="module")
+def me(server: LiveServer) -> Person:
+    return new_agent(server, "Ada Agent")
+
+
+@pytest.fixture(scope="module")
+def colleague(server: LiveServer) -> Person:
+    return new_agent(server, "Bea Colleague")
+
+
+@pytest.fixture(scope="module")
+def web(server: LiveServer, me: Person) -> Iterator[Web]:
+    signed_in = sign_in(server, me)
+    yield signed_in
+    signed_in.close()
+
+
+@pytest.fixture(scope="module")
+def admin_web(server: LiveServer) -> Iterator[Web]:
+    signed_in = sign_in(server, new_agent(server, "Root Admin", role="admin"))
+    yield signed_in
+    signed_in.close()
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def conversation(world: World, title: str | None = None, **fields: object) -> str:
+    created, _ = world.conversation(title=title or unique("Order"), **fields)
+    return str(created["id"])
+
+
+def queue(web: Web, **params: str) -> list[str]:
+    return listed_ids(web.page("/inbox", **params))
+
+
+def counts(page: Node) -> dict[str, int]:
+    return {s.attrs["data-count"]: int(s.text) for s in page.find_all("span", "count")}
+
+
+def owner_line(page: Node) -> str:
+    return page.find("p", "owner-line").text
+
+
+def messages(page: Node) -> list[Node]:
+    return page.find("ol", "thread").find_all("li", "message")
+
+
+def follow(web: Web, response: httpx.Response) -> Node:
+    """Follow the post/redirect/get redirect, as the browser does."""
+    assert response.status_code == 303, (response.status_code, response.text[:300])
+    return web.page(response.headers["location"])
+
+
+def stored(server: LiveServer, conversation_id: str) -> dict[str, object]:
+    with server.db.read_session() as session:
+        row = session.get(Conversation, conversation_id)
+        assert row is not None
+        return {"assignee_id": row.assignee_id, "status": row.status, "tags": row.tags}
+
+
+# --- queues ----------------------------------------------------------------------------------
+
+
+def test_each_queue_lists_the_conversations_it_is_for(
+    server: LiveServer, world: World, colleague: Person
+) -> None:
+    me = new_agent(server, "Max Mine")  # "Mine" is exactly what this test gives them
+    web = sign_in(server, me)
+    before = counts(web.page("/inbox"))
+    with_fin = conversation(world)
+    waiting = conversation(world)
+    world.hand_over(waiting)
+    mine = conversation(world)
+    world.update(mine, assignee_id=me.id)
+    theirs = conversation(world)
+    world.update(theirs, assignee_id=colleague.id)
+    closed = conversation(world)
+    world.hand_over(closed)
+    world.update(closed, status="closed")
+    ours = {with_fin, waiting, mine, theirs, closed}
+
+    def shown(**params: str) -> set[str]:
+        return set(queue(web, **params)) & ours
+
+    assert shown() == {waiting}  # the inbox opens on "Waiting for a human"
+    assert shown(queue="waiting") == {waiting}
+    assert shown(queue="mine") == {mine}
+    assert shown(queue="fin") == {with_fin}
+    assert shown(queue="all") == {with_fin, waiting, mine, theirs}
+    assert shown(queue="all", status="closed") == {closed}
+    assert shown(queue="waiting", status="any") == {waiting, closed}
+
+    page = web.page("/inbox", queue="all")
+    assert page.find("a", "current").attrs["data-queue"] == "all"
+    badges = {
+        li.attrs["data-conversation-id"]: li.find("span", "owner").text
+        for li in page.find_all("li", "conversation-item")
+    }
+    assert badges[with_fin] == "Fin"
+    assert badges[waiting] == "Waiting"
+    assert badges[mine] == me.name
+    assert badges[theirs] == colleague.name
+
+    after = counts(page)  # open conversations only
+    assert after["mine"] == 1
+    assert after["waiting"] - before["waiting"] == 1
+    assert after["fin"] - before["fin"] == 1
+    assert after["all"] - before["all"] == 4
+    web.close()
+
+
+def test_queues_filter_by_status_and_tag(world: World, web: Web) -> None:
+    tag = unique("tag")
+    open_tagged = conversation(world)
+    world.update(open_tagged, tags=[tag, "other"])
+    resolved = conversation(world)
+    world.update(resolved, tags=[tag], status="resolved")
+    closed = conversation(world)
+    world.update(closed, tags=[tag], status="closed")
+    untagged = conversation(world)
+
+    assert queue(web, queue="all", tag=tag) == [open_tagged]  # open ones unless asked
+    assert queue(web, queue="all", tag=tag, status="open") == [open_tagged]
+    assert queue(web, queue="all", tag=tag, status="resolved") == [resolved]
+    assert queue(web, queue="all", tag=tag, status="closed") == [closed]
+    assert set(queue(web, queue="all", tag=tag, status="any")) == {open_tagged, resolved, closed}
+    assert untagged in queue(web, queue="all")
+
+    page = web.page("/inbox", queue="fin", tag=tag, status="resolved")
+    assert listed_ids(page) == [resolved]  # Fin still owns it
+    form = page.find("form", "filters")  # the form shows the filter in force
+    assert form.find("input", name="tag").attrs["value"] == tag
+    assert form.find("option", selected="").attrs["value"] == "resolved"
+    assert form.find("input", name="queue").attrs["value"] == "fin"
+    assert tag in page.find("li", "conversation-item").text  # the tag is shown on the item
+
+
+def test_search_finds_titles_people_and_message_text(world: World, web: Web) -> None:
+    word = unique("zebra")
+    by_title = conversation(world, title=f"Refund for {word}")
+    person = world.user(email=f"{word}@example.com")
+    by_email, _ = world.conversation(person)
+    by_text, _ = world.conversation()
+    world.user_says(by_text["id"], by_text["user"]["id"], f"<p>My order <b>{word}</b> is late</p>")
+    unrelated = conversation(world, title="Nothing to see")
+    expected = {by_title, by_email["id"], by_text["id"]}
+
+    # The search box searches every queue and every status.
+    page = web.page("/inbox", queue="all", status="any", q=word)
+    assert set(listed_ids(page)) == expected
+    assert word in page.find("p", "searching").text
+    assert set(queue(web, queue="all", status="any", q=word.upper())) == expected
+    world.update(by_title, status="closed")
+    assert by_title in queue(web, queue="all", status="any", q=word)
+    # Text is searched as the agent reads it, whatever HTML spells it with.
+    by_symbols, _ = world.conversation()
+    world.user_says(
+        by_symbols["id"], by_symbols["user"]["id"], f"<p>Invoice: {word}&amp;Sons &lt;Ltd&gt;</p>"
+    )
+    assert queue(web, queue="all", status="any", q=f"{word}&Sons <Ltd>") == [by_symbols["id"]]
+    # Wildcards are searched for as text, not as patterns.
+    for pattern in ("%", "_", f"{word[:5]}%{word[-4:]}"):
+        assert not set(queue(web, queue="all", status="any", q=pattern)) & (
+            expected | {unrelated}
+        ), pattern
+
+
+def test_older_conversations_pages_through_every_conversation_once(
+    server: LiveServer, world: World, web: Web
+) -> None:
+    tag = unique("page")
+    made = []
+    for _ in range(30):
+        cid = conversation(world)
+        world.update(cid, tags=[tag])
+        made.append(cid)
+    # Half of them with the very same last activity, across the page boundary (25).
+    same_moment = utcnow() - timedelta(hours=1)
+    with server.db.transaction() as session:
+        session.execute(
+            update(Conversation)
+            .where(Conversation.id.in_(made[:15]))
+            .values(last_activity_at=same_moment)
+        )
+    with server.db.read_session() as session:
+        newest_first = [
+            row.id
+            for row in session.scalars(
+                select(Conversation)
+                .where(Conversation.id.in_(made))
+                .order_by(Conversation.last_activity_at.desc(), Conversation.id.desc())
+            ).unique()
+        ]
+
+    seen: list[str] = []
+    pages = 0
+    url: str | None = f"/inbox?queue=all&tag={tag}"
+    while url is not None:
+        page = web.page(url)
+        seen += listed_ids(page)
+        pages += 1
+        older = page.first("a", "older")
+        url = older.attrs["href"] if older else None
+        assert pages <= 3, "the pages never end"
+    assert pages == 2
+    assert len(seen) == len(set(seen)) == 30
+    assert seen == newest_first
+
+
+# --- the conversation ------------------------------------------------------------------------
+
+
+def test_the_conversation_says_who_owns_it_and_marks_fin_and_private_notes(
+    server: LiveServer, world: World, me: Person, colleague: Person, web: Web
+) -> None:
+    cid = conversation(world, title="Where is my parcel?")
+    world.fin_says(cid, "<p>It left the warehouse today.</p>")
+    path = f"/inbox/conversations/{cid}"
+    page = web.page(path)
+    assert owner_line(page).startswith("Fin is handling this conversation.")
+    assert page.find("h2", id="conversation-title").text == "Where is my parcel?"
+    user_said, fin_said = messages(page)
+    assert "from-user" in user_said.classes
+    assert user_said.first("span", "bot") is None
+    assert "from-fin" in fin_said.classes
+    assert fin_said.find("span", "bot").text == "Bot"
+    assert "Fin" in fin_said.find("div", "message-head").text
+    assert "It left the warehouse today." in fin_said.find("div", "body").text
+
+    # A private note is marked, and does not take the conversation from Fin.
+    note = web.post(f"{path}/reply", {"body": "<p>Check the courier</p>", "visibility": "private"})
+    page = follow(web, note)
+    last = messages(page)[-1]
+    assert "private" in last.classes
+    assert last.find("span", "note").text == "Private note"
+    assert "from-agent" in last.classes
+    assert owner_line(page).startswith("Fin is handling")
+    assert all(m.first("span", "note") is None for m in messages(page)[:-1])
+
+    world.hand_over(cid)
+    assert owner_line(web.page(path)).startswith("Waiting for a human")
+    world.update(cid, assignee_id=colleague.id)
+    assert owner_line(web.page(path)).startswith(f"{colleague.name} owns this conversation.")
+    world.update(cid, assignee_id=me.id)
+    assert owner_line(web.page(path)).startswith("You own this conversation.")
+
+    missing = web.get("/inbox/conversations/conv_doesnotexist")
+    assert missing.status_code == 404
+    assert "Not found" in parse_html(missing.text).find("h1").text
+
+
+def test_the_forms_change_the_conversation_and_come_back_to_it(
+    server: LiveServer, world: World, me: Person, colleague: Person, web: Web
+) -> None:
+    cid = conversation(world)
+    world.hand_over(cid)
+    base = f"/inbox/conversations/{cid}"
+    came_from = "?from=queue%3Dwaiting%26status%3Dany"
+
+    taken = web.post(f"{base}/take-over{came_from}")
+    assert taken.status_code == 303
+    location = urlsplit(taken.headers["location"])
+    assert location.path == base
+    assert parse_qs(location.query) == {"queue": ["waiting"], "status": ["any"]}
+    page = follow(web, taken)
+    assert owner_line(page).startswith("You own this conversation.")
+    assert page.find("a", "current").attrs["data-queue"] == "waiting"  # back where they were
+    assert stored(server, cid)["assignee_id"] == me.id
+
+    page = follow(web, web.post(f"{base}/assign", {"agent_id": colleague.id}))
+    assert owner_line(page).startswith(f"{colleague.name} owns")
+    selected = page.find("select", id="assign-to").find("option", selected="")
+    assert selected.attrs["value"] == colleague.id
+
+    page = follow(web, web.post(f"{base}/assign", {"agent_id": ""}))
+    assert owner_line(page).startswith("Waiting for a human")
+
+    page = follow(web, web.post(f"{base}/hand-back"))
+    assert owner_line(page).startswith("Fin is handling")
+    assert stored(server, cid)["assignee_id"] == server.fin_agent_id
+
+    page = follow(web, web.post(f"{base}/status", {"status": "resolved"}))
+    assert page.find("p", "owner-line").find("span", "status").text == "resolved"
+    assert page.find("button", value="open").text == "Reopen"
+    assert cid not in queue(web, queue="all")  # resolved: out of the open queue
+    page = follow(web, web.post(f"{base}/status", {"status": "open"}))
+    assert page.find("p", "owner-line").find("span", "status").text == "open"
+
+    page = follow(web, web.post(f"{base}/tags", {"tags": " billing, vip ,billing,, "}))
+    assert page.find("input", id="tags-input").attrs["value"] == "billing, vip"
+    assert stored(server, cid)["tags"] == ["billing", "vip"]
+    assert cid in queue(web, queue="all", tag="vip")
+    page = follow(web, web.post(f"{base}/tags", {"tags": ""}))
+    assert stored(server, cid)["tags"] == []
+
+    # A refused change says why, on the page, and changes nothing.
+    before = stored(server, cid)
+    refused = web.post(f"{base}/status", {"status": "exploded"})
+    page = follow(web, refused)
+    assert "Status must be one of" in page.find("p", "error").text
+    assert stored(server, cid) == before
+
+    gone = web.post("/inbox/conversations/conv_doesnotexist/take-over")
+    assert gone.status_code == 404
+
+
+# --- replies and attachments -----------------------------------------------------------------
+
+PDF = b"%PDF-1.4\n% a tiny test document\n"
+PIXEL = (
+    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02\x00\x00\x00"
+    b"\x90wS\xde\x00\x00\x00\x0cIDATx\x9cc\xf8\xcf\xc0\x00\x00\x03\x01\x01\x00\xc9\xfe\x92\xef"
+    b"\x00\x00\x00\x00IEND\xaeB`\x82"
+)
+
+
+def test_a_reply_with_attachments_reaches_the_thread_and_fin(
+    server: LiveServer, world: World, me: Person, web: Web
+) -> None:
+    cid = conversation(world)
+    base = f"/inbox/conversations/{cid}"
+    response = web.post(
+        f"{base}/reply",
+        {"body": "<p>See the <b>invoice</b> attached</p>", "visibility": "public"},
+        files=[
+            ("files", ("invoice.pdf", PDF, "application/pdf")),
+            ("files", ("screen shot.png", PIXEL, "image/png")),
+            ("files", ("résumé.txt", "Curriculum vitæ".encode(), "text/plain")),
+        ],
+    )
+    page = follow(web, response)
+    assert owner_line(page).startswith("You own this conversation.")  # a public reply takes over
+    reply = messages(page)[-1]
+    assert "from-agent" in reply.classes
+    assert reply.find("b").text == "invoice"
+    links = attachment_links(page)
+    names = {unquote(FILE_URL.search(link)["name"]): link for link in links}  # type: ignore[index]
+    assert set(names) == {"invoice.pdf", "screen shot.png", "résumé.txt"}
+    assert reply.find("img").attrs["src"] == names["screen shot.png"]  # images show inline
+    assert "résumé.txt" in reply.find("ul", "attachments").text
+    with client(server) as anyone:  # the links work for anyone who has them, Fin included
+        assert anyone.get(names["invoice.pdf"]).content == PDF
+        assert anyone.get(names["screen shot.png"]).content == PIXEL
+        assert anyone.get(names["résumé.txt"]).text == "Curriculum vitæ"
+
+    # Fin reads the same message, with links it can fetch.
+    fin_view = world.api.get_messages(cid)
+    assert fin_view.status == 200
+    attachments = fin_view.data[-1]["attachments"]
+    assert [(a["filename"], a["filetype"]) for a in attachments] == [
+        ("invoice.pdf", "pdf"),
+        ("screen shot.png", "png"),
+        ("résumé.txt", "txt"),
+    ]
+    assert {a["url"] for a in attachments} == set(links)
+
+    # A file alone is a message too; nothing at all is not.
+    page = follow(
+        web,
+        web.post(f"{base}/reply", {"body": ""}, files=[("files", ("a.txt", b"x", "text/plain"))]),
+    )
+    assert messages(page)[-1].first("div", "body") is None
+    assert len(attachment_links(page)) == 4
+    before = snapshot(server)
+    page = follow(web, web.post(f"{base}/reply", {"body": "<p> </p>"}))
+    assert "needs a body or at least one attachment" in page.find("p", "error").text
+    assert snapshot(server) == before
+
+
+def test_an_oversized_attachment_is_refused_and_nothing_is_kept(
+    server: LiveServer, world: World, web: Web
+) -> None:
+    cid = conversation(world)
+    base = f"/inbox/conversations/{cid}"
+    before, disk_before = snapshot(server), files_on_disk(server)
+    response = web.post(
+        f"{base}/reply",
+        {"body": "<p>Here is the video</p>"},
+        files=[
+            ("files", ("notes.txt", b"small and fine", "text/plain")),
+            ("files", ("video.mp4", b"\0" * (MAX_ATTACHMENT + 1), "video/mp4")),
+        ],
+    )
+    page = follow(web, response)
+    error = page.find("p", "error").text
+    assert "video.mp4" in error and "larger than" in error
+    assert "Here is the video" not in page.find("ol", "thread").text
+    assert owner_line(page).startswith("Fin is handling")  # the refused reply took nothing over
+    assert snapshot(server) == before
+    with server.db.read_session() as session:
+        kept = session.scalars(select(StoredFile).where(StoredFile.conversation_id == cid)).all()
+    assert kept == []
+    assert files_on_disk(server) == disk_before  # not even the file that fitted
+
+    exactly = web.post(
+        f"{base}/reply",
+        {"body": "<p>Just fits</p>"},
+        files=[("files", ("fits.bin", b"\1" * MAX_ATTACHMENT, "application/octet-stream"))],
+    )
+    assert len(attachment_links(follow(web, exactly))) == 1
+
+
+# --- administration --------------------------------------------------------------------------
+
+
+def test_the_admin_adds_an_agent_who_can_then_sign_in(server: LiveServer, admin_web: Web) -> None:
+    email = f"{unique('cleo')}@example.com"
+    response = admin_web.post(
+        "/inbox/admin/agents",
+        {
+            "email": email,
+            "name": "Cleo New",
+            "alias": "Cleo",
+            "password": PASSWORD,
+            "role": "agent",
+        },
+    )
+    page = follow(admin_web, response)
+    assert email in page.find("p", "notice").text
+    row = next(tr for tr in page.find_all("tr") if email in tr.text)
+    assert [td.text for td in row.find_all("td")] == ["Cleo New", email, "agent", "yes"]
+
+    with client(server) as browser:
+        signed_in = submit_login(browser, email.upper(), PASSWORD)  # as typed, caps lock on
+        assert signed_in.status_code == 303
+        inbox = parse_html(browser.get("/inbox").text)
+        assert "Cleo New" in inbox.find("div", "me").text
+        assert inbox.first("a", href="/inbox/admin") is None  # an agent, not an admin
+
+    # Refusals are shown and create nobody.
+    before = snapshot(server)
+    for form, why in [
+        ({"email": email, "name": "Again", "password": PASSWORD}, "exists already"),
+        ({"email": f"{unique('d')}@example.com", "name": "Dee", "password": "short"}, "10"),
+        ({"email": "not-an-email", "name": "Eve", "password": PASSWORD}, "Invalid agent"),
+    ]:
+        page = follow(admin_web, admin_web.post("/inbox/admin/agents", form))
+        assert why in page.find("p", "error").text, form
+    assert snapshot(server) == before
+
+
+def test_the_admin_creates_a_client_for_fin_sees_the_secret_once_and_revokes_it(
+    server: LiveServer, admin_web: Web
+) -> None:
+    name = unique("Fin production")
+    response = admin_web.post("/inbox/admin/clients", {"name": name})
+    assert response.status_code == 200
+    assert "no-store" in response.headers["cache-control"]
+    page = parse_html(response.text)
+    client_id, secret = (code.text for code in page.find("div", "secret").find_all("code"))
+
+    token = httpx.post(
+        f"{server.base_url}/oauth/token",
+        data={"grant_type": "client_credentials"},
+        auth=(client_id, secret),
+    )
+    assert token.status_code == 200, token.text
+    access = token.json()["access_token"]
+    fin_api = f"{server.base_url}/api/fin/agents"
+    assert httpx.get(fin_api, headers={"Authorization": f"Bearer {access}"}).status_code == 200
+
+    # Shown once: the admin page lists the client, never its secret again.
+    again = admin_web.get("/inbox/admin")
+    assert secret not in again.text
+    listed = parse_html(again.text)
+    row = next(tr for tr in listed.find_all("tr") if client_id in tr.text)
+    assert name in row.text and "active" in row.text
+
+    revoke = row.find("form").attrs["action"]
+    page = follow(admin_web, admin_web.post(revoke))
+    assert client_id in page.find("p", "notice").text
+    row = next(tr for tr in page.find_all("tr") if client_id in tr.text)
+    assert "revoked" in row.text
+    assert row.first("form") is None
+
+    refused = httpx.post(
+        f"{server.base_url}/oauth/token",
+        data={"grant_type": "client_credentials"},
+        auth=(client_id, secret),
+    )
+    assert refused.status_code == 401
+    assert httpx.get(fin_api, headers={"Authorization": f"Bearer {access}"}).status_code == 401

@@ -1,0 +1,899 @@
+"""The inbox's defences, against a live server on SQLite and on PostgreSQL, and in Chromium.
+
+Routes are enumerated from the app itself, so a route added later is refused to strangers (or
+listed as public on purpose) without anyone remembering to add it here. Every refusal is also
+checked against the database: a refused request changes nothing.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import struct
+import zlib
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+from urllib.parse import parse_qs, quote, urlsplit
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, expect
+from sqlalchemy import update
+from starlette.routing import Mount
+from support.fin import World
+from support.server import LiveServer
+from web_support import (
+    FILE_URL,
+    LOGIN_CSRF_COOKIE,
+    PASSWORD,
+    SESSION_COOKIE,
+    Person,
+    Web,
+    attachment_links,
+    client,
+    files_on_disk,
+    fin_world,
+    lands_on_site,
+    login_form,
+    new_agent,
+    parse_html,
+    sign_in,
+    snapshot,
+    start_server,
+    submit_login,
+    unique,
+    with_cookie,
+)
+
+from findesk.agents.models import Agent
+from findesk.agents.service import set_password
+from findesk.app import create_app
+from findesk.auth.models import WebSession
+from findesk.auth.web_sessions import SignInLimiter
+from findesk.inbox import endpoints as inbox_endpoints
+from findesk.kit.secrets import hash_secret
+from findesk.kit.timeutil import utcnow
+
+try:  # FastAPI 0.13x+ keeps included routers lazily: walk them through their contexts
+    from fastapi.routing import iter_route_contexts
+except ImportError:  # pragma: no cover - older FastAPI lists every route flat
+
+    def iter_route_contexts(routes: Any) -> Any:  # type: ignore[no-redef]
+        return iter(routes)
+
+
+PROBLEM_JSON = "application/problem+json"
+WAIT_MS = 15_000  # generous for a shared two-core machine; passing runs take far less
+
+expect.set_options(timeout=WAIT_MS)
+
+
+# --- fixtures -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    live = start_server(request, request.param, tmp_path_factory.mktemp("security"))
+    yield live
+    live.stop()
+
+
+@pytest.fixture(autouse=True)
+def limiter(monkeypatch: pytest.MonkeyPatch) -> SignInLimiter:
+    """The sign-in limiter lives in the process: each test gets its own, so that the failures
+    one test provokes on purpose never lock another test (or another module) out."""
+    fresh = SignInLimiter()
+    monkeypatch.setattr(inbox_endpoints, "limiter", fresh)
+    return fresh
+
+
+@pytest.fixture(scope="module")
+def world(server: LiveServer) -> World:
+    return fin_world(server)
+
+
+@pytest.fixture(scope="module")
+def admin(server: LiveServer) -> Person:
+    return new_agent(server, "Ada Admin", role="admin")
+
+
+@pytest.fixture(scope="module")
+def agent(server: LiveServer) -> Person:
+    return new_agent(server, "Bob Agent")
+
+
+@pytest.fixture
+def admin_web(server: LiveServer, admin: Person) -> Iterator[Web]:
+    web = sign_in(server, admin)
+    yield web
+    web.close()
+
+
+@pytest.fixture
+def agent_web(server: LiveServer, agent: Person) -> Iterator[Web]:
+    web = sign_in(server, agent)
+    yield web
+    web.close()
+
+
+# --- the routes ------------------------------------------------------------------------------
+
+# Reachable without a session, each for a reason.
+PUBLIC = {
+    ("GET", "/"): "redirects to the inbox",
+    ("GET", "/login"): "the sign-in form",
+    ("POST", "/login"): "signing in",
+    ("GET", "/openapi.json"): "API documentation",
+    ("GET", "/docs"): "API documentation",
+    ("GET", "/docs/oauth2-redirect"): "API documentation",
+    ("GET", "/redoc"): "API documentation",
+    ("POST", "/oauth/token"): "Fin's client credentials",
+    ("POST", "/oauth/revoke"): "Fin's client credentials",
+    ("GET", "/healthz"): "probe",
+    ("GET", "/readyz"): "probe",
+    ("GET", "/metrics"): "its own token, or loopback only",
+    ("GET", "/files/{key}/{filename}"): "the 256-bit key is the credential",
+    ("*", "/static"): "the inbox's CSS and JavaScript",
+}
+# Authenticated otherwise (Fin's bearer tokens; tested in tests/fin_api).
+OTHER_CREDENTIALS = ("/api/fin/",)
+NEEDS_SESSION = ("/inbox", "/logout", "/api/v1/")
+NOT_PAGES = ("/inbox/fragments/", "/inbox/live")  # fetched by the page's script: 401, no redirect
+
+
+def app_routes(server: LiveServer) -> list[tuple[str, str]]:
+    """Every (method, path) the app serves, from its router."""
+    app = create_app(server.settings, server.db)
+    found: list[tuple[str, str]] = []
+    for route in iter_route_contexts(app.routes):
+        if isinstance(getattr(route, "original_route", route), Mount):
+            found.append(("*", route.path))
+            continue
+        for method in sorted(set(route.methods or ()) - {"HEAD", "OPTIONS"}):
+            found.append((method, route.path))
+    return found
+
+
+def guarded_routes(server: LiveServer) -> list[tuple[str, str]]:
+    return [(m, p) for m, p in app_routes(server) if p.startswith(NEEDS_SESSION)]
+
+
+def is_page(method: str, path: str) -> bool:
+    return method == "GET" and path.startswith("/inbox") and not path.startswith(NOT_PAGES)
+
+
+def is_api(path: str) -> bool:
+    return path.startswith("/api/v1/")
+
+
+def is_unsafe(method: str) -> bool:
+    return method not in ("GET", "HEAD", "OPTIONS")
+
+
+def waiting_conversation(world: World) -> str:
+    """A conversation Fin handed over: every inbox action would change it."""
+    conversation, _ = world.conversation(title=unique("Order"))
+    world.hand_over(conversation["id"])
+    return str(conversation["id"])
+
+
+def fill(path: str, ids: dict[str, str]) -> str:
+    return re.sub(r"\{(\w+)\}", lambda m: ids.get(m.group(1), "x"), path)
+
+
+def inbox_form(path: str, ids: dict[str, str]) -> dict[str, str]:
+    """What the page's form for this route would send (its CSRF token aside)."""
+    forms = {
+        "/inbox/conversations/{conversation_id}/reply": {"body": "<p>Sent from a form</p>"},
+        "/inbox/conversations/{conversation_id}/assign": {"agent_id": ids.get("agent_id", "")},
+        "/inbox/conversations/{conversation_id}/status": {"status": "closed"},
+        "/inbox/conversations/{conversation_id}/tags": {"tags": "refund, urgent"},
+        "/inbox/admin/agents": {
+            "email": f"{unique('new')}@example.com",
+            "name": "New Agent",
+            "password": PASSWORD,
+            "role": "admin",
+        },
+        "/inbox/admin/clients": {"name": "Fin (second)"},
+    }
+    return forms.get(path, {})
+
+
+def inbox_files(path: str) -> list[tuple[str, tuple[str, bytes, str]]] | None:
+    if path.endswith("/reply"):
+        return [("files", ("notes.txt", b"attached text", "text/plain"))]
+    return None
+
+
+API_BODIES: dict[tuple[str, str], dict[str, Any]] = {
+    ("POST", "/api/v1/conversations/{conversation_id}/messages"): {"body": "<p>From the API</p>"},
+    ("PATCH", "/api/v1/conversations/{conversation_id}"): {"status": "closed", "tags": ["api"]},
+}
+
+
+def changes_nothing(path: str) -> bool:
+    """Routes whose success leaves the database as it was (typing goes to Fin, not to disk)."""
+    return path.endswith("/typing")
+
+
+def make_ids(server: LiveServer, world: World, other: Person) -> dict[str, str]:
+    client_id, _ = server.new_oauth_client(unique("client"))
+    return {
+        "conversation_id": waiting_conversation(world),
+        "client_id": client_id,
+        "agent_id": other.id,
+    }
+
+
+def send(
+    http: httpx.Client,
+    method: str,
+    path: str,
+    ids: dict[str, str],
+    csrf: str | None,
+    query: str = "",
+) -> tuple[int, httpx.Headers, str]:
+    """One request as its page or script would send it; streams (SSE) are not read."""
+    url = fill(path, ids) + query
+    options: dict[str, Any] = {}
+    if is_api(path):
+        if is_unsafe(method):
+            options["json"] = API_BODIES.get((method, path), {})
+            if csrf is not None:
+                options["headers"] = {"X-CSRF-Token": csrf}
+    elif is_unsafe(method):
+        form = inbox_form(path, ids)
+        if csrf is not None:
+            form["csrf_token"] = csrf
+        files = inbox_files(path)
+        if files:
+            options["files"] = files
+        options["data"] = form
+    with http.stream(method, url, **options) as response:
+        streaming = response.headers.get("content-type", "").startswith("text/event-stream")
+        body = "" if streaming else response.read().decode(errors="replace")
+        return response.status_code, response.headers, body
+
+
+# --- (a) nothing without a live session ------------------------------------------------------
+
+
+def test_every_route_needs_a_session_unless_it_is_public_on_purpose(server: LiveServer) -> None:
+    routes = app_routes(server)
+    unclassified = [
+        (m, p)
+        for m, p in routes
+        if not p.startswith(NEEDS_SESSION)
+        and (m, p) not in PUBLIC
+        and not p.startswith(OTHER_CREDENTIALS)
+    ]
+    assert unclassified == [], "new routes outside /inbox and /api/v1: needs a session or PUBLIC"
+    assert set(PUBLIC) <= set(routes), "PUBLIC lists routes that no longer exist"
+    guarded = guarded_routes(server)
+    assert len(guarded) >= 25, guarded
+    for expected in [
+        ("GET", "/inbox"),
+        ("GET", "/inbox/conversations/{conversation_id}"),
+        ("GET", "/inbox/live"),
+        ("POST", "/inbox/conversations/{conversation_id}/reply"),
+        ("POST", "/inbox/admin/clients"),
+        ("POST", "/logout"),
+        ("GET", "/api/v1/me"),
+        ("PATCH", "/api/v1/conversations/{conversation_id}"),
+    ]:
+        assert expected in guarded
+
+
+def dead_session(server: LiveServer, state: str) -> tuple[str | None, str]:
+    """A session cookie (and its CSRF token) that must no longer open anything."""
+    if state == "no cookie":
+        return None, "csrf_" + secrets.token_urlsafe(32)
+    if state == "made-up cookie":
+        return "fss_" + secrets.token_urlsafe(32), "csrf_" + secrets.token_urlsafe(32)
+    person = new_agent(server, "Sam Stale")
+    web = sign_in(server, person)
+    past = utcnow() - timedelta(minutes=1)
+    rows = update(WebSession).where(WebSession.agent_id == person.id)
+    with server.db.transaction() as session:
+        if state == "expired":
+            session.execute(rows.values(expires_at=past))
+        elif state == "idle for 13 hours":
+            session.execute(rows.values(last_seen_at=utcnow() - timedelta(hours=13)))
+        elif state == "agent deactivated":
+            session.execute(update(Agent).where(Agent.id == person.id).values(active=False))
+    if state == "signed out":
+        assert web.post("/logout").status_code == 303
+    web.close()
+    return web.session_id, web.csrf
+
+
+@pytest.mark.parametrize(
+    "state",
+    [
+        "no cookie",
+        "made-up cookie",
+        "expired",
+        "idle for 13 hours",
+        "signed out",
+        "agent deactivated",
+    ],
+)
+def test_without_a_live_session_every_guarded_route_is_refused(
+    server: LiveServer, world: World, agent: Person, state: str
+) -> None:
+    ids = make_ids(server, world, agent)
+    cookie, csrf = dead_session(server, state)
+    routes = guarded_routes(server)
+    before, disk_before = snapshot(server), files_on_disk(server)
+    wrong: list[str] = []
+    with with_cookie(server, cookie) as http:
+        for method, path in routes:
+            query = "?queue=all&status=any" if is_page(method, path) else ""
+            status, headers, _ = send(http, method, path, ids, csrf, query)
+            if is_api(path):
+                ok = status == 401 and headers.get("content-type", "").startswith(PROBLEM_JSON)
+                expected = "401 problem"
+            elif is_page(method, path):
+                location = urlsplit(headers.get("location", ""))
+                wanted_next = fill(path, ids) + query
+                ok = (
+                    status == 303
+                    and location.path == "/login"
+                    and parse_qs(location.query).get("next") == [wanted_next]
+                )
+                expected = f"303 to /login?next={wanted_next}"
+            else:
+                ok, expected = status == 401, "401"
+            if not ok:
+                wrong.append(f"{method} {path}: {status} {headers.get('location', '')}, {expected}")
+    assert wrong == []
+    assert snapshot(server) == before
+    assert files_on_disk(server) == disk_before
+
+
+# --- (b) cross-site requests -----------------------------------------------------------------
+
+
+def bad_tokens(other: Web) -> dict[str, dict[str, Any]]:
+    """Ways a forged form can get the CSRF token wrong: (form field, header)."""
+    made_up = "csrf_" + secrets.token_urlsafe(32)
+    return {
+        "no token": {},
+        "an empty token": {"field": ""},
+        "a made-up token": {"field": made_up},
+        "another agent's token": {"field": other.csrf},
+        "a made-up token in the header": {"header": made_up},
+    }
+
+
+def test_inbox_forms_without_their_csrf_token_are_refused_and_change_nothing(
+    server: LiveServer, world: World, admin: Person, agent: Person, agent_web: Web
+) -> None:
+    # Every change the inbox's forms make.
+    posts = [p for m, p in guarded_routes(server) if m == "POST" and not is_api(p)]
+    assert len(posts) >= 10, posts
+    wrong: list[str] = []
+    for path in posts:
+        ids = make_ids(server, world, agent)
+        web = sign_in(server, admin)  # an admin: the admin forms are refused for CSRF, not role
+        url = fill(path, ids)
+        for label, token in bad_tokens(agent_web).items():
+            form = inbox_form(path, ids)
+            if "field" in token:
+                form["csrf_token"] = token["field"]
+            headers = {"X-CSRF-Token": token["header"]} if "header" in token else None
+            before, disk_before = snapshot(server), files_on_disk(server)
+            response = web.http.post(url, data=form, files=inbox_files(path), headers=headers)
+            if response.status_code != 403:
+                wrong.append(f"{path} with {label}: {response.status_code}, not 403")
+            if snapshot(server) != before or files_on_disk(server) != disk_before:
+                wrong.append(f"{path} with {label}: changed the database or the files")
+        # The same form with its token does what it says: the refusals above were the token's.
+        before = snapshot(server)
+        response = web.post(url, inbox_form(path, ids), files=inbox_files(path))
+        if response.status_code not in (200, 204, 303):
+            wrong.append(f"{path} with its token: {response.status_code} {response.text[:200]}")
+        elif changes_nothing(path) != (snapshot(server) == before):
+            wrong.append(f"{path} with its token: the database did not change as expected")
+        web.close()
+    assert wrong == []
+
+
+def test_the_agent_api_through_the_session_cookie_needs_the_csrf_header(
+    server: LiveServer, world: World, agent: Person, admin_web: Web, agent_web: Web
+) -> None:
+    me = admin_web.http.get("/api/v1/me")  # reading needs no token
+    assert me.status_code == 200, me.text
+    assert me.json()["id"] == admin_web.person.id  # type: ignore[union-attr]
+    changes = [(m, p) for m, p in guarded_routes(server) if is_api(p) and is_unsafe(m)]
+    assert len(changes) >= 5, changes
+    wrong: list[str] = []
+    for method, path in changes:
+        ids = make_ids(server, world, agent)
+        url = fill(path, ids)
+        body = API_BODIES.get((method, path), {})
+        for label, token in bad_tokens(agent_web).items():
+            headers = {"X-CSRF-Token": token["header"]} if "header" in token else {}
+            if "field" in token:
+                headers["X-CSRF-Token"] = token["field"]
+            before = snapshot(server)
+            response = admin_web.http.request(method, url, json=body, headers=headers)
+            if response.status_code != 403 or not response.headers["content-type"].startswith(
+                PROBLEM_JSON
+            ):
+                wrong.append(f"{method} {path} with {label}: {response.status_code}, not 403")
+            if snapshot(server) != before:
+                wrong.append(f"{method} {path} with {label}: changed the database")
+        before = snapshot(server)
+        response = admin_web.http.request(
+            method, url, json=body, headers={"X-CSRF-Token": admin_web.csrf}
+        )
+        if not response.is_success:
+            wrong.append(f"{method} {path} with the header: {response.status_code}")
+        elif changes_nothing(path) != (snapshot(server) == before):
+            wrong.append(f"{method} {path} with the header: the database did not change")
+    assert wrong == []
+
+
+def test_the_sign_in_form_needs_its_csrf_cookie_and_field(
+    server: LiveServer, admin: Person
+) -> None:
+    def signed_in(response: httpx.Response) -> bool:
+        return any(
+            c.startswith(f"{SESSION_COOKIE}=") for c in response.headers.get_list("set-cookie")
+        )
+
+    credentials = {"email": admin.email, "password": PASSWORD, "next": "/inbox"}
+    with client(server) as http:  # a forged form: never loaded the sign-in page
+        response = http.post("/login", data={**credentials, "csrf_token": "guess"})
+        assert response.status_code == 403
+        assert not signed_in(response)
+    with client(server) as http:
+        token = login_form(http).find("input", name="csrf_token").attrs["value"]
+        for field in ({}, {"csrf_token": ""}, {"csrf_token": token + "x"}):
+            response = http.post("/login", data={**credentials, **field})
+            assert response.status_code == 403, field
+            assert not signed_in(response)
+        with client(server) as victim:  # a token from the attacker's own form is no good
+            login_form(victim)
+            response = victim.post("/login", data={**credentials, "csrf_token": token})
+            assert response.status_code == 403
+            assert not signed_in(response)
+    with client(server) as http:  # the real form works
+        response = submit_login(http, admin.email, PASSWORD)
+        assert response.status_code == 303
+        assert signed_in(response)
+
+
+# --- (c) hostile HTML in messages ------------------------------------------------------------
+
+# Each would call the detector the page exposes (and set window.__pwned, and open a dialog).
+HOSTILE = [
+    '<script>window.__pwned="script";findeskPwned("script");alert("script")</script>',
+    "<img src=x onerror=\"window.__pwned='img';findeskPwned('img');alert('img')\">",
+    "<a href=\"javascript:window.__pwned='link';findeskPwned('link');alert('link')\">Claim 1</a>",
+    "<a href=\"JaVaScRiPt:findeskPwned('link-case')\">Claim 2</a>",
+    "<a href=\"&#106;avascript:findeskPwned('link-entity')\">Claim 3</a>",
+    "<a href=\" javascript:findeskPwned('link-space')\">Claim 4</a>",
+    "<a href=\"data:text/html,<script>opener.findeskPwned('data')</script>\">Claim 5</a>",
+    '<svg><script>findeskPwned("svg")</script></svg>',
+    "<svg onload=\"findeskPwned('svg-onload')\"></svg>",
+    "<iframe src=\"javascript:parent.findeskPwned('iframe')\"></iframe>",
+    "<iframe srcdoc=\"<script>parent.findeskPwned('srcdoc')</script>\"></iframe>",
+    "<details open ontoggle=\"findeskPwned('details')\">x</details>",
+    "<p onclick=\"findeskPwned('click')\">Click me</p>",
+    "<form action=\"javascript:findeskPwned('form')\"><button>Go</button></form>",
+    "<base href=\"javascript:findeskPwned('base')//\">",
+    "<object data=\"javascript:findeskPwned('object')\"></object>",
+    "<math><mtext><table><mglyph><style><img src=x onerror=\"findeskPwned('mxss')\">",
+]
+NAME = "Eve <img src=x onerror=\"findeskPwned('name')\">"
+TITLE = "Refund <script>findeskPwned('title')</script>"
+
+
+def hostile(marker: str) -> str:
+    return f"<p>{marker}</p>" + "".join(HOSTILE)
+
+
+def detect(page: Page) -> tuple[list[str], list[str]]:
+    """Record every call of the detector and every dialog: a running payload does one."""
+    fired: list[str] = []
+    dialogs: list[str] = []
+    page.expose_function("findeskPwned", lambda where: fired.append(str(where)))
+
+    def on_dialog(dialog: Any) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", on_dialog)
+    return fired, dialogs
+
+
+INSPECT = """() => {
+  const all = [...document.querySelectorAll("*")];
+  const thread = document.querySelector("ol.thread");
+  return {
+    handlers: all.flatMap((e) => [...e.attributes]
+      .filter((a) => a.name.toLowerCase().startsWith("on"))
+      .map((a) => `${e.tagName} ${a.name}`)),
+    scriptUrls: all.flatMap((e) => ["href", "src", "action", "formaction", "data", "srcdoc"]
+      .map((n) => e.getAttribute(n))
+      .filter((v) => v !== null && (/^\\s*(javascript|vbscript):/i.test(v)
+        || v.includes("<script")))),
+    dataUrls: [...thread.querySelectorAll("[href], [src]")]
+      .map((e) => e.getAttribute("href") || e.getAttribute("src"))
+      .filter((v) => /^\\s*data:/i.test(v)),
+    linkProtocols: [...thread.querySelectorAll("a[href]")].map((a) => a.protocol),
+    dangerous: [...thread.querySelectorAll(
+      "script, iframe, object, embed, svg, math, form, base, meta, style, link, details"
+    )].map((e) => e.tagName),
+    scriptsOutsideHead: [...document.querySelectorAll("script")]
+      .filter((s) => s.getAttribute("src") !== "/static/inbox.js").length,
+    pwned: window.__pwned === undefined ? null : String(window.__pwned),
+  };
+}"""
+
+
+def open_signed_in(browser: Browser, web: Web, **options: Any) -> BrowserContext:
+    context = browser.new_context(**options)
+    context.add_cookies(
+        [{"name": SESSION_COOKIE, "value": web.session_id, "url": web.server.base_url}]
+    )
+    return context
+
+
+def test_hostile_html_in_messages_is_inert_in_the_browser(
+    server: LiveServer, world: World, admin_web: Web, browser: Browser
+) -> None:
+    marker = unique("hostile")
+    created = world.api.create_user(object_id=unique("u"), name=NAME, email=f"{marker}@example.com")
+    assert created.status == 201, created.error
+    user = created.data
+    conversation, _ = world.conversation(user, body=f"<p>{marker} opens</p>", title=TITLE)
+    cid = conversation["id"]
+    url = f"{server.base_url}/inbox/conversations/{cid}"
+
+    # An agent pastes hostile HTML into the inbox's reply form (the plain form: no script).
+    plain = open_signed_in(browser, admin_web, java_script_enabled=False)
+    try:
+        page = plain.new_page()
+        page.goto(url)
+        page.fill("#reply-body", hostile(f"{marker} agent replies"))
+        with page.expect_navigation():
+            page.click("form.composer button[type=submit]")
+        assert f"{marker} agent replies" in page.locator("ol.thread").inner_text()
+    finally:
+        plain.close()
+    # The end user sends the same through Fin (create_message).
+    world.user_says(cid, user["id"], hostile(f"{marker} writes"))
+
+    context = open_signed_in(browser, admin_web)
+    try:
+        page = context.new_page()
+        fired, dialogs = detect(page)
+        # Notices and errors come back in the URL: they are text too.
+        page.goto(f"{url}?error={quote(HOSTILE[1])}&notice={quote(HOSTILE[0])}")
+        assert (fired, dialogs) == ([], [])  # nothing ran while the page loaded
+        thread = page.locator("ol.thread")
+        for said in ("opens", "agent replies", "writes"):
+            expect(thread).to_contain_text(f"{marker} {said}")
+        # Click whatever the payloads left clickable.
+        for link in (
+            thread.locator("a", has_text="Claim").all() + thread.get_by_text("Click me").all()
+        ):
+            link.click(no_wait_after=True)
+        assert (fired, dialogs) == ([], [])
+        # A message arriving while the page is open is inserted by the live refresh.
+        world.user_says(cid, user["id"], hostile(f"{marker} live"))
+        expect(thread).to_contain_text(f"{marker} live")
+        page.wait_for_function("() => [...document.images].every((i) => i.complete)")
+        page.evaluate("() => new Promise((resolve) => setTimeout(resolve))")  # queued handlers
+        found = page.evaluate(INSPECT)
+        assert fired == []
+        assert dialogs == []
+        assert found["pwned"] is None
+        assert found["handlers"] == []
+        assert found["scriptUrls"] == []
+        assert found["dataUrls"] == []
+        assert set(found["linkProtocols"]) <= {"http:", "https:", "mailto:"}
+        assert found["dangerous"] == []
+        assert found["scriptsOutsideHead"] == 0
+        # The name is shown as the text it is, not as an image.
+        assert page.locator(".details img, .thread .message-head img").count() == 0
+    finally:
+        context.close()
+
+
+# --- (d) attachments -------------------------------------------------------------------------
+
+
+def png() -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
+    pixels = zlib.compress(b"\x00\xff\x00\x00")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+    )
+
+
+HTML_FILE = b"<!doctype html><script>document.title='ran in findesk'</script>"
+SVG_FILE = b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'
+
+
+def common_prefix(a: str, b: str) -> int:
+    shared = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        shared += 1
+    return shared
+
+
+def test_attachment_urls_cannot_be_guessed_and_only_images_show_inline(
+    server: LiveServer, world: World, admin_web: Web
+) -> None:
+    cid = waiting_conversation(world)
+    image = png()
+    first = admin_web.post(
+        f"/inbox/conversations/{cid}/reply",
+        {"body": "<p>Here are the files</p>"},
+        files=[
+            ("files", ("pixel.png", image, "image/png")),
+            ("files", ("page.html", HTML_FILE, "text/html")),
+            ("files", ("drawing.svg", SVG_FILE, "image/svg+xml")),
+        ],
+    )
+    assert first.status_code == 303, first.text
+    second = admin_web.post(
+        f"/inbox/conversations/{cid}/reply",
+        {"body": "<p>One more</p>"},
+        files=[("files", ("pixel-again.png", image, "image/png"))],
+    )
+    assert second.status_code == 303, second.text
+    links = attachment_links(admin_web.page(f"/inbox/conversations/{cid}"))
+    urls = {FILE_URL.search(link)["name"]: link for link in links}  # type: ignore[index]
+    assert set(urls) == {"pixel.png", "page.html", "drawing.svg", "pixel-again.png"}
+    keys = [FILE_URL.search(u)["key"] for u in urls.values()]  # type: ignore[index]
+
+    # 256 random bits each: long, URL-safe, and nothing shared beyond chance.
+    assert len(set(keys)) == len(keys)
+    for key in keys:
+        assert len(key) >= 40 and re.fullmatch(r"[A-Za-z0-9_-]+", key), key
+    for i, a in enumerate(keys):
+        for b in keys[i + 1 :]:
+            assert common_prefix(a, b) <= 3, (a, b)
+            assert sum(x == y for x, y in zip(a, b, strict=False)) <= 10, (a, b)
+
+    with client(server) as stranger:  # the URL alone is the credential: no cookie, no token
+        got = stranger.get(urls["pixel.png"])
+        assert got.status_code == 200
+        assert got.content == image
+        assert got.headers["content-type"] == "image/png"
+        assert got.headers["content-disposition"].startswith("inline")
+        assert got.headers["x-content-type-options"] == "nosniff"
+
+        key = FILE_URL.search(urls["pixel.png"])["key"]  # type: ignore[index]
+        flipped = key[:20] + ("A" if key[20] != "A" else "B") + key[21:]
+        other = FILE_URL.search(urls["page.html"])["key"]  # type: ignore[index]
+        for tampered in (flipped, key[:-1], key + "A", key[:21] + other[21:], "..", "%2e%2e"):
+            response = stranger.get(f"/files/{tampered}/pixel.png")
+            assert response.status_code == 404, tampered
+            assert response.content != image
+
+        for name in ("page.html", "drawing.svg"):
+            response = stranger.get(urls[name])
+            assert response.status_code == 200
+            assert response.headers["content-disposition"].startswith("attachment"), name
+            assert name in response.headers["content-disposition"]
+            assert response.headers["x-content-type-options"] == "nosniff"
+            assert "sandbox" in response.headers["content-security-policy"]
+            content_type = response.headers["content-type"]
+            assert "html" not in content_type and "svg" not in content_type, content_type
+
+
+# --- (e) guessing passwords ------------------------------------------------------------------
+
+
+def from_address(server: LiveServer, address: str) -> httpx.Client:
+    """A client whose requests come from another loopback address (another person)."""
+    return client(server, transport=httpx.HTTPTransport(local_address=address))
+
+
+def test_five_wrong_passwords_lock_the_sixth_attempt(server: LiveServer) -> None:
+    victim = new_agent(server, "Val Victim")
+    bystander = new_agent(server, "Ben Bystander")
+    elsewhere = new_agent(server, "Eli Elsewhere")
+    with from_address(server, "127.0.0.2") as attacker:
+        for attempt in range(5):
+            response = submit_login(attacker, victim.email, f"guess number {attempt}")
+            assert response.status_code == 401, attempt
+            assert "Wrong email or password" in response.text
+            assert SESSION_COOKIE not in response.cookies
+        response = submit_login(attacker, victim.email, PASSWORD)  # even the right password
+        assert response.status_code == 429
+        assert 0 < int(response.headers["retry-after"]) <= 15 * 60
+        assert SESSION_COOKIE not in response.cookies
+        assert "Too many" in parse_html(response.text).find(role="alert").text
+        # The address is locked, whoever it signs in as.
+        assert submit_login(attacker, bystander.email, PASSWORD).status_code == 429
+    with from_address(server, "127.0.0.3") as victim_browser:  # the account, from anywhere
+        response = submit_login(victim_browser, victim.email, PASSWORD)
+        assert response.status_code == 429
+        assert SESSION_COOKIE not in response.cookies
+    with from_address(server, "127.0.0.4") as someone:  # nobody else is locked out
+        assert submit_login(someone, elsewhere.email, PASSWORD).status_code == 303
+
+
+# --- (f) headers, cookies, signing out, roles, redirects --------------------------------------
+
+
+def csp(response: httpx.Response) -> dict[str, list[str]]:
+    policy = response.headers.get("content-security-policy", "")
+    directives = [d.split() for d in policy.split(";") if d.strip()]
+    return {d[0].lower(): d[1:] for d in directives}
+
+
+def test_inbox_pages_refuse_inline_scripts_and_framing(
+    server: LiveServer, world: World, admin_web: Web
+) -> None:
+    cid = waiting_conversation(world)
+    paths = [
+        "/login",
+        "/inbox",
+        "/inbox?queue=all&status=any",
+        f"/inbox/conversations/{cid}",
+        "/inbox/admin",
+        "/inbox/fragments/list",
+        f"/inbox/fragments/conversation/{cid}",
+        "/inbox/conversations/conv_nonexistent",
+    ]
+    for path in paths:
+        response = admin_web.get(path)
+        assert response.headers["content-type"].startswith("text/html"), path
+        policy = csp(response)
+        assert policy.get("script-src") == ["'self'"], (path, policy)
+        assert policy.get("object-src") == ["'none'"], path
+        assert policy.get("frame-ancestors") == ["'none'"], path
+        assert policy.get("base-uri") == ["'none'"], path
+        assert response.headers["x-frame-options"] == "DENY", path
+        assert response.headers["x-content-type-options"] == "nosniff", path
+    signed_in_page = admin_web.get(f"/inbox/conversations/{cid}")
+    assert "no-store" in signed_in_page.headers["cache-control"]
+
+
+def cookie_attributes(response: httpx.Response, name: str) -> tuple[str, dict[str, str]]:
+    for header in response.headers.get_list("set-cookie"):
+        first, *rest = [part.strip() for part in header.split(";")]
+        key, _, value = first.partition("=")
+        if key == name:
+            attributes = {}
+            for part in rest:
+                k, _, v = part.partition("=")
+                attributes[k.lower()] = v.lower()
+            return value, attributes
+    raise AssertionError(f"no {name} cookie set")
+
+
+def test_the_session_cookie_is_http_only_same_site_and_stored_hashed(
+    server: LiveServer, admin: Person
+) -> None:
+    with client(server) as http:
+        form = http.get("/login")
+        _, login_cookie = cookie_attributes(form, LOGIN_CSRF_COOKIE)
+        assert "httponly" in login_cookie
+        assert login_cookie["samesite"] == "strict"
+        response = submit_login(http, admin.email, PASSWORD)
+    assert response.status_code == 303
+    value, attributes = cookie_attributes(response, SESSION_COOKIE)
+    assert "httponly" in attributes
+    assert attributes["samesite"] == "lax"
+    assert attributes["path"] == "/"
+    assert "domain" not in attributes
+    assert len(value) >= 43  # 256 random bits
+    # The database keeps a hash: a copy of the table signs nobody in.
+    sessions = snapshot(server)["sessions"]
+    assert value not in sessions
+    assert hash_secret(value) in sessions
+
+
+def test_signing_out_ends_the_session_on_the_server(server: LiveServer, admin: Person) -> None:
+    web = sign_in(server, admin)
+    copied = web.session_id  # as if the cookie had been copied from the browser
+    response = web.post("/logout")
+    assert response.status_code == 303
+    assert response.headers["location"] == "/login"
+    value, _ = cookie_attributes(response, SESSION_COOKIE)
+    assert value in ("", '""')
+    web.close()
+    assert hash_secret(copied) not in snapshot(server)["sessions"]
+    with with_cookie(server, copied) as http:
+        assert http.get("/inbox").status_code == 303
+        assert http.get("/api/v1/me").status_code == 401
+
+
+def test_a_new_password_ends_every_session_of_that_agent(server: LiveServer) -> None:
+    person = new_agent(server, "Pat Password")
+    colleague = new_agent(server, "Cal Colleague")
+    laptop, phone, other = (
+        sign_in(server, person),
+        sign_in(server, person),
+        sign_in(server, colleague),
+    )
+    with server.db.transaction() as session:
+        set_password(session, session.get(Agent, person.id), "a brand new passphrase")
+    for web in (laptop, phone):
+        page = web.get("/inbox")
+        assert page.status_code == 303
+        assert urlsplit(page.headers["location"]).path == "/login"
+        assert web.http.get("/api/v1/me").status_code == 401
+        assert web.post("/inbox/admin/clients", {"name": "x"}).status_code == 401
+    assert other.get("/inbox").status_code == 200
+    with client(server) as http:
+        assert submit_login(http, person.email, PASSWORD).status_code == 401
+        assert submit_login(http, person.email, "a brand new passphrase").status_code == 303
+    for web in (laptop, phone, other):
+        web.close()
+
+
+def test_an_agent_who_is_not_an_admin_cannot_administer(
+    server: LiveServer, world: World, agent: Person, agent_web: Web
+) -> None:
+    admin_routes = [(m, p) for m, p in guarded_routes(server) if p.startswith("/inbox/admin")]
+    assert len(admin_routes) >= 4, admin_routes
+    inbox = agent_web.page("/inbox")
+    assert inbox.first("a", href="/inbox/admin") is None  # no link to what they cannot open
+    ids = make_ids(server, world, agent)
+    before = snapshot(server)
+    for method, path in admin_routes:
+        if method == "GET":
+            response = agent_web.get(fill(path, ids))
+        else:
+            response = agent_web.post(fill(path, ids), inbox_form(path, ids))
+        assert response.status_code == 403, (method, path, response.status_code)
+        assert "client_secret" not in response.text
+    assert snapshot(server) == before
+
+
+HOSTILE_NEXT = [
+    "https://evil.example/",
+    "//evil.example",
+    "///evil.example",
+    "/\\evil.example",
+    "\\\\evil.example",
+    "https:evil.example",
+    "/\t/evil.example",
+    " //evil.example",
+    "javascript:alert(1)",
+    "http://127.0.0.1.evil.example/",
+]
+
+
+@pytest.mark.parametrize("target", HOSTILE_NEXT)
+def test_signing_in_never_sends_the_agent_off_the_site(
+    server: LiveServer, admin: Person, target: str
+) -> None:
+    with client(server) as http:
+        # A hand-made form with the hostile target, past whatever the page cleaned up.
+        response = submit_login(http, admin.email, PASSWORD, target, overrides={"next": target})
+    assert response.status_code == 303
+    assert lands_on_site(server, response.headers["location"]), response.headers["location"]
+
+
+def test_signing_in_returns_to_the_page_asked_for(server: LiveServer, admin: Person) -> None:
+    with client(server) as http:
+        asked = http.get("/inbox", params={"queue": "all", "status": "any"})
+        assert asked.status_code == 303
+        login = http.get(asked.headers["location"])
+        form = parse_html(login.text)
+        target = form.find("input", name="next").attrs["value"]
+        assert target == "/inbox?queue=all&status=any"
+        response = submit_login(http, admin.email, PASSWORD, target)
+    assert response.status_code == 303
+    assert response.headers["location"] == "/inbox?queue=all&status=any"

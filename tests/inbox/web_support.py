@@ -1,0 +1,298 @@
+"""Helpers for the inbox's HTTP tests: servers, agents, signing in through the real form, a small
+HTML tree to read pages as a person would, and a snapshot of what the database holds."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+from support.fin import World
+from support.server import LiveServer, database_url
+
+from findesk.agents.models import Agent
+from findesk.agents.service import create_agent
+from findesk.attachments.models import StoredFile
+from findesk.auth.models import OAuthClient, WebSession
+from findesk.conversations.models import Conversation, Message
+from findesk.fin_api.client import FinApiClient
+from findesk.notifier.models import OutboxEvent
+
+PASSWORD = "correct horse battery staple"
+SESSION_COOKIE = "findesk_session"
+LOGIN_CSRF_COOKIE = "findesk_login_csrf"
+
+
+# --- servers and people -----------------------------------------------------------------------
+
+
+def start_server(
+    request: pytest.FixtureRequest, backend: str, tmp: Path, **overrides: Any
+) -> LiveServer:
+    """A live server whose uploads go to ``tmp`` (never to the working tree)."""
+    settings = {"files_dir": tmp / "files", "data_dir": tmp, **overrides}
+    live = LiveServer(database_url(backend, request, tmp), settings).start()
+    # The port is picked at start: attachment links must name it, as FINDESK_PUBLIC_BASE_URL would.
+    live.settings.public_base_url = live.base_url
+    return live
+
+
+def fin_world(server: LiveServer) -> World:
+    http = httpx.Client(
+        base_url=f"{server.base_url}/api/fin",
+        headers={"Authorization": f"Bearer {server.fin_token()}"},
+        timeout=30,
+    )
+    return World(FinApiClient(http, "rest"), server.fin_agent_id)
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+@dataclass(frozen=True)
+class Person:
+    id: str
+    email: str
+    name: str
+    role: str
+
+
+def new_agent(
+    server: LiveServer, name: str = "Ada Agent", role: str = "agent", password: str = PASSWORD
+) -> Person:
+    email = f"{name.split()[0].lower()}-{uuid.uuid4().hex[:8]}@example.com"
+    with server.db.transaction() as session:
+        agent = create_agent(session, email=email, name=name, role=role, password=password)
+        return Person(agent.id, email, name, role)
+
+
+# --- a browser without a browser ---------------------------------------------------------------
+
+
+@dataclass
+class Web:
+    """An agent's signed-in HTTP client: the session cookie, and the CSRF token pages carry."""
+
+    server: LiveServer
+    http: httpx.Client
+    session_id: str
+    csrf: str
+    person: Person | None = None
+
+    def get(self, path: str, **params: Any) -> httpx.Response:
+        return self.http.get(path, params=params or None)
+
+    def page(self, path: str, **params: Any) -> Node:
+        response = self.get(path, **params)
+        assert response.status_code == 200, (path, response.status_code, response.text[:500])
+        return parse_html(response.text)
+
+    def post(
+        self,
+        path: str,
+        data: dict[str, Any] | None = None,
+        *,
+        files: list[tuple[str, tuple[str, bytes, str]]] | None = None,
+        csrf: bool = True,
+    ) -> httpx.Response:
+        """Submit a form as the page would (the CSRF token in the form unless ``csrf=False``)."""
+        form = dict(data or {})
+        if csrf:
+            form.setdefault("csrf_token", self.csrf)
+        return self.http.post(path, data=form, files=files)
+
+    def close(self) -> None:
+        self.http.close()
+
+
+def client(server: LiveServer, **options: Any) -> httpx.Client:
+    return httpx.Client(base_url=server.base_url, timeout=30, follow_redirects=False, **options)
+
+
+def login_form(http: httpx.Client, next_path: str | None = None) -> Node:
+    response = http.get("/login", params={"next": next_path} if next_path else None)
+    assert response.status_code == 200, response.text
+    return parse_html(response.text)
+
+
+def submit_login(
+    http: httpx.Client,
+    email: str,
+    password: str,
+    next_path: str | None = None,
+    overrides: dict[str, str] | None = None,
+) -> httpx.Response:
+    """Load the sign-in form (which sets its CSRF cookie) and submit it, with ``overrides``
+    replacing what the form holds (as a hand-made request would)."""
+    form = login_form(http, next_path)
+    fields = {i.attrs["name"]: i.attrs.get("value", "") for i in form.find_all("input")}
+    fields.update(email=email, password=password, **(overrides or {}))
+    return http.post("/login", data=fields)
+
+
+def sign_in(server: LiveServer, person: Person, password: str = PASSWORD, **options: Any) -> Web:
+    http = client(server, **options)
+    response = submit_login(http, person.email, password)
+    assert response.status_code == 303, response.text
+    session_id = http.cookies[SESSION_COOKIE]
+    inbox = http.get("/inbox")
+    assert inbox.status_code == 200, inbox.text
+    meta = parse_html(inbox.text).find("meta", name="csrf-token")
+    return Web(server, http, session_id, meta.attrs["content"], person)
+
+
+def with_cookie(server: LiveServer, session_id: str | None) -> httpx.Client:
+    """A client that sends exactly this session cookie (or none)."""
+    cookies = {SESSION_COOKIE: session_id} if session_id is not None else None
+    return client(server, cookies=cookies)
+
+
+# --- reading pages ---------------------------------------------------------------------------
+
+VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "wbr"}
+
+
+@dataclass
+class Node:
+    tag: str
+    attrs: dict[str, str]
+    children: list[Node | str] = field(default_factory=list)
+
+    @property
+    def classes(self) -> set[str]:
+        return set(self.attrs.get("class", "").split())
+
+    def iter(self) -> Iterator[Node]:
+        for child in self.children:
+            if isinstance(child, Node):
+                yield child
+                yield from child.iter()
+
+    def find_all(self, tag: str | None = None, cls: str | None = None, **attrs: str) -> list[Node]:
+        return [
+            node
+            for node in self.iter()
+            if (tag is None or node.tag == tag)
+            and (cls is None or cls in node.classes)
+            and all(node.attrs.get(k.replace("_", "-")) == v for k, v in attrs.items())
+        ]
+
+    def find(self, tag: str | None = None, cls: str | None = None, **attrs: str) -> Node:
+        found = self.find_all(tag, cls, **attrs)
+        assert found, f"no <{tag or '*'} class={cls} {attrs}> in the page"
+        return found[0]
+
+    def first(self, tag: str | None = None, cls: str | None = None, **attrs: str) -> Node | None:
+        found = self.find_all(tag, cls, **attrs)
+        return found[0] if found else None
+
+    @property
+    def text(self) -> str:
+        parts: list[str] = []
+
+        def walk(node: Node) -> None:
+            for child in node.children:
+                if isinstance(child, str):
+                    parts.append(child)
+                else:
+                    walk(child)
+
+        walk(self)
+        return " ".join("".join(parts).split())
+
+
+class _TreeBuilder(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.root = Node("#document", {})
+        self.stack = [self.root]
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        node = Node(tag, {k: v or "" for k, v in attrs})
+        self.stack[-1].children.append(node)
+        if tag not in VOID:
+            self.stack.append(node)
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.stack[-1].children.append(Node(tag, {k: v or "" for k, v in attrs}))
+
+    def handle_endtag(self, tag: str) -> None:
+        for depth in range(len(self.stack) - 1, 0, -1):
+            if self.stack[depth].tag == tag:
+                del self.stack[depth:]
+                return
+
+    def handle_data(self, data: str) -> None:
+        self.stack[-1].children.append(data)
+
+
+def parse_html(text: str) -> Node:
+    builder = _TreeBuilder()
+    builder.feed(text)
+    builder.close()
+    return builder.root
+
+
+def listed_ids(page: Node) -> list[str]:
+    """The conversations a queue page lists, top to bottom."""
+    return [li.attrs["data-conversation-id"] for li in page.find_all("li", "conversation-item")]
+
+
+def attachment_links(page: Node) -> list[str]:
+    return [a.attrs["href"] for ul in page.find_all("ul", "attachments") for a in ul.find_all("a")]
+
+
+FILE_URL = re.compile(r"/files/(?P<key>[^/]+)/(?P<name>[^/?#]+)$")
+
+
+# --- redirects ----------------------------------------------------------------------------------
+
+
+def lands_on_site(server: LiveServer, location: str) -> bool:
+    """Where a browser would go for this ``Location``: browsers drop tabs and newlines, strip
+    surrounding spaces and read ``\\`` as ``/``, so judge the URL as they would see it."""
+    seen = re.sub(r"[\t\n\r]", "", location).strip(" \x00\x1f").replace("\\", "/")
+    home = urlsplit(server.base_url)
+    if slashes := re.match(r"/{2,}([^/?#]*)", seen):  # browsers skip any number of slashes
+        return slashes.group(1).lower() == home.netloc
+    target = urlsplit(urljoin(server.base_url + "/login", seen))
+    return target.scheme == home.scheme and target.netloc == home.netloc
+
+
+# --- what the database holds ----------------------------------------------------------------
+
+
+def snapshot(server: LiveServer) -> dict[str, Any]:
+    """Everything an inbox action could change (sessions' last-seen times aside)."""
+    with server.db.read_session() as session:
+        return {
+            "conversations": sorted(
+                (c.id, c.assignee_id, c.status, tuple(c.tags), c.title)
+                for c in session.scalars(select(Conversation)).unique()
+            ),
+            "messages": session.scalar(select(func.count()).select_from(Message)),
+            "files": session.scalar(select(func.count()).select_from(StoredFile)),
+            "events": session.scalar(select(func.count()).select_from(OutboxEvent)),
+            "agents": sorted(
+                (a.email, a.role, a.active, a.password_hash or "")
+                for a in session.scalars(select(Agent))
+            ),
+            "clients": sorted(
+                (c.id, c.revoked_at is not None) for c in session.scalars(select(OAuthClient))
+            ),
+            "sessions": sorted(session.scalars(select(WebSession.id_hash)).all()),
+        }
+
+
+def files_on_disk(server: LiveServer) -> list[str]:
+    directory = server.settings.attachments_dir
+    return sorted(p.name for p in directory.iterdir()) if directory.exists() else []
