@@ -85,6 +85,27 @@ def _config(phases: dict[str, Any] | None = None) -> schemathesis.Config:
             # has none.
             "generation": {"deterministic": True, "database": "none", "allow-x00": False},
             "phases": phases or {},
+            # A body past the size limit is refused before it is parsed, with the documented
+            # 413: as much a rejection of invalid data as the 4xx schemathesis lists by default.
+            "checks": {
+                "negative_data_rejection": {
+                    "expected-statuses": [
+                        400,
+                        401,
+                        403,
+                        404,
+                        405,
+                        406,
+                        409,
+                        413,
+                        415,
+                        422,
+                        428,
+                        429,
+                        "5xx",
+                    ]
+                }
+            },
         }
     )
 

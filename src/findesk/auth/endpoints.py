@@ -69,7 +69,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-async def _read_params(request: Request) -> dict[str, str]:
+async def _read_params(request: Request, known: frozenset[str]) -> dict[str, str]:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "application/json":
         try:
@@ -88,16 +88,15 @@ async def _read_params(request: Request) -> dict[str, str]:
     else:
         raise OAuthError("invalid_request", "Send the parameters form-encoded or as JSON.")
     # RFC 6749 §3.2: unrecognised parameters are ignored, whatever their JSON type.
-    params = {key: value for key, value in params.items() if key in _KNOWN_PARAMS}
+    params = {key: value for key, value in params.items() if key in known}
     for key, value in params.items():
         if value is not None and not isinstance(value, str):
             raise OAuthError("invalid_request", f"Parameter {key!r} must be a string.")
     return {key: value for key, value in params.items() if value is not None}
 
 
-_KNOWN_PARAMS = frozenset(
-    {"grant_type", "client_id", "client_secret", "scope", "token", "token_type_hint"}
-)
+TOKEN_PARAMS = frozenset({"grant_type", "client_id", "client_secret", "scope"})
+REVOKE_PARAMS = frozenset({"token", "token_type_hint", "client_id", "client_secret"})
 
 
 def _client_credentials(request: Request, params: dict[str, str]) -> tuple[str, str]:
@@ -139,7 +138,7 @@ def _client_credentials(request: Request, params: dict[str, str]) -> tuple[str, 
 )
 async def token(request: Request) -> JSONResponse:
     try:
-        params = await _read_params(request)
+        params = await _read_params(request, TOKEN_PARAMS)
         grant_type = params.get("grant_type")
         if not grant_type:
             raise OAuthError("invalid_request", "grant_type is required.")
@@ -187,7 +186,7 @@ async def token(request: Request) -> JSONResponse:
 )
 async def revoke(request: Request) -> JSONResponse:
     try:
-        params = await _read_params(request)
+        params = await _read_params(request, REVOKE_PARAMS)
         client_id, secret = _client_credentials(request, params)
         token_value = params.get("token")
         if not token_value:
