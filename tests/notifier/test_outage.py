@@ -8,7 +8,6 @@ disturbs test_delivery.py. Waits are bounded and wait on the receiver's conditio
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
@@ -26,6 +25,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import select
+from support import aio
 from support.fin import World
 from support.receiver import WEBHOOK_KEY, Received, Receiver, eventually, notifier_settings
 from support.server import LiveServer, database_url
@@ -577,7 +577,7 @@ def test_without_a_webhook_events_wait_and_a_configured_worker_delivers_them(
                 return await Worker(server.db, settings).run_once(http)
 
         # The server's own worker, without a target, makes no call and leaves events alone.
-        assert asyncio.run(one_round(server.settings)) == 0
+        assert aio.run(lambda: one_round(server.settings)) == 0
         assert outbox_rows(server, cids) == rows
 
         # Fin gets configured, with a retry window shorter than the events' age: they still get
@@ -590,14 +590,14 @@ def test_without_a_webhook_events_wait_and_a_configured_worker_delivers_them(
             **notifier_settings(late_fin, notifier_retry_window_seconds=window),
         )
         late_fin.respond(503)
-        assert asyncio.run(one_round(configured)) == len(cids)
+        assert aio.run(lambda: one_round(configured)) == len(cids)
         assert {(r.state, r.attempts) for r in outbox_rows(server, cids)} == {("pending", 1)}
 
         # Fin answers again: the next rounds deliver them, one call per conversation.
         late_fin.respond(200)
 
         def a_round_delivered_all() -> bool:
-            asyncio.run(one_round(configured))  # claims only what its back-off made due
+            aio.run(lambda: one_round(configured))  # claims only what its back-off made due
             return states(server, cids) == {"delivered"}
 
         assert eventually(a_round_delivered_all, timeout=10)

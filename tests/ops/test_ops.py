@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 import uuid
 from collections.abc import Iterator
 
 import httpx
 import pytest
+from support import aio
 from support.fin import World
 from support.receiver import Receiver, eventually, notifier_settings
 from support.server import LiveServer
@@ -107,7 +107,7 @@ def scrape_from(app: object, client: tuple[str, int], headers: dict[str, str]) -
         async with httpx.AsyncClient(transport=transport, base_url="http://findesk") as http:
             return (await http.get("/metrics", headers=headers)).status_code
 
-    return asyncio.run(call())
+    return aio.run(call)
 
 
 def test_metrics_need_loopback_or_the_token(tmp_path) -> None:
