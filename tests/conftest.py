@@ -9,6 +9,7 @@ import httpx
 import pytest
 from support.browser import launch_browser
 from support.postgres import PostgresServer, require_postgres
+from support.receiver import Receiver
 from support.server import LiveServer, database_url
 
 
@@ -52,3 +53,11 @@ def agent_client(server: LiveServer) -> Iterator[httpx.Client]:
 def browser() -> Iterator[object]:
     """A headless Chromium (Playwright ``Browser``), shared by the whole run."""
     yield from launch_browser()
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[Receiver]:
+    """A stand-in for Fin's webhook on loopback (see ``notifier_settings``)."""
+    fake_fin = Receiver().accept()
+    yield fake_fin
+    fake_fin.close()

@@ -30,7 +30,6 @@ from support.server import LiveServer, database_url
 
 from findesk import demo
 from findesk.agents.service import create_agent
-from findesk.fin_api.client import FinApiClient
 from findesk.notifier.models import OutboxEvent
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
@@ -61,28 +60,12 @@ def start_server(
 
 
 @pytest.fixture(scope="module")
-def receiver() -> Iterator[Receiver]:
-    fake_fin = Receiver().accept()
-    yield fake_fin
-    fake_fin.close()
-
-
-@pytest.fixture(scope="module")
 def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, receiver: Receiver
 ) -> Iterator[LiveServer]:
     live = start_server(request, tmp_path_factory.mktemp("inbox"), receiver)
     yield live
     live.stop()
-
-
-def fin_world(server: LiveServer) -> World:
-    http = httpx.Client(
-        base_url=f"{server.base_url}/api/fin",
-        headers={"Authorization": f"Bearer {server.fin_token()}"},
-        timeout=30,
-    )
-    return World(FinApiClient(http, "rest"), server.fin_agent_id)
 
 
 def end_user(fin: World, name: str, email: str) -> dict[str, Any]:
@@ -94,7 +77,7 @@ def end_user(fin: World, name: str, email: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def fin(server: LiveServer) -> Iterator[World]:
-    world = fin_world(server)
+    world = server.fin_world()
     yield world
     world.api.http.close()
 
@@ -446,7 +429,7 @@ def demo_server(
     live = start_server(request, tmp_path_factory.mktemp("demo"), receiver)
     with live.db.transaction() as session:
         credentials = demo.seed(session, live.settings.fin_agent_email)
-    world = fin_world(live)
+    world = live.fin_world()
     yield live, credentials, world
     world.api.http.close()
     live.stop()

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 from support.server import LiveServer
-from web_support import fin_world, new_agent, sign_in, start_server
+from web_support import new_agent, sign_in, start_server
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,7 @@ def read_events(
 
 def test_a_dropped_stream_resumes_from_the_last_event_it_saw(live: LiveServer) -> None:
     agent = sign_in(live, new_agent(live))
-    world = fin_world(live)
+    world = live.fin_world()
     first, _ = world.conversation()  # Fin's own change is shown too
     seen = read_events(agent.http, 1, {"Last-Event-ID": "0"})
     assert seen[0]["conversation_id"] == first["id"] and seen[0]["kind"] == "conversation"

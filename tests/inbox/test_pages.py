@@ -26,7 +26,6 @@ from web_support import (
     attachment_links,
     client,
     files_on_disk,
-    fin_world,
     listed_ids,
     new_agent,
     parse_html,
@@ -70,7 +69,7 @@ def limiter(monkeypatch: pytest.MonkeyPatch) -> SignInLimiter:
 
 @pytest.fixture(scope="module")
 def world(server: LiveServer) -> World:
-    return fin_world(server)
+    return server.fin_world()
 
 
 @pytest.fixture(scope="module")

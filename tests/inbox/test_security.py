@@ -33,7 +33,6 @@ from web_support import (
     attachment_links,
     client,
     files_on_disk,
-    fin_world,
     lands_on_site,
     login_form,
     new_agent,
@@ -92,7 +91,7 @@ def limiter(monkeypatch: pytest.MonkeyPatch) -> SignInLimiter:
 
 @pytest.fixture(scope="module")
 def world(server: LiveServer) -> World:
-    return fin_world(server)
+    return server.fin_world()
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,6 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 import pytest
 from sqlalchemy import func, select
-from support.fin import World
 from support.server import LiveServer, database_url
 
 from findesk.agents.models import Agent
@@ -23,7 +22,6 @@ from findesk.agents.service import create_agent
 from findesk.attachments.models import StoredFile
 from findesk.auth.models import OAuthClient, WebSession
 from findesk.conversations.models import Conversation, Message
-from findesk.fin_api.client import FinApiClient
 from findesk.notifier.models import OutboxEvent
 
 PASSWORD = "correct horse battery staple"
@@ -43,15 +41,6 @@ def start_server(
     # The port is picked at start: attachment links must name it, as FINDESK_PUBLIC_BASE_URL would.
     live.settings.public_base_url = live.base_url
     return live
-
-
-def fin_world(server: LiveServer) -> World:
-    http = httpx.Client(
-        base_url=f"{server.base_url}/api/fin",
-        headers={"Authorization": f"Bearer {server.fin_token()}"},
-        timeout=30,
-    )
-    return World(FinApiClient(http, "rest"), server.fin_agent_id)
 
 
 def unique(prefix: str) -> str:

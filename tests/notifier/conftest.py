@@ -8,13 +8,6 @@ from support.receiver import Receiver, notifier_settings
 from support.server import LiveServer, database_url
 
 
-@pytest.fixture(scope="module")
-def receiver() -> Iterator[Receiver]:
-    fake_fin = Receiver().accept()
-    yield fake_fin
-    fake_fin.close()
-
-
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def notified(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, receiver: Receiver

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy import select
 from support.fin import World
 from support.receiver import WEBHOOK_KEY, Receiver, eventually
 from support.server import LiveServer
 
-from findesk.fin_api.client import FinApiClient
 from findesk.kit.settings import Settings
 from findesk.notifier.models import OutboxEvent
 
@@ -25,12 +23,7 @@ PATH = "/hooks/standalone/custom_helpdesk_conversation_event/test-integration"
 
 @pytest.fixture(scope="module")
 def world(notified: LiveServer) -> World:
-    http = httpx.Client(
-        base_url=f"{notified.base_url}/api/fin",
-        headers={"Authorization": f"Bearer {notified.fin_token()}"},
-        timeout=30,
-    )
-    return World(FinApiClient(http, "rest"), notified.fin_agent_id)
+    return notified.fin_world()
 
 
 def new_conversation(world: World) -> str:

@@ -26,11 +26,9 @@ import httpx
 import pytest
 from sqlalchemy import select
 from support import aio
-from support.fin import World
 from support.receiver import WEBHOOK_KEY, Received, Receiver, eventually, notifier_settings
 from support.server import LiveServer, database_url
 
-from findesk.fin_api.client import FinApiClient
 from findesk.kit.settings import Settings
 from findesk.kit.timeutil import as_utc
 from findesk.notifier.models import OutboxEvent
@@ -196,25 +194,6 @@ def idle_server(backend, request, tmp_path_factory) -> Iterator[LiveServer]:
     live.stop()
 
 
-@pytest.fixture(scope="module")
-def fin_world() -> Iterator[Callable[[LiveServer], World]]:
-    """Makes a ``World`` (Fin, through the Fin API: it opens the conversations) for a server."""
-    clients: list[httpx.Client] = []
-
-    def make(server: LiveServer) -> World:
-        http = httpx.Client(
-            base_url=f"{server.base_url}/api/fin",
-            headers={"Authorization": f"Bearer {server.fin_token()}"},
-            timeout=30,
-        )
-        clients.append(http)
-        return World(FinApiClient(http, "rest"), server.fin_agent_id)
-
-    yield make
-    for client in clients:
-        client.close()
-
-
 def new_agent(server: LiveServer) -> httpx.Client:
     return server.agent_http(f"agent-{uuid.uuid4().hex[:6]}@example.com", "Otto Outage")
 
@@ -307,9 +286,9 @@ def findesk_json(server: LiveServer, cwd: Path, *args: str) -> dict[str, Any]:
 N_CONVERSATIONS, N_CHANGES, N_AGENTS = 20, 10, 4
 
 
-def test_an_outage_loses_nothing_and_coalesces(outage_server, outage_fin, fin_world) -> None:
+def test_an_outage_loses_nothing_and_coalesces(outage_server, outage_fin) -> None:
     server, fin = outage_server, outage_fin
-    world = fin_world(server)
+    world = server.fin_world()
     agents = [new_agent(server) for _ in range(N_AGENTS)]
     cids = [str(world.conversation()[0]["id"]) for _ in range(N_CONVERSATIONS)]
 
@@ -403,11 +382,9 @@ def test_an_outage_loses_nothing_and_coalesces(outage_server, outage_fin, fin_wo
 
 
 @pytest.mark.parametrize("change_while_waiting", [False, True], ids=["idle", "busy"])
-def test_retry_after_of_a_429_is_honoured(
-    outage_server, outage_fin, fin_world, change_while_waiting
-) -> None:
+def test_retry_after_of_a_429_is_honoured(outage_server, outage_fin, change_while_waiting) -> None:
     server, fin = outage_server, outage_fin
-    world = fin_world(server)
+    world = server.fin_world()
     cid = str(world.conversation()[0]["id"])
     with new_agent(server) as agent:
         try:
@@ -435,10 +412,10 @@ def test_retry_after_of_a_429_is_honoured(
 
 
 def test_a_permanent_failure_goes_to_dead_letter_and_replay_delivers_it(
-    dead_server, dead_fin, fin_world, tmp_path
+    dead_server, dead_fin, tmp_path
 ) -> None:
     server, fin = dead_server, dead_fin
-    world = fin_world(server)
+    world = server.fin_world()
     with new_agent(server) as agent:
         # Fin rejects the call: 400 is permanent, so dead-letter at once, after one attempt.
         fin.respond(400)
@@ -508,10 +485,10 @@ def test_a_permanent_failure_goes_to_dead_letter_and_replay_delivers_it(
 
 @pytest.mark.parametrize("failure", ["503", "refused"])
 def test_events_go_to_dead_letter_after_the_retry_window(
-    window_server, window_fin, fin_world, failure
+    window_server, window_fin, failure
 ) -> None:
     server, fin = window_server, window_fin
-    world = fin_world(server)
+    world = server.fin_world()
     cid = str(world.conversation()[0]["id"])
     with new_agent(server) as agent:
         try:
@@ -549,11 +526,11 @@ def test_events_go_to_dead_letter_after_the_retry_window(
 
 
 def test_without_a_webhook_events_wait_and_a_configured_worker_delivers_them(
-    idle_server, fin_world, tmp_path
+    idle_server, tmp_path
 ) -> None:
     server = idle_server
     assert server.settings.fin_webhook_target is None
-    world = fin_world(server)
+    world = server.fin_world()
     cids = [str(world.conversation()[0]["id"]) for _ in range(3)]
     with new_agent(server) as agent:
         for cid in cids:

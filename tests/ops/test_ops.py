@@ -9,24 +9,15 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from support import aio
-from support.fin import World
 from support.receiver import Receiver, eventually, notifier_settings
 from support.server import LiveServer
 
 from findesk.app import create_app
-from findesk.fin_api.client import FinApiClient
 from findesk.kit.db import Database
 from findesk.kit.settings import Settings
 from findesk.migrations import upgrade
 
 METRICS_TOKEN = "scrape-me"
-
-
-@pytest.fixture(scope="module")
-def receiver() -> Iterator[Receiver]:
-    fake_fin = Receiver().accept()
-    yield fake_fin
-    fake_fin.close()
 
 
 @pytest.fixture(scope="module")
@@ -61,10 +52,7 @@ def test_readyz_says_when_workers_run_apart(tmp_path) -> None:
 
 def test_metrics_follow_recorded_and_delivered_events(ops: LiveServer, receiver: Receiver) -> None:
     before = httpx.get(f"{ops.base_url}/metrics").text
-    fin = httpx.Client(
-        base_url=f"{ops.base_url}/api/fin", headers={"Authorization": f"Bearer {ops.fin_token()}"}
-    )
-    conversation, _ = World(FinApiClient(fin), ops.fin_agent_id).conversation()
+    conversation, _ = ops.fin_world().conversation()
     with ops.agent_http(f"m-{uuid.uuid4().hex[:6]}@example.com") as agent:
         for title in ("one", "two", "three"):
             agent.patch(f"/conversations/{conversation['id']}", json={"title": title})

@@ -17,9 +17,11 @@ import uvicorn
 from findesk.agents.service import create_agent, ensure_fin_agent
 from findesk.app import create_app
 from findesk.auth.service import create_agent_token, create_client
+from findesk.fin_api.client import FinApiClient, Variant
 from findesk.kit.db import Database
 from findesk.kit.settings import Settings
 from findesk.migrations import upgrade
+from support.fin import World
 from support.postgres import PostgresServer
 
 _db_names = itertools.count()
@@ -44,6 +46,7 @@ class LiveServer:
 
     database_url: str
     settings_overrides: dict[str, Any] = field(default_factory=dict)
+    _clients: list[httpx.Client] = field(default_factory=list, init=False, repr=False)
 
     def start(self) -> LiveServer:
         upgrade(self.database_url)
@@ -82,6 +85,8 @@ class LiveServer:
         return f"http://127.0.0.1:{self.port}"
 
     def stop(self) -> None:
+        for client in self._clients:
+            client.close()
         self._server.should_exit = True
         self._thread.join(timeout=10)
         self.db.dispose()
@@ -113,6 +118,16 @@ class LiveServer:
         )
         client.agent_id = agent_id  # type: ignore[attr-defined]
         return client
+
+    def fin_world(self, variant: Variant = "rest") -> World:
+        """Fin, calling this server's Fin API with a fresh token (closed when it stops)."""
+        http = httpx.Client(
+            base_url=f"{self.base_url}/api/fin",
+            headers={"Authorization": f"Bearer {self.fin_token()}"},
+            timeout=30,
+        )
+        self._clients.append(http)
+        return World(FinApiClient(http, variant), self.fin_agent_id)
 
     def new_agent(self, email: str, name: str = "Agent") -> tuple[str, str]:
         """Create a human agent; returns (agent_id, personal token)."""

@@ -52,7 +52,7 @@ class LiveFeed:
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         self._last_id = await run_in_threadpool(self._read_last_id)
-        self._unsubscribe = service.on_commit(self.wake)
+        self._unsubscribe = service.recorded.subscribe(lambda _count: self.wake())
         self._task = asyncio.create_task(self._run(), name="findesk-live-feed")
 
     async def stop(self) -> None:

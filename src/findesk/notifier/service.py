@@ -7,25 +7,24 @@ workers elsewhere find the events when they next poll.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from findesk.conversations import repository as conversation_repository
 from findesk.kit.actor import Actor
+from findesk.kit.commit_signal import CommitSignal
 from findesk.kit.errors import NotFound
 from findesk.kit.timeutil import as_utc, utcnow
 from findesk.notifier import repository
 from findesk.notifier.metrics import EVENTS_RECORDED
 from findesk.notifier.models import OutboxEvent
 
-_RECORDED = "findesk_outbox_recorded"
-_listeners: list[Callable[[], None]] = []
-_listeners_lock = threading.Lock()
+# Wakes this process's delivery workers as soon as events are committed.
+recorded = CommitSignal("outbox")
+recorded.subscribe(EVENTS_RECORDED.inc)
 
 
 def record_change(session: Session, conversation_id: str, reason: str, actor: Actor) -> None:
@@ -33,37 +32,7 @@ def record_change(session: Session, conversation_id: str, reason: str, actor: Ac
     if actor.is_fin:
         return
     session.add(OutboxEvent(conversation_id=conversation_id, reason=reason))
-    session.info[_RECORDED] = session.info.get(_RECORDED, 0) + 1
-
-
-def on_commit(callback: Callable[[], None]) -> Callable[[], None]:
-    """Call ``callback`` after every commit that recorded events; returns an unsubscriber."""
-    with _listeners_lock:
-        _listeners.append(callback)
-
-    def unsubscribe() -> None:
-        with _listeners_lock:
-            if callback in _listeners:
-                _listeners.remove(callback)
-
-    return unsubscribe
-
-
-@event.listens_for(Session, "after_commit")
-def _after_commit(session: Session) -> None:
-    recorded = session.info.pop(_RECORDED, 0)
-    if not recorded:
-        return
-    EVENTS_RECORDED.inc(recorded)
-    with _listeners_lock:
-        callbacks = list(_listeners)
-    for callback in callbacks:
-        callback()
-
-
-@event.listens_for(Session, "after_rollback")
-def _after_rollback(session: Session) -> None:
-    session.info.pop(_RECORDED, None)
+    recorded.mark(session)
 
 
 @dataclass(frozen=True)
@@ -105,6 +74,6 @@ def replay(session: Session, *, dead: bool, conversation_id: str | None) -> int:
     count = repository.replay(session, states=states, conversation_id=conversation_id, now=utcnow())
     if count == 0 and conversation_id is not None:
         session.add(OutboxEvent(conversation_id=conversation_id, reason="replay"))
-        session.info[_RECORDED] = session.info.get(_RECORDED, 0) + 1
+        recorded.mark(session)
         count = 1
     return count

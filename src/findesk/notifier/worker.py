@@ -27,7 +27,7 @@ from findesk.kit.settings import Settings
 from findesk.kit.timeutil import as_utc, utcnow
 from findesk.notifier import metrics, repository
 from findesk.notifier.models import OutboxEvent
-from findesk.notifier.service import on_commit
+from findesk.notifier.service import recorded
 
 log = logging.getLogger("findesk.notifier")
 
@@ -136,7 +136,7 @@ class Worker:
         """Deliver until ``stop()``; the batch in flight is finished first."""
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
-        unsubscribe = on_commit(self.wake)
+        unsubscribe = recorded.subscribe(lambda _count: self.wake())
         log.info(
             "worker started",
             extra={"fields": {"worker": self.id, "target": self.settings.fin_webhook_target}},
