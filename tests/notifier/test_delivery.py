@@ -125,13 +125,20 @@ def outbox_states(server: LiveServer, conversation_id: str) -> list[str]:
 
 def test_rapid_changes_are_coalesced_and_all_delivered(world, agent, receiver, notified) -> None:
     cid = new_conversation(world)
-    for n in range(15):
-        assert agent.patch(f"/conversations/{cid}", json={"title": f"t{n}"}).is_success
-    # Every event delivered means a call to Fin started after each change was committed ...
+    # The first change's call is kept in flight while 14 more changes land ...
+    receiver.hold()
+    try:
+        assert agent.patch(f"/conversations/{cid}", json={"title": "t0"}).is_success
+        assert receiver.wait_until(lambda got: any(r.conversation_id == cid for r in got))
+        for n in range(1, 15):
+            assert agent.patch(f"/conversations/{cid}", json={"title": f"t{n}"}).is_success
+    finally:
+        receiver.release()
+    # ... so every event is delivered (a call started after each change was committed) ...
     assert eventually(lambda: set(outbox_states(notified, cid)) == {"delivered"})
     assert len(outbox_states(notified, cid)) == 15
-    # ... and they were coalesced: far fewer calls than changes.
-    assert 1 <= len(receiver.for_conversation(cid)) < 15
+    # ... by exactly two calls: the one in flight, and one for the 14 that waited for it.
+    assert len(receiver.for_conversation(cid)) == 2
 
 
 def test_typing_has_the_spec_shape_and_is_throttled(world, agent, receiver) -> None:

@@ -46,6 +46,9 @@ class Receiver:
         self._thread: threading.Thread | None = None
         # Every request, answered or not: (path, status we answered, body).
         self.attempts: list[tuple[str, int, dict[str, Any]]] = []
+        # Cleared by hold(): requests are recorded at once but answered only on release().
+        self._gate = threading.Event()
+        self._gate.set()
 
     @property
     def url(self) -> str:
@@ -80,6 +83,7 @@ class Receiver:
                         )
                     receiver.attempts.append((self.path, status, body))
                     receiver._cond.notify_all()
+                receiver._gate.wait(timeout=60)
                 self.send_response(status)
                 for name, value in headers.items():
                     self.send_header(name, value)
@@ -96,6 +100,13 @@ class Receiver:
         self._thread = threading.Thread(target=server.serve_forever, daemon=True)
         self._thread.start()
         return self
+
+    def hold(self) -> None:
+        """Keep every following answer back (the calls stay in flight) until ``release()``."""
+        self._gate.clear()
+
+    def release(self) -> None:
+        self._gate.set()
 
     def refuse(self) -> None:
         """Stop listening: connections are refused until ``accept()``."""

@@ -10,6 +10,7 @@ from findesk.agents import repository
 from findesk.agents.models import Agent
 from findesk.auth.passwords import hash_password
 from findesk.auth.web_sessions import sign_out_agent
+from findesk.kit.db import insert_once
 from findesk.kit.errors import Conflict, Invalid, NotFound
 from findesk.kit.schemas import check_email, check_http_url
 from findesk.kit.timeutil import utcnow
@@ -71,9 +72,11 @@ def ensure_fin_agent(session: Session, email: str) -> Agent:
     existing = fin_agent(session)
     if existing is not None:
         return existing
-    return create_agent(
-        session, email=email, name=FIN_AGENT_NAME, alias=FIN_AGENT_NAME, is_bot=True
-    )
+    # Several processes may start at once (serve and workers): the email's unique key decides.
+    email = email.strip().lower()
+    bot = Agent(email=email, name=FIN_AGENT_NAME, alias=FIN_AGENT_NAME, is_bot=True)
+    agent, _ = insert_once(session, bot, lambda: repository.get_by_email(session, email))
+    return agent
 
 
 def fin_agent(session: Session) -> Agent | None:
