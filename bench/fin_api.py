@@ -29,19 +29,14 @@ import contextlib
 import functools
 import itertools
 import json
-import math
 import os
 import platform
-import signal
-import socket
 import sqlite3
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -65,18 +60,30 @@ from findesk.kit.timeutil import utcnow
 from findesk.migrations import upgrade
 from findesk.users.service import create_user
 
+from benchkit import (
+    ChildProcess,
+    Samples,
+    SetupError,
+    bench_folder,
+    busiest,
+    cell,
+    cpu_meter,
+    findesk_env,
+    free_port,
+    log,
+    print_busy_warning,
+    rounded,
+    run_main,
+    serve_command,
+)
+
 SHORT_CONVERSATION = 10
 LONG_CONVERSATION = 10_000
 AFTER_ID_LIMIT = 1.5  # the issue's bound on p50(10,000 messages) / p50(10 messages)
 BARE_PATH = "/conversation"
 SERVE_BARE = "_serve-bare"  # internal sub-command: this file, run as the baseline server
 STARTUP_TIMEOUT = 30.0
-BUSY_MACHINE_PERCENT = 10.0  # above this, other processes skew the figures: say so
 CLIENT_BOUND_PERCENT = 75.0  # load generator CPU (% of a core) from which it limits throughput
-
-
-class SetupError(Exception):
-    """The benchmark could not be set up: a server did not start or answered wrongly."""
 
 
 # --- the baseline: a bare ASGI app ----------------------------------------------------------
@@ -256,201 +263,28 @@ def seed(db_url: str) -> Seed:
         db.dispose()
 
 
-# --- server processes -----------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class ServerProcess:
-    """A server in a child process, with its output in a log file; stopped on ``stop()``."""
-
-    name: str
-    command: list[str]
-    port: int
-    log_path: Path
-    env: dict[str, str] | None = None
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        with self.log_path.open("wb") as log:
-            # Own session: Ctrl-C reaches only us, and our clean-up stops the servers in order.
-            self.process = subprocess.Popen(
-                self.command,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=self.env,
-                start_new_session=True,
-            )
-
-    def wait_ready(self, probe_path: str) -> None:
-        """Poll ``probe_path`` until it answers 200, failing fast if the process dies."""
-        assert self.process is not None
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                break
-            try:
-                if httpx.get(self.base_url + probe_path, timeout=1.0).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        raise SetupError(f"{self.name} did not start; its log ends with:\n{self.log_tail()}")
-
-    def log_tail(self, lines: int = 20) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
-
-    def cpu_seconds(self) -> float | None:
-        """User + system CPU time of the server process, all threads (Linux only)."""
-        if self.process is None:
-            return None
-        try:
-            stat = Path(f"/proc/{self.process.pid}/stat").read_text()
-        except OSError:
-            return None
-        fields = stat.rsplit(")", 1)[1].split()  # the command name may contain spaces
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()  # uvicorn shuts down gracefully on SIGTERM
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-
-def findesk_env(data_dir: Path) -> dict[str, str]:
-    """The environment of a user who only chose a data folder: no other FINDESK_ setting."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("FINDESK_")}
-    env["FINDESK_DATA_DIR"] = str(data_dir)
-    return env
-
-
 # --- load generation ------------------------------------------------------------------------
 
 Request = Callable[[httpx.AsyncClient], Awaitable[httpx.Response]]
 
 
 @dataclass
-class CpuUse:
-    """CPU seconds spent during a measurement by the server under test, by this process (the
-    load generator) and by every other process on the machine (Linux only, else None)."""
-
-    server: float | None = None
-    client: float = 0.0
-    others: float | None = None
-
-
-def machine_busy_seconds() -> float | None:
-    """CPU seconds the whole machine has spent busy since boot, all cores (Linux only)."""
-    try:
-        with open("/proc/stat") as stat:
-            ticks = [int(value) for value in stat.readline().split()[1:]]
-    except (OSError, ValueError):
-        return None
-    idle = ticks[3] + ticks[4]  # idle + iowait
-    return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")
-
-
-def total_cpu_seconds(servers: Sequence[ServerProcess]) -> float | None:
-    total = 0.0
-    for server in servers:
-        seconds = server.cpu_seconds()
-        if seconds is None:
-            return None
-        total += seconds
-    return total
-
-
-@contextlib.contextmanager
-def cpu_meter(target: ServerProcess, servers: Sequence[ServerProcess]) -> Iterator[CpuUse]:
-    """Measure ``CpuUse`` over the ``with`` block; ``servers`` are all the servers we run, so
-    that "others" means processes that are not part of the benchmark at all."""
-    use = CpuUse()
-    client, machine = time.process_time(), machine_busy_seconds()
-    ours, target_before = total_cpu_seconds(servers), target.cpu_seconds()
-    yield use
-    target_after, ours_after = target.cpu_seconds(), total_cpu_seconds(servers)
-    machine_after = machine_busy_seconds()
-    use.client = time.process_time() - client
-    if target_before is not None and target_after is not None:
-        use.server = target_after - target_before
-    if (
-        machine is not None
-        and machine_after is not None
-        and ours is not None
-        and ours_after is not None
-    ):
-        busy = machine_after - machine - (ours_after - ours) - use.client
-        use.others = max(0.0, busy)
-
-
-@dataclass
-class Result:
+class Result(Samples):
     """One measured run: latencies in seconds (successful requests only), errors and CPU."""
 
     name: str
     concurrency: int
-    elapsed: float = 0.0
-    latencies: list[float] = field(default_factory=list)
-    errors: int = 0
-    first_error: str | None = None
-    cpu: CpuUse | None = None
-
-    @property
-    def requests(self) -> int:
-        return len(self.latencies) + self.errors
 
     @property
     def throughput(self) -> float:
         return len(self.latencies) / self.elapsed if self.elapsed else 0.0
-
-    def percentile_ms(self, q: float) -> float:
-        return percentile(self.latencies, q) * 1000
-
-    def record(self, latency: float, error: str | None) -> None:
-        if error is None:
-            self.latencies.append(latency)
-        else:
-            self.errors += 1
-            self.first_error = self.first_error or error
-
-    @property
-    def server_cpu_ms(self) -> float | None:
-        """Server CPU time per request, in milliseconds."""
-        if self.cpu is None or self.cpu.server is None or not self.requests:
-            return None
-        return self.cpu.server / self.requests * 1000
 
     @property
     def client_cpu_percent(self) -> float | None:
         """The load generator's CPU use, in percent of one core."""
         if self.cpu is None or not self.elapsed:
             return None
-        return 100 * self.cpu.client / self.elapsed
-
-    @property
-    def others_cpu_percent(self) -> float | None:
-        """CPU used by processes outside the benchmark, in percent of the whole machine."""
-        if self.cpu is None or self.cpu.others is None or not self.elapsed:
-            return None
-        return 100 * self.cpu.others / self.elapsed / (os.cpu_count() or 1)
+        return 100 * self.cpu.here / self.elapsed
 
     @property
     def client_bound(self) -> bool:
@@ -458,9 +292,6 @@ class Result:
         return (self.client_cpu_percent or 0.0) >= CLIENT_BOUND_PERCENT
 
     def to_json(self) -> dict[str, Any]:
-        def rounded(value: float | None, digits: int) -> float | None:
-            return None if value is None else round(value, digits)
-
         return {
             "concurrency": self.concurrency,
             "requests": self.requests,
@@ -472,17 +303,9 @@ class Result:
             "first_error": self.first_error,
             "server_cpu_ms_per_request": rounded(self.server_cpu_ms, 3),
             "client_cpu_percent_of_a_core": rounded(self.client_cpu_percent, 1),
-            "other_processes_cpu_percent_of_machine": rounded(self.others_cpu_percent, 1),
+            "other_processes_cpu_percent_of_machine": rounded(self.others_percent, 1),
             "client_bound": self.client_bound,
         }
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile (q from 0 to 100); sorts ``values`` in place."""
-    if not values:
-        return math.nan
-    values.sort()
-    return values[max(1, math.ceil(q / 100 * len(values))) - 1]
 
 
 async def timed(
@@ -574,8 +397,7 @@ class Report:
     @property
     def busiest_others(self) -> float | None:
         """The most CPU other processes used during a measurement, in % of the machine."""
-        shares = [r.others_cpu_percent for r in self.results]
-        return max((s for s in shares if s is not None), default=None)
+        return busiest(r.others_percent for r in self.results)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -610,10 +432,6 @@ class Report:
         }
 
 
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 async def fetch_token(base_url: str, seed: Seed) -> str:
     async with httpx.AsyncClient(base_url=base_url) as client:
         response = await client.post(
@@ -640,7 +458,7 @@ async def check_once(
 
 
 async def run_benchmark(
-    options: Options, seed: Seed, findesk: ServerProcess, bare: ServerProcess, report: Report
+    options: Options, seed: Seed, findesk: ChildProcess, bare: ChildProcess, report: Report
 ) -> None:
     """Get a token, check the endpoints once, then measure each scenario and the after_id
     comparison, into ``report``."""
@@ -678,7 +496,7 @@ async def run_benchmark(
             },
         )
 
-    scenarios: Sequence[tuple[str, httpx.AsyncClient, Request, int, ServerProcess]] = (
+    scenarios: Sequence[tuple[str, httpx.AsyncClient, Request, int, ChildProcess]] = (
         ("bare ASGI: SQLite PK read", bare_client, bare_read, 200, bare),
         ("Fin: GET /conversation", fin_client, get_conversation, 200, findesk),
         ("Fin: GET /messages (10 msgs)", fin_client, get_messages, 200, findesk),
@@ -693,7 +511,7 @@ async def run_benchmark(
                 closed_loop, client, request, name=name, concurrency=c, expected=expected
             )
             await run(duration=options.warmup)
-            with cpu_meter(server, servers) as cpu:
+            with cpu_meter(server, ours=servers) as cpu:
                 result = await run(duration=options.duration)
             result.cpu = cpu
             report.scenarios.append(result)
@@ -710,8 +528,8 @@ async def measure_after_id(
     client: httpx.AsyncClient,
     seed: Seed,
     samples: int,
-    server: ServerProcess,
-    servers: Sequence[ServerProcess],
+    server: ChildProcess,
+    servers: Sequence[ChildProcess],
 ) -> dict[str, Result]:
     """Get messages after the last-but-one message, one request at a time, on both
     conversations. The two series alternate request by request, so that any drift of the
@@ -744,25 +562,17 @@ async def measure_after_id(
 
     await alternate(max(10, samples // 10), fresh())  # warm-up
     results = fresh()
-    with cpu_meter(server, servers) as cpu:
+    with cpu_meter(server, ours=servers) as cpu:
         await alternate(samples, results)
     # The CPU figures cover both series: give each its share by the time it took.
     total = sum(result.elapsed for result in results.values())
     for result in results.values():
         share = result.elapsed / total
-        result.cpu = CpuUse(
-            server=None if cpu.server is None else cpu.server * share,
-            client=cpu.client * share,
-            others=None if cpu.others is None else cpu.others * share,
-        )
+        result.cpu = cpu.share(share)
     return results
 
 
 # --- output ---------------------------------------------------------------------------------
-
-
-def _cell(value: float | None, spec: str, suffix: str = "") -> str:
-    return "n/a" if value is None else f"{value:{spec}}{suffix}"
 
 
 def print_table(report: Report) -> None:
@@ -784,11 +594,11 @@ def print_table(report: Report) -> None:
     print(header)
     print("-" * len(header))
     for r in report.scenarios:
-        client = _cell(r.client_cpu_percent, ".0f", "%") + ("*" if r.client_bound else " ")
+        client = cell(r.client_cpu_percent, ".0f", "%") + ("*" if r.client_bound else " ")
         print(
             f"{r.name:<30} {r.throughput:>7.0f} {r.percentile_ms(50):>7.2f} "
-            f"{r.percentile_ms(99):>7.2f} {r.errors:>6} {_cell(r.server_cpu_ms, '.2f'):>14} "
-            f"{client:>7} {_cell(r.others_cpu_percent, '.0f', '%'):>6}"
+            f"{r.percentile_ms(99):>7.2f} {r.errors:>6} {cell(r.server_cpu_ms, '.2f'):>14} "
+            f"{client:>7} {cell(r.others_percent, '.0f', '%'):>6}"
         )
     if any(r.client_bound for r in report.scenarios):
         print(
@@ -801,7 +611,7 @@ def print_table(report: Report) -> None:
     for r in report.scenarios[1:]:
         print(
             f"{r.name:<30} {report.throughput_vs_bare(r):>6.2f}x "
-            f"{_cell(report.cpu_vs_bare(r), '.1f', 'x'):>20}"
+            f"{cell(report.cpu_vs_bare(r), '.1f', 'x'):>20}"
         )
     print(
         f"\nget messages with after_id = the last-but-one message (1 message back): "
@@ -817,8 +627,8 @@ def print_table(report: Report) -> None:
         r = report.after_id[key]
         print(
             f"{label:<30} {r.percentile_ms(50):>7.2f} {r.percentile_ms(99):>7.2f} "
-            f"{r.errors:>6} {_cell(r.server_cpu_ms, '.2f'):>14} "
-            f"{_cell(r.others_cpu_percent, '.0f', '%'):>6}"
+            f"{r.errors:>6} {cell(r.server_cpu_ms, '.2f'):>14} "
+            f"{cell(r.others_percent, '.0f', '%'):>6}"
         )
     print()
     verdict = "PASS" if report.after_id_ok else "FAIL"
@@ -828,12 +638,7 @@ def print_table(report: Report) -> None:
     )
     verdict = "PASS" if report.errors == 0 else "FAIL"
     print(f"failed requests: {report.errors} (must be 0): {verdict}")
-    busiest = report.busiest_others
-    if busiest is not None and busiest > BUSY_MACHINE_PERCENT:
-        print(
-            f"WARNING: other processes used up to {busiest:.0f}% of the machine during the "
-            f"run; the figures are skewed by them."
-        )
+    print_busy_warning(report.busiest_others)
 
 
 # --- main -----------------------------------------------------------------------------------
@@ -854,36 +659,13 @@ def parse_args(argv: Sequence[str]) -> Options:
     return Options(args.concurrency, args.duration, args.warmup, args.samples, args.json)
 
 
-@contextlib.contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """Let SIGTERM stop the run as Ctrl-C does: asyncio.run cancels the benchmark cleanly, then
-    KeyboardInterrupt unwinds the stack, so that the servers and temporary files go away.
-
-    SIGINT itself gets Python's usual handler even where the shell ignores it (a background
-    job), since that handler, unlike one that raises, is one asyncio.run knows how to handle.
-    """
-
-    def handler(_signum: int, _frame: object) -> None:
-        signal.raise_signal(signal.SIGINT)
-
-    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
-    previous_term = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous_term)
-        signal.signal(signal.SIGINT, previous_int)
-
-
 def main(argv: Sequence[str]) -> int:
     if argv[:1] == [SERVE_BARE]:
         serve_bare(argv[1], int(argv[2]))
         return 0
     options = parse_args(argv)
     with contextlib.ExitStack() as stack:
-        stack.enter_context(sigterm_as_interrupt())
-        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="findesk-bench-")))
-        data_dir = tmp.resolve()
+        data_dir = stack.enter_context(bench_folder())
         db_path = data_dir / "findesk.db"  # where findesk's default settings put it
 
         log(f"seeding {db_path} ...")
@@ -893,23 +675,14 @@ def main(argv: Sequence[str]) -> int:
         log(f"  seeded in {seed_seconds:.1f} s")
 
         findesk_port, bare_port = free_port(), free_port()
-        findesk = ServerProcess(
+        findesk = ChildProcess(
             "findesk",
-            [
-                sys.executable,
-                "-m",
-                "findesk",
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(findesk_port),
-            ],
-            port=findesk_port,
-            log_path=data_dir / "findesk.log",
+            serve_command(findesk_port),
+            data_dir / "findesk.log",
             env=findesk_env(data_dir),
+            port=findesk_port,
         )
-        bare = ServerProcess(
+        bare = ChildProcess(
             "bare ASGI app",
             [
                 sys.executable,
@@ -918,15 +691,15 @@ def main(argv: Sequence[str]) -> int:
                 str(db_path),
                 str(bare_port),
             ],
+            data_dir / "bare.log",
             port=bare_port,
-            log_path=data_dir / "bare.log",
         )
         for server in (findesk, bare):
             stack.callback(server.stop)
             server.start()
         log("starting servers ...")
-        findesk.wait_ready("/healthz")
-        bare.wait_ready(f"{BARE_PATH}?id={seeded.short_id}")
+        findesk.wait_ready("/healthz", STARTUP_TIMEOUT)
+        bare.wait_ready(f"{BARE_PATH}?id={seeded.short_id}", STARTUP_TIMEOUT)
 
         report = Report(options, seed_seconds)
         asyncio.run(run_benchmark(options, seeded, findesk, bare, report))
@@ -943,12 +716,4 @@ def main(argv: Sequence[str]) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main(sys.argv[1:]))
-    # By the time these are caught, the servers and the temporary files are gone.
-    except SetupError as exc:
-        log(f"error: {exc}")
-        sys.exit(2)
-    except KeyboardInterrupt:
-        log("interrupted")
-        sys.exit(130)
+    run_main(main)

@@ -31,21 +31,14 @@ import argparse
 import contextlib
 import html
 import json
-import math
 import os
 import platform
 import random
 import re
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -60,11 +53,27 @@ from findesk.kit.timeutil import utcnow
 from findesk.migrations import upgrade
 from findesk.users.models import EndUser
 
+from benchkit import (
+    ChildProcess,
+    Samples,
+    SetupError,
+    bench_folder,
+    busiest,
+    cell,
+    cpu_meter,
+    findesk_env,
+    free_port,
+    log,
+    print_busy_warning,
+    rounded,
+    run_main,
+    serve_command,
+)
+
 TARGET_MS = 200.0  # the issue: the waiting queue page answers in under 200 ms at the median
 PAGE_SIZE = 25  # conversations on a queue page (findesk.inbox.endpoints.PAGE_SIZE)
 DEEP_PAGE = 5  # the deep-page scenarios follow "Older conversations" this many pages in, minus 1
 STARTUP_TIMEOUT = 60.0
-BUSY_MACHINE_PERCENT = 10.0  # above this, other processes skew the figures: say so
 RANDOM_SEED = 20261121  # the same data on every run
 
 AGENT_EMAIL = "bench-agent@example.com"
@@ -102,14 +111,6 @@ FIN_REPLIES = (
     "Thanks for your patience. Let me get a teammate who can look into this.",
     "Go to Settings, then Billing, to see your plan and invoices.",
 )
-
-
-class SetupError(Exception):
-    """The benchmark could not be set up: the server did not start or answered wrongly."""
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 # --- seeding --------------------------------------------------------------------------------
@@ -304,103 +305,6 @@ def drop_everything(url: str) -> None:
         engine.dispose()
 
 
-# --- the server -----------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class Server:
-    """``findesk serve`` in a child process, with its output in a log file."""
-
-    port: int
-    log_path: Path
-    env: dict[str, str]
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        command = [sys.executable, "-m", "findesk", "serve", "--host", "127.0.0.1"]
-        with self.log_path.open("wb") as log_file:
-            # Own session: Ctrl-C reaches only us, and our clean-up stops the server.
-            self.process = subprocess.Popen(
-                [*command, "--port", str(self.port)],
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                env=self.env,
-                start_new_session=True,
-            )
-
-    def wait_ready(self) -> None:
-        assert self.process is not None
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                break
-            try:
-                if httpx.get(self.base_url + "/healthz", timeout=1.0).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise SetupError(f"findesk did not start; its log ends with:\n{self.log_tail()}")
-
-    def log_tail(self, lines: int = 20) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
-
-    def cpu_seconds(self) -> float | None:
-        """User + system CPU time of the server process, all threads (Linux only)."""
-        if self.process is None:
-            return None
-        try:
-            stat = Path(f"/proc/{self.process.pid}/stat").read_text()
-        except OSError:
-            return None
-        fields = stat.rsplit(")", 1)[1].split()  # the command name may contain spaces
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()  # uvicorn shuts down gracefully on SIGTERM
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-
-def findesk_env(data_dir: Path, database_url: str | None) -> dict[str, str]:
-    """The environment of a user who chose only a data folder (and maybe a database)."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("FINDESK_")}
-    env["FINDESK_DATA_DIR"] = str(data_dir)
-    if database_url:
-        env["FINDESK_DATABASE_URL"] = database_url
-    return env
-
-
-def machine_busy_seconds() -> float | None:
-    """CPU seconds the whole machine has spent busy since boot, all cores (Linux only)."""
-    try:
-        with open("/proc/stat") as stat:
-            ticks = [int(value) for value in stat.readline().split()[1:]]
-    except (OSError, ValueError):
-        return None
-    idle = ticks[3] + ticks[4]  # idle + iowait
-    return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")
-
-
 # --- the browser ----------------------------------------------------------------------------
 
 CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -453,21 +357,12 @@ def deep_path(client: httpx.Client, path: str, pages: int) -> str:
 
 
 @dataclass
-class Scenario:
+class Scenario(Samples):
     name: str
     path: str
     samples: int
     items: int | None = PAGE_SIZE  # conversations each answer must list (None: any number)
     target_ms: float | None = None
-    latencies: list[float] = field(default_factory=list)
-    errors: int = 0
-    first_error: str | None = None
-    elapsed: float = 0.0
-    server_cpu: float | None = None
-    others_cpu: float | None = None  # CPU of processes outside the benchmark, seconds
-
-    def percentile_ms(self, q: float) -> float:
-        return percentile(self.latencies, q) * 1000
 
     @property
     def median_ms(self) -> float:
@@ -479,26 +374,10 @@ class Scenario:
             return None
         return self.errors == 0 and self.median_ms < self.target_ms
 
-    @property
-    def server_cpu_ms(self) -> float | None:
-        if self.server_cpu is None or not self.latencies:
-            return None
-        return self.server_cpu / (len(self.latencies) + self.errors) * 1000
-
-    @property
-    def others_percent(self) -> float | None:
-        """CPU used by processes outside the benchmark, in percent of the whole machine."""
-        if self.others_cpu is None or not self.elapsed:
-            return None
-        return 100 * self.others_cpu / self.elapsed / (os.cpu_count() or 1)
-
     def to_json(self) -> dict[str, Any]:
-        def rounded(value: float | None, digits: int) -> float | None:
-            return None if value is None else round(value, digits)
-
         return {
             "path": self.path,
-            "requests": len(self.latencies) + self.errors,
+            "requests": self.requests,
             "p50_ms": rounded(self.median_ms, 2),
             "p90_ms": rounded(self.percentile_ms(90), 2),
             "p99_ms": rounded(self.percentile_ms(99), 2),
@@ -511,48 +390,28 @@ class Scenario:
         }
 
 
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile (q from 0 to 100); sorts ``values`` in place."""
-    if not values:
-        return math.nan
-    values.sort()
-    return values[max(1, math.ceil(q / 100 * len(values))) - 1]
-
-
-def measure(client: httpx.Client, server: Server, scenario: Scenario, warmup: int) -> None:
+def measure(client: httpx.Client, server: ChildProcess, scenario: Scenario, warmup: int) -> None:
     """``warmup`` unmeasured requests, then ``scenario.samples`` measured, one at a time."""
     for _ in range(warmup):
         error = check_page(client.get(scenario.path), scenario.items)
         if error:
             raise SetupError(f"{scenario.name}: GET {scenario.path}: {error}")
-    server_before, machine_before = server.cpu_seconds(), machine_busy_seconds()
-    client_before = time.process_time()
-    started = time.perf_counter()
-    for _ in range(scenario.samples):
-        sent = time.perf_counter()
-        try:
-            response = client.get(scenario.path)
-        except httpx.HTTPError as exc:
-            error: str | None = f"{type(exc).__name__}: {exc}"
-        else:
-            error = check_page(response, scenario.items)
-        latency = time.perf_counter() - sent
-        if error is None:
-            scenario.latencies.append(latency)
-        else:
-            scenario.errors += 1
-            scenario.first_error = scenario.first_error or error
-    scenario.elapsed = time.perf_counter() - started
-    server_after, machine_after = server.cpu_seconds(), machine_busy_seconds()
-    client_cpu = time.process_time() - client_before
-    if server_before is not None and server_after is not None:
-        scenario.server_cpu = server_after - server_before
-        if machine_before is not None and machine_after is not None:
-            busy = machine_after - machine_before - scenario.server_cpu - client_cpu
-            scenario.others_cpu = max(0.0, busy)
+    with cpu_meter(server) as cpu:
+        started = time.perf_counter()
+        for _ in range(scenario.samples):
+            sent = time.perf_counter()
+            try:
+                response = client.get(scenario.path)
+            except httpx.HTTPError as exc:
+                error: str | None = f"{type(exc).__name__}: {exc}"
+            else:
+                error = check_page(response, scenario.items)
+            scenario.record(time.perf_counter() - sent, error)
+        scenario.elapsed = time.perf_counter() - started
+    scenario.cpu = cpu
 
 
-def run_scenarios(options: Options, server: Server, seeded: Seeded) -> list[Scenario]:
+def run_scenarios(options: Options, server: ChildProcess, seeded: Seeded) -> list[Scenario]:
     info = options.info_samples
     with httpx.Client(base_url=server.base_url, timeout=60) as client:
         sign_in(client)
@@ -601,13 +460,8 @@ class Options:
     as_json: bool
 
 
-def _cell(value: float | None, spec: str, suffix: str = "") -> str:
-    return "n/a" if value is None else f"{value:{spec}}{suffix}"
-
-
 def busiest_others(scenarios: Sequence[Scenario]) -> float | None:
-    shares = [s.others_percent for s in scenarios if s.others_percent is not None]
-    return max(shares, default=None)
+    return busiest(s.others_percent for s in scenarios)
 
 
 def print_table(options: Options, seeded: Seeded, backend: str, scenarios: list[Scenario]) -> None:
@@ -636,9 +490,9 @@ def print_table(options: Options, seeded: Seeded, backend: str, scenarios: list[
         verdict = "" if s.passed is None else ("PASS" if s.passed else "FAIL")
         target = "" if s.target_ms is None else f"p50 < {s.target_ms:g} ms: {verdict}"
         print(
-            f"{s.name:<22} {len(s.latencies) + s.errors:>8} {s.median_ms:>7.1f} "
+            f"{s.name:<22} {s.requests:>8} {s.median_ms:>7.1f} "
             f"{s.percentile_ms(90):>7.1f} {s.percentile_ms(99):>7.1f} {s.errors:>6} "
-            f"{_cell(s.server_cpu_ms, '.1f'):>14} {_cell(s.others_percent, '.0f', '%'):>6}  "
+            f"{cell(s.server_cpu_ms, '.1f'):>14} {cell(s.others_percent, '.0f', '%'):>6}  "
             f"{target}"
         )
     for s in scenarios:
@@ -649,12 +503,7 @@ def print_table(options: Options, seeded: Seeded, backend: str, scenarios: list[
         f"\nWaiting for a human, median {waiting.median_ms:.1f} ms "
         f"(must be < {TARGET_MS:g} ms, no errors): {'PASS' if waiting.passed else 'FAIL'}"
     )
-    busiest = busiest_others(scenarios)
-    if busiest is not None and busiest > BUSY_MACHINE_PERCENT:
-        print(
-            f"WARNING: other processes used up to {busiest:.0f}% of the machine during the "
-            f"run; the figures are skewed by them."
-        )
+    print_busy_warning(busiest_others(scenarios))
 
 
 def to_json(
@@ -672,9 +521,7 @@ def to_json(
             "python": platform.python_version(),
             "note": "the benchmark and the server share the same CPU cores; other processes "
             "include the database server, if any",
-            "other_processes_max_cpu_percent_of_machine": None
-            if others is None
-            else round(others, 1),
+            "other_processes_max_cpu_percent_of_machine": rounded(others, 1),
         },
         "seed": {
             "seconds": round(seeded.seconds, 2),
@@ -727,28 +574,10 @@ def parse_args(argv: Sequence[str]) -> Options:
     )
 
 
-@contextlib.contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """Let SIGTERM stop the run as Ctrl-C does, so that the server and the temporary files go."""
-
-    def handler(_signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt
-
-    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
-    previous_term = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous_term)
-        signal.signal(signal.SIGINT, previous_int)
-
-
 def main(argv: Sequence[str]) -> int:
     options = parse_args(argv)
     with contextlib.ExitStack() as stack:
-        stack.enter_context(sigterm_as_interrupt())
-        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="findesk-bench-")))
-        data_dir = tmp.resolve()
+        data_dir = stack.enter_context(bench_folder())
         if options.database_url:
             url, backend = options.database_url, "PostgreSQL"
             check_empty(url)
@@ -762,11 +591,18 @@ def main(argv: Sequence[str]) -> int:
         log(f"  seeded in {seeded.seconds:.1f} s")
 
         port = free_port()
-        server = Server(port, data_dir / "findesk.log", findesk_env(data_dir, options.database_url))
+        server = ChildProcess(
+            "findesk",
+            serve_command(port),
+            data_dir / "findesk.log",
+            # The environment of a user who chose only a data folder (and maybe a database).
+            env=findesk_env(data_dir, database_url=options.database_url or None),
+            port=port,
+        )
         stack.callback(server.stop)
         log("starting findesk serve ...")
         server.start()
-        server.wait_ready()
+        server.wait_ready("/healthz", STARTUP_TIMEOUT)
         scenarios = run_scenarios(options, server, seeded)
 
     if options.as_json:
@@ -783,12 +619,4 @@ def main(argv: Sequence[str]) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main(sys.argv[1:]))
-    # By the time these are caught, the server and the temporary files are gone.
-    except SetupError as exc:
-        log(f"error: {exc}")
-        sys.exit(2)
-    except KeyboardInterrupt:
-        log("interrupted")
-        sys.exit(130)
+    run_main(main)

@@ -46,16 +46,11 @@ import argparse
 import asyncio
 import contextlib
 import json
-import math
 import os
 import platform
 import signal
-import socket
-import subprocess
-import sys
-import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,21 +69,33 @@ from findesk.migrations import upgrade
 from findesk.notifier.models import OutboxEvent
 from findesk.users.service import create_user
 
+from benchkit import (
+    ChildProcess,
+    CpuSnapshot,
+    CpuUse,
+    SetupError,
+    bench_folder,
+    busiest,
+    cell,
+    cpu_meter,
+    findesk_command,
+    findesk_env,
+    free_port,
+    log,
+    percent_of_machine,
+    percentile,
+    print_busy_warning,
+    rounded,
+    run_main,
+    serve_command,
+)
+
 WEBHOOK_PATH = "/hooks/standalone/custom_helpdesk_conversation_event/bench"
 WEBHOOK_KEY = "bench-webhook-key"
 STARTUP_TIMEOUT = 60.0
 DELIVERY_TIMEOUT = 30.0  # for the last action's delivery, after the load
 STOP_TIMEOUT = 15.0
-BUSY_MACHINE_PERCENT = 10.0  # above this, other processes skew the figures: say so
 CONVERSATION_PREFIX = "bench_"
-
-
-class SetupError(Exception):
-    """The benchmark could not be set up: a process did not start or answered wrongly."""
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 # --- the stand-in for Fin -----------------------------------------------------------------------
@@ -178,138 +185,9 @@ class FakeFin:
             self.reached.set()
 
 
-# --- child processes ----------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def findesk_env(data_dir: Path, fin: FakeFin, **settings: str) -> dict[str, str]:
+def webhook_env(data_dir: Path, fin: FakeFin, **settings: str) -> dict[str, str]:
     """A user's environment: the data folder and Fin's webhook, nothing else of findesk's."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("FINDESK_")}
-    env["FINDESK_DATA_DIR"] = str(data_dir)
-    env["FINDESK_FIN_WEBHOOK_URL"] = fin.url
-    env["FINDESK_FIN_WEBHOOK_KEY"] = WEBHOOK_KEY
-    env.update({f"FINDESK_{key.upper()}": value for key, value in settings.items()})
-    return env
-
-
-@dataclass
-class ChildProcess:
-    """``findesk serve`` or ``findesk worker``, its output in a log file; stopped on ``stop()``."""
-
-    name: str
-    command: list[str]
-    env: dict[str, str]
-    log_path: Path
-    process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log_path.open("wb") as out:
-            # Own session: Ctrl-C reaches only us, and our clean-up stops the child.
-            self.process = subprocess.Popen(
-                self.command,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=self.env,
-                cwd=self.env["FINDESK_DATA_DIR"],
-                start_new_session=True,
-            )
-
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def log_tail(self, lines: int = 20) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
-
-    def cpu_seconds(self) -> float | None:
-        """User + system CPU time of the process, all threads (Linux only)."""
-        if self.process is None:
-            return None
-        try:
-            stat = Path(f"/proc/{self.process.pid}/stat").read_text()
-        except OSError:
-            return None
-        fields = stat.rsplit(")", 1)[1].split()  # the command name may contain spaces
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    async def stop(self) -> tuple[int | None, float]:
-        """SIGTERM (both commands shut down gracefully on it: the deliveries in flight are
-        finished first, so the stand-in for Fin, on this event loop, must go on answering);
-        the exit code and how long the process took to exit. Killed after STOP_TIMEOUT."""
-        process = self.process
-        if process is None:
-            return None, 0.0
-        started = time.perf_counter()
-        if process.poll() is None:
-            process.terminate()
-            try:
-                while process.poll() is None:
-                    if time.perf_counter() - started > STOP_TIMEOUT:
-                        process.kill()
-                        break
-                    await asyncio.sleep(0.02)
-            finally:  # also when cancelled (Ctrl-C): never leave the child behind
-                if process.poll() is None:
-                    process.kill()
-                process.wait()
-        return process.returncode, time.perf_counter() - started
-
-
-async def wait_for(condition: Any, what: str, process: ChildProcess, timeout: float) -> None:
-    """Poll ``condition()`` until true, failing fast if the process dies."""
-    deadline = time.perf_counter() + timeout
-    while not await condition():
-        if not process.alive():
-            raise SetupError(f"{process.name} exited; its log ends with:\n{process.log_tail()}")
-        if time.perf_counter() > deadline:
-            raise SetupError(f"{what} within {timeout:g} s; log:\n{process.log_tail()}")
-        await asyncio.sleep(0.05)
-
-
-def machine_busy_seconds() -> float | None:
-    """CPU seconds the whole machine has spent busy since boot, all cores (Linux only)."""
-    try:
-        with open("/proc/stat") as stat:
-            ticks = [int(value) for value in stat.readline().split()[1:]]
-    except (OSError, ValueError):
-        return None
-    idle = ticks[3] + ticks[4]  # idle + iowait
-    return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")
-
-
-@dataclass
-class CpuUse:
-    """CPU seconds over a measurement: the findesk process, this process, and every process
-    outside the benchmark in percent of the machine (the database server counts as outside
-    when it is PostgreSQL). None where /proc is not available."""
-
-    findesk: float | None = None
-    here: float = 0.0
-    others_percent: float | None = None
-
-
-@contextlib.contextmanager
-def cpu_meter(process: ChildProcess) -> Iterator[CpuUse]:
-    use = CpuUse()
-    started, here, machine = time.perf_counter(), time.process_time(), machine_busy_seconds()
-    child = process.cpu_seconds()
-    yield use
-    elapsed = time.perf_counter() - started
-    child_after, machine_after = process.cpu_seconds(), machine_busy_seconds()
-    use.here = time.process_time() - here
-    if child is not None and child_after is not None:
-        use.findesk = child_after - child
-    if machine is not None and machine_after is not None and use.findesk is not None:
-        others = max(0.0, machine_after - machine - use.findesk - use.here)
-        use.others_percent = 100 * others / elapsed / (os.cpu_count() or 1) if elapsed else None
+    return findesk_env(data_dir, fin_webhook_url=fin.url, fin_webhook_key=WEBHOOK_KEY, **settings)
 
 
 # --- 1. latency from an agent's change to Fin -----------------------------------------------------
@@ -405,11 +283,11 @@ class LatencyResult:
             },
             "max_schedule_lag_ms": round(self.max_schedule_lag * 1000, 2),
             "server_cpu_percent_of_a_core": None
-            if cpu is None or cpu.findesk is None or not self.elapsed
-            else round(100 * cpu.findesk / self.elapsed, 1),
+            if cpu is None or cpu.target is None or not self.elapsed
+            else round(100 * cpu.target / self.elapsed, 1),
             "other_processes_cpu_percent_of_machine": None
-            if cpu is None or cpu.others_percent is None
-            else round(cpu.others_percent, 1),
+            if cpu is None
+            else rounded(cpu.others_percent, 1),
         }
 
 
@@ -426,11 +304,13 @@ async def measure_latency(options: Options, tmp: Path, fin: FakeFin) -> LatencyR
     port = free_port()
     server = ChildProcess(
         "findesk serve",
-        [sys.executable, "-m", "findesk", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        findesk_env(data_dir, fin),
+        serve_command(port),
         data_dir / "serve.log",
+        env=webhook_env(data_dir, fin),
+        cwd=data_dir,
+        port=port,
     )
-    base_url = f"http://127.0.0.1:{port}"
+    base_url = server.base_url
     limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
     client = httpx.AsyncClient(
         base_url=f"{base_url}/api/v1",
@@ -447,7 +327,7 @@ async def measure_latency(options: Options, tmp: Path, fin: FakeFin) -> LatencyR
             return False
 
         log("latency: starting findesk serve ...")
-        await wait_for(healthy, "findesk serve did not answer", server, STARTUP_TIMEOUT)
+        await server.wait_for(healthy, "findesk serve did not answer", STARTUP_TIMEOUT)
         fin.reset()
         fin.expect(total)
         log(
@@ -512,7 +392,7 @@ async def measure_latency(options: Options, tmp: Path, fin: FakeFin) -> LatencyR
             log(f"  note: {fin.doubles} repeated and {fin.bad} malformed calls")
     finally:
         await client.aclose()
-        code, _ = await server.stop()
+        code, _ = await server.stop_async(STOP_TIMEOUT)
         if code not in (0, -signal.SIGTERM, None):  # uvicorn re-raises the SIGTERM it handled
             log(f"  findesk serve exited {code}; its log ends with:\n{server.log_tail()}")
     return result
@@ -578,22 +458,16 @@ class ThroughputResult:
             "called_until_exit": self.called,
             "drained": self.drained,
             "seconds_first_to_last_call": round(self.seconds, 3),
-            "projected_drain_seconds": None
-            if self.projected_seconds is None
-            else round(self.projected_seconds, 1),
+            "projected_drain_seconds": rounded(self.projected_seconds, 1),
             "deliveries_per_second": round(self.per_second, 1),
-            "worker_cpu_ms_per_delivery": None
-            if self.worker_cpu_ms is None
-            else round(self.worker_cpu_ms, 3),
+            "worker_cpu_ms_per_delivery": rounded(self.worker_cpu_ms, 3),
             "worker_cpu_percent_of_a_core": None
             if self.worker_cpu is None or not self.seconds
             else round(100 * self.worker_cpu / self.seconds, 1),
             "fake_fin_cpu_percent_of_a_core": round(100 * self.here_cpu / self.seconds, 1)
             if self.seconds
             else None,
-            "other_processes_cpu_percent_of_machine": None
-            if self.others_percent is None
-            else round(self.others_percent, 1),
+            "other_processes_cpu_percent_of_machine": rounded(self.others_percent, 1),
             "double_deliveries": self.doubles,
             "malformed_calls": self.bad,
             "events_recorded_delivered": self.recorded,
@@ -642,20 +516,17 @@ async def measure_throughput(
             settings["database_url"] = options.database_url
         worker = ChildProcess(
             "findesk worker",
-            [sys.executable, "-m", "findesk", "worker"],
-            findesk_env(data_dir, fin, **settings),
+            findesk_command("worker"),
             data_dir / "worker.log",
+            env=webhook_env(data_dir, fin, **settings),
+            cwd=data_dir,
         )
         fin.reset()
         fin.expect(options.backlog)
-        cpu_at_first: list[float | None] = []
-        here_at_first: list[float] = []
-        machine_at_first: list[float | None] = []
+        cpu_at_first: list[CpuSnapshot] = []
 
         def first_call() -> None:
-            cpu_at_first.append(worker.cpu_seconds())
-            here_at_first.append(time.process_time())
-            machine_at_first.append(machine_busy_seconds())
+            cpu_at_first.append(CpuSnapshot.take(worker))
 
         fin.on_first_call[:] = [first_call]
         try:
@@ -665,7 +536,7 @@ async def measure_throughput(
             async def started() -> bool:
                 return bool(fin.first_at)
 
-            await wait_for(started, "no call from the worker", worker, STARTUP_TIMEOUT)
+            await worker.wait_for(started, "no call from the worker", STARTUP_TIMEOUT)
             first_at = min(fin.first_at.values())
             deadline = first_at + options.cap
             while not fin.reached.is_set() and time.perf_counter() < deadline:
@@ -673,21 +544,15 @@ async def measure_throughput(
                     raise SetupError(f"the worker exited; its log ends with:\n{worker.log_tail()}")
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(fin.reached.wait(), 0.5)
-            cpu_at_last, here_at_last = worker.cpu_seconds(), time.process_time()
-            machine_at_last = machine_busy_seconds()
+            cpu_at_last = CpuSnapshot.take(worker)
             result.delivered = len(fin.first_at)
             result.seconds = fin.last_at - first_at
-            if cpu_at_first and cpu_at_first[0] is not None and cpu_at_last is not None:
-                result.worker_cpu = cpu_at_last - cpu_at_first[0]
-            if here_at_first:
-                result.here_cpu = here_at_last - here_at_first[0]
-            machine = machine_at_first[0] if machine_at_first else None
-            if machine is not None and machine_at_last is not None and result.seconds:
-                busy = machine_at_last - machine - (result.worker_cpu or 0.0) - result.here_cpu
-                cores = os.cpu_count() or 1
-                result.others_percent = 100 * max(0.0, busy) / result.seconds / cores
+            if cpu_at_first:
+                cpu = cpu_at_first[0].until(cpu_at_last)
+                result.worker_cpu, result.here_cpu = cpu.target, cpu.here
+                result.others_percent = percent_of_machine(cpu.others, result.seconds)
         finally:
-            result.exit_code, result.stop_seconds = await worker.stop()
+            result.exit_code, result.stop_seconds = await worker.stop_async(STOP_TIMEOUT)
         # Outcomes are recorded before the worker exits (it finishes the batch in flight).
         result.called, result.doubles, result.bad = len(fin.first_at), fin.doubles, fin.bad
         with db.read_session() as session:
@@ -714,14 +579,6 @@ async def measure_throughput(
 
 
 # --- report -------------------------------------------------------------------------------------
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile (q from 0 to 100); sorts ``values`` in place."""
-    if not values:
-        return math.nan
-    values.sort()
-    return values[max(1, math.ceil(q / 100 * len(values))) - 1]
 
 
 @dataclass
@@ -752,7 +609,7 @@ class Report:
         shares = [t.others_percent for t in self.throughput]
         if self.latency is not None and self.latency.cpu is not None:
             shares.append(self.latency.cpu.others_percent)
-        return max((s for s in shares if s is not None), default=None)
+        return busiest(shares)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -761,18 +618,12 @@ class Report:
                 "python": platform.python_version(),
                 "note": "the stand-in for Fin, findesk and the database share the same CPU "
                 "cores, with whatever else runs on the machine",
-                "other_processes_max_cpu_percent_of_machine": None
-                if self.busiest_others is None
-                else round(self.busiest_others, 1),
+                "other_processes_max_cpu_percent_of_machine": rounded(self.busiest_others, 1),
             },
             "latency": None if self.latency is None else self.latency.to_json(),
             "throughput": [t.to_json() for t in self.throughput],
             "pass": self.ok,
         }
-
-
-def _cell(value: float | None, spec: str, suffix: str = "") -> str:
-    return "n/a" if value is None else f"{value:{spec}}{suffix}"
 
 
 def print_table(report: Report) -> None:
@@ -801,15 +652,15 @@ def print_table(report: Report) -> None:
         ):
             row = data[key]
             print(
-                f"   {label:<34} {_cell(row['p50'], '.1f'):>8} {_cell(row['p99'], '.1f'):>8} "
-                f"{_cell(row.get('max'), '.1f'):>8}"
+                f"   {label:<34} {cell(row['p50'], '.1f'):>8} {cell(row['p99'], '.1f'):>8} "
+                f"{cell(row.get('max'), '.1f'):>8}"
             )
         print(
             f"   {lat.actions} actions measured, {lat.errors} failed, {lat.undelivered} never "
             f"reached Fin; {data['from_response_ms']['negative']} calls arrived before the "
             f"response;\n   load generator at most {data['max_schedule_lag_ms']:.1f} ms late; "
-            f"server CPU {_cell(data['server_cpu_percent_of_a_core'], '.0f', '%')} of a core, "
-            f"others {_cell(data['other_processes_cpu_percent_of_machine'], '.0f', '%')}\n"
+            f"server CPU {cell(data['server_cpu_percent_of_a_core'], '.0f', '%')} of a core, "
+            f"others {cell(data['other_processes_cpu_percent_of_machine'], '.0f', '%')}\n"
         )
     if report.throughput:
         print(
@@ -825,13 +676,13 @@ def print_table(report: Report) -> None:
         for t in report.throughput:
             data = t.to_json()
             drained = "yes" if t.drained else f"{t.delivered:,}"
-            projected = _cell(t.projected_seconds, ".0f", " s")
+            projected = cell(t.projected_seconds, ".0f", " s")
             print(
                 f"   {t.backend:<10} {t.concurrency:>5} {t.per_second:>9.0f} {t.seconds:>8.1f} "
-                f"{drained:>8} {projected:>7} {_cell(t.worker_cpu_ms, '.2f'):>13} "
-                f"{_cell(data['worker_cpu_percent_of_a_core'], '.0f', '%'):>7} "
-                f"{_cell(data['fake_fin_cpu_percent_of_a_core'], '.0f', '%'):>5} "
-                f"{_cell(t.others_percent, '.0f', '%'):>6}"
+                f"{drained:>8} {projected:>7} {cell(t.worker_cpu_ms, '.2f'):>13} "
+                f"{cell(data['worker_cpu_percent_of_a_core'], '.0f', '%'):>7} "
+                f"{cell(data['fake_fin_cpu_percent_of_a_core'], '.0f', '%'):>5} "
+                f"{cell(t.others_percent, '.0f', '%'):>6}"
             )
             problems = []
             if t.doubles:
@@ -849,12 +700,7 @@ def print_table(report: Report) -> None:
             "   backlog at that rate; 'CPU ms/deliv.': the worker's; 'worker'/'fin': CPU of the\n"
             "   worker / of this process (the stand-in for Fin), % of a core"
         )
-    busiest = report.busiest_others
-    if busiest is not None and busiest > BUSY_MACHINE_PERCENT:
-        print(
-            f"\nWARNING: other processes used up to {busiest:.0f}% of the machine during the "
-            f"run; the figures are skewed by them."
-        )
+    print_busy_warning(report.busiest_others, prefix="\n")
     print(f"\n{'PASS' if report.ok else 'FAIL'}")
 
 
@@ -905,23 +751,6 @@ def parse_args(argv: Sequence[str]) -> Options:
     )
 
 
-@contextlib.contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """Let SIGTERM stop the run as Ctrl-C does (asyncio.run cancels the benchmark, then
-    KeyboardInterrupt unwinds the stack, so that the children and temporary files go away)."""
-
-    def handler(_signum: int, _frame: object) -> None:
-        signal.raise_signal(signal.SIGINT)
-
-    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
-    previous_term = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous_term)
-        signal.signal(signal.SIGINT, previous_int)
-
-
 async def run_benchmark(options: Options, tmp: Path, report: Report) -> None:
     fin = FakeFin()
     await fin.start()
@@ -937,10 +766,8 @@ async def run_benchmark(options: Options, tmp: Path, report: Report) -> None:
 def main(argv: Sequence[str]) -> int:
     options = parse_args(argv)
     report = Report(options)
-    with contextlib.ExitStack() as stack:
-        stack.enter_context(sigterm_as_interrupt())
-        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="findesk-bench-")))
-        asyncio.run(run_benchmark(options, tmp.resolve(), report))
+    with bench_folder() as tmp:
+        asyncio.run(run_benchmark(options, tmp, report))
     if options.as_json:
         print(json.dumps(report.to_json(), indent=2))
     else:
@@ -951,12 +778,4 @@ def main(argv: Sequence[str]) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main(sys.argv[1:]))
-    # By the time these are caught, the child processes and the temporary files are gone.
-    except SetupError as exc:
-        log(f"error: {exc}")
-        sys.exit(2)
-    except KeyboardInterrupt:
-        log("interrupted")
-        sys.exit(130)
+    run_main(main)
