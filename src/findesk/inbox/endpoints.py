@@ -37,7 +37,6 @@ from findesk.inbox.security import (
     COOKIE,
     SignInRequired,
     Viewer,
-    csrf_matches,
     load_viewer,
     require_viewer,
 )
@@ -660,5 +659,3 @@ async def admin_revoke_client(request: Request, client_id: str) -> Response:
 
     return await _guarded(request, run, page=False)
 
-
-__all__ = ["csrf_matches", "router"]
