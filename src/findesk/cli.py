@@ -401,5 +401,55 @@ def outbox_replay(
         console.print(f"{count} event(s) due now; a running worker delivers them.")
 
 
+@app.command()
+def conformance(
+    base_url: Annotated[str, typer.Option(help="Base URL of the Fin API, e.g. https://h/api/fin.")],
+    token_url: Annotated[str, typer.Option(help="The helpdesk's OAuth token endpoint.")],
+    client_id: Annotated[str, typer.Option(help="OAuth client id Fin uses.")],
+    client_secret: Annotated[str, typer.Option(help="OAuth client secret Fin uses.")],
+    variant: Annotated[str, typer.Option(help="rest or posts-only.")] = "rest",
+    token_format: Annotated[str, typer.Option(help="Token request body: json or form.")] = "json",  # noqa: S107
+    fin_agent_id: Annotated[
+        str | None, typer.Option(help="Agent that represents Fin (default: the first agent).")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Check any helpdesk against the Fin Custom Helpdesk contract (creates test data in it)."""
+    from findesk.conformance.checks import Config
+    from findesk.conformance.runner import Result, run
+
+    if variant not in ("rest", "posts-only"):
+        _fail("--variant must be rest or posts-only.")
+    if token_format not in ("json", "form"):
+        _fail("--token-format must be json or form.")
+    config = Config(
+        base_url=base_url,
+        token_url=token_url,
+        client_id=client_id,
+        client_secret=client_secret,
+        variant="rest" if variant == "rest" else "posts-only",
+        token_format="json" if token_format == "json" else "form",  # noqa: S105
+        fin_agent_id=fin_agent_id,
+    )
+
+    def show(result: Result) -> None:
+        if result.outcome == "passed":
+            typer.echo(f"PASS {result.name}")
+        elif result.outcome == "skipped":
+            typer.echo(f"SKIP {result.name}: {result.reason}")
+        else:
+            typer.echo(f"FAIL {result.name}: {result.reason}")
+            if result.request is not None:
+                typer.echo(f"     {result.request.describe()}")
+
+    report = run(config, on_result=None if as_json else show)
+    if as_json:
+        _emit(report.to_dict())
+    else:
+        typer.echo(report.summary())
+    if not report.ok:
+        raise typer.Exit(1)
+
+
 def main() -> None:
     app()

@@ -658,4 +658,3 @@ async def admin_revoke_client(request: Request, client_id: str) -> Response:
         return back("/inbox/admin", notice=f"Client {client_id} revoked.")
 
     return await _guarded(request, run, page=False)
-
