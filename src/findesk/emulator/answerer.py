@@ -1,0 +1,635 @@
+"""The Fin emulator's answerer: a stand-in for Fin's AI, built on plain retrieval (stdlib only).
+
+What it does on each run (one call of :meth:`RetrievalAnswerer.answer`):
+
+* **The question** is the text of the end user's public messages since Fin last spoke (Fin is the
+  agent whose id is ``fin_agent_id``; when that is not given, any agent counts as Fin). Private
+  notes and agents' messages are never questions; HTML is reduced to text first.
+* **Retrieval.** Every page of the content library is split into passages (paragraphs, whole
+  lists, headings without a body under them, bare text blocks), each indexed with BM25 over
+  lowercased, stop-word-filtered, lightly stemmed tokens; the page title and the nearest heading
+  are indexed with the passage so "Billing" pages win billing questions. Pages are read afresh
+  on every run (the library changes) and the index is rebuilt only when they did.
+* **Is it good enough?** BM25 scores are not comparable between libraries (and IDF is nearly flat
+  in a library of 3-10 pages), so the gate is *coverage*: the share of the question's IDF weight
+  that the best passage contains (a question term the library never uses weighs as much as the
+  rarest one). The answer is given when coverage >= ``min_coverage`` (default 0.5) and the BM25
+  score >= ``min_score`` (default 0, an optional absolute floor).
+* **The reply** quotes the passage, HTML-escaped (page text can never become markup), and cites
+  the page: ``<p>passage</p><p>Source: <a href="URL">Title</a></p>``. *Decision:* a page without
+  an ``http(s)`` URL may still be quoted but is not cited, as Fin cites only what it can link to.
+* **Handover** (``hand_over=True``, reply "I'll connect you with a teammate."):
+
+  - the end user asks for a human (phrase detection, see :data:`HUMAN_REQUEST_PATTERNS`);
+  - nothing in the library matches at all (coverage 0: no question term occurs anywhere);
+  - the question could not be answered and that makes ``max_unanswered_turns`` (default 2)
+    consecutive unanswered end-user turns.
+
+  *Decision on counting:* below that limit an unanswered question gets a "couldn't find"
+  reply (starting with :data:`FALLBACK_PREFIX`) inviting a rephrase, and earlier turns are
+  counted from the messages: an end-user turn (end-user messages up to Fin's next reply) counts
+  as unanswered when Fin's reply to it was such a fallback. End-user messages Fin never replied
+  to are not a separate turn: they are part of the current question (everything since Fin last
+  spoke). An answer from Fin, a handover message or a human agent's public reply ends the
+  streak. Because the sync engine may pass only the messages Fin has not seen, the streak is
+  also kept in the conversation attribute ``fin_unanswered_turns`` and read back from it.
+  ``max_unanswered_turns=1`` hands over at the first question that cannot be answered.
+* **Title, tags, attributes** are set on every run, as Fin does: the title is the conversation's
+  own if it has one, else the first end-user message (whitespace collapsed, cut at a word
+  boundary to ``max_title_length``). Tags keep the conversation's existing ones (Fin's update
+  replaces the whole set) minus stale resolution tags, plus ``fin-answered`` and the cited page's
+  slug, ``fin-unanswered``, or ``handed-over``. Attributes: ``fin_resolution``
+  (``answered``/``unanswered``/``handed_over``), ``fin_source_url`` and ``fin_source_title``
+  (None when not answering, which removes them under the merge rule of spec 4.6) and, on
+  handover, ``fin_handover_reason`` (``human_requested``/``no_match``/``unanswered_turns``).
+* With no new end-user question the run says nothing (``reply_html=None``) and changes nothing
+  but the title/tags it would keep anyway.
+"""
+
+from __future__ import annotations
+
+import html as _html
+import math
+import re
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+__all__ = [
+    "FALLBACK_PREFIX",
+    "HANDOVER_TEXT",
+    "HUMAN_REQUEST_PATTERNS",
+    "Decision",
+    "PageLike",
+    "Passage",
+    "RetrievalAnswerer",
+    "asks_for_human",
+    "split_passages",
+    "tokenize",
+]
+
+HANDOVER_TEXT = "I'll connect you with a teammate."
+FALLBACK_PREFIX = "I couldn't find an answer to that"
+FALLBACK_TEXT = (
+    f"{FALLBACK_PREFIX} in our help content. Could you rephrase your question? "
+    "You can also ask to talk to a human."
+)
+
+UNANSWERED_ATTRIBUTE = "fin_unanswered_turns"
+
+TAG_ANSWERED = "fin-answered"
+TAG_UNANSWERED = "fin-unanswered"
+TAG_HANDED_OVER = "handed-over"
+_RESOLUTION_TAGS = frozenset({TAG_ANSWERED, TAG_UNANSWERED, TAG_HANDED_OVER})
+
+
+@dataclass
+class Decision:
+    """What Fin does at the end of a run (field names as ``sync.Decision``)."""
+
+    reply_html: str | None
+    hand_over: bool
+    title: str | None
+    tags: list[str] = field(default_factory=list)
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+
+class PageLike(Protocol):
+    """A page Fin may answer from (``content_store.ContentPage`` is one)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def html(self) -> str: ...
+    @property
+    def url(self) -> str | None: ...
+
+
+# --- text -------------------------------------------------------------------------------------
+
+_STOP_WORDS = frozenset(
+    """
+    a about above after again against all am an and any are aren as at be because been before
+    being below between both but by can cannot could couldn did didn do does doesn doing don down
+    during each few for from further get got had hadn has hasn have haven having he her here hers
+    herself him himself his how i if in into is isn it its itself just let me more most mustn my
+    myself no nor not now of off on once only or other ought our ours ourselves out over own
+    please same shan she should shouldn so some such than thank thanks that the their theirs them
+    themselves then there these they this those through to too under until up very was wasn we
+    were weren what when where which while who whom why will with won would wouldn you your yours
+    yourself yourselves hi hello hey ok okay im ive id ill youre want need like know tell way
+    also us s t ll re ve d m
+    """.split()
+)
+_TOKEN_RE = re.compile(r"[a-z0-9]+")
+_VOWELS = frozenset("aeiouy")
+
+
+def _stem(word: str) -> str:
+    """A light, consistent suffix stripper (both sides use it, so consistency is what matters)."""
+    if word.isdigit() or len(word) <= 3:
+        return word
+    if word.endswith("ies") and len(word) > 4:
+        word = word[:-3] + "y"
+    elif word.endswith("sses"):
+        word = word[:-2]
+    elif word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        word = word[:-1]
+    if word.endswith("ation") and len(word) > 7:
+        word = word[:-5]  # cancellation -> cancell -> cancel
+    for suffix in ("ing", "ed"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            stem = word[: -len(suffix)]
+            if any(c in _VOWELS for c in stem):
+                word = stem
+                if len(word) > 3 and word[-1] == word[-2] and word[-1] not in "lsz":
+                    word = word[:-1]
+                break
+    if word.endswith("ly") and len(word) > 5:
+        word = word[:-2]
+    if word.endswith("e") and len(word) > 4:
+        word = word[:-1]
+    if len(word) > 4 and word[-1] == word[-2] and word[-1] == "l":
+        word = word[:-1]  # cancell(ed) -> cancel
+    return word
+
+
+def _normalise(text: str) -> str:
+    return text.lower().replace("\u2019", "'").replace("\u2018", "'")
+
+
+def tokenize(text: str) -> list[str]:
+    """Lowercased, stop-word-free, stemmed tokens of plain text."""
+    words = _TOKEN_RE.findall(_normalise(text).replace("'", ""))
+    return [_stem(w) for w in words if w not in _STOP_WORDS and (len(w) > 1 or w.isdigit())]
+
+
+# --- HTML to passages -------------------------------------------------------------------------
+
+_BLOCK_TAGS = frozenset(
+    {
+        "p", "div", "section", "article", "main", "header", "footer", "aside", "nav",
+        "blockquote", "pre", "table", "tr", "td", "th", "dl", "dt", "dd", "figure",
+        "figcaption", "form", "address", "details", "summary", "body", "html",
+    }
+)  # fmt: skip
+_HEADING_TAGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
+_LIST_TAGS = frozenset({"ul", "ol"})
+_SKIP_TAGS = frozenset({"script", "style", "template", "noscript", "head", "title", "svg"})
+_VOID_TAGS = frozenset({"br", "hr", "img", "input", "meta", "link", "wbr", "source", "col"})
+_WS_RE = re.compile(r"\s+")
+
+
+def _clean(text: str) -> str:
+    return _WS_RE.sub(" ", text).strip()
+
+
+@dataclass(frozen=True)
+class _Block:
+    kind: str  # "text" | "heading" | "list"
+    lines: tuple[str, ...]
+
+
+class _BlockParser(HTMLParser):
+    """Splits HTML into text blocks; only text is taken (entities decoded), never markup."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.blocks: list[_Block] = []
+        self._buf: list[str] = []
+        self._skip = 0
+        self._heading = 0
+        self._list_depth = 0
+        self._items: list[str] = []
+
+    def _flush_text(self) -> None:
+        text = _clean("".join(self._buf))
+        self._buf = []
+        if not text:
+            return
+        if self._list_depth:
+            self._items.append(text)
+        elif self._heading:
+            self.blocks.append(_Block("heading", (text,)))
+        else:
+            self.blocks.append(_Block("text", (text,)))
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _SKIP_TAGS:
+            self._skip += 1
+        elif tag in _VOID_TAGS:
+            if tag == "br":
+                self._buf.append(" ")
+        elif tag in _LIST_TAGS:
+            self._flush_text()
+            if self._list_depth == 0:
+                self._items = []
+            self._list_depth += 1
+        elif tag == "li" or tag in _BLOCK_TAGS:
+            self._flush_text()
+        elif tag in _HEADING_TAGS:
+            self._flush_text()
+            self._heading += 1
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "br":
+            self._buf.append(" ")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _SKIP_TAGS:
+            self._skip = max(0, self._skip - 1)
+        elif tag in _LIST_TAGS and self._list_depth:
+            self._flush_text()
+            self._list_depth -= 1
+            if self._list_depth == 0 and self._items:
+                self.blocks.append(_Block("list", tuple(self._items)))
+                self._items = []
+        elif tag == "li" or tag in _BLOCK_TAGS:
+            self._flush_text()
+        elif tag in _HEADING_TAGS and self._heading:
+            self._flush_text()
+            self._heading -= 1
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip:
+            self._buf.append(data)
+
+    def result(self) -> list[_Block]:
+        self._flush_text()
+        if self._items:
+            self.blocks.append(_Block("list", tuple(self._items)))
+            self._items = []
+        return self.blocks
+
+
+def _html_blocks(html: str) -> list[_Block]:
+    parser = _BlockParser()
+    parser.feed(html)
+    parser.close()
+    return parser.result()
+
+
+def _html_text(html: str) -> str:
+    return " ".join(" ".join(b.lines) for b in _html_blocks(html))
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A quotable piece of a page: a paragraph, a whole list, or a lone heading."""
+
+    page_id: int
+    page_title: str
+    page_url: str | None
+    heading: str | None
+    kind: str  # "text" | "heading" | "list"
+    lines: tuple[str, ...]
+
+    @property
+    def text(self) -> str:
+        return " ".join(self.lines)
+
+
+def split_passages(page: PageLike) -> list[Passage]:
+    """The page's passages in order; a heading labels the passages under it."""
+    passages: list[Passage] = []
+    heading: str | None = None
+    heading_used = True
+    for block in _html_blocks(page.html or ""):
+        if block.kind == "heading":
+            if not heading_used and heading is not None:
+                passages.append(_passage(page, None, "heading", (heading,)))
+            heading, heading_used = block.lines[0], False
+            continue
+        passages.append(_passage(page, heading, block.kind, block.lines))
+        heading_used = True
+    if not heading_used and heading is not None:
+        passages.append(_passage(page, None, "heading", (heading,)))
+    return passages
+
+
+def _passage(page: PageLike, heading: str | None, kind: str, lines: tuple[str, ...]) -> Passage:
+    return Passage(page.id, page.title or "", page.url, heading, kind, lines)
+
+
+# --- BM25 -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Match:
+    passage: Passage
+    score: float
+    coverage: float
+
+
+class _Index:
+    def __init__(self, passages: list[Passage], k1: float = 1.2, b: float = 0.75) -> None:
+        self.passages = passages
+        self.k1, self.b = k1, b
+        self.docs: list[Counter[str]] = []
+        for p in passages:
+            context = f"{p.page_title} {p.heading or ''}"
+            self.docs.append(Counter(tokenize(context) + tokenize(p.text)))
+        self.lengths = [sum(d.values()) for d in self.docs]
+        self.avg_length = (sum(self.lengths) / len(self.lengths)) if self.lengths else 0.0
+        df: Counter[str] = Counter()
+        for d in self.docs:
+            df.update(d.keys())
+        n = len(self.docs)
+        self.idf = {t: math.log(1 + (n - f + 0.5) / (f + 0.5)) for t, f in df.items()}
+        # Not the formula's value for df=0, which in a tiny library dwarfs every real term.
+        self.unseen_idf = max(self.idf.values(), default=1.0)
+
+    def best(self, question: str) -> _Match | None:
+        terms = list(dict.fromkeys(tokenize(question)))
+        if not terms or not self.docs:
+            return None
+        total_weight = sum(self.idf.get(t, self.unseen_idf) for t in terms)
+        best: _Match | None = None
+        for passage, doc, length in zip(self.passages, self.docs, self.lengths, strict=True):
+            score = matched = 0.0
+            norm = self.k1 * (1 - self.b + self.b * length / (self.avg_length or 1.0))
+            for t in terms:
+                tf = doc.get(t, 0)
+                if tf:
+                    idf = self.idf[t]
+                    score += idf * tf * (self.k1 + 1) / (tf + norm)
+                    matched += idf
+            if score > 0 and (best is None or score > best.score):
+                best = _Match(passage, score, matched / total_weight)
+        return best
+
+
+# --- handover phrases -------------------------------------------------------------------------
+
+_PEOPLE = (
+    r"(?:a |an |the |some |your |one of your )?(?:real |live |actual |human |customer )?"
+    r"(?:human|person|people|someone|somebody|agent|representative|rep|operator|teammate|"
+    r"team member|staff(?: member)?|support(?: team| agent| person)?|employee|manager|"
+    r"customer service|customer support)\b"
+)
+HUMAN_REQUEST_PATTERNS: tuple[re.Pattern[str], ...] = tuple(
+    re.compile(p)
+    for p in (
+        rf"\b(?:talk|speak|chat|connect|transfer|escalate)(?: me)? (?:to|with|through to) "
+        rf"{_PEOPLE}",
+        rf"\b(?:put|get|pass|hand|send) me (?:to|through to|over to|with) {_PEOPLE}",
+        r"\b(?:real|live|actual) (?:person|human|agent|people|support)\b",
+        r"\bhuman (?:agent|being|support|please|pls|plz)\b",
+        r"\b(?:a|an|the) (?:human|representative|operator)\b",
+        r"\b(?:customer service |sales |support )?representative\b",
+        r"\b(?:want|need|get|give me|ask for|request) (?:a |an |to )?(?:human|person|agent)\b",
+        r"\b(?:agent|human|operator|person|someone)[,!. ]*(?:please|pls|plz|now)\b",
+        r"\b(?:please|pls|plz)[,!. ]*(?:an? )?(?:agent|human|operator|person)\b",
+        r"^\W*(?:agent|human|operator|representative)\W*$",
+        r"\bnot (?:a |an )?(?:bot|robot|machine|ai)\b",
+        r"\bstop (?:the )?(?:bot|robot)\b",
+    )
+)
+
+
+def asks_for_human(text: str) -> bool:
+    """True when the end user asks to be put through to a person (case-insensitive)."""
+    norm = re.sub(r"[^\w\s,!.?']", " ", _normalise(text))
+    # The whole text, and each sentence on its own (for "... password? Agent!").
+    parts = [_clean(norm), *(_clean(p) for p in re.split(r"[.!?\n]+", norm))]
+    return any(p.search(part) for part in parts if part for p in HUMAN_REQUEST_PATTERNS)
+
+
+# --- the answerer -----------------------------------------------------------------------------
+
+
+def _slug(text: str, limit: int = 40) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", _normalise(text)).strip("-")
+    return slug[:limit].rstrip("-")
+
+
+def _page_slug(passage: Passage) -> str:
+    if passage.page_url:
+        path = urlsplit(passage.page_url).path.rstrip("/")
+        last = path.rsplit("/", 1)[-1] if path else ""
+        last = re.sub(r"\.[a-z0-9]{1,5}$", "", last.lower())
+        if _slug(last) and not last.isdigit():
+            return _slug(last)
+    return _slug(passage.page_title) or f"page-{passage.page_id}"
+
+
+def _citable(url: str | None) -> bool:
+    return bool(url) and urlsplit(url or "").scheme.lower() in ("http", "https")
+
+
+def _paragraph(text: str) -> str:
+    return f"<p>{_html.escape(text, quote=False)}</p>"
+
+
+PagesSource = Callable[[], Iterable[PageLike]] | Iterable[PageLike]
+
+
+class RetrievalAnswerer:
+    """Satisfies ``sync.Answerer``: answers from the content library or hands over."""
+
+    def __init__(
+        self,
+        pages: PagesSource,
+        *,
+        fin_agent_id: str | None = None,
+        min_coverage: float = 0.5,
+        min_score: float = 0.0,
+        max_unanswered_turns: int = 2,
+        max_title_length: int = 80,
+    ) -> None:
+        if max_unanswered_turns < 1:
+            raise ValueError("max_unanswered_turns must be at least 1")
+        self._pages = pages
+        self.fin_agent_id = fin_agent_id
+        self.min_coverage = min_coverage
+        self.min_score = min_score
+        self.max_unanswered_turns = max_unanswered_turns
+        self.max_title_length = max_title_length
+        self._lock = threading.Lock()
+        self._cache: tuple[tuple[tuple[int, str, str, str | None], ...], _Index] | None = None
+
+    # -- library --
+
+    def _index(self) -> _Index:
+        source = self._pages
+        pages = list(source() if callable(source) else source)
+        key = tuple((p.id, p.title, p.html, p.url) for p in pages)
+        with self._lock:
+            if self._cache is not None and self._cache[0] == key:
+                return self._cache[1]
+        index = _Index([passage for page in pages for passage in split_passages(page)])
+        with self._lock:
+            self._cache = (key, index)
+        return index
+
+    # -- messages --
+
+    def _is_end_user(self, message: dict[str, Any]) -> bool:
+        author = message.get("author") or {}
+        return (
+            message.get("visibility", "public") == "public"
+            and author.get("user_type") == "end_user"
+        )
+
+    def _is_fin(self, message: dict[str, Any]) -> bool:
+        author = message.get("author") or {}
+        if message.get("visibility", "public") != "public" or author.get("user_type") != "agent":
+            return False
+        return self.fin_agent_id is None or str(author.get("id")) == str(self.fin_agent_id)
+
+    def _is_human_agent(self, message: dict[str, Any]) -> bool:
+        author = message.get("author") or {}
+        return (
+            message.get("visibility", "public") == "public"
+            and author.get("user_type") == "agent"
+            and not self._is_fin(message)
+        )
+
+    @staticmethod
+    def _text(message: dict[str, Any]) -> str:
+        return _clean(_html_text(message.get("body") or ""))
+
+    def _earlier_unanswered(
+        self, ordered: Sequence[dict[str, Any]], last_fin: int, conversation: dict[str, Any]
+    ) -> int:
+        """Consecutive unanswered end-user turns just before the new question.
+
+        From the messages, and from the ``fin_unanswered_turns`` attribute this answerer keeps on
+        the conversation, for when it is given only the messages it has not seen (the larger
+        wins; a human agent's public reply among the messages voids the attribute).
+        """
+        from_messages = self._streak(ordered[: last_fin + 1])
+        attributes = conversation.get("attributes") or {}
+        stored = attributes.get(UNANSWERED_ATTRIBUTE) if isinstance(attributes, dict) else None
+        if not isinstance(stored, int) or any(self._is_human_agent(m) for m in ordered):
+            stored = 0
+        return max(from_messages, stored)
+
+    def _streak(self, messages: Sequence[dict[str, Any]]) -> int:
+        streak = 0
+        pending = False  # an end-user turn waiting for Fin's reply
+        for message in messages:
+            if self._is_end_user(message):
+                pending = True
+            elif self._is_fin(message):
+                text = _normalise(self._text(message))
+                if text.startswith(_normalise(FALLBACK_PREFIX)):
+                    streak = streak + 1 if pending else streak
+                else:
+                    streak = 0
+                pending = False
+            elif self._is_human_agent(message):
+                streak, pending = 0, False
+        return streak
+
+    # -- the run --
+
+    def answer(
+        self, conversation: dict[str, Any], messages: list[dict[str, Any]], user: dict[str, Any]
+    ) -> Decision:
+        ordered = list(messages)
+        last_fin = max((i for i, m in enumerate(ordered) if self._is_fin(m)), default=-1)
+        new_texts = [
+            t for m in ordered[last_fin + 1 :] if self._is_end_user(m) and (t := self._text(m))
+        ]
+        title = self._title(conversation, ordered)
+        existing = [t for t in (conversation.get("tags") or []) if isinstance(t, str)]
+
+        if not new_texts:
+            return Decision(None, False, title, list(dict.fromkeys(existing)), {})
+        question = " ".join(new_texts)
+
+        if any(asks_for_human(t) for t in new_texts):
+            return self._hand_over(title, existing, "human_requested")
+
+        match = self._index().best(question)
+        if (
+            match is not None
+            and match.coverage >= self.min_coverage
+            and match.score >= self.min_score
+        ):
+            return self._answered(title, existing, match.passage)
+        if match is None:
+            return self._hand_over(title, existing, "no_match")
+        unanswered = self._earlier_unanswered(ordered, last_fin, conversation) + 1
+        if unanswered >= self.max_unanswered_turns:
+            return self._hand_over(title, existing, "unanswered_turns")
+        return Decision(
+            reply_html=_paragraph(FALLBACK_TEXT),
+            hand_over=False,
+            title=title,
+            tags=self._tags(existing, [TAG_UNANSWERED]),
+            attributes={
+                "fin_resolution": "unanswered",
+                UNANSWERED_ATTRIBUTE: unanswered,
+                "fin_handover_reason": None,
+                "fin_source_url": None,
+                "fin_source_title": None,
+            },
+        )
+
+    def _title(
+        self, conversation: dict[str, Any], messages: Sequence[dict[str, Any]]
+    ) -> str | None:
+        current = conversation.get("title")
+        if isinstance(current, str) and current.strip():
+            return current
+        first = next((t for m in messages if self._is_end_user(m) and (t := self._text(m))), None)
+        if first is None:
+            return None
+        if len(first) <= self.max_title_length:
+            return first
+        cut = first[: self.max_title_length - 1]
+        if " " in cut:
+            cut = cut.rsplit(" ", 1)[0]
+        return cut.rstrip(" ,;:.-") + "…"
+
+    @staticmethod
+    def _tags(existing: list[str], new: list[str]) -> list[str]:
+        kept = [t for t in existing if t not in _RESOLUTION_TAGS]
+        return list(dict.fromkeys([*kept, *new]))
+
+    def _answered(self, title: str | None, existing: list[str], passage: Passage) -> Decision:
+        if passage.kind == "list":
+            items = "".join(f"<li>{_html.escape(line, quote=False)}</li>" for line in passage.lines)
+            body = f"<ul>{items}</ul>"
+        else:
+            body = _paragraph(passage.text)
+        url = passage.page_url if _citable(passage.page_url) else None
+        if url is not None:
+            label = _html.escape(passage.page_title or url, quote=False)
+            body += f'<p>Source: <a href="{_html.escape(url, quote=True)}">{label}</a></p>'
+        return Decision(
+            reply_html=body,
+            hand_over=False,
+            title=title,
+            tags=self._tags(existing, [TAG_ANSWERED, _page_slug(passage)]),
+            attributes={
+                "fin_resolution": "answered",
+                UNANSWERED_ATTRIBUTE: None,
+                "fin_handover_reason": None,
+                "fin_source_url": url,
+                "fin_source_title": passage.page_title or None,
+            },
+        )
+
+    def _hand_over(self, title: str | None, existing: list[str], reason: str) -> Decision:
+        return Decision(
+            reply_html=_paragraph(HANDOVER_TEXT),
+            hand_over=True,
+            title=title,
+            tags=self._tags(existing, [TAG_HANDED_OVER]),
+            attributes={
+                "fin_resolution": "handed_over",
+                UNANSWERED_ATTRIBUTE: None,
+                "fin_handover_reason": reason,
+                "fin_source_url": None,
+                "fin_source_title": None,
+            },
+        )
