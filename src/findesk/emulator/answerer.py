@@ -54,10 +54,12 @@ import re
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from html.parser import HTMLParser
 from typing import Any, Protocol
 from urllib.parse import urlsplit
+
+from findesk.emulator.sync import Decision
 
 __all__ = [
     "FALLBACK_PREFIX",
@@ -85,17 +87,6 @@ TAG_ANSWERED = "fin-answered"
 TAG_UNANSWERED = "fin-unanswered"
 TAG_HANDED_OVER = "handed-over"
 _RESOLUTION_TAGS = frozenset({TAG_ANSWERED, TAG_UNANSWERED, TAG_HANDED_OVER})
-
-
-@dataclass
-class Decision:
-    """What Fin does at the end of a run (field names as ``sync.Decision``)."""
-
-    reply_html: str | None
-    hand_over: bool
-    title: str | None
-    tags: list[str] = field(default_factory=list)
-    attributes: dict[str, Any] = field(default_factory=dict)
 
 
 class PageLike(Protocol):
