@@ -13,8 +13,9 @@ What it does on each run (one call of :meth:`RetrievalAnswerer.answer`):
 * **Is it good enough?** BM25 scores are not comparable between libraries (and IDF is nearly flat
   in a library of 3-10 pages), so the gate is *coverage*: the share of the question's IDF weight
   that the best passage contains (a question term the library never uses weighs as much as the
-  rarest one). The answer is given when coverage >= ``min_coverage`` (default 0.34: natural questions carry filler words a help centre never uses, such as "how long" or "reach") and the BM25
-  score >= ``min_score`` (default 0, an optional absolute floor).
+  rarest one). The answer is given when coverage >= ``min_coverage`` (default 0.34: natural
+  questions carry filler words a help centre never uses, such as "how long" or "reach") and
+  the BM25 score >= ``min_score`` (default 0, an optional absolute floor).
 * **The reply** quotes the passage, HTML-escaped (page text can never become markup), and cites
   the page: ``<p>passage</p><p>Source: <a href="URL">Title</a></p>``. *Decision:* a page without
   an ``http(s)`` URL may still be quoted but is not cited, as Fin cites only what it can link to.
