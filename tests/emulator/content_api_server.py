@@ -18,11 +18,11 @@ OTHER_TOKEN = "test-token-2"
 
 
 class ServedApp:
-    def __init__(self, app: FastAPI) -> None:
+    def __init__(self, app: FastAPI, port: int | None = None) -> None:
         self.app = app
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
-            self.port = int(sock.getsockname()[1])
+            self.port = port or int(sock.getsockname()[1])
         config = uvicorn.Config(
             app, host="127.0.0.1", port=self.port, log_level="warning", access_log=False
         )

@@ -117,6 +117,7 @@ _STOP_WORDS = frozenset(
     were weren what when where which while who whom why will with won would wouldn you your yours
     yourself yourselves hi hello hey ok okay im ive id ill youre want need like know tell way
     also us s t ll re ve d m
+    long take takes taking took reach reaches soon quickly find help question anyone someone
     """.split()
 )
 _TOKEN_RE = re.compile(r"[a-z0-9]+")

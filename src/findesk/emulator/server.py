@@ -1,0 +1,175 @@
+"""The Fin emulator as one server: Intercom's side of the Fin Custom Helpdesk loop.
+
+* ``POST /hooks/standalone/custom_helpdesk_conversation_event/{integration_id}`` takes the
+  helpdesk's webhook as Fin does: the integration id and ``X-Webhook-Key`` are checked; a sync
+  event starts a (debounced, locked) sync run; an ``agent_typing`` event shows a typing
+  indicator for a few seconds.
+* ``GET /emulator/errors`` is the error log Fin keeps on its settings page;
+  ``GET /emulator/typing/{conversation_id}`` tells whether an agent is typing.
+* Everything else is the AI Content API (the content library the answerer answers from).
+"""
+
+from __future__ import annotations
+
+import hmac
+import threading
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from starlette.responses import JSONResponse
+
+from findesk.emulator.answerer import RetrievalAnswerer
+from findesk.emulator.content_api import create_content_api, store_of
+from findesk.emulator.sync import GrantFormat, HelpdeskConnection, SyncEngine
+from findesk.fin_api.client import Variant
+
+TYPING_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class EmulatorConfig:
+    state_dir: Path
+    helpdesk_base_url: str  # the helpdesk's Fin API, e.g. http://127.0.0.1:8080/api/fin
+    token_url: str
+    client_id: str
+    client_secret: str
+    fin_agent_id: str
+    integration_id: str
+    webhook_key: str
+    content_token: str  # Bearer token of the AI Content API and the emulator's own pages
+    variant: Variant = "rest"
+    grant_format: GrantFormat = "json"
+    retries: int = 5
+    retry_delay: float = 60.0
+    debounce: float = 1.0
+    rate_limit: int = 167
+    rate_window: float = 10.0
+
+
+class TypingBoard:
+    """Who is typing where, for a few seconds after each typing event."""
+
+    def __init__(self, seconds: float = TYPING_SECONDS) -> None:
+        self.seconds = seconds
+        self._until: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._lock = threading.Lock()
+
+    def show(self, conversation_id: str, agent: dict[str, Any]) -> None:
+        with self._lock:
+            self._until[conversation_id] = (time.monotonic() + self.seconds, agent)
+
+    def current(self, conversation_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            until, agent = self._until.get(conversation_id, (0.0, {}))
+            return agent if until > time.monotonic() else None
+
+
+def _problem(status: int, detail: str) -> JSONResponse:
+    return JSONResponse({"error": detail}, status_code=status)
+
+
+def create_emulator(config: EmulatorConfig) -> FastAPI:
+    config.state_dir.mkdir(parents=True, exist_ok=True)
+    content = create_content_api(
+        f"sqlite:///{config.state_dir / 'content.db'}",
+        [config.content_token],
+        config.rate_limit,
+        config.rate_window,
+    )
+    connection = HelpdeskConnection(
+        config.helpdesk_base_url,
+        config.token_url,
+        config.client_id,
+        config.client_secret,
+        grant_format=config.grant_format,
+        variant=config.variant,
+    )
+    answerer = RetrievalAnswerer(store_of(content).pages, fin_agent_id=config.fin_agent_id)
+    engine = SyncEngine(
+        connection,
+        answerer,
+        config.fin_agent_id,
+        retries=config.retries,
+        retry_delay=config.retry_delay,
+        debounce=config.debounce,
+    )
+    typing = TypingBoard()
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        engine.close()
+
+    app = FastAPI(title="findesk Fin emulator", lifespan=lifespan, openapi_url=None)
+    app.state.engine = engine
+    app.state.typing = typing
+    app.state.content_store = store_of(content)
+
+    def key_ok(request: Request) -> bool:
+        given = request.headers.get("x-webhook-key", "").encode()
+        return hmac.compare_digest(given, config.webhook_key.encode())
+
+    def admin_ok(request: Request) -> bool:
+        given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        return hmac.compare_digest(given.encode(), config.content_token.encode())
+
+    @app.post("/hooks/standalone/custom_helpdesk_conversation_event/{integration_id}")
+    async def conversation_event(request: Request, integration_id: str) -> JSONResponse:
+        if not hmac.compare_digest(integration_id.encode(), config.integration_id.encode()):
+            return _problem(404, "Unknown integration.")
+        if not key_ok(request):
+            return _problem(401, "X-Webhook-Key is missing or wrong.")
+        try:
+            body = await request.json()
+        except ValueError:
+            return _problem(400, "The body is not valid JSON.")
+        conversation_id = body.get("conversation_id") if isinstance(body, dict) else None
+        if not isinstance(conversation_id, str) or not conversation_id:
+            return _problem(400, "conversation_id is required.")
+        event_type = body.get("event_type")
+        if event_type is None:
+            engine.notify(conversation_id)
+            return JSONResponse({"status": "accepted"}, status_code=202)
+        if event_type != "agent_typing":
+            return _problem(400, "event_type must be omitted or agent_typing.")
+        agent = (
+            (body.get("data") or {}).get("agent") if isinstance(body.get("data"), dict) else None
+        )
+        required = ("id", "user_type", "name", "email")
+        if not isinstance(agent, dict) or any(not agent.get(k) for k in required):
+            return _problem(400, "data.agent needs id, user_type, name and email.")
+        if agent["user_type"] != "agent":
+            return _problem(400, "data.agent.user_type must be agent.")
+        typing.show(conversation_id, {k: agent[k] for k in required})
+        return JSONResponse({"status": "accepted"}, status_code=202)
+
+    @app.get("/emulator/errors")
+    def errors(request: Request) -> JSONResponse:
+        if not admin_ok(request):
+            return _problem(401, "A valid bearer token is required.")
+        return JSONResponse(
+            [
+                {
+                    "time": entry.time.isoformat(),
+                    "conversation_id": entry.conversation_id,
+                    "operation": entry.operation,
+                    "status": entry.status,
+                    "message": entry.message,
+                }
+                for entry in engine.errors.entries()
+            ]
+        )
+
+    @app.get("/emulator/typing/{conversation_id}")
+    def typing_state(request: Request, conversation_id: str) -> JSONResponse:
+        if not admin_ok(request):
+            return _problem(401, "A valid bearer token is required.")
+        return JSONResponse({"typing": typing.current(conversation_id)})
+
+    app.mount("/", content)
+    return app
