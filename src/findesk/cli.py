@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import typer
 from rich.console import Console
@@ -449,6 +449,73 @@ def conformance(
         typer.echo(report.summary())
     if not report.ok:
         raise typer.Exit(1)
+
+
+@app.command()
+def emulator(
+    client_id: Annotated[str, typer.Option(help="OAuth client id Fin uses on the helpdesk.")],
+    client_secret: Annotated[str, typer.Option(help="Its secret.")],
+    webhook_key: Annotated[str, typer.Option(help="X-Webhook-Key the helpdesk must send.")],
+    content_token: Annotated[
+        str, typer.Option(help="Bearer token of the emulated AI Content API and error log.")
+    ],
+    helpdesk_url: Annotated[
+        str, typer.Option(help="The helpdesk (its Fin API is at /api/fin).")
+    ] = "http://127.0.0.1:8080",
+    integration_id: Annotated[str, typer.Option(help="The integration's Identifier.")] = "demo",
+    fin_agent_id: Annotated[
+        str | None, typer.Option(help="Agent that represents Fin; default: the first agent.")
+    ] = None,
+    variant: Annotated[str, typer.Option(help="rest or posts-only.")] = "rest",
+    grant_format: Annotated[
+        str, typer.Option("--token-format", help="json or form token requests.")
+    ] = "json",
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8090,
+) -> None:
+    """Run the Fin emulator: Intercom's side of the loop (webhook, sync runs, answers from its
+    content library, the AI Content API), for a helpdesk on this machine."""
+    import uvicorn
+
+    from findesk.emulator.server import EmulatorConfig, create_emulator
+    from findesk.emulator.sync import GrantFormat, HelpdeskConnection
+    from findesk.fin_api.client import Variant
+
+    if variant not in ("rest", "posts-only") or grant_format not in ("json", "form"):
+        _fail("--variant is rest or posts-only; --token-format is json or form.")
+    checked_variant = cast(Variant, variant)
+    checked_format = cast(GrantFormat, grant_format)
+    base = helpdesk_url.rstrip("/")
+    connection = HelpdeskConnection(
+        f"{base}/api/fin",
+        f"{base}/oauth/token",
+        client_id,
+        client_secret,
+        grant_format=checked_format,
+        variant=checked_variant,
+    )
+    if fin_agent_id is None:
+        agents = connection.api.get_agents()
+        if not agents.ok or not agents.data:
+            _fail(f"Could not list the helpdesk's agents ({agents.status}): pass --fin-agent-id.")
+        fin_agent_id = str(agents.data[0]["id"])
+    connection.close()
+    config = EmulatorConfig(
+        state_dir=get_settings().data_dir / "emulator",
+        helpdesk_base_url=f"{base}/api/fin",
+        token_url=f"{base}/oauth/token",
+        client_id=client_id,
+        client_secret=client_secret,
+        fin_agent_id=fin_agent_id,
+        integration_id=integration_id,
+        webhook_key=webhook_key,
+        content_token=content_token,
+        variant=checked_variant,
+        grant_format=checked_format,
+    )
+    hook = f"http://{host}:{port}/hooks/standalone/custom_helpdesk_conversation_event/"
+    console.print(f"Fin emulator on http://{host}:{port}  (webhook: {hook}{integration_id})")
+    uvicorn.run(create_emulator(config), host=host, port=port, log_level="info")
 
 
 def main() -> None:

@@ -3,6 +3,9 @@ the emulator pulls the conversation and answers in findesk as Fin; typing shows 
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -143,3 +146,64 @@ def test_typing_shows_for_a_few_seconds(loop: Loop) -> None:
         assert shown["name"] == "Tia Typist" and shown["user_type"] == "agent"
         assert admin.get("/emulator/typing/conv_other").json() == {"typing": None}
         assert httpx.get(f"{loop.emulator.base_url}/emulator/typing/{cid}").status_code == 401
+
+
+def test_the_findesk_emulator_command_serves_the_loop(loop: Loop, tmp_path) -> None:
+    client_id, secret = loop.findesk.new_oauth_client()
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FINDESK_")}
+    env["FINDESK_DATA_DIR"] = str(tmp_path)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "findesk",
+            "emulator",
+            "--helpdesk-url",
+            loop.findesk.base_url,
+            "--client-id",
+            client_id,
+            "--client-secret",
+            secret,
+            "--webhook-key",
+            KEY,
+            "--content-token",
+            TOKEN,
+            "--integration-id",
+            INTEGRATION,
+            "--port",
+            str(port),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+
+        def up() -> bool:
+            try:
+                return (
+                    httpx.get(
+                        f"{base}/emulator/errors", headers={"Authorization": f"Bearer {TOKEN}"}
+                    ).status_code
+                    == 200
+                )
+            except httpx.TransportError:
+                return False
+
+        assert eventually(up, timeout=30), process.stdout.read() if process.poll() else "no start"
+        # The Fin agent was found through Get agents, and a sync event starts a run.
+        conversation, _ = loop.findesk.fin_world().conversation()
+        accepted = httpx.post(
+            f"{base}{HOOK}",
+            json={"conversation_id": conversation["id"]},
+            headers={"X-Webhook-Key": KEY},
+        )
+        assert accepted.status_code == 202
+        pages = httpx.get(f"{base}/ai/external_pages", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert pages.status_code == 200 and pages.json()["type"] == "list"
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
