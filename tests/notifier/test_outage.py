@@ -12,13 +12,11 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -26,99 +24,13 @@ import httpx
 import pytest
 from sqlalchemy import select
 from support import aio
-from support.receiver import WEBHOOK_KEY, Received, Receiver, eventually, notifier_settings
+from support.receiver import WEBHOOK_KEY, Attempt, Receiver, eventually, notifier_settings
 from support.server import LiveServer, database_url
 
 from findesk.kit.settings import Settings
 from findesk.kit.timeutil import as_utc
 from findesk.notifier.models import OutboxEvent
 from findesk.notifier.worker import Worker
-
-# --- a receiver that also logs every attempt with its headers and time ------------------------
-
-
-@dataclass(frozen=True)
-class Attempt:
-    conversation_id: str
-    status: int  # what we answered
-    headers: dict[str, str]  # what the request carried
-    answered_headers: dict[str, str]
-    at: float  # time.monotonic() when the request was read
-    wall: float  # time.time() then (the worker schedules on the wall clock)
-
-    @property
-    def delivery_id(self) -> str:
-        return self.headers["X-Findesk-Delivery"]
-
-    @property
-    def attempt_no(self) -> int:
-        return int(self.headers["X-Findesk-Attempt"])
-
-
-class RecordingReceiver(Receiver):
-    """``support.receiver.Receiver`` (same ``received``/``attempts``/``wait_until``), whose
-    ``log`` also keeps the headers and time of every request, answered 2xx or not."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.log: list[Attempt] = []
-
-    def accept(self) -> RecordingReceiver:
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("content-length") or 0)
-                raw = self.rfile.read(length)
-                try:
-                    body = json.loads(raw or b"{}")
-                except ValueError:
-                    body = {"_raw": raw.decode(errors="replace")}
-                at, wall = time.monotonic(), time.time()
-                headers = dict(self.headers.items())
-                with receiver._cond:
-                    status, answered = receiver._status, receiver._headers
-                    if 200 <= status < 300:
-                        receiver.received.append(Received(self.path, headers, body, at))
-                    receiver.attempts.append((self.path, status, body))
-                    receiver.log.append(
-                        Attempt(
-                            str(body.get("conversation_id")), status, headers, answered, at, wall
-                        )
-                    )
-                    receiver._cond.notify_all()
-                self.send_response(status)
-                for name, value in answered.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"{}")
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        server.daemon_threads = True
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, daemon=True)
-        self._thread.start()
-        return self
-
-    def wait_for(self, predicate: Callable[[list[Attempt]], bool], timeout: float = 30) -> bool:
-        """Block until ``predicate(log)`` holds; False on timeout."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while not predicate(self.log):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self._cond.wait(remaining)
-            return True
-
-    def log_of(self, conversation_id: str) -> list[Attempt]:
-        with self._cond:
-            return [a for a in self.log if a.conversation_id == conversation_id]
-
 
 # --- fixtures ---------------------------------------------------------------------------------
 
@@ -139,8 +51,8 @@ def live_server(
 
 
 @pytest.fixture(scope="module")
-def outage_fin() -> Iterator[RecordingReceiver]:
-    fake_fin = RecordingReceiver().accept()
+def outage_fin() -> Iterator[Receiver]:
+    fake_fin = Receiver().accept()
     yield fake_fin
     fake_fin.close()
 
@@ -153,8 +65,8 @@ def outage_server(backend, request, tmp_path_factory, outage_fin) -> Iterator[Li
 
 
 @pytest.fixture(scope="module")
-def dead_fin() -> Iterator[RecordingReceiver]:
-    fake_fin = RecordingReceiver().accept()
+def dead_fin() -> Iterator[Receiver]:
+    fake_fin = Receiver().accept()
     yield fake_fin
     fake_fin.close()
 
@@ -168,8 +80,8 @@ def dead_server(backend, request, tmp_path_factory, dead_fin) -> Iterator[LiveSe
 
 
 @pytest.fixture(scope="module")
-def window_fin() -> Iterator[RecordingReceiver]:
-    fake_fin = RecordingReceiver().accept()
+def window_fin() -> Iterator[Receiver]:
+    fake_fin = Receiver().accept()
     yield fake_fin
     fake_fin.close()
 
@@ -546,7 +458,7 @@ def test_without_a_webhook_events_wait_and_a_configured_worker_delivers_them(
     assert status["oldest_pending_age_seconds"] > 0
     assert status["target"] is None
 
-    late_fin = RecordingReceiver().accept()
+    late_fin = Receiver().accept()
     try:
 
         async def one_round(settings: Settings) -> int:

@@ -30,6 +30,31 @@ class Received:
         return str(self.body.get("conversation_id"))
 
 
+@dataclass(frozen=True)
+class Attempt:
+    """Every request, answered 2xx or not, with what it carried and what we answered."""
+
+    path: str
+    status: int  # what we answered
+    headers: dict[str, str]  # what the request carried
+    answered_headers: dict[str, str]
+    body: dict[str, Any]
+    at: float  # time.monotonic() when the request was read
+    wall: float  # time.time() then (the worker schedules on the wall clock)
+
+    @property
+    def conversation_id(self) -> str:
+        return str(self.body.get("conversation_id"))
+
+    @property
+    def delivery_id(self) -> str:
+        return self.headers["X-Findesk-Delivery"]
+
+    @property
+    def attempt_no(self) -> int:
+        return int(self.headers["X-Findesk-Attempt"])
+
+
 class _Server(ThreadingHTTPServer):
     # A worker opens several connections at once; the default backlog of 5 drops some.
     request_queue_size = 128
@@ -44,8 +69,8 @@ class Receiver:
         self._headers: dict[str, str] = {}
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
-        # Every request, answered or not: (path, status we answered, body).
-        self.attempts: list[tuple[str, int, dict[str, Any]]] = []
+        # Every request, answered or not (``received`` holds the 2xx-answered ones).
+        self.log: list[Attempt] = []
         # Cleared by hold(): requests are recorded at once but answered only on release().
         self._gate = threading.Event()
         self._gate.set()
@@ -75,17 +100,17 @@ class Receiver:
                     body = json.loads(raw or b"{}")
                 except ValueError:
                     body = {"_raw": raw.decode(errors="replace")}
+                at, wall = time.monotonic(), time.time()
+                sent = dict(self.headers.items())
                 with receiver._cond:
-                    status, headers = receiver._status, receiver._headers
+                    status, answered = receiver._status, receiver._headers
                     if 200 <= status < 300:
-                        receiver.received.append(
-                            Received(self.path, dict(self.headers.items()), body, time.monotonic())
-                        )
-                    receiver.attempts.append((self.path, status, body))
+                        receiver.received.append(Received(self.path, sent, body, at))
+                    receiver.log.append(Attempt(self.path, status, sent, answered, body, at, wall))
                     receiver._cond.notify_all()
                 receiver._gate.wait(timeout=60)
                 self.send_response(status)
-                for name, value in headers.items():
+                for name, value in answered.items():
                     self.send_header(name, value)
                 self.send_header("Content-Length", "2")
                 self.end_headers()
@@ -122,14 +147,25 @@ class Receiver:
 
     def wait_until(self, predicate: Callable[[list[Received]], bool], timeout: float = 30) -> bool:
         """Block until ``predicate(received)`` holds; False on timeout."""
+        return self._wait(lambda: predicate(self.received), timeout)
+
+    def wait_for(self, predicate: Callable[[list[Attempt]], bool], timeout: float = 30) -> bool:
+        """Block until ``predicate(log)`` holds (every attempt, answered or not)."""
+        return self._wait(lambda: predicate(self.log), timeout)
+
+    def _wait(self, condition: Callable[[], bool], timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         with self._cond:
-            while not predicate(self.received):
+            while not condition():
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
                 self._cond.wait(remaining)
             return True
+
+    def log_of(self, conversation_id: str) -> list[Attempt]:
+        with self._cond:
+            return [a for a in self.log if a.conversation_id == conversation_id]
 
     def for_conversation(self, conversation_id: str) -> list[Received]:
         with self._cond:
