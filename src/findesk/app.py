@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Match
@@ -34,6 +35,7 @@ from findesk.notifier.worker import Worker
 from findesk.ops.endpoints import router as ops_router
 
 INBOX_STATIC = INBOX_HERE / "static"
+FIN_API = "/api/fin"
 
 DESCRIPTION = """
 findesk is a helpdesk for teams that run Intercom's Fin AI agent.
@@ -90,8 +92,8 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.state.worker_task = None
 
     app.include_router(oauth_router)
-    app.include_router(fin.rest, prefix="/api/fin")
-    app.include_router(fin.posts, prefix="/api/fin")
+    app.include_router(fin.rest, prefix=FIN_API)
+    app.include_router(fin.posts, prefix=FIN_API)
     app.include_router(agent_router)
     app.include_router(ops_router)
     app.include_router(files_router)
@@ -137,6 +139,11 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     # Replies may carry files: a few attachments' worth, not the 1 MiB of a JSON call.
     upload_limit = settings.max_attachment_bytes * 5 + settings.max_body_bytes
     app.add_middleware(
-        BodySizeLimit, max_bytes=settings.max_body_bytes, larger={"/reply": upload_limit}
+        BodySizeLimit,
+        max_bytes=settings.max_body_bytes,
+        larger={"/reply": upload_limit},
+        enveloped=frozenset(
+            f"{FIN_API}{route.path}" for route in fin.posts.routes if isinstance(route, APIRoute)
+        ),
     )
     return app

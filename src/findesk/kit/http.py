@@ -57,12 +57,20 @@ def settings_of(request: Request) -> Settings:
 class BodySizeLimit:
     """Refuse request bodies over the limit with 413 before anything reads them whole.
 
-    ``larger`` gives bigger limits to paths that take uploads (path suffix -> bytes)."""
+    ``larger`` gives bigger limits to paths that take uploads (path suffix -> bytes); the
+    refusal of a path in ``enveloped`` is wrapped in ``{data, error}`` (the posts-only variant)."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int, larger: dict[str, int] | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        larger: dict[str, int] | None = None,
+        enveloped: frozenset[str] = frozenset(),
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.larger = larger or {}
+        self.enveloped = enveloped
 
     def limit_for(self, path: str) -> int:
         for suffix, limit in self.larger.items():
@@ -106,28 +114,12 @@ class BodySizeLimit:
             status=413,
             code="payload_too_large",
         )
-        envelope = scope["path"].rsplit("/", 1)[-1] in POSTS_ONLY_OPERATIONS
+        envelope = scope["path"] in self.enveloped
         await problem_response(problem, envelope=envelope)(scope, receive, send)
 
 
 class _TooLarge(Exception):
     pass
-
-
-# Path names of the posts-only variant, whose errors are wrapped in {data, error}.
-POSTS_ONLY_OPERATIONS = frozenset(
-    {
-        "get_user",
-        "update_user",
-        "create_user",
-        "get_agents",
-        "get_conversation",
-        "update_conversation",
-        "create_conversation",
-        "get_messages",
-        "create_message",
-    }
-)
 
 
 MAX_JSON_DEPTH = 64
