@@ -492,23 +492,6 @@ async def set_tags(request: Request, conversation_id: str) -> Response:
     return await _act(request, conversation_id, change)
 
 
-@router.post("/inbox/conversations/{conversation_id}/typing")
-async def typing(request: Request, conversation_id: str) -> Response:
-    async def run(viewer: Viewer) -> Response:
-        db = db_of(request)
-
-        def check() -> None:
-            with db.read_session() as session:
-                if not conversation_repository.conversation_exists(session, conversation_id):
-                    raise NotFound("No such conversation.")
-
-        await run_in_threadpool(check)
-        request.app.state.typing.signal(conversation_id, viewer.agent)
-        return Response(status_code=204)
-
-    return await _guarded(request, run, page=False)
-
-
 # --- live -------------------------------------------------------------------------------------
 
 HEARTBEAT_SECONDS = 15.0
