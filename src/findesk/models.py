@@ -5,6 +5,7 @@ from findesk.attachments.models import StoredFile
 from findesk.auth.models import AccessToken, AgentToken, OAuthClient, WebSession
 from findesk.conversations.models import Conversation, ConversationTag, Message
 from findesk.kit.db import Base
+from findesk.knowledge.models import Article, ContentSource
 from findesk.live.models import Activity
 from findesk.notifier.models import OutboxEvent
 from findesk.users.models import EndUser
@@ -14,7 +15,9 @@ __all__ = [
     "Activity",
     "Agent",
     "AgentToken",
+    "Article",
     "Base",
+    "ContentSource",
     "Conversation",
     "ConversationTag",
     "EndUser",

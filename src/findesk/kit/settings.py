@@ -60,7 +60,9 @@ class Settings(BaseSettings):
         "integration id.",
     )
     fin_region: Literal["us", "eu", "au"] = Field(
-        default="us", description="Intercom region whose webhook host is used (us, eu, au)."
+        default="us",
+        description="Intercom region whose hosts are used for the webhook and the AI Content "
+        "API (us, eu, au).",
     )
     fin_integration_id: str | None = Field(
         default=None, description="The Identifier shown in Fin's Custom Helpdesk setup."
@@ -139,6 +141,32 @@ class Settings(BaseSettings):
         description="How often the inbox's live feed looks for changes made by other processes.",
     )
 
+    # --- the knowledge base, published to Fin's Content Library (spec 8) --------------------
+    intercom_access_token: SecretStr | None = Field(
+        default=None,
+        description="Intercom access token for the AI Content API; when set, published "
+        "articles are kept in step with Fin's Content Library.",
+    )
+    intercom_api_url: str | None = Field(
+        default=None,
+        description="Base URL of Intercom's REST API; overrides the region's host (the Fin "
+        "emulator's URL in the demo).",
+    )
+    intercom_version: str = Field(
+        default="2.14", description="`Intercom-Version` header sent to Intercom's REST API."
+    )
+    kb_publish_in_process: bool = Field(
+        default=True,
+        description="Publish article changes to Fin from inside `findesk serve` (turn off "
+        "when a `findesk worker` does it).",
+    )
+    kb_retry_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="First delay before a failed publish is retried "
+        "(doubles each time, up to an hour).",
+    )
+
     @model_validator(mode="after")
     def _lease_outlasts_a_call(self) -> Settings:
         # A lease that ran out mid-call would let a second worker deliver the same events.
@@ -154,6 +182,10 @@ class Settings(BaseSettings):
         if self.fin_integration_id:
             return f"{REGION_HOSTS[self.fin_region]}{WEBHOOK_PATH}/{self.fin_integration_id}"
         return None
+
+    @property
+    def intercom_api_base(self) -> str:
+        return (self.intercom_api_url or REGION_HOSTS[self.fin_region]).rstrip("/")
 
     @property
     def base_url(self) -> str:

@@ -1,0 +1,222 @@
+"""Article actions: one function per action. Services never commit.
+
+Every change that Fin's copy must follow marks the article ``fin_pending``; the publisher
+(``knowledge.publisher``) then writes or deletes its external page. Whether a page should exist
+is decided there, from the article as it is: published, not deleted, English.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy.orm import Session
+
+from findesk.kit import html
+from findesk.kit.errors import Invalid, NotFound
+from findesk.kit.timeutil import utcnow
+from findesk.knowledge import repository
+from findesk.knowledge.markdown import render, slugify
+from findesk.knowledge.models import BODY_FORMATS, STATES, Article
+
+MAX_TITLE = 255
+MAX_BODY = 512 * 1024
+MAX_URL = 2048
+_UNSET: Any = object()
+
+
+@dataclass
+class ArticleDraft:
+    """What an author sends; ``None`` fields of an update are left as they are."""
+
+    title: str | None = None
+    body: str | None = None
+    body_format: str | None = None
+    url: str | None = _UNSET  # None clears it (back to findesk's own /help page)
+    locale: str | None = None
+    state: str | None = None
+    slug: str | None = None
+
+
+def public_url(article: Article, base_url: str) -> str:
+    """The URL Fin cites: the article's own, or its page in findesk's help centre."""
+    return article.url or f"{base_url.rstrip('/')}/help/{article.slug}"
+
+
+def is_publishable(article: Article) -> bool:
+    """Whether Fin should have a page for it (external pages are English only, spec 8)."""
+    return article.state == "published" and article.deleted_at is None and is_english(article)
+
+
+def is_english(article: Article) -> bool:
+    return article.locale.lower().split("-")[0] == "en"
+
+
+def create_article(session: Session, draft: ArticleDraft, author_id: str | None) -> Article:
+    if draft.title is None:
+        raise _invalid("title is required.", field="title")
+    article = Article(
+        title=_title(draft.title),
+        body_format=_body_format(draft.body_format or "markdown"),
+        locale=_locale(draft.locale or "en"),
+        state=_state(draft.state or "draft"),
+        url=None if draft.url is _UNSET else _url(draft.url),
+        author_id=author_id,
+    )
+    article.body_source = _body(draft.body or "")
+    article.body_html = render(article.body_source, article.body_format)
+    article.slug = _unique_slug(session, draft.slug or article.title, None)
+    if article.state == "published":
+        article.published_at = utcnow()
+    session.add(article)
+    _touch(article)
+    session.flush()
+    return article
+
+
+def update_article(session: Session, article_id: str, draft: ArticleDraft) -> Article:
+    """Partial update: only the fields given change."""
+    article = _get(session, article_id)
+    if draft.title is not None:
+        article.title = _title(draft.title)
+    if draft.body_format is not None:
+        article.body_format = _body_format(draft.body_format)
+    if draft.body is not None:
+        article.body_source = _body(draft.body)
+    if draft.body is not None or draft.body_format is not None:
+        article.body_html = render(article.body_source, article.body_format)
+    if draft.url is not _UNSET:
+        article.url = _url(draft.url)
+    if draft.locale is not None:
+        article.locale = _locale(draft.locale)
+    if draft.slug is not None:
+        article.slug = _unique_slug(session, draft.slug, article.id)
+    if draft.state is not None:
+        _set_state(article, _state(draft.state))
+    _touch(article)
+    session.flush()
+    return article
+
+
+def publish(session: Session, article_id: str) -> Article:
+    return set_state(session, article_id, "published")
+
+
+def archive(session: Session, article_id: str) -> Article:
+    return set_state(session, article_id, "archived")
+
+
+def set_state(session: Session, article_id: str, state: str) -> Article:
+    article = _get(session, article_id)
+    _set_state(article, _state(state))
+    _touch(article)
+    session.flush()
+    return article
+
+
+def delete_article(session: Session, article_id: str) -> None:
+    """Gone for everyone; a page in Fin's library is deleted first, so the row waits for it."""
+    article = _get(session, article_id)
+    article.deleted_at = utcnow()
+    if article.fin_page_id is None:
+        session.delete(article)
+    else:
+        _touch(article)
+    session.flush()
+
+
+def request_publish(article: Article) -> None:
+    """Mark the article for the publisher now (a new try clears the retry schedule)."""
+    article.fin_pending = True
+    article.fin_attempts = 0
+    article.fin_next_attempt_at = None
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def _invalid(detail: str, *, field: str) -> Invalid:
+    return Invalid(detail, errors=[{"field": field, "message": detail}])
+
+
+def _get(session: Session, article_id: str) -> Article:
+    article = repository.get(session, article_id)
+    if article is None:
+        raise NotFound(f"No article {article_id}.")
+    return article
+
+
+def _touch(article: Article) -> None:
+    article.updated_at = utcnow()
+    if is_publishable(article) or article.fin_page_id is not None:
+        request_publish(article)
+
+
+def _set_state(article: Article, state: str) -> None:
+    if state == "published" and article.state != "published":
+        if html.is_blank(article.body_html):
+            raise _invalid("An article needs a body before it is published.", field="body")
+        article.published_at = utcnow()
+    article.state = state
+
+
+def _title(value: str) -> str:
+    title = " ".join(value.split())
+    if not title:
+        raise _invalid("title must not be blank.", field="title")
+    if len(title) > MAX_TITLE:
+        raise _invalid(f"title is longer than {MAX_TITLE} characters.", field="title")
+    return title
+
+
+def _body(value: str) -> str:
+    if len(value.encode()) > MAX_BODY:
+        raise _invalid(f"body is larger than {MAX_BODY // 1024} KiB.", field="body")
+    if "\x00" in value:
+        raise _invalid("body contains a NUL character.", field="body")
+    return value
+
+
+def _body_format(value: str) -> str:
+    if value not in BODY_FORMATS:
+        raise _invalid("body_format must be markdown or html.", field="body_format")
+    return value
+
+
+def _state(value: str) -> str:
+    if value not in STATES:
+        raise _invalid("state must be draft, published or archived.", field="state")
+    return value
+
+
+def _locale(value: str) -> str:
+    locale = value.strip()
+    parts = locale.split("-")
+    if not (
+        2 <= len(parts[0]) <= 3
+        and parts[0].isascii()
+        and parts[0].isalpha()
+        and all(p.isascii() and p.isalnum() and 1 <= len(p) <= 8 for p in parts[1:])
+    ):
+        raise _invalid("locale must be a language tag such as en or pt-BR.", field="locale")
+    return locale
+
+
+def _url(value: str | None) -> str | None:
+    if value is None or not value.strip():
+        return None
+    url = value.strip()
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or len(url) > MAX_URL:
+        raise _invalid("url must be an absolute http(s) URL.", field="url")
+    return url
+
+
+def _unique_slug(session: Session, wanted: str, article_id: str | None) -> str:
+    base = slugify(wanted)
+    slug, number = base, 1
+    while repository.slug_taken(session, slug, article_id):
+        number += 1
+        slug = f"{base}-{number}"
+    return slug
