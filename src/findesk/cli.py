@@ -24,6 +24,11 @@ app.add_typer(clients_app, name="clients")
 app.add_typer(agents_app, name="agents")
 outbox_app = typer.Typer(help="The outbox of changes Fin must hear about.", no_args_is_help=True)
 app.add_typer(outbox_app, name="outbox")
+kb_app = typer.Typer(
+    help="The knowledge base: articles, and their copy in Fin's Content Library.",
+    no_args_is_help=True,
+)
+app.add_typer(kb_app, name="kb")
 
 console = Console()
 err = Console(stderr=True)

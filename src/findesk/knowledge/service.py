@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from findesk.kit import html
+from findesk.kit.commit_signal import CommitSignal
 from findesk.kit.errors import Invalid, NotFound
 from findesk.kit.timeutil import utcnow
 from findesk.knowledge import repository
@@ -24,6 +25,9 @@ MAX_TITLE = 255
 MAX_BODY = 512 * 1024
 MAX_URL = 2048
 _UNSET: Any = object()
+
+# Wakes this process's publisher after a commit that left articles for it.
+publish_requested = CommitSignal("kb")
 
 
 @dataclass
@@ -131,6 +135,9 @@ def request_publish(article: Article) -> None:
     article.fin_pending = True
     article.fin_attempts = 0
     article.fin_next_attempt_at = None
+    session = object_session(article)
+    if session is not None:
+        publish_requested.mark(session)
 
 
 # --- helpers ---------------------------------------------------------------------------------
