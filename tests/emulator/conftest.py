@@ -8,6 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 from content_api_server import OTHER_TOKEN, TOKEN, ServedApp
+from loop_support import Loop, start_loop
 
 from findesk.emulator.content_api import create_content_api
 
@@ -33,3 +34,11 @@ def limited(tmp_path: Path) -> Iterator[ServedApp]:
     served = ServedApp(create_content_api(f"sqlite:///{tmp_path / 'c.db'}", [TOKEN], 5, 1.0))
     yield served
     served.stop()
+
+
+@pytest.fixture(scope="module")
+def loop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loop]:
+    """findesk and the emulator wired together (see ``loop_support``)."""
+    wired = start_loop(tmp_path_factory.mktemp("loop"))
+    yield wired
+    wired.stop()

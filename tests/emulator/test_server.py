@@ -6,79 +6,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
-from dataclasses import dataclass
 
 import httpx
-import pytest
-from content_api_server import ServedApp
+from loop_support import ADMIN_TOKEN, HOOK, INTEGRATION, KEY, Loop
 from sqlalchemy import select
 from support.receiver import eventually
-from support.server import LiveServer, free_port
+from support.server import free_port
 
 from findesk.conversations.models import Message
-from findesk.emulator.server import EmulatorConfig, create_emulator
 
-INTEGRATION = "demo-integration"
-KEY = "emulator-webhook-key"
-TOKEN = "emulator-content-token"
-HOOK = f"/hooks/standalone/custom_helpdesk_conversation_event/{INTEGRATION}"
-
-
-@dataclass
-class Loop:
-    findesk: LiveServer
-    emulator: ServedApp
-
-    def admin(self) -> httpx.Client:
-        return httpx.Client(
-            base_url=self.emulator.base_url,
-            headers={"Authorization": f"Bearer {TOKEN}"},
-            timeout=10,
-        )
-
-
-@pytest.fixture(scope="module")
-def loop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loop]:
-    tmp = tmp_path_factory.mktemp("loop")
-    port = free_port()
-    findesk = LiveServer(
-        f"sqlite:///{tmp / 'findesk.db'}",
-        {
-            "fin_webhook_url": f"http://127.0.0.1:{port}{HOOK}",
-            "fin_webhook_key": KEY,
-            "notifier_poll_seconds": 0.2,
-        },
-    ).start()
-    client_id, secret = findesk.new_oauth_client()
-    config = EmulatorConfig(
-        state_dir=tmp / "emulator",
-        helpdesk_base_url=f"{findesk.base_url}/api/fin",
-        token_url=f"{findesk.base_url}/oauth/token",
-        client_id=client_id,
-        client_secret=secret,
-        fin_agent_id=findesk.fin_agent_id,
-        integration_id=INTEGRATION,
-        webhook_key=KEY,
-        content_token=TOKEN,
-        retry_delay=0.1,
-        debounce=0.05,
-    )
-    emulator = ServedApp(create_emulator(config), port=port)
-    source = emulator.store.create_source("https://help.example.com", "api", "active")
-    emulator.store.upsert_page(
-        source_id=source.id,
-        external_id="refunds",
-        title="Refunds",
-        html="<p>Refunds are paid back to the original card within 5 business days.</p>",
-        url="https://help.example.com/refunds",
-        locale="en",
-        ai_agent_availability=True,
-        ai_copilot_availability=False,
-    )
-    yield Loop(findesk, emulator)
-    emulator.stop()
-    findesk.stop()
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 def fin_messages(loop: Loop, conversation_id: str) -> list[Message]:
@@ -168,7 +105,7 @@ def test_the_findesk_emulator_command_serves_the_loop(loop: Loop, tmp_path) -> N
             "--webhook-key",
             KEY,
             "--content-token",
-            TOKEN,
+            ADMIN_TOKEN,
             "--integration-id",
             INTEGRATION,
             "--port",
@@ -186,7 +123,8 @@ def test_the_findesk_emulator_command_serves_the_loop(loop: Loop, tmp_path) -> N
             try:
                 return (
                     httpx.get(
-                        f"{base}/emulator/errors", headers={"Authorization": f"Bearer {TOKEN}"}
+                        f"{base}/emulator/errors",
+                        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
                     ).status_code
                     == 200
                 )
@@ -202,7 +140,9 @@ def test_the_findesk_emulator_command_serves_the_loop(loop: Loop, tmp_path) -> N
             headers={"X-Webhook-Key": KEY},
         )
         assert accepted.status_code == 202
-        pages = httpx.get(f"{base}/ai/external_pages", headers={"Authorization": f"Bearer {TOKEN}"})
+        pages = httpx.get(
+            f"{base}/ai/external_pages", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        )
         assert pages.status_code == 200 and pages.json()["type"] == "list"
     finally:
         process.terminate()

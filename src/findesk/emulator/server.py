@@ -6,6 +6,7 @@
   indicator for a few seconds.
 * ``GET /emulator/errors`` is the error log Fin keeps on its settings page;
   ``GET /emulator/typing/{conversation_id}`` tells whether an agent is typing.
+* ``/messenger`` is the Messenger page end users talk to Fin on (see ``messenger``).
 * Everything else is the AI Content API (the content library the answerer answers from).
 """
 
@@ -25,7 +26,9 @@ from starlette.responses import JSONResponse
 
 from findesk.emulator.answerer import RetrievalAnswerer
 from findesk.emulator.content_api import create_content_api, store_of
+from findesk.emulator.messenger import AgentNames, create_messenger
 from findesk.emulator.sync import GrantFormat, HelpdeskConnection, SyncEngine
+from findesk.emulator.transcripts import TranscriptStore
 from findesk.fin_api.client import Variant
 
 TYPING_SECONDS = 5.0
@@ -89,6 +92,7 @@ def create_emulator(config: EmulatorConfig) -> FastAPI:
         grant_format=config.grant_format,
         variant=config.variant,
     )
+    transcripts = TranscriptStore(f"sqlite:///{config.state_dir / 'messenger.db'}")
     answerer = RetrievalAnswerer(store_of(content).pages, fin_agent_id=config.fin_agent_id)
     engine = SyncEngine(
         connection,
@@ -97,18 +101,26 @@ def create_emulator(config: EmulatorConfig) -> FastAPI:
         retries=config.retries,
         retry_delay=config.retry_delay,
         debounce=config.debounce,
+        memory=transcripts,
     )
     typing = TypingBoard()
+
+    def agents() -> list[dict[str, Any]] | None:
+        reply = connection.api.get_agents()
+        return reply.data if reply.ok else None
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
         engine.close()
+        transcripts.close()
 
     app = FastAPI(title="findesk Fin emulator", lifespan=lifespan, openapi_url=None)
     app.state.engine = engine
     app.state.typing = typing
     app.state.content_store = store_of(content)
+    app.state.transcripts = transcripts
+    app.include_router(create_messenger(engine, transcripts, typing, AgentNames(agents)))
 
     def key_ok(request: Request) -> bool:
         given = request.headers.get("x-webhook-key", "").encode()

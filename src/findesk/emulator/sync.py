@@ -223,12 +223,67 @@ class RunResult:
 
 
 @dataclass
-class _Seen:
+class Seen:
     """What Fin knows of one conversation's messages."""
 
     last_id: str | None = None
     ids: set[str] = field(default_factory=set)
     user_id: str | None = None
+
+
+#: Who answers a conversation, as the Messenger shows it.
+Owner = Literal["fin", "waiting", "human"]
+
+
+class Memory(Protocol):
+    """Where Fin keeps what it has seen of each conversation (``after_id``, known messages)."""
+
+    def seen(self, conversation_id: str) -> Seen: ...
+
+    def remember(
+        self,
+        conversation_id: str,
+        user_id: str,
+        messages: list[dict[str, Any]],
+        reply: dict[str, Any] | None,
+        owner: Owner | None,
+    ) -> None: ...
+
+
+class InMemory:
+    """A ``Memory`` that lasts as long as the process."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, Seen] = {}
+        self._lock = threading.Lock()
+
+    def seen(self, conversation_id: str) -> Seen:
+        with self._lock:
+            return self._seen.setdefault(conversation_id, Seen())
+
+    def remember(
+        self,
+        conversation_id: str,
+        user_id: str,
+        messages: list[dict[str, Any]],
+        reply: dict[str, Any] | None,
+        owner: Owner | None,
+    ) -> None:
+        absorb(self.seen(conversation_id), user_id, messages, reply)
+
+
+def absorb(
+    seen: Seen, user_id: str, messages: list[dict[str, Any]], reply: dict[str, Any] | None
+) -> None:
+    """Update ``seen`` with a run's fetched messages and Fin's reply."""
+    seen.user_id = user_id
+    seen.ids.update(str(m["id"]) for m in messages)
+    if messages:
+        # The last one fetched, not Fin's reply: a message written between the fetch and the
+        # reply would sit before the reply and be skipped by after_id=<reply>.
+        seen.last_id = str(messages[-1]["id"])
+    if reply is not None:
+        seen.ids.add(str(reply["id"]))
 
 
 class SyncEngine:
@@ -237,7 +292,8 @@ class SyncEngine:
     A failed run (network error, timeout, 5xx, 429) is retried ``retries`` times, ``retry_delay``
     seconds apart; creates carry object ids fixed for the whole run, so a retry that repeats a
     create gets the first object back. Notifications for a conversation within ``debounce``
-    seconds of the first one make one run. What Fin has seen is kept in memory.
+    seconds of the first one make one run. What Fin has seen is kept in ``memory`` (the
+    process's by default; the emulator's transcript store keeps it on disk).
     """
 
     def __init__(
@@ -250,6 +306,7 @@ class SyncEngine:
         retry_delay: float = 60.0,
         debounce: float = 1.0,
         errors: ErrorLog | None = None,
+        memory: Memory | None = None,
     ) -> None:
         self.connection = connection
         self.answerer = answerer
@@ -258,7 +315,7 @@ class SyncEngine:
         self.retry_delay = retry_delay
         self.debounce = debounce
         self.errors = errors or ErrorLog()
-        self._seen: dict[str, _Seen] = {}
+        self.memory: Memory = memory or InMemory()
         self._locks: dict[str, threading.Lock] = {}
         self._state_lock = threading.Lock()
         self._scheduled: dict[str, threading.Timer] = {}
@@ -317,7 +374,7 @@ class SyncEngine:
             with self._conversation_lock(conversation["id"]):
                 # Fin opened this conversation: the first message is its to answer.
                 result = self._take_turn(conversation, end_user, [first], reply_object_id, True)
-                self._remember(conversation["id"], end_user["id"], [first], result.reply)
+                self._remember(conversation, end_user["id"], [first], result)
             return result
 
         return self._with_retries(None, attempt)
@@ -329,7 +386,7 @@ class SyncEngine:
         api = self.connection.api
 
         def attempt() -> RunResult:
-            user_id = self._seen_of(conversation_id).user_id
+            user_id = self.memory.seen(conversation_id).user_id
             if user_id is None:
                 conversation = self._call(
                     "get_conversation",
@@ -347,7 +404,7 @@ class SyncEngine:
             return self._with_retries(conversation_id, attempt)
 
     def last_seen_id(self, conversation_id: str) -> str | None:
-        return self._seen_of(conversation_id).last_id
+        return self.memory.seen(conversation_id).last_id
 
     def wait_idle(self, timeout: float) -> bool:
         """True once no notified run is due or running (for tests and shutdown)."""
@@ -369,7 +426,7 @@ class SyncEngine:
         conversation = self._call("get_conversation", lambda: api.get_conversation(conversation_id))
         user_id = str(conversation["user"]["id"])
         user = self._call("get_user", lambda: api.get_user(user_id))
-        seen = self._seen_of(conversation_id)
+        seen = self.memory.seen(conversation_id)
         messages: list[dict[str, Any]] = self._call(
             "get_messages",
             lambda: api.get_messages(conversation_id, after_id=seen.last_id),
@@ -380,7 +437,7 @@ class SyncEngine:
             conversation, user, new, reply_object_id, self._fins_turn(conversation, new)
         )
         # Only a run that got this far has seen the messages: a failed one sees them again.
-        self._remember(conversation_id, user_id, messages, result.reply)
+        self._remember(conversation, user_id, messages, result)
         return result
 
     def _fins_turn(self, conversation: dict[str, Any], new: list[dict[str, Any]]) -> bool:
@@ -474,26 +531,25 @@ class SyncEngine:
             "attachments": [],
         }
 
-    def _seen_of(self, conversation_id: str) -> _Seen:
-        with self._state_lock:
-            return self._seen.setdefault(conversation_id, _Seen())
-
     def _remember(
         self,
-        conversation_id: str,
+        conversation: dict[str, Any],
         user_id: str,
         messages: list[dict[str, Any]],
-        reply: dict[str, Any] | None,
+        result: RunResult,
     ) -> None:
-        seen = self._seen_of(conversation_id)
-        seen.user_id = user_id
-        seen.ids.update(str(m["id"]) for m in messages)
-        if messages:
-            # The last one fetched, not Fin's reply: a message written between the fetch and
-            # the reply would sit before the reply and be skipped by after_id=<reply>.
-            seen.last_id = str(messages[-1]["id"])
-        if reply is not None:
-            seen.ids.add(str(reply["id"]))
+        if result.decision is not None:
+            owner: Owner = "waiting" if result.decision.hand_over else "fin"
+        else:
+            assignee = (conversation.get("assignee") or {}).get("id")
+            owner = (
+                "waiting"
+                if assignee is None
+                else "fin"
+                if assignee == self.fin_agent_id
+                else "human"
+            )
+        self.memory.remember(str(conversation["id"]), user_id, messages, result.reply, owner)
 
     @contextmanager
     def _conversation_lock(self, conversation_id: str) -> Iterator[None]:

@@ -1,0 +1,286 @@
+"""The Messenger: the page end users talk to Fin on, served by the emulator as Intercom serves
+its Messenger.
+
+A visitor gives a name and an email once and gets a cookie (a random token, stored hashed). They
+start conversations (spec 7.1: create the user, then the conversation with the first message),
+write in them (7.2), ask for a person, and see Fin's and the human agents' public replies and the
+typing indicator live, over server-sent events. Everything shown comes from the transcript store,
+which the sync engine fills from the helpdesk; bodies are sanitised again before they are sent.
+
+JSON requests only: a cross-site form cannot send ``application/json`` without a CORS preflight,
+which this server never grants, so the cookie cannot be ridden (and the cookie is SameSite).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import json
+import re
+import threading
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
+
+from findesk.emulator.sync import SyncEngine
+from findesk.emulator.transcripts import TranscriptStore, Visitor
+from findesk.kit.html import sanitize
+
+STATIC = Path(__file__).parent / "static"
+COOKIE = "fin_messenger"
+ASK_FOR_A_PERSON = "I'd like to talk to a person, please."
+MAX_TEXT = 10_000
+STREAM_TICK = 0.2  # how often the stream looks at this process's own state (no I/O)
+HEARTBEAT = 15.0
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' https: data:; "
+    "style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'; "
+    "base-uri 'none'; form-action 'self'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+
+
+class AgentNames:
+    """Names of the helpdesk's agents (from Get agents), fetched again for an unknown id."""
+
+    def __init__(self, fetch: Callable[[], list[dict[str, Any]] | None]) -> None:
+        self._fetch = fetch
+        self._names: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def name(self, agent_id: str) -> str | None:
+        with self._lock:
+            if agent_id not in self._names:
+                for agent in self._fetch() or []:
+                    self._names[str(agent["id"])] = str(agent.get("name") or "Support")
+            return self._names.get(agent_id)
+
+
+def text_to_html(text: str) -> str:
+    """What the visitor typed, as the contract's HTML: paragraphs, line breaks, nothing else."""
+    paragraphs = [p for p in re.split(r"\n\s*\n", text.strip()) if p.strip()]
+    return "".join(
+        "<p>" + "<br>".join(html.escape(line) for line in p.strip().split("\n")) + "</p>"
+        for p in paragraphs
+    )
+
+
+def create_messenger(
+    engine: SyncEngine,
+    store: TranscriptStore,
+    typing: Any,
+    names: AgentNames,
+    *,
+    secure_cookies: bool = False,
+) -> APIRouter:
+    router = APIRouter(prefix="/messenger")
+
+    def problem(status: int, detail: str) -> JSONResponse:
+        return JSONResponse({"error": detail}, status_code=status, headers=SECURITY_HEADERS)
+
+    def visitor_of(request: Request) -> Visitor | None:
+        token = request.cookies.get(COOKIE)
+        return store.visitor_by_token(token) if token else None
+
+    async def json_body(request: Request) -> dict[str, Any] | JSONResponse:
+        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+            return problem(415, "Send JSON (Content-Type: application/json).")
+        try:
+            body = json.loads(await request.body())
+        except ValueError:
+            return problem(400, "The body is not valid JSON.")
+        return body if isinstance(body, dict) else problem(400, "Send a JSON object.")
+
+    def message_text(body: dict[str, Any]) -> str | JSONResponse:
+        text = body.get("text")
+        if not isinstance(text, str) or not text.strip():
+            return problem(422, "Write a message first.")
+        if len(text) > MAX_TEXT:
+            return problem(422, f"Messages are at most {MAX_TEXT} characters.")
+        return text
+
+    def view(message: dict[str, Any]) -> dict[str, Any]:
+        author = message.get("author") or {}
+        author_id = str(author.get("id"))
+        if author.get("user_type") == "end_user":
+            who, name = "you", "You"
+        elif author_id == engine.fin_agent_id:
+            who, name = "fin", "Fin"
+        else:
+            who, name = "agent", names.name(author_id) or "Support"
+        return {
+            "id": str(message["id"]),
+            "from": who,
+            "name": name,
+            "html": sanitize(str(message.get("body") or "")),
+            "created_at": message.get("created_at"),
+        }
+
+    def conversation_view(conversation_id: str) -> dict[str, Any]:
+        state = store.state(conversation_id)
+        typing_agent = typing.current(conversation_id)
+        return {
+            "id": state.id,
+            "owner": state.owner,
+            "messages": [view(m) for m in state.messages],
+            "typing": typing_agent["name"] if typing_agent else None,
+        }
+
+    @router.get("", include_in_schema=False)
+    def page() -> Response:
+        return FileResponse(STATIC / "messenger.html", headers=SECURITY_HEADERS)
+
+    @router.get("/static/{name}", include_in_schema=False)
+    def static(name: str) -> Response:
+        if name not in ("messenger.js", "messenger.css"):
+            return problem(404, "Not found.")
+        return FileResponse(STATIC / name, headers=SECURITY_HEADERS)
+
+    @router.get("/api/visitor")
+    def who_am_i(request: Request) -> Response:
+        visitor = visitor_of(request)
+        if visitor is None:
+            return problem(401, "Say who you are first.")
+        return JSONResponse(
+            {"name": visitor.name, "email": visitor.email}, headers=SECURITY_HEADERS
+        )
+
+    @router.post("/api/visitor")
+    async def introduce(request: Request) -> Response:
+        body = await json_body(request)
+        if isinstance(body, JSONResponse):
+            return body
+        name, email = body.get("name"), body.get("email")
+        if not isinstance(name, str) or not name.strip() or len(name) > 255:
+            return problem(422, "Your name is needed (at most 255 characters).")
+        if not isinstance(email, str) or not _EMAIL.match(email.strip()) or len(email) > 255:
+            return problem(422, "A valid email address is needed.")
+        visitor, token = store.new_visitor(" ".join(name.split()), email.strip())
+        response = JSONResponse(
+            {"name": visitor.name, "email": visitor.email},
+            status_code=201,
+            headers=SECURITY_HEADERS,
+        )
+        response.set_cookie(
+            COOKIE,
+            token,
+            max_age=180 * 24 * 3600,
+            path="/messenger",
+            httponly=True,
+            samesite="strict",
+            secure=secure_cookies,
+        )
+        return response
+
+    @router.get("/api/conversations")
+    def conversations(request: Request) -> Response:
+        visitor = visitor_of(request)
+        if visitor is None:
+            return problem(401, "Say who you are first.")
+        listing = []
+        for state in store.conversations_of(visitor):
+            first = state.messages[0] if state.messages else {}
+            last = view(state.messages[-1]) if state.messages else None
+            listing.append(
+                {
+                    "id": state.id,
+                    "owner": state.owner,
+                    "started_at": first.get("created_at"),
+                    "last": last,
+                }
+            )
+        return JSONResponse(listing, headers=SECURITY_HEADERS)
+
+    @router.post("/api/conversations")
+    async def start(request: Request) -> Response:
+        visitor = visitor_of(request)
+        if visitor is None:
+            return problem(401, "Say who you are first.")
+        body = await json_body(request)
+        if isinstance(body, JSONResponse):
+            return body
+        text = message_text(body)
+        if isinstance(text, JSONResponse):
+            return text
+        user: dict[str, Any] = (
+            {"user_id": visitor.user_id}
+            if visitor.user_id
+            else {"object_id": visitor.object_id, "name": visitor.name, "email": visitor.email}
+        )
+        result = await run_in_threadpool(engine.start_conversation, user, text_to_html(text))
+        if not result.ok or result.conversation_id is None:
+            return problem(502, f"Fin could not reach the helpdesk: {result.error}")
+        user_id = store.seen(result.conversation_id).user_id or ""
+        store.claim(result.conversation_id, visitor, user_id)
+        return JSONResponse(
+            conversation_view(result.conversation_id), status_code=201, headers=SECURITY_HEADERS
+        )
+
+    @router.get("/api/conversations/{conversation_id}")
+    def conversation(request: Request, conversation_id: str) -> Response:
+        visitor = visitor_of(request)
+        if visitor is None:
+            return problem(401, "Say who you are first.")
+        if not store.owns(visitor, conversation_id):
+            return problem(404, "No such conversation.")
+        return JSONResponse(conversation_view(conversation_id), headers=SECURITY_HEADERS)
+
+    @router.post("/api/conversations/{conversation_id}/messages")
+    async def say(request: Request, conversation_id: str) -> Response:
+        visitor = visitor_of(request)
+        if visitor is None:
+            return problem(401, "Say who you are first.")
+        if not store.owns(visitor, conversation_id):
+            return problem(404, "No such conversation.")
+        body = await json_body(request)
+        if isinstance(body, JSONResponse):
+            return body
+        text = ASK_FOR_A_PERSON if body.get("ask_for_a_person") is True else message_text(body)
+        if isinstance(text, JSONResponse):
+            return text
+        result = await run_in_threadpool(engine.user_says, conversation_id, text_to_html(text))
+        if not result.ok:
+            return problem(502, f"Fin could not reach the helpdesk: {result.error}")
+        return JSONResponse(conversation_view(conversation_id), headers=SECURITY_HEADERS)
+
+    @router.get("/api/conversations/{conversation_id}/stream")
+    async def stream(request: Request, conversation_id: str) -> Response:
+        """Server-sent events: ``conversation`` (the whole view) whenever it changes, including
+        the typing indicator appearing or going."""
+        visitor = visitor_of(request)
+        if visitor is None:
+            return problem(401, "Say who you are first.")
+        if not store.owns(visitor, conversation_id):
+            return problem(404, "No such conversation.")
+
+        async def events() -> AsyncIterator[str]:
+            last: tuple[int, str | None] | None = None
+            quiet = 0.0
+            while not await request.is_disconnected():
+                typing_agent = typing.current(conversation_id)
+                now = (store.version(conversation_id), typing_agent and typing_agent["id"])
+                if now != last:
+                    last = now
+                    quiet = 0.0
+                    data = await run_in_threadpool(conversation_view, conversation_id)
+                    yield f"event: conversation\ndata: {json.dumps(data)}\n\n"
+                elif quiet >= HEARTBEAT:
+                    quiet = 0.0
+                    yield ": keep-alive\n\n"
+                await asyncio.sleep(STREAM_TICK)
+                quiet += STREAM_TICK
+
+        return StreamingResponse(
+            events(),
+            media_type="text/event-stream",
+            headers={**SECURITY_HEADERS, "Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
+
+    return router

@@ -1,0 +1,205 @@
+"""The Messenger, as an end user uses it: over HTTP against the emulator wired to a live findesk.
+
+(The browser drives it in tests/test_demo_e2e.py; here every rule is checked one by one.)
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import httpx
+import pytest
+from content_api_server import ServedApp
+from loop_support import REFUNDS_URL, Loop, emulator_config
+from support.receiver import eventually
+from support.server import free_port
+
+from findesk.conversations.models import Conversation
+from findesk.emulator.server import create_emulator
+
+
+@contextmanager
+def visitor(
+    loop: Loop, name: str = "Ana Silva", email: str = "ana@example.com"
+) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=f"{loop.emulator.base_url}/messenger", timeout=30) as http:
+        introduced = http.post("/api/visitor", json={"name": name, "email": email})
+        assert introduced.status_code == 201, introduced.text
+        yield http
+
+
+@pytest.fixture
+def ana(loop: Loop) -> Iterator[httpx.Client]:
+    with visitor(loop) as http:
+        yield http
+
+
+def start(http: httpx.Client, text: str) -> dict:
+    started = http.post("/api/conversations", json={"text": text})
+    assert started.status_code == 201, started.text
+    return started.json()
+
+
+def test_the_page_is_served_with_a_strict_content_security_policy(loop: Loop) -> None:
+    page = httpx.get(f"{loop.emulator.base_url}/messenger")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    assert '<script src="/messenger/static/messenger.js"' in page.text
+    script = httpx.get(f"{loop.emulator.base_url}/messenger/static/messenger.js")
+    assert script.status_code == 200 and "EventSource" in script.text
+    assert httpx.get(f"{loop.emulator.base_url}/messenger/static/sync.py").status_code == 404
+
+
+def test_a_visitor_says_who_they_are_before_anything_else(loop: Loop) -> None:
+    with httpx.Client(base_url=f"{loop.emulator.base_url}/messenger") as http:
+        assert http.get("/api/conversations").status_code == 401
+        assert http.post("/api/conversations", json={"text": "hi"}).status_code == 401
+        assert http.post("/api/visitor", json={"name": "A", "email": "nope"}).status_code == 422
+        assert http.post("/api/visitor", json={"name": " ", "email": "a@b.co"}).status_code == 422
+        # A cross-site form cannot send JSON: anything else is refused.
+        form = http.post("/api/visitor", data={"name": "A", "email": "a@b.co"})
+        assert form.status_code == 415
+        introduced = http.post("/api/visitor", json={"name": "A  B", "email": "a@b.co"})
+        assert introduced.status_code == 201 and introduced.json()["name"] == "A B"
+        cookie = introduced.headers["set-cookie"].lower()
+        assert "httponly" in cookie and "samesite=strict" in cookie and "path=/messenger" in cookie
+        assert http.get("/api/visitor").json() == {"name": "A B", "email": "a@b.co"}
+        assert http.get("/api/conversations").json() == []
+
+
+def test_fin_answers_with_a_citation_then_a_person_takes_over(loop: Loop, ana) -> None:
+    view = start(ana, "How long do refunds take?")
+    cid = view["id"]
+    assert [m["from"] for m in view["messages"]] == ["you", "fin"]
+    assert view["messages"][0]["html"] == "<p>How long do refunds take?</p>"
+    assert "5 business days" in view["messages"][1]["html"]
+    assert f'href="{REFUNDS_URL}"' in view["messages"][1]["html"]
+    assert view["owner"] == "fin"
+    with loop.findesk.db.read_session() as session:
+        conversation = session.get(Conversation, cid)
+        assert conversation is not None and conversation.user.email == "ana@example.com"
+
+    asked = ana.post(f"/api/conversations/{cid}/messages", json={"ask_for_a_person": True})
+    assert asked.status_code == 200 and asked.json()["owner"] == "waiting"
+    with loop.findesk.db.read_session() as session:
+        conversation = session.get(Conversation, cid)
+        assert conversation is not None and conversation.assignee_id is None
+
+    with loop.findesk.agent_http("maria@example.com", "Maria Human") as agent:
+        assert agent.post(f"/conversations/{cid}/typing").status_code == 202
+        assert eventually(lambda: ana.get(f"/api/conversations/{cid}").json()["typing"])
+        assert ana.get(f"/api/conversations/{cid}").json()["typing"] == "Maria Human"
+        note = {"body": "<p>internal: check the invoice</p>", "visibility": "private"}
+        assert agent.post(f"/conversations/{cid}/messages", json=note).status_code == 201
+        reply = {"body": "<p>Hi Ana, I refunded the double charge.</p>"}
+        assert agent.post(f"/conversations/{cid}/messages", json=reply).status_code == 201
+
+    def agent_replied() -> bool:
+        messages = ana.get(f"/api/conversations/{cid}").json()["messages"]
+        return any(m["from"] == "agent" for m in messages)
+
+    assert eventually(agent_replied)
+    shown = ana.get(f"/api/conversations/{cid}").json()
+    last = shown["messages"][-1]
+    assert last["name"] == "Maria Human" and "refunded the double charge" in last["html"]
+    assert shown["owner"] == "human"
+    assert not any("internal" in m["html"] for m in shown["messages"])  # notes stay inside
+    listing = ana.get("/api/conversations").json()
+    assert [c["id"] for c in listing] == [cid] and listing[0]["last"]["name"] == "Maria Human"
+
+
+def test_the_stream_pushes_replies_as_they_come(loop: Loop, ana) -> None:
+    cid = start(ana, "How long do refunds take?")["id"]
+    events: queue.Queue[dict] = queue.Queue()
+
+    def from_sam(view: dict) -> bool:
+        return any(m["name"] == "Sam Agent" for m in view["messages"])
+
+    def listen() -> None:  # until the view with Sam's reply arrives
+        with ana.stream("GET", f"/api/conversations/{cid}/stream", timeout=30) as stream:
+            assert stream.headers["content-type"].startswith("text/event-stream")
+            for line in stream.iter_lines():
+                if line.startswith("data: "):
+                    events.put(json.loads(line[6:]))
+                    if from_sam(json.loads(line[6:])):
+                        return
+
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+    first = events.get(timeout=10)
+    assert len(first["messages"]) == 2 and not from_sam(first)
+    with loop.findesk.agent_http("sam@example.com", "Sam Agent") as agent:
+        body = {"body": "<p>Sam here, taking a look.</p>"}
+        assert agent.post(f"/conversations/{cid}/messages", json=body).status_code == 201
+    listener.join(timeout=20)
+    assert not listener.is_alive(), "the reply was not pushed"
+    *_, latest = [events.get_nowait() for _ in range(events.qsize())]
+    assert from_sam(latest) and latest["owner"] == "human"
+
+
+def test_one_visitor_cannot_read_anothers_conversation(loop: Loop, ana) -> None:
+    cid = start(ana, "Do you ship to Portugal?")["id"]
+    with visitor(loop, "Eve", "eve@example.com") as eve:
+        assert eve.get(f"/api/conversations/{cid}").status_code == 404
+        assert eve.get(f"/api/conversations/{cid}/stream").status_code == 404
+        said = eve.post(f"/api/conversations/{cid}/messages", json={"text": "hi"})
+        assert said.status_code == 404
+        assert eve.get("/api/conversations").json() == []
+    assert ana.post(f"/api/conversations/{cid}/messages", json={"text": " "}).status_code == 422
+
+
+def test_what_fin_saw_and_the_visitors_survive_a_restart(loop: Loop, ana, tmp_path) -> None:
+    cid = start(ana, "How long do refunds take?")["id"]
+    before = loop.emulator.app.state.engine.last_seen_id(cid)
+    assert before is not None
+    # A second emulator process on the same state folder: Fin's memory and the Messenger's
+    # visitors and transcripts are on disk.
+    state_dir = tmp_path / "restarted"
+    first = ServedApp(create_emulator(emulator_config(loop.findesk, state_dir)), port=free_port())
+    try:
+        http = httpx.Client(base_url=f"{first.base_url}/messenger", timeout=30)
+        assert http.post("/api/visitor", json={"name": "Rui", "email": "rui@example.com"})
+        started = http.post("/api/conversations", json={"text": "How long do refunds take?"})
+        restarted_cid = started.json()["id"]
+        seen = first.app.state.engine.last_seen_id(restarted_cid)
+        first.stop()
+        second = ServedApp(create_emulator(emulator_config(loop.findesk, state_dir)))
+        try:
+            again = httpx.Client(base_url=f"{second.base_url}/messenger", cookies=http.cookies)
+            shown = again.get(f"/api/conversations/{restarted_cid}")
+            assert shown.status_code == 200 and len(shown.json()["messages"]) == 2
+            assert second.app.state.engine.last_seen_id(restarted_cid) == seen
+        finally:
+            second.stop()
+    finally:
+        first.stop()
+
+
+def test_a_helpdesk_that_cannot_be_reached_is_reported_and_nothing_is_lost(
+    loop: Loop, tmp_path
+) -> None:
+    config = emulator_config(loop.findesk, tmp_path / "down")
+    dead = f"http://127.0.0.1:{free_port()}"
+    config = config.__class__(
+        **{
+            **config.__dict__,
+            "helpdesk_base_url": f"{dead}/api/fin",
+            "token_url": f"{dead}/oauth/token",
+            "retries": 1,
+            "retry_delay": 0.01,
+        }
+    )
+    served = ServedApp(create_emulator(config))
+    try:
+        http = httpx.Client(base_url=f"{served.base_url}/messenger", timeout=30)
+        assert http.post("/api/visitor", json={"name": "Rui", "email": "rui@example.com"})
+        failed = http.post("/api/conversations", json={"text": "Hello?"})
+        assert failed.status_code == 502
+        assert "could not reach the helpdesk" in failed.json()["error"]
+        assert http.get("/api/conversations").json() == []
+    finally:
+        served.stop()
