@@ -17,11 +17,13 @@ from starlette.routing import Match
 from starlette.staticfiles import StaticFiles
 
 from findesk import __version__
+from findesk.agent_api.articles import router as agent_articles_router
 from findesk.agent_api.endpoints import router as agent_router
 from findesk.attachments.endpoints import router as files_router
 from findesk.auth.endpoints import router as oauth_router
 from findesk.fin_api import endpoints as fin
 from findesk.fin_api.schemas import ErrorEnvelope
+from findesk.inbox.articles import router as articles_router
 from findesk.inbox.endpoints import HERE as INBOX_HERE
 from findesk.inbox.endpoints import router as inbox_router
 from findesk.kit.db import Database
@@ -29,6 +31,8 @@ from findesk.kit.errors import Problem
 from findesk.kit.http import BodySizeLimit, problem_response, validation_problem
 from findesk.kit.schemas import ProblemOut
 from findesk.kit.settings import Settings, get_settings
+from findesk.knowledge.endpoints import router as help_router
+from findesk.knowledge.publisher import PublisherLoop
 from findesk.live.broker import LiveFeed
 from findesk.notifier.typing import TypingSender
 from findesk.notifier.worker import Worker
@@ -63,7 +67,8 @@ def _allowed_methods(request: Request) -> str:
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Start the typing sender and, unless workers run apart, the delivery worker."""
+    """Start the typing sender and, unless workers run apart, the delivery worker and (with
+    an Intercom access token) the knowledge base's publisher."""
     settings: Settings = app.state.settings
     await app.state.typing.start()
     await app.state.live.start()
@@ -71,9 +76,17 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     if settings.notifier_in_process:
         worker = Worker(app.state.db, settings)
         app.state.worker_task = asyncio.create_task(worker.run(), name="findesk-notifier")
+    publisher: PublisherLoop | None = None
+    publisher_task: asyncio.Task[None] | None = None
+    if settings.intercom_access_token is not None and settings.kb_publish_in_process:
+        publisher = PublisherLoop(app.state.db, settings)
+        publisher_task = asyncio.create_task(publisher.run(), name="findesk-kb-publisher")
     try:
         yield
     finally:
+        if publisher is not None and publisher_task is not None:
+            publisher.stop()
+            await publisher_task
         if worker is not None:
             worker.stop()
             await app.state.worker_task
@@ -95,9 +108,12 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(fin.rest, prefix=FIN_API)
     app.include_router(fin.posts, prefix=FIN_API)
     app.include_router(agent_router)
+    app.include_router(agent_articles_router)
+    app.include_router(help_router)
     app.include_router(ops_router)
     app.include_router(files_router)
     app.include_router(inbox_router)
+    app.include_router(articles_router)
     app.mount("/static", StaticFiles(directory=INBOX_STATIC), name="static")
 
     @app.exception_handler(Problem)

@@ -53,6 +53,7 @@ from findesk.auth.web_sessions import SignInLimiter
 from findesk.inbox import endpoints as inbox_endpoints
 from findesk.kit.secrets import hash_secret
 from findesk.kit.timeutil import utcnow
+from findesk.knowledge.service import ArticleDraft, create_article
 
 try:  # FastAPI 0.13x+ keeps included routers lazily: walk them through their contexts
     from fastapi.routing import iter_route_contexts
@@ -136,6 +137,9 @@ PUBLIC = {
     ("GET", "/metrics"): "its own token, or loopback only",
     ("GET", "/files/{key}/{filename}"): "the 256-bit key is the credential",
     ("*", "/static"): "the inbox's CSS and JavaScript",
+    ("GET", "/help"): "the public help centre: published articles only",
+    ("GET", "/help/{slug}"): "the public help centre: published articles only",
+    ("GET", "/help/static/help.css"): "the help centre's stylesheet",
 }
 # Authenticated otherwise (Fin's bearer tokens; tested in tests/fin_api).
 OTHER_CREDENTIALS = ("/api/fin/",)
@@ -197,8 +201,21 @@ def inbox_form(path: str, ids: dict[str, str]) -> dict[str, str]:
             "role": "admin",
         },
         "/inbox/admin/clients": {"name": "Fin (second)"},
+        "/inbox/articles": ARTICLE_FORM,
+        "/inbox/articles/{article_id}": {**ARTICLE_FORM, "title": unique("Edited")},
+        "/inbox/articles/preview": {"body": "**bold**", "body_format": "markdown"},
     }
-    return forms.get(path, {})
+    return dict(forms.get(path, {}))
+
+
+ARTICLE_FORM = {
+    "title": "Refunds",
+    "body": "Refunds take **5 days**.",
+    "body_format": "markdown",
+    "locale": "en",
+    "url": "",
+    "action": "save",
+}
 
 
 def inbox_files(path: str) -> list[tuple[str, tuple[str, bytes, str]]] | None:
@@ -210,12 +227,16 @@ def inbox_files(path: str) -> list[tuple[str, tuple[str, bytes, str]]] | None:
 API_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/v1/conversations/{conversation_id}/messages"): {"body": "<p>From the API</p>"},
     ("PATCH", "/api/v1/conversations/{conversation_id}"): {"status": "closed", "tags": ["api"]},
+    ("POST", "/api/v1/articles"): {"title": "From the API", "body": "Text."},
+    ("PATCH", "/api/v1/articles/{article_id}"): {"title": "Renamed through the API"},
+    ("POST", "/api/v1/articles/preview"): {"body": "**bold**"},
 }
 
 
 def changes_nothing(path: str) -> bool:
-    """Routes whose success leaves the database as it was (typing goes to Fin, not to disk)."""
-    return path.endswith("/typing")
+    """Routes whose success leaves the database as it was (typing goes to Fin, not to disk; a
+    preview renders and forgets)."""
+    return path.endswith(("/typing", "/preview"))
 
 
 def make_ids(server: LiveServer, world: World, other: Person) -> dict[str, str]:
@@ -224,7 +245,20 @@ def make_ids(server: LiveServer, world: World, other: Person) -> dict[str, str]:
         "conversation_id": waiting_conversation(world),
         "client_id": client_id,
         "agent_id": other.id,
+        "article_id": failed_article(server),
     }
+
+
+def failed_article(server: LiveServer) -> str:
+    """A draft whose last publish failed: every article action would change it (a retry
+    re-queues it, a publish or archive changes its state)."""
+    with server.db.transaction() as session:
+        article = create_article(
+            session, ArticleDraft(title=unique("Article"), body="Some text."), author_id=None
+        )
+        article.fin_error = "503 from Intercom"
+        article.fin_attempts = 3
+        return article.id
 
 
 def send(

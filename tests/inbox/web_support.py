@@ -22,6 +22,7 @@ from findesk.agents.service import create_agent
 from findesk.attachments.models import StoredFile
 from findesk.auth.models import OAuthClient, WebSession
 from findesk.conversations.models import Conversation, Message
+from findesk.knowledge.models import Article
 from findesk.notifier.models import OutboxEvent
 
 PASSWORD = "correct horse battery staple"
@@ -279,6 +280,10 @@ def snapshot(server: LiveServer) -> dict[str, Any]:
                 (c.id, c.revoked_at is not None) for c in session.scalars(select(OAuthClient))
             ),
             "sessions": sorted(session.scalars(select(WebSession.id_hash)).all()),
+            "articles": sorted(
+                (a.id, a.title, a.state, a.body_source, a.fin_pending, a.deleted_at is not None)
+                for a in session.scalars(select(Article))
+            ),
         }
 
 

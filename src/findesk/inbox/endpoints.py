@@ -105,7 +105,7 @@ def _safe_next(value: str | None) -> str:
     return "/inbox"
 
 
-async def _guarded(
+async def guarded(
     request: Request, action: Callable[[Viewer], Awaitable[Response]], *, page: bool
 ) -> Response:
     """Sign-in and CSRF for every inbox route: pages send strangers to the sign-in form."""
@@ -227,7 +227,7 @@ async def logout(request: Request) -> Response:
         response.delete_cookie(COOKIE)
         return response
 
-    return await _guarded(request, run, page=False)
+    return await guarded(request, run, page=False)
 
 
 # --- the inbox --------------------------------------------------------------------------------
@@ -319,7 +319,7 @@ async def inbox(request: Request) -> Response:
             notice=request.query_params.get("notice"),
         )
 
-    return await _guarded(request, run, page=True)
+    return await guarded(request, run, page=True)
 
 
 @router.get("/inbox/conversations/{conversation_id}")
@@ -336,7 +336,7 @@ async def conversation_page(request: Request, conversation_id: str) -> Response:
             error=request.query_params.get("error"),
         )
 
-    return await _guarded(request, run, page=True)
+    return await guarded(request, run, page=True)
 
 
 @router.get("/inbox/fragments/list")
@@ -347,7 +347,7 @@ async def list_fragment(request: Request) -> Response:
             request, "_queue.html", **context, selected=request.query_params.get("selected")
         )
 
-    return await _guarded(request, run, page=False)
+    return await guarded(request, run, page=False)
 
 
 @router.get("/inbox/fragments/conversation/{conversation_id}")
@@ -356,7 +356,7 @@ async def conversation_fragment(request: Request, conversation_id: str) -> Respo
         detail = await run_in_threadpool(_conversation_context, request, viewer, conversation_id)
         return render(request, "_conversation.html", **detail, query=request.url.query)
 
-    return await _guarded(request, run, page=False)
+    return await guarded(request, run, page=False)
 
 
 # --- acting on a conversation -----------------------------------------------------------------
@@ -391,7 +391,7 @@ async def _act(
             return back(url, error=exc.detail)
         return back(url)
 
-    return await _guarded(request, run, page=False)
+    return await guarded(request, run, page=False)
 
 
 @router.post("/inbox/conversations/{conversation_id}/reply")
@@ -576,7 +576,7 @@ async def admin_page(request: Request) -> Response:
             error=request.query_params.get("error"),
         )
 
-    return await _guarded(request, run, page=True)
+    return await guarded(request, run, page=True)
 
 
 @router.post("/inbox/admin/agents")
@@ -603,7 +603,7 @@ async def admin_create_agent(request: Request) -> Response:
             return back("/inbox/admin", error=exc.detail)
         return back("/inbox/admin", notice=f"Agent {form.get('email')} created.")
 
-    return await _guarded(request, run, page=False)
+    return await guarded(request, run, page=False)
 
 
 @router.post("/inbox/admin/clients")
@@ -624,7 +624,7 @@ async def admin_create_client(request: Request) -> Response:
         # The secret is shown on this one response only, never stored in clear.
         return render(request, "admin.html", **context, new_client=(client_id, secret))
 
-    return await _guarded(request, run, page=False)
+    return await guarded(request, run, page=False)
 
 
 @router.post("/inbox/admin/clients/{client_id}/revoke")
@@ -640,4 +640,4 @@ async def admin_revoke_client(request: Request, client_id: str) -> Response:
         await run_in_threadpool(revoke)
         return back("/inbox/admin", notice=f"Client {client_id} revoked.")
 
-    return await _guarded(request, run, page=False)
+    return await guarded(request, run, page=False)

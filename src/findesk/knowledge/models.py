@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from findesk.kit import ids
@@ -68,5 +68,5 @@ class ContentSource(Base):
 
     api_base: Mapped[str] = mapped_column(String(512), primary_key=True)
     url: Mapped[str] = mapped_column(String(2048), primary_key=True)
-    source_id: Mapped[int] = mapped_column(Integer)
+    source_id: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from findesk.knowledge.models import Article, ContentSource
@@ -29,6 +29,13 @@ def get_published_by_slug(session: Session, slug: str) -> Article | None:
     ).first()
 
 
+def get_by_slug(session: Session, slug: str) -> Article | None:
+    """In any state; deleted ones excluded."""
+    return session.scalars(
+        select(Article).where(Article.slug == slug, Article.deleted_at.is_(None)).limit(1)
+    ).first()
+
+
 def slug_taken(session: Session, slug: str, except_id: str | None = None) -> bool:
     query = select(Article.id).where(Article.slug == slug, Article.deleted_at.is_(None))
     if except_id is not None:
@@ -49,8 +56,15 @@ def search(
     if state is not None:
         stmt = stmt.where(Article.state == state)
     if query:
-        pattern = f"%{query.strip()}%"
-        stmt = stmt.where(or_(Article.title.ilike(pattern), Article.body_source.ilike(pattern)))
+        # The words as typed: % and _ are not wildcards here.
+        escaped = query.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        pattern = f"%{escaped}%"
+        stmt = stmt.where(
+            or_(
+                Article.title.ilike(pattern, escape="\\"),
+                Article.body_source.ilike(pattern, escape="\\"),
+            )
+        )
     stmt = stmt.order_by(Article.updated_at.desc(), Article.id).limit(limit).offset(offset)
     return session.scalars(stmt).all()
 
@@ -80,3 +94,59 @@ def pending_ids(session: Session, now: datetime, limit: int) -> list[str]:
 
 def get_source(session: Session, api_base: str, url: str) -> ContentSource | None:
     return session.get(ContentSource, (api_base, url))
+
+
+def get_for_update(session: Session, article_id: str) -> Article | None:
+    """Deleted ones included; the row locked on PostgreSQL until the transaction ends."""
+    return session.get(Article, article_id, with_for_update=True)
+
+
+def all_ids(session: Session) -> list[str]:
+    return list(session.scalars(select(Article.id).order_by(Article.updated_at, Article.id)))
+
+
+def published(session: Session) -> Sequence[Article]:
+    return session.scalars(
+        select(Article).where(Article.state == "published", Article.deleted_at.is_(None))
+    ).all()
+
+
+def earliest_retry(session: Session) -> datetime | None:
+    """When the first failed publish is due again."""
+    return session.scalar(
+        select(func.min(Article.fin_next_attempt_at)).where(Article.fin_pending.is_(True))
+    )
+
+
+def unreported_non_english_ids(session: Session, limit: int) -> list[str]:
+    """Published articles in another language not yet reported (or edited since): articles
+    are marked pending only when Fin should have their page, so these are looked for."""
+    language = func.lower(Article.locale)
+    return list(
+        session.scalars(
+            select(Article.id)
+            .where(
+                Article.state == "published",
+                Article.deleted_at.is_(None),
+                ~or_(language == "en", language.like("en-%")),
+                or_(Article.fin_error_at.is_(None), Article.fin_error_at < Article.updated_at),
+            )
+            .order_by(Article.updated_at, Article.id)
+            .limit(limit)
+        )
+    )
+
+
+def forget_pages(session: Session) -> None:
+    """Every page is gone (its source was deleted): each article that had one is re-queued."""
+    session.execute(
+        update(Article)
+        .where(Article.fin_page_id.is_not(None))
+        .values(
+            fin_page_id=None,
+            fin_hash=None,
+            fin_pending=True,
+            fin_attempts=0,
+            fin_next_attempt_at=None,
+        )
+    )

@@ -64,15 +64,14 @@ def create_article(session: Session, draft: ArticleDraft, author_id: str | None)
         title=_title(draft.title),
         body_format=_body_format(draft.body_format or "markdown"),
         locale=_locale(draft.locale or "en"),
-        state=_state(draft.state or "draft"),
         url=None if draft.url is _UNSET else _url(draft.url),
         author_id=author_id,
     )
     article.body_source = _body(draft.body or "")
     article.body_html = render(article.body_source, article.body_format)
+    # Through _set_state, so that a new article is held to the same rules as a published one.
+    _set_state(article, _state(draft.state or "draft"))
     article.slug = _unique_slug(session, draft.slug or article.title, None)
-    if article.state == "published":
-        article.published_at = utcnow()
     session.add(article)
     _touch(article)
     session.flush()
@@ -98,6 +97,8 @@ def update_article(session: Session, article_id: str, draft: ArticleDraft) -> Ar
         article.slug = _unique_slug(session, draft.slug, article.id)
     if draft.state is not None:
         _set_state(article, _state(draft.state))
+    if article.state == "published" and html.is_blank(article.body_html):
+        raise _invalid("A published article cannot have an empty body.", field="body")
     _touch(article)
     session.flush()
     return article

@@ -22,7 +22,7 @@ def upgrade() -> None:
         "fin_content_sources",
         sa.Column("api_base", sa.String(length=512), nullable=False),
         sa.Column("url", sa.String(length=2048), nullable=False),
-        sa.Column("source_id", sa.Integer(), nullable=False),
+        sa.Column("source_id", sa.BigInteger(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("api_base", "url", name=op.f("pk_fin_content_sources")),
     )

@@ -1,0 +1,690 @@
+"""Keeping Fin's Content Library in step with findesk's articles (spec 8, AI Content API).
+
+Each published English article is an external page of one content import source (created once
+with ``sync_behavior: "api"`` and the URL ``{base_url}/help``, or found and reused), keyed by the
+article's id as ``external_id``: writing it is an upsert, so a retry or a race never makes a
+duplicate. A page is deleted when its article is archived, unpublished or deleted (a deleted
+article stays as a tombstone until then). What was last sent is remembered as a fingerprint, so
+an unchanged article costs no request. Non-English articles are not sent (Fin's external pages
+are English only): they get an error saying so.
+
+A pass looks at the articles marked ``fin_pending`` (``--full``: at all of them, resending every
+page and deleting pages of our source that match no publishable article). HTTP calls happen
+outside database transactions; each article's result is written in its own short transaction,
+and an article edited meanwhile stays pending for the next pass. One pass runs at a time: a
+PostgreSQL advisory lock across processes, a lock per database within one.
+
+Failures: 429 is waited out by the client; transient errors are retried a few times there, then
+recorded on the article (``fin_error``, ``fin_attempts``) with a retry after
+``kb_retry_seconds * 2^(attempts-1)`` (at most an hour); other 4xx are recorded and not retried
+until the article changes or is asked again (``service.request_publish``). A refused token stops
+the pass (every request would fail alike).
+
+``PublisherLoop`` runs passes in the background (``findesk serve``, ``findesk worker``), woken
+by ``service.publish_requested`` after commits and otherwise every few seconds for due retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy import text
+
+from findesk.kit.db import Database, insert_once
+from findesk.kit.settings import Settings
+from findesk.kit.timeutil import as_utc, utcnow
+from findesk.knowledge import repository
+from findesk.knowledge.content_api import ApiStats, ContentApiClient, ContentApiError, Stopped
+from findesk.knowledge.models import Article, ContentSource
+from findesk.knowledge.service import is_english, is_publishable, public_url, publish_requested
+
+log = logging.getLogger("findesk.knowledge.publisher")
+
+ADVISORY_LOCK_KEY = 0x66696E6B62  # b"finkb": one publisher pass per database at a time
+MAX_RETRY_SECONDS = 3600.0
+MAX_ERROR_LENGTH = 2000
+PENDING_BATCH = 10_000
+MAX_SOURCE_REPLACEMENTS = 2  # per pass; beyond, something keeps deleting the source
+FAR_FUTURE = timedelta(days=365 * 100)
+NOT_ENGLISH = (
+    "Not publishable as an external page: Fin's external pages are English only (locale {locale})"
+)
+
+Progress = Callable[[int, int], None]  # (articles done, articles to do)
+
+_process_locks: dict[str, threading.Lock] = {}
+_process_locks_guard = threading.Lock()
+
+
+def _process_lock(url: str) -> threading.Lock:
+    with _process_locks_guard:
+        return _process_locks.setdefault(url, threading.Lock())
+
+
+def source_url(settings: Settings) -> str:
+    """The root URL of findesk's content import source: its help centre."""
+    return f"{settings.base_url}/help"
+
+
+def page_for(article: Article, source_id: int, base_url: str) -> dict[str, Any]:
+    """The external page body for an article; both availability flags are sent every time,
+    since Intercom does not reset them on update."""
+    return {
+        "title": article.title,
+        "html": article.body_html,
+        "url": public_url(article, base_url),
+        "locale": "en",
+        "source_id": source_id,
+        "external_id": article.id,
+        "ai_agent_availability": True,
+        "ai_copilot_availability": True,
+    }
+
+
+def fingerprint(page: dict[str, Any]) -> str:
+    canonical = json.dumps(page, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def retry_delay(settings: Settings, attempts: int) -> float:
+    return float(min(MAX_RETRY_SECONDS, settings.kb_retry_seconds * 2 ** min(attempts - 1, 32)))
+
+
+@dataclass
+class SyncSummary:
+    full: bool = False
+    articles: int = 0  # looked at
+    created: int = 0
+    updated: int = 0
+    deleted: int = 0  # pages deleted (archived, deleted, non-English, or stray with --full)
+    unchanged: int = 0
+    failed: int = 0
+    not_publishable: int = 0
+    requests: int = 0
+    rate_limited: int = 0  # 429 responses met (each one waited out)
+    paced: int = 0  # waits for a used-up window that avoided a 429
+    source_id: int | None = None
+    seconds: float = 0.0
+    error: str | None = None  # why the pass stopped early
+    skipped: bool = False  # another publisher was running (background passes only)
+
+    @property
+    def ok(self) -> bool:
+        return self.failed == 0 and self.error is None
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.created or self.updated or self.deleted or self.failed or self.error)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "ok": self.ok}
+
+    def describe(self) -> str:
+        line = (
+            f"{self.created} created, {self.updated} updated, {self.deleted} deleted, "
+            f"{self.unchanged} unchanged, {self.failed} failed, "
+            f"{self.not_publishable} not publishable; {self.requests} requests, "
+            f"{self.rate_limited} rate-limited (429) in {self.seconds:.1f} s"
+        )
+        return line if self.error is None else f"{line}; stopped: {self.error}"
+
+
+class _PassAborted(Exception):
+    """Nothing more can be done in this pass (the token is refused, the source cannot be had)."""
+
+
+class Publisher:
+    """Runs publishing passes; one per process is enough (thread-safe, one pass at a time)."""
+
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        *,
+        concurrency: int = 4,
+        retry_delays: tuple[float, ...] = (0.5, 1.0, 2.0),
+        pace: bool = True,
+        timeout: float = 15.0,
+        max_rate_limit_wait: float = 60.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        token = settings.intercom_access_token
+        if token is None:
+            raise ValueError("publishing to Fin needs FINDESK_INTERCOM_ACCESS_TOKEN")
+        self.db = db
+        self.settings = settings
+        self.api_base = settings.intercom_api_base
+        self.source_url = source_url(settings)
+        self.concurrency = max(1, concurrency)
+        self._stop = threading.Event()
+        self.client = ContentApiClient(
+            self.api_base,
+            token.get_secret_value(),
+            settings.intercom_version,
+            timeout=timeout,
+            attempts=len(retry_delays) + 1,
+            backoff=retry_delays or (0.5,),
+            max_wait=max_rate_limit_wait,
+            pace=pace,
+            stop=self._stop,
+            transport=transport,
+        )
+        self._source_lock = threading.Lock()
+        self._source_id: int | None = None
+        self._source_failure: Exception | None = None
+        self._replacements = 0
+        self._source_replaced = threading.Event()
+
+    def __enter__(self) -> Publisher:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.client.close()
+
+    def stop(self) -> None:
+        """Make the pass in progress (and any later one) end at the next request or wait."""
+        self._stop.set()
+
+    # --- a pass -----------------------------------------------------------------------------
+
+    def sync(
+        self,
+        full: bool = False,
+        progress: Progress | None = None,
+        *,
+        due_only: bool = False,
+        wait: bool = True,
+    ) -> SyncSummary:
+        """One pass: the pending articles (``due_only``: those whose retry time has come), or
+        with ``full`` every article, then the stray pages. ``wait=False`` gives up at once
+        (``skipped``) when another pass runs."""
+        summary = SyncSummary(full=full)
+        started = time.perf_counter()
+        before = self._stats()
+        with self._exclusive(wait) as acquired:
+            if not acquired:
+                summary.skipped = True
+                return summary
+            try:
+                self._begin_pass()
+                counter = _Counter(summary, progress)
+                done: set[str] = set()
+                if full:
+                    done.update(everything := self._all_ids())
+                    self._run(everything, full=True, counter=counter)
+                # Then what is pending and was not just looked at: new articles, or every page
+                # again when the source had to be made anew. (Edits made meanwhile wake the
+                # next pass.)
+                self._run_pending(due_only=due_only, full=full, counter=counter, seen=done)
+                if full:
+                    self._reconcile(summary)
+            except Stopped:
+                summary.error = "stopped"
+            except _PassAborted as exc:
+                summary.error = str(exc)
+            except ContentApiError as exc:
+                summary.error = exc.message
+            summary.source_id = self._source_id
+        after = self._stats()
+        summary.requests = after.requests - before.requests
+        summary.rate_limited = after.rate_limited - before.rate_limited
+        summary.paced = after.paced - before.paced
+        summary.seconds = time.perf_counter() - started
+        if summary.changed or summary.not_publishable:
+            log.log(
+                logging.WARNING if not summary.ok else logging.INFO,
+                "kb sync pass",
+                extra={"fields": summary.to_dict()},
+            )
+        return summary
+
+    def seconds_until_due(self, ceiling: float) -> float:
+        """How long until a failed article's retry is due (at most ``ceiling``)."""
+        with self.db.read_session() as session:
+            due = repository.earliest_retry(session)
+        if due is None:
+            return ceiling
+        return min(ceiling, max(0.0, (as_utc(due) - utcnow()).total_seconds()))
+
+    def _stats(self) -> ApiStats:
+        stats = self.client.stats
+        return ApiStats(stats.requests, stats.rate_limited, stats.paced, stats.waited_seconds)
+
+    @contextmanager
+    def _exclusive(self, wait: bool) -> Iterator[bool]:
+        """One pass at a time: on PostgreSQL an advisory lock (whatever process or connection
+        holds it); on SQLite, which one process serves, a lock in this process."""
+        if self.db.is_sqlite:
+            local = _process_lock(self.db.url)
+            while not local.acquire(blocking=wait, timeout=0.5 if wait else -1):
+                if not wait or self._stop.is_set():
+                    yield False
+                    return
+            try:
+                yield True
+            finally:
+                local.release()
+            return
+        with self.db.engine.connect() as connection:
+            connection.execution_options(isolation_level="AUTOCOMMIT")
+            lock = text("SELECT pg_try_advisory_lock(:key)")
+            while not connection.scalar(lock, {"key": ADVISORY_LOCK_KEY}):
+                if not wait or self._stop.wait(0.5):
+                    yield False
+                    return
+            try:
+                yield True
+            finally:
+                connection.execute(
+                    text("SELECT pg_advisory_unlock(:key)"), {"key": ADVISORY_LOCK_KEY}
+                )
+
+    def _begin_pass(self) -> None:
+        self._replacements = 0
+        self._source_failure = None
+        self._source_replaced.clear()
+        with self.db.read_session() as session:
+            row = repository.get_source(session, self.api_base, self.source_url)
+            self._source_id = None if row is None else row.source_id
+
+    def _all_ids(self) -> list[str]:
+        with self.db.read_session() as session:
+            return repository.all_ids(session)
+
+    def _run_pending(
+        self, *, due_only: bool, full: bool, counter: _Counter, seen: set[str]
+    ) -> None:
+        while True:
+            if self._source_replaced.is_set():  # every page went with the old source
+                self._source_replaced.clear()
+                seen.clear()
+            now = utcnow() if due_only else utcnow() + FAR_FUTURE
+            with self.db.read_session() as session:
+                ids = repository.pending_ids(session, now, PENDING_BATCH + len(seen))
+                ids += repository.unreported_non_english_ids(session, PENDING_BATCH + len(seen))
+            batch = list(dict.fromkeys(i for i in ids if i not in seen))
+            if not batch:
+                return
+            seen.update(batch)
+            self._run(batch, full=full, counter=counter)
+
+    def _run(self, ids: list[str], *, full: bool, counter: _Counter) -> None:
+        counter.expect(len(ids))
+        if self.concurrency == 1:
+            for article_id in ids:
+                counter.add(self._process(article_id, full))
+            return
+        todo = iter(ids)
+        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="findesk-kb") as pool:
+            running: set[Future[tuple[str, ...]]] = set()
+            try:
+                while True:
+                    while len(running) < self.concurrency * 2:
+                        next_id = next(todo, None)
+                        if next_id is None:
+                            break
+                        running.add(pool.submit(self._process, next_id, full))
+                    if not running:
+                        return
+                    done, running = wait(running, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        counter.add(future.result())
+            except BaseException as exc:
+                if not isinstance(exc, Exception):  # Ctrl-C: end the waits of the others too
+                    self._stop.set()
+                for future in running:
+                    future.cancel()
+                raise
+
+    # --- one article ------------------------------------------------------------------------
+
+    def _process(self, article_id: str, full: bool) -> tuple[str, ...]:
+        """Bring one article's page in line; returns the summary counters to bump."""
+        with self.db.read_session() as session:
+            article = repository.get_any(session, article_id)
+        if article is None:
+            return ()
+        try:
+            if is_publishable(article):
+                return self._publish(article, full)
+            return self._withdraw(article)
+        except ContentApiError as exc:
+            if exc.unauthorized:
+                raise _PassAborted(f"Intercom refused the access token ({exc.message})") from exc
+            self._save_failure(article, exc)
+            return ("failed",)
+
+    def _publish(self, article: Article, full: bool) -> tuple[str, ...]:
+        source_id = self._source()
+        page = page_for(article, source_id, self.settings.base_url)
+        digest = fingerprint(page)
+        if article.fin_page_id is not None and article.fin_hash == digest and not full:
+            if article.fin_pending or article.fin_error:
+                self._save(article, lambda row, current: _mark_unchanged(row, current))
+            return ("unchanged",)
+        try:
+            answer = self.client.upsert_page(page)
+        except ContentApiError as exc:
+            if exc.status != 404 or self.client.get_source(source_id) is not None:
+                raise
+            # The source is gone (deleted in Intercom): make a new one, put every page back.
+            source_id = self._replace_source(source_id)
+            page = page_for(article, source_id, self.settings.base_url)
+            digest = fingerprint(page)
+            answer = self.client.upsert_page(page)
+        page_id = str(answer["id"])
+        now = utcnow()
+
+        def saved(row: Article, current: bool) -> None:
+            if source_id != self._source_id:  # replaced meanwhile: that page went with it
+                row.fin_page_id = row.fin_hash = None
+                row.fin_pending = True
+                return
+            row.fin_page_id, row.fin_hash, row.fin_published_at = page_id, digest, now
+            row.fin_error = row.fin_error_at = None
+            if current:
+                _settled(row)
+
+        self._save(article, saved)
+        return ("created",) if article.fin_page_id is None else ("updated",)
+
+    def _withdraw(self, article: Article) -> tuple[str, ...]:
+        counts: tuple[str, ...] = ()
+        if article.fin_page_id is not None:
+            self.client.delete_page(article.fin_page_id)  # already gone counts as done
+            counts = ("deleted",)
+        live = article.state == "published" and article.deleted_at is None
+        if live and not is_english(article):
+            message = NOT_ENGLISH.format(locale=article.locale)
+            reported_at = article.fin_error_at
+            stale = (
+                article.fin_error != message or not reported_at or reported_at < article.updated_at
+            )
+            if article.fin_pending or counts or stale:
+                now = utcnow()
+
+                def refused(row: Article, current: bool) -> None:
+                    row.fin_page_id = row.fin_hash = None
+                    # Edited meanwhile: no time, so that the next pass reports it afresh.
+                    row.fin_error, row.fin_error_at = message, now if current else None
+                    if current:
+                        _settled(row)
+
+                self._save(article, refused)
+            return (*counts, "not_publishable")
+        if article.fin_pending or counts or article.deleted_at or article.fin_error:
+
+            def withdrawn(row: Article, current: bool) -> None:
+                row.fin_page_id = row.fin_hash = None
+                if current:
+                    row.fin_error = row.fin_error_at = None
+                    _settled(row)
+
+            self._save(article, withdrawn, drop_tombstone=True)
+        return counts
+
+    def _save_failure(self, article: Article, exc: ContentApiError) -> None:
+        now = utcnow()
+        outcome: dict[str, Any] = {}
+
+        def failed(row: Article, current: bool) -> None:
+            row.fin_error, row.fin_error_at = exc.message[:MAX_ERROR_LENGTH], now
+            if not current:
+                return  # edited meanwhile: it stays pending with the schedule the edit set
+            row.fin_attempts = (row.fin_attempts or 0) + 1
+            if exc.transient:
+                delay = retry_delay(self.settings, row.fin_attempts)
+                row.fin_next_attempt_at = now + timedelta(seconds=delay)
+                row.fin_pending = True
+            else:  # not retried until the article changes or is asked again
+                row.fin_next_attempt_at = None
+                row.fin_pending = False
+            outcome["attempts"] = row.fin_attempts
+            outcome["next_attempt_at"] = row.fin_next_attempt_at
+
+        self._save(article, failed)
+        log.warning(
+            "kb publish failed",
+            extra={
+                "fields": {
+                    "article_id": article.id,
+                    "status": exc.status,
+                    "error": exc.message,
+                    "transient": exc.transient,
+                    **outcome,
+                }
+            },
+        )
+
+    def _save(
+        self,
+        snapshot: Article,
+        change: Callable[[Article, bool], object],
+        *,
+        drop_tombstone: bool = False,
+    ) -> None:
+        """Apply ``change(row, current)`` to the article in its own transaction; ``current``
+        says it has not been edited since ``snapshot`` was read."""
+        with self.db.transaction() as session:
+            row = repository.get_for_update(session, snapshot.id)
+            if row is None:
+                return
+            current = row.updated_at == snapshot.updated_at
+            change(row, current)
+            if drop_tombstone and current and row.deleted_at is not None:
+                session.delete(row)
+
+    # --- the content import source ----------------------------------------------------------
+
+    def _source(self) -> int:
+        with self._source_lock:
+            if self._source_failure is not None:  # once per pass, not once per article
+                raise self._source_failure
+            if self._source_id is None:
+                try:
+                    self._source_id = self._find_or_create_source()
+                except ContentApiError as exc:
+                    if exc.unauthorized:
+                        self._source_failure = exc
+                        raise
+                    message = f"could not get the content import source: {exc.message}"
+                    self._source_failure = _PassAborted(message)
+                    raise self._source_failure from exc
+            return self._source_id
+
+    def _find_or_create_source(self) -> int:
+        with self.db.read_session() as session:
+            row = repository.get_source(session, self.api_base, self.source_url)
+            if row is not None:
+                return row.source_id
+        found = next(
+            (
+                s
+                for s in self.client.list_sources()
+                if s.get("url") == self.source_url and s.get("sync_behavior") == "api"
+            ),
+            None,
+        )
+        if found is None:
+            found = self.client.create_source(self.source_url, "api")
+            log.info(
+                "kb content import source created",
+                extra={"fields": {"source_id": found.get("id"), "url": self.source_url}},
+            )
+        source_id = int(found["id"])
+        with self.db.transaction() as session:
+            stored, _created = insert_once(
+                session,
+                ContentSource(api_base=self.api_base, url=self.source_url, source_id=source_id),
+                lambda: repository.get_source(session, self.api_base, self.source_url),
+            )
+            return stored.source_id
+
+    def _replace_source(self, lost: int) -> int:
+        """The source ``lost`` answered 404: forget it and every page it had, get another."""
+        with self._source_lock:
+            with self.db.transaction() as session:
+                row = repository.get_source(session, self.api_base, self.source_url)
+                if row is not None and row.source_id != lost:
+                    self._source_id = row.source_id  # another pass replaced it already
+                    return row.source_id
+                if self._source_id != lost and self._source_id is not None:
+                    return self._source_id
+                self._replacements += 1
+                if self._replacements > MAX_SOURCE_REPLACEMENTS:
+                    raise _PassAborted("the content import source keeps disappearing")
+                if row is not None:
+                    session.delete(row)
+                # Its pages went with it: every article that had one must be written again.
+                repository.forget_pages(session)
+            log.warning(
+                "kb content import source gone; making a new one",
+                extra={"fields": {"source_id": lost}},
+            )
+            self._source_id = None
+            self._source_replaced.set()
+        return self._source()
+
+    # --- --full: pages that match no publishable article ------------------------------------
+
+    def _reconcile(self, summary: SyncSummary) -> None:
+        source_id = self._source_id
+        if source_id is None:
+            return  # no source yet: no page of ours anywhere
+        with self.db.read_session() as session:
+            keep = {row.id for row in repository.published(session) if is_publishable(row)}
+        stray = [
+            str(page["id"])
+            for page in self.client.list_pages()
+            if str(page.get("source_id")) == str(source_id) and page.get("external_id") not in keep
+        ]
+        for page_id in stray:
+            if self.client.delete_page(page_id):
+                summary.deleted += 1
+        if stray:
+            log.info("kb stray pages deleted", extra={"fields": {"count": len(stray)}})
+
+
+def _settled(row: Article) -> None:
+    row.fin_pending = False
+    row.fin_attempts = 0
+    row.fin_next_attempt_at = None
+
+
+def _mark_unchanged(row: Article, current: bool) -> None:
+    if current:
+        row.fin_error = row.fin_error_at = None
+        _settled(row)
+
+
+class _Counter:
+    """Tallies outcomes into the summary and reports progress (from any thread)."""
+
+    def __init__(self, summary: SyncSummary, progress: Progress | None) -> None:
+        self.summary = summary
+        self.progress = progress
+        self.total = 0
+        self._lock = threading.Lock()
+
+    def expect(self, count: int) -> None:
+        with self._lock:
+            self.total += count
+            done, total = self.summary.articles, self.total
+        if self.progress is not None:
+            self.progress(done, total)
+
+    def add(self, counts: tuple[str, ...]) -> None:
+        with self._lock:
+            self.summary.articles += 1
+            for name in counts:
+                setattr(self.summary, name, getattr(self.summary, name) + 1)
+            done, total = self.summary.articles, self.total
+        if self.progress is not None:
+            self.progress(done, total)
+
+
+class PublisherLoop:
+    """Publishes pending articles in the background until ``stop()``: at once when woken by a
+    commit that marked articles, else every ``poll_seconds`` for retries that became due."""
+
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        *,
+        poll_seconds: float = 5.0,
+        publisher: Publisher | None = None,
+    ) -> None:
+        self.settings = settings
+        self.poll_seconds = poll_seconds
+        self.publisher = publisher or Publisher(db, settings)
+        self._wake: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping = False
+
+    def wake(self) -> None:
+        """Look for pending articles now; safe to call from any thread."""
+        loop, event = self._loop, self._wake
+        if loop is not None and event is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(event.set)
+
+    def stop(self) -> None:
+        self._stopping = True
+        self.publisher.stop()
+        self.wake()
+
+    async def run(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        unsubscribe = publish_requested.subscribe(lambda _count: self.wake())
+        log.info(
+            "kb publisher started",
+            extra={
+                "fields": {"api": self.publisher.api_base, "source_url": self.publisher.source_url}
+            },
+        )
+        try:
+            while not self._stopping:
+                delay = self.poll_seconds
+                try:
+                    summary = await asyncio.to_thread(
+                        self.publisher.sync, due_only=True, wait=False
+                    )
+                    if summary.error is not None and not self._stopping:
+                        delay = max(self.poll_seconds, self.settings.kb_retry_seconds)
+                    elif not summary.skipped:
+                        delay = await asyncio.to_thread(
+                            self.publisher.seconds_until_due, self.poll_seconds
+                        )
+                except Exception:  # a database hiccup must not end the loop
+                    log.exception("kb publisher pass failed")
+                await self._sleep(delay)
+        finally:
+            unsubscribe()
+            await asyncio.to_thread(self.publisher.close)
+            log.info("kb publisher stopped")
+
+    async def _sleep(self, seconds: float) -> None:
+        assert self._wake is not None
+        if self._stopping:
+            return
+        try:
+            await asyncio.wait_for(self._wake.wait(), timeout=max(0.0, seconds))
+        except TimeoutError:
+            pass
+        self._wake.clear()

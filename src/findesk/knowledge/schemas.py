@@ -1,0 +1,181 @@
+"""Articles on the wire (the agent API)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from findesk.kit.schemas import Timestamp
+from findesk.knowledge import service
+from findesk.knowledge.models import Article
+
+BodyFormat = Literal["markdown", "html"]
+State = Literal["draft", "published", "archived"]
+
+# Whitespace is collapsed before the service's 255-character limit applies.
+_TITLE_MAX = 1024
+_TITLE_DESCRIPTION = "Plain text; at most 255 characters once trimmed."
+_BODY_DESCRIPTION = "What the author writes, in `body_format`; rendered to sanitised HTML."
+_URL_DESCRIPTION = (
+    "The article's page in an existing help centre, cited by Fin instead of findesk's own "
+    "`/help` page."
+)
+_SLUG_DESCRIPTION = "Its `/help/{slug}` path (made from the title when left out; kept unique)."
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ArticleCreate(_In):
+    title: str = Field(max_length=_TITLE_MAX, description=_TITLE_DESCRIPTION)
+    body: str = Field(default="", max_length=service.MAX_BODY, description=_BODY_DESCRIPTION)
+    body_format: BodyFormat = "markdown"
+    url: str | None = Field(default=None, max_length=service.MAX_URL, description=_URL_DESCRIPTION)
+    locale: str = Field(default="en", max_length=35, description="A language tag: en, pt-BR.")
+    state: State = "draft"
+    slug: str | None = Field(default=None, max_length=120, description=_SLUG_DESCRIPTION)
+
+    def to_draft(self) -> service.ArticleDraft:
+        return service.ArticleDraft(
+            title=self.title,
+            body=self.body,
+            body_format=self.body_format,
+            url=self.url,
+            locale=self.locale,
+            state=self.state,
+            slug=self.slug,
+        )
+
+
+class ArticlePatch(_In):
+    """Only the fields present change; `url: null` goes back to findesk's own `/help` page."""
+
+    title: str | None = Field(default=None, max_length=_TITLE_MAX, description=_TITLE_DESCRIPTION)
+    body: str | None = Field(
+        default=None, max_length=service.MAX_BODY, description=_BODY_DESCRIPTION
+    )
+    body_format: BodyFormat | None = None
+    url: str | None = Field(default=None, max_length=service.MAX_URL, description=_URL_DESCRIPTION)
+    locale: str | None = Field(default=None, max_length=35)
+    state: State | None = None
+    slug: str | None = Field(default=None, max_length=120, description=_SLUG_DESCRIPTION)
+
+    @model_validator(mode="after")
+    def _only_url_clears(self) -> ArticlePatch:
+        # A null anything else would silently change nothing: say so instead.
+        for name in sorted(self.model_fields_set - {"url"}):
+            if getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be null")
+        return self
+
+    def to_draft(self) -> service.ArticleDraft:
+        draft = service.ArticleDraft(
+            title=self.title,
+            body=self.body,
+            body_format=self.body_format,
+            locale=self.locale,
+            state=self.state,
+            slug=self.slug,
+        )
+        if "url" in self.model_fields_set:
+            draft.url = self.url
+        return draft
+
+
+class FinCopy(BaseModel):
+    """The article's external page in Fin's Content Library."""
+
+    page_id: str | None = Field(description="Fin's id of the page; null while there is none.")
+    pending: bool = Field(description="A change is waiting to be sent to Fin.")
+    published_at: Timestamp | None = Field(description="When Fin last accepted the page.")
+    error: str | None = Field(description="Why the last attempt failed; null after a success.")
+    error_at: Timestamp | None
+    attempts: int = Field(description="Failed attempts since the last success.")
+    publishable: bool = Field(description="Whether Fin should have a page for the article.")
+    note: str | None = Field(description="Why the article is not in Fin's library, if it is not.")
+
+
+class ArticleView(BaseModel):
+    id: str
+    title: str
+    slug: str
+    body: str = Field(description="The source, as written, in `body_format`.")
+    body_format: BodyFormat
+    body_html: str = Field(description="The rendered, sanitised HTML shown and sent to Fin.")
+    url: str = Field(description="The public URL Fin cites.")
+    custom_url: str | None = Field(description="The URL given for the article, if any.")
+    locale: str
+    state: State
+    author_id: str | None
+    created_at: Timestamp
+    updated_at: Timestamp
+    published_at: Timestamp | None
+    fin: FinCopy
+
+    @classmethod
+    def of(cls, article: Article, base_url: str) -> ArticleView:
+        return cls(
+            id=article.id,
+            title=article.title,
+            slug=article.slug,
+            body=article.body_source,
+            body_format="html" if article.body_format == "html" else "markdown",
+            body_html=article.body_html,
+            url=service.public_url(article, base_url),
+            custom_url=article.url,
+            locale=article.locale,
+            state=_state(article.state),
+            author_id=article.author_id,
+            created_at=article.created_at,
+            updated_at=article.updated_at,
+            published_at=article.published_at,
+            fin=FinCopy(
+                page_id=article.fin_page_id,
+                pending=article.fin_pending,
+                published_at=article.fin_published_at,
+                error=article.fin_error,
+                error_at=article.fin_error_at,
+                attempts=article.fin_attempts,
+                publishable=service.is_publishable(article),
+                note=_fin_note(article),
+            ),
+        )
+
+
+class ArticlePage(BaseModel):
+    items: list[ArticleView]
+    limit: int
+    offset: int
+    next_offset: int | None = Field(
+        description="Pass as `offset` for the next page; null at the end."
+    )
+
+
+class PreviewIn(_In):
+    body: str = Field(max_length=service.MAX_BODY)
+    body_format: BodyFormat = "markdown"
+
+
+class PreviewOut(BaseModel):
+    html: str = Field(description="The sanitised HTML the body renders to.")
+
+
+def _state(value: str) -> State:
+    if value == "published":
+        return "published"
+    return "archived" if value == "archived" else "draft"
+
+
+def _fin_note(article: Article) -> str | None:
+    if article.state == "draft":
+        return "Not publishable: drafts are not sent to Fin."
+    if article.state == "archived":
+        return "Not publishable: archived articles are taken out of Fin's library."
+    if not service.is_english(article):
+        return (
+            f"Not publishable: external pages are English only (this article's locale is "
+            f"{article.locale})."
+        )
+    return None
