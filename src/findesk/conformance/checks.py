@@ -37,7 +37,7 @@ CONCURRENT_REPEATS = 10
 SECRETS = re.compile(r'("?(?:client_secret|access_token)"?\s*[:=]\s*"?)([^"&,}\s]+)')
 
 
-def _snippet(raw: bytes | str, limit: int = SNIPPET) -> str:
+def snippet(raw: bytes | str, limit: int = SNIPPET) -> str:
     """The start of a body, with client secrets and access tokens masked."""
     text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
     size = len(text)
@@ -65,9 +65,9 @@ class Exchange:
         return cls(
             method=request.method,
             url=str(request.url),
-            body=_snippet(content) if content else None,
+            body=snippet(content) if content else None,
             status=response.status_code,
-            response=_snippet(response.content),
+            response=snippet(response.content),
         )
 
     def describe(self) -> str:
@@ -421,7 +421,7 @@ MODELS: dict[str, dict[str, Validator]] = {
 def shape_problems(obj: Json, kind: str, where: str) -> list[str]:
     """Every documented field present, each of the right type (an empty list when all is well)."""
     if not isinstance(obj, dict):
-        return [f"{where} must be an object, got {_snippet(repr(obj), 80)}"]
+        return [f"{where} must be an object, got {snippet(repr(obj), 80)}"]
     problems: list[str] = []
     for name, validate in MODELS[kind].items():
         if name not in obj:
