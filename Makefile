@@ -13,9 +13,8 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $@
 
-run: $(STAMP)  ## migrate, seed a demo and serve on localhost
+run: $(STAMP)  ## migrate, seed a demo, start findesk and the Fin emulator wired together
 	$(BIN)/findesk demo
-	$(BIN)/findesk serve
 
 test: $(STAMP)  ## lint, types, then every test (SQLite and a throwaway PostgreSQL server)
 	$(BIN)/ruff check src tests bench

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from typing import Annotated, Any, cast
 
 import typer
@@ -29,6 +30,7 @@ kb_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(kb_app, name="kb")
+
 
 console = Console()
 err = Console(stderr=True)
@@ -102,18 +104,26 @@ def worker() -> None:
     import signal
 
     from findesk.kit import logs
+    from findesk.knowledge.publisher import PublisherLoop
     from findesk.notifier.worker import Worker
 
     settings = get_settings()
     db = migrate_and_seed()
     logs.configure()
     delivery = Worker(db, settings)
+    # With an Intercom access token, workers also publish articles to Fin's Content Library.
+    publisher = PublisherLoop(db, settings) if settings.intercom_access_token else None
+
+    def stop() -> None:
+        delivery.stop()
+        if publisher is not None:
+            publisher.stop()
 
     async def run() -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, delivery.stop)
-        await delivery.run()
+            loop.add_signal_handler(signum, stop)
+        await asyncio.gather(delivery.run(), *([publisher.run()] if publisher else []))
 
     asyncio.run(run())
     db.dispose()
@@ -279,46 +289,80 @@ def agents_token(email: str, as_json: JsonFlag = False) -> None:
 
 @app.command()
 def demo(
-    host: Annotated[str | None, typer.Option(help="Address serve will listen on.")] = None,
-    port: Annotated[int | None, typer.Option(help="Port serve will listen on.")] = None,
+    host: Annotated[str | None, typer.Option(help="Address to serve on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port of findesk.")] = None,
+    emulator_port: Annotated[int, typer.Option(help="Port of the Fin emulator.")] = 8090,
+    seed_only: Annotated[
+        bool, typer.Option("--seed-only", help="Seed and print credentials, start nothing.")
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """Seed demo data and print fresh credentials to try findesk with (used by `make run`)."""
-    from findesk.demo import seed
+    """Seed demo data, then start findesk and the Fin emulator wired together and print where
+    to click (used by `make run`; Ctrl-C stops both)."""
+    from findesk.demo import ARTICLES, seed
+    from findesk.demo_stack import DemoError, Stack, Wiring, fresh_secrets
 
     settings = get_settings()
-    with migrate_and_seed().transaction() as session:
+    db = migrate_and_seed()
+    with db.transaction() as session:
         creds = seed(session, settings.fin_agent_email)
-    base = f"http://{host or settings.host}:{port or settings.port}"
-    info = {
+    db.dispose()
+    host = host or settings.host
+    port = port or settings.port
+    wiring = fresh_secrets(
+        Wiring(host, port, emulator_port, creds.client_id, creds.client_secret, creds.fin_agent_id)
+    )
+    base = wiring.helpdesk_url
+    info: dict[str, Any] = {
+        "inbox_url": f"{base}/inbox",
+        "agent_email": creds.agent_email,
+        "agent_password": creds.agent_password,
+        "agent_token": creds.agent_token,
         "helpdesk_url": base,
+        "help_centre_url": f"{base}/help",
         "api_docs_url": f"{base}/docs",
         "fin_api_base_url": f"{base}/api/fin",
         "token_url": f"{base}/oauth/token",
         "client_id": creds.client_id,
         "client_secret": creds.client_secret,
-        "inbox_url": f"{base}/inbox",
-        "agent_email": creds.agent_email,
-        "agent_password": creds.agent_password,
-        "agent_token": creds.agent_token,
     }
+    stack = None
+    if not seed_only:
+        info["messenger_url"] = f"{wiring.emulator_url}/messenger"
+        info["emulator_url"] = wiring.emulator_url
+        info["logs"] = str((settings.data_dir / "logs").resolve())
+        stack = Stack(wiring, settings.data_dir / "logs")
+        try:
+            stack.start()
+            stack.wait_ready()
+            info["articles_in_fin"] = stack.wait_for_library(len(ARTICLES))
+        except DemoError as exc:
+            stack.stop()
+            _fail(str(exc))
     if as_json:
         _emit(info)
-        return
-    typer.echo(
-        "findesk demo (fresh credentials each run; findesk stores only hashes)\n"
-        f"  Inbox             {info['inbox_url']}\n"
-        f"    sign in as      {creds.agent_email} / {creds.agent_password}\n"
-        f"  Helpdesk          {info['helpdesk_url']}\n"
-        f"  API docs          {info['api_docs_url']}\n"
-        f"  Fin API base URL  {info['fin_api_base_url']}\n"
-        f"  Token URL         {info['token_url']}\n"
-        f"  OAuth client      client_id={creds.client_id}\n"
-        f"                    client_secret={creds.client_secret}\n"
-        f"  Agent             {creds.agent_email}  API token: {creds.agent_token}\n"
-        f"  Try:  curl -H 'Authorization: Bearer {creds.agent_token}' "
-        f"'{base}/api/v1/conversations?queue=waiting'"
-    )
+        sys.stdout.flush()
+    else:
+        lines = ["findesk demo (fresh credentials each run; findesk stores only hashes)"]
+        if stack is not None:
+            lines += [
+                f"  Messenger (end user)  {info['messenger_url']}",
+                "      ask e.g. 'How long do refunds take?', then 'Talk to a person'",
+            ]
+        lines += [
+            f"  Inbox (human agent)   {info['inbox_url']}",
+            f"      sign in as        {creds.agent_email} / {creds.agent_password}",
+            f"  Help centre           {info['help_centre_url']}",
+            f"  API docs              {info['api_docs_url']}",
+            f"  Fin API base URL      {info['fin_api_base_url']}   token URL {info['token_url']}",
+            f"  OAuth client for Fin  {creds.client_id} / {creds.client_secret}",
+            f"  Agent API token       {creds.agent_token}",
+        ]
+        if stack is not None:
+            lines += [f"  Logs                  {info['logs']}", "Ctrl-C stops both servers."]
+        typer.echo("\n".join(lines))
+    if stack is not None:
+        raise typer.Exit(stack.run_until_signal())
 
 
 @outbox_app.command("status")
@@ -417,16 +461,62 @@ def conformance(
     fin_agent_id: Annotated[
         str | None, typer.Option(help="Agent that represents Fin (default: the first agent).")
     ] = None,
+    interactive: Annotated[
+        bool,
+        typer.Option(
+            "--interactive",
+            help="Also listen for the helpdesk's webhook and ask you to reply in the helpdesk.",
+        ),
+    ] = False,
+    listen: Annotated[
+        str, typer.Option(help="HOST:PORT the webhook listener binds (with --interactive).")
+    ] = "127.0.0.1:8099",
+    webhook_key: Annotated[
+        str | None,
+        typer.Option(help="X-Webhook-Key the helpdesk is configured to send (--interactive)."),
+    ] = None,
+    integration_id: Annotated[
+        str, typer.Option(help="Integration id in the webhook path the helpdesk calls.")
+    ] = "conformance",
+    wait: Annotated[
+        float, typer.Option(help="Seconds to wait for your reply's webhook call.", min=1)
+    ] = 300.0,
     as_json: JsonFlag = False,
 ) -> None:
-    """Check any helpdesk against the Fin Custom Helpdesk contract (creates test data in it)."""
+    """Check any helpdesk against the Fin Custom Helpdesk contract (creates test data in it).
+
+    With --interactive, also checks the helpdesk's webhook: the suite starts a conversation,
+    hands it over and asks you to reply to it in your helpdesk as a human agent."""
     from findesk.conformance.checks import Config
+    from findesk.conformance.interactive import (
+        Instruction,
+        InteractiveOptions,
+        WebhookListener,
+        run_interactive,
+    )
     from findesk.conformance.runner import Result, run
 
     if variant not in ("rest", "posts-only"):
         _fail("--variant must be rest or posts-only.")
     if token_format not in ("json", "form"):
         _fail("--token-format must be json or form.")
+    listener: WebhookListener | None = None
+    if interactive:
+        if not webhook_key:
+            _fail("--interactive needs --webhook-key (the key the helpdesk sends).")
+        host, _, port = listen.rpartition(":")
+        if not host or not port.isdigit():
+            _fail("--listen must be HOST:PORT, e.g. 127.0.0.1:8099.")
+        listener = WebhookListener(host.strip("[]"), int(port))
+        try:
+            listener.start()
+        except OSError as exc:
+            _fail(f"Cannot listen on {listen}: {exc}")
+        typer.echo(
+            f"Listening for the helpdesk's webhook: configure the helpdesk to call "
+            f"{listener.url(integration_id)} with X-Webhook-Key set to the --webhook-key.",
+            err=as_json,
+        )
     config = Config(
         base_url=base_url,
         token_url=token_url,
@@ -447,7 +537,20 @@ def conformance(
             if result.request is not None:
                 typer.echo(f"     {result.request.describe()}")
 
-    report = run(config, on_result=None if as_json else show)
+    def ask(instruction: Instruction) -> None:
+        typer.echo(instruction.text, err=as_json)
+
+    try:
+        report = run(config, on_result=None if as_json else show)
+        if listener is not None and webhook_key:
+            options = InteractiveOptions(webhook_key, integration_id, wait)
+            for result in run_interactive(config, listener, options, ask):
+                report.results.append(result)
+                if not as_json:
+                    show(result)
+    finally:
+        if listener is not None:
+            listener.stop()
     if as_json:
         _emit(report.to_dict())
     else:
@@ -458,11 +561,27 @@ def conformance(
 
 @app.command()
 def emulator(
-    client_id: Annotated[str, typer.Option(help="OAuth client id Fin uses on the helpdesk.")],
-    client_secret: Annotated[str, typer.Option(help="Its secret.")],
-    webhook_key: Annotated[str, typer.Option(help="X-Webhook-Key the helpdesk must send.")],
+    client_id: Annotated[
+        str,
+        typer.Option(
+            help="OAuth client id Fin uses on the helpdesk.", envvar="FINDESK_EMULATOR_CLIENT_ID"
+        ),
+    ],
+    client_secret: Annotated[
+        str, typer.Option(help="Its secret.", envvar="FINDESK_EMULATOR_CLIENT_SECRET")
+    ],
+    webhook_key: Annotated[
+        str,
+        typer.Option(
+            help="X-Webhook-Key the helpdesk must send.", envvar="FINDESK_EMULATOR_WEBHOOK_KEY"
+        ),
+    ],
     content_token: Annotated[
-        str, typer.Option(help="Bearer token of the emulated AI Content API and error log.")
+        str,
+        typer.Option(
+            help="Bearer token of the emulated AI Content API and error log.",
+            envvar="FINDESK_EMULATOR_CONTENT_TOKEN",
+        ),
     ],
     helpdesk_url: Annotated[
         str, typer.Option(help="The helpdesk (its Fin API is at /api/fin).")
@@ -521,6 +640,119 @@ def emulator(
     hook = f"http://{host}:{port}/hooks/standalone/custom_helpdesk_conversation_event/"
     console.print(f"Fin emulator on http://{host}:{port}  (webhook: {hook}{integration_id})")
     uvicorn.run(create_emulator(config), host=host, port=port, log_level="info")
+
+
+@kb_app.command("import")
+def kb_import(
+    path: Annotated[
+        str, typer.Argument(help="A folder of Markdown files (searched recursively), or one file.")
+    ],
+    state: Annotated[
+        str | None,
+        typer.Option(
+            help="draft or published, for files whose front matter sets none (default: new "
+            "articles are drafts, existing ones keep their state)."
+        ),
+    ] = None,
+    locale: Annotated[
+        str | None,
+        typer.Option(help="Language of files whose front matter sets none (default: en)."),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Import Markdown files with optional YAML front matter (title, url, state, locale, slug)
+    as articles. Importing the same folder again updates them; a bad file is reported and the
+    others are still imported (exit code 1 if any failed)."""
+    from pathlib import Path
+
+    from rich.markup import escape
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from findesk.knowledge.importer import FileResult, find_files, import_folder
+
+    if state is not None and state not in ("draft", "published"):
+        _fail("--state must be draft or published.")
+    root = Path(path)
+    if not root.exists():
+        _fail(f"No such folder or file: {path}")
+    files = find_files(root)
+    if not files and not as_json:
+        err.print(f"[yellow]No .md or .markdown files in {escape(path)}.[/yellow]")
+    db = migrate_and_seed()
+    columns = (TextColumn("Importing"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, console=err, transient=True, disable=as_json) as progress:
+        task = progress.add_task("import", total=len(files))
+
+        def show(result: FileResult) -> None:
+            if result.outcome == "failed":
+                line = f"{escape(result.path)}: {escape(result.error or 'failed')}"
+                progress.console.print(f"[red]failed:[/red] {line}", soft_wrap=True)
+            progress.advance(task)
+
+        report = import_folder(
+            db, root, default_state=state, default_locale=locale, on_result=show, files=files
+        )
+    db.dispose()
+    counts = report.counts
+    if as_json:
+        _emit({**counts, "files": [f.to_dict() for f in report.files]})
+    else:
+        console.print(
+            f"{counts['created']} created, {counts['updated']} updated, "
+            f"{counts['unchanged']} unchanged, {counts['failed']} failed."
+        )
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@kb_app.command("sync")
+def kb_sync(
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full",
+            help="Resend every published article, and delete pages of Fin's copy that match "
+            "no published article.",
+        ),
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Publish article changes to Fin's Content Library now (the articles waiting for it;
+    every article with --full). Exit code 1 if any failed."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from findesk.knowledge.publisher import Publisher
+
+    settings = get_settings()
+    if settings.intercom_access_token is None:
+        err.print(
+            "[red]error:[/red] no Intercom access token: set FINDESK_INTERCOM_ACCESS_TOKEN "
+            "(and FINDESK_FIN_REGION or FINDESK_INTERCOM_API_URL) to publish to Fin."
+        )
+        raise typer.Exit(2)
+    db = migrate_and_seed()
+    columns = (TextColumn("Publishing to Fin"), BarColumn(), MofNCompleteColumn())
+    try:
+        with (
+            Publisher(db, settings) as publisher,
+            Progress(*columns, TimeElapsedColumn(), console=err, disable=as_json) as progress,
+        ):
+            task = progress.add_task("sync", total=None)
+            summary = publisher.sync(
+                full=full,
+                progress=lambda done, total: progress.update(task, completed=done, total=total),
+            )
+    finally:
+        db.dispose()
+    if as_json:
+        _emit(summary.to_dict())
+    elif summary.ok:
+        console.print(f"Fin's Content Library: {summary.describe()}.")
+    else:
+        err.print(f"[red]Fin's Content Library:[/red] {summary.describe()}.")
+        err.print("Failed articles keep their error (fin_error); they are retried later.")
+    if not summary.ok:
+        raise typer.Exit(1)
 
 
 def main() -> None:

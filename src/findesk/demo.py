@@ -1,4 +1,5 @@
-"""Demo data for ``make run``: a human agent, an OAuth client for Fin and a few conversations."""
+"""Demo data for ``make run``: a human agent, an OAuth client for Fin, a few conversations and
+a few published help articles (which findesk then publishes to the emulated Fin)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from findesk.auth.service import create_agent_token, create_client, revoke_clien
 from findesk.conversations import service as conversations
 from findesk.conversations.service import Author, NewMessage
 from findesk.kit.actor import FIN, SYSTEM
+from findesk.knowledge import repository as article_repository
+from findesk.knowledge.service import ArticleDraft, create_article
 from findesk.users import repository as user_repository
 from findesk.users.service import create_user
 
@@ -52,6 +55,38 @@ CONVERSATIONS = [
 ]
 
 
+ARTICLES = [
+    # (slug, title, Markdown body)
+    (
+        "refunds-and-double-charges",
+        "Refunds and double charges",
+        "If you were charged twice, the duplicate charge is refunded automatically within "
+        "24 hours.\n\nRefunds are paid back to the original card within **5 business days** "
+        "of approval. You can follow a refund under *Billing → Invoices*.",
+    ),
+    (
+        "pricing-plans",
+        "Pricing plans",
+        "## Plans\n\nThe **Starter** plan is free for up to 3 seats. The **Pro** plan costs "
+        "$29 per seat per month, billed yearly, or $35 billed monthly. **Enterprise** pricing "
+        "is quoted by our sales team.",
+    ),
+    (
+        "exporting-your-data",
+        "Exporting your data",
+        "Go to *Settings → Export* and choose CSV or JSON. The export includes every "
+        "conversation, contact and tag; large exports are emailed to you as a download link.",
+    ),
+    (
+        "resetting-your-password",
+        "Resetting your password",
+        "Click **Forgot password** on the sign-in page and enter your email address. The reset "
+        "link we send you is valid for 30 minutes. Single sign-on users reset their password "
+        "with their identity provider instead.",
+    ),
+]
+
+
 @dataclass
 class DemoCredentials:
     agent_email: str
@@ -59,6 +94,7 @@ class DemoCredentials:
     agent_token: str
     client_id: str
     client_secret: str
+    fin_agent_id: str
 
 
 def seed(session: Session, fin_agent_email: str) -> DemoCredentials:
@@ -95,4 +131,12 @@ def seed(session: Session, fin_agent_email: str) -> DemoCredentials:
             conversations.update_conversation(session, conversation.id, {"status": "resolved"}, FIN)
         elif outcome == "handed_over":
             conversations.hand_over(session, conversation.id, SYSTEM)
-    return DemoCredentials(DEMO_AGENT_EMAIL, password, token, client.id, secret)
+    for slug, title, body in ARTICLES:
+        if article_repository.slug_taken(session, slug):
+            continue
+        create_article(
+            session,
+            ArticleDraft(title=title, body=body, slug=slug, state="published"),
+            author_id=agent.id,
+        )
+    return DemoCredentials(DEMO_AGENT_EMAIL, password, token, client.id, secret, fin.id)

@@ -11,7 +11,6 @@ always show the inbox as it is.
 
 from __future__ import annotations
 
-import base64
 import re
 import struct
 import uuid
@@ -26,13 +25,13 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 from sqlalchemy import select
 from support.fin import World
 from support.receiver import WEBHOOK_KEY, Receiver, eventually, notifier_settings
+from support.screenshots import save
 from support.server import LiveServer, database_url
 
 from findesk import demo
 from findesk.agents.service import create_agent
 from findesk.notifier.models import OutboxEvent
 
-DOCS = Path(__file__).resolve().parents[2] / "docs"
 HOOK_PATH = "/hooks/standalone/custom_helpdesk_conversation_event/test-integration"
 PASSWORD = "correct horse battery staple"
 DESKTOP = {"width": 1280, "height": 800}
@@ -433,52 +432,6 @@ def demo_server(
     yield live, credentials, world
     world.api.http.close()
     live.stop()
-
-
-def save(page: Page, name: str, max_kib: int = 350) -> Path:
-    """Write ``docs/<name>``, unless only a few anti-aliased pixels changed since the last run
-    (Chromium's rasteriser varies slightly): the picture in git changes when the inbox does."""
-    picture = page.screenshot()
-    assert len(picture) < max_kib * 1024, f"{name} is {len(picture) // 1024} KiB"
-    DOCS.mkdir(exist_ok=True)
-    path = DOCS / name
-    if not path.exists() or pixels_changed(page.context, path.read_bytes(), picture) > 200:
-        path.write_bytes(picture)
-    return path
-
-
-def pixels_changed(context: BrowserContext, old: bytes, new: bytes) -> int:
-    """How many pixels differ between two PNGs (all of them if the sizes differ)."""
-    scratch = context.new_page()
-    try:
-        return int(
-            scratch.evaluate(
-                """async ([a, b]) => {
-                  const load = (data) => new Promise((ok, fail) => {
-                    const img = new Image();
-                    img.onload = () => ok(img);
-                    img.onerror = fail;
-                    img.src = "data:image/png;base64," + data;
-                  });
-                  const [x, y] = [await load(a), await load(b)];
-                  if (x.width !== y.width || x.height !== y.height) return x.width * x.height;
-                  const pixels = (img) => {
-                    const canvas = document.createElement("canvas");
-                    [canvas.width, canvas.height] = [img.width, img.height];
-                    const g = canvas.getContext("2d");
-                    g.drawImage(img, 0, 0);
-                    return new Uint32Array(g.getImageData(0, 0, img.width, img.height).data.buffer);
-                  };
-                  const [p, q] = [pixels(x), pixels(y)];
-                  let changed = 0;
-                  for (let i = 0; i < p.length; i++) if (p[i] !== q[i]) changed++;
-                  return changed;
-                }""",
-                [base64.b64encode(old).decode(), base64.b64encode(new).decode()],
-            )
-        )
-    finally:
-        scratch.close()
 
 
 def test_screenshots_of_the_queue_and_a_conversation(

@@ -48,7 +48,8 @@ SECURITY_HEADERS = {
 
 
 class AgentNames:
-    """Names of the helpdesk's agents (from Get agents), fetched again for an unknown id."""
+    """The names end users see for the helpdesk's agents (``alias``, else ``name``, from Get
+    agents), fetched again for an unknown id."""
 
     def __init__(self, fetch: Callable[[], list[dict[str, Any]] | None]) -> None:
         self._fetch = fetch
@@ -59,7 +60,8 @@ class AgentNames:
         with self._lock:
             if agent_id not in self._names:
                 for agent in self._fetch() or []:
-                    self._names[str(agent["id"])] = str(agent.get("name") or "Support")
+                    shown = agent.get("alias") or agent.get("name") or "Support"
+                    self._names[str(agent["id"])] = str(shown)
             return self._names.get(agent_id)
 
 

@@ -1,0 +1,139 @@
+"""The whole loop as a person meets it: `findesk demo` (what `make run` starts: findesk and the
+Fin emulator, two real processes wired together) driven by a real headless Chromium.
+
+An end user asks in the Messenger and Fin answers from a published article, citing it; they ask
+for a person; the conversation shows in the inbox as waiting; the agent types (the Messenger shows
+it) and replies; the reply appears in the Messenger. The screenshots in the README come from here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, expect
+from support.screenshots import save
+from support.server import free_port
+
+QUESTION = "How long do refunds take?"
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    data_dir = tmp_path_factory.mktemp("demo")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FINDESK_")}
+    env["FINDESK_DATA_DIR"] = str(data_dir)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "findesk",
+            "demo",
+            "--json",
+            "--port",
+            str(free_port()),
+            "--emulator-port",
+            str(free_port()),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: lines.put(process.stdout.readline()), daemon=True).start()
+    try:
+        first = lines.get(timeout=120)
+    except queue.Empty:
+        process.kill()
+        pytest.fail("findesk demo printed nothing in 120 s")
+    if not first:
+        process.wait()
+        pytest.fail(f"findesk demo failed: {process.stderr.read()}")
+    info = json.loads(first)
+    yield info
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=30) == 0, "Ctrl-C should stop the demo cleanly"
+    logs = Path(info["logs"])
+    for name in ("findesk", "emulator"):
+        assert "Traceback" not in (logs / f"{name}.log").read_text(), f"{name} logged a crash"
+
+
+def test_the_demo_publishes_its_articles_to_fin_before_it_says_ready(demo) -> None:
+    assert demo["articles_in_fin"] is True
+    assert demo["messenger_url"].endswith("/messenger")
+
+
+def test_question_answer_handover_and_human_reply(demo, browser: Browser) -> None:
+    user = browser.new_context(viewport={"width": 480, "height": 860})
+    agent = browser.new_context(viewport={"width": 1280, "height": 860})
+    try:
+        messenger = user.new_page()
+        messenger.goto(demo["messenger_url"])
+        messenger.get_by_label("Name").fill("Jamie Rivera")
+        messenger.get_by_label("Email").fill("jamie@example.com")
+        messenger.get_by_role("button", name="Start chatting").click()
+
+        # A question; Fin answers from the published article and cites it.
+        box = messenger.get_by_role("textbox", name="Message")
+        box.fill(QUESTION)
+        box.press("Enter")
+        answer = messenger.locator(".message.from-fin").last
+        expect(answer).to_contain_text("5 business days")
+        citation = answer.get_by_role("link", name="Refunds and double charges")
+        expect(citation).to_have_attribute("href", re.compile(r"/help/refunds-and-double-charges$"))
+        expect(messenger.locator(".message.from-you")).to_have_text(["You" + QUESTION])
+        save(messenger, "messenger-answer.png")
+
+        # The cited page is the public help centre's.
+        cited = user.new_page()
+        cited.goto(citation.get_attribute("href") or "")
+        expect(cited.locator("h1")).to_contain_text("Refunds and double charges")
+        cited.close()
+
+        # The end user asks for a person: Fin hands over.
+        messenger.get_by_role("button", name="Talk to a person").click()
+        expect(messenger.locator("#status")).to_contain_text("passed this to the team")
+
+        # The agent signs in and finds it waiting.
+        inbox = agent.new_page()
+        inbox.goto(demo["inbox_url"].removesuffix("/inbox") + "/login")
+        inbox.get_by_label("Email").fill(demo["agent_email"])
+        inbox.get_by_label("Password").fill(demo["agent_password"])
+        inbox.get_by_role("button", name="Sign in").click()
+        expect(inbox).to_have_url(re.compile(r"/inbox(\?|$)"))
+        item = inbox.locator(".conversation-item").filter(has_text="Jamie Rivera")
+        expect(item).to_have_count(1)
+        expect(item.locator(".badge.owner")).to_have_text("Waiting")
+        item.get_by_role("link").click()
+        expect(inbox.locator(".owner-line")).to_contain_text("Waiting for a human")
+        expect(inbox.locator(".thread")).to_contain_text("talk to a person")
+
+        # Typing reaches the Messenger through the webhook.
+        reply_box = inbox.get_by_role("textbox", name="Message")
+        reply_box.click()
+        inbox.keyboard.type("Hi Jamie, I can help with that refund.")
+        expect(messenger.locator("#typing")).to_have_text("Alex is typing…")
+        save(messenger, "messenger-typing.png")
+        save(inbox, "inbox-handover.png")
+        inbox.get_by_role("button", name="Send").click()
+
+        # The reply appears in the Messenger, from the agent, and the typing goes.
+        reply = messenger.locator(".message.from-agent")
+        expect(reply).to_contain_text("I can help with that refund")
+        expect(reply.locator(".name")).to_have_text("Alex")  # the alias end users see
+        expect(messenger.locator("#status")).to_contain_text("talking with a teammate")
+        save(messenger, "messenger-human-reply.png")
+    finally:
+        user.close()
+        agent.close()
