@@ -16,12 +16,13 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, expect
+from playwright.sync_api import Browser, Page, expect
 from support.screenshots import save
 from support.server import free_port
 
@@ -107,11 +108,7 @@ def test_question_answer_handover_and_human_reply(demo, browser: Browser) -> Non
 
         # The agent signs in and finds it waiting.
         inbox = agent.new_page()
-        inbox.goto(demo["inbox_url"].removesuffix("/inbox") + "/login")
-        inbox.get_by_label("Email").fill(demo["agent_email"])
-        inbox.get_by_label("Password").fill(demo["agent_password"])
-        inbox.get_by_role("button", name="Sign in").click()
-        expect(inbox).to_have_url(re.compile(r"/inbox(\?|$)"))
+        sign_in(inbox, demo)
         item = inbox.locator(".conversation-item").filter(has_text="Jamie Rivera")
         expect(item).to_have_count(1)
         expect(item.locator(".badge.owner")).to_have_text("Waiting")
@@ -137,3 +134,61 @@ def test_question_answer_handover_and_human_reply(demo, browser: Browser) -> Non
     finally:
         user.close()
         agent.close()
+
+
+def sign_in(page: Page, demo: dict[str, Any]) -> None:
+    page.goto(demo["inbox_url"].removesuffix("/inbox") + "/login")
+    page.get_by_label("Email").fill(demo["agent_email"])
+    page.get_by_label("Password").fill(demo["agent_password"])
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(re.compile(r"/inbox(\?|$)"))
+
+
+def test_an_article_published_in_the_inbox_is_answered_from_within_seconds(
+    demo, browser: Browser
+) -> None:
+    agent = browser.new_context(viewport={"width": 1280, "height": 860})
+    user = browser.new_context(viewport={"width": 480, "height": 860})
+    try:
+        inbox = agent.new_page()
+        sign_in(inbox, demo)
+        inbox.get_by_role("banner").get_by_role("link", name="Articles").click()
+        inbox.get_by_role("link", name="New article").click()
+        inbox.get_by_label("Title").fill("Shipping to Portugal")
+        inbox.get_by_label("Body").fill(
+            "We ship to **Portugal** with CTT Expresso: parcels arrive in 3 to 4 working days "
+            "and shipping is free above 60 euros."
+        )
+        expect(inbox.locator("#article-preview b")).to_have_text("Portugal")
+        inbox.get_by_role("button", name="Publish").click()
+        expect(inbox.get_by_role("status")).to_have_text("Published.")
+        published_at = time.monotonic()
+        meta = inbox.locator("aside.article-meta")
+        public_url = meta.locator('a[href*="/help/"]').get_attribute("href")
+        assert public_url and public_url.endswith("/help/shipping-to-portugal")
+        # The agent reloads the page (it does not refresh itself) to see Fin's copy written.
+        deadline = time.monotonic() + 15
+        while "Published to Fin" not in meta.inner_text():
+            assert time.monotonic() < deadline, meta.inner_text()
+            inbox.reload()
+        in_fin = time.monotonic() - published_at
+
+        messenger = user.new_page()
+        messenger.goto(demo["messenger_url"])
+        messenger.get_by_label("Name").fill("Rita Sousa")
+        messenger.get_by_label("Email").fill("rita@example.com")
+        messenger.get_by_role("button", name="Start chatting").click()
+        box = messenger.get_by_role("textbox", name="Message")
+        box.fill("How long does shipping to Portugal take?")
+        box.press("Enter")
+        answer = messenger.locator(".message.from-fin").last
+        expect(answer).to_contain_text("3 to 4 working days")
+        expect(answer.get_by_role("link", name="Shipping to Portugal")).to_have_attribute(
+            "href", public_url
+        )
+        elapsed = time.monotonic() - published_at
+        assert elapsed < 15, f"answered {elapsed:.1f} s after publishing"
+        print(f"published → in Fin's library {in_fin:.2f} s → answered {elapsed:.2f} s")
+    finally:
+        agent.close()
+        user.close()
