@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 from emulator.content_api_server import TOKEN, ServedApp
 from sqlalchemy import text
+from support import aio
 from support.receiver import eventually
 from support.server import LiveServer, database_url
 
@@ -668,7 +669,7 @@ def test_the_loop_stops_promptly_during_a_rate_limit_wait(kb_db: Database, tmp_p
             await asyncio.wait_for(task, timeout=10)
             return time.monotonic() - started
 
-        assert asyncio.run(scenario()) < 5
+        assert aio.run(scenario) < 5
     finally:
         library.stop()
 

@@ -5,33 +5,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response, Security
+from fastapi import Query, Request, Response
 
-from findesk.agent_api.security import AgentRoute, agent_bearer, current_agent
+from findesk.agent_api.security import agent_api_router, current_agent
 from findesk.kit.errors import NotFound
-from findesk.kit.http import PROBLEM_JSON, db_of, settings_of
+from findesk.kit.http import db_of, settings_of
 from findesk.knowledge import repository, service
 from findesk.knowledge import schemas as s
 from findesk.knowledge.markdown import render
 from findesk.knowledge.models import Article
 
-router = APIRouter(
-    prefix="/api/v1",
-    route_class=AgentRoute,
-    dependencies=[Security(agent_bearer)],
-    tags=["Knowledge base"],
-    responses={
-        status: {
-            "description": text,
-            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/ProblemOut"}}},
-        }
-        for status, text in (
-            (401, "Missing or invalid agent token."),
-            (404, "No such article."),
-            (422, "The request is not valid."),
-        )
-    },
-)
+router = agent_api_router(tag="Knowledge base", not_found="No such article.")
 
 
 def _view(request: Request, article: Article) -> s.ArticleView:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Security
+from fastapi import Query, Request
 
 from findesk.agent_api import schemas as s
-from findesk.agent_api.security import AgentRoute, agent_bearer, current_agent
+from findesk.agent_api.security import agent_api_router, current_agent
 from findesk.agent_api.views import agent_view, conversation_view, message_view
 from findesk.agents import service as agents
 from findesk.conversations import service as conversations
@@ -15,26 +15,10 @@ from findesk.conversations.repository import ConversationFilter
 from findesk.conversations.service import Author, NewMessage
 from findesk.fin_api.schemas import Status
 from findesk.kit.actor import agent as agent_actor
-from findesk.kit.http import PROBLEM_JSON, db_of
+from findesk.kit.http import db_of
 from findesk.kit.pagination import decode_cursor, encode_cursor
 
-router = APIRouter(
-    prefix="/api/v1",
-    route_class=AgentRoute,
-    dependencies=[Security(agent_bearer)],
-    tags=["Agent API"],
-    responses={
-        status: {
-            "description": text,
-            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/ProblemOut"}}},
-        }
-        for status, text in (
-            (401, "Missing or invalid agent token."),
-            (404, "No such conversation or agent."),
-            (422, "The request is not valid."),
-        )
-    },
-)
+router = agent_api_router(tag="Agent API", not_found="No such conversation or agent.")
 
 
 @router.get("/me", response_model=s.AgentView)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import Request
+from fastapi import APIRouter, Request, Security
 from fastapi.security import HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
@@ -10,7 +10,7 @@ from findesk.agents.models import Agent
 from findesk.auth import service as auth
 from findesk.fin_api.security import bearer_token
 from findesk.inbox.security import COOKIE, require_viewer
-from findesk.kit.http import GuardedRoute, db_of
+from findesk.kit.http import PROBLEM_JSON, GuardedRoute, db_of
 
 agent_bearer = HTTPBearer(
     auto_error=False,
@@ -44,3 +44,24 @@ class AgentRoute(GuardedRoute):
 def current_agent(request: Request) -> Agent:
     agent: Agent = request.state.agent
     return agent
+
+
+def agent_api_router(*, tag: str, not_found: str) -> APIRouter:
+    """A router of ``/api/v1``: every route authenticated as above, its errors documented."""
+    return APIRouter(
+        prefix="/api/v1",
+        route_class=AgentRoute,
+        dependencies=[Security(agent_bearer)],
+        tags=[tag],
+        responses={
+            status: {
+                "description": text,
+                "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/ProblemOut"}}},
+            }
+            for status, text in (
+                (401, "Missing or invalid agent token."),
+                (404, not_found),
+                (422, "The request is not valid."),
+            )
+        },
+    )

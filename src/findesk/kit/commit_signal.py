@@ -7,6 +7,7 @@ back transaction calls no one. Other processes find the rows when they next poll
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable
 
@@ -48,3 +49,30 @@ class CommitSignal:
 
     def _after_rollback(self, session: Session) -> None:
         session.info.pop(self._key, None)
+
+
+class Alarm:
+    """How a background loop sleeps until it is due or woken (by a commit signal, from any
+    thread). ``arm()`` on the loop that will sleep; ``wake()`` before that does nothing."""
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._event: asyncio.Event | None = None
+
+    def arm(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._event = asyncio.Event()
+
+    def wake(self) -> None:
+        loop, event = self._loop, self._event
+        if loop is not None and event is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(event.set)
+
+    async def sleep(self, seconds: float) -> None:
+        """Up to ``seconds``, less if woken meanwhile (or since the last sleep)."""
+        assert self._event is not None, "arm() first"
+        try:
+            await asyncio.wait_for(self._event.wait(), timeout=max(0.0, seconds))
+        except TimeoutError:
+            pass
+        self._event.clear()

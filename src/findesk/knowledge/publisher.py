@@ -42,6 +42,7 @@ from typing import Any
 import httpx
 from sqlalchemy import text
 
+from findesk.kit.commit_signal import Alarm
 from findesk.kit.db import Database, insert_once
 from findesk.kit.settings import Settings
 from findesk.kit.timeutil import as_utc, utcnow
@@ -633,15 +634,12 @@ class PublisherLoop:
         self.settings = settings
         self.poll_seconds = poll_seconds
         self.publisher = publisher or Publisher(db, settings)
-        self._wake: asyncio.Event | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._alarm = Alarm()
         self._stopping = False
 
     def wake(self) -> None:
         """Look for pending articles now; safe to call from any thread."""
-        loop, event = self._loop, self._wake
-        if loop is not None and event is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(event.set)
+        self._alarm.wake()
 
     def stop(self) -> None:
         self._stopping = True
@@ -649,8 +647,7 @@ class PublisherLoop:
         self.wake()
 
     async def run(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._wake = asyncio.Event()
+        self._alarm.arm()
         unsubscribe = publish_requested.subscribe(lambda _count: self.wake())
         log.info(
             "kb publisher started",
@@ -680,11 +677,5 @@ class PublisherLoop:
             log.info("kb publisher stopped")
 
     async def _sleep(self, seconds: float) -> None:
-        assert self._wake is not None
-        if self._stopping:
-            return
-        try:
-            await asyncio.wait_for(self._wake.wait(), timeout=max(0.0, seconds))
-        except TimeoutError:
-            pass
-        self._wake.clear()
+        if not self._stopping:
+            await self._alarm.sleep(seconds)

@@ -22,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 
 from findesk import __version__
 from findesk.kit import ids
+from findesk.kit.commit_signal import Alarm
 from findesk.kit.db import Database
 from findesk.kit.settings import Settings
 from findesk.kit.timeutil import as_utc, utcnow
@@ -115,8 +116,7 @@ class Worker:
             settings.notifier_backoff_base_seconds, settings.notifier_backoff_max_seconds
         )
         self._transport = transport
-        self._wake: asyncio.Event | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._alarm = Alarm()
         self._stopping = False
         self._last_purge = 0.0
 
@@ -124,9 +124,7 @@ class Worker:
 
     def wake(self) -> None:
         """Look for events now; safe to call from any thread."""
-        loop, event = self._loop, self._wake
-        if loop is not None and event is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(event.set)
+        self._alarm.wake()
 
     def stop(self) -> None:
         self._stopping = True
@@ -134,8 +132,7 @@ class Worker:
 
     async def run(self) -> None:
         """Deliver until ``stop()``; the batch in flight is finished first."""
-        self._loop = asyncio.get_running_loop()
-        self._wake = asyncio.Event()
+        self._alarm.arm()
         unsubscribe = recorded.subscribe(lambda _count: self.wake())
         log.info(
             "worker started",
@@ -169,14 +166,8 @@ class Worker:
         )
 
     async def _sleep(self, seconds: float) -> None:
-        assert self._wake is not None
-        if self._stopping:
-            return
-        try:
-            await asyncio.wait_for(self._wake.wait(), timeout=max(0.0, seconds))
-        except TimeoutError:
-            pass
-        self._wake.clear()
+        if not self._stopping:
+            await self._alarm.sleep(seconds)
 
     def _seconds_until_due(self) -> float:
         poll = self.settings.notifier_poll_seconds
