@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import httpx
@@ -52,12 +52,8 @@ class Wiring:
 
 
 def fresh_secrets(wiring: Wiring) -> Wiring:
-    return Wiring(
-        **{
-            **wiring.__dict__,
-            "webhook_key": secrets.token_urlsafe(24),
-            "content_token": secrets.token_urlsafe(24),
-        }
+    return replace(
+        wiring, webhook_key=secrets.token_urlsafe(24), content_token=secrets.token_urlsafe(24)
     )
 
 

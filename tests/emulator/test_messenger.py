@@ -10,6 +10,7 @@ import queue
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 
 import httpx
 import pytest
@@ -184,14 +185,12 @@ def test_a_helpdesk_that_cannot_be_reached_is_reported_and_nothing_is_lost(
 ) -> None:
     config = emulator_config(loop.findesk, tmp_path / "down")
     dead = f"http://127.0.0.1:{free_port()}"
-    config = config.__class__(
-        **{
-            **config.__dict__,
-            "helpdesk_base_url": f"{dead}/api/fin",
-            "token_url": f"{dead}/oauth/token",
-            "retries": 1,
-            "retry_delay": 0.01,
-        }
+    config = replace(
+        config,
+        helpdesk_base_url=f"{dead}/api/fin",
+        token_url=f"{dead}/oauth/token",
+        retries=1,
+        retry_delay=0.01,
     )
     served = ServedApp(create_emulator(config))
     try:

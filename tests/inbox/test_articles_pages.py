@@ -29,8 +29,6 @@ from web_support import (
     with_cookie,
 )
 
-from findesk.auth.web_sessions import SignInLimiter
-from findesk.inbox import endpoints as inbox_endpoints
 from findesk.kit.timeutil import isoformat, utcnow
 from findesk.knowledge import repository
 from findesk.knowledge.models import Article
@@ -48,13 +46,6 @@ def server(
     )
     yield live
     live.stop()
-
-
-@pytest.fixture(autouse=True)
-def limiter(monkeypatch: pytest.MonkeyPatch) -> SignInLimiter:
-    fresh = SignInLimiter()
-    monkeypatch.setattr(inbox_endpoints, "limiter", fresh)
-    return fresh
 
 
 @pytest.fixture(scope="module")

@@ -37,9 +37,7 @@ from web_support import (
 )
 
 from findesk.attachments.models import StoredFile
-from findesk.auth.web_sessions import SignInLimiter
 from findesk.conversations.models import Conversation
-from findesk.inbox import endpoints as inbox_endpoints
 from findesk.kit.timeutil import utcnow
 
 MAX_ATTACHMENT = 64 * 1024
@@ -57,14 +55,6 @@ def server(
     )
     yield live
     live.stop()
-
-
-@pytest.fixture(autouse=True)
-def limiter(monkeypatch: pytest.MonkeyPatch) -> SignInLimiter:
-    """A sign-in limiter of the test's own (the real one lives as long as the process)."""
-    fresh = SignInLimiter()
-    monkeypatch.setattr(inbox_endpoints, "limiter", fresh)
-    return fresh
 
 
 @pytest.fixture(scope="module")

@@ -49,8 +49,6 @@ from findesk.agents.models import Agent
 from findesk.agents.service import set_password
 from findesk.app import create_app
 from findesk.auth.models import WebSession
-from findesk.auth.web_sessions import SignInLimiter
-from findesk.inbox import endpoints as inbox_endpoints
 from findesk.kit.secrets import hash_secret
 from findesk.kit.timeutil import utcnow
 from findesk.knowledge.service import ArticleDraft, create_article
@@ -79,15 +77,6 @@ def server(
     live = start_server(request, request.param, tmp_path_factory.mktemp("security"))
     yield live
     live.stop()
-
-
-@pytest.fixture(autouse=True)
-def limiter(monkeypatch: pytest.MonkeyPatch) -> SignInLimiter:
-    """The sign-in limiter lives in the process: each test gets its own, so that the failures
-    one test provokes on purpose never lock another test (or another module) out."""
-    fresh = SignInLimiter()
-    monkeypatch.setattr(inbox_endpoints, "limiter", fresh)
-    return fresh
 
 
 @pytest.fixture(scope="module")

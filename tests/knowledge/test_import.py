@@ -4,47 +4,20 @@ in a temporary data folder, and the file parsing behind it."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select
+from support.cli import Cli
 
 from findesk.kit.db import Database
 from findesk.knowledge import importer
 from findesk.knowledge.models import Article
 
 
-def findesk_command() -> list[str]:
-    beside = Path(sys.executable).parent / "findesk"
-    if beside.exists():
-        return [str(beside)]
-    found = shutil.which("findesk")
-    return [found] if found else [sys.executable, "-m", "findesk"]
-
-
-class Cli:
-    def __init__(self, data_dir: Path) -> None:
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("FINDESK_")}
-        self.env["FINDESK_DATA_DIR"] = str(data_dir)
-        self.env["COLUMNS"] = "200"  # keep rich from wrapping messages
-        self.data_dir = data_dir
-        self.database_url = f"sqlite:///{data_dir / 'findesk.db'}"
-
-    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [*findesk_command(), *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-
+class ImportCli(Cli):
     def import_json(self, folder: Path, *options: str, ok: bool = True) -> dict[str, Any]:
         result = self.run("kb", "import", str(folder), *options, "--json")
         assert result.returncode == (0 if ok else 1), (result.stdout, result.stderr)
@@ -55,12 +28,12 @@ class Cli:
 
 
 @pytest.fixture
-def cli(tmp_path: Path) -> Cli:
-    return Cli(tmp_path / "data")
+def cli(tmp_path: Path) -> ImportCli:
+    return ImportCli(tmp_path / "data")
 
 
 @pytest.fixture
-def articles(cli: Cli) -> Iterator[Any]:
+def articles(cli: ImportCli) -> Iterator[Any]:
     """A function returning every article in the CLI's database, by slug."""
     db = Database(cli.database_url)
 
@@ -107,7 +80,7 @@ def docs(tmp_path: Path) -> Path:
 
 
 def test_import_creates_articles_and_importing_again_changes_nothing(
-    cli: Cli, docs: Path, articles: Any
+    cli: ImportCli, docs: Path, articles: Any
 ) -> None:
     first = cli.import_json(docs)
     assert (first["created"], first["updated"], first["unchanged"], first["failed"]) == (4, 0, 0, 0)
@@ -156,7 +129,7 @@ def test_import_creates_articles_and_importing_again_changes_nothing(
 
 
 def test_bad_files_are_reported_and_the_others_imported(
-    cli: Cli, tmp_path: Path, articles: Any
+    cli: ImportCli, tmp_path: Path, articles: Any
 ) -> None:
     folder = tmp_path / "mixed"
     write(folder, "a-good.md", "# Good one\n\nFine.\n")
@@ -193,7 +166,7 @@ def test_bad_files_are_reported_and_the_others_imported(
     assert articles()["bad-state"].state == "archived"
 
 
-def test_json_output_lists_each_file(cli: Cli, tmp_path: Path) -> None:
+def test_json_output_lists_each_file(cli: ImportCli, tmp_path: Path) -> None:
     folder = tmp_path / "json"
     write(folder, "one.md", "# One\n\nx\n")
     write(folder, "two.md", "---\nlocale: no\n---\nNorwegian, unquoted.\n")
@@ -205,7 +178,7 @@ def test_json_output_lists_each_file(cli: Cli, tmp_path: Path) -> None:
     assert data["failed"] == 1
 
 
-def test_state_and_locale_options(cli: Cli, tmp_path: Path, articles: Any) -> None:
+def test_state_and_locale_options(cli: ImportCli, tmp_path: Path, articles: Any) -> None:
     folder = tmp_path / "opts"
     write(folder, "hallo.md", "# Hallo\n\nWillkommen.\n")
     write(folder, "kept.md", "---\nstate: draft\nlocale: en\n---\n# Kept\n\nx\n")
@@ -221,7 +194,7 @@ def test_state_and_locale_options(cli: Cli, tmp_path: Path, articles: Any) -> No
     assert articles()["hallo"].state == "published"
 
 
-def test_bad_arguments_fail_clearly(cli: Cli, tmp_path: Path) -> None:
+def test_bad_arguments_fail_clearly(cli: ImportCli, tmp_path: Path) -> None:
     missing = cli.run("kb", "import", str(tmp_path / "nowhere"))
     assert missing.returncode == 1 and "nowhere" in missing.stderr
     assert "Traceback" not in missing.stderr
@@ -232,7 +205,9 @@ def test_bad_arguments_fail_clearly(cli: Cli, tmp_path: Path) -> None:
     assert not (cli.data_dir / "findesk.db").exists()  # nothing was done
 
 
-def test_two_files_with_one_slug_are_not_merged(cli: Cli, tmp_path: Path, articles: Any) -> None:
+def test_two_files_with_one_slug_are_not_merged(
+    cli: ImportCli, tmp_path: Path, articles: Any
+) -> None:
     folder = tmp_path / "dupes"
     write(folder, "a.md", "---\nslug: shared\n---\nFirst.\n")
     write(folder, "b.md", "---\nslug: Shared\n---\nSecond.\n")
