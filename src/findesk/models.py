@@ -2,8 +2,15 @@
 
 from findesk.agents.models import Agent
 from findesk.attachments.models import StoredFile
+from findesk.audit.models import AuditEntry
 from findesk.auth.models import AccessToken, AgentToken, OAuthClient, WebSession
-from findesk.conversations.models import Conversation, ConversationTag, Message
+from findesk.conversations.models import (
+    Conversation,
+    ConversationEvent,
+    ConversationTag,
+    Message,
+)
+from findesk.fin_ledger.models import FinCall, PendingFetch
 from findesk.kit.db import Base
 from findesk.knowledge.models import Article, ContentSource
 from findesk.live.models import Activity
@@ -16,14 +23,18 @@ __all__ = [
     "Agent",
     "AgentToken",
     "Article",
+    "AuditEntry",
     "Base",
     "ContentSource",
     "Conversation",
+    "ConversationEvent",
     "ConversationTag",
     "EndUser",
+    "FinCall",
     "Message",
     "OAuthClient",
     "OutboxEvent",
+    "PendingFetch",
     "StoredFile",
     "WebSession",
 ]

@@ -5,12 +5,14 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     ForeignKey,
     Index,
     Integer,
     String,
     Text,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -48,6 +50,12 @@ class Conversation(Base):
     # Who answers: the Fin bot agent, a human agent, or nobody (waiting for a human).
     assignee_id: Mapped[str | None] = mapped_column(ForeignKey("agents.id"))
     last_user_read_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Kept by the ownership actions for queues and reports (the history has every cycle):
+    # Fin's latest handover, the latest time a human took it (from Fin or from the queue), and
+    # the first public reply a human ever wrote in it.
+    handed_over_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    taken_over_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    first_human_reply_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_activity_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -109,6 +117,54 @@ class Message(Base):
     visibility: Mapped[str] = mapped_column(String(16), default="public")
     attachments: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Fin wrote it while a human owned the conversation (kept: the end user already saw it).
+    after_take_over: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # A human's public reply: when Fin first fetched it (get_messages returned it).
+    seen_by_fin_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     author_user: Mapped[EndUser | None] = relationship(lazy="joined")
     author_agent: Mapped[Agent | None] = relationship(lazy="joined")
+
+
+HISTORY_KINDS = (
+    "created",
+    "handover",
+    "take_over",
+    "hand_back",
+    "assigned",
+    "assignment_ignored",
+    "status",
+    "tags",
+    "title",
+    "attributes",
+    "priority",
+    "merge",
+    "conversion",
+)
+
+
+class ConversationEvent(Base):
+    """One change of a conversation, who made it and what it was before: the durable history.
+
+    Written in the transaction that makes the change; never purged, never edited.
+    """
+
+    __tablename__ = "conversation_history"
+    __table_args__ = (
+        Index("ix_conversation_history_conversation", "conversation_id", "id"),
+        Index("ix_conversation_history_at", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(16))  # fin, agent, system
+    actor_agent_id: Mapped[str | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    from_value: Mapped[Any] = mapped_column(JSONType, nullable=True)
+    to_value: Mapped[Any] = mapped_column(JSONType, nullable=True)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    actor_agent: Mapped[Agent | None] = relationship(lazy="joined")

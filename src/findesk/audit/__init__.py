@@ -1,0 +1,1 @@
+"""The audit log: who did what to agents, credentials and settings, when, from where."""
