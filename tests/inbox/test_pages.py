@@ -306,7 +306,10 @@ def test_the_conversation_says_who_owns_it_and_marks_fin_and_private_notes(
     assert owner_line(web.page(path)).startswith("Waiting for a human")
     world.update(cid, assignee_id=colleague.id)
     assert owner_line(web.page(path)).startswith(f"{colleague.name} owns this conversation.")
+    # Fin may not take it from a human (the take-over rule); an agent may reassign it.
     world.update(cid, assignee_id=me.id)
+    assert owner_line(web.page(path)).startswith(f"{colleague.name} owns this conversation.")
+    web.post(f"{path}/assign", {"agent_id": me.id})
     assert owner_line(web.page(path)).startswith("You own this conversation.")
 
     missing = web.get("/inbox/conversations/conv_doesnotexist")

@@ -8,8 +8,14 @@ from fastapi import Query, Request
 
 from findesk.agent_api import schemas as s
 from findesk.agent_api.security import agent_api_router, current_agent
-from findesk.agent_api.views import agent_view, conversation_view, message_view
+from findesk.agent_api.views import (
+    agent_view,
+    conversation_view,
+    history_event_view,
+    message_view,
+)
 from findesk.agents import service as agents
+from findesk.conversations import history
 from findesk.conversations import service as conversations
 from findesk.conversations.repository import ConversationFilter
 from findesk.conversations.service import Author, NewMessage
@@ -77,6 +83,21 @@ def get_conversation(request: Request, conversation_id: str) -> s.ConversationDe
             conversation=conversation_view(conversation),
             messages=[message_view(m) for m in messages],
         )
+
+
+@router.get("/conversations/{conversation_id}/history", response_model=s.HistoryPage)
+def get_history(
+    request: Request,
+    conversation_id: str,
+    after_id: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> s.HistoryPage:
+    """Every change of the conversation, oldest first: who changed what, from what, when."""
+    with db_of(request).read_session() as session:
+        conversations.get_conversation(session, conversation_id)
+        rows = history.events(session, conversation_id, after_id=after_id, limit=limit + 1)
+        items = [history_event_view(event) for event in rows[:limit]]
+    return s.HistoryPage(items=items, next_after_id=items[-1].id if len(rows) > limit else None)
 
 
 @router.get("/conversations/{conversation_id}/messages", response_model=list[s.MessageView])

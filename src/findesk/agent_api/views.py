@@ -3,9 +3,9 @@ conversation's owner and activity."""
 
 from __future__ import annotations
 
-from findesk.agent_api.schemas import AgentView, ConversationView, MessageView
+from findesk.agent_api.schemas import AgentView, ConversationView, HistoryEventView, MessageView
 from findesk.agents.models import Agent
-from findesk.conversations.models import Conversation, Message
+from findesk.conversations.models import Conversation, ConversationEvent, Message
 from findesk.conversations.service import owner_kind
 from findesk.fin_api.wire import agent_out, conversation_fields, message_fields
 
@@ -20,8 +20,30 @@ def conversation_view(conversation: Conversation) -> ConversationView:
         owner=owner_kind(conversation),
         last_user_read_at=conversation.last_user_read_at,
         last_activity_at=conversation.last_activity_at,
+        handed_over_at=conversation.handed_over_at,
+        taken_over_at=conversation.taken_over_at,
+        first_human_reply_at=conversation.first_human_reply_at,
     )
 
 
 def message_view(message: Message) -> MessageView:
-    return MessageView(**message_fields(message, agent_view))
+    return MessageView(
+        **message_fields(message, agent_view),
+        after_take_over=message.after_take_over,
+        seen_by_fin_at=message.seen_by_fin_at,
+    )
+
+
+def history_event_view(event: ConversationEvent) -> HistoryEventView:
+    return HistoryEventView.model_validate(
+        {
+            "id": event.id,
+            "kind": event.kind,
+            "at": event.at,
+            "actor": event.actor,
+            "actor_agent": agent_view(event.actor_agent) if event.actor_agent else None,
+            "from_value": event.from_value,
+            "to_value": event.to_value,
+            "detail": event.detail,
+        }
+    )

@@ -12,7 +12,12 @@ from sqlalchemy import Select, and_, delete, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from findesk.agents.models import Agent
-from findesk.conversations.models import Conversation, ConversationTag, Message
+from findesk.conversations.models import (
+    Conversation,
+    ConversationEvent,
+    ConversationTag,
+    Message,
+)
 from findesk.users.models import EndUser
 
 AnySelect = TypeVar("AnySelect", bound=Select[Any])
@@ -30,8 +35,14 @@ def conversation_exists(session: Session, conversation_id: str) -> bool:
 
 
 def get_for_update(session: Session, conversation_id: str) -> Conversation | None:
-    """Lock the row on PostgreSQL so concurrent updates of one conversation serialise."""
-    return session.get(Conversation, conversation_id, with_for_update={"of": Conversation})
+    """Lock the row on PostgreSQL so concurrent updates of one conversation serialise; the row
+    is read afresh even if this session holds it already, so decisions see the locked state."""
+    return session.get(
+        Conversation,
+        conversation_id,
+        with_for_update={"of": Conversation},
+        populate_existing=True,
+    )
 
 
 def get_by_object_id(session: Session, object_id: str) -> Conversation | None:
@@ -186,3 +197,18 @@ def list_page(
 def count(session: Session, f: ConversationFilter) -> int:
     query = _filtered(select(func.count()).select_from(Conversation), f)
     return int(session.scalar(query) or 0)
+
+
+def history(
+    session: Session, conversation_id: str, *, after_id: int = 0, limit: int | None = None
+) -> Sequence[ConversationEvent]:
+    query = (
+        select(ConversationEvent)
+        .where(
+            ConversationEvent.conversation_id == conversation_id, ConversationEvent.id > after_id
+        )
+        .order_by(ConversationEvent.id)
+    )
+    if limit is not None:
+        query = query.limit(limit)
+    return session.scalars(query).unique().all()

@@ -1,7 +1,12 @@
-"""Conversation actions: one function per action, each recording what Fin must hear about.
+"""Conversation actions: one function per action, each recording what Fin must hear about
+and a row of the conversation's durable history.
 
 Ownership lives in ``assignee_id``: a bot agent (Fin answers), nobody (waiting for a human) or a
-human agent. Services never commit: the request or job that calls them does.
+human agent. The take-over rule: Fin never reassigns a conversation a human owns; such a
+request is not applied (the rest of the update is), and the history keeps it as
+``assignment_ignored``. Every action reads the conversation locked (``FOR UPDATE`` on
+PostgreSQL; SQLite has one writer at a time), so the rule holds under concurrent requests.
+Services never commit: the request or job that calls them does.
 """
 
 from __future__ import annotations
@@ -14,8 +19,9 @@ from sqlalchemy.orm import Session
 
 from findesk.agents import repository as agent_repository
 from findesk.agents.models import Agent
-from findesk.conversations import repository
+from findesk.conversations import history, repository
 from findesk.conversations.models import STATUSES, Conversation, Message
+from findesk.fin_ledger.service import expect_fetch
 from findesk.kit import html
 from findesk.kit.actor import Actor
 from findesk.kit.attributes import drop_nulls, merge_attributes
@@ -28,6 +34,9 @@ from findesk.users import repository as user_repository
 
 MAX_TAGS = 100
 MAX_TAG_LENGTH = 255
+# The conversation attribute in which Fin says why it handed over (the emulator writes it).
+HANDOVER_REASON_ATTRIBUTE = "fin_handover_reason"
+PRIORITY_ATTRIBUTE = "priority"
 
 
 @dataclass(frozen=True)
@@ -145,6 +154,13 @@ def open_conversation(
         )
         if not created:
             raise Conflict(f"A message with object_id {message_object_id!r} exists already.")
+    history.record(
+        session,
+        conversation.id,
+        "created",
+        actor,
+        to_value={"assignee_id": conversation.assignee_id, "status": conversation.status},
+    )
     changed(session, conversation.id, "conversation", actor, conversation)
     return conversation, message, True
 
@@ -168,6 +184,11 @@ def add_message(
     author = _checked_author(session, new.author, conversation.user_id)
     now = utcnow()
     message = _new_message_row(conversation, new, body, author, now)
+    # Fin wrote while a human owns the conversation (a sync run that began before the take-over):
+    # kept, since the end user has seen it already, and marked for the agents.
+    message.after_take_over = (
+        isinstance(author, Agent) and author.is_bot and owner_kind(conversation) == "human"
+    )
     if new.object_id is None:
         session.add(message)
         session.flush()
@@ -181,8 +202,12 @@ def add_message(
     conversation.last_activity_at = now
     conversation.updated_at = now
     if isinstance(author, Agent):
-        if not author.is_bot and new.visibility == "public" and owner_kind(conversation) != "human":
-            _set_assignee(conversation, author)
+        if not author.is_bot and new.visibility == "public":
+            if conversation.first_human_reply_at is None:
+                conversation.first_human_reply_at = now
+            expect_fetch(session, message)
+            if owner_kind(conversation) != "human":
+                _change_owner(session, conversation, author, actor)
     elif conversation.status != "open":
         # The end user wrote again: the conversation is live once more.
         conversation.status = "open"
@@ -278,6 +303,9 @@ def set_title(
 ) -> None:
     if title == conversation.title:
         return
+    history.record(
+        session, conversation.id, "title", actor, from_value=conversation.title, to_value=title
+    )
     conversation.title = title
     _touch(conversation)
     changed(session, conversation.id, "title", actor, conversation)
@@ -297,6 +325,9 @@ def set_tags(session: Session, conversation: Conversation, tags: list[str], acto
         raise Invalid(f"A conversation has at most {MAX_TAGS} tags.")
     if cleaned == conversation.tags:
         return
+    history.record(
+        session, conversation.id, "tags", actor, from_value=conversation.tags, to_value=cleaned
+    )
     repository.replace_tags(session, conversation, cleaned)
     _touch(conversation)
     changed(session, conversation.id, "tags", actor, conversation)
@@ -308,6 +339,27 @@ def merge_conversation_attributes(
     merged = merge_attributes(conversation.attributes, changes)
     if merged == conversation.attributes:
         return
+    before = conversation.attributes
+    keys = sorted(
+        key for key in merged.keys() | before.keys() if merged.get(key) != before.get(key)
+    )
+    history.record(
+        session,
+        conversation.id,
+        "attributes",
+        actor,
+        from_value={key: before.get(key) for key in keys},
+        to_value={key: merged.get(key) for key in keys},
+    )
+    if PRIORITY_ATTRIBUTE in keys:
+        history.record(
+            session,
+            conversation.id,
+            "priority",
+            actor,
+            from_value=before.get(PRIORITY_ATTRIBUTE),
+            to_value=merged.get(PRIORITY_ATTRIBUTE),
+        )
     conversation.attributes = merged
     _touch(conversation)
     changed(session, conversation.id, "attributes", actor, conversation)
@@ -318,6 +370,9 @@ def set_status(session: Session, conversation: Conversation, status: str, actor:
         raise Invalid(f"Status must be one of {', '.join(STATUSES)}.")
     if status == conversation.status:
         return
+    history.record(
+        session, conversation.id, "status", actor, from_value=conversation.status, to_value=status
+    )
     conversation.status = status
     _touch(conversation)
     changed(session, conversation.id, "status", actor, conversation)
@@ -326,7 +381,10 @@ def set_status(session: Session, conversation: Conversation, status: str, actor:
 def assign(
     session: Session, conversation: Conversation, agent_id: str | None, actor: Actor
 ) -> None:
-    """Give the conversation to an agent (a bot: Fin handles it), or to nobody (hand over)."""
+    """Give the conversation to an agent (a bot: Fin handles it), or to nobody (hand over).
+
+    ``conversation`` must have been read locked in this transaction (``_locked``).
+    """
     if agent_id == conversation.assignee_id:
         return
     agent = None
@@ -334,14 +392,71 @@ def assign(
         agent = agent_repository.get(session, agent_id)
         if agent is None or not agent.active:
             raise NotFound(f"No active agent with id {agent_id!r}.")
-    _set_assignee(conversation, agent)
+    if actor.is_fin and not fin_may_assign(conversation):
+        history.record(
+            session,
+            conversation.id,
+            "assignment_ignored",
+            actor,
+            from_value=conversation.assignee_id,
+            to_value=conversation.assignee_id,
+            detail={"requested": agent_id, "owner": owner_kind(conversation)},
+        )
+        changed(session, conversation.id, "assignment_ignored", actor, conversation)
+        return
+    _change_owner(session, conversation, agent, actor)
     changed(session, conversation.id, "assignee", actor, conversation)
 
 
-def _set_assignee(conversation: Conversation, agent: Agent | None) -> None:
+def fin_may_assign(conversation: Conversation) -> bool:
+    """The take-over rule, as Fin meets it: Fin may reassign a conversation it owns or one
+    waiting for a human (the contract: naming the Fin agent means Fin handles it again), never
+    one a human owns. Only a human hands a human's conversation back to Fin."""
+    return owner_kind(conversation) != "human"
+
+
+def _change_owner(
+    session: Session, conversation: Conversation, agent: Agent | None, actor: Actor
+) -> None:
+    """Apply an ownership change: history, the handover and take-over columns, the assignee."""
+    now = utcnow()
+    before = owner_kind(conversation)
+    from_id = conversation.assignee_id
+    detail: dict[str, Any] = {}
+    if agent is not None and agent.is_bot:
+        kind = "hand_back"
+    elif before == "fin":
+        # Fin lets go: to the queue, or straight to a person. A human taking it from Fin
+        # themselves is a take-over.
+        kind = "take_over" if agent is not None and agent.id == actor.agent_id else "handover"
+        if kind == "handover":
+            reason = conversation.attributes.get(HANDOVER_REASON_ATTRIBUTE)
+            if actor.is_fin and reason is not None:
+                detail["reason"] = reason
+    elif agent is not None and agent.id == actor.agent_id:
+        kind = "take_over"
+    else:
+        kind = "assigned"
+    if kind == "handover":
+        conversation.handed_over_at = now
+        conversation.taken_over_at = None
+    if agent is not None and not agent.is_bot and before != "human":
+        conversation.taken_over_at = now
+        if conversation.handed_over_at is not None and before == "waiting":
+            waited = (now - conversation.handed_over_at).total_seconds()
+            detail["seconds_after_handover"] = round(max(waited, 0.0), 3)
+    history.record(
+        session,
+        conversation.id,
+        kind,
+        actor,
+        from_value=from_id,
+        to_value=agent.id if agent else None,
+        detail=detail,
+    )
     conversation.assignee = agent
     conversation.assignee_id = agent.id if agent else None
-    conversation.last_activity_at = conversation.updated_at = utcnow()
+    conversation.last_activity_at = conversation.updated_at = now
 
 
 def hand_over(session: Session, conversation_id: str, actor: Actor) -> Conversation:
