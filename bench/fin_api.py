@@ -16,9 +16,15 @@ What it does:
    keep-alive) at a fixed concurrency, for a fixed time per scenario after a warm-up.
 4. Measures get-messages with ``after_id`` on the 10,000-message conversation against the
    10-message one, sequentially; the ratio of their medians must stay under 1.5.
+5. The cost of the Fin call ledger: a second findesk process on the same database, with
+   ``FINDESK_FIN_LEDGER_ENABLED=false``, serves every Fin scenario too. Each scenario is
+   measured on both in ``--rounds`` rounds that alternate which one goes first, so that drift
+   falls on both alike; the report puts throughput and server CPU per request side by side and
+   the ledger's cost in %, which must stay within 10% of throughput.
 
-Exit status: 0 when every check passes, 1 when the after_id ratio is too high or a request
-failed, 2 when the set-up failed, 130 when interrupted (Ctrl-C or SIGTERM).
+Exit status: 0 when every check passes, 1 when the after_id ratio is too high, the ledger costs
+more than 10% of throughput or a request failed, 2 when the set-up failed, 130 when interrupted
+(Ctrl-C or SIGTERM).
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import json
 import os
 import platform
 import sqlite3
+import statistics
 import sys
 import threading
 import time
@@ -62,6 +69,7 @@ from findesk.users.service import create_user
 
 from benchkit import (
     ChildProcess,
+    CpuUse,
     Samples,
     SetupError,
     bench_folder,
@@ -84,6 +92,8 @@ BARE_PATH = "/conversation"
 SERVE_BARE = "_serve-bare"  # internal sub-command: this file, run as the baseline server
 STARTUP_TIMEOUT = 30.0
 CLIENT_BOUND_PERCENT = 75.0  # load generator CPU (% of a core) from which it limits throughput
+LEDGER_COST_LIMIT = 10.0  # the issue's bound: % of Fin API throughput the ledger may cost
+LEDGER_SETTLE = 0.3  # s after a run, still metered: the ledger writes its last batch (200 ms)
 
 
 # --- the baseline: a bare ASGI app ----------------------------------------------------------
@@ -291,6 +301,26 @@ class Result(Samples):
         """Whether the load generator, near a full core, rather than the server set the pace."""
         return (self.client_cpu_percent or 0.0) >= CLIENT_BOUND_PERCENT
 
+    @classmethod
+    def merged(cls, parts: Sequence[Result]) -> Result:
+        """One result of several runs of the same scenario (the rounds)."""
+        result = cls(parts[0].name, parts[0].concurrency)
+        cpu: CpuUse | None = CpuUse(target=0.0, others=0.0)
+        for part in parts:
+            result.latencies += part.latencies
+            result.errors += part.errors
+            result.first_error = result.first_error or part.first_error
+            result.elapsed += part.elapsed
+            if cpu is None or part.cpu is None:
+                cpu = None
+                continue
+            cpu.target = _plus(cpu.target, part.cpu.target)
+            cpu.others = _plus(cpu.others, part.cpu.others)
+            cpu.here += part.cpu.here
+            cpu.elapsed += part.cpu.elapsed
+        result.cpu = cpu
+        return result
+
     def to_json(self) -> dict[str, Any]:
         return {
             "concurrency": self.concurrency,
@@ -306,6 +336,11 @@ class Result(Samples):
             "other_processes_cpu_percent_of_machine": rounded(self.others_percent, 1),
             "client_bound": self.client_bound,
         }
+
+
+def _plus(total: float | None, value: float | None) -> float | None:
+    """A sum that stays unknown (None) once any part of it is."""
+    return None if total is None or value is None else total + value
 
 
 async def timed(
@@ -357,6 +392,45 @@ class Options:
     warmup: float
     samples: int
     as_json: bool
+    rounds: int = 6
+
+
+@dataclass
+class LedgerCost:
+    """One Fin scenario on findesk with the ledger on (as it ships) and off: every round's
+    pair of runs, and all of each side's runs together.
+
+    The costs are the median over the rounds of each round's cost: two runs of one round are
+    seconds apart, so a neighbour's burst of CPU that skews one round moves the median little
+    (on a shared machine, it moves the totals a lot)."""
+
+    pairs: list[tuple[Result, Result]]  # (on, off), one per round
+
+    @property
+    def on(self) -> Result:
+        return Result.merged([on for on, _ in self.pairs])
+
+    @property
+    def off(self) -> Result:
+        return Result.merged([off for _, off in self.pairs])
+
+    @property
+    def throughput_cost_percent(self) -> float:
+        """How much throughput the ledger takes, in % of the throughput without it."""
+        return statistics.median(
+            100 * (off.throughput - on.throughput) / off.throughput for on, off in self.pairs
+        )
+
+    @property
+    def cpu_cost_percent(self) -> float | None:
+        """How much more server CPU per request the ledger takes, in %."""
+        costs = []
+        for on, off in self.pairs:
+            on_ms, off_ms = on.server_cpu_ms, off.server_cpu_ms
+            if on_ms is None or not off_ms:
+                return None
+            costs.append(100 * (on_ms - off_ms) / off_ms)
+        return statistics.median(costs)
 
 
 @dataclass
@@ -365,6 +439,7 @@ class Report:
     seed_seconds: float
     scenarios: list[Result] = field(default_factory=list)
     after_id: dict[str, Result] = field(default_factory=dict)
+    ledger: list[LedgerCost] = field(default_factory=list)
 
     @property
     def baseline(self) -> Result:
@@ -387,8 +462,18 @@ class Report:
         return self.after_id_ratio < AFTER_ID_LIMIT
 
     @property
+    def ledger_cost_percent(self) -> float:
+        """The ledger's throughput cost over every Fin scenario: their mean."""
+        costs = [cost.throughput_cost_percent for cost in self.ledger]
+        return sum(costs) / len(costs)
+
+    @property
+    def ledger_ok(self) -> bool:
+        return self.ledger_cost_percent <= LEDGER_COST_LIMIT
+
+    @property
     def results(self) -> list[Result]:
-        return [*self.scenarios, *self.after_id.values()]
+        return [*self.scenarios, *self.after_id.values(), *(c.off for c in self.ledger)]
 
     @property
     def errors(self) -> int:
@@ -428,6 +513,25 @@ class Report:
                 "limit": AFTER_ID_LIMIT,
                 "pass": self.after_id_ok,
             },
+            "ledger": {
+                "rounds": self.options.rounds,
+                "cost": "median over the rounds of each round's cost (on vs off back to back)",
+                "scenarios": {
+                    cost.on.name: {
+                        "requests_per_second_on": round(cost.on.throughput, 1),
+                        "requests_per_second_off": round(cost.off.throughput, 1),
+                        "throughput_cost_percent": round(cost.throughput_cost_percent, 2),
+                        "server_cpu_ms_per_request_on": rounded(cost.on.server_cpu_ms, 3),
+                        "server_cpu_ms_per_request_off": rounded(cost.off.server_cpu_ms, 3),
+                        "server_cpu_cost_percent": rounded(cost.cpu_cost_percent, 2),
+                        "errors_off": cost.off.errors,
+                    }
+                    for cost in self.ledger
+                },
+                "mean_throughput_cost_percent": round(self.ledger_cost_percent, 2),
+                "limit_percent": LEDGER_COST_LIMIT,
+                "pass": self.ledger_ok,
+            },
             "errors": self.errors,
         }
 
@@ -458,21 +562,30 @@ async def check_once(
 
 
 async def run_benchmark(
-    options: Options, seed: Seed, findesk: ChildProcess, bare: ChildProcess, report: Report
+    options: Options,
+    seed: Seed,
+    findesk: ChildProcess,
+    findesk_off: ChildProcess,
+    bare: ChildProcess,
+    report: Report,
 ) -> None:
-    """Get a token, check the endpoints once, then measure each scenario and the after_id
-    comparison, into ``report``."""
+    """Get a token, check the endpoints once, then measure each scenario (the Fin ones with
+    the ledger on and off) and the after_id comparison, into ``report``."""
     token = await fetch_token(findesk.base_url, seed)
     c = options.concurrency
     limits = httpx.Limits(max_connections=c, max_keepalive_connections=c)
     bare_client = httpx.AsyncClient(base_url=bare.base_url, limits=limits, timeout=60)
-    fin_client = httpx.AsyncClient(
-        base_url=f"{findesk.base_url}/api/fin",
-        headers={"Authorization": f"Bearer {token}"},
-        limits=limits,
-        timeout=60,
-    )
-    servers = (findesk, bare)
+
+    def fin_client_of(server: ChildProcess) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            base_url=f"{server.base_url}/api/fin",
+            headers={"Authorization": f"Bearer {token}"},  # same database: the same token
+            limits=limits,
+            timeout=60,
+        )
+
+    fin_client, fin_client_off = fin_client_of(findesk), fin_client_of(findesk_off)
+    servers = (findesk, findesk_off, bare)
     object_ids = itertools.count()
     run_tag = uuid.uuid4().hex[:8]
 
@@ -496,25 +609,79 @@ async def run_benchmark(
             },
         )
 
-    scenarios: Sequence[tuple[str, httpx.AsyncClient, Request, int, ChildProcess]] = (
-        ("bare ASGI: SQLite PK read", bare_client, bare_read, 200, bare),
-        ("Fin: GET /conversation", fin_client, get_conversation, 200, findesk),
-        ("Fin: GET /messages (10 msgs)", fin_client, get_messages, 200, findesk),
-        ("Fin: POST /messages", fin_client, create_message, 201, findesk),
+    fin_scenarios: Sequence[tuple[str, Request, int]] = (
+        ("Fin: GET /conversation", get_conversation, 200),
+        ("Fin: GET /messages (10 msgs)", get_messages, 200),
+        ("Fin: POST /messages", create_message, 201),
     )
+
+    async def measure(
+        name: str,
+        client: httpx.AsyncClient,
+        request: Request,
+        expected: int,
+        server: ChildProcess,
+        duration: float,
+        *,
+        warmup: float = 0.0,
+        settle: float = 0.0,
+    ) -> Result:
+        """One metered run (after ``warmup`` s unmetered); ``settle``: idle seconds still
+        metered after it."""
+        run = functools.partial(
+            closed_loop, client, request, name=name, concurrency=c, expected=expected
+        )
+        if warmup:
+            await run(duration=warmup)
+        with cpu_meter(server, ours=servers) as cpu:
+            result = await run(duration=duration)
+            await asyncio.sleep(settle)
+        result.cpu = cpu
+        return result
+
     try:
         await check_once(bare_client, bare_read, 200, "bare read")
-        await check_once(fin_client, get_messages, 200, "get messages", SHORT_CONVERSATION)
-        for name, client, request, expected, server in scenarios:
-            log(f"  {name}: {options.warmup:g} s warm-up, {options.duration:g} s measured")
-            run = functools.partial(
-                closed_loop, client, request, name=name, concurrency=c, expected=expected
+        for client in (fin_client, fin_client_off):
+            await check_once(client, get_messages, 200, "get messages", SHORT_CONVERSATION)
+        name = "bare ASGI: SQLite PK read"
+        log(f"  {name}: {options.warmup:g} s warm-up, {options.duration:g} s measured")
+        report.scenarios.append(
+            await measure(
+                name, bare_client, bare_read, 200, bare, options.duration, warmup=options.warmup
             )
-            await run(duration=options.warmup)
-            with cpu_meter(server, ours=servers) as cpu:
-                result = await run(duration=options.duration)
-            result.cpu = cpu
-            report.scenarios.append(result)
+        )
+        each = options.duration / options.rounds
+        for name, request, expected in fin_scenarios:
+            log(
+                f"  {name}: {options.warmup:g} s warm-up each, then ledger on and off "
+                f"alternately, {options.rounds} x {each:.2g} s each"
+            )
+            sides = {
+                True: (name, fin_client, findesk),
+                False: (f"{name} (ledger off)", fin_client_off, findesk_off),
+            }
+            for label, client, _server in sides.values():
+                await closed_loop(
+                    client,
+                    request,
+                    name=label,
+                    concurrency=c,
+                    duration=options.warmup,
+                    expected=expected,
+                )
+            runs: dict[bool, list[Result]] = {True: [], False: []}
+            for round_no in range(options.rounds):
+                # Alternate which goes first, so that drift falls on both alike.
+                for ledger_on in (True, False) if round_no % 2 == 0 else (False, True):
+                    label, client, server = sides[ledger_on]
+                    runs[ledger_on].append(
+                        await measure(
+                            label, client, request, expected, server, each, settle=LEDGER_SETTLE
+                        )
+                    )
+            cost = LedgerCost(list(zip(runs[True], runs[False], strict=True)))
+            report.scenarios.append(cost.on)
+            report.ledger.append(cost)
         log(f"  after_id: {options.samples} sequential requests on each conversation")
         report.after_id = await measure_after_id(
             fin_client, seed, options.samples, findesk, servers
@@ -522,6 +689,7 @@ async def run_benchmark(
     finally:
         await bare_client.aclose()
         await fin_client.aclose()
+        await fin_client_off.aclose()
 
 
 async def measure_after_id(
@@ -630,11 +798,33 @@ def print_table(report: Report) -> None:
             f"{r.errors:>6} {cell(r.server_cpu_ms, '.2f'):>14} "
             f"{cell(r.others_percent, '.0f', '%'):>6}"
         )
+    print(
+        f"\nThe Fin call ledger: findesk as it ships (on) and with FINDESK_FIN_LEDGER_ENABLED="
+        f"false (off),\nsame run, {o.rounds} rounds per scenario (on and off back to back, "
+        f"alternating which goes first);\ncost: the median of the rounds' costs"
+    )
+    header = (
+        f"{'scenario':<30} {'req/s on':>9} {'req/s off':>9} {'cost':>7} "
+        f"{'CPU ms/req on':>14} {'off':>6} {'cost':>7}"
+    )
+    print(header)
+    print("-" * len(header))
+    for cost in report.ledger:
+        print(
+            f"{cost.on.name:<30} {cost.on.throughput:>9.0f} {cost.off.throughput:>9.0f} "
+            f"{cost.throughput_cost_percent:>6.1f}% {cell(cost.on.server_cpu_ms, '.3f'):>14} "
+            f"{cell(cost.off.server_cpu_ms, '.3f'):>6} {cell(cost.cpu_cost_percent, '.1f', '%'):>7}"
+        )
     print()
     verdict = "PASS" if report.after_id_ok else "FAIL"
     print(
         f"after_id p50 ratio 10,000 / 10 messages: {report.after_id_ratio:.2f} "
         f"(must be < {AFTER_ID_LIMIT}): {verdict}"
+    )
+    verdict = "PASS" if report.ledger_ok else "FAIL"
+    print(
+        f"ledger throughput cost, mean of the Fin scenarios: {report.ledger_cost_percent:.1f}% "
+        f"(must be <= {LEDGER_COST_LIMIT:g}%): {verdict}"
     )
     verdict = "PASS" if report.errors == 0 else "FAIL"
     print(f"failed requests: {report.errors} (must be 0): {verdict}")
@@ -652,11 +842,25 @@ def parse_args(argv: Sequence[str]) -> Options:
     parser.add_argument(
         "--samples", type=int, default=300, help="after_id requests per conversation (300)"
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=6,
+        help="alternating runs of ledger on / off per Fin scenario, sharing --duration (6)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
-    if args.concurrency < 1 or args.duration <= 0 or args.warmup < 0 or args.samples < 1:
-        parser.error("concurrency and samples must be >= 1, duration > 0, warmup >= 0")
-    return Options(args.concurrency, args.duration, args.warmup, args.samples, args.json)
+    if (
+        args.concurrency < 1
+        or args.duration <= 0
+        or args.warmup < 0
+        or args.samples < 1
+        or args.rounds < 1
+    ):
+        parser.error("concurrency, samples and rounds must be >= 1, duration > 0, warmup >= 0")
+    return Options(
+        args.concurrency, args.duration, args.warmup, args.samples, args.json, args.rounds
+    )
 
 
 def main(argv: Sequence[str]) -> int:
@@ -674,13 +878,21 @@ def main(argv: Sequence[str]) -> int:
         seed_seconds = time.perf_counter() - started
         log(f"  seeded in {seed_seconds:.1f} s")
 
-        findesk_port, bare_port = free_port(), free_port()
+        findesk_port, off_port, bare_port = free_port(), free_port(), free_port()
         findesk = ChildProcess(
             "findesk",
             serve_command(findesk_port),
             data_dir / "findesk.log",
             env=findesk_env(data_dir),
             port=findesk_port,
+        )
+        # The same findesk on the same database, with the Fin call ledger switched off.
+        findesk_off = ChildProcess(
+            "findesk (ledger off)",
+            serve_command(off_port),
+            data_dir / "findesk-ledger-off.log",
+            env=findesk_env(data_dir, fin_ledger_enabled="false"),
+            port=off_port,
         )
         bare = ChildProcess(
             "bare ASGI app",
@@ -694,15 +906,19 @@ def main(argv: Sequence[str]) -> int:
             data_dir / "bare.log",
             port=bare_port,
         )
+        log("starting servers ...")
         for server in (findesk, bare):
             stack.callback(server.stop)
             server.start()
-        log("starting servers ...")
         findesk.wait_ready("/healthz", STARTUP_TIMEOUT)
+        # Started once the first one has migrated the database, so that they never race at it.
+        stack.callback(findesk_off.stop)
+        findesk_off.start()
+        findesk_off.wait_ready("/healthz", STARTUP_TIMEOUT)
         bare.wait_ready(f"{BARE_PATH}?id={seeded.short_id}", STARTUP_TIMEOUT)
 
         report = Report(options, seed_seconds)
-        asyncio.run(run_benchmark(options, seeded, findesk, bare, report))
+        asyncio.run(run_benchmark(options, seeded, findesk, findesk_off, bare, report))
 
     if options.as_json:
         print(json.dumps(report.to_json(), indent=2))
@@ -710,9 +926,14 @@ def main(argv: Sequence[str]) -> int:
         print_table(report)
     if not report.after_id_ok:
         log(f"FAIL: after_id p50 ratio {report.after_id_ratio:.2f} >= {AFTER_ID_LIMIT}")
+    if not report.ledger_ok:
+        log(
+            f"FAIL: the ledger costs {report.ledger_cost_percent:.1f}% of throughput "
+            f"(> {LEDGER_COST_LIMIT:g}%)"
+        )
     if report.errors:
         log(f"FAIL: {report.errors} requests failed")
-    return 0 if report.after_id_ok and report.errors == 0 else 1
+    return 0 if report.after_id_ok and report.ledger_ok and report.errors == 0 else 1
 
 
 if __name__ == "__main__":

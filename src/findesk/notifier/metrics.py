@@ -1,10 +1,10 @@
-"""Prometheus metrics of the notifier, in their own registry (rendered at ``/metrics``)."""
+"""Prometheus metrics of the notifier, in the shared registry (rendered at ``/metrics``)."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import Counter, Histogram
 
-REGISTRY = CollectorRegistry(auto_describe=True)
+from findesk.kit.metrics import REGISTRY
 
 EVENTS_RECORDED = Counter(
     "findesk_outbox_events_recorded",

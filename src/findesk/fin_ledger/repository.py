@@ -1,0 +1,98 @@
+"""The ledger's SQL: Fin API calls, pending fetches and the receipts on messages."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Table, bindparam, delete, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from findesk.conversations.models import Message
+from findesk.fin_ledger.models import FinCall, PendingFetch
+
+# Well under every backend's limit of bound parameters in one statement.
+CHUNK = 500
+
+
+def _chunks(items: Sequence[str]) -> list[Sequence[str]]:
+    return [items[i : i + CHUNK] for i in range(0, len(items), CHUNK)]
+
+
+def add_calls(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
+    if rows:
+        session.execute(insert(FinCall), list(rows))
+
+
+def pending_among(session: Session, message_ids: Sequence[str]) -> dict[str, str]:
+    """Of these messages, the ones waiting for Fin: message id -> conversation id."""
+    found: dict[str, str] = {}
+    for chunk in _chunks(message_ids):
+        query = select(PendingFetch.message_id, PendingFetch.conversation_id).where(
+            PendingFetch.message_id.in_(chunk)
+        )
+        found.update({row.message_id: row.conversation_id for row in session.execute(query)})
+    return found
+
+
+def mark_seen(session: Session, seen_at: Mapping[str, datetime]) -> None:
+    """Set ``seen_by_fin_at`` on each message that has none yet (the first fetch wins)."""
+    if not seen_at:
+        return
+    messages = cast(Table, Message.__table__)
+    statement = (
+        update(messages)
+        .where(messages.c.id == bindparam("message_id"), messages.c.seen_by_fin_at.is_(None))
+        .values(seen_by_fin_at=bindparam("seen_at"))
+    )
+    session.execute(statement, [{"message_id": key, "seen_at": at} for key, at in seen_at.items()])
+
+
+def delete_pending(session: Session, message_ids: Sequence[str]) -> None:
+    for chunk in _chunks(message_ids):
+        session.execute(delete(PendingFetch).where(PendingFetch.message_id.in_(chunk)))
+
+
+def pending_of_conversation(session: Session, conversation_id: str) -> dict[str, datetime]:
+    """The conversation's replies waiting for Fin: message id -> when written."""
+    query = select(PendingFetch.message_id, PendingFetch.created_at).where(
+        PendingFetch.conversation_id == conversation_id
+    )
+    return {row.message_id: row.created_at for row in session.execute(query)}
+
+
+def count_pending_before(session: Session, before: datetime) -> int:
+    query = select(func.count()).select_from(PendingFetch).where(PendingFetch.created_at < before)
+    return int(session.scalar(query) or 0)
+
+
+def oldest_pending(session: Session) -> PendingFetch | None:
+    query = select(PendingFetch).order_by(PendingFetch.created_at, PendingFetch.message_id)
+    return session.scalars(query.limit(1)).first()
+
+
+def first_pending_since(session: Session, since: datetime) -> datetime | None:
+    query = select(func.min(PendingFetch.created_at)).where(PendingFetch.created_at >= since)
+    value: datetime | None = session.scalar(query)
+    return value
+
+
+def delete_calls_before(session: Session, before: datetime) -> int:
+    result = session.execute(delete(FinCall).where(FinCall.at < before))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def delete_pending_before(session: Session, before: datetime) -> int:
+    result = session.execute(delete(PendingFetch).where(PendingFetch.created_at < before))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def calls(
+    session: Session, *, conversation_id: str | None = None, limit: int = 100
+) -> Sequence[FinCall]:
+    """The latest calls, newest first (about one conversation, if given)."""
+    query = select(FinCall).order_by(FinCall.id.desc()).limit(limit)
+    if conversation_id is not None:
+        query = query.where(FinCall.conversation_id == conversation_id)
+    return session.scalars(query).all()
