@@ -25,8 +25,9 @@ class AuditEntry(Base):
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
     )
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    # agent.created, agent.updated, agent.deactivated, agent.password_set, oauth_client.created,
-    # oauth_client.revoked, agent_token.issued, agent_token.revoked, setting.changed
+    # agent.created, agent.updated, agent.deactivated, agent.reactivated, agent.password_set,
+    # oauth_client.created, oauth_client.revoked, agent_token.issued, agent_token.revoked,
+    # setting.changed
     action: Mapped[str] = mapped_column(String(64))
     actor_kind: Mapped[str] = mapped_column(String(16))  # agent (inbox, agent API), cli, system
     # No foreign key: the entry outlives anything it names.
