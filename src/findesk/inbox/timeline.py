@@ -1,0 +1,151 @@
+"""The conversation's timeline: its messages and its history, interleaved in time, each change
+told as a sentence ("Alex took over from Fin · 2 min after handover")."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from findesk.agents.models import Agent
+from findesk.conversations.models import ConversationEvent, Message
+
+STATUS_WORDS = {
+    "open": "reopened it",
+    "resolved": "resolved it",
+    "closed": "closed it",
+    "ended": "ended it",
+}
+HANDOVER_REASONS = {
+    "human_requested": "the customer asked for a person",
+    "no_match": "Fin found no answer",
+    "unanswered_turns": "Fin could not resolve it",
+}
+MAX_LISTED_ATTRIBUTES = 4
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A message or a change, in the order they happened."""
+
+    at: datetime
+    message: Message | None = None
+    event: ConversationEvent | None = None
+    text: str = ""
+    important: bool = False  # ownership and ignored assignments stand out
+
+
+def build(
+    messages: Iterable[Message],
+    events: Iterable[ConversationEvent],
+    agents: Mapping[str, Agent],
+) -> list[Entry]:
+    """Messages and told changes, oldest first; on a tie the change comes first (a reply that
+    takes over reads "Alex took over", then Alex's reply)."""
+    entries = [Entry(at=m.created_at, message=m) for m in messages]
+    for event in events:
+        text = describe(event, agents)
+        if text:
+            entries.append(
+                Entry(
+                    at=event.at,
+                    event=event,
+                    text=text,
+                    important=event.kind
+                    in ("handover", "take_over", "hand_back", "assigned", "assignment_ignored"),
+                )
+            )
+    entries.sort(key=lambda entry: (entry.at, entry.message is not None))
+    return entries
+
+
+def describe(event: ConversationEvent, agents: Mapping[str, Agent]) -> str:
+    """One sentence for a change; empty for what the timeline does not show (the creation)."""
+    who = _actor(event, agents)
+    kind, before, after, detail = event.kind, event.from_value, event.to_value, event.detail
+    if kind == "handover":
+        target = "the team" if after is None else _agent(after, agents)
+        text = f"{who} handed over to {target}"
+        reason = detail.get("reason")
+        if reason:
+            text += f" · {HANDOVER_REASONS.get(str(reason), str(reason))}"
+        return text
+    if kind == "take_over":
+        waited = detail.get("seconds_after_handover")
+        if isinstance(waited, int | float):  # from the queue Fin handed it to
+            return f"{who} took over from Fin · {duration(waited)} after handover"
+        return f"{who} took over from {_owner(before, agents)}"
+    if kind == "hand_back":
+        return f"{who} handed it back to {_agent(after, agents)}"
+    if kind == "assigned":
+        if after is None:
+            return f"{who} moved it to the waiting queue"
+        return f"{who} assigned it to {_agent(after, agents)}"
+    if kind == "assignment_ignored":
+        requested = detail.get("requested")
+        if requested is None:
+            wanted = "hand it over"
+        elif _agent(requested, agents) == "Fin":
+            wanted = "take it back"
+        else:
+            wanted = f"assign it to {_agent(requested, agents)}"
+        return f"{who} tried to {wanted} · ignored: {_agent(before, agents)} had taken over"
+    if kind == "status":
+        return f"{who} {STATUS_WORDS.get(str(after), f'set the status to {after}')}"
+    if kind == "tags":
+        added = [t for t in after or [] if t not in (before or [])]
+        removed = [t for t in before or [] if t not in (after or [])]
+        parts = []
+        if added:
+            parts.append("tagged it " + ", ".join(added))
+        if removed:
+            parts.append("removed " + ", ".join(removed))
+        return f"{who} " + " and ".join(parts) if parts else ""
+    if kind == "title":
+        return f"{who} renamed it “{after}”" if after else f"{who} removed the title"
+    if kind == "attributes":
+        return f"{who} set {_attributes(after or {})}"
+    if kind == "priority":
+        return f"{who} set the priority to {after}" if after is not None else ""
+    if kind in ("merge", "conversion"):
+        return f"{who} {kind}d it"
+    return ""
+
+
+def duration(seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min"
+    hours, minutes = divmod(seconds // 60, 60)
+    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+
+
+def _actor(event: ConversationEvent, agents: Mapping[str, Agent]) -> str:
+    if event.actor == "fin":
+        return "Fin"
+    if event.actor == "system":
+        return "findesk"
+    return _agent(event.actor_agent_id, agents)
+
+
+def _agent(agent_id: Any, agents: Mapping[str, Agent]) -> str:
+    agent = agents.get(str(agent_id)) if agent_id is not None else None
+    if agent is None:
+        return "an agent" if agent_id is not None else "nobody"
+    return "Fin" if agent.is_bot else agent.name
+
+
+def _owner(agent_id: Any, agents: Mapping[str, Agent]) -> str:
+    return "the waiting queue" if agent_id is None else _agent(agent_id, agents)
+
+
+def _attributes(values: Mapping[str, Any]) -> str:
+    shown = [
+        f"{key} {'removed' if value is None else f'to {value}'}"
+        for key, value in list(values.items())[:MAX_LISTED_ATTRIBUTES]
+    ]
+    more = len(values) - len(shown)
+    return ", ".join(shown) + (f" and {more} more" if more > 0 else "")
