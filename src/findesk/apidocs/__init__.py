@@ -1,0 +1,1 @@
+"""The API documentation pages, served from the package (no CDN, strict CSP)."""
