@@ -4,13 +4,37 @@ server on the same database to prove that what the CLI prints works."""
 from __future__ import annotations
 
 import json
+import os
+import pty
+import select
+import signal
+import subprocess
+import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
-from support.cli import Cli
-from support.server import LiveServer
+from inbox.web_support import client as web_client
+from inbox.web_support import submit_login
+from sqlalchemy import update
+from support.cli import Cli, findesk_command
+from support.server import LiveServer, free_port
+
+from findesk.agents.models import Agent
+from findesk.auth.web_sessions import SignInLimiter
+from findesk.inbox import endpoints as inbox_endpoints
+from findesk.kit.db import Database
+
+
+@pytest.fixture(autouse=True)
+def limiter(monkeypatch: pytest.MonkeyPatch) -> SignInLimiter:
+    """A sign-in limiter of the test's own: the refused sign-ins checked here on purpose never
+    lock other tests out (the limiter lives in the process, as the live server does)."""
+    fresh = SignInLimiter()
+    monkeypatch.setattr(inbox_endpoints, "limiter", fresh)
+    return fresh
 
 
 @pytest.fixture(scope="module")
@@ -37,12 +61,14 @@ def get_token(live: LiveServer, client_id: str, secret: str) -> httpx.Response:
 
 
 def database_bytes(cli: Cli) -> bytes:
-    """The SQLite file and its WAL (recent writes may not be checkpointed into the main file)."""
-    return b"".join(
-        path.read_bytes()
-        for path in sorted(cli.data_dir.iterdir())
-        if path.name.startswith("findesk.db")
-    )
+    """The SQLite file and its WAL (recent writes may not be checkpointed into the main file).
+
+    Read by a child process: closing a descriptor of the database file in this process would
+    drop the locks the live server's connections hold (POSIX locks are per process), and the
+    next CLI run would then take itself for the last user and delete the WAL index under them.
+    """
+    paths = [str(p) for p in sorted(cli.data_dir.iterdir()) if p.name.startswith("findesk.db")]
+    return subprocess.run(["cat", *paths], capture_output=True, check=True).stdout
 
 
 # --- OAuth clients ---------------------------------------------------------------------------
@@ -236,3 +262,242 @@ def test_agents_create_refuses_invalid_input(cli: Cli, args: list[str], reason: 
     before = cli.json("agents", "list")["agents"]
     assert reason in cli.fails("agents", "create", *args)
     assert cli.json("agents", "list")["agents"] == before
+
+
+# --- passwords, never on the command line ----------------------------------------------------
+
+PASSWORD = "correct horse battery staple"
+FIRST_ADMIN_HINT = "findesk agents create EMAIL --name NAME --admin --password"
+
+
+def signs_in(live: LiveServer, email: str, password: str = PASSWORD) -> bool:
+    with web_client(live) as http:
+        response = submit_login(http, email, password)
+    assert response.status_code in (303, 401), response.text
+    return response.status_code == 303
+
+
+def on_a_terminal(cli: Cli, args: list[str], answers: list[str]) -> tuple[int, str]:
+    """Run the command on a pseudo-terminal of its own, typing each answer after a prompt."""
+    master, slave = pty.openpty()
+    process = subprocess.Popen(
+        [*findesk_command(), *args],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=cli.env,
+        cwd=cli.data_dir.parent,
+        start_new_session=True,  # no controlling terminal but this one
+    )
+    os.close(slave)
+    seen = b""
+
+    def read(since: int, prompt: bool) -> None:
+        """Read until a prompt (what ``getpass`` writes once it stops echoing) or the end."""
+        nonlocal seen
+        deadline = time.monotonic() + 60
+        while not (prompt and seen[since:].endswith(b": ")):
+            ready, _, _ = select.select([master], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                raise AssertionError(f"the command is stuck; it said {seen!r}")
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # the command ended and closed the terminal
+                chunk = b""
+            if not chunk:
+                if prompt:
+                    raise AssertionError(f"the command ended before asking: {seen!r}")
+                return
+            seen += chunk
+
+    try:
+        for answer in answers:
+            read(len(seen), prompt=True)
+            os.write(master, answer.encode() + b"\n")
+        read(len(seen), prompt=False)
+        return process.wait(timeout=60), seen.decode(errors="replace")
+    finally:
+        os.close(master)
+        if process.poll() is None:
+            process.kill()
+
+
+def test_agents_create_asks_for_the_password_twice_on_a_terminal(
+    cli: Cli, live: LiveServer
+) -> None:
+    email = f"root-{uuid.uuid4().hex[:6]}@example.com"
+    code, said = on_a_terminal(
+        cli,
+        ["agents", "create", email, "--name", "Root", "--admin", "--password"],
+        [PASSWORD, "a different passphrase", PASSWORD, PASSWORD],
+    )
+    assert code == 0, said
+    assert "do not match" in said
+    assert PASSWORD not in said  # never echoed
+    assert signs_in(live, email)
+    [created] = [a for a in cli.json("agents", "list")["agents"] if a["email"] == email]
+    assert created["role"] == "admin"
+
+
+def test_agents_create_reads_the_password_from_stdin(cli: Cli, live: LiveServer) -> None:
+    email = f"script-{uuid.uuid4().hex[:6]}@example.com"
+    created = cli.json(
+        "agents", "create", email, "--name", "Scripted", "--password-stdin", input=PASSWORD + "\n"
+    )
+    assert created["email"] == email and created["role"] == "agent"
+    assert signs_in(live, email)
+    assert not signs_in(live, f"{email}x")
+
+
+def test_a_password_is_never_a_command_line_value(cli: Cli) -> None:
+    email = f"argv-{uuid.uuid4().hex[:6]}@example.com"
+    before = cli.json("agents", "list")["agents"]
+    result = cli.run("agents", "create", email, "--name", "Argv", "--password", PASSWORD)
+    assert result.returncode != 0
+    # --password asks on a terminal; without one it says what to do instead.
+    message = cli.fails(
+        "agents", "create", email, "--name", "Argv", "--password", input=f"{PASSWORD}\n" * 2
+    )
+    assert "--password-stdin" in message, message
+    assert "at least 10" in cli.fails(
+        "agents", "create", email, "--name", "Argv", "--password-stdin", input="short\n"
+    )
+    assert "stdin" in cli.fails("agents", "create", email, "--name", "Argv", "--password-stdin")
+    assert "--password" in cli.fails(
+        "agents", "create", email, "--name", "A", "--password", "--password-stdin", input=PASSWORD
+    )
+    assert cli.json("agents", "list")["agents"] == before
+    # set-password reads stdin the same way.
+    cli.json("agents", "create", email, "--name", "Argv")
+    new_password = "an entirely new passphrase"
+    changed = cli.run("agents", "set-password", email, "--password-stdin", input=new_password)
+    assert changed.returncode == 0, changed.stderr
+    assert cli.run("agents", "set-password", email, "--password", new_password).returncode != 0
+
+
+# --- personal tokens and deactivation ----------------------------------------------------------
+
+
+def agent_api_works(live: LiveServer, token: str) -> bool:
+    response = httpx.get(
+        f"{live.base_url}/api/v1/me", headers={"Authorization": f"Bearer {token}"}, timeout=30
+    )
+    assert response.status_code in (200, 401), response.text
+    return response.status_code == 200
+
+
+def test_agents_tokens_lists_them_without_secrets_and_revoke_token_stops_one(
+    cli: Cli, live: LiveServer
+) -> None:
+    email = f"keys-{uuid.uuid4().hex[:6]}@example.com"
+    agent = cli.json("agents", "create", email, "--name", "Key Holder")
+    first = cli.json("agents", "token", email, "--label", "CI deploys")
+    second = cli.json("agents", "token", email)
+    assert first["token_id"].startswith("tok_") and first["label"] == "CI deploys"
+    assert agent_api_works(live, first["token"])
+
+    listed = cli.run("agents", "tokens", email.upper(), "--json")
+    assert listed.returncode == 0, listed.stderr
+    tokens = json.loads(listed.stdout)
+    assert tokens["agent_id"] == agent["id"]
+    assert [t["id"] for t in tokens["tokens"]] == [second["token_id"], first["token_id"]]
+    assert tokens["tokens"][1]["label"] == "CI deploys"
+    assert tokens["tokens"][1]["last_used_at"] is not None
+    table = cli.run("agents", "tokens", email)
+    assert first["token_id"] in table.stdout and "CI deploys" in table.stdout
+    for secret in (first["token"], second["token"]):
+        assert secret.split("_", 1)[1] not in listed.stdout + table.stdout
+
+    revoked = cli.json("agents", "revoke-token", first["token_id"])
+    assert revoked["token_id"] == first["token_id"] and revoked["revoked_at"]
+    assert not agent_api_works(live, first["token"])
+    assert agent_api_works(live, second["token"])
+    after = cli.json("agents", "tokens", email)["tokens"]
+    assert [t["revoked_at"] is not None for t in after] == [False, True]
+    assert "tok_doesnotexist" in cli.fails("agents", "revoke-token", "tok_doesnotexist")
+    assert "nobody-here@example.com" in cli.fails("agents", "tokens", "nobody-here@example.com")
+    entries = cli.json("audit", "list", "--target", first["token_id"])["entries"]
+    assert [e["action"] for e in entries] == ["agent_token.revoked", "agent_token.issued"]
+    assert entries[0]["actor_kind"] == "cli"
+
+
+def test_agents_deactivate_and_reactivate(cli: Cli, live: LiveServer) -> None:
+    email = f"leaver-{uuid.uuid4().hex[:6]}@example.com"
+    agent = cli.json(
+        "agents", "create", email, "--name", "Leaver", "--password-stdin", input=PASSWORD
+    )
+    token = cli.json("agents", "token", email)["token"]
+    assert signs_in(live, email) and agent_api_works(live, token)
+
+    gone = cli.json("agents", "deactivate", email)
+
+    assert gone["agent_id"] == agent["id"] and gone["active"] is False
+    assert gone["tokens_revoked"] == 1 and gone["unassigned_conversation_ids"] == []
+    assert not signs_in(live, email) and not agent_api_works(live, token)
+    [listed] = [a for a in cli.json("agents", "list")["agents"] if a["id"] == agent["id"]]
+    assert listed["active"] is False
+    assert "deactivated" in cli.run("agents", "list").stdout
+
+    back = cli.json("agents", "reactivate", email)
+    assert back["active"] is True
+    assert signs_in(live, email) and not agent_api_works(live, token)
+    actions = [e["action"] for e in cli.json("audit", "list", "--target", agent["id"])["entries"]]
+    assert actions[:2] == ["agent.reactivated", "agent.deactivated"]
+
+    [bot] = [a for a in cli.json("agents", "list")["agents"] if a["is_bot"]]
+    assert "Fin" in cli.fails("agents", "deactivate", bot["email"])
+    assert "nobody-here@example.com" in cli.fails("agents", "deactivate", "nobody-here@example.com")
+
+
+# --- the first hour ----------------------------------------------------------------------------
+
+
+def serve_output(cli: Cli) -> str:
+    """Start ``findesk serve`` until it answers, stop it, and return what it printed."""
+    port = free_port()
+    process = subprocess.Popen(
+        [*findesk_command(), "serve", "--port", str(port)],
+        env=cli.env,
+        cwd=cli.data_dir.parent,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        else:
+            raise AssertionError(f"findesk serve did not start: {process.communicate(timeout=5)}")
+    finally:
+        process.send_signal(signal.SIGINT)
+    out, errors = process.communicate(timeout=30)
+    return out + errors
+
+
+def test_serve_without_an_admin_says_how_to_create_one(tmp_path: Path) -> None:
+    fresh = Cli(tmp_path / "data")
+    said = serve_output(fresh)
+    [hint] = [line for line in said.splitlines() if FIRST_ADMIN_HINT in line]
+    assert "administrator" in hint
+
+    # An agent who is not an admin, or an admin who is not active, does not count.
+    fresh.json("agents", "create", "plain@example.com", "--name", "Plain")
+    email = "root@example.com"
+    fresh.json(
+        "agents", "create", email, "--name", "Root", "--admin", "--password-stdin", input=PASSWORD
+    )
+    assert FIRST_ADMIN_HINT not in serve_output(fresh)
+    assert "last active administrator" in fresh.fails("agents", "deactivate", email)
+    stored = Database(fresh.database_url)
+    try:
+        with stored.transaction() as session:
+            session.execute(update(Agent).where(Agent.email == email).values(active=False))
+    finally:
+        stored.dispose()
+    assert FIRST_ADMIN_HINT in serve_output(fresh)

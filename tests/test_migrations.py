@@ -46,3 +46,123 @@ def test_postgres_migrates_from_nothing_and_matches_models(pg_server: PostgresSe
     upgrade(url)
     upgrade(url)
     assert schema_drift(url) == []
+
+
+def _fill_0006(url: str) -> None:
+    """A database as findesk 0006 left it: a conversation Fin handed over (the live feed still
+    remembers when), one a human took over by replying, one Fin still handles."""
+    from datetime import UTC, datetime, timedelta
+
+    from alembic import command
+
+    from findesk.migrations import alembic_config
+
+    command.upgrade(alembic_config(url), "0006")
+    sqlite = url.startswith("sqlite")
+    base = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
+
+    def at(minutes: int) -> datetime:
+        value = base + timedelta(minutes=minutes)
+        return value.replace(tzinfo=None) if sqlite else value
+
+    engine = create_engine(url)
+    with engine.begin() as db:
+        for agent_id, is_bot in (("agt_fin", True), ("agt_alex", False)):
+            db.execute(
+                text(
+                    "INSERT INTO agents (id, email, name, is_bot, role, active, created_at,"
+                    " updated_at) VALUES (:id, :email, :id, :bot, 'agent', :t, :c, :c)"
+                ),
+                {
+                    "id": agent_id,
+                    "email": f"{agent_id}@x.test",
+                    "bot": is_bot,
+                    "t": True,
+                    "c": at(0),
+                },
+            )
+        db.execute(
+            text(
+                "INSERT INTO end_users (id, attributes, created_at, updated_at)"
+                " VALUES ('usr_1', '{}', :c, :c)"
+            ),
+            {"c": at(0)},
+        )
+        for cid, assignee, updated in (
+            ("conv_waiting", None, 30),
+            ("conv_human", "agt_alex", 40),
+            ("conv_fin", "agt_fin", 50),
+        ):
+            db.execute(
+                text(
+                    "INSERT INTO conversations (id, user_id, status, attributes, assignee_id,"
+                    " last_activity_at, created_at, updated_at)"
+                    " VALUES (:id, 'usr_1', 'open', '{}', :a, :u, :c, :u)"
+                ),
+                {"id": cid, "a": assignee, "u": at(updated), "c": at(1)},
+            )
+        for mid, cid, agent, visibility, minute in (
+            ("msg_note", "conv_fin", "agt_alex", "private", 5),
+            ("msg_reply", "conv_human", "agt_alex", "public", 12),
+            ("msg_later", "conv_human", "agt_alex", "public", 20),
+            ("msg_fin", "conv_human", "agt_fin", "public", 3),
+        ):
+            db.execute(
+                text(
+                    "INSERT INTO messages (id, conversation_id, message_type, body, author_type,"
+                    " author_agent_id, visibility, attachments, created_at)"
+                    " VALUES (:id, :cid, 'comment', '<p>x</p>', 'agent', :agent, :v, '[]', :c)"
+                ),
+                {"id": mid, "cid": cid, "agent": agent, "v": visibility, "c": at(minute)},
+            )
+        db.execute(
+            text(
+                "INSERT INTO activity (conversation_id, kind, owner, actor, at)"
+                " VALUES ('conv_waiting', 'assignee', 'waiting', 'fin', :t)"
+            ),
+            {"t": at(7)},
+        )
+    engine.dispose()
+
+
+def _check_filled(url: str) -> None:
+    from findesk.conversations import history
+    from findesk.conversations.models import Conversation
+
+    upgrade(url)
+    db = Database(url)
+    try:
+        with db.read_session() as session:
+            waiting = session.get(Conversation, "conv_waiting")
+            human = session.get(Conversation, "conv_human")
+            fin = session.get(Conversation, "conv_fin")
+            assert waiting and human and fin
+            # From the live feed where it remembers; from the first human reply otherwise.
+            assert waiting.handed_over_at is not None and waiting.handed_over_at.minute == 7
+            assert human.first_human_reply_at is not None
+            assert human.first_human_reply_at.minute == 12  # not Fin's, not the later reply
+            assert human.taken_over_at == human.first_human_reply_at
+            assert fin.first_human_reply_at is None  # a private note is no reply
+            assert fin.handed_over_at is None and fin.taken_over_at is None
+            for conversation in (waiting, human, fin):
+                events = history.events(session, conversation.id)
+                assert [e.kind for e in events] == ["created"]
+                assert events[0].detail == {"backfilled": True}
+                assert history.owner_after(events) == conversation.assignee_id
+    finally:
+        db.dispose()
+
+
+def test_sqlite_upgrade_fills_the_ownership_columns_and_starts_the_history(tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    _fill_0006(url)
+    _check_filled(url)
+
+
+@pytest.mark.postgres
+def test_postgres_upgrade_fills_the_ownership_columns_and_starts_the_history(
+    pg_server: PostgresServer,
+) -> None:
+    url = pg_server.create_database("findesk_fill_0006")
+    _fill_0006(url)
+    _check_filled(url)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -19,10 +20,13 @@ from starlette.staticfiles import StaticFiles
 from findesk import __version__
 from findesk.agent_api.articles import router as agent_articles_router
 from findesk.agent_api.endpoints import router as agent_router
+from findesk.apidocs.endpoints import router as apidocs_router
 from findesk.attachments.endpoints import router as files_router
 from findesk.auth.endpoints import router as oauth_router
 from findesk.fin_api import endpoints as fin
 from findesk.fin_api.schemas import ErrorEnvelope
+from findesk.fin_ledger.calls import FinLedger
+from findesk.fin_ledger.recorder import LedgerRecorder
 from findesk.inbox.articles import router as articles_router
 from findesk.inbox.endpoints import HERE as INBOX_HERE
 from findesk.inbox.endpoints import router as inbox_router
@@ -31,6 +35,7 @@ from findesk.kit.errors import Problem
 from findesk.kit.http import BodySizeLimit, problem_response, validation_problem
 from findesk.kit.schemas import ProblemOut
 from findesk.kit.settings import Settings, get_settings
+from findesk.kit.streams import StreamSlots
 from findesk.knowledge.endpoints import router as help_router
 from findesk.knowledge.publisher import PublisherLoop
 from findesk.live.broker import LiveFeed
@@ -67,11 +72,17 @@ def _allowed_methods(request: Request) -> str:
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Start the typing sender and, unless workers run apart, the delivery worker and (with
-    an Intercom access token) the knowledge base's publisher."""
+    """Start the typing sender, the Fin call ledger's recorder and, unless workers run apart,
+    the delivery worker and (with an Intercom access token) the knowledge base's publisher."""
     settings: Settings = app.state.settings
     await app.state.typing.start()
     await app.state.live.start()
+    recorder = LedgerRecorder(
+        app.state.db,
+        app.state.fin_ledger,
+        timedelta(days=settings.fin_ledger_retention_days),
+    )
+    recorder_task = asyncio.create_task(recorder.run(), name="findesk-fin-ledger")
     worker = None
     if settings.notifier_in_process:
         worker = Worker(app.state.db, settings)
@@ -90,6 +101,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         if worker is not None:
             worker.stop()
             await app.state.worker_task
+        recorder.stop()  # after the last request: it writes what is still buffered
+        await recorder_task
         await app.state.live.stop()
         await app.state.typing.stop()
 
@@ -97,11 +110,22 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 def create_app(settings: Settings | None = None, db: Database | None = None) -> FastAPI:
     settings = settings or get_settings()
     db = db or Database(settings.effective_database_url)
-    app = FastAPI(title="findesk", version=__version__, description=DESCRIPTION, lifespan=_lifespan)
+    app = FastAPI(
+        title="findesk",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=_lifespan,
+        docs_url=None,  # FastAPI's pages load scripts from a CDN: see findesk.apidocs
+        redoc_url=None,
+    )
     app.state.settings = settings
     app.state.db = db
     app.state.typing = TypingSender(settings)
     app.state.live = LiveFeed(db, settings.live_poll_seconds)
+    app.state.live_streams = StreamSlots(
+        settings.live_streams_per_session, settings.live_streams_max
+    )
+    app.state.fin_ledger = FinLedger(settings.fin_ledger_enabled)
     app.state.worker_task = None
 
     app.include_router(oauth_router)
@@ -114,6 +138,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(files_router)
     app.include_router(inbox_router)
     app.include_router(articles_router)
+    app.include_router(apidocs_router)
     app.mount("/static", StaticFiles(directory=INBOX_STATIC), name="static")
 
     @app.exception_handler(Problem)

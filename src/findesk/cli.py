@@ -30,9 +30,15 @@ kb_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(kb_app, name="kb")
+audit_app = typer.Typer(
+    help="The audit log of administrative actions: agents, passwords, clients, tokens.",
+    no_args_is_help=True,
+)
+app.add_typer(audit_app, name="audit")
 
 
 console = Console()
+FIRST_ADMIN_COMMAND = "findesk agents create EMAIL --name NAME --admin --password"
 err = Console(stderr=True)
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
 
@@ -78,8 +84,10 @@ def serve(
     """Migrate, then serve the Fin API, the agent API and the inbox."""
     import uvicorn
 
+    from findesk.agents.service import has_active_admin
     from findesk.app import create_app
     from findesk.kit import logs
+    from findesk.kit.serving import server_config
 
     settings = get_settings()
     db = migrate_and_seed()
@@ -93,7 +101,20 @@ def serve(
             "delivered once FINDESK_FIN_WEBHOOK_URL or FINDESK_FIN_INTEGRATION_ID is set."
             "[/yellow]"
         )
-    uvicorn.run(create_app(settings, db), host=host, port=port, log_level="info", access_log=False)
+    with db.read_session() as session:
+        has_admin = has_active_admin(session)
+    if not has_admin:  # a fresh install: nobody can sign in yet
+        console.print(
+            f"No administrator can sign in yet; create one with: {FIRST_ADMIN_COMMAND}",
+            style="yellow",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+    server = uvicorn.Server(server_config(create_app(settings, db), settings, host=host, port=port))
+    server.run()
+    if not server.started:  # as uvicorn.run: the port was taken, or startup failed
+        raise typer.Exit(3)
 
 
 @app.command()
@@ -135,10 +156,11 @@ def clients_create(
     as_json: JsonFlag = False,
 ) -> None:
     """Create an OAuth client; its secret is shown this once only."""
+    from findesk.audit.service import CLI
     from findesk.auth.service import create_client
 
     with migrate_and_seed().transaction() as session:
-        client, secret = create_client(session, name)
+        client, secret = create_client(session, name, by=CLI)
         client_id = client.id
     if as_json:
         _emit({"client_id": client_id, "client_secret": secret, "name": name})
@@ -174,11 +196,12 @@ def clients_list(as_json: JsonFlag = False) -> None:
 @clients_app.command("revoke")
 def clients_revoke(client_id: str, as_json: JsonFlag = False) -> None:
     """Revoke a client and every token it was given."""
+    from findesk.audit.service import CLI
     from findesk.auth.service import revoke_client
 
     try:
         with migrate_and_seed().transaction() as session:
-            revoke_client(session, client_id)
+            revoke_client(session, client_id, by=CLI)
     except Problem as exc:
         _fail(exc.detail)
     if as_json:
@@ -187,23 +210,94 @@ def clients_revoke(client_id: str, as_json: JsonFlag = False) -> None:
         console.print(f"Revoked {client_id} and its tokens.")
 
 
+AskPassword = Annotated[
+    bool,
+    typer.Option(
+        "--password",
+        help="Ask for a password for the web inbox (10+ characters; hidden, twice). Needs a "
+        "terminal; scripts use --password-stdin. Never given on the command line.",
+    ),
+]
+PasswordFromStdin = Annotated[
+    bool,
+    typer.Option("--password-stdin", help="Read the password from the first line of stdin."),
+]
+
+
+def _read_password(ask: bool, from_stdin: bool) -> str | None:
+    """The password the agent signs in with: asked on the terminal, read from stdin, or none.
+    Never an argument: those end up in shell histories and process lists."""
+    from findesk.auth.passwords import check_strength
+
+    if ask and from_stdin:
+        _fail("Use --password (asks on the terminal) or --password-stdin, not both.")
+    password: str | None = None
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            _fail("No password on stdin: give it as the first line with --password-stdin.")
+    elif ask:
+        if not sys.stdin.isatty():
+            _fail(
+                "--password asks on a terminal, and there is none: pipe the password to "
+                "--password-stdin instead."
+            )
+        while True:
+            password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+            try:
+                check_strength(password)
+                break
+            except Problem as exc:
+                err.print(exc.detail)
+    if password is not None:
+        try:
+            check_strength(password)
+        except Problem as exc:
+            _fail(exc.detail)
+    return password
+
+
+def _agent_by_email(session: Any, email: str) -> Any:
+    from findesk.agents.repository import get_by_email
+
+    agent = get_by_email(session, email.strip())
+    if agent is None:
+        _fail(f"No agent with email {email!r}.")
+    return agent
+
+
 @agents_app.command("create")
 def agents_create(
-    email: Annotated[str, typer.Option(help="Sign-in email.")],
     name: Annotated[str, typer.Option(help="Full name.")],
+    email: Annotated[
+        str | None, typer.Argument(metavar="EMAIL", help="Sign-in email.", show_default=False)
+    ] = None,
+    email_option: Annotated[
+        str | None, typer.Option("--email", hidden=True, help="Same as EMAIL.")
+    ] = None,
     alias: Annotated[str | None, typer.Option(help="Name shown to end users.")] = None,
     photo_url: Annotated[str | None, typer.Option("--photo-url", help="Avatar URL.")] = None,
     admin: Annotated[bool, typer.Option(help="Give the admin role.")] = False,
-    password: Annotated[
-        str | None,
-        typer.Option(help="Password for the web inbox (10+ characters); or use set-password."),
-    ] = None,
+    ask_password: AskPassword = False,
+    password_stdin: PasswordFromStdin = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """Create a human agent."""
+    """Create a human agent: `findesk agents create ada@example.com --name "Ada L" --admin
+    --password` makes the first administrator of a fresh install."""
     from findesk.agent_api.views import agent_view
     from findesk.agents.service import create_agent
+    from findesk.audit.service import CLI
 
+    if email is not None and email_option is not None:
+        _fail(
+            "Give the email once, as EMAIL. (--password takes no value: it asks on the "
+            "terminal; scripts pipe the password to --password-stdin.)"
+        )
+    email = email if email is not None else email_option
+    if email is None:
+        _fail("Missing EMAIL: findesk agents create EMAIL --name NAME.")
+        return
+    password = _read_password(ask_password, password_stdin)
     try:
         with migrate_and_seed().transaction() as session:
             agent = create_agent(
@@ -214,6 +308,7 @@ def agents_create(
                 photo_url=photo_url,
                 role="admin" if admin else "agent",
                 password=password,
+                by=CLI,
             )
             view = agent_view(agent)
     except Problem as exc:
@@ -235,82 +330,228 @@ def agents_list(as_json: JsonFlag = False) -> None:
     if as_json:
         _emit({"agents": [v.model_dump() for v in views]})
         return
-    table = Table("id", "name", "email", "alias", "role", "bot")
+    table = Table("id", "name", "email", "alias", "role", "bot", "state")
     for v in views:
         table.add_row(
-            v.id, v.name or "", v.email or "", v.alias or "", v.role, "yes" if v.is_bot else ""
+            v.id,
+            v.name or "",
+            v.email or "",
+            v.alias or "",
+            v.role,
+            "yes" if v.is_bot else "",
+            "active" if v.active else "deactivated",
         )
     console.print(table)
 
 
 @agents_app.command("set-password")
-def agents_set_password(
-    email: str,
-    password: Annotated[
-        str | None, typer.Option(help="The new password; asked for (hidden) when left out.")
-    ] = None,
-) -> None:
-    """Set an agent's password for the web inbox (and sign them out everywhere)."""
-    from findesk.agents.repository import get_by_email
+def agents_set_password(email: str, password_stdin: PasswordFromStdin = False) -> None:
+    """Set an agent's password for the web inbox, asked on the terminal (hidden, twice); sign
+    them out everywhere and revoke their personal tokens."""
     from findesk.agents.service import set_password
+    from findesk.audit.service import CLI
 
-    if password is None:
-        password = typer.prompt("New password", hide_input=True, confirmation_prompt=True)
+    password = _read_password(not password_stdin, password_stdin)
+    assert password is not None
     try:
         with migrate_and_seed().transaction() as session:
-            agent = get_by_email(session, email)
-            if agent is None:
-                _fail(f"No agent with email {email!r}.")
-                return
-            set_password(session, agent, password)
+            set_password(session, _agent_by_email(session, email), password, by=CLI)
     except Problem as exc:
         _fail(exc.detail)
-    console.print(f"Password set for {email}.")
+    console.print(f"Password set for {email}; their sessions and personal tokens are ended.")
 
 
 @agents_app.command("token")
-def agents_token(email: str, as_json: JsonFlag = False) -> None:
+def agents_token(
+    email: str,
+    label: Annotated[
+        str | None, typer.Option(help="What the token is for, shown when tokens are listed.")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
     """Issue a new personal token for the agent API; shown this once only."""
-    from findesk.agents.repository import get_by_email
-    from findesk.auth.service import create_agent_token
+    from findesk.audit.service import CLI
+    from findesk.auth.service import issue_agent_token
 
-    with migrate_and_seed().transaction() as session:
-        agent = get_by_email(session, email)
-        if agent is None:
-            _fail(f"No agent with email {email!r}.")
-            return
-        token = create_agent_token(session, agent)
-        agent_id = agent.id
+    try:
+        with migrate_and_seed().transaction() as session:
+            agent = _agent_by_email(session, email)
+            row, token = issue_agent_token(session, agent, label=label, by=CLI)
+            issued = {"agent_id": agent.id, "email": agent.email, "token": token}
+            issued |= {"token_id": row.id, "label": row.label}
+    except Problem as exc:
+        _fail(exc.detail)
+        return
     if as_json:
-        _emit({"agent_id": agent_id, "email": email.lower(), "token": token})
+        _emit(issued)
     else:
         console.print(token)
+
+
+@agents_app.command("tokens")
+def agents_tokens(email: str, as_json: JsonFlag = False) -> None:
+    """An agent's personal tokens, newest first: id, label, when issued, last used (to the
+    hour) and revoked. Never the secrets."""
+    from rich.markup import escape
+
+    from findesk.agent_api.views import token_view
+    from findesk.auth.service import list_agent_tokens
+
+    with migrate_and_seed().read_session() as session:
+        agent = _agent_by_email(session, email)
+        agent_id, agent_email = agent.id, agent.email
+        views = [
+            token_view(t).model_dump(mode="json") for t in list_agent_tokens(session, agent_id)
+        ]
+    if as_json:
+        _emit({"agent_id": agent_id, "email": agent_email, "tokens": views})
+        return
+    table = Table("id", "label", "issued", "last used", "revoked")
+    for v in views:
+        table.add_row(
+            v["id"],
+            escape(v["label"] or ""),
+            v["created_at"],
+            v["last_used_at"] or "never",
+            v["revoked_at"] or "",
+        )
+    console.print(table)
+
+
+@agents_app.command("revoke-token")
+def agents_revoke_token(token_id: str, as_json: JsonFlag = False) -> None:
+    """Revoke one personal token by its id (`findesk agents tokens EMAIL` lists them)."""
+    from findesk.audit.service import CLI
+    from findesk.auth.service import revoke_agent_token
+    from findesk.kit.timeutil import isoformat
+
+    try:
+        with migrate_and_seed().transaction() as session:
+            row = revoke_agent_token(session, token_id.strip(), by=CLI)
+            agent_id, revoked_at = row.agent_id, isoformat(row.revoked_at or row.created_at)
+    except Problem as exc:
+        _fail(exc.detail)
+        return
+    if as_json:
+        _emit({"token_id": token_id.strip(), "agent_id": agent_id, "revoked_at": revoked_at})
+    else:
+        console.print(f"Revoked {token_id.strip()}.")
+
+
+@agents_app.command("deactivate")
+def agents_deactivate(email: str, as_json: JsonFlag = False) -> None:
+    """Deactivate an agent: signed out everywhere, personal tokens revoked, open conversations
+    back in the waiting queue; messages and history kept. Not the Fin bot, nor the last
+    active administrator."""
+    from findesk.agents.service import deactivate_agent
+    from findesk.audit.service import CLI
+
+    try:
+        with migrate_and_seed().transaction() as session:
+            done = deactivate_agent(session, _agent_by_email(session, email).id, by=CLI)
+            result: dict[str, Any] = {
+                "agent_id": done.agent.id,
+                "email": done.agent.email,
+                "active": done.agent.active,
+                "tokens_revoked": done.tokens_revoked,
+                "unassigned_conversation_ids": done.unassigned_conversation_ids,
+            }
+    except Problem as exc:
+        _fail(exc.detail)
+        return
+    if as_json:
+        _emit(result)
+    else:
+        console.print(
+            f"Deactivated {result['email']}: {result['tokens_revoked']} personal token(s) "
+            f"revoked, {len(result['unassigned_conversation_ids'])} open conversation(s) back "
+            "in the waiting queue."
+        )
+
+
+@agents_app.command("reactivate")
+def agents_reactivate(email: str, as_json: JsonFlag = False) -> None:
+    """Let a deactivated agent sign in again (revoked tokens stay revoked)."""
+    from findesk.agents.service import reactivate_agent
+    from findesk.audit.service import CLI
+
+    try:
+        with migrate_and_seed().transaction() as session:
+            agent = reactivate_agent(session, _agent_by_email(session, email).id, by=CLI)
+            result = {"agent_id": agent.id, "email": agent.email, "active": agent.active}
+    except Problem as exc:
+        _fail(exc.detail)
+        return
+    if as_json:
+        _emit(result)
+    else:
+        console.print(f"{result['email']} is active again.")
 
 
 @app.command()
 def demo(
     host: Annotated[str | None, typer.Option(help="Address to serve on.")] = None,
-    port: Annotated[int | None, typer.Option(help="Port of findesk.")] = None,
-    emulator_port: Annotated[int, typer.Option(help="Port of the Fin emulator.")] = 8090,
+    port: Annotated[
+        int | None, typer.Option(help="Port of findesk (default: FINDESK_PORT, 8080).")
+    ] = None,
+    emulator_port: Annotated[
+        int | None,
+        typer.Option(help="Port of the Fin emulator (default: FINDESK_EMULATOR_PORT, 8090)."),
+    ] = None,
     seed_only: Annotated[
         bool, typer.Option("--seed-only", help="Seed and print credentials, start nothing.")
     ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Seed demo data, then start findesk and the Fin emulator wired together and print where
-    to click (used by `make run`; Ctrl-C stops both)."""
-    from findesk.demo import ARTICLES, seed
-    from findesk.demo_stack import DemoError, Stack, Wiring, fresh_secrets
+    to click (used by `make run`; Ctrl-C stops both). Seeding again, even beside a running
+    demo, keeps the credentials it printed before (they are kept in the data folder)."""
+    from findesk.demo import (
+        ARTICLES,
+        CREDENTIALS_FILE,
+        load_credentials,
+        save_credentials,
+        seed,
+    )
+    from findesk.demo_stack import DemoError, PortChoice, Stack, Wiring, check_ports, fresh_secrets
+
+    def step(text: str) -> None:
+        err.print(f"==> {text}", highlight=False, soft_wrap=True)
 
     settings = get_settings()
-    db = migrate_and_seed()
-    with db.transaction() as session:
-        creds = seed(session, settings.fin_agent_email)
-    db.dispose()
     host = host or settings.host
-    port = port or settings.port
+    ports = [
+        PortChoice("findesk", port or settings.port, "FINDESK_PORT", "--port", port is not None),
+        PortChoice(
+            "the Fin emulator",
+            emulator_port or settings.emulator_port,
+            "FINDESK_EMULATOR_PORT",
+            "--emulator-port",
+            emulator_port is not None,
+        ),
+    ]
+    if not seed_only:  # before anything is written: a busy port must not leave half a demo
+        try:
+            check_ports(host, ports)
+        except DemoError as exc:
+            _fail(str(exc))
+    step("migrating the database")
+    db = migrate_and_seed()
+    saved = settings.data_dir / CREDENTIALS_FILE
+    step(f"seeding the demo (its credentials are kept in {saved})")
+    with db.transaction() as session:
+        creds = seed(session, settings.fin_agent_email, load_credentials(saved))
+    db.dispose()
+    save_credentials(saved, creds)
     wiring = fresh_secrets(
-        Wiring(host, port, emulator_port, creds.client_id, creds.client_secret, creds.fin_agent_id)
+        Wiring(
+            host,
+            ports[0].port,
+            ports[1].port,
+            creds.client_id,
+            creds.client_secret,
+            creds.fin_agent_id,
+        )
     )
     base = wiring.helpdesk_url
     info: dict[str, Any] = {
@@ -325,6 +566,7 @@ def demo(
         "token_url": f"{base}/oauth/token",
         "client_id": creds.client_id,
         "client_secret": creds.client_secret,
+        "credentials_file": str(saved.resolve()),
     }
     stack = None
     if not seed_only:
@@ -333,8 +575,10 @@ def demo(
         info["logs"] = str((settings.data_dir / "logs").resolve())
         stack = Stack(wiring, settings.data_dir / "logs")
         try:
+            step(f"starting findesk on {base} and the Fin emulator on {wiring.emulator_url}")
             stack.start()
             stack.wait_ready()
+            step(f"findesk publishes its {len(ARTICLES)} help articles to Fin's content library")
             info["articles_in_fin"] = stack.wait_for_library(len(ARTICLES))
         except DemoError as exc:
             stack.stop()
@@ -343,7 +587,7 @@ def demo(
         _emit(info)
         sys.stdout.flush()
     else:
-        lines = ["findesk demo (fresh credentials each run; findesk stores only hashes)"]
+        lines = [f"findesk demo (credentials kept in {info['credentials_file']}, yours only)"]
         if stack is not None:
             lines += [
                 f"  Messenger (end user)  {info['messenger_url']}",
@@ -351,7 +595,10 @@ def demo(
             ]
         lines += [
             f"  Inbox (human agent)   {info['inbox_url']}",
-            f"      sign in as        {creds.agent_email} / {creds.agent_password}",
+            f"      sign in as        {creds.agent_email} / {creds.agent_password}"
+            if creds.agent_password
+            else f"      sign in as        {creds.agent_email} (password set before; "
+            f"`findesk agents set-password {creds.agent_email}` sets a new one)",
             f"  Help centre           {info['help_centre_url']}",
             f"  API docs              {info['api_docs_url']}",
             f"  Fin API base URL      {info['fin_api_base_url']}   token URL {info['token_url']}",
@@ -448,6 +695,67 @@ def outbox_replay(
         _emit({"replayed": count})
     else:
         console.print(f"{count} event(s) due now; a running worker delivers them.")
+
+
+@audit_app.command("list")
+def audit_list(
+    action: Annotated[
+        str | None, typer.Option(help="Only this action, e.g. agent.created, oauth_client.revoked.")
+    ] = None,
+    actor: Annotated[
+        str | None,
+        typer.Option(help="Only what this agent did (email or id); or cli, or system."),
+    ] = None,
+    target: Annotated[
+        str | None, typer.Option(help="Only entries about this id (agent, client, token).")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option(help="From this ISO 8601 date or time on (UTC by default).")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="Before this ISO 8601 time (a date: up to its end).")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
+    as_json: JsonFlag = False,
+) -> None:
+    """The newest audit entries: who did what, when, from which address."""
+    from rich.markup import escape
+
+    from findesk.audit.schemas import AuditEntryView
+    from findesk.audit.service import ACTIONS, AuditFilter, list_entries, parse_moment
+    from findesk.kit.timeutil import isoformat
+
+    if action is not None and action not in ACTIONS:
+        _fail(f"--action must be one of {', '.join(ACTIONS)}.")
+    try:
+        f = AuditFilter(
+            action=action,
+            actor=(actor or "").strip() or None,
+            target_id=(target or "").strip() or None,
+            since=parse_moment(since) if since else None,
+            until=parse_moment(until, end=True) if until else None,
+        )
+    except Problem as exc:
+        _fail(exc.detail)
+        return
+    with migrate_and_seed().read_session() as session:
+        page = list_entries(session, f, limit=limit)
+        views = [AuditEntryView.model_validate(e) for e in page.entries]
+    if as_json:
+        _emit({"entries": [v.model_dump(mode="json") for v in views]})
+        return
+    table = Table("at", "action", "actor", "address", "target", "detail")
+    for v in views:
+        detail = ", ".join(f"{k}={val}" for k, val in v.detail.items())
+        table.add_row(
+            isoformat(v.at),
+            v.action,
+            escape(v.actor_label),
+            v.address or "",
+            escape(f"{v.target_type} {v.target_id or ''}".strip()),
+            escape(detail),
+        )
+    console.print(table)
 
 
 @app.command()
@@ -595,7 +903,9 @@ def emulator(
         str, typer.Option("--token-format", help="json or form token requests.")
     ] = "json",
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8090,
+    port: Annotated[
+        int | None, typer.Option(help="Port to listen on (default: FINDESK_EMULATOR_PORT, 8090).")
+    ] = None,
 ) -> None:
     """Run the Fin emulator: Intercom's side of the loop (webhook, sync runs, answers from its
     content library, the AI Content API), for a helpdesk on this machine."""
@@ -636,7 +946,10 @@ def emulator(
         content_token=content_token,
         variant=checked_variant,
         grant_format=checked_format,
+        live_streams_per_session=get_settings().live_streams_per_session,
+        live_streams_max=get_settings().live_streams_max,
     )
+    port = port or get_settings().emulator_port
     hook = f"http://{host}:{port}/hooks/standalone/custom_helpdesk_conversation_event/"
     console.print(f"Fin emulator on http://{host}:{port}  (webhook: {hook}{integration_id})")
     uvicorn.run(create_emulator(config), host=host, port=port, log_level="info")

@@ -1,20 +1,38 @@
 """Demo data for ``make run``: a human agent, an OAuth client for Fin, a few conversations and
-a few published help articles (which findesk then publishes to the emulated Fin)."""
+a few published help articles (which findesk then publishes to the emulated Fin).
+
+Seeding again never breaks a demo that runs: findesk stores only hashes of secrets, so the
+demo's credentials are kept in a file of the data folder (readable by its owner only) and reused
+while they still work; only what no longer works (a revoked client, say) is made anew, and
+nothing is revoked or reset.
+"""
 
 from __future__ import annotations
 
+import json
+import os
 import secrets
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from sqlalchemy.orm import Session
 
 from findesk.agents import repository as agent_repository
+from findesk.agents.models import Agent
 from findesk.agents.service import create_agent, ensure_fin_agent, set_password
-from findesk.auth import repository as auth_repository
-from findesk.auth.service import create_agent_token, create_client, revoke_client
+from findesk.auth.passwords import verify_password
+from findesk.auth.service import (
+    InvalidClient,
+    authenticate_agent_token,
+    check_client,
+    create_agent_token,
+    create_client,
+)
 from findesk.conversations import service as conversations
 from findesk.conversations.service import Author, NewMessage
 from findesk.kit.actor import FIN, SYSTEM
+from findesk.kit.errors import Problem
 from findesk.knowledge import repository as article_repository
 from findesk.knowledge.service import ArticleDraft, create_article
 from findesk.users import repository as user_repository
@@ -22,6 +40,7 @@ from findesk.users.service import create_user
 
 DEMO_AGENT_EMAIL = "alex@example.com"
 DEMO_CLIENT_NAME = "Fin (demo)"
+CREDENTIALS_FILE = "demo-credentials.json"  # in the data folder
 
 CONVERSATIONS = [
     # (user object_id, name, email, title, first message, Fin's answer, outcome)
@@ -90,26 +109,50 @@ ARTICLES = [
 @dataclass
 class DemoCredentials:
     agent_email: str
-    agent_password: str
+    agent_password: str | None  # None: set before, and not known to this seeding
     agent_token: str
     client_id: str
     client_secret: str
     fin_agent_id: str
 
 
-def seed(session: Session, fin_agent_email: str) -> DemoCredentials:
-    """Idempotent for data; issues fresh credentials each time (secrets are never stored)."""
+def load_credentials(path: Path) -> dict[str, str]:
+    """What an earlier seeding saved; nothing when there is no such file or it is unreadable."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, str)}
+
+
+def save_credentials(path: Path, creds: DemoCredentials) -> None:
+    """Readable and writable by its owner only (0600), and replaced whole."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {k: v for k, v in asdict(creds).items() if v is not None}
+    partial = path.with_name(f".{path.name}.tmp")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump(data, out, indent=2)
+    os.chmod(partial, 0o600)  # O_CREAT's mode applies only to a file it creates
+    os.replace(partial, path)
+
+
+def seed(
+    session: Session, fin_agent_email: str, saved: Mapping[str, str] | None = None
+) -> DemoCredentials:
+    """Idempotent: data already there is kept, and so are the credentials in ``saved`` (what
+    an earlier seeding returned) while they work; never revokes or resets anything."""
+    saved = saved or {}
     fin = ensure_fin_agent(session, fin_agent_email)
     agent = agent_repository.get_by_email(session, DEMO_AGENT_EMAIL) or create_agent(
         session, email=DEMO_AGENT_EMAIL, name="Alex Rivera", alias="Alex", role="admin"
     )
-    for client in auth_repository.list_clients(session):
-        if client.name == DEMO_CLIENT_NAME and client.revoked_at is None:
-            revoke_client(session, client.id)
-    client, secret = create_client(session, DEMO_CLIENT_NAME)
-    token = create_agent_token(session, agent)
-    password = secrets.token_urlsafe(9)
-    set_password(session, agent, password)
+    client_id, client_secret = _demo_client(session, saved)
+    # The password first: setting one revokes the agent's personal tokens.
+    password = _agent_password(session, agent, saved.get("agent_password"))
+    token = _agent_token(session, agent, saved.get("agent_token"))
     for object_id, name, email, title, question, answer, outcome in CONVERSATIONS:
         if user_repository.get_by_object_id(session, object_id) is not None:
             continue
@@ -139,4 +182,39 @@ def seed(session: Session, fin_agent_email: str) -> DemoCredentials:
             ArticleDraft(title=title, body=body, slug=slug, state="published"),
             author_id=agent.id,
         )
-    return DemoCredentials(DEMO_AGENT_EMAIL, password, token, client.id, secret, fin.id)
+    return DemoCredentials(DEMO_AGENT_EMAIL, password, token, client_id, client_secret, fin.id)
+
+
+def _demo_client(session: Session, saved: Mapping[str, str]) -> tuple[str, str]:
+    """The saved client while it works (Fin may be using it); else a new one beside it."""
+    client_id, secret = saved.get("client_id"), saved.get("client_secret")
+    if client_id and secret:
+        try:
+            check_client(session, client_id, secret)
+            return client_id, secret
+        except InvalidClient:
+            pass
+    client, secret = create_client(session, DEMO_CLIENT_NAME)
+    return client.id, secret
+
+
+def _agent_token(session: Session, agent: Agent, saved: str | None) -> str:
+    if saved:
+        try:
+            if authenticate_agent_token(session, saved).id == agent.id:
+                return saved
+        except Problem:
+            pass
+    return create_agent_token(session, agent)
+
+
+def _agent_password(session: Session, agent: Agent, saved: str | None) -> str | None:
+    """The saved password while it is the agent's; a new one only for an agent that has none
+    (setting one signs the agent out everywhere, so a password set otherwise is kept)."""
+    if saved and verify_password(agent.password_hash, saved):
+        return saved
+    if agent.password_hash is not None:
+        return None
+    password = secrets.token_urlsafe(9)
+    set_password(session, agent, password)
+    return password

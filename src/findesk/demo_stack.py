@@ -66,6 +66,41 @@ def port_is_free(host: str, port: int) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class PortChoice:
+    """A port the demo needs, and how a person picks another."""
+
+    what: str  # "findesk"
+    port: int
+    setting: str  # "FINDESK_PORT"
+    option: str  # "--port"
+    from_option: bool  # given on the command line (else from the setting or its default)
+
+
+def check_ports(host: str, choices: list[PortChoice]) -> None:
+    """Before anything is seeded or started: every port free, else say which setting (or
+    option, when that is what chose the port) to change, with a free port to change it to."""
+    taken = {c.port for c in choices}
+    problems = []
+    for choice in choices:
+        if port_is_free(host, choice.port):
+            continue
+        free = next(
+            p for p in range(choice.port + 1, 65536) if p not in taken and port_is_free(host, p)
+        )
+        taken.add(free)
+        if choice.from_option:
+            how = f"pick another with {choice.option}, e.g. {choice.option} {free}"
+        else:
+            how = (
+                f"set {choice.setting} to a free one, e.g. `{choice.setting}={free} make run` "
+                f"(or `findesk demo {choice.option} {free}`)"
+            )
+        problems.append(f"Port {choice.port} on {host} ({choice.what}) is in use: {how}.")
+    if problems:
+        raise DemoError(" ".join(problems) + " Nothing was seeded or started.")
+
+
 class Stack:
     """The two processes; ``stop`` ends both (SIGTERM, then SIGKILL after a grace period)."""
 
@@ -76,9 +111,9 @@ class Stack:
 
     def start(self) -> None:
         w = self.wiring
-        for port in (w.port, w.emulator_port):
-            if not port_is_free(w.host, port):
-                raise DemoError(f"Port {port} on {w.host} is in use: free it or pick another.")
+        for port, setting in ((w.port, "FINDESK_PORT"), (w.emulator_port, "FINDESK_EMULATOR_PORT")):
+            if not port_is_free(w.host, port):  # taken since the check before seeding
+                raise DemoError(f"Port {port} on {w.host} is in use: set {setting} to another.")
         self.log_dir.mkdir(parents=True, exist_ok=True)
         base_env = {k: v for k, v in os.environ.items() if k not in _DEMO_OWNED}
         findesk_env = {

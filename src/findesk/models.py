@@ -11,6 +11,7 @@ from findesk.conversations.models import (
     Message,
 )
 from findesk.fin_ledger.models import FinCall, PendingFetch
+from findesk.idempotency.models import IdempotencyKey
 from findesk.kit.db import Base
 from findesk.knowledge.models import Article, ContentSource
 from findesk.live.models import Activity
@@ -31,6 +32,7 @@ __all__ = [
     "ConversationTag",
     "EndUser",
     "FinCall",
+    "IdempotencyKey",
     "Message",
     "OAuthClient",
     "OutboxEvent",

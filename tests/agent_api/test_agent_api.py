@@ -448,11 +448,14 @@ def test_get_conversation_returns_its_messages_in_order(
     assert messages[3]["author"]["id"] == agent_client.agent_id  # type: ignore[attr-defined]
     assert [m["visibility"] for m in messages] == ["public", "public", "public", "private"]
 
+    assert (detail["has_more_before"], detail["before_cursor"]) == (False, None)
+
     # The messages route agrees, and after_id gives only the later ones.
     listed_messages = agent_client.get(f"/conversations/{cid}/messages").json()
-    assert [m["id"] for m in listed_messages] == [m["id"] for m in messages]
+    assert [m["id"] for m in listed_messages["items"]] == [m["id"] for m in messages]
+    assert listed_messages["has_more_before"] is listed_messages["has_more_after"] is False
     later = agent_client.get(f"/conversations/{cid}/messages", params={"after_id": second["id"]})
-    assert [m["id"] for m in later.json()] == [third["id"], fourth["id"]]
+    assert [m["id"] for m in later.json()["items"]] == [third["id"], fourth["id"]]
 
 
 def test_unknown_conversation_is_404(agent_client: httpx.Client) -> None:

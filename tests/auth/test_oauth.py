@@ -141,3 +141,13 @@ def test_tokens_are_random_and_unique(server) -> None:
     tokens = {server.fin_token() for _ in range(5)}
     assert len(tokens) == 5
     assert all(len(base64.urlsafe_b64decode(t.split("_", 1)[1] + "==")) >= 32 for t in tokens)
+
+
+@pytest.mark.parametrize("path", ["/oauth/token", "/oauth/revoke"])
+def test_a_body_nested_too_deep_to_parse_is_a_400_not_a_crash(server, path: str) -> None:
+    nested = b"[" * 1000 + b"]" * 1000
+    for body in (nested, b"[" * 100_000 + b"]" * 100_000, b'{"grant_type": ' + nested + b"}"):
+        response = httpx.post(
+            f"{server.base_url}{path}", content=body, headers={"content-type": "application/json"}
+        )
+        assert_oauth_error(response, 400, "invalid_request")

@@ -147,3 +147,20 @@ def test_the_findesk_emulator_command_serves_the_loop(loop: Loop, tmp_path) -> N
     finally:
         process.terminate()
         process.wait(timeout=15)
+
+
+def test_every_emulator_body_parser_refuses_nesting_too_deep_with_a_400(loop: Loop) -> None:
+    """The webhook, the Messenger and the AI Content API share findesk's one JSON parser."""
+    nested = b"[" * 100_000 + b"]" * 100_000
+    json_type = {"content-type": "application/json"}
+    with httpx.Client(base_url=loop.emulator.base_url) as http:
+        hook = http.post(HOOK, content=nested, headers={**json_type, "X-Webhook-Key": KEY})
+        assert hook.status_code == 400
+        visitor = http.post("/messenger/api/visitor", content=nested, headers=json_type)
+        assert visitor.status_code == 400
+        content = http.post(
+            "/ai/content_import_sources",
+            content=nested,
+            headers={**json_type, "Authorization": f"Bearer {ADMIN_TOKEN}"},
+        )
+        assert content.status_code == 400

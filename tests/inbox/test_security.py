@@ -49,6 +49,7 @@ from findesk.agents.models import Agent
 from findesk.agents.service import set_password
 from findesk.app import create_app
 from findesk.auth.models import WebSession
+from findesk.auth.service import issue_agent_token
 from findesk.kit.secrets import hash_secret
 from findesk.kit.timeutil import utcnow
 from findesk.knowledge.service import ArticleDraft, create_article
@@ -117,7 +118,7 @@ PUBLIC = {
     ("POST", "/login"): "signing in",
     ("GET", "/openapi.json"): "API documentation",
     ("GET", "/docs"): "API documentation",
-    ("GET", "/docs/oauth2-redirect"): "API documentation",
+    ("GET", "/docs/assets/{name}"): "API documentation: its scripts and stylesheet",
     ("GET", "/redoc"): "API documentation",
     ("POST", "/oauth/token"): "Fin's client credentials",
     ("POST", "/oauth/revoke"): "Fin's client credentials",
@@ -228,14 +229,32 @@ def changes_nothing(path: str) -> bool:
     return path.endswith(("/typing", "/preview"))
 
 
-def make_ids(server: LiveServer, world: World, other: Person) -> dict[str, str]:
+def make_ids(server: LiveServer, world: World, other: Person, path: str = "") -> dict[str, str]:
     client_id, _ = server.new_oauth_client(unique("client"))
-    return {
+    ids = {
         "conversation_id": waiting_conversation(world),
         "client_id": client_id,
         "agent_id": other.id,
         "article_id": failed_article(server),
+        "token_id": personal_token(server, other.id),
     }
+    if "/agents/{agent_id}" in path:
+        # Deactivating or revoking changes an agent for good: these act on one of their own
+        # (inactive already for reactivating, so that every route has something to change).
+        subject = new_agent(server, "Dan Disposable")
+        ids["agent_id"], ids["token_id"] = subject.id, personal_token(server, subject.id)
+        if path.endswith("/reactivate"):
+            with server.db.transaction() as session:
+                session.execute(update(Agent).where(Agent.id == subject.id).values(active=False))
+    return ids
+
+
+def personal_token(server: LiveServer, agent_id: str) -> str:
+    """A live personal token of the agent: its public id."""
+    with server.db.transaction() as session:
+        agent = session.get(Agent, agent_id)
+        assert agent is not None
+        return issue_agent_token(session, agent)[0].id
 
 
 def failed_article(server: LiveServer) -> str:
@@ -399,7 +418,7 @@ def test_inbox_forms_without_their_csrf_token_are_refused_and_change_nothing(
     assert len(posts) >= 10, posts
     wrong: list[str] = []
     for path in posts:
-        ids = make_ids(server, world, agent)
+        ids = make_ids(server, world, agent, path)
         web = sign_in(server, admin)  # an admin: the admin forms are refused for CSRF, not role
         url = fill(path, ids)
         for label, token in bad_tokens(agent_web).items():
@@ -434,7 +453,7 @@ def test_the_agent_api_through_the_session_cookie_needs_the_csrf_header(
     assert len(changes) >= 5, changes
     wrong: list[str] = []
     for method, path in changes:
-        ids = make_ids(server, world, agent)
+        ids = make_ids(server, world, agent, path)
         url = fill(path, ids)
         body = API_BODIES.get((method, path), {})
         for label, token in bad_tokens(agent_web).items():

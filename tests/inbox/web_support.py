@@ -20,7 +20,7 @@ from support.server import LiveServer, database_url
 from findesk.agents.models import Agent
 from findesk.agents.service import create_agent
 from findesk.attachments.models import StoredFile
-from findesk.auth.models import OAuthClient, WebSession
+from findesk.auth.models import AgentToken, OAuthClient, WebSession
 from findesk.conversations.models import Conversation, Message
 from findesk.knowledge.models import Article
 from findesk.notifier.models import OutboxEvent
@@ -280,6 +280,9 @@ def snapshot(server: LiveServer) -> dict[str, Any]:
                 (c.id, c.revoked_at is not None) for c in session.scalars(select(OAuthClient))
             ),
             "sessions": sorted(session.scalars(select(WebSession.id_hash)).all()),
+            "tokens": sorted(
+                (t.id, t.revoked_at is not None) for t in session.scalars(select(AgentToken))
+            ),
             "articles": sorted(
                 (a.id, a.title, a.state, a.body_source, a.fin_pending, a.deleted_at is not None)
                 for a in session.scalars(select(Article))

@@ -34,7 +34,7 @@ from findesk.emulator.content_store import Page, Source
 from findesk.kit.db import Database
 from findesk.kit.settings import Settings
 from findesk.knowledge import service
-from findesk.knowledge.models import Article
+from findesk.knowledge.models import Article, ContentSource
 from findesk.knowledge.publisher import (
     ADVISORY_LOCK_KEY,
     NOT_ENGLISH,
@@ -725,3 +725,119 @@ def test_cli_kb_sync(tmp_path: Path, kb_library: Library) -> None:
     result = kb_cli(data_dir, "--full", **configured)
     assert result.returncode == 1
     assert "3 failed" in result.stderr
+
+
+# --- a new public address (issue 11): Fin must not cite dead links ---------------------------
+
+NEW_BASE = "https://support.example.org"
+
+
+def test_a_new_public_base_url_republishes_every_page_and_moves_the_source(
+    kb_db: Database, kb_library: Library
+) -> None:
+    """Restarted with another FINDESK_PUBLIC_BASE_URL (or port): no article changed, yet each
+    page on findesk's help centre gets its new URL, in the same pages of the same source."""
+    ids = [new_article(kb_db, f"Moved {n}") for n in range(2)]
+    own = new_article(kb_db, "Hosted elsewhere", url="https://docs.example.com/elsewhere")
+    with Publisher(kb_db, kb_settings(kb_db.url, kb_library)) as publisher:
+        assert publisher.sync().created == 3
+    before = {p.external_id: p for p in kb_library.pages()}
+    [source] = kb_library.sources()
+
+    settings = kb_settings(kb_db.url, kb_library, public_base_url=NEW_BASE)
+    with Publisher(kb_db, settings) as publisher:
+        # As the background loop runs it: only what is pending and due.
+        summary = publisher.sync(due_only=True, wait=False)
+        assert summary.ok and (summary.updated, summary.created) == (2, 0), summary
+        assert summary.unchanged == 1  # its URL is its own: nothing to resend
+        assert summary.source_id == source.id
+        [moved] = kb_library.sources()
+        assert (moved.id, moved.url, moved.sync_behavior) == (source.id, f"{NEW_BASE}/help", "api")
+        after = {p.external_id: p for p in kb_library.pages()}
+        assert sorted(after) == sorted([*ids, own])
+        for article_id in ids:
+            article = must(kb_db, article_id)
+            assert after[article_id].id == before[article_id].id
+            assert after[article_id].url == f"{NEW_BASE}/help/{article.slug}"
+            assert article.fin_hash == fingerprint(page_for(article, source.id, NEW_BASE))
+            assert not article.fin_pending
+        assert after[own] == before[own]
+        mark = kb_library.traffic.mark()
+        assert publisher.sync().requests == 0 and kb_library.traffic.count(mark) == 0
+
+
+def test_the_fingerprint_covers_the_page_url(kb_db: Database) -> None:
+    article_id = new_article(kb_db, "Fingerprinted")
+    article = must(kb_db, article_id)
+    assert fingerprint(page_for(article, 1, BASE)) != fingerprint(page_for(article, 1, NEW_BASE))
+
+
+def test_a_new_api_address_of_the_same_library_moves_the_source_not_duplicates_it(
+    kb_db: Database, kb_library: Library
+) -> None:
+    """The demo restarted with both ports changed: the content library is the same one, seen
+    at another address; findesk's source there is moved, not left behind with dead links."""
+    ids = [new_article(kb_db, f"Both moved {n}") for n in range(2)]
+    with Publisher(kb_db, kb_settings(kb_db.url, kb_library)) as publisher:
+        assert publisher.sync().created == 2
+    [source] = kb_library.sources()
+    elsewhere = kb_library.base_url.replace("127.0.0.1", "localhost")
+    settings = kb_settings(
+        kb_db.url, kb_library, public_base_url=NEW_BASE, intercom_api_url=elsewhere
+    )
+    with Publisher(kb_db, settings) as publisher:
+        summary = publisher.sync(due_only=True, wait=False)
+    assert summary.ok and summary.updated == 2 and summary.created == 0, summary
+    [moved] = kb_library.sources()
+    assert (moved.id, moved.url) == (source.id, f"{NEW_BASE}/help")
+    assert sorted(p.url or "" for p in kb_library.pages()) == sorted(
+        f"{NEW_BASE}/help/{must(kb_db, i).slug}" for i in ids
+    )
+
+
+def test_a_source_left_at_an_old_address_is_deleted_and_its_pages_put_in_ours(
+    kb_db: Database, kb_library: Library
+) -> None:
+    """What an earlier findesk left after a restart on another port: a second source made for
+    the new URL, while the old one kept every page at its dead URL."""
+    ids = [new_article(kb_db, f"Left behind {n}") for n in range(2)]
+    with Publisher(kb_db, kb_settings(kb_db.url, kb_library)) as publisher:
+        assert publisher.sync().created == 2
+    [old] = kb_library.sources()
+    newer = kb_library.served.store.create_source(f"{NEW_BASE}/help", "api", "active")
+    with kb_db.transaction() as session:
+        session.add(ContentSource(api_base=kb_library.base_url, url=newer.url, source_id=newer.id))
+
+    settings = kb_settings(kb_db.url, kb_library, public_base_url=NEW_BASE)
+    with Publisher(kb_db, settings) as publisher:
+        summary = publisher.sync(due_only=True, wait=False)
+    assert summary.ok and summary.source_id == newer.id, summary
+    assert [s.id for s in kb_library.sources()] == [newer.id]
+    assert kb_library.served.store.get_source(old.id) is None
+    pages = kb_library.pages()
+    assert sorted(p.external_id for p in pages) == sorted(ids)
+    assert all(p.source_id == newer.id and (p.url or "").startswith(NEW_BASE) for p in pages)
+    for page in pages:
+        assert must(kb_db, page.external_id).fin_page_id == str(page.id)
+
+
+def test_serve_restarted_on_another_port_republishes_with_the_new_urls(
+    tmp_path: Path, kb_library: Library
+) -> None:
+    url = f"sqlite:///{tmp_path / 'restarted.db'}"
+    overrides = {"intercom_access_token": TOKEN, "intercom_api_url": kb_library.base_url}
+    first = LiveServer(url, overrides).start()
+    try:
+        article_id = new_article(first.db, "Restarted")
+        assert eventually(lambda: kb_library.page_of(article_id) is not None, timeout=15)
+    finally:
+        first.stop()
+    second = LiveServer(url, overrides).start()
+    try:
+        assert second.port != first.port
+        wanted = f"{second.base_url}/help/restarted"
+        page_url = lambda: getattr(kb_library.page_of(article_id), "url", None)  # noqa: E731
+        assert eventually(lambda: page_url() == wanted, timeout=15), page_url()
+        assert [s.url for s in kb_library.sources()] == [f"{second.base_url}/help"]
+    finally:
+        second.stop()

@@ -35,27 +35,30 @@ class Cli:
     def database_url(self) -> str:
         return f"sqlite:///{self.database_path}"
 
-    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+    def run(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+        """Run to the end; ``input`` is what stdin holds (nothing: stdin is empty, not a
+        terminal)."""
         return subprocess.run(
             [*findesk_command(), *args],
             env=self.env,
             cwd=self.data_dir.parent,
+            input=input or "",
             capture_output=True,
             text=True,
             timeout=120,
         )
 
-    def json(self, *args: str) -> dict[str, Any]:
+    def json(self, *args: str, input: str | None = None) -> dict[str, Any]:
         """Run with --json; stdout must be exactly one JSON object."""
-        result = self.run(*args, "--json")
+        result = self.run(*args, "--json", input=input)
         assert result.returncode == 0, result.stderr
         data = json.loads(result.stdout)  # fails on anything but one JSON document
         assert isinstance(data, dict), data
         return data
 
-    def fails(self, *args: str) -> str:
+    def fails(self, *args: str, input: str | None = None) -> str:
         """Run expecting failure; returns stderr (whitespace collapsed)."""
-        result = self.run(*args)
+        result = self.run(*args, input=input)
         assert result.returncode != 0, (result.stdout, result.stderr)
         assert "Traceback" not in result.stderr, result.stderr
         return " ".join(result.stderr.split())

@@ -19,6 +19,7 @@ from findesk.app import create_app
 from findesk.auth.service import create_agent_token, create_client
 from findesk.fin_api.client import FinApiClient, Variant
 from findesk.kit.db import Database
+from findesk.kit.serving import server_config
 from findesk.kit.settings import Settings
 from findesk.migrations import upgrade
 from support.fin import World
@@ -56,12 +57,14 @@ class LiveServer:
         self.db = Database(self.database_url)
         with self.db.transaction() as session:
             self.fin_agent_id = ensure_fin_agent(session, self.settings.fin_agent_email).id
-        config = uvicorn.Config(
-            create_app(self.settings, self.db),
+        # The configuration `findesk serve` uses, read timeouts included.
+        self.app = create_app(self.settings, self.db)
+        config = server_config(
+            self.app,
+            self.settings,
             host="127.0.0.1",
             port=self.port,
             log_level="warning",
-            access_log=False,
             lifespan="on",
         )
         self._server = uvicorn.Server(config)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Query, Request
 
@@ -12,16 +12,22 @@ from findesk.agent_api.views import (
     agent_view,
     conversation_view,
     history_event_view,
+    message_page_view,
     message_view,
+    token_view,
 )
 from findesk.agents import service as agents
+from findesk.agents.models import Agent
+from findesk.audit.service import AuditActor
+from findesk.auth import service as auth
 from findesk.conversations import history
 from findesk.conversations import service as conversations
 from findesk.conversations.repository import ConversationFilter
 from findesk.conversations.service import Author, NewMessage
 from findesk.fin_api.schemas import Status
 from findesk.kit.actor import agent as agent_actor
-from findesk.kit.http import db_of
+from findesk.kit.errors import Forbidden
+from findesk.kit.http import PROBLEM_JSON, db_of
 from findesk.kit.pagination import decode_cursor, encode_cursor
 
 router = agent_api_router(tag="Agent API", not_found="No such conversation or agent.")
@@ -74,14 +80,23 @@ def queue_counts(request: Request) -> s.QueueCounts:
         return s.QueueCounts(**conversations.queue_counts(session, current_agent(request).id))
 
 
+PageSize = Annotated[int, Query(ge=1, le=s.MAX_MESSAGE_PAGE_SIZE)]
+MessageId = Annotated[str | None, Query(max_length=255)]
+
+
 @router.get("/conversations/{conversation_id}", response_model=s.ConversationDetail)
-def get_conversation(request: Request, conversation_id: str) -> s.ConversationDetail:
+def get_conversation(
+    request: Request, conversation_id: str, limit: PageSize = s.MESSAGE_PAGE_SIZE
+) -> s.ConversationDetail:
+    """The conversation and its newest messages; older ones from `/messages?before=`."""
     with db_of(request).read_session() as session:
         conversation = conversations.get_conversation(session, conversation_id)
-        messages = conversations.list_messages(session, conversation_id)
+        page = message_page_view(conversations.message_page(session, conversation_id, limit=limit))
         return s.ConversationDetail(
             conversation=conversation_view(conversation),
-            messages=[message_view(m) for m in messages],
+            messages=page.items,
+            has_more_before=page.has_more_before,
+            before_cursor=page.before_cursor,
         )
 
 
@@ -100,13 +115,22 @@ def get_history(
     return s.HistoryPage(items=items, next_after_id=items[-1].id if len(rows) > limit else None)
 
 
-@router.get("/conversations/{conversation_id}/messages", response_model=list[s.MessageView])
+@router.get("/conversations/{conversation_id}/messages", response_model=s.MessagePage)
 def get_messages(
-    request: Request, conversation_id: str, after_id: str | None = None
-) -> list[s.MessageView]:
+    request: Request,
+    conversation_id: str,
+    limit: PageSize = s.MESSAGE_PAGE_SIZE,
+    before: MessageId = None,
+    after_id: MessageId = None,
+) -> s.MessagePage:
+    """A page of messages, in creation order: the newest; with `before` (a message id), the
+    ones just older than it; with `after_id`, the ones just after it (from the first message
+    when the id is not one of the conversation's). Follow `before_cursor` and `after_cursor`."""
     with db_of(request).read_session() as session:
-        rows = conversations.list_messages(session, conversation_id, after_id=after_id)
-        return [message_view(m) for m in rows]
+        page = conversations.message_page(
+            session, conversation_id, limit=limit, before=before, after=after_id
+        )
+        return message_page_view(page)
 
 
 @router.post(
@@ -160,3 +184,82 @@ def typing(request: Request, conversation_id: str) -> s.TypingOut:
         conversations.get_conversation(session, conversation_id)
     request.app.state.typing.signal(conversation_id, me)
     return s.TypingOut(accepted=True)
+
+
+# --- administration (admins only) ---------------------------------------------------------------
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/ProblemOut"}}},
+    }
+
+
+ADMIN_ONLY: dict[int | str, dict[str, Any]] = {
+    403: _problem("The calling agent is not an administrator.")
+}
+
+
+def current_admin(request: Request) -> Agent:
+    me = current_agent(request)
+    if me.role != "admin":
+        raise Forbidden("Only administrators may do this.")
+    return me
+
+
+def _audit_actor(request: Request, admin: Agent) -> AuditActor:
+    return AuditActor.for_agent(admin, request.client.host if request.client else None)
+
+
+@router.post(
+    "/agents/{agent_id}/deactivate",
+    response_model=s.AgentDeactivated,
+    responses={**ADMIN_ONLY, 409: _problem("The agent is the last active administrator.")},
+)
+def deactivate_agent(request: Request, agent_id: str) -> s.AgentDeactivated:
+    """Sign the agent out everywhere, revoke its personal tokens and send its open
+    conversations back to the waiting queue; its messages and history stay. Not the bot that
+    represents Fin, nor the last active administrator."""
+    admin = current_admin(request)
+    with db_of(request).transaction() as session:
+        done = agents.deactivate_agent(session, agent_id, by=_audit_actor(request, admin))
+        return s.AgentDeactivated(
+            agent=agent_view(done.agent),
+            tokens_revoked=done.tokens_revoked,
+            unassigned_conversation_ids=done.unassigned_conversation_ids,
+        )
+
+
+@router.post("/agents/{agent_id}/reactivate", response_model=s.AgentView, responses=ADMIN_ONLY)
+def reactivate_agent(request: Request, agent_id: str) -> s.AgentView:
+    """The agent may sign in again (its old tokens stay revoked)."""
+    admin = current_admin(request)
+    with db_of(request).transaction() as session:
+        agent = agents.reactivate_agent(session, agent_id, by=_audit_actor(request, admin))
+        return agent_view(agent)
+
+
+@router.get(
+    "/agents/{agent_id}/tokens", response_model=list[s.AgentTokenView], responses=ADMIN_ONLY
+)
+def list_agent_tokens(request: Request, agent_id: str) -> list[s.AgentTokenView]:
+    """The agent's personal tokens, revoked ones too, newest first; never their secrets."""
+    current_admin(request)
+    with db_of(request).read_session() as session:
+        agents.get_agent(session, agent_id)
+        return [token_view(t) for t in auth.list_agent_tokens(session, agent_id)]
+
+
+@router.delete(
+    "/agents/{agent_id}/tokens/{token_id}", response_model=s.AgentTokenView, responses=ADMIN_ONLY
+)
+def revoke_agent_token(request: Request, agent_id: str, token_id: str) -> s.AgentTokenView:
+    """Revoke one personal token at once (again: no change)."""
+    admin = current_admin(request)
+    with db_of(request).transaction() as session:
+        agents.get_agent(session, agent_id)
+        token = auth.revoke_agent_token(
+            session, token_id, agent_id=agent_id, by=_audit_actor(request, admin)
+        )
+        return token_view(token)

@@ -21,6 +21,26 @@ Queue = Literal["waiting", "mine", "fin", "all"]
 class AgentView(AgentOut):
     is_bot: bool
     role: str
+    active: bool = Field(description="False once deactivated: cannot sign in or be assigned.")
+
+
+class AgentTokenView(BaseModel):
+    """A personal token as admins see it: never its secret."""
+
+    id: str
+    agent_id: str
+    label: str | None
+    created_at: Timestamp
+    last_used_at: Timestamp | None = Field(description="To the hour; null if never used.")
+    revoked_at: Timestamp | None
+
+
+class AgentDeactivated(BaseModel):
+    agent: AgentView
+    tokens_revoked: int
+    unassigned_conversation_ids: list[str] = Field(
+        description="Open conversations it owned, now waiting for a human again."
+    )
 
 
 class ConversationView(ConversationOut):
@@ -96,9 +116,32 @@ class ConversationPage(BaseModel):
     )
 
 
+MESSAGE_PAGE_SIZE = 50
+MAX_MESSAGE_PAGE_SIZE = 200
+
+OLDER_CURSOR = "Pass as `before` for the page of older messages; null when there are none."
+
+
 class ConversationDetail(BaseModel):
     conversation: ConversationView
-    messages: list[MessageView]
+    messages: list[MessageView] = Field(
+        description="Its newest messages (`limit` of them), in creation order."
+    )
+    has_more_before: bool = Field(description="It has older messages than these.")
+    before_cursor: str | None = Field(description=OLDER_CURSOR)
+
+
+class MessagePage(BaseModel):
+    """A page of a conversation's messages, in creation order whichever way it was paged."""
+
+    items: list[MessageView]
+    has_more_before: bool = Field(description="There are older messages than these.")
+    before_cursor: str | None = Field(description=OLDER_CURSOR)
+    has_more_after: bool = Field(description="There are newer messages than these.")
+    after_cursor: str | None = Field(
+        description="Pass as `after_id` for the page of newer messages; null when there are "
+        "none yet (to wait for new ones, pass the last item's id)."
+    )
 
 
 class QueueCounts(BaseModel):

@@ -3,15 +3,37 @@ conversation's owner and activity."""
 
 from __future__ import annotations
 
-from findesk.agent_api.schemas import AgentView, ConversationView, HistoryEventView, MessageView
+from findesk.agent_api.schemas import (
+    AgentTokenView,
+    AgentView,
+    ConversationView,
+    HistoryEventView,
+    MessagePage,
+    MessageView,
+)
 from findesk.agents.models import Agent
+from findesk.auth.models import AgentToken
+from findesk.conversations import service as conversations
 from findesk.conversations.models import Conversation, ConversationEvent, Message
 from findesk.conversations.service import owner_kind
 from findesk.fin_api.wire import agent_out, conversation_fields, message_fields
 
 
 def agent_view(agent: Agent) -> AgentView:
-    return AgentView(**agent_out(agent).model_dump(), is_bot=agent.is_bot, role=agent.role)
+    return AgentView(
+        **agent_out(agent).model_dump(), is_bot=agent.is_bot, role=agent.role, active=agent.active
+    )
+
+
+def token_view(token: AgentToken) -> AgentTokenView:
+    return AgentTokenView(
+        id=token.id,
+        agent_id=token.agent_id,
+        label=token.label,
+        created_at=token.created_at,
+        last_used_at=token.last_used_at,
+        revoked_at=token.revoked_at,
+    )
 
 
 def conversation_view(conversation: Conversation) -> ConversationView:
@@ -31,6 +53,17 @@ def message_view(message: Message) -> MessageView:
         **message_fields(message, agent_view),
         after_take_over=message.after_take_over,
         seen_by_fin_at=message.seen_by_fin_at,
+    )
+
+
+def message_page_view(page: conversations.MessagePage) -> MessagePage:
+    items = [message_view(m) for m in page.messages]
+    return MessagePage(
+        items=items,
+        has_more_before=page.has_more_before,
+        before_cursor=items[0].id if page.has_more_before else None,
+        has_more_after=page.has_more_after,
+        after_cursor=items[-1].id if page.has_more_after else None,
     )
 
 

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from findesk.attachments.models import StoredFile
 from findesk.kit.errors import Invalid, NotFound
+from findesk.kit.files import private_folder
 
 CHUNK = 1024 * 1024
 # Shown inline in the inbox; anything else (SVG and HTML included) downloads as an attachment.
@@ -46,7 +47,7 @@ def store(
     max_bytes: int,
 ) -> StoredFile:
     """Write the upload under a fresh random key; refuse it past ``max_bytes``."""
-    directory.mkdir(parents=True, exist_ok=True)
+    private_folder(directory)
     key = secrets.token_urlsafe(32)
     digest = hashlib.sha256()
     size = 0

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from typing import Any
 from urllib.parse import unquote
 
@@ -18,7 +17,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
 
 from findesk.auth import service
-from findesk.kit.http import db_of, settings_of
+from findesk.kit.errors import Problem
+from findesk.kit.http import db_of, load_json, settings_of
 
 router = APIRouter(tags=["OAuth 2.0"])
 
@@ -73,9 +73,9 @@ async def _read_params(request: Request, known: frozenset[str]) -> dict[str, str
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "application/json":
         try:
-            data: Any = json.loads(await request.body() or b"{}")
-        except (ValueError, UnicodeDecodeError):
-            raise OAuthError("invalid_request", "The body is not valid JSON.") from None
+            data: Any = load_json(await request.body() or b"{}")
+        except Problem as exc:
+            raise OAuthError("invalid_request", exc.detail) from None
         if not isinstance(data, dict):
             raise OAuthError("invalid_request", "The body must be a JSON object.")
         params = data

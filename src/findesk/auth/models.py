@@ -6,6 +6,7 @@ from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from findesk.agents.models import Agent
+from findesk.kit import ids
 from findesk.kit.db import Base, UTCDateTime
 from findesk.kit.timeutil import utcnow
 
@@ -60,8 +61,15 @@ class AgentToken(Base):
     __tablename__ = "agent_tokens"
 
     token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # What people list and revoke it by: the secret is shown once, when it is issued.
+    id: Mapped[str] = mapped_column(
+        String(40), unique=True, default=lambda: ids.new_id(ids.AGENT_TOKEN)
+    )
     agent_id: Mapped[str] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"), index=True)
+    label: Mapped[str | None] = mapped_column(String(255))  # what it is for, e.g. "CI deploys"
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # To the hour (see auth.service.TOKEN_USE_RESOLUTION): not a write per call.
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     agent: Mapped[Agent] = relationship(lazy="joined", innerjoin=True)

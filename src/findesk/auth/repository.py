@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from findesk.auth.models import AccessToken, AgentToken, OAuthClient
@@ -39,3 +39,38 @@ def delete_expired_tokens(session: Session, client_id: str, before: datetime) ->
 
 def get_agent_token(session: Session, token_hash: str) -> AgentToken | None:
     return session.get(AgentToken, token_hash)
+
+
+def get_agent_token_by_id(session: Session, token_id: str) -> AgentToken | None:
+    return session.scalars(select(AgentToken).where(AgentToken.id == token_id)).first()
+
+
+def agent_tokens(session: Session, agent_id: str) -> Sequence[AgentToken]:
+    """Every token of the agent, revoked ones too, newest first."""
+    return session.scalars(
+        select(AgentToken)
+        .where(AgentToken.agent_id == agent_id)
+        .order_by(AgentToken.created_at.desc(), AgentToken.id.desc())
+    ).all()
+
+
+def live_agent_tokens(session: Session, agent_id: str) -> Sequence[AgentToken]:
+    return session.scalars(
+        select(AgentToken)
+        .where(AgentToken.agent_id == agent_id, AgentToken.revoked_at.is_(None))
+        .order_by(AgentToken.created_at)
+    ).all()
+
+
+def record_agent_token_use(
+    session: Session, token_hash: str, at: datetime, stale: datetime
+) -> None:
+    """Set the token's last use to ``at`` unless it was set after ``stale`` already."""
+    session.execute(
+        update(AgentToken)
+        .where(
+            AgentToken.token_hash == token_hash,
+            or_(AgentToken.last_used_at.is_(None), AgentToken.last_used_at <= stale),
+        )
+        .values(last_used_at=at)
+    )

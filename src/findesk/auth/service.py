@@ -3,31 +3,41 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
 from findesk.agents.models import Agent
+from findesk.audit import service as audit
+from findesk.audit.service import AuditActor
 from findesk.auth import repository
 from findesk.auth.models import AccessToken, AgentToken, OAuthClient
 from findesk.kit import ids
-from findesk.kit.errors import NotFound, Unauthorized
+from findesk.kit.errors import Invalid, NotFound, Unauthorized
 from findesk.kit.secrets import hash_secret, new_secret, secret_matches
 from findesk.kit.timeutil import as_utc, utcnow
 
 ACCESS_TOKEN_PREFIX = "fat"  # noqa: S105 (a prefix, not a secret)
 AGENT_TOKEN_PREFIX = "fpt"  # noqa: S105
+MAX_TOKEN_LABEL = 255
+# A personal token's last use is kept to this precision: one write per token per hour at most,
+# not one per call.
+TOKEN_USE_RESOLUTION = timedelta(hours=1)
 
 
 class InvalidClient(Exception):
     """Unknown client, wrong secret or revoked client (RFC 6749 ``invalid_client``)."""
 
 
-def create_client(session: Session, name: str) -> tuple[OAuthClient, str]:
+def create_client(
+    session: Session, name: str, *, by: AuditActor | None = None
+) -> tuple[OAuthClient, str]:
+    """A new client and its secret (shown once); ``by`` is who, for the audit log."""
     secret = new_secret("fcs")
     client = OAuthClient(id=ids.new_id(ids.CLIENT, 24), name=name, secret_hash=hash_secret(secret))
     session.add(client)
     session.flush()
+    audit.record(session, by, "oauth_client.created", "oauth_client", client.id, {"name": name})
     return client, secret
 
 
@@ -35,7 +45,7 @@ def list_clients(session: Session) -> Sequence[OAuthClient]:
     return repository.list_clients(session)
 
 
-def revoke_client(session: Session, client_id: str) -> OAuthClient:
+def revoke_client(session: Session, client_id: str, *, by: AuditActor | None = None) -> OAuthClient:
     """Revoke a client and every token it holds."""
     client = repository.get_client(session, client_id)
     if client is None:
@@ -43,6 +53,8 @@ def revoke_client(session: Session, client_id: str) -> OAuthClient:
     now = utcnow()
     if client.revoked_at is None:
         client.revoked_at = now
+        detail = {"name": client.name}
+        audit.record(session, by, "oauth_client.revoked", "oauth_client", client.id, detail)
     repository.revoke_client_tokens(session, client.id, now)
     return client
 
@@ -93,15 +105,83 @@ def revoke_access_token(session: Session, token: str) -> None:
         row.revoked_at = utcnow()
 
 
-def create_agent_token(session: Session, agent: Agent) -> str:
+def issue_agent_token(
+    session: Session, agent: Agent, *, label: str | None = None, by: AuditActor | None = None
+) -> tuple[AgentToken, str]:
+    """A new personal token for the agent API: its row (public id, label) and its secret, which
+    is shown this once only; ``by`` is who, for the audit log."""
+    if not agent.active:
+        raise Invalid(f"{agent.email} is deactivated: reactivate them before issuing a token.")
+    label = (label or "").strip() or None
+    if label is not None and len(label) > MAX_TOKEN_LABEL:
+        raise Invalid(f"A token's label has at most {MAX_TOKEN_LABEL} characters.")
     token = new_secret(AGENT_TOKEN_PREFIX)
-    session.add(AgentToken(token_hash=hash_secret(token), agent_id=agent.id))
+    row = AgentToken(token_hash=hash_secret(token), agent_id=agent.id, label=label)
+    session.add(row)
     session.flush()
-    return token
+    detail = {"agent_id": agent.id, "agent_email": agent.email}
+    if label is not None:
+        detail["label"] = label
+    audit.record(session, by, "agent_token.issued", "agent_token", row.id, detail)
+    return row, token
 
 
-def authenticate_agent_token(session: Session, token: str) -> Agent:
+def create_agent_token(session: Session, agent: Agent, *, by: AuditActor | None = None) -> str:
+    """A new personal token for the agent API (shown once); ``by`` is who, for the audit log."""
+    return issue_agent_token(session, agent, by=by)[1]
+
+
+def list_agent_tokens(session: Session, agent_id: str) -> Sequence[AgentToken]:
+    """The agent's tokens, revoked ones too, newest first (never their secrets)."""
+    return repository.agent_tokens(session, agent_id)
+
+
+def revoke_agent_token(
+    session: Session, token_id: str, *, agent_id: str | None = None, by: AuditActor | None = None
+) -> AgentToken:
+    """Revoke one token (of ``agent_id``, when given); revoking it again changes nothing."""
+    row = repository.get_agent_token_by_id(session, token_id)
+    if row is None or (agent_id is not None and row.agent_id != agent_id):
+        raise NotFound(f"No personal token with id {token_id!r}.")
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+        detail = {"agent_id": row.agent_id, "agent_email": row.agent.email}
+        audit.record(session, by, "agent_token.revoked", "agent_token", row.id, detail)
+    return row
+
+
+def revoke_agent_tokens(
+    session: Session, agent: Agent, *, reason: str, by: AuditActor | None = None
+) -> int:
+    """Revoke every live token of the agent (each one audited, with why); returns how many."""
+    now = utcnow()
+    rows = repository.live_agent_tokens(session, agent.id)
+    for row in rows:
+        row.revoked_at = now
+        detail = {"agent_id": agent.id, "agent_email": agent.email, "reason": reason}
+        audit.record(session, by, "agent_token.revoked", "agent_token", row.id, detail)
+    return len(rows)
+
+
+def check_agent_token(session: Session, token: str) -> AgentToken:
+    """The live token row for a bearer token of an active agent, or 401."""
     row = repository.get_agent_token(session, hash_secret(token))
     if row is None or row.revoked_at is not None or not row.agent.active:
         raise Unauthorized("The agent token is not valid.")
-    return row.agent
+    return row
+
+
+def authenticate_agent_token(session: Session, token: str) -> Agent:
+    return check_agent_token(session, token).agent
+
+
+def token_use_is_stale(row: AgentToken, now: datetime | None = None) -> bool:
+    """Whether this use should be written down (at most once per ``TOKEN_USE_RESOLUTION``)."""
+    if row.last_used_at is None:
+        return True
+    return as_utc(row.last_used_at) + TOKEN_USE_RESOLUTION <= (now or utcnow())
+
+
+def record_token_use(session: Session, token_hash: str) -> None:
+    now = utcnow()
+    repository.record_agent_token_use(session, token_hash, now, now - TOKEN_USE_RESOLUTION)

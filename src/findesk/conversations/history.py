@@ -8,6 +8,7 @@ history replays to the conversation's current owner (``owner_after``).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -49,6 +50,14 @@ def events(
     session: Session, conversation_id: str, *, after_id: int = 0, limit: int | None = None
 ) -> Sequence[ConversationEvent]:
     return repository.history(session, conversation_id, after_id=after_id, limit=limit)
+
+
+def between(
+    session: Session, conversation_id: str, *, since: datetime | None, until: datetime | None
+) -> Sequence[ConversationEvent]:
+    """The changes from ``since`` (inclusive) until ``until`` (exclusive), oldest first; None
+    leaves that side open (a page of messages: ``MessagePage.changes_since``, ``_until``)."""
+    return repository.history_between(session, conversation_id, since=since, until=until)
 
 
 def owner_after(history: Iterable[ConversationEvent]) -> str | None:

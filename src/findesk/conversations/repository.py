@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import Select, and_, delete, exists, func, or_, select
+from sqlalchemy import (
+    Row,
+    Select,
+    Text,
+    and_,
+    cast,
+    delete,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+)
 from sqlalchemy.orm import Session
 
 from findesk.agents.models import Agent
@@ -35,14 +47,20 @@ def conversation_exists(session: Session, conversation_id: str) -> bool:
 
 
 def get_for_update(session: Session, conversation_id: str) -> Conversation | None:
-    """Lock the row on PostgreSQL so concurrent updates of one conversation serialise; the row
-    is read afresh even if this session holds it already, so decisions see the locked state."""
-    return session.get(
-        Conversation,
-        conversation_id,
-        with_for_update={"of": Conversation},
-        populate_existing=True,
+    """The conversation, its row locked (PostgreSQL) so that concurrent changes of one
+    conversation serialise, read after the lock is held.
+
+    Locking and loading are two statements on purpose: a ``SELECT … FOR UPDATE`` that joins the
+    assignee would, after waiting for a concurrent take-over, return the conversation's new
+    row joined to its old assignee (PostgreSQL rechecks only the locked row), and the take-over
+    rule would judge a stale owner.
+    """
+    locked = session.scalar(
+        select(Conversation.id).where(Conversation.id == conversation_id).with_for_update()
     )
+    if locked is None:
+        return None
+    return session.get(Conversation, conversation_id, populate_existing=True)
 
 
 def get_by_object_id(session: Session, object_id: str) -> Conversation | None:
@@ -109,6 +127,110 @@ def messages(
     if limit is not None:
         query = query.limit(limit)
     return session.scalars(query).unique().all()
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """The message a page of messages starts after or ends before."""
+
+    seq: int
+    created_at: datetime
+
+
+def message_anchor(session: Session, conversation_id: str, message_id: str) -> Anchor | None:
+    row = session.execute(
+        select(Message.seq, Message.created_at).where(
+            Message.id == message_id, Message.conversation_id == conversation_id
+        )
+    ).first()
+    return None if row is None else Anchor(row.seq, row.created_at)
+
+
+def message_window(
+    session: Session,
+    conversation_id: str,
+    *,
+    limit: int,
+    before_seq: int | None = None,
+    after_seq: int | None = None,
+) -> list[Message]:
+    """Keyset pagination on (conversation_id, seq), never OFFSET; in creation order either way.
+
+    With ``after_seq``: the first ``limit`` messages after it. Otherwise the last ``limit``
+    messages before ``before_seq``, or the newest ones without it (the index read backwards).
+    """
+    query = select(Message).where(Message.conversation_id == conversation_id)
+    if after_seq is not None:
+        query = query.where(Message.seq > after_seq).order_by(Message.seq).limit(limit)
+        return list(session.scalars(query).unique())
+    if before_seq is not None:
+        query = query.where(Message.seq < before_seq)
+    query = query.order_by(Message.seq.desc()).limit(limit)
+    return list(reversed(session.scalars(query).unique().all()))
+
+
+# get_messages sends every column of these, once a message: read as plain rows, with no ORM
+# object and no joined author per row (a conversation has few authors: see ``message_authors``).
+# id, conversation_id, body, author_user_id, author_agent_id, visibility, created_at, and the
+# attachments as JSON text: most messages have none, and decoding 10,000 "[]" costs a fifth of
+# a long get_messages.
+if TYPE_CHECKING:
+    WireRow = Row[str, str, str | None, str | None, str | None, str, datetime, str | None]
+
+
+def wire_start(
+    session: Session, conversation_id: str, after_id: str | None
+) -> tuple[EndUser, int | None] | None:
+    """In one query: the conversation's end user (None: no such conversation), and the seq of
+    ``after_id`` if that is one of its messages."""
+    after_seq: Any = literal(None)
+    if after_id is not None:
+        after_seq = (
+            select(Message.seq)
+            .where(Message.id == after_id, Message.conversation_id == conversation_id)
+            .scalar_subquery()
+        )
+    row = session.execute(
+        select(EndUser, after_seq)
+        .join(Conversation, Conversation.user_id == EndUser.id)
+        .where(Conversation.id == conversation_id)
+    ).first()
+    return None if row is None else (row[0], row[1])
+
+
+def message_wire_rows(
+    session: Session, conversation_id: str, *, after_seq: int, chunk: int = 1000
+) -> Iterator[Sequence[WireRow]]:
+    """The conversation's messages after ``after_seq`` (0: all), in creation order, read from
+    the cursor ``chunk`` rows at a time rather than all at once."""
+    query = (
+        select(
+            Message.id,
+            Message.conversation_id,
+            Message.body,
+            Message.author_user_id,
+            Message.author_agent_id,
+            Message.visibility,
+            Message.created_at,
+            cast(Message.attachments, Text),
+        )
+        .where(Message.conversation_id == conversation_id, Message.seq > after_seq)
+        .order_by(Message.seq)
+    )
+    return session.execute(query).partitions(chunk)
+
+
+def message_authors(
+    session: Session, user_ids: Collection[str], agent_ids: Collection[str]
+) -> tuple[dict[str, EndUser], dict[str, Agent]]:
+    """The end users and agents with these ids, by id."""
+    users: Sequence[EndUser] = ()
+    agents: Sequence[Agent] = ()
+    if user_ids:
+        users = session.scalars(select(EndUser).where(EndUser.id.in_(user_ids))).all()
+    if agent_ids:
+        agents = session.scalars(select(Agent).where(Agent.id.in_(agent_ids))).all()
+    return {u.id: u for u in users}, {a.id: a for a in agents}
 
 
 @dataclass(frozen=True)
@@ -212,3 +334,16 @@ def history(
     if limit is not None:
         query = query.limit(limit)
     return session.scalars(query).unique().all()
+
+
+def history_between(
+    session: Session, conversation_id: str, *, since: datetime | None, until: datetime | None
+) -> Sequence[ConversationEvent]:
+    """Changes from ``since`` (inclusive) until ``until`` (exclusive), oldest first; None: no
+    bound on that side."""
+    query = select(ConversationEvent).where(ConversationEvent.conversation_id == conversation_id)
+    if since is not None:
+        query = query.where(ConversationEvent.at >= since)
+    if until is not None:
+        query = query.where(ConversationEvent.at < until)
+    return session.scalars(query.order_by(ConversationEvent.id)).unique().all()

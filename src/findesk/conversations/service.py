@@ -11,6 +11,7 @@ Services never commit: the request or job that calls them does.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -23,7 +24,7 @@ from findesk.conversations import history, repository
 from findesk.conversations.models import STATUSES, Conversation, Message
 from findesk.fin_ledger.service import expect_fetch
 from findesk.kit import html
-from findesk.kit.actor import Actor
+from findesk.kit.actor import SYSTEM, Actor
 from findesk.kit.attributes import drop_nulls, merge_attributes
 from findesk.kit.db import insert_once
 from findesk.kit.errors import Conflict, Invalid, NotFound
@@ -31,6 +32,7 @@ from findesk.kit.timeutil import utcnow
 from findesk.live import service as live
 from findesk.notifier.service import record_change
 from findesk.users import repository as user_repository
+from findesk.users.models import EndUser
 
 MAX_TAGS = 100
 MAX_TAG_LENGTH = 255
@@ -95,6 +97,98 @@ def list_messages(
     if not repository.conversation_exists(session, conversation_id):
         raise NotFound(f"No conversation with id {conversation_id!r}.")
     return list(repository.messages(session, conversation_id, after_id=after_id))
+
+
+@dataclass(frozen=True)
+class MessagePage:
+    """Some of a conversation's messages, in creation order, and whether it has more on either
+    side. ``changes_since`` and ``changes_until`` bound the history that goes with the page in
+    the inbox's timeline: from its first message (from the start, on the oldest page) until the
+    message after it (no end, on the newest page), so that adjacent pages share no change."""
+
+    messages: list[Message]
+    has_more_before: bool
+    has_more_after: bool
+    changes_since: datetime | None
+    changes_until: datetime | None
+
+
+def message_page(
+    session: Session,
+    conversation_id: str,
+    *,
+    limit: int,
+    before: str | None = None,
+    after: str | None = None,
+) -> MessagePage:
+    """``limit`` messages: the newest; or those just before the message ``before``; or those
+    just after the message ``after`` (from the first message when that is not one of the
+    conversation's, as get_messages does with an unknown after_id). Keyset pagination on the
+    messages' creation order."""
+    if not repository.conversation_exists(session, conversation_id):
+        raise NotFound(f"No conversation with id {conversation_id!r}.")
+    if before is not None and after is not None:
+        raise Invalid("Give either before or after_id, not both.")
+    if after is not None:
+        anchor = repository.message_anchor(session, conversation_id, after)
+        after_seq = anchor.seq if anchor is not None else 0
+        rows = repository.message_window(
+            session, conversation_id, limit=limit + 1, after_seq=after_seq
+        )
+        page = rows[:limit]
+        more_after = len(rows) > limit
+        more_before = anchor is not None and bool(page)
+        until = rows[limit].created_at if more_after else None
+    else:
+        anchor = None
+        if before is not None:
+            anchor = repository.message_anchor(session, conversation_id, before)
+            if anchor is None:
+                raise Invalid(f"No message with id {before!r} in this conversation.")
+        rows = repository.message_window(
+            session,
+            conversation_id,
+            limit=limit + 1,
+            before_seq=anchor.seq if anchor is not None else None,
+        )
+        page = rows[-limit:]
+        more_before = len(rows) > limit
+        more_after = anchor is not None and bool(page)
+        until = anchor.created_at if anchor is not None else None
+    since = page[0].created_at if more_before else None
+    return MessagePage(page, more_before, more_after, since, until)
+
+
+@dataclass(frozen=True)
+class WireMessages:
+    """Messages as plain rows (``repository.message_wire_rows``), streamed in chunks: read
+    them inside the session. Their authors: the conversation's end user, read already, and
+    ``authors(user_ids, agent_ids)`` for the others (a conversation has few)."""
+
+    chunks: Iterator[Sequence[repository.WireRow]]
+    end_user: EndUser
+    authors: Callable[
+        [Collection[str], Collection[str]], tuple[dict[str, EndUser], dict[str, Agent]]
+    ]
+
+
+def messages_for_wire(
+    session: Session, conversation_id: str, *, after_id: str | None = None
+) -> WireMessages:
+    """What get_messages sends: every message after ``after_id`` (all of them when that is not
+    one of the conversation's), in creation order, without an ORM object per message; three
+    queries in all, whatever the length."""
+    start = repository.wire_start(session, conversation_id, after_id)
+    if start is None:
+        raise NotFound(f"No conversation with id {conversation_id!r}.")
+    end_user, after_seq = start
+    return WireMessages(
+        repository.message_wire_rows(session, conversation_id, after_seq=after_seq or 0),
+        end_user=end_user,
+        authors=lambda user_ids, agent_ids: repository.message_authors(
+            session, user_ids, agent_ids
+        ),
+    )
 
 
 def open_conversation(
@@ -209,8 +303,12 @@ def add_message(
             if owner_kind(conversation) != "human":
                 _change_owner(session, conversation, author, actor)
     elif conversation.status != "open":
-        # The end user wrote again: the conversation is live once more.
+        # The end user wrote again: the conversation is live once more, with a person who can
+        # answer (an owner deactivated since it was resolved cannot: it waits for a human).
         conversation.status = "open"
+        assignee = conversation.assignee
+        if assignee is not None and not assignee.active:
+            _change_owner(session, conversation, None, SYSTEM)
     changed(session, conversation.id, "message", actor, conversation)
     return message, True
 
@@ -441,10 +539,12 @@ def _change_owner(
         conversation.handed_over_at = now
         conversation.taken_over_at = None
     if agent is not None and not agent.is_bot and before != "human":
-        conversation.taken_over_at = now
-        if conversation.handed_over_at is not None and before == "waiting":
+        # The first person to take it since Fin's handover: how long the end user waited.
+        first_since_handover = before == "waiting" and conversation.taken_over_at is None
+        if first_since_handover and conversation.handed_over_at is not None:
             waited = (now - conversation.handed_over_at).total_seconds()
             detail["seconds_after_handover"] = round(max(waited, 0.0), 3)
+        conversation.taken_over_at = now
     history.record(
         session,
         conversation.id,

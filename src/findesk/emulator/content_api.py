@@ -63,7 +63,6 @@ Lists
 from __future__ import annotations
 
 import hmac
-import json
 import math
 import threading
 import time
@@ -84,6 +83,8 @@ from findesk.emulator.content_store import (
     Source,
     SourceNotFound,
 )
+from findesk.kit.errors import Problem
+from findesk.kit.http import load_json
 
 DEFAULT_VERSION = "2.14"
 SUPPORTED_VERSIONS = frozenset(
@@ -151,8 +152,8 @@ class RateLimiter:
 async def json_object(request: Request) -> dict[str, Any]:
     raw = await request.body()
     try:
-        body = json.loads(raw) if raw else None
-    except ValueError:
+        body = load_json(raw) if raw else None
+    except Problem:
         body = None
     if not isinstance(body, dict):
         raise ApiError(400, "bad_request", "The request body must be a JSON object")

@@ -24,11 +24,19 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.responses import FileResponse, JSONResponse, Response
 
 from findesk.emulator.sync import SyncEngine
 from findesk.emulator.transcripts import TranscriptStore, Visitor
+from findesk.kit.errors import Problem
 from findesk.kit.html import sanitize
+from findesk.kit.http import load_json
+from findesk.kit.streams import (
+    RETRY_AFTER_SECONDS,
+    SlotStreamingResponse,
+    StreamSlots,
+    evicted_message,
+)
 
 STATIC = Path(__file__).parent / "static"
 COOKIE = "fin_messenger"
@@ -80,6 +88,7 @@ def create_messenger(
     typing: Any,
     names: AgentNames,
     *,
+    streams: StreamSlots,
     secure_cookies: bool = False,
 ) -> APIRouter:
     router = APIRouter(prefix="/messenger")
@@ -95,9 +104,9 @@ def create_messenger(
         if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
             return problem(415, "Send JSON (Content-Type: application/json).")
         try:
-            body = json.loads(await request.body())
-        except ValueError:
-            return problem(400, "The body is not valid JSON.")
+            body = load_json(await request.body())
+        except Problem as exc:
+            return problem(exc.status, exc.detail)
         return body if isinstance(body, dict) else problem(400, "Send a JSON object.")
 
     def message_text(body: dict[str, Any]) -> str | JSONResponse:
@@ -261,11 +270,20 @@ def create_messenger(
             return problem(401, "Say who you are first.")
         if not store.owns(visitor, conversation_id):
             return problem(404, "No such conversation.")
+        # Bounded per visitor (a new stream ends the oldest) and in all (see kit.streams).
+        slot = streams.open(f"visitor:{visitor.id}")
+        if slot is None:
+            busy = problem(503, "Too many live connections; try again shortly.")
+            busy.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+            return busy
 
-        async def events() -> AsyncIterator[str]:
+        async def events() -> AsyncIterator[str | bytes]:
             last: tuple[int, str | None] | None = None
             quiet = 0.0
             while not await request.is_disconnected():
+                if slot.evicted:  # a newer stream of this visitor took its place
+                    yield evicted_message()
+                    return
                 typing_agent = typing.current(conversation_id)
                 now = (store.version(conversation_id), typing_agent and typing_agent["id"])
                 if now != last:
@@ -279,9 +297,10 @@ def create_messenger(
                 await asyncio.sleep(STREAM_TICK)
                 quiet += STREAM_TICK
 
-        return StreamingResponse(
+        return SlotStreamingResponse(
+            streams,
+            slot,
             events(),
-            media_type="text/event-stream",
             headers={**SECURITY_HEADERS, "Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
 

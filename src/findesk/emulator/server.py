@@ -30,6 +30,9 @@ from findesk.emulator.messenger import AgentNames, create_messenger
 from findesk.emulator.sync import GrantFormat, HelpdeskConnection, SyncEngine
 from findesk.emulator.transcripts import TranscriptStore
 from findesk.fin_api.client import Variant
+from findesk.kit.errors import Problem
+from findesk.kit.http import load_json
+from findesk.kit.streams import StreamSlots
 
 TYPING_SECONDS = 5.0
 
@@ -52,6 +55,8 @@ class EmulatorConfig:
     debounce: float = 1.0
     rate_limit: int = 167
     rate_window: float = 10.0
+    live_streams_per_session: int = 8  # Messenger streams per visitor
+    live_streams_max: int = 1000  # in all
 
 
 class TypingBoard:
@@ -120,7 +125,14 @@ def create_emulator(config: EmulatorConfig) -> FastAPI:
     app.state.typing = typing
     app.state.content_store = store_of(content)
     app.state.transcripts = transcripts
-    app.include_router(create_messenger(engine, transcripts, typing, AgentNames(agents)))
+    app.state.messenger_streams = StreamSlots(
+        config.live_streams_per_session, config.live_streams_max
+    )
+    app.include_router(
+        create_messenger(
+            engine, transcripts, typing, AgentNames(agents), streams=app.state.messenger_streams
+        )
+    )
 
     def key_ok(request: Request) -> bool:
         given = request.headers.get("x-webhook-key", "").encode()
@@ -137,9 +149,9 @@ def create_emulator(config: EmulatorConfig) -> FastAPI:
         if not key_ok(request):
             return _problem(401, "X-Webhook-Key is missing or wrong.")
         try:
-            body = await request.json()
-        except ValueError:
-            return _problem(400, "The body is not valid JSON.")
+            body = load_json(await request.body())
+        except Problem as exc:
+            return _problem(exc.status, exc.detail)
         conversation_id = body.get("conversation_id") if isinstance(body, dict) else None
         if not isinstance(conversation_id, str) or not conversation_id:
             return _problem(400, "conversation_id is required.")

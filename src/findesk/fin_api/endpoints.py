@@ -11,6 +11,7 @@ from findesk.fin_api import operations as ops
 from findesk.fin_api import schemas as s
 from findesk.fin_api.routing import FinRoute, PostsOnlyRoute
 from findesk.fin_api.security import bearer_scheme
+from findesk.fin_ledger.calls import note
 from findesk.kit.http import PROBLEM_JSON, db_of
 
 
@@ -47,6 +48,22 @@ def _status(response: Response, created: bool) -> None:
     response.status_code = 201 if created else 200
 
 
+def _encoded(body: bytes) -> Response:
+    """get_messages answers with every message (Fin has no paging): its JSON, encoded once in
+    the worker thread (``wire.encode_messages``), is the same bytes as the route's
+    response_model gives, which still documents it; a Response is not validated or encoded
+    again."""
+    return Response(body, media_type="application/json")
+
+
+def _note_created(request: Request, out: s.CreatedConversationOut) -> None:
+    note(
+        request,
+        conversation_id=out.conversation.id,
+        message_ids=[out.initial_message.id],
+    )
+
+
 # --- REST variant ---------------------------------------------------------------------------
 
 
@@ -59,6 +76,7 @@ def _status(response: Response, created: bool) -> None:
 )
 def rest_get_user(request: Request, user_id: Annotated[str, Query(min_length=1)]) -> s.EndUserOut:
     """Retrieve an end user by id (each sync)."""
+    note(request, user_id=user_id)
     return ops.get_user(db_of(request), s.GetUserIn(user_id=user_id))
 
 
@@ -71,6 +89,7 @@ def rest_get_user(request: Request, user_id: Annotated[str, Query(min_length=1)]
 )
 def rest_update_user(request: Request, body: s.UpdateUserIn) -> s.EndUserOut:
     """Update an end user; attributes merge key by key, a null value removes the key."""
+    note(request, user_id=body.user_id)
     return ops.update_user(db_of(request), body)
 
 
@@ -91,6 +110,7 @@ def rest_update_user(request: Request, body: s.UpdateUserIn) -> s.EndUserOut:
 def rest_create_user(request: Request, response: Response, body: s.CreateUserIn) -> s.EndUserOut:
     """Create an end user; idempotent by object_id (201 first, 200 after)."""
     user, created = ops.create_user(db_of(request), body)
+    note(request, user_id=user.id)
     _status(response, created)
     return user
 
@@ -118,6 +138,7 @@ def rest_get_conversation(
     request: Request, conversation_id: Annotated[str, Query(min_length=1)]
 ) -> s.ConversationOut:
     """Retrieve a conversation (each sync)."""
+    note(request, conversation_id=conversation_id)
     return ops.get_conversation(
         db_of(request), s.GetConversationIn(conversation_id=conversation_id)
     )
@@ -132,6 +153,7 @@ def rest_get_conversation(
 )
 def rest_update_conversation(request: Request, body: s.UpdateConversationIn) -> s.ConversationOut:
     """Partial update at the end of a sync run; `assignee_id: null` hands over to a human."""
+    note(request, conversation_id=body.conversation_id)
     return ops.update_conversation(db_of(request), body)
 
 
@@ -153,7 +175,9 @@ def rest_create_conversation(
     request: Request, response: Response, body: s.CreateConversationIn
 ) -> s.CreatedConversationOut:
     """Start a conversation with its first message; answers with both objects."""
+    note(request, user_id=body.user_id)
     out, created = ops.create_conversation(db_of(request), body)
+    _note_created(request, out)
     _status(response, created)
     return out
 
@@ -169,10 +193,13 @@ def rest_get_messages(
     request: Request,
     conversation_id: Annotated[str, Query(min_length=1)],
     after_id: Annotated[str | None, Query()] = None,
-) -> list[s.MessageOut]:
+) -> Response:
     """Messages in creation order; with a known `after_id`, only those after it."""
+    note(request, conversation_id=conversation_id, after_id=after_id)
     req = s.GetMessagesIn(conversation_id=conversation_id, after_id=after_id)
-    return ops.get_messages(db_of(request), req)
+    messages = ops.get_messages(db_of(request), req)
+    note(request, message_ids=messages.ids)
+    return _encoded(messages.array())
 
 
 @rest.post(
@@ -190,7 +217,9 @@ def rest_create_message(
     request: Request, response: Response, body: s.CreateMessageIn
 ) -> s.MessageOut:
     """Add an end user's or Fin's message; idempotent by object_id."""
+    note(request, conversation_id=body.conversation_id)
     message, created = ops.create_message(db_of(request), body)
+    note(request, message_ids=[message.id])
     _status(response, created)
     return message
 
@@ -208,6 +237,7 @@ TAG: list[str | Enum] = ["Fin API (posts-only)"]
     responses=_errors(*WRITE_ERRORS, envelope=True),
 )
 def posts_get_user(request: Request, body: s.GetUserIn) -> s.Envelope[s.EndUserOut]:
+    note(request, user_id=body.user_id)
     return s.Envelope(data=ops.get_user(db_of(request), body), error=None)
 
 
@@ -219,6 +249,7 @@ def posts_get_user(request: Request, body: s.GetUserIn) -> s.Envelope[s.EndUserO
     responses=_errors(*WRITE_ERRORS, envelope=True),
 )
 def posts_update_user(request: Request, body: s.UpdateUserIn) -> s.Envelope[s.EndUserOut]:
+    note(request, user_id=body.user_id)
     return s.Envelope(data=ops.update_user(db_of(request), body), error=None)
 
 
@@ -240,6 +271,7 @@ def posts_create_user(
     request: Request, response: Response, body: s.CreateUserIn
 ) -> s.Envelope[s.EndUserOut]:
     user, created = ops.create_user(db_of(request), body)
+    note(request, user_id=user.id)
     _status(response, created)
     return s.Envelope(data=user, error=None)
 
@@ -267,6 +299,7 @@ def posts_get_agents(
 def posts_get_conversation(
     request: Request, body: s.GetConversationIn
 ) -> s.Envelope[s.ConversationOut]:
+    note(request, conversation_id=body.conversation_id)
     return s.Envelope(data=ops.get_conversation(db_of(request), body), error=None)
 
 
@@ -280,6 +313,7 @@ def posts_get_conversation(
 def posts_update_conversation(
     request: Request, body: s.UpdateConversationIn
 ) -> s.Envelope[s.ConversationOut]:
+    note(request, conversation_id=body.conversation_id)
     return s.Envelope(data=ops.update_conversation(db_of(request), body), error=None)
 
 
@@ -300,7 +334,9 @@ def posts_update_conversation(
 def posts_create_conversation(
     request: Request, response: Response, body: s.CreateConversationIn
 ) -> s.Envelope[s.CreatedConversationOut]:
+    note(request, user_id=body.user_id)
     out, created = ops.create_conversation(db_of(request), body)
+    _note_created(request, out)
     _status(response, created)
     return s.Envelope(data=out, error=None)
 
@@ -312,8 +348,11 @@ def posts_create_conversation(
     operation_id="postGetMessages",
     responses=_errors(*WRITE_ERRORS, envelope=True),
 )
-def posts_get_messages(request: Request, body: s.GetMessagesIn) -> s.Envelope[list[s.MessageOut]]:
-    return s.Envelope(data=ops.get_messages(db_of(request), body), error=None)
+def posts_get_messages(request: Request, body: s.GetMessagesIn) -> Response:
+    note(request, conversation_id=body.conversation_id, after_id=body.after_id)
+    messages = ops.get_messages(db_of(request), body)
+    note(request, message_ids=messages.ids)
+    return _encoded(b'{"data":' + messages.array() + b',"error":null}')
 
 
 @posts.post(
@@ -333,6 +372,8 @@ def posts_get_messages(request: Request, body: s.GetMessagesIn) -> s.Envelope[li
 def posts_create_message(
     request: Request, response: Response, body: s.CreateMessageIn
 ) -> s.Envelope[s.MessageOut]:
+    note(request, conversation_id=body.conversation_id)
     message, created = ops.create_message(db_of(request), body)
+    note(request, message_ids=[message.id])
     _status(response, created)
     return s.Envelope(data=message, error=None)

@@ -6,7 +6,14 @@ from findesk.agents import service as agents
 from findesk.conversations import service as conversations
 from findesk.conversations.service import Author, NewMessage
 from findesk.fin_api import schemas as s
-from findesk.fin_api.wire import agent_out, conversation_out, message_out, user_out
+from findesk.fin_api.wire import (
+    EncodedMessages,
+    agent_out,
+    conversation_out,
+    encode_messages,
+    message_out,
+    user_out,
+)
 from findesk.kit.actor import FIN
 from findesk.kit.db import Database
 from findesk.users import service as users
@@ -75,10 +82,12 @@ def update_conversation(db: Database, req: s.UpdateConversationIn) -> s.Conversa
         return conversation_out(conversation)
 
 
-def get_messages(db: Database, req: s.GetMessagesIn) -> list[s.MessageOut]:
+def get_messages(db: Database, req: s.GetMessagesIn) -> EncodedMessages:
+    """Every message after ``after_id``, encoded as ``MessageOut`` JSON: Fin has no paging, so a
+    conversation of 10,000 messages is sent whole, and each message is encoded once."""
     with db.read_session() as session:
-        rows = conversations.list_messages(session, req.conversation_id, after_id=req.after_id)
-        return [message_out(row) for row in rows]
+        found = conversations.messages_for_wire(session, req.conversation_id, after_id=req.after_id)
+        return encode_messages(found)
 
 
 def create_message(db: Database, req: s.CreateMessageIn) -> tuple[s.MessageOut, bool]:

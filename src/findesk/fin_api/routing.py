@@ -1,19 +1,58 @@
 """Route classes of the Fin API: every call is authorised before its body is parsed, so nothing
 but a 401 answers without a valid token. Errors are RFC 7807 problems: bare in the REST variant,
 inside ``{data, error}`` in the posts-only variant.
+
+Every call, answered or refused, is timed and handed to the Fin call ledger under the
+contract's name for its operation (``get_messages``, the same in both variants).
 """
 
 from __future__ import annotations
 
-from fastapi import Request
+import re
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from fastapi import Request, Response
 
 from findesk.fin_api.security import authorize
+from findesk.fin_ledger.calls import ledger_of
 from findesk.kit.http import GuardedRoute
+
+
+def operation_name(operation_id: str | None) -> str:
+    """The contract's snake_case name: ``getMessages`` and ``postGetMessages`` are both
+    ``get_messages``."""
+    if not operation_id:
+        return "unknown"
+    name = operation_id[4:] if re.match(r"post[A-Z]", operation_id) else operation_id
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
 class FinRoute(GuardedRoute):
     async def guard(self, request: Request) -> None:
         request.state.fin_client = await authorize(request)
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        operation = operation_name(self.operation_id)
+
+        async def timed(request: Request) -> Response:
+            started = time.perf_counter()
+            status = 500
+            try:
+                response = await handler(request)
+                status = response.status_code
+                return response
+            except Exception as exc:
+                given = getattr(exc, "status", None)
+                status = given if isinstance(given, int) else 500
+                raise
+            finally:
+                elapsed = time.perf_counter() - started
+                ledger_of(request).observe(operation, request, status, elapsed)
+
+        return timed
 
 
 class PostsOnlyRoute(FinRoute):

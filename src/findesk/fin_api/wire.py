@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pydantic_core import to_json
 
 from findesk.agents.models import Agent
 from findesk.conversations.models import Conversation, Message
@@ -14,7 +18,11 @@ from findesk.fin_api.schemas import (
     EndUserOut,
     MessageOut,
 )
+from findesk.kit.timeutil import isoformat
 from findesk.users.models import EndUser
+
+if TYPE_CHECKING:
+    from findesk.conversations.service import WireMessages
 
 AgentShape = Callable[[Agent], Any]
 
@@ -79,3 +87,70 @@ def conversation_out(conversation: Conversation) -> ConversationOut:
 
 def message_out(message: Message) -> MessageOut:
     return MessageOut(**message_fields(message, agent_out))
+
+
+@dataclass(frozen=True)
+class EncodedMessages:
+    """get_messages' answer: each message's JSON, and the ids (for the call ledger)."""
+
+    ids: list[str]
+    items: list[bytes]
+
+    def array(self) -> bytes:
+        return b"[" + b",".join(self.items) + b"]"
+
+
+def encode_messages(messages: WireMessages) -> EncodedMessages:
+    """Each message as the JSON ``MessageOut`` gives, byte for byte (its schema documents it;
+    the tests compare the two), encoded as it is read: no model or ORM object a message, each
+    author shaped once, and only bytes kept, which the garbage collector never scans (10,000
+    dicts kept until the end cost full collections: 60 ms each in a loaded server)."""
+    users = {messages.end_user.id: user_out(messages.end_user).model_dump(mode="json")}
+    agents: dict[str, dict[str, Any]] = {}
+    out = EncodedMessages([], [])
+    for chunk in messages.chunks:
+        new_users = {row[3] for row in chunk if row[3] is not None and row[3] not in users}
+        new_agents = {row[4] for row in chunk if row[4] is not None and row[4] not in agents}
+        if new_users or new_agents:
+            found_users, found_agents = messages.authors(new_users, new_agents)
+            users.update((k, user_out(u).model_dump(mode="json")) for k, u in found_users.items())
+            agents.update(
+                (k, agent_out(a).model_dump(mode="json")) for k, a in found_agents.items()
+            )
+        for (
+            message_id,
+            conversation_id,
+            body,
+            user_id,
+            agent_id,
+            visibility,
+            created_at,
+            attachments,
+        ) in chunk:
+            out.ids.append(message_id)
+            out.items.append(
+                to_json(
+                    {
+                        "id": message_id,
+                        "conversation_id": conversation_id,
+                        "message_type": "comment",
+                        "body": body,
+                        # Foreign keys: every author is there.
+                        "author": agents[agent_id] if agent_id is not None else users[str(user_id)],
+                        "visibility": visibility,
+                        "created_at": isoformat(created_at),
+                        "attachments": _attachments(attachments),
+                    }
+                )
+            )
+    return out
+
+
+def _attachments(stored: str | None) -> list[dict[str, Any]]:
+    """The attachments column as JSON text (``repository.message_wire_rows``), in the wire shape."""
+    if not stored or stored == "[]":
+        return []
+    return [
+        {"url": a["url"], "filetype": a.get("filetype"), "filename": a.get("filename")}
+        for a in json.loads(stored) or ()
+    ]

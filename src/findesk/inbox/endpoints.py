@@ -11,7 +11,9 @@ import asyncio
 import json
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import datetime
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlencode
@@ -20,19 +22,25 @@ from fastapi import APIRouter, Request
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
-from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from findesk.agents import repository as agent_repository
 from findesk.agents import service as agents
 from findesk.attachments import service as attachments
 from findesk.attachments.models import StoredFile
+from findesk.audit import service as audit
+from findesk.audit.models import AuditEntry
+from findesk.audit.service import AuditActor, AuditFilter
 from findesk.auth import service as auth
 from findesk.auth import web_sessions
+from findesk.conversations import history
 from findesk.conversations import repository as conversation_repository
 from findesk.conversations import service as conversations
 from findesk.conversations.models import STATUSES
 from findesk.conversations.repository import ConversationFilter
 from findesk.conversations.service import Author, NewMessage, owner_kind
+from findesk.fin_ledger import service as fin_ledger
+from findesk.inbox import timeline
 from findesk.inbox.security import (
     COOKIE,
     SignInRequired,
@@ -41,10 +49,18 @@ from findesk.inbox.security import (
     require_viewer,
 )
 from findesk.kit.actor import agent as agent_actor
-from findesk.kit.errors import Forbidden, NotFound, Problem
+from findesk.kit.errors import Forbidden, Invalid, NotFound, Problem
 from findesk.kit.http import db_of, settings_of
 from findesk.kit.pagination import decode_cursor, encode_cursor
+from findesk.kit.streams import (
+    RETRY_AFTER_SECONDS,
+    SlotStreamingResponse,
+    StreamSlots,
+    evicted_message,
+)
 from findesk.kit.timeutil import as_utc, isoformat, utcnow
+from findesk.notifier import service as outbox
+from findesk.notifier.models import OutboxEvent
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -52,6 +68,9 @@ router = APIRouter(include_in_schema=False)
 limiter = web_sessions.SignInLimiter()
 
 PAGE_SIZE = 25
+# A conversation shows its newest messages; older ones load on demand (?before=<message id>).
+MESSAGES_SHOWN = 50
+WINDOW_KEYS = ("before", "after")
 QUEUES = {
     "waiting": "Waiting for a human",
     "mine": "Mine",
@@ -291,16 +310,47 @@ def _list_context(request: Request, viewer: Viewer) -> dict[str, Any]:
     }
 
 
+def _message_window(request: Request) -> dict[str, str]:
+    """Which messages the conversation shows: those ``before`` or ``after`` a message id (the
+    "Show older/newer messages" links), or the newest."""
+    for key in WINDOW_KEYS:
+        value = request.query_params.get(key, "").strip()
+        if value:
+            return {key: value[:255]}
+    return {}
+
+
 def _conversation_context(request: Request, viewer: Viewer, conversation_id: str) -> dict[str, Any]:
+    window = _message_window(request)
     with db_of(request).read_session() as session:
         conversation = conversations.get_conversation(session, conversation_id)
-        messages = conversations.list_messages(session, conversation_id)
+        try:
+            page = conversations.message_page(
+                session, conversation_id, limit=MESSAGES_SHOWN, **window
+            )
+        except Invalid:  # a link to a message of another conversation: show the newest
+            window = {}
+            page = conversations.message_page(session, conversation_id, limit=MESSAGES_SHOWN)
+        messages = page.messages
         agent_list = list(agents.list_agents(session))
+        fin_pending = _fin_pending(request, session, conversation_id)
+        # The changes made between the messages shown (all of them when all are shown).
+        changes = history.between(
+            session, conversation_id, since=page.changes_since, until=page.changes_until
+        )
+        entries = timeline.build(
+            messages, changes, {a.id: a for a in agent_repository.list_all(session)}
+        )
     return {
+        "timeline": entries,
         "viewer": viewer,
         "conversation": conversation,
+        "fin_pending": fin_pending,
         "owner": owner_kind(conversation),
         "messages": messages,
+        "older_cursor": messages[0].id if page.has_more_before else None,
+        "newer_cursor": messages[-1].id if page.has_more_after else None,
+        "window": urlencode(window),
         "agents": agent_list,
         "statuses": STATUSES,
         "image_types": IMAGE_TYPES,
@@ -311,10 +361,12 @@ def _conversation_context(request: Request, viewer: Viewer, conversation_id: str
 async def inbox(request: Request) -> Response:
     async def run(viewer: Viewer) -> Response:
         context = await run_in_threadpool(_list_context, request, viewer)
+        fin_alert = await run_in_threadpool(_fin_alert, request)
         return render(
             request,
             "inbox.html",
             **context,
+            fin_alert=fin_alert,
             selected=None,
             notice=request.query_params.get("notice"),
         )
@@ -327,10 +379,12 @@ async def conversation_page(request: Request, conversation_id: str) -> Response:
     async def run(viewer: Viewer) -> Response:
         context = await run_in_threadpool(_list_context, request, viewer)
         detail = await run_in_threadpool(_conversation_context, request, viewer, conversation_id)
+        fin_alert = await run_in_threadpool(_fin_alert, request)
         return render(
             request,
             "inbox.html",
             **(context | detail),
+            fin_alert=fin_alert,
             selected=conversation_id,
             notice=request.query_params.get("notice"),
             error=request.query_params.get("error"),
@@ -354,9 +408,97 @@ async def list_fragment(request: Request) -> Response:
 async def conversation_fragment(request: Request, conversation_id: str) -> Response:
     async def run(viewer: Viewer) -> Response:
         detail = await run_in_threadpool(_conversation_context, request, viewer, conversation_id)
-        return render(request, "_conversation.html", **detail, query=request.url.query)
+        # The queue's filters, for the links back; not which messages this fragment shows.
+        params = request.query_params.multi_items()
+        query = urlencode([(k, v) for k, v in params if k not in WINDOW_KEYS])
+        return render(request, "_conversation.html", **detail, query=query)
 
     return await guarded(request, run, page=False)
+
+
+@router.get("/inbox/fragments/fin-alert")
+async def fin_alert_fragment(request: Request) -> Response:
+    async def run(viewer: Viewer) -> Response:
+        fin_alert = await run_in_threadpool(_fin_alert, request)
+        return render(request, "_fin_alert.html", fin_alert=fin_alert)
+
+    return await guarded(request, run, page=False)
+
+
+# --- Seen by Fin: receipts on human replies, and the alert when Fin does not fetch them ------
+
+
+def _fin_pending(request: Request, session: Any, conversation_id: str) -> dict[str, bool]:
+    """The conversation's human replies Fin has not fetched: message id -> overdue."""
+    settings = settings_of(request)
+    if not settings.fin_ledger_enabled:
+        return {}
+    overdue_before = utcnow() - timedelta(seconds=settings.fin_fetch_alert_seconds)
+    return {
+        message_id: written_at < overdue_before
+        for message_id, written_at in fin_ledger.pending_fetches(session, conversation_id).items()
+    }
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds // size} {unit}"
+    return f"{seconds} s"
+
+
+@dataclass(frozen=True)
+class FinAlert:
+    overdue: int
+    window: str  # the alert window, e.g. "2 min"
+    oldest_wait: str
+    conversation_id: str | None
+    webhook_target: str | None  # None: Fin is not configured
+    last_webhook: str | None  # what became of the latest webhook call for that conversation
+    refresh_in: float | None  # seconds until the banner may change with no event to tell
+
+
+OVERDUE_REFRESH_SECONDS = 30.0  # the oldest wait, shown in the banner, grows
+
+
+def _fin_alert(request: Request) -> FinAlert | None:
+    settings = settings_of(request)
+    if not settings.fin_ledger_enabled:
+        return None
+    window = timedelta(seconds=settings.fin_fetch_alert_seconds)
+    with db_of(request).read_session() as session:
+        unfetched = fin_ledger.unfetched(session, window)
+        last_webhook = None
+        if unfetched.overdue and unfetched.oldest_conversation_id:
+            latest = outbox.list_events(
+                session, conversation_id=unfetched.oldest_conversation_id, limit=1
+            )
+            last_webhook = _describe_delivery(latest[0]) if latest else None
+    refresh_in = unfetched.next_due_in_seconds
+    if unfetched.overdue:
+        refresh_in = min(refresh_in or OVERDUE_REFRESH_SECONDS, OVERDUE_REFRESH_SECONDS)
+    return FinAlert(
+        overdue=unfetched.overdue,
+        window=_duration(window.total_seconds()),
+        oldest_wait=_duration(unfetched.oldest_age_seconds),
+        conversation_id=unfetched.oldest_conversation_id,
+        webhook_target=settings.fin_webhook_target,
+        last_webhook=last_webhook,
+        refresh_in=refresh_in,
+    )
+
+
+def _describe_delivery(event: OutboxEvent) -> str:
+    if event.state == "delivered":
+        delivered = f" at {isoformat(event.delivered_at)}" if event.delivered_at else ""
+        return f"delivered{delivered}: Fin was told, but has not fetched the reply."
+    attempts = f"{event.attempts} attempt{'' if event.attempts == 1 else 's'}"
+    if event.state == "dead":
+        return f"gave up after {attempts}: {event.last_error or 'no answer'}."
+    if event.last_error:
+        return f"failing ({attempts} so far, still retrying): {event.last_error}."
+    return "not sent yet (findesk's notifier has not delivered it: see `findesk outbox status`)."
 
 
 # --- acting on a conversation -----------------------------------------------------------------
@@ -499,19 +641,36 @@ HEARTBEAT_SECONDS = 15.0
 
 @router.get("/inbox/live")
 async def live(request: Request) -> Response:
-    """Server-Sent Events: every conversation change, resumable with ``Last-Event-ID``."""
-    viewer = None
+    """Server-Sent Events: every conversation change, resumable with ``Last-Event-ID``.
+
+    A session holds at most FINDESK_LIVE_STREAMS_PER_SESSION streams (a new one ends its oldest,
+    see ``kit.streams``); a process FINDESK_LIVE_STREAMS_MAX in all (503 beyond)."""
     try:
         viewer = await require_viewer(request)
     except SignInRequired:
         return _problem_page(request, 401, "Sign in to continue.")
+    streams: StreamSlots = request.app.state.live_streams
+    slot = streams.open(viewer.session_hash)
+    if slot is None:
+        busy = _problem_page(request, 503, "Too many live connections; try again shortly.")
+        busy.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return busy
     feed = request.app.state.live
     resume = request.headers.get("last-event-id") or request.query_params.get("after")
     after_id = int(resume) if resume and resume.isdigit() else feed.last_id
 
     async def stream() -> AsyncIterator[bytes]:
         queue = feed.subscribe()
+
+        def wake() -> None:
+            with suppress(asyncio.QueueFull):  # full: it ends once the feed drops it
+                queue.put_nowait(None)
+
+        slot.on_evict = wake
         try:
+            if slot.evicted:  # pushed out before it began
+                yield evicted_message()
+                return
             yield b"retry: 2000\n\n"
             seen = after_id
             for item in await run_in_threadpool(feed.backlog, after_id):
@@ -521,25 +680,32 @@ async def live(request: Request) -> Response:
                 try:
                     item = await asyncio.wait_for(queue.get(), timeout=HEARTBEAT_SECONDS)
                 except TimeoutError:
+                    item = _QUIET
+                if slot.evicted:  # a newer stream of this session took its place
+                    yield evicted_message()
+                    return
+                if item is _QUIET:
                     # A stream must not outlive its session (signed out, password changed).
                     if feed.was_dropped(queue) or await load_viewer(request) is None:
                         return
                     yield b": keep-alive\n\n"
-                    continue
-                if item is None:
+                elif item is None:
                     return
-                if item["id"] > seen:
+                elif item["id"] > seen:
                     seen = item["id"]
                     yield _sse(item)
         finally:
             feed.unsubscribe(queue)
 
-    assert viewer is not None
-    return StreamingResponse(
+    return SlotStreamingResponse(
+        streams,
+        slot,
         stream(),
-        media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
+
+
+_QUIET: dict[str, Any] = {}  # no change within a heartbeat
 
 
 def _sse(item: dict[str, Any]) -> bytes:
@@ -561,6 +727,11 @@ def _admin_context(request: Request, viewer: Viewer) -> dict[str, Any]:
 def _require_admin(viewer: Viewer) -> None:
     if viewer.agent.role != "admin":
         raise Forbidden("Only administrators may do this.")
+
+
+def _audit_actor(request: Request, viewer: Viewer) -> AuditActor:
+    """The signed-in admin and the address they came from, for the audit log."""
+    return AuditActor.for_agent(viewer.agent, request.client.host if request.client else None)
 
 
 @router.get("/inbox/admin")
@@ -595,6 +766,7 @@ async def admin_create_agent(request: Request) -> Response:
                     alias=str(form.get("alias") or "") or None,
                     role="admin" if form.get("role") == "admin" else "agent",
                     password=str(form.get("password") or ""),
+                    by=_audit_actor(request, viewer),
                 )
 
         try:
@@ -616,7 +788,7 @@ async def admin_create_client(request: Request) -> Response:
 
         def create() -> tuple[str, str]:
             with db.transaction() as session:
-                client, secret = auth.create_client(session, name)
+                client, secret = auth.create_client(session, name, by=_audit_actor(request, viewer))
                 return client.id, secret
 
         client_id, secret = await run_in_threadpool(create)
@@ -635,9 +807,211 @@ async def admin_revoke_client(request: Request, client_id: str) -> Response:
 
         def revoke() -> None:
             with db.transaction() as session:
-                auth.revoke_client(session, client_id)
+                auth.revoke_client(session, client_id, by=_audit_actor(request, viewer))
 
         await run_in_threadpool(revoke)
         return back("/inbox/admin", notice=f"Client {client_id} revoked.")
 
     return await guarded(request, run, page=False)
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def _agent_admin_context(request: Request, viewer: Viewer, agent_id: str) -> dict[str, Any]:
+    with db_of(request).read_session() as session:
+        agent = agents.get_agent(session, agent_id)
+        tokens = list(auth.list_agent_tokens(session, agent.id))
+        refusal = agents.deactivation_refusal(session, agent)
+        return {
+            "viewer": viewer,
+            "agent": agent,
+            "tokens": tokens,
+            "live_tokens": _plural(sum(t.revoked_at is None for t in tokens), "personal token"),
+            "open_conversations": _plural(
+                conversations.queue_counts(session, agent.id)["mine"], "open conversation"
+            ),
+            "refusal": refusal.detail if refusal is not None else None,
+        }
+
+
+@router.get("/inbox/admin/agents/{agent_id}")
+async def admin_agent_page(request: Request, agent_id: str) -> Response:
+    """One agent: its personal tokens (revoke), and deactivating or reactivating it."""
+
+    async def run(viewer: Viewer) -> Response:
+        _require_admin(viewer)
+        context = await run_in_threadpool(_agent_admin_context, request, viewer, agent_id)
+        return render(
+            request,
+            "admin_agent.html",
+            **context,
+            notice=request.query_params.get("notice"),
+            error=request.query_params.get("error"),
+        )
+
+    return await guarded(request, run, page=True)
+
+
+async def _agent_admin_action(
+    request: Request, agent_id: str, action: Callable[[Any, AuditActor], str]
+) -> Response:
+    """Run ``action(session, actor)`` (it returns the notice) in one transaction; back to the
+    agent's page with the notice or the refusal."""
+
+    async def run(viewer: Viewer) -> Response:
+        _require_admin(viewer)
+        db = db_of(request)
+        actor = _audit_actor(request, viewer)
+
+        def apply() -> str:
+            with db.transaction() as session:
+                agents.get_agent(session, agent_id)
+                return action(session, actor)
+
+        url = f"/inbox/admin/agents/{agent_id}"
+        try:
+            notice = await run_in_threadpool(apply)
+        except NotFound:
+            raise
+        except Problem as exc:
+            return back(url, error=exc.detail)
+        return back(url, notice=notice)
+
+    return await guarded(request, run, page=False)
+
+
+@router.post("/inbox/admin/agents/{agent_id}/deactivate")
+async def admin_deactivate_agent(request: Request, agent_id: str) -> Response:
+    def deactivate(session: Any, actor: AuditActor) -> str:
+        done = agents.deactivate_agent(session, agent_id, by=actor)
+        return (
+            f"{done.agent.email} is deactivated: signed out, "
+            f"{_plural(done.tokens_revoked, 'personal token')} revoked, "
+            f"{_plural(len(done.unassigned_conversation_ids), 'open conversation')} back in "
+            "the waiting queue."
+        )
+
+    return await _agent_admin_action(request, agent_id, deactivate)
+
+
+@router.post("/inbox/admin/agents/{agent_id}/reactivate")
+async def admin_reactivate_agent(request: Request, agent_id: str) -> Response:
+    def reactivate(session: Any, actor: AuditActor) -> str:
+        agent = agents.reactivate_agent(session, agent_id, by=actor)
+        return f"{agent.email} is active again and can sign in."
+
+    return await _agent_admin_action(request, agent_id, reactivate)
+
+
+@router.post("/inbox/admin/agents/{agent_id}/tokens/{token_id}/revoke")
+async def admin_revoke_agent_token(request: Request, agent_id: str, token_id: str) -> Response:
+    def revoke(session: Any, actor: AuditActor) -> str:
+        auth.revoke_agent_token(session, token_id, agent_id=agent_id, by=actor)
+        return f"Token {token_id} revoked."
+
+    return await _agent_admin_action(request, agent_id, revoke)
+
+
+AUDIT_PAGE_SIZE = 50
+AUDIT_FILTERS = ("action", "actor", "target", "since", "until")
+AUDIT_WHO = {"cli": "Command line (CLI)", "system": "findesk itself"}
+AUDIT_DETAIL_LABELS = {
+    "email": "Email",
+    "name": "Name",
+    "alias": "Alias",
+    "role": "Role",
+    "bot": "Bot",
+    "can_sign_in": "Can sign in",
+    "agent_id": "Agent",
+    "agent_email": "Agent email",
+}
+
+
+def _audit_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if value is None:
+        return "-"
+    if isinstance(value, list | tuple):
+        return ", ".join(_audit_value(v) for v in value)
+    if isinstance(value, dict):
+        return "; ".join(f"{k}: {_audit_value(v)}" for k, v in value.items())
+    return str(value)
+
+
+def _audit_row(entry: AuditEntry) -> dict[str, Any]:
+    """One entry as a person reads it: labels and text, never the raw JSON."""
+    return {
+        "id": entry.id,
+        "at": entry.at,
+        "when": as_utc(entry.at).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "who": AUDIT_WHO.get(entry.actor_kind, entry.actor_label),
+        "actor_kind": entry.actor_kind,
+        "actor_filter": entry.actor_agent_id or entry.actor_kind,
+        "address": entry.address,
+        "action": entry.action,
+        "action_label": audit.ACTIONS.get(entry.action, entry.action),
+        "target_type": audit.TARGET_TYPES.get(entry.target_type, entry.target_type),
+        "target_id": entry.target_id,
+        "details": [
+            (AUDIT_DETAIL_LABELS.get(k, k.replace("_", " ").capitalize()), _audit_value(v))
+            for k, v in (entry.detail or {}).items()
+        ],
+    }
+
+
+def _audit_context(request: Request, viewer: Viewer) -> dict[str, Any]:
+    params = request.query_params
+    given = {k: (params.get(k) or "").strip()[:320] for k in AUDIT_FILTERS}
+    if given["action"] not in audit.ACTIONS:
+        given["action"] = ""
+    errors: list[str] = []
+    since = until = None
+    try:
+        since = audit.parse_moment(given["since"]) if given["since"] else None
+    except Problem as exc:
+        errors.append(f"From: {exc.detail}")
+        given["since"] = ""
+    try:
+        until = audit.parse_moment(given["until"], end=True) if given["until"] else None
+    except Problem as exc:
+        errors.append(f"Until: {exc.detail}")
+        given["until"] = ""
+    raw_before = params.get("before", "")
+    before = int(raw_before) if raw_before.isdigit() and len(raw_before) < 19 else None
+    f = AuditFilter(
+        action=given["action"] or None,
+        actor=given["actor"] or None,
+        target_id=given["target"][:64] or None,
+        since=since,
+        until=until,
+    )
+    with db_of(request).read_session() as session:
+        page = audit.list_entries(session, f, before=before, limit=AUDIT_PAGE_SIZE)
+        rows = [_audit_row(e) for e in page.entries]
+        actors = list(audit.agent_actors(session))
+    keep = {k: v for k, v in given.items() if v}
+    return {
+        "viewer": viewer,
+        "rows": rows,
+        "actions": audit.ACTIONS,
+        "actors": actors,
+        "filters": given,
+        "filtered": bool(keep),
+        "query": urlencode(keep),
+        "next_before": page.next_before,
+        "paged": before is not None,
+        "errors": errors,
+    }
+
+
+@router.get("/inbox/admin/audit")
+async def admin_audit_page(request: Request) -> Response:
+    async def run(viewer: Viewer) -> Response:
+        _require_admin(viewer)
+        context = await run_in_threadpool(_audit_context, request, viewer)
+        return render(request, "admin_audit.html", **context)
+
+    return await guarded(request, run, page=True)

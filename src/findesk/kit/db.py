@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
+from contextvars import ContextVar
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -19,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
+from findesk.kit.files import private_file, sqlite_path
 from findesk.kit.timeutil import as_utc
 
 NAMING = {
@@ -58,6 +60,8 @@ T = TypeVar("T")
 
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
+        if (path := sqlite_path(url)) is not None:
+            private_file(path)
         engine = create_engine(
             url,
             pool_size=16,
@@ -110,7 +114,15 @@ class Database:
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
-        """A write session that commits on success and rolls back on any error."""
+        """A write session that commits on success and rolls back on any error.
+
+        Inside ``joining(session)`` it is a savepoint of that session's transaction instead,
+        which commits or rolls back with the rest of it."""
+        joined = _joined.get()
+        if joined is not None and joined[0] is self:
+            with joined[1].begin_nested():
+                yield joined[1]
+            return
         with self._write_lock or nullcontext(), self.write_session() as session:
             try:
                 yield session
@@ -119,8 +131,25 @@ class Database:
                 session.rollback()
                 raise
 
+    @contextmanager
+    def joining(self, session: Session) -> Iterator[None]:
+        """Make every ``transaction()`` of this database, in this context (thread), part of
+        ``session``'s transaction: one unit of work whose owner commits it (a request and the
+        record that it was answered, say)."""
+        token = _joined.set((self, session))
+        try:
+            yield
+        finally:
+            _joined.reset(token)
+
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+# The transaction that ``Database.transaction()`` calls join, if any (see ``joining``).
+_joined: ContextVar[tuple[Database, Session] | None] = ContextVar(
+    "findesk_joined_transaction", default=None
+)
 
 
 def insert_once(session: Session, obj: T, find_existing: Callable[[], T | None]) -> tuple[T, bool]:

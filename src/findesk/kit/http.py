@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Coroutine
 from typing import Any, ClassVar
 
@@ -119,7 +120,7 @@ class BodySizeLimit:
 
 
 class _TooLarge(Exception):
-    pass
+    status = 413  # what the client is answered (a route timing the call may record it)
 
 
 MAX_JSON_DEPTH = 64
@@ -137,6 +138,8 @@ def check_json_value(value: Any) -> str | None:
         item, depth = stack.pop()
         if depth > MAX_JSON_DEPTH:
             return f"nested deeper than {MAX_JSON_DEPTH} levels"
+        if isinstance(item, float) and not math.isfinite(item):
+            return "a number is too large to store"
         if isinstance(item, str):
             if "\x00" in item:
                 return "a string contains a NUL character"
@@ -152,21 +155,11 @@ def check_json_value(value: Any) -> str | None:
     return None
 
 
-async def parse_json_body(request: Request) -> None:
-    """Parse a JSON body once, strictly, before FastAPI does (it reuses ``request._json``).
-
-    Unparsable JSON (including NaN/Infinity and numbers too long to convert) is a 400; values
-    no database can store are a 422. Either way nothing further runs.
-    """
-    if request.method in ("GET", "HEAD", "DELETE", "OPTIONS"):
-        return
-    content_type = request.headers.get("content-type", "application/json").split(";")[0]
-    content_type = content_type.strip().lower()
-    if not (content_type == "application/json" or content_type.endswith("+json")):
-        return
-    body = await request.body()
-    if not body:
-        return
+def load_json(body: bytes) -> Any:
+    """The one JSON parser for request bodies. Unparsable JSON (including NaN/Infinity, numbers
+    too long to convert and nesting too deep to parse) is a 400 problem; values no database
+    can store (NUL, lone surrogates, nesting deeper than ``MAX_JSON_DEPTH``, numbers beyond a
+    double such as ``1e400``) are a 422."""
     try:
         parsed = json.loads(body, parse_constant=_reject_constant)
     except (ValueError, RecursionError):
@@ -178,7 +171,22 @@ async def parse_json_body(request: Request) -> None:
         raise Problem(
             f"The request body cannot be stored: {problem}.", status=422, code="validation_error"
         )
-    request._json = parsed
+    return parsed
+
+
+async def parse_json_body(request: Request) -> None:
+    """Parse a JSON body once, strictly (``load_json``), before FastAPI does (it reuses
+    ``request._json``); on a refusal nothing further runs."""
+    if request.method in ("GET", "HEAD", "DELETE", "OPTIONS"):
+        return
+    content_type = request.headers.get("content-type", "application/json").split(";")[0]
+    content_type = content_type.strip().lower()
+    if not (content_type == "application/json" or content_type.endswith("+json")):
+        return
+    body = await request.body()
+    if not body:
+        return
+    request._json = load_json(body)
 
 
 class GuardedRoute(APIRoute):

@@ -17,4 +17,5 @@ AGENT = "agt"
 CONVERSATION = "conv"
 MESSAGE = "msg"
 CLIENT = "fcl"
+AGENT_TOKEN = "tok"  # noqa: S105 (a personal token's public id; its secret starts with fpt_)
 ARTICLE = "art"

@@ -34,6 +34,11 @@ class Settings(BaseSettings):
     )
     host: str = Field(default="127.0.0.1", description="Address `findesk serve` listens on.")
     port: int = Field(default=8080, description="Port `findesk serve` listens on.")
+    emulator_port: int = Field(
+        default=8090,
+        description="Port of the Fin emulator: where `findesk demo` starts it and "
+        "`findesk emulator` listens.",
+    )
     token_ttl_seconds: int = Field(
         default=3600, ge=60, description="Lifetime of OAuth access tokens issued to Fin."
     )
@@ -47,6 +52,18 @@ class Settings(BaseSettings):
     )
     max_body_bytes: int = Field(
         default=1024 * 1024, description="Largest request body accepted (413 beyond)."
+    )
+    header_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="A connection's request headers must arrive within this time (from its "
+        "opening, or a later request's first byte); else it is closed (408 if a request began).",
+    )
+    body_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="Longest wait for the next piece of a request body; a body that stalls "
+        "longer is answered 408 and its connection closed.",
     )
     fin_agent_email: str = Field(
         default="fin@findesk.invalid",
@@ -114,6 +131,25 @@ class Settings(BaseSettings):
         description="Bearer token for `/metrics`; unset, only loopback clients may scrape.",
     )
 
+    # --- the Fin call ledger: what Fin called, and which human replies it has fetched -------
+    fin_ledger_enabled: bool = Field(
+        default=True,
+        description="Record every Fin API call in the ledger and mark the human replies Fin "
+        "has fetched (turn off to stop recording; the latency metrics stay).",
+    )
+    fin_ledger_retention_days: float = Field(
+        default=30,
+        gt=0,
+        description="Fin API calls (and replies still waiting for Fin) are kept this long, "
+        "then pruned.",
+    )
+    fin_fetch_alert_seconds: float = Field(
+        default=120,
+        gt=0,
+        description="A human's public reply that Fin has not fetched this long after it was "
+        "written is overdue: the inbox shows a banner and `/metrics` counts it.",
+    )
+
     @field_validator("data_dir")
     @classmethod
     def _expand(cls, value: Path) -> Path:
@@ -139,6 +175,17 @@ class Settings(BaseSettings):
         default=1.0,
         gt=0,
         description="How often the inbox's live feed looks for changes made by other processes.",
+    )
+    live_streams_per_session: int = Field(
+        default=8,
+        ge=1,
+        description="Live streams (the inbox's, the Messenger's) one web session may hold open; "
+        "a new one beyond it closes that session's oldest.",
+    )
+    live_streams_max: int = Field(
+        default=1000,
+        ge=1,
+        description="Live streams one process holds open in all; beyond it new ones get 503.",
     )
 
     # --- the knowledge base, published to Fin's Content Library (spec 8) --------------------

@@ -17,6 +17,7 @@ def as_utc(value: datetime) -> datetime:
 
 
 def isoformat(value: datetime) -> str:
-    value = as_utc(value)
-    # Not strftime("%Y"): glibc does not pad years before 1000 to four digits ("80-02-03...").
-    return f"{value.year:04d}-{value:%m-%dT%H:%M:%S}.{value.microsecond // 1000:03d}Z"
+    # Not strftime("%Y"): glibc does not pad years before 1000 to four digits ("80-02-03...");
+    # datetime.isoformat does, truncates to milliseconds as strftime would, and is twice as
+    # fast (get_messages formats a timestamp a message, 10,000 of them in a long conversation).
+    return as_utc(value).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"

@@ -128,6 +128,26 @@ class ContentApiClient:
                 return None
             raise
 
+    def update_source(self, source_id: int, url: str, sync_behavior: str = "api") -> dict[str, Any]:
+        """Change a source's URL (an ``api`` source's only)."""
+        return self._json(
+            self.request(
+                "PUT",
+                f"/ai/content_import_sources/{source_id}",
+                {"url": url, "sync_behavior": sync_behavior},
+            )
+        )
+
+    def delete_source(self, source_id: int) -> bool:
+        """Delete a source and its pages; False when it was already gone (404 counts as done)."""
+        try:
+            self.request("DELETE", f"/ai/content_import_sources/{source_id}")
+        except ContentApiError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
     # --- external pages -----------------------------------------------------------------------
 
     def upsert_page(self, page: dict[str, Any]) -> dict[str, Any]:

@@ -4,9 +4,14 @@ Each published English article is an external page of one content import source 
 with ``sync_behavior: "api"`` and the URL ``{base_url}/help``, or found and reused), keyed by the
 article's id as ``external_id``: writing it is an upsert, so a retry or a race never makes a
 duplicate. A page is deleted when its article is archived, unpublished or deleted (a deleted
-article stays as a tombstone until then). What was last sent is remembered as a fingerprint, so
-an unchanged article costs no request. Non-English articles are not sent (Fin's external pages
-are English only): they get an error saying so.
+article stays as a tombstone until then). What was last sent is remembered as a fingerprint (of
+the whole page, its URL included), so an unchanged article costs no request. Non-English
+articles are not sent (Fin's external pages are English only): they get an error saying so.
+
+When the public base URL changes (``FINDESK_PUBLIC_BASE_URL``, or the host and port it defaults
+to), the first pass moves the source to the new ``{base_url}/help`` (or, if Intercom refuses,
+deletes it and makes another) and sends every page again with its new URL, so that Fin never
+cites a dead link; a source an older findesk left at an old URL is deleted.
 
 A pass looks at the articles marked ``fin_pending`` (``--full``: at all of them, resending every
 page and deleting pages of our source that match no publishable article). HTTP calls happen
@@ -300,8 +305,16 @@ class Publisher:
         self._source_failure = None
         self._source_replaced.clear()
         with self.db.read_session() as session:
-            row = repository.get_source(session, self.api_base, self.source_url)
-            self._source_id = None if row is None else row.source_id
+            known = repository.sources(session)
+        mine = [s for s in known if s.api_base == self.api_base]
+        current = next((s.source_id for s in mine if s.url == self.source_url), None)
+        self._source_id = current
+        # The public base URL (or a port) or the API's address changed since a source was
+        # made: every page cites dead links until it is sent again. Settle the source and
+        # requeue the pages now, not when each article next changes.
+        if any(s.url != self.source_url for s in mine) or (current is None and known):
+            self._source_id = None
+            self._source()
 
     def _all_ids(self) -> list[str]:
         with self.db.read_session() as session:
@@ -509,32 +522,81 @@ class Publisher:
             return self._source_id
 
     def _find_or_create_source(self) -> int:
+        """Our source at ``source_url``: the stored one; else the one we had at an older URL,
+        moved to this one; else one with this URL (or, seen at another API address, one of
+        our older URLs) found in the library; else a new one. A source left at an older URL is
+        deleted (its pages cite dead links), and every page is queued to be sent again."""
         with self.db.read_session() as session:
-            row = repository.get_source(session, self.api_base, self.source_url)
-            if row is not None:
-                return row.source_id
-        found = next(
-            (
-                s
-                for s in self.client.list_sources()
-                if s.get("url") == self.source_url and s.get("sync_behavior") == "api"
-            ),
-            None,
-        )
+            known = repository.sources(session)  # newest first
+        mine = [s for s in known if s.api_base == self.api_base]
+        stale = [s.source_id for s in mine if s.url != self.source_url]
+        source_id = next((s.source_id for s in mine if s.url == self.source_url), None)
+        for candidate in stale:
+            if source_id is not None:
+                break
+            if self._move_source(candidate):
+                source_id = candidate
+        if source_id is None:
+            source_id = self._find_in_library({s.url for s in known})
+        for old in dict.fromkeys(stale):
+            if old != source_id:
+                self._retire_source(old)
+        with self.db.transaction() as session:
+            repository.drop_sources(session, self.api_base, keep_url=self.source_url)
+            stored, _created = insert_once(
+                session,
+                ContentSource(api_base=self.api_base, url=self.source_url, source_id=source_id),
+                lambda: repository.get_source(session, self.api_base, self.source_url),
+            )
+            if known:  # pages were written before: their URL or source may have changed
+                repository.requeue_pages(session)
+            return stored.source_id
+
+    def _find_in_library(self, our_urls: set[str]) -> int:
+        api_sources = [s for s in self.client.list_sources() if s.get("sync_behavior") == "api"]
+        found = next((s for s in api_sources if s.get("url") == self.source_url), None)
+        if found is None:
+            ours = next((s for s in api_sources if s.get("url") in our_urls), None)
+            if ours is not None and self._move_source(int(ours["id"])):
+                found = ours
         if found is None:
             found = self.client.create_source(self.source_url, "api")
             log.info(
                 "kb content import source created",
                 extra={"fields": {"source_id": found.get("id"), "url": self.source_url}},
             )
-        source_id = int(found["id"])
-        with self.db.transaction() as session:
-            stored, _created = insert_once(
-                session,
-                ContentSource(api_base=self.api_base, url=self.source_url, source_id=source_id),
-                lambda: repository.get_source(session, self.api_base, self.source_url),
+        return int(found["id"])
+
+    def _move_source(self, source_id: int) -> bool:
+        """Give our source the current URL; False when it is gone or may not be changed."""
+        try:
+            self.client.update_source(source_id, self.source_url, "api")
+        except ContentApiError as exc:
+            if exc.unauthorized or exc.transient:
+                raise
+            log.warning(
+                "kb content import source not moved",
+                extra={"fields": {"source_id": source_id, "error": exc.message}},
             )
-            return stored.source_id
+            return False
+        log.info(
+            "kb content import source moved to a new URL",
+            extra={"fields": {"source_id": source_id, "url": self.source_url}},
+        )
+        return True
+
+    def _retire_source(self, source_id: int) -> None:
+        try:
+            self.client.delete_source(source_id)  # already gone counts as done
+        except ContentApiError as exc:
+            if exc.unauthorized or exc.transient:
+                raise
+            log.warning(
+                "kb old content import source not deleted",
+                extra={"fields": {"source_id": source_id, "error": exc.message}},
+            )
+            return
+        log.info("kb old content import source deleted", extra={"fields": {"source_id": source_id}})
 
     def _replace_source(self, lost: int) -> int:
         """The source ``lost`` answered 404: forget it and every page it had, get another."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from findesk.knowledge.models import Article, ContentSource
@@ -96,6 +96,22 @@ def get_source(session: Session, api_base: str, url: str) -> ContentSource | Non
     return session.get(ContentSource, (api_base, url))
 
 
+def sources(session: Session) -> Sequence[ContentSource]:
+    """Every content import source findesk has used, at any API address; newest first."""
+    return session.scalars(
+        select(ContentSource).order_by(ContentSource.created_at.desc(), ContentSource.url)
+    ).all()
+
+
+def drop_sources(session: Session, api_base: str, keep_url: str) -> None:
+    """Forget this API address's sources other than the one at ``keep_url``."""
+    session.execute(
+        delete(ContentSource).where(
+            ContentSource.api_base == api_base, ContentSource.url != keep_url
+        )
+    )
+
+
 def get_for_update(session: Session, article_id: str) -> Article | None:
     """Deleted ones included; the row locked on PostgreSQL until the transaction ends."""
     return session.get(Article, article_id, with_for_update=True)
@@ -149,4 +165,14 @@ def forget_pages(session: Session) -> None:
             fin_attempts=0,
             fin_next_attempt_at=None,
         )
+    )
+
+
+def requeue_pages(session: Session) -> None:
+    """Every article with a page is looked at again (its page is kept: an unchanged one costs
+    no request), e.g. when the public URLs its page gives have changed."""
+    session.execute(
+        update(Article)
+        .where(Article.fin_page_id.is_not(None))
+        .values(fin_pending=True, fin_attempts=0, fin_next_attempt_at=None)
     )

@@ -7,6 +7,8 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
+from findesk.kit.files import private_file, sqlite_path
+
 HERE = Path(__file__).parent
 
 
@@ -18,6 +20,6 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade(url: str) -> None:
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    if (path := sqlite_path(url)) is not None:
+        private_file(path)
     command.upgrade(alembic_config(url), "head")

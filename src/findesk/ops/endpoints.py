@@ -6,6 +6,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 from collections.abc import Iterator
+from datetime import timedelta
 
 from fastapi import APIRouter, Request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -14,10 +15,11 @@ from prometheus_client.registry import Collector
 from sqlalchemy import text
 from starlette.responses import JSONResponse, Response
 
+from findesk.fin_ledger import service as fin_ledger
 from findesk.kit.errors import Forbidden, Unauthorized
 from findesk.kit.http import db_of, problem_response, settings_of
+from findesk.kit.metrics import REGISTRY
 from findesk.notifier import service as outbox
-from findesk.notifier.metrics import REGISTRY
 
 router = APIRouter(tags=["Operations"], include_in_schema=False)
 
@@ -65,6 +67,23 @@ class _OutboxCollector(Collector):
         )
 
 
+class _UnfetchedCollector(Collector):
+    def __init__(self, unfetched: fin_ledger.Unfetched) -> None:
+        self.unfetched = unfetched
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(
+            "findesk_fin_unfetched_replies",
+            "Human public replies that Fin has not fetched within FINDESK_FIN_FETCH_ALERT_SECONDS.",
+            value=self.unfetched.overdue,
+        )
+        yield GaugeMetricFamily(
+            "findesk_fin_oldest_unfetched_reply_age_seconds",
+            "Age of the oldest human public reply that Fin has not fetched (0 when none).",
+            value=self.unfetched.oldest_age_seconds,
+        )
+
+
 def _check_scraper(request: Request) -> None:
     token = settings_of(request).metrics_token
     if token is not None:
@@ -87,10 +106,18 @@ def metrics(request: Request) -> Response:
         _check_scraper(request)
     except (Unauthorized, Forbidden) as exc:
         return problem_response(exc)
+    settings = settings_of(request)
     with db_of(request).read_session() as session:
         status = outbox.status(session)
+        unfetched = (
+            fin_ledger.unfetched(session, timedelta(seconds=settings.fin_fetch_alert_seconds))
+            if settings.fin_ledger_enabled  # no receipts are written: nothing to alert on
+            else None
+        )
     live = CollectorRegistry()
     live.register(_OutboxCollector(status))
+    if unfetched is not None:
+        live.register(_UnfetchedCollector(unfetched))
     return Response(
         generate_latest(REGISTRY) + generate_latest(live), media_type=CONTENT_TYPE_LATEST
     )

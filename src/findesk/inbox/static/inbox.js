@@ -86,20 +86,110 @@
       if (doc) queueArea.replaceChildren(...doc.body.childNodes);
     }, 200);
   }
+  // --- a long conversation: its newest messages first, older ones on demand ----------------------
+  // "Show older messages" is a link (?before=<message id>) that works without this file; here
+  // it loads the older messages in place, above the ones shown, keeping the reader's place and
+  // the reply being written. Live refreshes re-render only the part of the thread the page was
+  // opened with (the newest messages, usually) and keep the older ones loaded above it.
+  function joinQuery(...parts) { return parts.filter(Boolean).join("&"); }
+  function scroller() {
+    const column = document.querySelector(".conversation");
+    return column && column.scrollHeight > column.clientHeight ? column : document.scrollingElement;
+  }
+  function nearBottom() {
+    const box = scroller();
+    return box.scrollHeight - box.scrollTop - box.clientHeight < 160;
+  }
+  function setControl(selector, fresh, place) {
+    const old = conversationArea.querySelector(selector);
+    if (old && fresh) old.replaceWith(fresh);
+    else if (old) old.remove();
+    else if (fresh) place(fresh);
+  }
+  function mergeThread(doc) {
+    const thread = conversationArea.querySelector(".thread");
+    const fresh = doc.querySelector(".thread");
+    if (!thread || !fresh) return;
+    const first = fresh.firstElementChild;
+    const same = first?.id ? document.getElementById(first.id) : null;
+    if (same && same.parentElement === thread) {
+      // What comes before the fresh part stays (older messages loaded); the rest is renewed.
+      while (same.nextElementSibling) same.nextElementSibling.remove();
+      same.replaceWith(...fresh.children);
+    } else {
+      // More new messages than a page since the last refresh: start again from the fresh page.
+      thread.replaceWith(fresh);
+      setControl(".older-messages", doc.querySelector(".older-messages"), (el) => fresh.before(el));
+    }
+    setControl(".newer-messages", doc.querySelector(".newer-messages"), (el) => conversationArea.querySelector(".thread").after(el));
+  }
+  async function loadOlder(link) {
+    const holder = link.closest(".older-messages");
+    const thread = conversationArea.querySelector(".thread");
+    if (!holder || !thread || holder.getAttribute("aria-busy") === "true") return;
+    holder.setAttribute("aria-busy", "true");
+    const query = joinQuery(queueArea?.dataset.query, `before=${encodeURIComponent(link.dataset.before)}`);
+    const doc = await fetchHtml(`/inbox/fragments/conversation/${currentId}?${query}`).catch(() => null);
+    holder.removeAttribute("aria-busy");
+    if (!doc?.querySelector(".thread")) { window.location = link.href; return; }
+    const box = scroller();
+    const fromBottom = box.scrollHeight - box.scrollTop;
+    const older = [...doc.querySelector(".thread").children].filter((item) => !item.id || !document.getElementById(item.id));
+    thread.prepend(...older);
+    const next = doc.querySelector(".older-messages");
+    if (next) holder.replaceWith(next); else holder.remove();
+    const after = scroller();
+    after.scrollTop = after.scrollHeight - fromBottom; // the reader's place does not move
+    const focus = next?.querySelector("a") ?? older[0];
+    if (focus && !next) focus.tabIndex = -1;
+    focus?.focus({ preventScroll: true });
+  }
+
   if (conversationArea && currentId) {
+    conversationArea.addEventListener("click", (event) => {
+      const link = event.target.closest("a.show-older");
+      if (!link || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
+      event.preventDefault();
+      loadOlder(link);
+    });
     refreshConversation = debounce(async () => {
-      const query = queueArea?.dataset.query || "";
+      const window_ = conversationArea.querySelector(".thread")?.dataset.window;
+      const query = joinQuery(queueArea?.dataset.query, window_);
       const doc = await fetchHtml(`/inbox/fragments/conversation/${currentId}?${query}`);
       if (!doc) return;
+      const atBottom = nearBottom();
       // Replace everything but the composer, so a reply being written is never lost.
-      for (const selector of [".conversation-head", ".thread", ".details"]) {
+      for (const selector of [".conversation-head", ".details"]) {
         const fresh = doc.querySelector(selector);
         const old = conversationArea.querySelector(selector);
         if (fresh && old) old.replaceWith(fresh);
       }
-      showLatest();
+      mergeThread(doc);
+      if (atBottom) showLatest(); // not while the agent reads older messages
     }, 150);
   }
+
+  // Seen by Fin: the banner about replies Fin has not fetched changes on live events (a reply,
+  // a receipt) and, with no event to tell, when the next waiting reply becomes overdue.
+  let finAlertTimer = null;
+  function armFinAlert(area) {
+    clearTimeout(finAlertTimer);
+    const seconds = parseFloat(area?.dataset.refreshIn ?? "");
+    if (!Number.isFinite(seconds)) return;
+    finAlertTimer = setTimeout(() => {
+      refreshFinAlert();
+      refreshConversation?.(); // its replies' marks turn overdue too
+    }, seconds * 1000 + 250);
+  }
+  const refreshFinAlert = debounce(async () => {
+    const doc = await fetchHtml("/inbox/fragments/fin-alert");
+    const fresh = doc?.getElementById("fin-alert");
+    const old = document.getElementById("fin-alert");
+    if (!fresh || !old) return;
+    old.replaceWith(fresh);
+    armFinAlert(fresh);
+  }, 300);
+  armFinAlert(document.getElementById("fin-alert"));
 
   function announce(event) {
     const link = `/inbox/conversations/${event.conversation_id}`;
@@ -134,6 +224,7 @@
       const event = JSON.parse(message.data);
       refreshList?.();
       if (event.conversation_id === currentId) refreshConversation?.();
+      if (document.getElementById("fin-alert")) refreshFinAlert();
       const handedOver = event.owner === "waiting" && (event.kind === "assignee" || event.kind === "conversation");
       if (handedOver && event.actor !== "agent") announce(event);
     });
