@@ -615,14 +615,16 @@ def demo(
 @outbox_app.command("status")
 def outbox_status(as_json: JsonFlag = False) -> None:
     """Events by state and the age of the oldest one still pending."""
+    from findesk.kit.logs import redact_url
     from findesk.notifier.service import status
 
     with migrate_and_seed().read_session() as session:
         result = status(session)
+    target = get_settings().fin_webhook_target
     data = {
         "counts": result.counts,
         "oldest_pending_age_seconds": result.oldest_pending_age_seconds,
-        "target": get_settings().fin_webhook_target,
+        "target": redact_url(target) if target else None,  # never its credentials
     }
     if as_json:
         _emit(data)

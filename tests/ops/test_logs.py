@@ -9,6 +9,7 @@ import json
 import logging
 
 from support.aio import run
+from support.cli import Cli
 
 from findesk.kit import logs
 from findesk.kit.db import Database
@@ -62,3 +63,14 @@ def test_the_notifier_does_not_log_its_webhook_credentials(tmp_path) -> None:
         and started[0]["target"] == "https://***@hooks.example.com/hooks/x?key=***&plain#***"
     )
     assert "s3cret" not in stream.getvalue() and "k3y-value" not in stream.getvalue()
+
+
+def test_outbox_status_names_the_target_without_its_credentials(tmp_path) -> None:
+    cli = Cli(tmp_path / "data")
+    cli.env["FINDESK_FIN_WEBHOOK_URL"] = SECRET_URL
+    redacted = "https://***@hooks.example.com/hooks/x?key=***&plain#***"
+    assert cli.json("outbox", "status")["target"] == redacted
+    said = cli.run("outbox", "status")
+    assert said.returncode == 0, said.stderr
+    assert f"target: {redacted}" in said.stdout
+    assert "s3cret" not in said.stdout + said.stderr and "k3y" not in said.stdout + said.stderr
