@@ -4,6 +4,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from findesk.conversations.models import HistoryKind
 from findesk.fin_api.schemas import (
     AgentOut,
     ConversationOut,
@@ -68,23 +69,6 @@ class MessageView(MessageOut):
     seen_by_fin_at: Timestamp | None = Field(
         description="A human's public reply: when Fin first fetched it; null until then."
     )
-
-
-HistoryKind = Literal[
-    "created",
-    "handover",
-    "take_over",
-    "hand_back",
-    "assigned",
-    "assignment_ignored",
-    "status",
-    "tags",
-    "title",
-    "attributes",
-    "priority",
-    "merge",
-    "conversion",
-]
 
 
 class HistoryEventView(BaseModel):

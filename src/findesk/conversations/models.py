@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import (
     BigInteger,
@@ -126,7 +126,8 @@ class Message(Base):
     author_agent: Mapped[Agent | None] = relationship(lazy="joined")
 
 
-HISTORY_KINDS = (
+# What a history row may record; later issues add team, SLA and ticket kinds.
+HistoryKind = Literal[
     "created",
     "handover",
     "take_over",
@@ -140,7 +141,7 @@ HISTORY_KINDS = (
     "priority",
     "merge",
     "conversion",
-)
+]
 
 
 class ConversationEvent(Base):
