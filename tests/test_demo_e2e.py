@@ -90,7 +90,14 @@ def test_question_answer_handover_and_human_reply(demo, browser: Browser) -> Non
         box.fill(QUESTION)
         box.press("Enter")
         answer = messenger.locator(".message.from-fin").last
-        expect(answer).to_contain_text("5 business days")
+        try:
+            expect(answer).to_contain_text("5 business days")
+        except AssertionError as exc:
+            # Seen once in CI, not understood: the first conversation POST refused with "Say
+            # who you are first" just after the visitor was created. Say what there was.
+            cookies = [(c["name"], c["path"]) for c in user.cookies()]
+            log_tail = (Path(demo["logs"]) / "emulator.log").read_text()[-3000:]
+            raise AssertionError(f"{exc}\ncookies: {cookies}\nemulator log:\n{log_tail}") from None
         citation = answer.get_by_role("link", name="Refunds and double charges")
         expect(citation).to_have_attribute("href", re.compile(r"/help/refunds-and-double-charges$"))
         expect(messenger.locator(".message.from-you")).to_have_text(["You" + QUESTION])
