@@ -33,7 +33,6 @@ __all__ = [
     "list_entries",
     "parse_moment",
     "record",
-    "token_fingerprint",
 ]
 
 # Every action the log knows, with what a person reads for it.
@@ -86,11 +85,6 @@ class AuditActor:
 
 CLI = AuditActor.cli()
 SYSTEM = AuditActor.system()
-
-
-def token_fingerprint(token_hash: str) -> str:
-    """How the log names a personal token: a prefix of its storage hash, never the token."""
-    return token_hash[:16]
 
 
 def _check_detail(detail: Mapping[str, Any], path: str = "") -> None:

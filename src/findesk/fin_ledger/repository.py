@@ -86,13 +86,3 @@ def delete_calls_before(session: Session, before: datetime) -> int:
 def delete_pending_before(session: Session, before: datetime) -> int:
     result = session.execute(delete(PendingFetch).where(PendingFetch.created_at < before))
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
-
-
-def calls(
-    session: Session, *, conversation_id: str | None = None, limit: int = 100
-) -> Sequence[FinCall]:
-    """The latest calls, newest first (about one conversation, if given)."""
-    query = select(FinCall).order_by(FinCall.id.desc()).limit(limit)
-    if conversation_id is not None:
-        query = query.where(FinCall.conversation_id == conversation_id)
-    return session.scalars(query).all()
