@@ -31,7 +31,8 @@ def operation_name(operation_id: str | None) -> str:
 
 class FinRoute(GuardedRoute):
     async def guard(self, request: Request) -> None:
-        request.state.fin_client = await authorize(request)
+        reads = operation_name(self.operation_id).startswith("get_")
+        request.state.fin_client = await authorize(request, changes_state=not reads)
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import time
-from urllib.parse import parse_qsl
 
 from fastapi import Request
 from fastapi.security import HTTPBearer
@@ -14,6 +10,8 @@ from starlette.concurrency import run_in_threadpool
 
 from findesk.auth import service as auth
 from findesk.auth.models import OAuthClient
+from findesk.fin_api import replay
+from findesk.fin_api.signing import matching_digest, signed_string
 from findesk.kit.errors import Unauthorized
 from findesk.kit.http import db_of, settings_of
 
@@ -37,8 +35,9 @@ def bearer_token(request: Request) -> str:
     return token.strip()
 
 
-async def authorize(request: Request) -> OAuthClient:
-    """Check the bearer token, then the request signature if a signing secret is configured."""
+async def authorize(request: Request, *, changes_state: bool = True) -> OAuthClient:
+    """Check the bearer token, then the request signature if a signing secret is configured
+    (accepted once only for a call that ``changes_state``: see ``verify_signature``)."""
     token = bearer_token(request)
     db = db_of(request)
 
@@ -49,11 +48,15 @@ async def authorize(request: Request) -> OAuthClient:
     client = await run_in_threadpool(lookup)
     secret = settings_of(request).fin_signing_secret
     if secret is not None:
-        await verify_signature(request, secret.get_secret_value())
+        await verify_signature(request, secret.get_secret_value(), once=changes_state)
     return client
 
 
-async def verify_signature(request: Request, secret: str) -> None:
+async def verify_signature(request: Request, secret: str, *, once: bool = True) -> None:
+    """The signature must match the call in the configured scheme (see ``fin_api.signing``);
+    with ``once``, it must not have been used before: it is accepted once, by whichever process
+    sees it first. Reads are not held to that: a replayed read changes nothing, and Fin may read
+    the same thing twice within a second, which makes the same signature."""
     timestamp = request.headers.get("x-fin-request-timestamp", "")
     signature = request.headers.get("x-fin-signature", "")
     if not timestamp or not signature:
@@ -62,36 +65,25 @@ async def verify_signature(request: Request, secret: str) -> None:
         sent_at = int(timestamp)
     except ValueError:
         raise Unauthorized("X-Fin-Request-Timestamp is not a Unix time.") from None
-    tolerance = settings_of(request).fin_signature_tolerance_seconds
+    settings = settings_of(request)
+    tolerance = settings.fin_signature_tolerance_seconds
     if abs(time.time() - sent_at) > tolerance:
         raise Unauthorized("The request signature has expired.")
-    if request.method == "GET":
-        payload = canonical_query(request.url.query).encode()
-    else:
-        payload = await request.body()
-    if not signature_matches(secret, timestamp, payload, signature):
+    message = signed_string(
+        settings.fin_signature_scheme,
+        timestamp,
+        request.method,
+        # Percent-decoded, with the prefix of any mount or ``--root-path``: the URL's path.
+        request.scope["path"],
+        request.scope.get("query_string", b"").decode("latin-1"),
+        await request.body(),
+    )
+    digest = matching_digest(secret, message, signature)
+    if digest is None:
         raise Unauthorized("The request signature does not match.")
-
-
-def canonical_query(query: str) -> str:
-    """Query parameters sorted by name, as ``k=v`` joined by ``&`` (our decision, spec 5)."""
-    pairs = sorted(parse_qsl(query, keep_blank_values=True))
-    return "&".join(f"{key}={value}" for key, value in pairs)
-
-
-def sign(secret: str, timestamp: str, payload: bytes) -> bytes:
-    return hmac.new(secret.encode(), timestamp.encode() + b":" + payload, hashlib.sha256).digest()
-
-
-def signature_matches(secret: str, timestamp: str, payload: bytes, signature: str) -> bool:
-    """Accept a hex or base64 digest, with or without a ``sha256=`` prefix."""
-    given = signature.strip()
-    if given.lower().startswith("sha256="):
-        given = given[len("sha256=") :]
-    digest = sign(secret, timestamp, payload)
-    given_bytes = given.encode()
-    # Evaluate every form (no short circuit) so timing does not tell which one was close.
-    hex_ok = hmac.compare_digest(digest.hex().encode(), given.lower().encode())
-    b64_ok = hmac.compare_digest(base64.b64encode(digest), given_bytes)
-    b64url_ok = hmac.compare_digest(base64.urlsafe_b64encode(digest), given_bytes)
-    return hex_ok | b64_ok | b64url_ok
+    if not once:
+        return
+    db = db_of(request)
+    expires_at = replay.expiry(sent_at, tolerance)
+    if not await run_in_threadpool(replay.remember, db, digest, expires_at):
+        raise Unauthorized("This signed request was already used.")
