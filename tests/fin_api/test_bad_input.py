@@ -11,9 +11,11 @@ from sqlalchemy import select
 from support.fin import unique
 
 from findesk.kit.db import Base
+from findesk.kit.text import ATTRIBUTE_KEY_MAX, CONVERSATION_TITLE_MAX, NAME_MAX, TAG_MAX
 
 # The Fin call ledger records every call, refused ones too: observability, not a change.
 LEDGER_TABLES = {"fin_calls"}
+HUGE = "x" * 100_000
 
 
 def snapshot(server) -> dict[str, list[tuple[Any, ...]]]:
@@ -115,6 +117,63 @@ def cases(existing: dict[str, str]) -> list[tuple[str, str, str, Any, int]]:
         ("not an object", "POST", "/user", [1, 2], 422),
         ("NUL in a string", "POST", "/user", {"object_id": unique("u"), "name": "a\x00b"}, 422),
         ("lone surrogate", "POST", "/user", b'{"object_id": "x1", "name": "\\ud800"}', 422),
+        (
+            "control character in a name",
+            "POST",
+            "/user",
+            {"object_id": unique("u"), "name": "Ada \x1b[2J"},
+            422,
+        ),
+        ("100,000-character name", "POST", "/user", {"object_id": unique("u"), "name": HUGE}, 422),
+        (
+            "control character in an email",
+            "POST",
+            "/user",
+            {"object_id": unique("u"), "email": "ada\x07@example.com"},
+            422,
+        ),
+        (
+            "control character in an attribute's name",
+            "PUT",
+            "/user",
+            {"user_id": existing["user"], "attributes": {"plan\x01": "pro"}},
+            422,
+        ),
+        (
+            "100,000-character attribute name",
+            "PUT",
+            "/conversation",
+            {"conversation_id": c, "attributes": {HUGE: 1}},
+            422,
+        ),
+        (
+            "control character in a tag",
+            "PUT",
+            "/conversation",
+            {"conversation_id": c, "tags": ["vip", "\x1b[31m"]},
+            422,
+        ),
+        (
+            "100,000-character tag",
+            "PUT",
+            "/conversation",
+            {"conversation_id": c, "tags": [HUGE]},
+            422,
+        ),
+        (
+            "control character in a title",
+            "PUT",
+            "/conversation",
+            {"conversation_id": c, "title": "Order\x08"},
+            422,
+        ),
+        (
+            "control character in a new conversation's title",
+            "POST",
+            "/conversation",
+            conversation(existing, title="Order \x1b"),
+            422,
+        ),
         ("missing object_id", "POST", "/user", {"name": "No id"}, 422),
         ("empty object_id", "POST", "/user", {"object_id": ""}, 422),
         ("wrong type name", "POST", "/user", {"object_id": unique("u"), "name": 123}, 422),
@@ -309,3 +368,20 @@ def test_chunked_body_over_the_limit_is_refused(server, fin: httpx.Client, exist
     response = fin.post("/messages", content=chunks(), headers={"content-type": "application/json"})
     assert response.status_code == 413
     assert snapshot(server) == before
+
+
+def test_text_at_the_limits_is_stored_whole(fin: httpx.Client, existing) -> None:
+    """The limits refuse only what is absurd: a value at each limit goes through untouched, and
+    a line break in a one-line field is a space."""
+    name, key = "N" * NAME_MAX, "k" * ATTRIBUTE_KEY_MAX
+    user = fin.post("/user", json={"object_id": unique("u"), "name": name, "attributes": {key: 1}})
+    assert user.status_code == 201, user.text[:300]
+    assert (user.json()["name"], user.json()["attributes"]) == (name, {key: 1})
+
+    c = existing["conversation"]
+    title, tag = "é" * CONVERSATION_TITLE_MAX, "t" * TAG_MAX
+    updated = fin.put("/conversation", json={"conversation_id": c, "title": title, "tags": [tag]})
+    assert updated.status_code == 200, updated.text[:300]
+    assert (updated.json()["title"], updated.json()["tags"]) == (title, [tag])
+    updated = fin.put("/conversation", json={"conversation_id": c, "title": "Two\r\nlines"})
+    assert updated.json()["title"] == "Two  lines"

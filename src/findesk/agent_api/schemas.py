@@ -13,7 +13,14 @@ from findesk.fin_api.schemas import (
     Status,
     Visibility,
 )
-from findesk.kit.schemas import Attributes, Timestamp
+from findesk.kit.schemas import Timestamp
+from findesk.kit.text import (
+    MESSAGE_BODY_MAX,
+    TAGS_MAX,
+    AttributesIn,
+    ConversationTitleText,
+    TagText,
+)
 
 Owner = Literal["fin", "human", "waiting"]
 Queue = Literal["waiting", "mine", "fin", "all"]
@@ -140,7 +147,7 @@ class _In(BaseModel):
 
 
 class ReplyIn(_In):
-    body: str = Field(min_length=1, max_length=512 * 1024, description="HTML; sanitised.")
+    body: str = Field(min_length=1, max_length=MESSAGE_BODY_MAX, description="HTML; sanitised.")
     visibility: Visibility = "public"
 
 
@@ -149,9 +156,9 @@ class ConversationPatch(_In):
 
     status: Status | None = None
     assignee_id: str | None = Field(default=None, max_length=255)
-    tags: list[Annotated[str, Field(max_length=255)]] | None = Field(default=None, max_length=100)
-    attributes: Attributes | None = None
-    title: str | None = Field(default=None, max_length=1024)
+    tags: list[TagText] | None = Field(default=None, max_length=TAGS_MAX)
+    attributes: AttributesIn | None = None
+    title: ConversationTitleText | None = None
 
 
 class TypingOut(BaseModel):

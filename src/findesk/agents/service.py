@@ -22,6 +22,7 @@ from findesk.kit.actor import agent as agent_actor
 from findesk.kit.db import insert_once
 from findesk.kit.errors import Conflict, Invalid, NotFound, Problem
 from findesk.kit.schemas import check_email, check_http_url
+from findesk.kit.text import NAME_MAX, clean_optional, clean_text, invalid
 from findesk.kit.timeutil import utcnow
 
 FIN_AGENT_NAME = "Fin"
@@ -52,14 +53,16 @@ def create_agent(
     by: AuditActor | None = None,
 ) -> Agent:
     """Create an agent; ``by`` is who does it, for the audit log (None: findesk itself)."""
-    email, name = email.strip().lower(), name.strip()
+    email = email.strip().lower()
     try:
         check_email(email)
         check_http_url(photo_url)
     except ValueError as exc:
         raise Invalid(f"Invalid agent: {exc}.") from None
+    name = clean_text(name, field="name", max_length=NAME_MAX, label="The agent's name")
+    alias = clean_optional(alias, field="alias", max_length=NAME_MAX, label="The agent's alias")
     if not name:
-        raise Invalid("An agent needs a name.")
+        raise invalid("An agent needs a name.", field="name")
     if role not in ROLES:
         raise Invalid(f"Role must be one of {', '.join(ROLES)}.")
     if repository.get_by_email(session, email) is not None:

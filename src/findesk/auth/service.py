@@ -15,11 +15,11 @@ from findesk.auth.models import AccessToken, AgentToken, OAuthClient
 from findesk.kit import ids
 from findesk.kit.errors import Invalid, NotFound, Unauthorized
 from findesk.kit.secrets import hash_secret, new_secret, secret_matches
+from findesk.kit.text import NAME_MAX, TOKEN_LABEL_MAX, clean_optional, clean_text, invalid
 from findesk.kit.timeutil import as_utc, utcnow
 
 ACCESS_TOKEN_PREFIX = "fat"  # noqa: S105 (a prefix, not a secret)
 AGENT_TOKEN_PREFIX = "fpt"  # noqa: S105
-MAX_TOKEN_LABEL = 255
 # A personal token's last use is kept to this precision: one write per token per hour at most,
 # not one per call.
 TOKEN_USE_RESOLUTION = timedelta(hours=1)
@@ -33,6 +33,9 @@ def create_client(
     session: Session, name: str, *, by: AuditActor | None = None
 ) -> tuple[OAuthClient, str]:
     """A new client and its secret (shown once); ``by`` is who, for the audit log."""
+    name = clean_text(name, field="name", max_length=NAME_MAX, label="The client's name")
+    if not name:
+        raise invalid("A client needs a name.", field="name")
     secret = new_secret("fcs")
     client = OAuthClient(id=ids.new_id(ids.CLIENT, 24), name=name, secret_hash=hash_secret(secret))
     session.add(client)
@@ -69,9 +72,16 @@ def check_client(session: Session, client_id: str, client_secret: str) -> OAuthC
 
 
 def issue_access_token(
-    session: Session, client_id: str, client_secret: str, ttl_seconds: int
+    session: Session,
+    client_id: str,
+    client_secret: str,
+    ttl_seconds: int,
+    *,
+    max_live: int | None = None,
 ) -> tuple[str, int]:
-    """Client credentials grant: a new bearer token and its lifetime in seconds."""
+    """Client credentials grant: a new bearer token and its lifetime in seconds. The client
+    keeps at most ``max_live`` live tokens: the oldest beyond are revoked (a client that asks
+    for a token on every call cannot fill the table)."""
     client = check_client(session, client_id, client_secret)
     now = utcnow()
     repository.delete_expired_tokens(session, client.id, now - timedelta(days=1))
@@ -84,6 +94,9 @@ def issue_access_token(
             expires_at=now + timedelta(seconds=ttl_seconds),
         )
     )
+    if max_live is not None:
+        session.flush()
+        repository.revoke_live_tokens_beyond(session, client.id, max_live, now)
     return token, ttl_seconds
 
 
@@ -112,9 +125,9 @@ def issue_agent_token(
     is shown this once only; ``by`` is who, for the audit log."""
     if not agent.active:
         raise Invalid(f"{agent.email} is deactivated: reactivate them before issuing a token.")
-    label = (label or "").strip() or None
-    if label is not None and len(label) > MAX_TOKEN_LABEL:
-        raise Invalid(f"A token's label has at most {MAX_TOKEN_LABEL} characters.")
+    label = clean_optional(
+        label, field="label", max_length=TOKEN_LABEL_MAX, label="The token's label"
+    )
     token = new_secret(AGENT_TOKEN_PREFIX)
     row = AgentToken(token_hash=hash_secret(token), agent_id=agent.id, label=label)
     session.add(row)

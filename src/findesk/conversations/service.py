@@ -25,17 +25,23 @@ from findesk.conversations.models import STATUSES, Conversation, Message
 from findesk.fin_ledger.service import expect_fetch
 from findesk.kit import html
 from findesk.kit.actor import SYSTEM, Actor
-from findesk.kit.attributes import drop_nulls, merge_attributes
+from findesk.kit.attributes import check_attribute_keys, drop_nulls, merge_attributes
 from findesk.kit.db import insert_once
 from findesk.kit.errors import Conflict, Invalid, NotFound
+from findesk.kit.text import (
+    CONVERSATION_TITLE_MAX,
+    MESSAGE_BODY_MAX,
+    TAG_MAX,
+    TAGS_MAX,
+    clean_text,
+    invalid,
+)
 from findesk.kit.timeutil import utcnow
 from findesk.live import service as live
 from findesk.notifier.service import record_change
 from findesk.users import repository as user_repository
 from findesk.users.models import EndUser
 
-MAX_TAGS = 100
-MAX_TAG_LENGTH = 255
 # The conversation attribute in which Fin says why it handed over (the emulator writes it).
 HANDOVER_REASON_ATTRIBUTE = "fin_handover_reason"
 PRIORITY_ATTRIBUTE = "priority"
@@ -212,12 +218,13 @@ def open_conversation(
         raise NotFound(f"No user with id {user_id!r}.")
     body = _checked_body(first)
     author = _checked_author(session, first.author, user_id)
+    check_attribute_keys(attributes)
     now = utcnow()
     conversation = Conversation(
         object_id=object_id,
         user_id=user.id,
         status="open",
-        title=title,
+        title=_checked_title(title),
         attributes=drop_nulls(attributes or {}),
         assignee_id=assignee_id,
         last_activity_at=now,
@@ -314,6 +321,11 @@ def add_message(
 
 
 def _checked_body(new: NewMessage) -> str | None:
+    if new.body is not None and len(new.body) > MESSAGE_BODY_MAX:
+        raise Invalid(
+            f"A message has at most {MESSAGE_BODY_MAX} characters.",
+            errors=[{"loc": ["body"], "msg": "message too long", "type": "string_too_long"}],
+        )
     body = html.sanitize(new.body) if new.body else None
     if html.is_blank(body) and not new.attachments:
         raise Invalid(
@@ -396,9 +408,16 @@ def _touch(conversation: Conversation) -> None:
     conversation.updated_at = utcnow()
 
 
+def _checked_title(title: str | None) -> str | None:
+    if title is None:
+        return None
+    return clean_text(title, field="title", max_length=CONVERSATION_TITLE_MAX, label="The title")
+
+
 def set_title(
     session: Session, conversation: Conversation, title: str | None, actor: Actor
 ) -> None:
+    title = _checked_title(title)
     if title == conversation.title:
         return
     history.record(
@@ -413,14 +432,12 @@ def set_tags(session: Session, conversation: Conversation, tags: list[str], acto
     """Replace the set of tags; blank ones are dropped and duplicates kept once, in order."""
     cleaned: list[str] = []
     for tag in tags:
-        tag = tag.strip()
+        tag = clean_text(tag, field="tags", max_length=TAG_MAX, label="A tag")
         if not tag or tag in cleaned:
             continue
-        if len(tag) > MAX_TAG_LENGTH:
-            raise Invalid(f"A tag is at most {MAX_TAG_LENGTH} characters long.")
         cleaned.append(tag)
-    if len(cleaned) > MAX_TAGS:
-        raise Invalid(f"A conversation has at most {MAX_TAGS} tags.")
+    if len(cleaned) > TAGS_MAX:
+        raise invalid(f"A conversation has at most {TAGS_MAX} tags.", field="tags")
     if cleaned == conversation.tags:
         return
     history.record(
@@ -434,6 +451,7 @@ def set_tags(session: Session, conversation: Conversation, tags: list[str], acto
 def merge_conversation_attributes(
     session: Session, conversation: Conversation, changes: dict[str, Any] | None, actor: Actor
 ) -> None:
+    check_attribute_keys(changes)
     merged = merge_attributes(conversation.attributes, changes)
     if merged == conversation.attributes:
         return

@@ -11,6 +11,14 @@ from typing import Annotated, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from findesk.kit.schemas import Attributes, Email, HttpUrl, Id, ProblemOut, Timestamp, UTCInput
+from findesk.kit.text import (
+    MESSAGE_BODY_MAX,
+    TAGS_MAX,
+    AttributesIn,
+    ConversationTitleText,
+    NameText,
+    TagText,
+)
 
 Status = Literal["open", "resolved", "closed", "ended"]
 Visibility = Literal["public", "private"]
@@ -112,16 +120,16 @@ class GetUserIn(_In):
 
 class CreateUserIn(_In):
     object_id: Id = Field(description="The user's id in Intercom; repeats return the same user.")
-    name: str | None = Field(default=None, max_length=255)
+    name: NameText | None = None
     email: Email | None = None
     photo_url: HttpUrl | None = None
-    attributes: Attributes | None = None
+    attributes: AttributesIn | None = None
 
 
 class UpdateUserIn(_In):
     user_id: Id
-    attributes: Attributes | None = None
-    name: str | None = Field(default=None, max_length=255)
+    attributes: AttributesIn | None = None
+    name: NameText | None = None
     email: Email | None = None
     photo_url: HttpUrl | None = None
 
@@ -137,10 +145,10 @@ class GetConversationIn(_In):
 class InitialMessageIn(_In):
     conversation_id: str | None = Field(default=None, description="Ignored: not known yet.")
     message_type: Literal["comment"] = "comment"
-    body: str | None = Field(default=None, max_length=512 * 1024)
+    body: str | None = Field(default=None, max_length=MESSAGE_BODY_MAX)
     author: AuthorRef
     visibility: Visibility = "public"
-    attributes: Attributes | None = Field(
+    attributes: AttributesIn | None = Field(
         default=None, description="Merged into the new conversation's attributes."
     )
     created_at: UTCInput | None = None
@@ -149,7 +157,7 @@ class InitialMessageIn(_In):
 
 
 class CreateConversationIn(_In):
-    title: str | None = Field(default=None, max_length=1024)
+    title: ConversationTitleText | None = None
     user_id: Id
     object_id: Id
     initial_message: InitialMessageIn
@@ -159,9 +167,9 @@ class UpdateConversationIn(_In):
     """Only the fields present change; ``assignee_id: null`` hands over to a human."""
 
     conversation_id: Id
-    title: str | None = Field(default=None, max_length=1024)
-    tags: list[Annotated[str, Field(max_length=255)]] | None = Field(default=None, max_length=100)
-    attributes: Attributes | None = None
+    title: ConversationTitleText | None = None
+    tags: list[TagText] | None = Field(default=None, max_length=TAGS_MAX)
+    attributes: AttributesIn | None = None
     status: Status | None = None
     assignee_id: Id | None = None
     last_user_read_at: UTCInput | None = None
@@ -175,7 +183,7 @@ class GetMessagesIn(_In):
 class CreateMessageIn(_In):
     conversation_id: Id
     message_type: Literal["comment"] = "comment"
-    body: str | None = Field(default=None, max_length=512 * 1024)
+    body: str | None = Field(default=None, max_length=MESSAGE_BODY_MAX)
     author: AuthorRef
     visibility: Visibility = "public"
     created_at: UTCInput | None = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import suppress
@@ -48,6 +49,7 @@ from findesk.inbox.security import (
     load_viewer,
     require_viewer,
 )
+from findesk.kit import text as text_rules
 from findesk.kit.actor import agent as agent_actor
 from findesk.kit.errors import Forbidden, Invalid, NotFound, Problem
 from findesk.kit.http import db_of, settings_of
@@ -65,7 +67,6 @@ from findesk.notifier.models import OutboxEvent
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
 router = APIRouter(include_in_schema=False)
-limiter = web_sessions.SignInLimiter()
 
 PAGE_SIZE = 25
 # A conversation shows its newest messages; older ones load on demand (?before=<message id>).
@@ -78,6 +79,7 @@ QUEUES = {
     "all": "All",
 }
 LOGIN_CSRF_COOKIE = "findesk_login_csrf"
+RESUME_ID = re.compile(r"[0-9]{1,18}")
 IMAGE_TYPES = {"png", "jpg", "jpeg", "gif", "webp"}
 SECURITY_HEADERS = {
     # Message bodies are sanitised on the way in; this makes any slip inert in the browser.
@@ -102,6 +104,7 @@ def _ago(value: datetime) -> str:
 
 templates.env.filters["ago"] = _ago
 templates.env.filters["iso"] = isoformat
+templates.env.globals["limits"] = text_rules  # each kind of field's limit, for the forms
 
 
 def render(request: Request, name: str, http_status: int = 200, **context: Any) -> HTMLResponse:
@@ -183,41 +186,22 @@ async def login(request: Request) -> Response:
     if not cookie_token or not secrets.compare_digest(cookie_token, form_token):
         return _problem_page(request, 403, "The sign-in form expired. Reload the page.")
     address = request.client.host if request.client else "unknown"
-    keys = (f"email:{email.strip().lower()}", f"ip:{address}")
     try:
-        limiter.check(*keys)
-    except web_sessions.TooManyAttempts as exc:
+        signed_in = await web_sessions.sign_in(
+            db_of(request), request.app.state.passwords, email, password, address
+        )
+    except Problem as exc:  # a wrong password (401), too many attempts (429), too busy (503)
         response = render(
             request,
             "login.html",
-            http_status=429,
+            http_status=exc.status,
             next=target,
             csrf_token=form_token,
             error=exc.detail,
         )
-        response.headers.update(exc.headers)
+        if "Retry-After" in exc.headers:
+            response.headers["Retry-After"] = exc.headers["Retry-After"]
         return response
-    db = db_of(request)
-
-    def attempt() -> web_sessions.SignedIn:
-        with db.transaction() as session:
-            return web_sessions.sign_in(session, email, password)
-
-    try:
-        signed_in = await run_in_threadpool(attempt)
-    except Problem:
-        limiter.failed(*keys)
-        return render(
-            request,
-            "login.html",
-            http_status=401,
-            next=target,
-            csrf_token=form_token,
-            error="Wrong email or password.",
-        )
-    # Only the account's count: an address may be shared (an office), but clearing it on any
-    # success would let one valid account reset guessing at others from the same address.
-    limiter.succeeded(keys[0])
     redirect = RedirectResponse(target, status_code=303)
     redirect.set_cookie(
         COOKIE,
@@ -657,7 +641,8 @@ async def live(request: Request) -> Response:
         return busy
     feed = request.app.state.live
     resume = request.headers.get("last-event-id") or request.query_params.get("after")
-    after_id = int(resume) if resume and resume.isdigit() else feed.last_id
+    # ASCII digits, within a 64-bit id ("²" is a digit to str.isdigit but not to int()).
+    after_id = int(resume) if resume and RESUME_ID.fullmatch(resume) else feed.last_id
 
     async def stream() -> AsyncIterator[bytes]:
         queue = feed.subscribe()
@@ -791,7 +776,10 @@ async def admin_create_client(request: Request) -> Response:
                 client, secret = auth.create_client(session, name, by=_audit_actor(request, viewer))
                 return client.id, secret
 
-        client_id, secret = await run_in_threadpool(create)
+        try:
+            client_id, secret = await run_in_threadpool(create)
+        except Problem as exc:
+            return back("/inbox/admin", error=exc.detail)
         context = await run_in_threadpool(_admin_context, request, viewer)
         # The secret is shown on this one response only, never stored in clear.
         return render(request, "admin.html", **context, new_client=(client_id, secret))

@@ -11,6 +11,8 @@ import re
 
 import nh3
 
+from findesk.kit.text import without_controls
+
 ALLOWED_TAGS = {"p", "h1", "h2", "b", "i", "a", "img", "br", "code", "ul", "ol", "li"}
 ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "img": {"src", "alt", "title"}}
 URL_SCHEMES = {"http", "https", "mailto"}
@@ -19,6 +21,7 @@ _RENAME_RE = re.compile(r"<(/?)(h[3-6]|strong|em)(?=[\s/>])", re.IGNORECASE)
 
 
 def sanitize(html: str) -> str:
+    html = without_controls(html)  # NUL and the like: not text, and not storable
     renamed = _RENAME_RE.sub(lambda m: f"<{m.group(1)}{_RENAMES[m.group(2).lower()]}", html)
     return nh3.clean(
         renamed,

@@ -34,7 +34,11 @@ def problem_response(problem: Problem, *, envelope: bool = False) -> JSONRespons
 def validation_problem(exc: RequestValidationError) -> Problem:
     """Unparsable JSON is a 400; anything else that fails validation is a 422."""
     errors = [
-        {"loc": list(error.get("loc", ())), "msg": error.get("msg", ""), "type": error.get("type")}
+        {
+            "loc": [_loc_part(p) for p in error.get("loc", ())],
+            "msg": error.get("msg", ""),
+            "type": error.get("type"),
+        }
         for error in exc.errors()
     ]
     if any(error["type"] == "json_invalid" for error in errors):
@@ -43,6 +47,13 @@ def validation_problem(exc: RequestValidationError) -> Problem:
     return Problem(
         f"The request is not valid: {fields}.", status=422, code="validation_error", errors=errors
     )
+
+
+def _loc_part(part: Any) -> Any:
+    """A step of an error's location, short: an attribute's name may be 100,000 characters."""
+    if isinstance(part, str) and len(part) > 64:
+        return part[:60] + "..."
+    return part
 
 
 def db_of(request: Request) -> Database:

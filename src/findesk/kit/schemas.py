@@ -15,6 +15,7 @@ from pydantic import (
     WithJsonSchema,
 )
 
+from findesk.kit.text import EMAIL_MAX, URL_MAX, text_problem
 from findesk.kit.timeutil import as_utc, isoformat
 
 # ISO 8601 UTC with milliseconds and Z, e.g. 2025-10-27T14:30:00.000Z
@@ -31,7 +32,9 @@ def check_email(value: str | None) -> str | None:
     if value is None:
         return None
     value = value.strip()
-    if not _EMAIL.match(value):
+    if len(value) > EMAIL_MAX:
+        raise ValueError(f"an email address has at most {EMAIL_MAX} characters")
+    if not _EMAIL.match(value) or text_problem(value) is not None:
         raise ValueError("not a valid email address")
     return value
 
@@ -39,7 +42,9 @@ def check_email(value: str | None) -> str | None:
 def check_http_url(value: str | None) -> str | None:
     if value is None:
         return None
-    if not re.match(r"^https?://[^\s/$.?#][^\s]*$", value, re.IGNORECASE):
+    if len(value) > URL_MAX:
+        raise ValueError(f"a URL has at most {URL_MAX} characters")
+    if not re.match(r"^https?://[^\s/$.?#][^\s]*$", value, re.IGNORECASE) or text_problem(value):
         raise ValueError("must be an http or https URL")
     return value
 
@@ -63,10 +68,14 @@ def _rfc3339(value: Any) -> Any:
 
 
 Email = Annotated[
-    str, Field(max_length=320, json_schema_extra={"format": "email"}), AfterValidator(check_email)
+    str,
+    Field(max_length=EMAIL_MAX, json_schema_extra={"format": "email"}),
+    AfterValidator(check_email),
 ]
 HttpUrl = Annotated[
-    str, Field(max_length=2048, json_schema_extra={"format": "uri"}), AfterValidator(check_http_url)
+    str,
+    Field(max_length=URL_MAX, json_schema_extra={"format": "uri"}),
+    AfterValidator(check_http_url),
 ]
 UTCInput = Annotated[datetime, BeforeValidator(_rfc3339), AfterValidator(_utc)]
 Id = Annotated[str, Field(min_length=1, max_length=255)]

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from findesk.kit.schemas import Timestamp
+from findesk.kit.text import ARTICLE_TITLE_MAX, STORABLE, limited
 from findesk.knowledge import service
 from findesk.knowledge.models import Article
 
@@ -14,8 +15,12 @@ BodyFormat = Literal["markdown", "html"]
 State = Literal["draft", "published", "archived"]
 
 # Whitespace is collapsed before the service's 255-character limit applies.
-_TITLE_MAX = 1024
-_TITLE_DESCRIPTION = "Plain text; at most 255 characters once trimmed."
+TitleText = Annotated[str, limited(1024), STORABLE]
+# Characters here; the service also holds the source to as many bytes of UTF-8.
+BodyText = Annotated[str, limited(service.MAX_BODY), STORABLE]
+_TITLE_DESCRIPTION = (
+    f"Plain text; at most {ARTICLE_TITLE_MAX} characters once runs of whitespace are collapsed."
+)
 _BODY_DESCRIPTION = "What the author writes, in `body_format`; rendered to sanitised HTML."
 _URL_DESCRIPTION = (
     "The article's page in an existing help centre, cited by Fin instead of findesk's own "
@@ -29,8 +34,8 @@ class _In(BaseModel):
 
 
 class ArticleCreate(_In):
-    title: str = Field(max_length=_TITLE_MAX, description=_TITLE_DESCRIPTION)
-    body: str = Field(default="", max_length=service.MAX_BODY, description=_BODY_DESCRIPTION)
+    title: TitleText = Field(description=_TITLE_DESCRIPTION)
+    body: BodyText = Field(default="", description=_BODY_DESCRIPTION)
     body_format: BodyFormat = "markdown"
     url: str | None = Field(default=None, max_length=service.MAX_URL, description=_URL_DESCRIPTION)
     locale: str = Field(default="en", max_length=35, description="A language tag: en, pt-BR.")
@@ -49,13 +54,23 @@ class ArticleCreate(_In):
         )
 
 
+def _null_only_for_url(schema: dict[str, Any]) -> None:
+    """The schema offers null only where it is accepted (``ArticlePatch._only_url_clears``):
+    left out, a field is unchanged; null, it is refused."""
+    for name, prop in schema["properties"].items():
+        if name != "url" and "anyOf" in prop:
+            [kept] = [branch for branch in prop.pop("anyOf") if branch.get("type") != "null"]
+            prop.update(kept)
+            prop.pop("default", None)
+
+
 class ArticlePatch(_In):
     """Only the fields present change; `url: null` goes back to findesk's own `/help` page."""
 
-    title: str | None = Field(default=None, max_length=_TITLE_MAX, description=_TITLE_DESCRIPTION)
-    body: str | None = Field(
-        default=None, max_length=service.MAX_BODY, description=_BODY_DESCRIPTION
-    )
+    model_config = ConfigDict(json_schema_extra=_null_only_for_url)
+
+    title: TitleText | None = Field(default=None, description=_TITLE_DESCRIPTION)
+    body: BodyText | None = Field(default=None, description=_BODY_DESCRIPTION)
     body_format: BodyFormat | None = None
     url: str | None = Field(default=None, max_length=service.MAX_URL, description=_URL_DESCRIPTION)
     locale: str | None = Field(default=None, max_length=35)
@@ -154,7 +169,7 @@ class ArticlePage(BaseModel):
 
 
 class PreviewIn(_In):
-    body: str = Field(max_length=service.MAX_BODY)
+    body: BodyText
     body_format: BodyFormat = "markdown"
 
 

@@ -16,14 +16,21 @@ from sqlalchemy.orm import Session, object_session
 from findesk.kit import html
 from findesk.kit.commit_signal import CommitSignal
 from findesk.kit.errors import Invalid, NotFound
+from findesk.kit.text import (
+    ARTICLE_BODY_MAX_BYTES,
+    ARTICLE_TITLE_MAX,
+    URL_MAX,
+    invalid,
+    text_problem,
+)
 from findesk.kit.timeutil import utcnow
 from findesk.knowledge import repository
 from findesk.knowledge.markdown import render, slugify
 from findesk.knowledge.models import BODY_FORMATS, STATES, Article
 
-MAX_TITLE = 255
-MAX_BODY = 512 * 1024
-MAX_URL = 2048
+MAX_TITLE = ARTICLE_TITLE_MAX
+MAX_BODY = ARTICLE_BODY_MAX_BYTES
+MAX_URL = URL_MAX
 _UNSET: Any = object()
 
 # Wakes this process's publisher after a commit that left articles for it.
@@ -145,7 +152,7 @@ def request_publish(article: Article) -> None:
 
 
 def _invalid(detail: str, *, field: str) -> Invalid:
-    return Invalid(detail, errors=[{"field": field, "message": detail}])
+    return invalid(detail, field=field)
 
 
 def _get(session: Session, article_id: str) -> Article:
@@ -170,19 +177,25 @@ def _set_state(article: Article, state: str) -> None:
 
 
 def _title(value: str) -> str:
+    # Checked before whitespace is collapsed, which would hide some control characters.
+    problem = text_problem(value)
+    if problem is not None:
+        raise _invalid(f"title {problem}.", field="title")
     title = " ".join(value.split())
     if not title:
         raise _invalid("title must not be blank.", field="title")
     if len(title) > MAX_TITLE:
-        raise _invalid(f"title is longer than {MAX_TITLE} characters.", field="title")
+        detail = f"title must be at most {MAX_TITLE} characters (it has {len(title)})."
+        raise _invalid(detail, field="title")
     return title
 
 
 def _body(value: str) -> str:
-    if len(value.encode()) > MAX_BODY:
+    if len(value.encode(errors="replace")) > MAX_BODY:
         raise _invalid(f"body is larger than {MAX_BODY // 1024} KiB.", field="body")
-    if "\x00" in value:
-        raise _invalid("body contains a NUL character.", field="body")
+    problem = text_problem(value)
+    if problem is not None:
+        raise _invalid(f"body {problem}.", field="body")
     return value
 
 
@@ -215,8 +228,10 @@ def _url(value: str | None) -> str | None:
     if value is None or not value.strip():
         return None
     url = value.strip()
+    if len(url) > MAX_URL:
+        raise _invalid(f"url must be at most {MAX_URL} characters.", field="url")
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc or len(url) > MAX_URL:
+    if parts.scheme not in ("http", "https") or not parts.netloc or text_problem(url):
         raise _invalid("url must be an absolute http(s) URL.", field="url")
     return url
 
