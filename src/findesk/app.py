@@ -23,6 +23,7 @@ from findesk.agent_api.endpoints import router as agent_router
 from findesk.apidocs.endpoints import router as apidocs_router
 from findesk.attachments.endpoints import router as files_router
 from findesk.auth.endpoints import router as oauth_router
+from findesk.auth.passwords import PasswordChecker
 from findesk.fin_api import endpoints as fin
 from findesk.fin_api.schemas import ErrorEnvelope
 from findesk.fin_ledger.calls import FinLedger
@@ -126,6 +127,9 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         settings.live_streams_per_session, settings.live_streams_max
     )
     app.state.fin_ledger = FinLedger(settings.fin_ledger_enabled)
+    app.state.passwords = PasswordChecker(
+        settings.password_check_workers, settings.password_check_queue
+    )
     app.state.worker_task = None
 
     app.include_router(oauth_router)

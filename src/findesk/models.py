@@ -10,12 +10,14 @@ from findesk.conversations.models import (
     ConversationTag,
     Message,
 )
+from findesk.fin_api.models import SeenRequestSignature
 from findesk.fin_ledger.models import FinCall, PendingFetch
 from findesk.idempotency.models import IdempotencyKey
 from findesk.kit.db import Base
 from findesk.knowledge.models import Article, ContentSource
 from findesk.live.models import Activity
 from findesk.notifier.models import OutboxEvent
+from findesk.throttle.models import ThrottleCounter
 from findesk.users.models import EndUser
 
 __all__ = [
@@ -37,6 +39,8 @@ __all__ = [
     "OAuthClient",
     "OutboxEvent",
     "PendingFetch",
+    "SeenRequestSignature",
     "StoredFile",
+    "ThrottleCounter",
     "WebSession",
 ]

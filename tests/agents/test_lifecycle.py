@@ -23,8 +23,6 @@ from findesk.audit.models import AuditEntry
 from findesk.audit.service import AuditActor
 from findesk.auth import service as auth
 from findesk.auth.models import AgentToken
-from findesk.auth.web_sessions import SignInLimiter
-from findesk.inbox import endpoints as inbox_endpoints
 from findesk.kit.db import Database
 from findesk.kit.errors import Conflict, Invalid, Unauthorized
 from findesk.kit.secrets import hash_secret
@@ -95,15 +93,6 @@ def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
     body: dict[str, Any] = response.json()
     assert body["status"] == status and body["detail"]
     return body
-
-
-@pytest.fixture(autouse=True)
-def limiter(monkeypatch: pytest.MonkeyPatch) -> SignInLimiter:
-    """A sign-in limiter of the test's own: the refused sign-ins checked here on purpose never
-    lock other tests out (the limiter lives in the process, as the live server does)."""
-    fresh = SignInLimiter()
-    monkeypatch.setattr(inbox_endpoints, "limiter", fresh)
-    return fresh
 
 
 @pytest.fixture(scope="module")

@@ -151,3 +151,50 @@ def test_a_body_nested_too_deep_to_parse_is_a_400_not_a_crash(server, path: str)
             f"{server.base_url}{path}", content=body, headers={"content-type": "application/json"}
         )
         assert_oauth_error(response, 400, "invalid_request")
+
+
+def from_address(address: str) -> httpx.Client:
+    """Requests from another loopback address: another machine, as the server sees it."""
+    return httpx.Client(transport=httpx.HTTPTransport(local_address=address), timeout=30)
+
+
+def test_failed_token_requests_are_throttled_per_client_and_address(server) -> None:
+    client_id, secret = server.new_oauth_client()
+    url, grant = token_url(server), {"grant_type": "client_credentials"}
+    with from_address("127.0.0.20") as attacker:
+        for _ in range(6):
+            assert_oauth_error(
+                attacker.post(url, data=grant, auth=(client_id, "guess")), 401, "invalid_client"
+            )
+        refused = attacker.post(url, data=grant, auth=(client_id, secret))  # even the right one
+        assert_oauth_error(refused, 429, "too_many_attempts")
+        assert int(refused.headers["retry-after"]) >= 1
+        revoke = attacker.post(
+            f"{server.base_url}/oauth/revoke", data={"token": "x"}, auth=(client_id, secret)
+        )
+        assert_oauth_error(revoke, 429, "too_many_attempts")
+    with from_address("127.0.0.21") as fin:  # Fin, elsewhere, still gets its token
+        issued = fin.post(url, data=grant, auth=(client_id, secret))
+        assert issued.status_code == 200, issued.text
+        assert fin_get_agents(server, issued.json()["access_token"]).status_code == 200
+
+
+def test_a_client_keeps_a_bounded_number_of_live_tokens(server) -> None:
+    client_id, secret = server.new_oauth_client()
+    limit = server.settings.oauth_max_live_tokens
+    tokens = [
+        httpx.post(
+            token_url(server), data={"grant_type": "client_credentials"}, auth=(client_id, secret)
+        ).json()["access_token"]
+        for _ in range(limit + 5)
+    ]
+    with server.db.read_session() as session:
+        live = session.scalars(
+            select(AccessToken.token_hash).where(
+                AccessToken.client_id == client_id, AccessToken.revoked_at.is_(None)
+            )
+        ).all()
+    assert len(live) == limit
+    assert set(live) == {hash_secret(t) for t in tokens[-limit:]}  # the oldest went first
+    assert fin_get_agents(server, tokens[0]).status_code == 401
+    assert fin_get_agents(server, tokens[-1]).status_code == 200

@@ -68,3 +68,13 @@ def test_a_dropped_stream_resumes_from_the_last_event_it_saw(live: LiveServer) -
 def test_the_stream_needs_a_session(live: LiveServer) -> None:
     with httpx.Client(base_url=live.base_url) as anonymous:
         assert anonymous.get("/inbox/live").status_code == 401
+
+
+@pytest.mark.parametrize("resume", ["²", "٣", "9" * 40, "-1", "1e3", "0x10"])
+def test_a_resume_point_that_is_not_an_event_id_starts_from_now(live: LiveServer, resume) -> None:
+    """A bad resume point (``?after=`` or Last-Event-ID: a digit int() refuses, a number beyond
+    64 bits) is ignored: the stream opens from now, never a 500."""
+    agent = sign_in(live, new_agent(live))
+    with agent.http.stream("GET", "/inbox/live", params={"after": resume}, timeout=20) as response:
+        assert response.status_code == 200
+        assert next(response.iter_lines()) == "retry: 2000"

@@ -739,37 +739,7 @@ def test_attachment_urls_cannot_be_guessed_and_only_images_show_inline(
             assert "html" not in content_type and "svg" not in content_type, content_type
 
 
-# --- (e) guessing passwords ------------------------------------------------------------------
-
-
-def from_address(server: LiveServer, address: str) -> httpx.Client:
-    """A client whose requests come from another loopback address (another person)."""
-    return client(server, transport=httpx.HTTPTransport(local_address=address))
-
-
-def test_five_wrong_passwords_lock_the_sixth_attempt(server: LiveServer) -> None:
-    victim = new_agent(server, "Val Victim")
-    bystander = new_agent(server, "Ben Bystander")
-    elsewhere = new_agent(server, "Eli Elsewhere")
-    with from_address(server, "127.0.0.2") as attacker:
-        for attempt in range(5):
-            response = submit_login(attacker, victim.email, f"guess number {attempt}")
-            assert response.status_code == 401, attempt
-            assert "Wrong email or password" in response.text
-            assert SESSION_COOKIE not in response.cookies
-        response = submit_login(attacker, victim.email, PASSWORD)  # even the right password
-        assert response.status_code == 429
-        assert 0 < int(response.headers["retry-after"]) <= 15 * 60
-        assert SESSION_COOKIE not in response.cookies
-        assert "Too many" in parse_html(response.text).find(role="alert").text
-        # The address is locked, whoever it signs in as.
-        assert submit_login(attacker, bystander.email, PASSWORD).status_code == 429
-    with from_address(server, "127.0.0.3") as victim_browser:  # the account, from anywhere
-        response = submit_login(victim_browser, victim.email, PASSWORD)
-        assert response.status_code == 429
-        assert SESSION_COOKIE not in response.cookies
-    with from_address(server, "127.0.0.4") as someone:  # nobody else is locked out
-        assert submit_login(someone, elsewhere.email, PASSWORD).status_code == 303
+# --- (e) guessing passwords: see tests/throttle/test_sign_in.py ----------------------------
 
 
 # --- (f) headers, cookies, signing out, roles, redirects --------------------------------------

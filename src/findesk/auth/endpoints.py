@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 from urllib.parse import unquote
 
 from fastapi import APIRouter, Request
@@ -19,9 +20,11 @@ from starlette.responses import JSONResponse
 from findesk.auth import service
 from findesk.kit.errors import Problem
 from findesk.kit.http import db_of, load_json, settings_of
+from findesk.throttle import service as throttle
 
 router = APIRouter(tags=["OAuth 2.0"])
 
+T = TypeVar("T")
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
@@ -37,12 +40,19 @@ class OAuthErrorOut(BaseModel):
 
 
 class OAuthError(Exception):
-    def __init__(self, error: str, description: str, status: int = 400) -> None:
+    def __init__(
+        self,
+        error: str,
+        description: str,
+        status: int = 400,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(description)
         self.error, self.description, self.status = error, description, status
+        self.headers = headers or {}
 
     def response(self) -> JSONResponse:
-        headers = dict(NO_STORE)
+        headers = {**NO_STORE, **self.headers}
         if self.status == 401:
             headers["WWW-Authenticate"] = 'Basic realm="findesk"'
         return JSONResponse(
@@ -65,6 +75,11 @@ _FORM_SCHEMA = {
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": OAuthErrorOut, "description": "invalid_request or unsupported_grant_type"},
     401: {"model": OAuthErrorOut, "description": "invalid_client"},
+    429: {
+        "model": OAuthErrorOut,
+        "description": "too_many_attempts: too many failures from this address for this "
+        "client; wait as `Retry-After` says.",
+    },
     413: {"description": "The body is larger than the limit."},
 }
 
@@ -121,6 +136,22 @@ def _client_credentials(request: Request, params: dict[str, str]) -> tuple[str, 
     return params["client_id"], params.get("client_secret", "")
 
 
+def _address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+async def _throttled(run: Callable[[], T | None]) -> T:
+    """Run a client's authenticated action; its failures count against the client and address
+    (``findesk.throttle``): too many, and it must wait (429)."""
+    try:
+        result = await run_in_threadpool(run)
+    except throttle.TooManyAttempts as exc:
+        raise OAuthError("too_many_attempts", exc.detail, 429, exc.headers) from None
+    if result is None:
+        raise OAuthError("invalid_client", "Unknown client or wrong secret.", 401)
+    return result
+
+
 @router.post(
     "/oauth/token",
     response_model=TokenOut,
@@ -145,18 +176,29 @@ async def token(request: Request) -> JSONResponse:
         if grant_type != "client_credentials":
             raise OAuthError("unsupported_grant_type", "Only client_credentials is supported.")
         client_id, secret = _client_credentials(request, params)
-        db, ttl = db_of(request), settings_of(request).token_ttl_seconds
+        db, settings = db_of(request), settings_of(request)
+        guard = throttle.token_guard(client_id, _address(request))
 
-        def issue() -> tuple[str, int]:
+        def issue() -> tuple[str, int] | None:
             with db.transaction() as session:
-                return service.issue_access_token(session, client_id, secret, ttl)
+                attempt = throttle.begin(session, guard)
+                try:
+                    issued = service.issue_access_token(
+                        session,
+                        client_id,
+                        secret,
+                        settings.token_ttl_seconds,
+                        max_live=settings.oauth_max_live_tokens,
+                    )
+                except service.InvalidClient:
+                    return None  # and the failure it counted is kept
+                throttle.succeeded(session, attempt)
+                return issued
 
-        try:
-            access_token, expires_in = await run_in_threadpool(issue)
-        except service.InvalidClient:
-            raise OAuthError("invalid_client", "Unknown client or wrong secret.", 401) from None
+        issued = await _throttled(issue)
     except OAuthError as exc:
         return exc.response()
+    access_token, expires_in = issued
     body = TokenOut(access_token=access_token, token_type="Bearer", expires_in=expires_in)  # noqa: S106
     return JSONResponse(body.model_dump(), headers=NO_STORE)
 
@@ -192,16 +234,20 @@ async def revoke(request: Request) -> JSONResponse:
         if not token_value:
             raise OAuthError("invalid_request", "token is required.")
         db = db_of(request)
+        guard = throttle.token_guard(client_id, _address(request))
 
-        def run() -> None:
+        def run() -> bool | None:
             with db.transaction() as session:
-                service.check_client(session, client_id, secret)
+                attempt = throttle.begin(session, guard)
+                try:
+                    service.check_client(session, client_id, secret)
+                except service.InvalidClient:
+                    return None  # and the failure it counted is kept
+                throttle.succeeded(session, attempt)
                 service.revoke_access_token(session, token_value)
+                return True
 
-        try:
-            await run_in_threadpool(run)
-        except service.InvalidClient:
-            raise OAuthError("invalid_client", "Unknown client or wrong secret.", 401) from None
+        await _throttled(run)
     except OAuthError as exc:
         return exc.response()
     return JSONResponse({}, headers=NO_STORE)

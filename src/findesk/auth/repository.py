@@ -29,6 +29,26 @@ def revoke_client_tokens(session: Session, client_id: str, at: datetime) -> None
     )
 
 
+def revoke_live_tokens_beyond(session: Session, client_id: str, keep: int, at: datetime) -> None:
+    """Revoke the client's live tokens but the ``keep`` newest."""
+    live = (
+        AccessToken.client_id == client_id,
+        AccessToken.revoked_at.is_(None),
+        AccessToken.expires_at > at,
+    )
+    older = (
+        select(AccessToken.token_hash)
+        .where(*live)
+        .order_by(AccessToken.created_at.desc(), AccessToken.token_hash)
+        .offset(keep)
+    )
+    hashes = session.scalars(older).all()
+    if hashes:
+        session.execute(
+            update(AccessToken).where(AccessToken.token_hash.in_(hashes)).values(revoked_at=at)
+        )
+
+
 def delete_expired_tokens(session: Session, client_id: str, before: datetime) -> None:
     session.execute(
         delete(AccessToken).where(

@@ -1,73 +1,28 @@
-"""Signing agents in to the web inbox: password check, rate limit, server-side sessions."""
+"""Signing agents in to the web inbox: throttled password check, server-side sessions."""
 
 from __future__ import annotations
 
-import threading
-import time
-from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from findesk.agents import repository as agent_repository
 from findesk.agents.models import Agent
 from findesk.auth.models import WebSession
-from findesk.auth.passwords import verify_password
-from findesk.kit.errors import Problem, Unauthorized
+from findesk.auth.passwords import Busy, PasswordChecker
+from findesk.kit.db import Database
+from findesk.kit.errors import Unauthorized
 from findesk.kit.secrets import hash_secret, new_secret
 from findesk.kit.timeutil import as_utc, utcnow
+from findesk.throttle import service as throttle
 
 IDLE_TIMEOUT = timedelta(hours=12)
 ABSOLUTE_TIMEOUT = timedelta(days=7)
 _TOUCH_EVERY = timedelta(minutes=1)
-
-
-class TooManyAttempts(Problem):
-    status = 429
-    code = "too_many_attempts"
-
-
-class SignInLimiter:
-    """At most ``attempts`` failed sign-ins per email and per client address in ``window``
-    seconds (a sliding window, kept in memory: per process)."""
-
-    def __init__(self, attempts: int = 5, window: float = 900.0) -> None:
-        self.attempts, self.window = attempts, window
-        self._failures: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
-
-    def _recent(self, key: str, now: float) -> deque[float]:
-        failures = self._failures.setdefault(key, deque())
-        while failures and now - failures[0] > self.window:
-            failures.popleft()
-        return failures
-
-    def check(self, *keys: str) -> None:
-        now = time.monotonic()
-        with self._lock:
-            for key in keys:
-                failures = self._recent(key, now)
-                if len(failures) >= self.attempts:
-                    retry = int(self.window - (now - failures[0])) + 1
-                    raise TooManyAttempts(
-                        "Too many failed sign-ins. Try again later.",
-                        headers={"Retry-After": str(retry)},
-                    )
-
-    def failed(self, *keys: str) -> None:
-        now = time.monotonic()
-        with self._lock:
-            for key in keys:
-                self._recent(key, now).append(now)
-            if len(self._failures) > 100_000:  # bound memory under a spray of addresses
-                self._failures = {k: v for k, v in self._failures.items() if v}
-
-    def succeeded(self, *keys: str) -> None:
-        with self._lock:
-            for key in keys:
-                self._failures.pop(key, None)
 
 
 @dataclass(frozen=True)
@@ -77,11 +32,51 @@ class SignedIn:
     agent: Agent
 
 
-def sign_in(session: Session, email: str, password: str) -> SignedIn:
-    agent = agent_repository.get_by_email(session, email.strip())
-    ok = verify_password(agent.password_hash if agent else None, password)
+async def sign_in(
+    db: Database, checker: PasswordChecker, email: str, password: str, address: str
+) -> SignedIn:
+    """Check an agent's email and password, throttled per account and address (see
+    ``findesk.throttle``), and open a session.
+
+    Raises ``TooManyAttempts`` (429) while the attempt must wait, ``Busy`` (503) when the
+    password checks are saturated, and ``Unauthorized`` for a wrong email or password."""
+    guard = throttle.sign_in_guard(email, address)
+
+    def begin() -> throttle.Attempt:
+        with db.transaction() as session:
+            return throttle.begin(session, guard)
+
+    def candidate() -> Agent | None:
+        with db.read_session() as session:
+            return agent_repository.get_by_email(session, email.strip())
+
+    attempt = await run_in_threadpool(begin)
+    agent = await run_in_threadpool(candidate)
+    try:
+        ok = await checker.verify(agent.password_hash if agent else None, password)
+    except Busy:
+        await run_in_threadpool(_in_transaction, db, throttle.not_judged, attempt)
+        raise
     if agent is None or not ok or not agent.active or agent.is_bot:
         raise Unauthorized("Wrong email or password.", error=None)
+    signed_in_agent = agent
+
+    def open_session() -> SignedIn:
+        with db.transaction() as session:
+            throttle.succeeded(session, attempt)
+            return _open_session(session, signed_in_agent)
+
+    return await run_in_threadpool(open_session)
+
+
+def _in_transaction(
+    db: Database, action: Callable[[Session, throttle.Attempt], None], attempt: throttle.Attempt
+) -> None:
+    with db.transaction() as session:
+        action(session, attempt)
+
+
+def _open_session(session: Session, agent: Agent) -> SignedIn:
     now = utcnow()
     raw = new_secret("fss")
     csrf = new_secret("csrf")

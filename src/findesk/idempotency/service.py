@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -23,6 +21,7 @@ from sqlalchemy.orm import Session
 from findesk.idempotency import repository
 from findesk.idempotency.models import IdempotencyKey
 from findesk.kit.errors import Problem
+from findesk.kit.periodic import Every
 from findesk.kit.timeutil import as_utc, utcnow
 
 KEY_HEADER = "Idempotency-Key"
@@ -159,16 +158,5 @@ def prune(session: Session, now: datetime | None = None) -> int:
     return repository.delete_created_before(session, (now or utcnow()) - LIFETIME)
 
 
-_prune_lock = threading.Lock()
-_next_prune = 0.0
-
-
-def prune_due() -> bool:
-    """Whether this process should prune now (at most every ``PRUNE_EVERY_SECONDS``)."""
-    global _next_prune
-    with _prune_lock:
-        now = time.monotonic()
-        if now < _next_prune:
-            return False
-        _next_prune = now + PRUNE_EVERY_SECONDS
-        return True
+# Whether this process should prune now (at most every ``PRUNE_EVERY_SECONDS``).
+prune_due = Every(PRUNE_EVERY_SECONDS).due

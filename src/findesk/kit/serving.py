@@ -173,5 +173,9 @@ def server_config(
         http=timed_protocol(settings.header_timeout_seconds, settings.body_timeout_seconds),
         log_level=log_level,
         access_log=False,
+        # uvicorn believes X-Forwarded-For from loopback by default: anyone on the machine, or
+        # any proxy, could then pose as any address. Only the configured proxies are believed.
+        proxy_headers=bool(settings.trusted_proxies.strip()),
+        forwarded_allow_ips=settings.trusted_proxies.strip() or None,
         **options,
     )

@@ -50,6 +50,12 @@ class Settings(BaseSettings):
     fin_signature_tolerance_seconds: int = Field(
         default=300, description="How far `X-Fin-Request-Timestamp` may be from our clock."
     )
+    fin_signature_scheme: Literal["bound", "body"] = Field(
+        default="bound",
+        description="What `X-Fin-Signature` signs: `bound` (timestamp, method, path, sorted "
+        "query and body) or `body` (timestamp and body, or sorted query for GET: spec 5's form, "
+        "weaker, as it binds neither method nor path). Either way a signature is accepted once.",
+    )
     max_body_bytes: int = Field(
         default=1024 * 1024, description="Largest request body accepted (413 beyond)."
     )
@@ -64,6 +70,29 @@ class Settings(BaseSettings):
         gt=0,
         description="Longest wait for the next piece of a request body; a body that stalls "
         "longer is answered 408 and its connection closed.",
+    )
+    trusted_proxies: str = Field(
+        default="",
+        description="Comma-separated addresses or networks (CIDR) of reverse proxies whose "
+        "`X-Forwarded-For` and `X-Forwarded-Proto` findesk believes; empty: none, the "
+        "connection's own address is the client's (what sign-in throttling counts by).",
+    )
+    password_check_workers: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="Password checks (argon2) run at once; more sign-ins wait their turn.",
+    )
+    password_check_queue: int = Field(
+        default=32,
+        ge=0,
+        description="Sign-ins that may wait for a password check; beyond, 503 at once.",
+    )
+    oauth_max_live_tokens: int = Field(
+        default=20,
+        ge=1,
+        description="Live access tokens one OAuth client may hold; issuing one more revokes "
+        "the oldest.",
     )
     fin_agent_email: str = Field(
         default="fin@findesk.invalid",
