@@ -23,18 +23,7 @@ from support.cli import Cli, findesk_command
 from support.server import LiveServer, free_port
 
 from findesk.agents.models import Agent
-from findesk.auth.web_sessions import SignInLimiter
-from findesk.inbox import endpoints as inbox_endpoints
 from findesk.kit.db import Database
-
-
-@pytest.fixture(autouse=True)
-def limiter(monkeypatch: pytest.MonkeyPatch) -> SignInLimiter:
-    """A sign-in limiter of the test's own: the refused sign-ins checked here on purpose never
-    lock other tests out (the limiter lives in the process, as the live server does)."""
-    fresh = SignInLimiter()
-    monkeypatch.setattr(inbox_endpoints, "limiter", fresh)
-    return fresh
 
 
 @pytest.fixture(scope="module")
@@ -501,3 +490,36 @@ def test_serve_without_an_admin_says_how_to_create_one(tmp_path: Path) -> None:
     finally:
         stored.dispose()
     assert FIRST_ADMIN_HINT in serve_output(fresh)
+
+
+# --- listings ----------------------------------------------------------------------------------
+
+
+def test_listings_print_ids_whole_in_a_narrow_terminal(cli: Cli) -> None:
+    """The ids (and emails) a listing shows are what the next command takes: however narrow the
+    terminal, each is printed whole, on one line."""
+    email = f"a.rather.long.address.{uuid.uuid4().hex[:6]}@support.example-company.com"
+    agent = cli.json("agents", "create", email, "--name", "Alexandra Theodora Long-Name Person")
+    token = cli.json("agents", "token", email, "--label", "a label long enough to need wrapping")
+    client = cli.json("clients", "create", "A client whose name is long enough to wrap")
+    listings: dict[tuple[str, ...], list[str]] = {
+        ("agents", "list"): [agent["id"], email],
+        ("clients", "list"): [client["client_id"]],
+        ("agents", "tokens", email): [token["token_id"]],
+        ("audit", "list", "--limit", "3"): [client["client_id"], token["token_id"], agent["id"]],
+    }
+    for columns in ("60", "80", "200"):
+        narrow = Cli(cli.data_dir)
+        narrow.env["COLUMNS"] = columns
+        for command, values in listings.items():
+            result = narrow.run(*command)
+            assert result.returncode == 0, result.stderr
+            lines = result.stdout.splitlines()
+            for value in values:
+                assert any(value in line for line in lines), (columns, command, value, lines)
+            assert "…" not in result.stdout, result.stdout
+    # Wide enough, the listing is a table: a header line, then one line per agent.
+    wide = Cli(cli.data_dir)
+    header, *rows = wide.run("agents", "list").stdout.splitlines()
+    assert header.split() == ["id", "name", "email", "alias", "role", "bot", "state"]
+    assert any(agent["id"] in row and email in row for row in rows), rows

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated, Any, cast
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from findesk.kit.db import Database
 from findesk.kit.errors import Problem
-from findesk.kit.settings import get_settings
+
+if TYPE_CHECKING:  # loaded on demand: SQLAlchemy and pydantic-settings would slow every --help
+    from findesk.kit.db import Database
+    from findesk.kit.settings import Settings
 
 app = typer.Typer(
     help="findesk: the helpdesk for teams that run Intercom's Fin.", no_args_is_help=True
@@ -47,7 +49,63 @@ def _emit(data: dict[str, Any]) -> None:
     typer.echo(json.dumps(data, indent=None, default=str))
 
 
+def _print_table(
+    columns: list[tuple[str, bool]], rows: list[list[str]], out: Console | None = None
+) -> None:
+    """Rows under ``(header, whole)`` columns, fitted to the terminal (or ``COLUMNS``).
+
+    A *whole* column holds what a next command takes (an id, an email): it is never cut, folded
+    or wrapped. The other columns wrap between words, never inside one, so an id in free text
+    stays whole too. When the terminal is too narrow even for that, each row is printed as
+    ``header  value`` lines instead of a table."""
+    from rich.cells import cell_len
+    from rich.text import Text
+
+    out = out or console
+    headers = [header for header, _ in columns]
+    cells = [headers, *rows]
+    longest = [max(cell_len(row[i]) for row in cells) for i in range(len(columns))]
+    narrowest = [  # the least a column may get: its header and whole values, or longest word
+        longest[i]
+        if whole
+        else max([cell_len(header), *(cell_len(word) for row in rows for word in row[i].split())])
+        for i, (header, whole) in enumerate(columns)
+    ]
+    room = out.width - 2 * (len(columns) - 1)  # two spaces between columns, no borders
+    if sum(narrowest) > room:
+        label_width = max(map(cell_len, headers))
+        for number, row in enumerate(rows):
+            if number:
+                out.print()
+            for header, value in zip(headers, row, strict=True):
+                out.print(Text(f"{header.ljust(label_width)}  {value}"), soft_wrap=True)
+        return
+    widths = list(narrowest)
+    spare = room - sum(widths)
+    while spare > 0:  # widen the narrowest wrapped column that still wraps, one cell at a time
+        growable = [i for i, w in enumerate(widths) if w < longest[i]]
+        if not growable:
+            break
+        widths[min(growable, key=lambda i: widths[i])] += 1
+        spare -= 1
+    # No borders: ids copy cleanly, lines grep and cut, and more fits in 80 columns.
+    table = Table(box=None, padding=(0, 1), pad_edge=False, header_style="bold")
+    for (header, whole), width in zip(columns, widths, strict=True):
+        table.add_column(header, width=width, no_wrap=whole, overflow="ignore" if whole else "fold")
+    for row in rows:
+        table.add_row(*(Text(value) for value in row))
+    out.print(table)
+
+
+def get_settings() -> Settings:
+    from findesk.kit.settings import get_settings as cached_settings
+
+    return cached_settings()
+
+
 def _database() -> Database:
+    from findesk.kit.db import Database
+
     return Database(get_settings().effective_database_url)
 
 
@@ -94,7 +152,9 @@ def serve(
     host = host or settings.host
     port = port or settings.port
     logs.configure()
-    console.print(f"findesk on http://{host}:{port}  (Fin API: /api/fin, docs: /docs)")
+    console.print(
+        f"findesk on http://{host}:{port}  (Fin API: /api/fin, docs: /docs)", soft_wrap=True
+    )
     if settings.fin_webhook_target is None:
         console.print(
             "[yellow]Fin's webhook is not configured: changes are recorded and will be "
@@ -159,13 +219,18 @@ def clients_create(
     from findesk.audit.service import CLI
     from findesk.auth.service import create_client
 
-    with migrate_and_seed().transaction() as session:
-        client, secret = create_client(session, name, by=CLI)
-        client_id = client.id
+    try:
+        with migrate_and_seed().transaction() as session:
+            client, secret = create_client(session, name, by=CLI)
+            client_id, name = client.id, client.name
+    except Problem as exc:
+        _fail(exc.detail)
+        return
     if as_json:
         _emit({"client_id": client_id, "client_secret": secret, "name": name})
         return
-    console.print(f"client_id:     {client_id}\nclient_secret: {secret}")
+    # soft_wrap: a narrow terminal must not fold the secret (or any id) onto two lines
+    console.print(f"client_id:     {client_id}\nclient_secret: {secret}", soft_wrap=True)
     console.print("[yellow]Store the secret now: findesk keeps only its hash.[/yellow]")
 
 
@@ -187,10 +252,13 @@ def clients_list(as_json: JsonFlag = False) -> None:
     if as_json:
         _emit({"clients": rows})
         return
-    table = Table("client_id", "name", "created", "revoked")
-    for row in rows:
-        table.add_row(row["client_id"], row["name"], row["created_at"], row["revoked_at"] or "")
-    console.print(table)
+    _print_table(
+        [("client_id", True), ("name", False), ("created", False), ("revoked", False)],
+        [
+            [str(r[k] or "") for k in ("client_id", "name", "created_at", "revoked_at")]
+            for r in rows
+        ],
+    )
 
 
 @clients_app.command("revoke")
@@ -207,7 +275,7 @@ def clients_revoke(client_id: str, as_json: JsonFlag = False) -> None:
     if as_json:
         _emit({"client_id": client_id, "revoked": True})
     else:
-        console.print(f"Revoked {client_id} and its tokens.")
+        console.print(f"Revoked {client_id} and its tokens.", soft_wrap=True)
 
 
 AskPassword = Annotated[
@@ -316,7 +384,7 @@ def agents_create(
     if as_json:
         _emit(view.model_dump())
     else:
-        console.print(f"Created agent {view.id} <{view.email}>.")
+        console.print(f"Created agent {view.id} <{view.email}>.", soft_wrap=True)
 
 
 @agents_app.command("list")
@@ -330,18 +398,22 @@ def agents_list(as_json: JsonFlag = False) -> None:
     if as_json:
         _emit({"agents": [v.model_dump() for v in views]})
         return
-    table = Table("id", "name", "email", "alias", "role", "bot", "state")
-    for v in views:
-        table.add_row(
-            v.id,
-            v.name or "",
-            v.email or "",
-            v.alias or "",
-            v.role,
-            "yes" if v.is_bot else "",
-            "active" if v.active else "deactivated",
-        )
-    console.print(table)
+    columns = ["id", "name", "email", "alias", "role", "bot", "state"]
+    _print_table(
+        [(c, c in ("id", "email")) for c in columns],
+        [
+            [
+                v.id,
+                v.name or "",
+                v.email or "",
+                v.alias or "",
+                v.role,
+                "yes" if v.is_bot else "",
+                "active" if v.active else "deactivated",
+            ]
+            for v in views
+        ],
+    )
 
 
 @agents_app.command("set-password")
@@ -385,15 +457,13 @@ def agents_token(
     if as_json:
         _emit(issued)
     else:
-        console.print(token)
+        console.print(token, soft_wrap=True, highlight=False)
 
 
 @agents_app.command("tokens")
 def agents_tokens(email: str, as_json: JsonFlag = False) -> None:
     """An agent's personal tokens, newest first: id, label, when issued, last used (to the
     hour) and revoked. Never the secrets."""
-    from rich.markup import escape
-
     from findesk.agent_api.views import token_view
     from findesk.auth.service import list_agent_tokens
 
@@ -406,16 +476,15 @@ def agents_tokens(email: str, as_json: JsonFlag = False) -> None:
     if as_json:
         _emit({"agent_id": agent_id, "email": agent_email, "tokens": views})
         return
-    table = Table("id", "label", "issued", "last used", "revoked")
-    for v in views:
-        table.add_row(
-            v["id"],
-            escape(v["label"] or ""),
-            v["created_at"],
-            v["last_used_at"] or "never",
-            v["revoked_at"] or "",
-        )
-    console.print(table)
+    headers = ("id", "label", "issued", "last used", "revoked")
+    _print_table(
+        [(h, h == "id") for h in headers],
+        [
+            [v["id"], v["label"] or "", v["created_at"], v["last_used_at"] or "never", revoked]
+            for v in views
+            for revoked in [v["revoked_at"] or ""]
+        ],
+    )
 
 
 @agents_app.command("revoke-token")
@@ -435,7 +504,7 @@ def agents_revoke_token(token_id: str, as_json: JsonFlag = False) -> None:
     if as_json:
         _emit({"token_id": token_id.strip(), "agent_id": agent_id, "revoked_at": revoked_at})
     else:
-        console.print(f"Revoked {token_id.strip()}.")
+        console.print(f"Revoked {token_id.strip()}.", soft_wrap=True)
 
 
 @agents_app.command("deactivate")
@@ -633,7 +702,7 @@ def outbox_status(as_json: JsonFlag = False) -> None:
         console.print(f"{state:<10} {count}")
     age = result.oldest_pending_age_seconds
     console.print(f"oldest pending: {'-' if age is None else f'{age:.1f} s'}")
-    console.print(f"target: {data['target'] or 'not configured'}")
+    console.print(f"target: {data['target'] or 'not configured'}", soft_wrap=True)
 
 
 @outbox_app.command("list")
@@ -666,11 +735,12 @@ def outbox_list(
     if as_json:
         _emit({"events": rows})
         return
-    table = Table("id", "conversation", "reason", "state", "attempts", "created", "last error")
-    for r in rows:
-        cells = ("id", "conversation_id", "reason", "state", "attempts", "created_at")
-        table.add_row(*(str(r[c]) for c in cells), (r["last_error"] or "")[:60])
-    console.print(table)
+    headers = ("id", "conversation", "reason", "state", "attempts", "created", "last error")
+    cells = ("id", "conversation_id", "reason", "state", "attempts", "created_at")
+    _print_table(
+        [(h, h in ("id", "conversation")) for h in headers],
+        [[*(str(r[c]) for c in cells), (r["last_error"] or "")[:60]] for r in rows],
+    )
 
 
 @outbox_app.command("replay")
@@ -721,8 +791,6 @@ def audit_list(
     as_json: JsonFlag = False,
 ) -> None:
     """The newest audit entries: who did what, when, from which address."""
-    from rich.markup import escape
-
     from findesk.audit.schemas import AuditEntryView
     from findesk.audit.service import ACTIONS, AuditFilter, list_entries, parse_moment
     from findesk.kit.timeutil import isoformat
@@ -746,18 +814,16 @@ def audit_list(
     if as_json:
         _emit({"entries": [v.model_dump(mode="json") for v in views]})
         return
-    table = Table("at", "action", "actor", "address", "target", "detail")
-    for v in views:
-        detail = ", ".join(f"{k}={val}" for k, val in v.detail.items())
-        table.add_row(
-            isoformat(v.at),
-            v.action,
-            escape(v.actor_label),
-            v.address or "",
-            escape(f"{v.target_type} {v.target_id or ''}".strip()),
-            escape(detail),
-        )
-    console.print(table)
+    # Ids, emails and times are single words: the table wraps between words, never in one.
+    _print_table(
+        [(h, False) for h in ("at", "action", "actor", "address", "target", "detail")],
+        [
+            [isoformat(v.at), v.action, v.actor_label, v.address or "", target, detail]
+            for v in views
+            for target in [f"{v.target_type} {v.target_id or ''}".strip()]
+            for detail in [", ".join(f"{k}={val}" for k, val in v.detail.items())]
+        ],
+    )
 
 
 @app.command()
@@ -870,6 +936,111 @@ def conformance(
 
 
 @app.command()
+def doctor(
+    base_url: Annotated[
+        str | None,
+        typer.Option(
+            help="findesk's public URL as Fin calls it, without /api/fin (default: "
+            "FINDESK_PUBLIC_BASE_URL, else http://HOST:PORT)."
+        ),
+    ] = None,
+    client_id: Annotated[
+        str | None,
+        typer.Option(
+            help="The OAuth client entered in Fin's Deployment settings.",
+            envvar="FINDESK_DOCTOR_CLIENT_ID",
+        ),
+    ] = None,
+    client_secret: Annotated[
+        str | None,
+        typer.Option(
+            help="Its secret (better: --client-secret-stdin, or the variable).",
+            envvar="FINDESK_DOCTOR_CLIENT_SECRET",
+        ),
+    ] = None,
+    client_secret_stdin: Annotated[
+        bool,
+        typer.Option(
+            "--client-secret-stdin",
+            help="Read the secret from the first line of stdin (asked, hidden, on a terminal).",
+        ),
+    ] = False,
+    variant: Annotated[str, typer.Option(help="rest or posts-only, as set in Fin.")] = "rest",
+    token_format: Annotated[
+        str, typer.Option(help="Token request body, as set in Fin: json or form.")
+    ] = "json",  # noqa: S107
+    conversation_id: Annotated[
+        str | None,
+        typer.Option(
+            help="A real conversation to read (with its user and messages) instead of asking "
+            "for made-up ids; with --send-webhook, the one Fin is told to sync."
+        ),
+    ] = None,
+    write: Annotated[
+        bool,
+        typer.Option(
+            "--write",
+            help="Also try the write operations: creates a test user and a closed test "
+            "conversation, tagged findesk-doctor.",
+        ),
+    ] = False,
+    send_webhook: Annotated[
+        bool,
+        typer.Option(
+            "--send-webhook",
+            help="Also call Fin's webhook with the key: a sync event for --conversation-id.",
+        ),
+    ] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for each answer.", min=1)] = 10.0,
+    as_json: JsonFlag = False,
+) -> None:
+    """Check this deployment the way Fin will meet it: the public URL, the token endpoint,
+    each Fin operation with the client Fin uses (reads only, unless --write), request
+    signing, and Fin's webhook. One line per check (ok, warn, FAIL with what to fix); exit
+    code 1 if any check fails."""
+    from findesk.ops.doctor import Deployment, Finding, Options, run
+
+    if variant not in ("rest", "posts-only"):
+        _fail("--variant must be rest or posts-only.")
+    if token_format not in ("json", "form"):
+        _fail("--token-format must be json or form.")
+    if send_webhook and not conversation_id:
+        _fail(
+            "--send-webhook needs --conversation-id: the webhook call makes Fin sync that "
+            "conversation (a made-up id would make Fin log an error)."
+        )
+    if client_secret_stdin and sys.stdin.isatty():  # wins over --client-secret and the variable
+        client_secret = typer.prompt("Client secret", hide_input=True, err=True)
+    elif client_secret_stdin:
+        client_secret = sys.stdin.readline().rstrip("\r\n") or None
+        if client_secret is None:
+            _fail("No secret on stdin: give it as the first line with --client-secret-stdin.")
+    settings = get_settings()
+    options = Options(
+        base_url=(base_url or settings.base_url).strip(),
+        client_id=(client_id or "").strip() or None,
+        client_secret=client_secret,
+        variant=cast(Any, variant),
+        token_format=cast(Any, token_format),
+        conversation_id=(conversation_id or "").strip() or None,
+        write=write,
+        send_webhook=send_webhook,
+        timeout=timeout,
+    )
+
+    def show(finding: Finding) -> None:
+        typer.echo(finding.line())
+
+    report = run(options, Deployment.from_settings(settings), None if as_json else show)
+    if as_json:
+        _emit(report.to_dict())
+    else:
+        typer.echo(report.summary())
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
 def emulator(
     client_id: Annotated[
         str,
@@ -953,7 +1124,9 @@ def emulator(
     )
     port = port or get_settings().emulator_port
     hook = f"http://{host}:{port}/hooks/standalone/custom_helpdesk_conversation_event/"
-    console.print(f"Fin emulator on http://{host}:{port}  (webhook: {hook}{integration_id})")
+    console.print(
+        f"Fin emulator on http://{host}:{port}  (webhook: {hook}{integration_id})", soft_wrap=True
+    )
     uvicorn.run(create_emulator(config), host=host, port=port, log_level="info")
 
 
