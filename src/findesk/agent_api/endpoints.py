@@ -81,6 +81,9 @@ def queue_counts(request: Request) -> s.QueueCounts:
 
 
 PageSize = Annotated[int, Query(ge=1, le=s.MAX_MESSAGE_PAGE_SIZE)]
+# The largest id a history event can have (64 bits, on SQLite and PostgreSQL): a larger one
+# cannot even be compared in SQL.
+MAX_ROW_ID = 2**63 - 1
 MessageId = Annotated[str | None, Query(max_length=255)]
 
 
@@ -104,7 +107,7 @@ def get_conversation(
 def get_history(
     request: Request,
     conversation_id: str,
-    after_id: Annotated[int, Query(ge=0)] = 0,
+    after_id: Annotated[int, Query(ge=0, le=MAX_ROW_ID)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> s.HistoryPage:
     """Every change of the conversation, oldest first: who changed what, from what, when."""

@@ -30,15 +30,21 @@ log = logging.getLogger(__name__)
 _REQUEST = "idempotency_request"
 _RESPONSE = "idempotency_response"
 _KEY = "idempotency_key_header"
+# ``idempotency.checked_key``'s rule, for the schema: printable ASCII, not only spaces.
+KEY_PATTERN = r"^[ -~]*[!-~][ -~]*$"
 KeyHeader = Annotated[
     str | None,
     Header(
         alias=idempotency.KEY_HEADER,
+        min_length=1,
         max_length=idempotency.MAX_KEY_LENGTH,
+        # What ``checked_key`` accepts (the guard answers anything else with a 400).
+        pattern=KEY_PATTERN,
         description=(
-            "Any unique string (a UUID, say) of up to 255 characters. A retry of the same "
-            "request with the same key, within 24 hours, is answered with the first response "
-            "(with `Idempotent-Replayed: true`) and changes nothing more. Keys are per agent."
+            "Any unique string (a UUID, say) of 1 to 255 printable ASCII characters, not only "
+            "spaces. A retry of the same request with the same key, within 24 hours, is "
+            "answered with the first response (with `Idempotent-Replayed: true`) and changes "
+            "nothing more. Keys are per agent."
         ),
     ),
 ]
@@ -51,8 +57,12 @@ def _problem(description: str) -> dict[str, Any]:
     }
 
 
+INVALID_JSON = _problem("The request body is not valid JSON.")
 RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: _problem("The Idempotency-Key is empty, too long or not printable ASCII."),
+    400: _problem(
+        "The request body is not valid JSON, or the Idempotency-Key is empty, too long or not "
+        "printable ASCII."
+    ),
     409: _problem("A request with this Idempotency-Key is still being processed."),
 }
 

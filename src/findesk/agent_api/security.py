@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from fastapi import APIRouter, Request, Security
 from fastapi.security import HTTPBearer
+from starlette._utils import get_route_path  # how Route.matches reads the path
 from starlette.concurrency import run_in_threadpool
+from starlette.routing import Match
+from starlette.types import Scope
 
+from findesk.agent_api.idempotency import INVALID_JSON, idempotent, read_key
 from findesk.agent_api.idempotency import RESPONSES as IDEMPOTENCY_RESPONSES
-from findesk.agent_api.idempotency import idempotent, read_key
 from findesk.agents.models import Agent
 from findesk.auth import service as auth
 from findesk.fin_api.security import bearer_token
@@ -44,11 +47,29 @@ class AgentRoute(GuardedRoute):
     """A personal token (scripts, integrations), or the inbox's session cookie with its CSRF
     token on every change. Every POST takes an ``Idempotency-Key`` (see ``idempotency``)."""
 
+    # The paths without parameters (``/api/v1/articles/preview``), which no route with
+    # parameters may take (see ``matches``).
+    literal_paths: ClassVar[set[str]] = set()
+
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
-        if "POST" in {method.upper() for method in kwargs.get("methods") or ()}:
+        methods = {method.upper() for method in kwargs.get("methods") or ()}
+        common: dict[int | str, dict[str, Any]] = {}
+        if methods & {"PATCH", "POST", "PUT"}:  # a JSON body, which may not parse
+            common[400] = INVALID_JSON
+        if "POST" in methods:
             endpoint = idempotent(endpoint, lambda: self)
-            kwargs["responses"] = {**IDEMPOTENCY_RESPONSES, **(kwargs.get("responses") or {})}
+            common.update(IDEMPOTENCY_RESPONSES)
+        kwargs["responses"] = {**common, **(kwargs.get("responses") or {})}
         super().__init__(path, endpoint, **kwargs)
+        if not self.param_convertors:
+            AgentRoute.literal_paths.add(self.path)
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        """As OpenAPI matches paths: a literal one before a templated one, whatever the method.
+        ``GET /api/v1/articles/preview`` is a 405 (``Allow: POST``), not article "preview"."""
+        if self.param_convertors and get_route_path(scope) in self.literal_paths:
+            return Match.NONE, {}
+        return super().matches(scope)
 
     async def guard(self, request: Request) -> None:
         if "authorization" not in request.headers and COOKIE in request.cookies:
@@ -78,6 +99,7 @@ def agent_api_router(*, tag: str, not_found: str) -> APIRouter:
             for status, text in (
                 (401, "Missing or invalid agent token."),
                 (404, not_found),
+                (413, "The request body is larger than the limit."),
                 (422, "The request is not valid."),
             )
         },

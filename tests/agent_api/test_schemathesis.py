@@ -1,0 +1,535 @@
+"""Schemathesis over the agent API (``/api/v1``), against a live server.
+
+The schema is the app's own OpenAPI document, filtered to ``/api/v1/``; every request goes over
+loopback to the `server` fixture, on SQLite and on PostgreSQL.
+
+* `test_agent_api_conforms_to_its_schema`: every operation, as an administrator with a valid
+  personal token: no 5xx, only documented status codes and content types, bodies that match the
+  response schemas, schema-valid data accepted and invalid data rejected, and (`ignored_auth`)
+  a 2xx turns into a 401 without or with a bad token. Positive cases mostly get the ids of
+  seeded objects (conversations with messages and tags, articles, agents and their tokens,
+  cursors), so success paths run, not only 404/422.
+* `test_admin_operations_refuse_other_agents`: the administrators' operations answer an agent
+  who is not one with a documented 403, never a 2xx or a 5xx.
+* `test_agent_api_refuses_calls_without_a_valid_token`: every operation answers a call without
+  a token, or with a bogus, revoked or wrong-kind token, or a deactivated agent's, with a
+  documented 401 and `WWW-Authenticate: Bearer ...`.
+
+No operation of the agent API streams (the inbox's live updates over SSE are not in the
+document; `test_no_operation_streams` keeps it so, since a live stream cannot be fuzzed: it
+never ends).
+
+Bounded and repeatable: a fixed number of examples per operation, derandomized, no example
+database.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+import schemathesis
+import schemathesis.checks
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from schemathesis import Case
+from schemathesis.generation import GenerationMode
+from support.server import LiveServer
+
+from findesk.agents.service import create_agent
+from findesk.app import create_app
+from findesk.auth.service import create_agent_token
+from findesk.idempotency.service import KEY_HEADER
+from findesk.kit.db import Database
+from findesk.kit.errors import Invalid
+from findesk.kit.html import is_blank, sanitize
+from findesk.kit.settings import Settings
+from findesk.knowledge import service as knowledge
+from findesk.knowledge.markdown import render
+
+MAX_EXAMPLES = 30  # fuzzing phase, per operation (the examples and coverage phases add their own)
+NON_ADMIN_EXAMPLES = 10  # per administrators' operation
+AUTH_EXAMPLES = 5  # per operation, each sent with every kind of bad credentials
+SEED = 20251027
+CHECKS = [
+    "not_a_server_error",
+    "status_code_conformance",
+    "content_type_conformance",
+    "response_schema_conformance",
+    "response_headers_conformance",
+    "positive_data_acceptance",
+    "negative_data_rejection",
+    "missing_required_header",
+    "unsupported_method",
+    "allow_header_conformance",
+    "ignored_auth",
+]
+BASIC_CHECKS = CHECKS[:5]
+CI_SETTINGS = settings(
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+ADMIN_PATHS = r"^/api/v1/agents/\{agent_id\}/"
+MAX_BODY_BYTES = Settings.model_fields["max_body_bytes"].default
+
+
+def _app_schema() -> dict[str, Any]:
+    # Never connected: building the OpenAPI document needs no database.
+    url = "sqlite:////nonexistent/findesk-openapi.db"
+    db = Database(url)
+    try:
+        return create_app(Settings(database_url=url), db).openapi()
+    finally:
+        db.dispose()
+
+
+def _config(phases: dict[str, Any] | None = None, **generation: Any) -> schemathesis.Config:
+    return schemathesis.Config.from_dict(
+        {
+            "seed": SEED,
+            # A NUL character cannot be stored, and the API answers it with a 422 on purpose;
+            # valid data, as far as this run is concerned, has none.
+            "generation": {
+                "deterministic": True,
+                "database": "none",
+                "allow-x00": False,
+                # The tests send the credentials themselves: a generated Authorization header,
+                # replaced by theirs, would make negative cases ("Authorization missing") that
+                # are not. Calls without credentials are `ignored_auth`'s and
+                # test_agent_api_refuses_calls_without_a_valid_token's.
+                "with-security-parameters": False,
+                **generation,
+            },
+            "phases": phases or {},
+            # A body past the size limit is refused before it is parsed, with the documented
+            # 413: as much a rejection of invalid data as the 4xx schemathesis lists by default.
+            "checks": {
+                "negative_data_rejection": {
+                    "expected-statuses": [
+                        400,
+                        401,
+                        403,
+                        404,
+                        405,
+                        406,
+                        409,
+                        413,
+                        415,
+                        422,
+                        428,
+                        429,
+                        "5xx",
+                    ]
+                }
+            },
+        }
+    )
+
+
+SCHEMA_DOCUMENT = _app_schema()
+QUICK = {"examples": {"enabled": False}, "coverage": {"enabled": False}}
+schema = schemathesis.openapi.from_dict(SCHEMA_DOCUMENT, config=_config()).include(
+    path_regex=r"^/api/v1/"
+)
+admin_schema = schemathesis.openapi.from_dict(
+    SCHEMA_DOCUMENT, config=_config(QUICK, mode="positive")
+).include(path_regex=ADMIN_PATHS)
+auth_schema = schemathesis.openapi.from_dict(SCHEMA_DOCUMENT, config=_config(QUICK)).include(
+    path_regex=r"^/api/v1/"
+)
+ALL_OPERATIONS = {op.ok().label for op in schema.get_all_operations()}
+
+
+@dataclass
+class Seeded:
+    """Objects that exist on the server under test, and what the run saw."""
+
+    base_url: str
+    token: str  # an administrator's
+    admin_id: str
+    agent_token: str  # an agent's who is not an administrator
+    agent_id: str
+    fin_agent_id: str
+    # Fuzzed administration happens to this agent (deactivated, reactivated, tokens revoked).
+    target_id: str
+    target_token_ids: list[str]
+    user_id: str
+    conversation_ids: list[str]
+    message_ids: dict[str, list[str]]  # per conversation, oldest first
+    tags: list[str]
+    cursor: str
+    article_ids: list[str]
+    statuses: dict[str, Counter[int]] = field(default_factory=lambda: defaultdict(Counter))
+
+
+# The seeded objects of the server under test (one backend at a time), for the hooks below.
+CURRENT: dict[str, Seeded] = {}
+# Stands for an article made just before the call: DELETE would otherwise delete the seeded
+# ones once, then answer 404 for the rest of the run.
+FRESH_ARTICLE = "art_fresh-for-this-call"
+
+
+def _ok(response: httpx.Response, status: int = 200) -> Any:
+    assert response.status_code == status, response.text
+    return response.json()
+
+
+def _new_agent(server: LiveServer, role: str = "agent", tokens: int = 1) -> tuple[str, list[str]]:
+    with server.db.transaction() as session:
+        agent = create_agent(
+            session, email=f"st-{uuid.uuid4().hex[:10]}@example.com", name="Sam Fuzz", role=role
+        )
+        return agent.id, [create_agent_token(session, agent) for _ in range(tokens)]
+
+
+@pytest.fixture(scope="module")
+def seeded(server: LiveServer) -> Iterator[Seeded]:
+    admin_id, (admin_token,) = _new_agent(server, role="admin")
+    # A second administrator: deactivating an administrator is not always the last one's.
+    _new_agent(server, role="admin")
+    agent_id, (agent_token,) = _new_agent(server)
+    target_id, _ = _new_agent(server, tokens=3)
+    fin = server.fin_world()
+    user = fin.user(email="seed@example.com")
+    conversation_ids: list[str] = []
+    message_ids: dict[str, list[str]] = {}
+    for n in range(3):
+        conversation, first = fin.conversation(user, body=f"<p>Question {n}</p>")
+        ids = [first["id"]]
+        for k in range(4):
+            ids.append(fin.fin_says(conversation["id"], f"<p>Answer {n}.{k}</p>")["id"])
+            ids.append(fin.user_says(conversation["id"], user["id"], f"<p>More {k}</p>")["id"])
+        conversation_ids.append(conversation["id"])
+        message_ids[conversation["id"]] = ids
+    tags = ["billing", "vip"]
+    with httpx.Client(
+        base_url=f"{server.base_url}/api/v1",
+        headers={"Authorization": f"Bearer {admin_token}"},
+        timeout=30,
+    ) as api:
+        waiting, human, _ = conversation_ids
+        fin.hand_over(waiting)
+        _ok(api.post(f"/conversations/{human}/take-over"))
+        for conversation_id in conversation_ids:
+            _ok(api.patch(f"/conversations/{conversation_id}", json={"tags": tags}))
+        _ok(api.post(f"/conversations/{human}/messages", json={"body": "<p>On it</p>"}), 201)
+        cursor = _ok(api.get("/conversations", params={"limit": 1}))["next_cursor"]
+        assert cursor
+        article_ids = [
+            _ok(api.post("/articles", json=article), 201)["id"]
+            for article in (
+                {"title": "Refunds", "body": "# Refunds\n\nWithin 30 days.", "state": "published"},
+                {"title": "Shipping", "body": "<p>Two days.</p>", "body_format": "html"},
+            )
+        ]
+        target_token_ids = [t["id"] for t in _ok(api.get(f"/agents/{target_id}/tokens"))]
+    CURRENT["seeded"] = Seeded(
+        base_url=server.base_url,
+        token=admin_token,
+        admin_id=admin_id,
+        agent_token=agent_token,
+        agent_id=agent_id,
+        fin_agent_id=server.fin_agent_id,
+        target_id=target_id,
+        target_token_ids=target_token_ids,
+        user_id=user["id"],
+        conversation_ids=conversation_ids,
+        message_ids=message_ids,
+        tags=tags,
+        cursor=cursor,
+        article_ids=article_ids,
+    )
+    yield CURRENT["seeded"]
+    CURRENT.clear()
+
+
+def flatmap_case(context: schemathesis.HookContext, case: Case) -> st.SearchStrategy[Case]:
+    """Fuzzing: point the ids of positive cases at objects that exist, so 2xx paths are reached."""
+    seeded = CURRENT.get("seeded")
+    if seeded is None or case.meta is None or case.meta.generation.mode != GenerationMode.POSITIVE:
+        return st.just(case)
+
+    @st.composite
+    def rewrite(draw: st.DrawFn) -> Case:
+        _with_known_ids(case, seeded, draw)
+        return case
+
+    return rewrite()
+
+
+schema.hook(flatmap_case)
+admin_schema.hook(flatmap_case)
+auth_schema.hook(flatmap_case)
+
+MESSAGE_BODIES = st.sampled_from(
+    ["<p>Hello!</p>", "Plain text", '<p><b>Bold</b> <a href="https://example.com/a">link</a></p>']
+)
+COIN = st.sampled_from([True, True, False])  # mostly the known id; True is the simplest
+
+
+def _with_known_ids(case: Case, seeded: Seeded, draw: st.DrawFn) -> None:
+    path = case.path_parameters if isinstance(case.path_parameters, dict) else {}
+    query = case.query if isinstance(case.query, dict) else {}
+    body = case.body if isinstance(case.body, dict) else {}
+    conversation_id = path.get("conversation_id")
+    if conversation_id is not None and draw(COIN):
+        conversation_id = path["conversation_id"] = draw(st.sampled_from(seeded.conversation_ids))
+    if "agent_id" in path and draw(COIN):
+        # Never the caller: deactivated, it could not call any more.
+        path["agent_id"] = draw(st.sampled_from([seeded.target_id, seeded.fin_agent_id]))
+    if "token_id" in path and draw(COIN):
+        path["token_id"] = draw(st.sampled_from(seeded.target_token_ids))
+    if "article_id" in path and draw(COIN):
+        choices = [FRESH_ARTICLE] if case.method == "DELETE" else seeded.article_ids
+        path["article_id"] = draw(st.sampled_from(choices))
+    messages = seeded.message_ids.get(conversation_id or "", [])
+    if query.get("user_id") is not None and draw(COIN):
+        query["user_id"] = seeded.user_id
+    if query.get("tag") is not None and draw(COIN):
+        query["tag"] = draw(st.sampled_from(seeded.tags))
+    if query.get("after_id") is not None and messages and draw(COIN):
+        query["after_id"] = draw(st.sampled_from(messages))
+    if query.get("before") is not None and messages:
+        query["before"] = draw(st.sampled_from(messages))
+    if body.get("assignee_id") is not None and draw(COIN):
+        body["assignee_id"] = draw(
+            st.sampled_from([seeded.admin_id, seeded.agent_id, seeded.fin_agent_id])
+        )
+    if body.get("tags") is not None and draw(COIN):
+        body["tags"] = draw(st.lists(st.sampled_from(seeded.tags), unique=True))
+    if case.path.endswith("/messages") and case.method == "POST" and "body" in body:
+        body["body"] = draw(st.sampled_from([body["body"], draw(MESSAGE_BODIES)]))
+
+
+def _as_the_rules_want(case: Case, seeded: Seeded) -> None:
+    """A positive case (of any phase), just before the call: what the schema cannot say.
+
+    The schema promises which requests are well formed; these rules, enforced by the domain
+    with a 422, are about the data's meaning, and a request that breaks one is rightly
+    refused. Each is a narrow, documented rule; anything else stays as generated."""
+    path = case.path_parameters if isinstance(case.path_parameters, dict) else {}
+    query = case.query if isinstance(case.query, dict) else {}
+    body = case.body if isinstance(case.body, dict) else {}
+    if query.get("cursor") is not None:
+        # An opaque cursor is one the API gave out; any other string is a 422.
+        query["cursor"] = seeded.cursor
+    if query.get("before") is not None and query.get("after_id") is not None:
+        del query["after_id"]  # either or neither, never both
+    if query.get("before") is not None:
+        # `before` names a message of the conversation; any other id is a 422.
+        messages = seeded.message_ids.get(path.get("conversation_id", ""))
+        if messages:
+            query["before"] = messages[-1]
+        else:
+            del query["before"]
+    if case.path.endswith("/messages") and case.method == "POST" and "body" in body:
+        text = body["body"]
+        if is_blank(sanitize(text) if isinstance(text, str) else None):
+            body["body"] = "<p>Hello!</p>"  # nothing left once sanitised
+    if case.path.startswith("/api/v1/articles") and case.method in ("POST", "PATCH"):
+        _article_as_the_rules_want(case, body)
+    if case.headers and isinstance(case.headers.get(KEY_HEADER), str):
+        # A new key per request, as clients must send (a reused one is a 422); the replays
+        # themselves are tests/agent_api/test_idempotency.py's.
+        case.headers[KEY_HEADER] = f"{uuid.uuid4().hex}:{case.headers[KEY_HEADER]}"[:255]
+
+
+def _article_as_the_rules_want(case: Case, body: dict[str, Any]) -> None:
+    """knowledge.service's own checks of each field (a title of 1 to 255 characters once
+    whitespace is collapsed, a language tag, an absolute http(s) URL or blank, a body of at
+    most 512 KiB of UTF-8 where the schema counts characters), and no published article
+    without a body (kept simple: a body never renders blank)."""
+    for name, check, fallback in (
+        ("title", knowledge._title, "A title"),
+        ("locale", knowledge._locale, "en"),
+        ("url", knowledge._url, "https://example.com/help/a"),
+        ("body", knowledge._body, "Some text."),
+    ):
+        value = body.get(name)
+        if isinstance(value, str):
+            try:
+                check(value)
+            except Invalid:
+                body[name] = fallback
+    text = body.get("body")
+    if isinstance(text, str) and any(is_blank(render(text, f)) for f in ("markdown", "html")):
+        body["body"] = "Some text."
+    if case.path == "/api/v1/articles" and body.get("state") == "published" and "body" not in body:
+        body["body"] = "Some text."
+
+
+def _mislabelled_positive(case: Case) -> bool:
+    """A positive case with a negative part: schemathesis's coverage phase, when it finds no
+    valid body in time for its template (a busy machine), keeps a negative one (`0`) and still
+    labels the cases that vary a header positive."""
+    meta = case.meta
+    return (
+        meta is not None
+        and meta.generation.mode == GenerationMode.POSITIVE
+        and any(c.mode == GenerationMode.NEGATIVE for c in meta.components.values())
+    )
+
+
+def _prepared(case: Case, seeded: Seeded) -> None:
+    """Just before the call: make the article that a DELETE case deletes."""
+    if isinstance(case.path_parameters, dict) and (
+        case.path_parameters.get("article_id") == FRESH_ARTICLE
+    ):
+        created = httpx.post(
+            f"{seeded.base_url}/api/v1/articles",
+            json={"title": "To be deleted", "body": "Soon gone."},
+            headers={"Authorization": f"Bearer {seeded.token}"},
+        )
+        case.path_parameters["article_id"] = _ok(created, 201)["id"]
+
+
+@schema.hook
+def after_call(
+    context: schemathesis.HookContext, case: Case, response: schemathesis.Response
+) -> None:
+    """Count the status codes each operation answered (before any check can stop the test)."""
+    seeded = CURRENT.get("seeded")
+    if seeded is not None:
+        seeded.statuses[case.operation.label][response.status_code] += 1
+
+
+@schema.parametrize()
+@settings(CI_SETTINGS, max_examples=MAX_EXAMPLES)
+def test_agent_api_conforms_to_its_schema(case: Case, seeded: Seeded) -> None:
+    _prepared(case, seeded)
+    checks = CHECKS
+    if _mislabelled_positive(case):
+        checks = [name for name in CHECKS if name != "positive_data_acceptance"]
+    elif case.meta is not None and case.meta.generation.mode == GenerationMode.POSITIVE:
+        _as_the_rules_want(case, seeded)
+        if case.path.endswith("/deactivate") and case.path_parameters == {
+            "agent_id": seeded.fin_agent_id
+        }:
+            # The bot that represents Fin cannot be deactivated: a 422 by design (pinned by
+            # tests/agents/test_lifecycle.py), a rule about which agent, not the request's shape.
+            checks = [name for name in CHECKS if name != "positive_data_acceptance"]
+    case.call_and_validate(
+        base_url=seeded.base_url,
+        headers={"Authorization": f"Bearer {seeded.token}"},
+        checks=[getattr(schemathesis.checks, name) for name in checks],
+    )
+
+
+@admin_schema.parametrize()
+@settings(CI_SETTINGS, max_examples=NON_ADMIN_EXAMPLES)
+def test_admin_operations_refuse_other_agents(case: Case, seeded: Seeded) -> None:
+    headers = {"Authorization": f"Bearer {seeded.agent_token}"}
+    _as_the_rules_want(case, seeded)
+    response = case.call(base_url=seeded.base_url, headers=headers)
+    assert response.status_code == 403, (response.status_code, response.text)
+    case.validate_response(
+        response, checks=[getattr(schemathesis.checks, name) for name in BASIC_CHECKS]
+    )
+
+
+@pytest.fixture(scope="module")
+def bad_credentials(server: LiveServer, seeded: Seeded) -> dict[str, str | None]:
+    """Authorization header values that must all be refused (None: no header at all)."""
+    revoked_id, (revoked,) = _new_agent(server)
+    gone_id, (gone,) = _new_agent(server)
+    with httpx.Client(
+        base_url=f"{server.base_url}/api/v1",
+        headers={"Authorization": f"Bearer {seeded.token}"},
+        timeout=30,
+    ) as api:
+        (token,) = _ok(api.get(f"/agents/{revoked_id}/tokens"))
+        _ok(api.delete(f"/agents/{revoked_id}/tokens/{token['id']}"))
+        _ok(api.post(f"/agents/{gone_id}/deactivate"))
+    return {
+        "none": None,
+        "bogus": f"Bearer fat_{uuid.uuid4().hex}",
+        "empty bearer": "Bearer ",
+        "revoked": f"Bearer {revoked}",
+        "deactivated agent": f"Bearer {gone}",
+        "Fin's access token": f"Bearer {server.fin_token()}",
+        "token without scheme": seeded.token,
+    }
+
+
+@auth_schema.parametrize()
+@settings(CI_SETTINGS, max_examples=AUTH_EXAMPLES)
+def test_agent_api_refuses_calls_without_a_valid_token(
+    case: Case, seeded: Seeded, bad_credentials: dict[str, str | None]
+) -> None:
+    if case.headers:
+        # Generated security parameters: this test sends its own (or none).
+        case.headers.pop("Authorization", None)
+    for kind, authorization in bad_credentials.items():
+        headers = {} if authorization is None else {"Authorization": authorization}
+        response = case.call(base_url=seeded.base_url, headers=headers)
+        if len(response.request.body or b"") > MAX_BODY_BYTES:
+            # Refused before it is read, credentials or not.
+            assert response.status_code == 413, (kind, response.status_code, response.text)
+        else:
+            assert response.status_code == 401, (kind, response.status_code, response.text)
+            challenge = response.headers.get("www-authenticate", [""])[0]
+            assert challenge.startswith("Bearer "), (kind, challenge)
+        case.validate_response(
+            response,
+            checks=[getattr(schemathesis.checks, name) for name in BASIC_CHECKS],
+            headers=headers,
+        )
+
+
+def test_fuzzing_reached_success_paths(seeded: Seeded) -> None:
+    """Ids of seeded objects made it into the requests: every operation answered a 2xx."""
+    if not seeded.statuses:
+        pytest.skip("test_agent_api_conforms_to_its_schema did not run for this backend")
+    without_success = sorted(
+        label
+        for label in ALL_OPERATIONS
+        if not any(200 <= status < 300 for status in seeded.statuses[label])
+    )
+    assert not without_success, {label: dict(seeded.statuses[label]) for label in without_success}
+
+
+def test_every_operation_of_the_agent_api_is_fuzzed() -> None:
+    conversations = "/api/v1/conversations/{conversation_id}"
+    articles = "/api/v1/articles/{article_id}"
+    agents = "/api/v1/agents/{agent_id}"
+    expected = {
+        "GET /api/v1/me", "GET /api/v1/agents", "GET /api/v1/conversations",
+        "GET /api/v1/queues", f"GET {conversations}", f"PATCH {conversations}",
+        f"GET {conversations}/history", f"GET {conversations}/messages",
+        f"POST {conversations}/messages", f"POST {conversations}/take-over",
+        f"POST {conversations}/hand-back", f"POST {conversations}/typing",
+        f"POST {agents}/deactivate", f"POST {agents}/reactivate", f"GET {agents}/tokens",
+        f"DELETE {agents}/tokens/{{token_id}}",
+        "GET /api/v1/articles", "POST /api/v1/articles", "POST /api/v1/articles/preview",
+        f"GET {articles}", f"PATCH {articles}", f"DELETE {articles}",
+        f"POST {articles}/publish", f"POST {articles}/archive",
+    }  # fmt: skip
+    assert ALL_OPERATIONS == expected
+    admin_only = {op.ok().label for op in admin_schema.get_all_operations()}
+    assert admin_only == {label for label in expected if label.split(" ")[1].startswith(agents)}
+
+
+def test_no_operation_streams() -> None:
+    """A live stream (SSE) never ends, so it cannot be fuzzed: the document must not have one."""
+    streaming = [
+        f"{method.upper()} {path}"
+        for path, operations in SCHEMA_DOCUMENT["paths"].items()
+        if path.startswith("/api/v1/")
+        for method, operation in operations.items()
+        for response in operation.get("responses", {}).values()
+        if "text/event-stream" in response.get("content", {})
+    ]
+    assert not streaming
+
+
+def test_the_live_server_serves_the_schema_tested_here(server: LiveServer) -> None:
+    served = httpx.get(f"{server.base_url}/openapi.json")
+    assert served.status_code == 200
+    assert served.json() == SCHEMA_DOCUMENT
