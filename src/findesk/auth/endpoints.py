@@ -191,7 +191,8 @@ async def token(request: Request) -> JSONResponse:
                         max_live=settings.oauth_max_live_tokens,
                     )
                 except service.InvalidClient:
-                    return None  # and the failure it counted is kept
+                    throttle.failed(session, attempt)
+                    return None
                 throttle.succeeded(session, attempt)
                 return issued
 
@@ -242,7 +243,8 @@ async def revoke(request: Request) -> JSONResponse:
                 try:
                     service.check_client(session, client_id, secret)
                 except service.InvalidClient:
-                    return None  # and the failure it counted is kept
+                    throttle.failed(session, attempt)
+                    return None
                 throttle.succeeded(session, attempt)
                 service.revoke_access_token(session, token_value)
                 return True

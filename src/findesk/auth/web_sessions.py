@@ -58,6 +58,7 @@ async def sign_in(
         await run_in_threadpool(_in_transaction, db, throttle.not_judged, attempt)
         raise
     if agent is None or not ok or not agent.active or agent.is_bot:
+        await run_in_threadpool(_in_transaction, db, throttle.failed, attempt)
         raise Unauthorized("Wrong email or password.", error=None)
     signed_in_agent = agent
 

@@ -78,13 +78,13 @@ class Settings(BaseSettings):
         "connection's own address is the client's (what sign-in throttling counts by).",
     )
     password_check_workers: int = Field(
-        default=2,
+        default=1,
         ge=1,
         le=64,
         description="Password checks (argon2) run at once; more sign-ins wait their turn.",
     )
     password_check_queue: int = Field(
-        default=32,
+        default=64,
         ge=0,
         description="Sign-ins that may wait for a password check; beyond, 503 at once.",
     )

@@ -7,15 +7,18 @@ wider counters allow many more, so a team behind one proxy and an owner whose ac
 attack from elsewhere keep working. A pair that succeeded lately is *known*: only its own counter
 holds it back, so an attack on an account from other addresses never locks its owner out.
 
-An attempt is counted when it begins (in the transaction that checks the counters, with their
-rows locked), so concurrent guesses cannot all slip through before any failure is written; a
-success, or an attempt that could not be judged, takes its count back.
+An attempt counts against its pair when it begins (in the transaction that checks the counters,
+with their rows locked), so concurrent guesses at one account from one address cannot all slip
+through before any failure is written; a success, or an attempt that could not be judged, takes
+that count back. The wider counters count failures once they are known: many people behind one
+address signing in at once are many attempts in flight, not failures.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -95,7 +98,7 @@ def token_guard(client_id: str, address: str) -> Guard:
 @dataclass(frozen=True)
 class Attempt:
     guard: Guard
-    counted: tuple[Counter, ...]
+    known: bool  # its pair succeeded lately: the wider counters neither hold it nor count it
 
 
 def _waiting(row: ThrottleCounter, now: datetime) -> float:
@@ -105,35 +108,43 @@ def _waiting(row: ThrottleCounter, now: datetime) -> float:
 
 
 def begin(session: Session, guard: Guard, now: datetime | None = None) -> Attempt:
-    """Count an attempt as failed until told otherwise, or refuse it (429, with Retry-After)
-    while one of its counters makes it wait."""
+    """Let an attempt through, counted against its pair as failed until told otherwise, or
+    refuse it (429, with Retry-After) while one of its counters makes it wait."""
     now = now or utcnow()
     if prune_due():
         prune(session, now)
-    counters = guard.counters()
-    rows = repository.lock_counters(session, {k: c.policy.scope for k, c in counters.items()}, now)
+    rows = _lock(session, guard.counters().values(), now)
     pair = rows[guard.pair.key]
     known = pair.last_success_at is not None and as_utc(pair.last_success_at) > now - KNOWN_FOR
-    counted = (guard.pair,) if known else (guard.pair, *guard.wider)
-    wait = max(_waiting(rows[c.key], now) for c in counted)
+    holding = (guard.pair,) if known else (guard.pair, *guard.wider)
+    wait = max(_waiting(rows[c.key], now) for c in holding)
     if wait > 0:
         seconds = math.ceil(wait)
         raise TooManyAttempts(
             f"Too many failed attempts. Try again in {_duration(seconds)}.",
             headers={"Retry-After": str(seconds)},
         )
-    for counter in counted:
-        row, policy = rows[counter.key], counter.policy
-        if (
-            row.last_failure_at is not None
-            and as_utc(row.last_failure_at) <= now - policy.forget_after
-        ):
-            row.failures = 0
-        row.failures += 1
-        row.last_failure_at = row.updated_at = now
-        delay = policy.delay(row.failures)
-        row.blocked_until = now + delay if delay else None
-    return Attempt(guard, counted)
+    _count_failure(pair, guard.pair.policy, now)
+    return Attempt(guard, known)
+
+
+def failed(session: Session, attempt: Attempt, now: datetime | None = None) -> None:
+    """The attempt was wrong: the wider counters count it too (its pair already has)."""
+    if attempt.known:
+        return
+    now = now or utcnow()
+    rows = _lock(session, attempt.guard.wider, now)
+    for counter in attempt.guard.wider:
+        _count_failure(rows[counter.key], counter.policy, now)
+
+
+def _count_failure(row: ThrottleCounter, policy: Policy, now: datetime) -> None:
+    if row.last_failure_at is not None and as_utc(row.last_failure_at) <= now - policy.forget_after:
+        row.failures = 0
+    row.failures += 1
+    row.last_failure_at = row.updated_at = now
+    delay = policy.delay(row.failures)
+    row.blocked_until = now + delay if delay else None
 
 
 def _duration(seconds: int) -> str:
@@ -142,36 +153,30 @@ def _duration(seconds: int) -> str:
     return f"{math.ceil(seconds / 60)} minutes"
 
 
-def _take_back(row: ThrottleCounter, policy: Policy, now: datetime) -> None:
+def succeeded(session: Session, attempt: Attempt, now: datetime | None = None) -> None:
+    """The attempt was right: its pair starts again from nothing and is known from now on."""
+    now = now or utcnow()
+    pair = _lock(session, (attempt.guard.pair,), now)[attempt.guard.pair.key]
+    pair.failures, pair.blocked_until = 0, None
+    pair.last_success_at = pair.updated_at = now
+
+
+def not_judged(session: Session, attempt: Attempt, now: datetime | None = None) -> None:
+    """The attempt could not be judged (the server was too busy, say): its pair takes back
+    what it counted."""
+    now = now or utcnow()
+    counter = attempt.guard.pair
+    row = _lock(session, (counter,), now)[counter.key]
     row.failures = max(0, row.failures - 1)
-    delay = policy.delay(row.failures)
+    delay = counter.policy.delay(row.failures)
     row.blocked_until = row.last_failure_at + delay if delay and row.last_failure_at else None
     row.updated_at = now
 
 
-def succeeded(session: Session, attempt: Attempt, now: datetime | None = None) -> None:
-    """The attempt was right: its pair starts again from nothing and is known from now on; the
-    wider counters take back what it counted."""
-    now = now or utcnow()
-    rows = _lock(session, attempt, now)
-    pair = rows[attempt.guard.pair.key]
-    pair.failures, pair.blocked_until = 0, None
-    pair.last_success_at = pair.updated_at = now
-    for counter in attempt.counted[1:]:
-        _take_back(rows[counter.key], counter.policy, now)
-
-
-def not_judged(session: Session, attempt: Attempt, now: datetime | None = None) -> None:
-    """The attempt could not be judged (the server was too busy, say): take back its count."""
-    now = now or utcnow()
-    rows = _lock(session, attempt, now)
-    for counter in attempt.counted:
-        _take_back(rows[counter.key], counter.policy, now)
-
-
-def _lock(session: Session, attempt: Attempt, now: datetime) -> dict[str, ThrottleCounter]:
-    keys = {c.key: c.policy.scope for c in attempt.counted}
-    return repository.lock_counters(session, keys, now)
+def _lock(
+    session: Session, counters: Iterable[Counter], now: datetime
+) -> dict[str, ThrottleCounter]:
+    return repository.lock_counters(session, {c.key: c.policy.scope for c in counters}, now)
 
 
 def prune(session: Session, now: datetime | None = None) -> int:
