@@ -26,6 +26,7 @@ from web_support import (
 )
 
 from findesk.agents.models import Agent
+from findesk.attachments.models import StoredFile
 from findesk.auth.models import OAuthClient
 from findesk.conversations.models import Conversation, Message
 from findesk.kit.text import (
@@ -203,6 +204,30 @@ def test_a_reply_too_long_is_refused_and_control_characters_never_stored(
     with server.db.read_session() as session:
         bodies = session.scalars(select(Message.body).filter_by(conversation_id=cid)).all()
     assert bodies[-1] == "<p>Hi [2Jthere</p>"
+
+
+@pytest.mark.parametrize(
+    ("sent", "stored"),
+    [
+        ("image/" + "x" * 300, "image/png"),  # longer than its column: guessed from the name
+        ("image/png\x00", "image/png"),
+        ("not a type", "image/png"),
+        ("IMAGE/PNG; charset=binary", "image/png"),
+        ("application/vnd.example+json", "application/vnd.example+json"),
+    ],
+)
+def test_an_attachments_content_type_is_believed_only_when_well_formed(
+    server: LiveServer, world: World, web: Web, sent: str, stored: str
+) -> None:
+    cid = world.conversation(title=unique("Order"))[0]["id"]
+    name = unique("scan") + ".png"
+    response = web.http.post(
+        f"/inbox/conversations/{cid}/reply",
+        data={"body": "<p>The scan</p>", "csrf_token": web.csrf},
+        files=[("files", (name, b"\x89PNG not really", sent))],
+    )
+    assert response.status_code == 303, response.text
+    assert one(server, StoredFile, filename=name).content_type == stored
 
 
 # --- the article editor ----------------------------------------------------------------------

@@ -23,6 +23,8 @@ CHUNK = 1024 * 1024
 # Shown inline in the inbox; anything else (SVG and HTML included) downloads as an attachment.
 INLINE_IMAGES = {"image/png", "image/jpeg", "image/gif", "image/webp"}
 
+MEDIA_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}")
+
 
 @dataclass(frozen=True)
 class Upload:
@@ -68,7 +70,9 @@ def store(
         raise
     filename = safe_filename(upload.filename)
     content_type = (upload.content_type or "").split(";")[0].strip().lower()
-    if not content_type or content_type == "application/octet-stream":
+    # Only a well-formed type is believed (RFC 6838: at most 127 characters each side); any
+    # other, however long, is as good as none.
+    if not MEDIA_TYPE.fullmatch(content_type) or content_type == "application/octet-stream":
         content_type = mimetypes.guess_type(filename)[0] or "application/octet-stream"
     row = StoredFile(
         key=key,
