@@ -1,5 +1,5 @@
-"""What schemathesis found in the agent API (tests/agent_api/test_schemathesis.py), one focused
-test each, against a live server on SQLite and on PostgreSQL."""
+"""What schemathesis found in the agent API (tests/agent_api/test_agent_api_schemathesis.py), one
+focused test each, against a live server on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 

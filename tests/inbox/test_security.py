@@ -615,7 +615,8 @@ def test_hostile_html_in_messages_is_inert_in_the_browser(
     try:
         page = context.new_page()
         fired, dialogs = detect(page)
-        # Notices and errors come back in the URL: they are text too.
+        # Notices and errors in the URL are not shown at all (see
+        # test_a_link_cannot_make_a_page_say_something); were they, they would be text.
         page.goto(f"{url}?error={quote(HOSTILE[1])}&notice={quote(HOSTILE[0])}")
         assert (fired, dialogs) == ([], [])  # nothing ran while the page loaded
         thread = page.locator("ol.thread")
@@ -740,6 +741,20 @@ def test_attachment_urls_cannot_be_guessed_and_only_images_show_inline(
 
 
 # --- (e) guessing passwords: see tests/throttle/test_sign_in.py ----------------------------
+
+
+def test_a_link_cannot_make_a_page_say_something(server: LiveServer, admin_web: Web) -> None:
+    """Notices and errors travel from a form to the next page in a short-lived cookie, never in
+    the URL: a link with ?error=... shows nothing (no "call this number" on findesk's page)."""
+    bait = "Your session expired: call +1 555 0100 to restore access."
+    for path in ("/inbox", "/inbox/admin"):
+        page = admin_web.page(path, error=bait, notice=bait)
+        assert bait not in page.text
+    refused = admin_web.post("/inbox/admin/clients", {"name": "Fin\x1b"})
+    assert refused.status_code == 303 and "?" not in refused.headers["location"]
+    said = "must not contain control characters"
+    assert said in admin_web.page("/inbox/admin").find(role="alert").text
+    assert said not in admin_web.page("/inbox/admin").text  # shown once
 
 
 # --- (f) headers, cookies, signing out, roles, redirects --------------------------------------

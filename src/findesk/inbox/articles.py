@@ -264,7 +264,7 @@ async def create(request: Request) -> Response:
                 request, viewer, None, form=values, errors=errors, error=summary, http_status=422
             )
         notice = "published" if action == "publish" else "created"
-        return back(f"{BASE}/{article_id}", notice=notice)
+        return back(f"{BASE}/{article_id}?notice={notice}")
 
     return await guarded(request, run, page=False)
 
@@ -318,7 +318,7 @@ async def save(request: Request, article_id: str) -> Response:
                 error=summary,
                 http_status=422,
             )
-        return back(f"{BASE}/{article_id}", notice=draft.state or "saved")
+        return back(f"{BASE}/{article_id}?notice={draft.state or 'saved'}")
 
     return await guarded(request, run, page=False)
 
@@ -338,7 +338,7 @@ async def retry(request: Request, article_id: str) -> Response:
                 service.request_publish(article)
 
         await run_in_threadpool(apply)
-        return back(f"{BASE}/{article_id}", notice="retry")
+        return back(f"{BASE}/{article_id}?notice=retry")
 
     return await guarded(request, run, page=False)
 
@@ -353,6 +353,6 @@ async def delete(request: Request, article_id: str) -> Response:
                 service.delete_article(session, article_id)
 
         await run_in_threadpool(apply)
-        return back(BASE, notice="deleted")
+        return back(f"{BASE}?notice=deleted")
 
     return await guarded(request, run, page=False)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.templating import Jinja2Templates
@@ -80,6 +80,8 @@ QUEUES = {
 }
 LOGIN_CSRF_COOKIE = "findesk_login_csrf"
 RESUME_ID = re.compile(r"[0-9]{1,18}")
+FLASH_COOKIE = "findesk_flash"
+FLASH_MAX = 500  # characters of a notice or error kept for the next page
 IMAGE_TYPES = {"png", "jpg", "jpeg", "gif", "webp"}
 SECURITY_HEADERS = {
     # Message bodies are sanitised on the way in; this makes any slip inert in the browser.
@@ -107,17 +109,48 @@ templates.env.filters["iso"] = isoformat
 templates.env.globals["limits"] = text_rules  # each kind of field's limit, for the forms
 
 
-def render(request: Request, name: str, http_status: int = 200, **context: Any) -> HTMLResponse:
+def render(
+    request: Request, name: str, http_status: int = 200, *, flash: bool = False, **context: Any
+) -> HTMLResponse:
+    """A page; with ``flash``, it shows (and forgets) the notice or error ``back`` left."""
+    message = _flash_of(request) if flash else {}
+    context = {**message, **context}
     response = templates.TemplateResponse(request, name, context, status_code=http_status)
     response.headers.update(SECURITY_HEADERS)
     response.headers["Cache-Control"] = "no-store"
+    if message:
+        response.delete_cookie(FLASH_COOKIE, path="/inbox")
     return response
 
 
-def back(url: str, **params: str) -> RedirectResponse:
+def back(
+    url: str, *, notice: str | None = None, error: str | None = None, **params: str
+) -> RedirectResponse:
+    """Redirect (303) after a form; ``params`` go in the URL. A ``notice`` or ``error`` goes in a
+    short-lived cookie, for the next page to show: were it in the URL, any link could make
+    findesk's pages say anything. (The article pages' ``notice`` is a key into their own
+    messages, and travels in ``params``.)"""
     sep = "&" if "?" in url else "?"
     target = url + (sep + urlencode(params) if params else "")
-    return RedirectResponse(target, status_code=303)
+    response = RedirectResponse(target, status_code=303)
+    message = {k: v[:FLASH_MAX] for k, v in (("notice", notice), ("error", error)) if v}
+    if message:
+        response.set_cookie(
+            FLASH_COOKIE,
+            urlencode(message),
+            max_age=60,
+            path="/inbox",
+            httponly=True,
+            samesite="strict",
+        )
+    return response
+
+
+def _flash_of(request: Request) -> dict[str, str]:
+    raw = request.cookies.get(FLASH_COOKIE)
+    if not raw:
+        return {}
+    return {k: v for k, v in parse_qsl(raw) if k in ("notice", "error")}
 
 
 def _safe_next(value: str | None) -> str:
@@ -352,7 +385,7 @@ async def inbox(request: Request) -> Response:
             **context,
             fin_alert=fin_alert,
             selected=None,
-            notice=request.query_params.get("notice"),
+            flash=True,
         )
 
     return await guarded(request, run, page=True)
@@ -370,8 +403,7 @@ async def conversation_page(request: Request, conversation_id: str) -> Response:
             **(context | detail),
             fin_alert=fin_alert,
             selected=conversation_id,
-            notice=request.query_params.get("notice"),
-            error=request.query_params.get("error"),
+            flash=True,
         )
 
     return await guarded(request, run, page=True)
@@ -728,8 +760,7 @@ async def admin_page(request: Request) -> Response:
             request,
             "admin.html",
             **context,
-            notice=request.query_params.get("notice"),
-            error=request.query_params.get("error"),
+            flash=True,
         )
 
     return await guarded(request, run, page=True)
@@ -835,8 +866,7 @@ async def admin_agent_page(request: Request, agent_id: str) -> Response:
             request,
             "admin_agent.html",
             **context,
-            notice=request.query_params.get("notice"),
-            error=request.query_params.get("error"),
+            flash=True,
         )
 
     return await guarded(request, run, page=True)
