@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
@@ -132,6 +133,52 @@ def migrate() -> None:
     """Create or upgrade the database schema (and seed the Fin bot agent)."""
     migrate_and_seed().dispose()
     console.print("Database is up to date.")
+
+
+@app.command()
+def backup(
+    destination: Annotated[Path, typer.Argument(help="A new (or empty) folder for the backup.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Back up the SQLite database and its attachments while findesk serves (consistent: what
+    was committed when the copy began). PostgreSQL: use pg_dump (see the README)."""
+    from dataclasses import asdict
+
+    from findesk.ops import backup as backups
+
+    try:
+        manifest = backups.backup(get_settings(), destination)
+    except Problem as exc:
+        _fail(exc.detail)
+    if as_json:
+        _emit({"folder": str(destination), **asdict(manifest)})
+        return
+    rows = ", ".join(f"{count} {table}" for table, count in manifest.rows.items())
+    console.print(f"Backed up to {destination}: {rows}; {manifest.files} attachment files.")
+    if manifest.missing_files:
+        err.print(f"warning: {len(manifest.missing_files)} attachment files were missing.")
+
+
+@app.command()
+def restore(
+    folder: Annotated[Path, typer.Argument(help="A folder written by `findesk backup`.")],
+    force: Annotated[
+        bool,
+        typer.Option(help="Replace the current database (it is kept beside it, renamed)."),
+    ] = False,
+) -> None:
+    """Restore a backup in place of the SQLite database and its attachments, then bring its
+    schema up to date. Stop findesk first."""
+    from findesk.ops import backup as backups
+
+    try:
+        kept = backups.restore(get_settings(), folder, force=force)
+    except Problem as exc:
+        _fail(exc.detail)
+    migrate_and_seed().dispose()
+    if kept is not None:
+        console.print(f"The database it replaced is kept as {kept}.")
+    console.print(f"Restored from {folder}; start findesk again.")
 
 
 @app.command()
@@ -1151,8 +1198,6 @@ def kb_import(
     """Import Markdown files with optional YAML front matter (title, url, state, locale, slug)
     as articles. Importing the same folder again updates them; a bad file is reported and the
     others are still imported (exit code 1 if any failed)."""
-    from pathlib import Path
-
     from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
