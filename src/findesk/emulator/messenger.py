@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import html
 import json
+import logging
 import re
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -37,6 +38,8 @@ from findesk.kit.streams import (
     StreamSlots,
     evicted_message,
 )
+
+log = logging.getLogger("findesk.emulator.messenger")
 
 STATIC = Path(__file__).parent / "static"
 COOKIE = "fin_messenger"
@@ -98,7 +101,19 @@ def create_messenger(
 
     def visitor_of(request: Request) -> Visitor | None:
         token = request.cookies.get(COOKIE)
-        return store.visitor_by_token(token) if token else None
+        visitor = store.visitor_by_token(token) if token else None
+        if visitor is None and request.url.path != "/messenger/api/visitor":
+            # Which it was tells a browser that sent no cookie from a store that lost a visitor
+            # (a rare refusal right after a visitor was created is still unexplained).
+            log.warning(
+                "messenger %s %s: no visitor (%s)",
+                request.method,
+                request.url.path,
+                "unknown cookie"
+                if token
+                else f"no cookie; cookies sent: {sorted(request.cookies)}",
+            )
+        return visitor
 
     async def json_body(request: Request) -> dict[str, Any] | JSONResponse:
         if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
