@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from typing import Any
 
 import httpx
@@ -385,3 +386,27 @@ def test_text_at_the_limits_is_stored_whole(fin: httpx.Client, existing) -> None
     assert (updated.json()["title"], updated.json()["tags"]) == (title, [tag])
     updated = fin.put("/conversation", json={"conversation_id": c, "title": "Two\r\nlines"})
     assert updated.json()["title"] == "Two  lines"
+
+
+def test_a_client_gone_before_its_body_arrived_is_no_crash(
+    server, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A load generator stopping (or a dropped connection) mid-body: nothing to answer, and
+    nothing logged as an unhandled exception."""
+    token = server.fin_token()
+    for _ in range(3):
+        with socket.create_connection(("127.0.0.1", server.port)) as sock:
+            sock.sendall(
+                b"POST /api/fin/messages HTTP/1.1\r\nHost: x\r\n"
+                b"Authorization: Bearer " + token.encode() + b"\r\n"
+                b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+                b'{"conversation_id": '
+            )
+            sock.shutdown(socket.SHUT_WR)
+            sock.settimeout(10)
+            while sock.recv(4096):  # until the server closes it
+                pass
+    fin = httpx.get(f"{server.base_url}/healthz")
+    assert fin.status_code == 200
+    crashes = [r for r in caplog.records if "Exception in ASGI application" in r.getMessage()]
+    assert crashes == [], crashes[0].exc_info if crashes else None

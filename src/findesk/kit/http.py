@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 from fastapi import HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
+from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -225,5 +226,7 @@ class GuardedRoute(APIRoute):
             except HTTPException as exc:
                 problem = Problem(str(exc.detail), status=exc.status_code, code="http_error")
                 return problem_response(problem, envelope=envelope)
+            except ClientDisconnect:  # gone before its body arrived: nobody to answer, no crash
+                return Response(status_code=400)
 
         return route
