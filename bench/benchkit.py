@@ -1,5 +1,6 @@
 """What the benchmarks in this folder share: child processes, the environment they run in, CPU
-meters, latency samples, table cells and the command-line frame (signals, exit status).
+meters, latency samples, wrk (the load generator) and its report, a throwaway PostgreSQL server,
+table cells and the command-line frame (signals, exit status).
 
 A benchmark script imports it as ``from benchkit import ...``: run as ``python bench/x.py``,
 the script's folder is first on ``sys.path``.
@@ -13,8 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
+import json
 import math
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -24,7 +28,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn, Protocol
 
 import httpx
 
@@ -71,13 +75,20 @@ def findesk_env(data_dir: Path, **settings: str | None) -> dict[str, str]:
     return env
 
 
-def process_cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of a process, all threads (Linux only)."""
+def _stat_fields(pid: int | str) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name (which may contain spaces)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    fields = stat.rsplit(")", 1)[1].split()  # the command name may contain spaces
+    return stat.rsplit(")", 1)[1].split()
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process, all threads (Linux only)."""
+    fields = _stat_fields(pid)
+    if fields is None:
+        return None
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -146,6 +157,22 @@ class ChildProcess:
                 raise SetupError(f"{what} within {timeout:g} s; log:\n{self.log_tail()}")
             await asyncio.sleep(0.05)
 
+    def log_size(self) -> int:
+        """How many bytes the log has: ``log_text(since=...)`` reads what follows."""
+        try:
+            return self.log_path.stat().st_size
+        except OSError:
+            return 0
+
+    def log_text(self, since: int = 0) -> str:
+        """The log from byte ``since`` on."""
+        try:
+            with self.log_path.open("rb") as log_file:
+                log_file.seek(since)
+                return log_file.read().decode(errors="replace")
+        except OSError:
+            return ""
+
     def log_tail(self, lines: int = 20) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
@@ -155,6 +182,11 @@ class ChildProcess:
     def cpu_seconds(self) -> float | None:
         """User + system CPU time of the process, all threads (Linux only)."""
         return None if self.process is None else process_cpu_seconds(self.process.pid)
+
+    def tree(self) -> ProcessTree:
+        """The process with whatever processes it starts (worker processes, a pool)."""
+        assert self.process is not None
+        return ProcessTree(self.process.pid)
 
     def stop(self, timeout: float = 10.0) -> int | None:
         """SIGTERM (uvicorn and the findesk worker shut down gracefully on it), SIGKILL after
@@ -195,7 +227,77 @@ class ChildProcess:
         return process.returncode, time.perf_counter() - started
 
 
+def errors_logged(text: str) -> dict[str, int]:
+    """The errors in a server's log, counted by kind: each traceback by its exception's type,
+    each JSON log line of level error or critical by its message."""
+    counts: dict[str, int] = {}
+    lines = text.splitlines()
+    for n, line in enumerate(lines):
+        kind = None
+        if line.startswith("Traceback (most recent call last):"):
+            # The exception is the first line after the frames (which are indented).
+            following = (later for later in lines[n + 1 :] if not later.startswith(" "))
+            kind = next(following, "?").split(":", 1)[0]
+        elif line.startswith("{"):
+            with contextlib.suppress(ValueError, AttributeError):
+                entry = json.loads(line)
+                if entry.get("level") in ("error", "critical"):
+                    kind = str(entry.get("msg"))
+        if kind is not None:
+            counts[kind] = counts.get(kind, 0) + 1
+    return counts
+
+
 # --- CPU ----------------------------------------------------------------------------------------
+
+
+class CpuSource(Protocol):
+    """Whatever CPU time is read from: a ``ChildProcess``, a ``ProcessTree``, ``ReapedChildren``."""
+
+    def cpu_seconds(self) -> float | None: ...
+
+
+@dataclass(frozen=True)
+class ProcessTree:
+    """A process and all its descendants: a server with worker processes, or PostgreSQL's
+    postmaster and its backends. Their CPU time counts the descendants that have exited too
+    (each process's reaped children are in its own stat), so nothing is lost between two
+    readings (Linux only)."""
+
+    pid: int
+
+    def cpu_seconds(self) -> float | None:
+        parents: dict[int, int] = {}
+        ticks: dict[int, int] = {}
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            fields = _stat_fields(entry)
+            if fields is None:
+                continue  # exited meanwhile
+            # ppid; utime, stime, and the waited-for children's cutime, cstime
+            parents[int(entry)] = int(fields[1])
+            ticks[int(entry)] = sum(int(value) for value in fields[11:15])
+        if self.pid not in ticks:
+            return None
+        children: dict[int, list[int]] = {}
+        for pid, ppid in parents.items():
+            children.setdefault(ppid, []).append(pid)
+        total, todo = 0, [self.pid]
+        while todo:
+            pid = todo.pop()
+            total += ticks[pid]
+            todo.extend(children.get(pid, ()))
+        return total / os.sysconf("SC_CLK_TCK")
+
+
+class ReapedChildren:
+    """The CPU time of this process's child processes that have exited and been waited for: a
+    load generator (wrk) run to its end within a measurement."""
+
+    def cpu_seconds(self) -> float | None:
+        times = os.times()
+        return times.children_user + times.children_system
 
 
 def machine_busy_seconds() -> float | None:
@@ -262,7 +364,7 @@ class CpuSnapshot:
     ours: float | None  # every child process of the benchmark, the target among them
 
     @classmethod
-    def take(cls, target: ChildProcess, ours: Sequence[ChildProcess] = ()) -> CpuSnapshot:
+    def take(cls, target: CpuSource, ours: Sequence[CpuSource] = ()) -> CpuSnapshot:
         """``ours``: all the child processes the benchmark runs (default: ``target`` alone),
         so that "others" means processes that are not part of the benchmark at all."""
         wall, here, machine = time.perf_counter(), time.process_time(), machine_busy_seconds()
@@ -291,7 +393,7 @@ class CpuSnapshot:
 
 
 @contextlib.contextmanager
-def cpu_meter(target: ChildProcess, ours: Sequence[ChildProcess] = ()) -> Iterator[CpuUse]:
+def cpu_meter(target: CpuSource, ours: Sequence[CpuSource] = ()) -> Iterator[CpuUse]:
     """Measure ``CpuUse`` over the ``with`` block (filled in at its end); ``ours`` as for
     ``CpuSnapshot.take``."""
     use = CpuUse()
@@ -354,6 +456,153 @@ class Samples:
     def others_percent(self) -> float | None:
         """CPU used by processes outside the benchmark, in percent of the whole machine."""
         return None if self.cpu is None else percent_of_machine(self.cpu.others, self.elapsed)
+
+
+# --- wrk: the load generator --------------------------------------------------------------------
+
+# Appended to every wrk script: numbers the threads (``thread_no``, a global of each thread's
+# script, so that a request can be made unique with it) and, at the end, writes one line of JSON
+# after wrk's own text: the counts, wrk's latency percentiles, and the totals over the threads of
+# the script globals named in COUNTERS. A script that uses it must not define setup() or done().
+_WRK_REPORT_LUA = """
+local threads = {}
+setup = function(thread)
+  table.insert(threads, thread)
+  thread:set("thread_no", #threads)
+end
+done = function(summary, latency, requests)
+  local counters = {}
+  for _, name in ipairs({COUNTERS}) do
+    local total = 0
+    for _, thread in ipairs(threads) do total = total + (thread:get(name) or 0) end
+    table.insert(counters, string.format('"%s": %d', name, total))
+  end
+  local e = summary.errors
+  io.write("JSON " .. string.format(
+    '{"requests": %d, "seconds": %f, "socket_errors": %d, "status_errors": %d, '
+      .. '"p50": %f, "p95": %f, "p99": %f, "max": %f, "counters": {%s}}',
+    summary.requests, summary.duration / 1e6, e.connect + e.read + e.write + e.timeout, e.status,
+    latency:percentile(50) / 1e6, latency:percentile(95) / 1e6, latency:percentile(99) / 1e6,
+    latency.max / 1e6, table.concat(counters, ", ")
+  ) .. "\\n")
+end
+"""
+
+
+@dataclass
+class WrkResult:
+    """One wrk run, from its report line: latencies in seconds, from wrk's own histogram."""
+
+    requests: int
+    seconds: float
+    socket_errors: int  # connect, read, write errors and timeouts
+    status_errors: int  # answers with a status of 400 or more
+    p50: float
+    p95: float
+    p99: float
+    max: float
+    counters: dict[str, int]  # the script's counters named when wrk was started
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+    @property
+    def errors(self) -> int:
+        return self.socket_errors + self.status_errors
+
+
+def require_wrk() -> None:
+    if shutil.which("wrk") is None:
+        raise SetupError("wrk is not installed (apt-get install wrk)")
+
+
+def start_wrk(
+    folder: Path,
+    name: str,
+    url: str,
+    lua: str,
+    *,
+    connections: int,
+    seconds: float,
+    headers: Sequence[str] = (),
+    counters: Sequence[str] = (),
+    threads: int = 1,
+) -> subprocess.Popen[str]:
+    """Start wrk on ``url`` with the script ``lua`` (written to ``folder``/``name``.lua; empty:
+    wrk's own request, a GET of ``url``), each of ``headers`` ("Name: value") sent with every
+    request; ``counters``: the script's global counters to total in the report. Collect the
+    result with ``wrk_result``."""
+    if seconds < 1 or seconds != int(seconds):
+        raise ValueError(f"wrk runs for whole seconds, not {seconds:g}")
+    names = ", ".join(json.dumps(counter) for counter in counters)
+    script = folder / f"{name}.lua"
+    script.write_text(lua + _WRK_REPORT_LUA.replace("{COUNTERS}", "{" + names + "}"))
+    command = [
+        "wrk",
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{int(seconds)}s",
+        "--timeout",
+        "30s",
+        "-s",
+        str(script),
+    ]
+    for header in headers:
+        command += ["-H", header]
+    return subprocess.Popen(
+        [*command, url], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+
+
+def wrk_result(process: subprocess.Popen[str]) -> WrkResult:
+    """Wait for a wrk started by ``start_wrk`` to end; its report."""
+    output, _ = process.communicate()
+    for line in output.splitlines():
+        if line.startswith("JSON "):
+            return WrkResult(**json.loads(line[5:]))
+    raise SetupError(f"wrk gave no report (exit status {process.returncode}):\n{output}")
+
+
+def run_wrk(folder: Path, name: str, url: str, lua: str, **options: Any) -> WrkResult:
+    """``start_wrk`` and ``wrk_result`` in one: a run on its own."""
+    return wrk_result(start_wrk(folder, name, url, lua, **options))
+
+
+# --- PostgreSQL ---------------------------------------------------------------------------------
+
+
+class Postgres(Protocol):
+    """What a benchmark uses of the tests' throwaway server (tests/support/postgres.py)."""
+
+    pid: int | None  # the postmaster's
+
+    def create_database(self, name: str) -> str: ...
+
+
+@contextlib.contextmanager
+def throwaway_postgres() -> Iterator[Postgres]:
+    """A PostgreSQL cluster of its own, started by the tests' harness: initdb in a temporary
+    folder, as the unprivileged ``postgres`` user when run as root, on a free port of 127.0.0.1,
+    durability off (the same for every process measured); stopped and removed at the end."""
+    path = Path(__file__).resolve().parent.parent / "tests" / "support" / "postgres.py"
+    spec = importlib.util.spec_from_file_location("findesk_tests_postgres", path)
+    if spec is None or spec.loader is None or not path.exists():
+        raise SetupError(f"the PostgreSQL harness {path} is missing")
+    harness = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(harness)
+    available, reason = harness.available()
+    if not available:
+        raise SetupError(reason)
+    server = harness.PostgresServer()
+    try:
+        server.start()
+    except RuntimeError as exc:
+        raise SetupError(f"PostgreSQL did not start: {exc}") from None
+    try:
+        yield server  # the harness is loaded from its file: Any to mypy
+    finally:
+        server.stop()
 
 
 # --- the report ---------------------------------------------------------------------------------

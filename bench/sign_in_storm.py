@@ -21,10 +21,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -35,7 +33,7 @@ from findesk.kit.db import Database
 
 from benchkit import (
     ChildProcess,
-    SetupError,
+    WrkResult,
     bench_folder,
     cell,
     cpu_meter,
@@ -44,37 +42,19 @@ from benchkit import (
     free_port,
     log,
     print_busy_warning,
+    require_wrk,
     run_main,
     serve_command,
+    start_wrk,
+    wrk_result,
 )
 
 PASSWORD = "correct horse battery staple"
 AGENTS = 200
 CSRF = "bench-csrf-token-0123456789abcdef"
 
-# wrk's Lua: a report line of JSON at the end (wrk's own text goes to stdout before it).
-# wrk's Lua: a report line of JSON at the end (wrk's own text goes to stdout before it). The
-# status counts are the sign-in script's globals, read from each thread (0 for the Fin script).
-REPORT_LUA = """
-local threads = {}
-setup = function(thread) table.insert(threads, thread) end
-done = function(summary, latency, requests)
-  local counts = {}
-  for _, name in ipairs({"s303", "s401", "s429", "s503", "sother"}) do
-    counts[name] = 0
-    for _, thread in ipairs(threads) do counts[name] = counts[name] + (thread:get(name) or 0) end
-  end
-  io.write("JSON " .. string.format(
-    '{"requests": %d, "seconds": %f, "errors": %d, "p50": %f, "p95": %f, "p99": %f, '
-      .. '"statuses": {"303": %d, "401": %d, "429": %d, "503": %d, "other": %d}}',
-    summary.requests, summary.duration / 1e6,
-    summary.errors.connect + summary.errors.read + summary.errors.write
-      + summary.errors.status + summary.errors.timeout,
-    latency:percentile(50) / 1e6, latency:percentile(95) / 1e6, latency:percentile(99) / 1e6,
-    counts.s303, counts.s401, counts.s429, counts.s503, counts.sother
-  ) .. "\\n")
-end
-"""
+# The sign-in script counts the answers by status, in globals that wrk's report totals.
+STATUS_COUNTERS = {"303": "s303", "401": "s401", "429": "s429", "503": "s503", "other": "sother"}
 
 SIGN_IN_LUA = (
     """
@@ -102,21 +82,6 @@ end
 )
 
 
-@dataclass
-class WrkResult:
-    requests: int
-    seconds: float
-    errors: int
-    p50: float
-    p95: float
-    p99: float
-    statuses: dict[str, int]
-
-    @property
-    def rate(self) -> float:
-        return self.requests / self.seconds if self.seconds else 0.0
-
-
 def seed(url: str) -> tuple[str, str]:
     """The agents and the OAuth client, in a database the version under test has migrated."""
     db = Database(url)
@@ -140,31 +105,22 @@ def wrk(
     seconds: float,
     headers: Sequence[str] = (),
 ) -> subprocess.Popen[str]:
-    script = folder / f"{name}.lua"
-    script.write_text(lua + REPORT_LUA)
-    command = [
-        "wrk",
-        "-t1",
-        f"-c{connections}",
-        f"-d{seconds:g}s",
-        "--timeout",
-        "30s",
-        "-s",
-        str(script),
-    ]
-    for header in headers:
-        command += ["-H", header]
-    return subprocess.Popen(
-        [*command, url], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    counters = list(STATUS_COUNTERS.values()) if lua else []
+    return start_wrk(
+        folder,
+        name,
+        url,
+        lua,
+        connections=connections,
+        seconds=seconds,
+        headers=headers,
+        counters=counters,
     )
 
 
-def result_of(process: subprocess.Popen[str]) -> tuple[WrkResult, str]:
-    output, _ = process.communicate()
-    for line in output.splitlines():
-        if line.startswith("JSON "):
-            return WrkResult(**json.loads(line[5:])), output
-    raise SetupError(f"wrk gave no report:\n{output}")
+def statuses(result: WrkResult) -> dict[str, int]:
+    """The sign-ins answered, by status."""
+    return {label: result.counters.get(name, 0) for label, name in STATUS_COUNTERS.items()}
 
 
 def main(argv: Sequence[str]) -> int:
@@ -181,8 +137,7 @@ def main(argv: Sequence[str]) -> int:
     )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    if shutil.which("wrk") is None:
-        raise SetupError("wrk is not installed (apt-get install wrk)")
+    require_wrk()
     with bench_folder() as folder:
         url = f"sqlite:///{folder / 'findesk.db'}"
         chosen = dict(setting.split("=", 1) for setting in args.setting)
@@ -207,10 +162,10 @@ def main(argv: Sequence[str]) -> int:
             fin_headers = [f"Authorization: Bearer {token}"]
             fin_url = f"{server.base_url}/api/fin/agents"
             # Warm-up: the first requests load code and fill caches.
-            result_of(wrk(folder, "warm", fin_url, "", 4, 3, fin_headers))
+            wrk_result(wrk(folder, "warm", fin_url, "", 4, 3, fin_headers))
             report: dict[str, dict[str, float | int | dict[str, int]]] = {}
             with cpu_meter(server) as alone_cpu:
-                alone, _ = result_of(
+                alone = wrk_result(
                     wrk(folder, "fin-alone", fin_url, "", 4, args.duration, fin_headers)
                 )
             with cpu_meter(server) as storm_cpu:
@@ -223,8 +178,8 @@ def main(argv: Sequence[str]) -> int:
                     args.sign_ins,
                     args.duration,
                 )
-                during, _ = result_of(fin_run)
-                sign_ins, _ = result_of(storm_run)
+                during = wrk_result(fin_run)
+                sign_ins = wrk_result(storm_run)
         finally:
             server.stop()
     for name, result, cpu, extra in (
@@ -241,7 +196,7 @@ def main(argv: Sequence[str]) -> int:
         if extra is not None:
             entry["sign_ins_per_second"] = round(extra.rate, 1)
             entry["sign_in_p95_ms"] = round(extra.p95 * 1000, 1)
-            entry["sign_in_statuses"] = {k: v for k, v in extra.statuses.items() if v}
+            entry["sign_in_statuses"] = {k: v for k, v in statuses(extra).items() if v}
         if cpu.target is not None:
             total = result.requests + (extra.requests if extra else 0)
             entry["server_cpu_ms_per_request"] = round(cpu.target / max(1, total) * 1000, 2)
