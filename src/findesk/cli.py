@@ -111,7 +111,10 @@ def _database() -> Database:
 
 
 def _fail(message: str) -> None:
-    err.print(f"[red]error:[/red] {message}")
+    """Print ``message`` as it is (a name or path in it may hold ``[``: never Rich markup)."""
+    from rich.markup import escape
+
+    err.print(f"[red]error:[/red] {escape(message)}")
     raise typer.Exit(1)
 
 

@@ -160,3 +160,12 @@ def test_backup_of_postgresql_points_to_pg_dump(tmp_path: Path) -> None:
     cli = Cli(tmp_path / "data")
     cli.env["FINDESK_DATABASE_URL"] = "postgresql+psycopg://findesk@127.0.0.1:1/findesk"
     assert "pg_dump" in cli.fails("backup", str(tmp_path / "backup"))
+
+
+def test_an_error_naming_a_folder_shows_the_name_as_it_is(live: LiveServer, tmp_path: Path) -> None:
+    """Rich would read "[bold]" in a path as markup and print something else."""
+    folder = tmp_path / "nightly [bold]copy"
+    folder.mkdir()
+    (folder / "something").write_text("already here")
+    said = cli_for(live, tmp_path / "cli").fails("backup", str(folder))
+    assert f"{folder} is not empty" in said
