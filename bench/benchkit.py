@@ -681,3 +681,32 @@ def run_main(main: Callable[[Sequence[str]], int]) -> NoReturn:
         log("interrupted")
         sys.exit(130)
     sys.exit(status)
+
+
+# --- bare ASGI baselines ------------------------------------------------------------------------
+
+
+async def send_json(
+    send: Callable[[dict[str, Any]], Awaitable[None]], status: int, payload: Any
+) -> None:
+    """Answer an ASGI HTTP request with ``payload`` as JSON: what a bare baseline does."""
+    body = json.dumps(payload).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def run_lifespan(
+    receive: Callable[[], Awaitable[dict[str, Any]]],
+    send: Callable[[dict[str, Any]], Awaitable[None]],
+    on_shutdown: Callable[[], None],
+) -> None:
+    """An ASGI lifespan that starts at once and calls ``on_shutdown`` when the server stops."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            on_shutdown()
+            await send({"type": "lifespan.shutdown.complete"})
+            return

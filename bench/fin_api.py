@@ -81,7 +81,9 @@ from benchkit import (
     log,
     print_busy_warning,
     rounded,
+    run_lifespan,
     run_main,
+    send_json,
     serve_command,
 )
 
@@ -141,33 +143,20 @@ class BareSQLiteApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await self._lifespan(receive, send)
+            await run_lifespan(receive, send, self._stop_pool)
             return
         if scope["type"] != "http":
             return
         wanted = parse_qs(scope["query_string"].decode("latin-1")).get("id")
         if scope["path"] != BARE_PATH or not wanted:
-            await self._respond(send, 404, {"error": "not found"})
+            await send_json(send, 404, {"error": "not found"})
             return
         loop = asyncio.get_running_loop()
         row = await loop.run_in_executor(self._pool, self._read, wanted[0])
-        await self._respond(send, 200 if row else 404, row or {"error": "no such conversation"})
+        await send_json(send, 200 if row else 404, row or {"error": "no such conversation"})
 
-    async def _respond(self, send: Send, status: int, payload: dict[str, Any]) -> None:
-        body = json.dumps(payload).encode()
-        headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
-
-    async def _lifespan(self, receive: Receive, send: Send) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                self._pool.shutdown(wait=False, cancel_futures=True)
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+    def _stop_pool(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 def serve_bare(db_path: str, port: int) -> None:

@@ -97,8 +97,10 @@ from benchkit import (
     print_busy_warning,
     require_wrk,
     rounded,
+    run_lifespan,
     run_main,
     run_wrk,
+    send_json,
     serve_command,
     throwaway_postgres,
 )
@@ -449,7 +451,7 @@ class BareApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await self._lifespan(receive, send)
+            await run_lifespan(receive, send, self._stop_pool)
             return
         if scope["type"] != "http":
             return
@@ -470,20 +472,10 @@ class BareApp:
                 )
             except Exception as exc:  # a broken request or set-up: say what, for the check
                 status, payload = 500, {"error": f"{type(exc).__name__}: {exc}"}
-        answer = json.dumps(payload).encode()
-        headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(answer))]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": answer})
+        await send_json(send, status, payload)
 
-    async def _lifespan(self, receive: Receive, send: Send) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                self._pool.shutdown(wait=False, cancel_futures=True)
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+    def _stop_pool(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 def serve_bare(config_path: str) -> None:
