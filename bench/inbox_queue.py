@@ -45,6 +45,7 @@ import httpx
 from sqlalchemy import Engine, MetaData, Table, create_engine, insert, inspect, text
 
 from findesk.agents.service import create_agent, ensure_fin_agent
+from findesk.conversations import counts
 from findesk.conversations.models import Conversation, ConversationTag, Message
 from findesk.kit import ids
 from findesk.kit.db import Database
@@ -261,6 +262,10 @@ def seed(url: str, conversations: int) -> Seeded:
         _insert_chunks(db.engine, tables[Conversation], conversation_rows)
         _insert_chunks(db.engine, tables[ConversationTag], tag_rows)
         _insert_chunks(db.engine, tables[Message], message_rows)
+        with db.transaction() as session:
+            # Rows inserted past the domain actions: set the queue counts from them, as
+            # `findesk recount` does (every action keeps them current from here on).
+            counts.recount(session)
         if not db.is_sqlite:
             # Autovacuum vacuums and analyses freshly loaded tables within a minute or so (the
             # visibility map matters to the counts' index-only scans): do it now. findesk never

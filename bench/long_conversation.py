@@ -55,6 +55,7 @@ from sqlalchemy import MetaData, create_engine, insert, inspect, text
 
 from findesk.agents.service import create_agent, ensure_fin_agent
 from findesk.auth.service import create_agent_token, create_client
+from findesk.conversations import counts
 from findesk.conversations.models import Conversation, ConversationEvent, Message
 from findesk.kit import ids
 from findesk.kit.db import Database
@@ -209,6 +210,8 @@ def seed(url: str, messages: int) -> Seeded:
             for chunk in range(0, len(rows), CHUNK):
                 connection.execute(insert(Message.__table__), rows[chunk : chunk + CHUNK])
             connection.execute(insert(ConversationEvent.__table__), events)
+        with db.transaction() as session:
+            counts.recount(session)  # a conversation inserted past the actions: count it
         if not db.is_sqlite:
             # Autovacuum would analyse the freshly loaded table within a minute; without
             # statistics PostgreSQL reads the whole conversation to sort out the newest 50.

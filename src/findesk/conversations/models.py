@@ -169,3 +169,19 @@ class ConversationEvent(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     actor_agent: Mapped[Agent | None] = relationship(lazy="joined")
+
+
+class ConversationCount(Base):
+    """How many conversations have a status and an assignee: the inbox's queue counts, kept
+    current in the transaction of every change that moves a conversation (``counts``), never
+    counted over the whole table. Each pair is spread over a few ``shard`` rows, so that
+    concurrent changes seldom wait for one another's row lock: only their sum means anything.
+    """
+
+    __tablename__ = "conversation_counts"
+
+    status: Mapped[str] = mapped_column(String(16), primary_key=True)
+    # The assignee's id; '' for nobody (waiting for a human).
+    assignee_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    shard: Mapped[int] = mapped_column(Integer, primary_key=True)
+    total: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import html
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import (
+    ColumnElement,
     Row,
     Select,
     Text,
     and_,
+    case,
     cast,
     delete,
     exists,
@@ -20,12 +22,16 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    text,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from findesk.agents.models import Agent
 from findesk.conversations.models import (
     Conversation,
+    ConversationCount,
     ConversationEvent,
     ConversationTag,
     Message,
@@ -163,10 +169,16 @@ def message_window(
     if after_seq is not None:
         query = query.where(Message.seq > after_seq).order_by(Message.seq).limit(limit)
         return list(session.scalars(query).unique())
+    # The page's seqs first, off the (conversation_id, seq) index alone. Asked for whole rows
+    # newest first, PostgreSQL may read the primary key backwards instead, through every later
+    # message of every conversation, when this one holds a fair share of all messages: its
+    # statistics cannot tell that they are not the latest.
+    page = select(Message.seq).where(Message.conversation_id == conversation_id)
     if before_seq is not None:
-        query = query.where(Message.seq < before_seq)
-    query = query.order_by(Message.seq.desc()).limit(limit)
-    return list(reversed(session.scalars(query).unique().all()))
+        page = page.where(Message.seq < before_seq)
+    page = page.order_by(Message.seq.desc()).limit(limit)
+    query = select(Message).where(Message.seq.in_(page)).order_by(Message.seq)
+    return list(session.scalars(query).unique())
 
 
 # get_messages sends every column of these, once a message: read as plain rows, with no ORM
@@ -305,10 +317,13 @@ def list_page(
     if before is not None:
         at, conversation_id = before
         query = query.where(
+            # Implied by the next condition, and what an index on last_activity_at can start
+            # from: a later page reads its rows, not every row of the pages before it.
+            Conversation.last_activity_at <= at,
             or_(
                 Conversation.last_activity_at < at,
                 and_(Conversation.last_activity_at == at, Conversation.id < conversation_id),
-            )
+            ),
         )
     query = query.order_by(Conversation.last_activity_at.desc(), Conversation.id.desc()).limit(
         limit
@@ -319,6 +334,114 @@ def list_page(
 def count(session: Session, f: ConversationFilter) -> int:
     query = _filtered(select(func.count()).select_from(Conversation), f)
     return int(session.scalar(query) or 0)
+
+
+# A conversation's place in the queues: its status and its assignee's id ('' for nobody).
+QueueKey = tuple[str, str]
+_IDS_PER_QUERY = 500
+
+
+def queue_keys(
+    session: Session, conversation_ids: Collection[str], *, lock: bool = False
+) -> dict[str, QueueKey]:
+    """Each of these conversations that exists, by id: its status and assignee. ``lock``: their
+    rows locked for this transaction (PostgreSQL), in id order."""
+    found: dict[str, QueueKey] = {}
+    ordered = sorted(conversation_ids)
+    for start in range(0, len(ordered), _IDS_PER_QUERY):
+        query = (
+            select(Conversation.id, Conversation.status, Conversation.assignee_id)
+            .where(Conversation.id.in_(ordered[start : start + _IDS_PER_QUERY]))
+            .order_by(Conversation.id)
+        )
+        if lock:
+            query = query.with_for_update()
+        for row in session.execute(query):
+            found[row.id] = (row.status, row.assignee_id or "")
+    return found
+
+
+def add_to_counts(session: Session, changes: Mapping[QueueKey, int], shard: int) -> None:
+    """Add each change to its queue count, in one statement whose rows (and so row locks)
+    come in key order: two transactions never wait on each other in a circle."""
+    rows = [
+        {"status": status, "assignee_id": assignee, "shard": shard, "total": change}
+        for (status, assignee), change in sorted(changes.items())
+        if change
+    ]
+    if not rows:
+        return
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    statement = insert(ConversationCount).values(rows)
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["status", "assignee_id", "shard"],
+            set_={"total": ConversationCount.total + statement.excluded.total},
+        )
+    )
+
+
+@dataclass(frozen=True)
+class OpenCounts:
+    waiting: int
+    mine: int
+    fin: int
+    all: int
+
+
+def open_counts(session: Session, agent_id: str) -> OpenCounts:
+    """Open conversations waiting for a human, the agent's, Fin's (any bot's), and all of
+    them, from the kept counts: a few rows a queue, whatever the number of conversations."""
+    kept = ConversationCount
+
+    def where(condition: ColumnElement[bool]) -> ColumnElement[int]:
+        return func.coalesce(func.sum(case((condition, kept.total), else_=0)), 0)
+
+    row = session.execute(
+        select(
+            where(kept.assignee_id == ""),
+            where(kept.assignee_id == agent_id),
+            where(Agent.is_bot.is_(True)),
+            func.coalesce(func.sum(kept.total), 0),
+        )
+        .select_from(kept)
+        .outerjoin(Agent, Agent.id == kept.assignee_id)
+        .where(kept.status == "open")
+    ).one()
+    return OpenCounts(int(row[0]), int(row[1]), int(row[2]), int(row[3]))
+
+
+def kept_counts(session: Session) -> dict[QueueKey, int]:
+    """The kept counts, summed over their shards, by status and assignee; zeros left out."""
+    kept = ConversationCount
+    rows = session.execute(
+        select(kept.status, kept.assignee_id, func.sum(kept.total)).group_by(
+            kept.status, kept.assignee_id
+        )
+    )
+    return {(row[0], row[1]): int(row[2]) for row in rows if row[2]}
+
+
+def counted_counts(session: Session) -> dict[QueueKey, int]:
+    """The same, counted over the conversations: a scan of the table (repair, checks)."""
+    assignee = func.coalesce(Conversation.assignee_id, "")
+    rows = session.execute(
+        select(Conversation.status, assignee, func.count()).group_by(Conversation.status, assignee)
+    )
+    return {(row[0], row[1]): int(row[2]) for row in rows}
+
+
+def hold_off_conversation_changes(session: Session) -> None:
+    """Wait for the transactions that changed conversations to end, and keep new ones from
+    changing any until this one ends (PostgreSQL; SQLite has one writer at a time anyway)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("LOCK TABLE conversations IN SHARE MODE"))
+
+
+def replace_counts(session: Session, counts: Mapping[QueueKey, int]) -> None:
+    """Make the kept counts these (see ``hold_off_conversation_changes``)."""
+    session.execute(delete(ConversationCount))
+    add_to_counts(session, counts, shard=0)
 
 
 def history(

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from findesk.agents import repository as agent_repository
 from findesk.agents.models import Agent
-from findesk.conversations import history, repository
+from findesk.conversations import counts, history, repository
 from findesk.conversations.models import STATUSES, Conversation, Message
 from findesk.fin_ledger.service import expect_fetch
 from findesk.kit import html
@@ -611,15 +611,19 @@ def list_conversations(
 
 
 def queue_counts(session: Session, agent_id: str) -> dict[str, int]:
-    """Open conversations in each queue, for the inbox sidebar."""
-    ConversationFilter = repository.ConversationFilter
-    return {
-        "waiting": repository.count(
-            session, ConversationFilter(owner="waiting", statuses=("open",))
-        ),
-        "mine": repository.count(
-            session, ConversationFilter(owner="mine", agent_id=agent_id, statuses=("open",))
-        ),
-        "fin": repository.count(session, ConversationFilter(owner="fin", statuses=("open",))),
-        "all": repository.count(session, ConversationFilter(statuses=("open",))),
-    }
+    """Open conversations in each queue, for the inbox sidebar: read from the kept counts
+    (``counts``), with this transaction's own moves not yet added to them."""
+    kept = repository.open_counts(session, agent_id)
+    queues = {"waiting": kept.waiting, "mine": kept.mine, "fin": kept.fin, "all": kept.all}
+    for (status, assignee_id), change in counts.pending(session).items():
+        if status != "open":
+            continue
+        queues["all"] += change
+        if not assignee_id:
+            queues["waiting"] += change
+        elif assignee_id == agent_id:
+            queues["mine"] += change
+        agent = agent_repository.get(session, assignee_id) if assignee_id else None
+        if agent is not None and agent.is_bot:
+            queues["fin"] += change
+    return queues
