@@ -126,8 +126,9 @@ def _fill_0006(url: str) -> None:
 
 
 def _check_filled(url: str) -> None:
-    from findesk.conversations import history
+    from findesk.conversations import counts, history
     from findesk.conversations.models import Conversation
+    from findesk.conversations.repository import kept_counts
 
     upgrade(url)
     db = Database(url)
@@ -149,6 +150,13 @@ def _check_filled(url: str) -> None:
                 assert [e.kind for e in events] == ["created"]
                 assert events[0].detail == {"backfilled": True}
                 assert history.owner_after(events) == conversation.assignee_id
+            # The queue counts start from the table as it was.
+            assert counts.drift(session) == {}
+            assert kept_counts(session) == {
+                ("open", ""): 1,
+                ("open", "agt_alex"): 1,
+                ("open", "agt_fin"): 1,
+            }
     finally:
         db.dispose()
 

@@ -108,6 +108,16 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         await app.state.typing.stop()
 
 
+def create_app_from_environment() -> FastAPI:
+    """The app as each process of ``findesk serve --workers N`` builds it (uvicorn's factory):
+    settings from the environment, a database of its own, findesk's JSON logs. The parent
+    process has already migrated the schema."""
+    from findesk.kit import logs
+
+    logs.configure()
+    return create_app()
+
+
 def create_app(settings: Settings | None = None, db: Database | None = None) -> FastAPI:
     settings = settings or get_settings()
     db = db or Database(settings.effective_database_url)
@@ -121,7 +131,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     )
     app.state.settings = settings
     app.state.db = db
-    app.state.typing = TypingSender(settings)
+    app.state.typing = TypingSender(settings, db)
     app.state.live = LiveFeed(db, settings.live_poll_seconds)
     app.state.live_streams = StreamSlots(
         settings.live_streams_per_session, settings.live_streams_max

@@ -139,6 +139,33 @@ def migrate() -> None:
 
 
 @app.command()
+def recount(as_json: JsonFlag = False) -> None:
+    """Set the inbox's queue counts from the conversations themselves (every change keeps them;
+    a conversation changed by hand in the database does not). Waits for the changes in flight
+    and holds new ones off meanwhile; says which counts were wrong."""
+    from findesk.conversations import counts
+
+    db = migrate_and_seed()
+    try:
+        with db.transaction() as session:
+            wrong = counts.recount(session)
+    finally:
+        db.dispose()
+    corrected = [
+        {"status": status, "assignee_id": assignee or None, "was": was, "now": now}
+        for (status, assignee), (was, now) in wrong.items()
+    ]
+    if as_json:
+        _emit({"corrected": corrected})
+        return
+    for row in corrected:
+        console.print(
+            f"{row['status']:<9} {row['assignee_id'] or 'nobody':<26} {row['was']} -> {row['now']}"
+        )
+    console.print(f"{len(corrected)} corrected." if corrected else "The counts were right.")
+
+
+@app.command()
 def backup(
     destination: Annotated[Path, typer.Argument(help="A new (or empty) folder for the backup.")],
     as_json: JsonFlag = False,
@@ -188,6 +215,15 @@ def restore(
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=64,
+            help="App processes sharing the port (default: FINDESK_WORKERS, 1); beyond 1 "
+            "needs PostgreSQL.",
+        ),
+    ] = None,
 ) -> None:
     """Migrate, then serve the Fin API, the agent API and the inbox."""
     import uvicorn
@@ -198,12 +234,22 @@ def serve(
     from findesk.kit.serving import server_config
 
     settings = get_settings()
+    workers = workers or settings.workers
+    if workers > 1 and settings.effective_database_url.startswith("sqlite"):
+        # SQLite takes one writer at a time, and findesk queues a process's writers on a lock
+        # of its own: several processes would wait on each other in SQLite's busy timeout.
+        _fail(
+            f"--workers {workers} needs PostgreSQL (FINDESK_DATABASE_URL): SQLite serves one "
+            "process. Run `findesk serve` without --workers (or with FINDESK_WORKERS=1)."
+        )
     db = migrate_and_seed()
     host = host or settings.host
     port = port or settings.port
     logs.configure()
+    processes = f", {workers} processes" if workers > 1 else ""
     console.print(
-        f"findesk on http://{host}:{port}  (Fin API: /api/fin, docs: /docs)", soft_wrap=True
+        f"findesk on http://{host}:{port}  (Fin API: /api/fin, docs: /docs{processes})",
+        soft_wrap=True,
     )
     if settings.fin_webhook_target is None:
         console.print(
@@ -221,9 +267,39 @@ def serve(
             highlight=False,
             soft_wrap=True,
         )
+    if workers > 1:
+        db.dispose()  # each worker process opens its own
+        _serve_workers(settings, host, port, workers)
+        return
     server = uvicorn.Server(server_config(create_app(settings, db), settings, host=host, port=port))
     server.run()
     if not server.started:  # as uvicorn.run: the port was taken, or startup failed
+        raise typer.Exit(3)
+
+
+def _serve_workers(settings: Settings, host: str, port: int, workers: int) -> None:
+    """uvicorn's supervisor: ``workers`` processes accept on one socket, each building the app
+    from the environment; one that dies is replaced; SIGTERM stops them all gracefully."""
+    from uvicorn.config import STARTUP_FAILURE
+    from uvicorn.supervisors import Multiprocess
+
+    from findesk.kit.serving import server_config
+
+    config = server_config(
+        "findesk.app:create_app_from_environment",
+        settings,
+        host=host,
+        port=port,
+        workers=workers,
+        factory=True,
+    )
+    try:
+        sock = config.bind_socket()
+    except SystemExit:  # uvicorn has logged why (the port is taken, say)
+        raise typer.Exit(3) from None
+    supervisor = Multiprocess(config, sockets=[sock])
+    supervisor.run()
+    if any(process.exitcode == STARTUP_FAILURE for process in supervisor.processes):
         raise typer.Exit(3)
 
 

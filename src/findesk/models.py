@@ -6,6 +6,7 @@ from findesk.audit.models import AuditEntry
 from findesk.auth.models import AccessToken, AgentToken, OAuthClient, WebSession
 from findesk.conversations.models import (
     Conversation,
+    ConversationCount,
     ConversationEvent,
     ConversationTag,
     Message,
@@ -16,7 +17,7 @@ from findesk.idempotency.models import IdempotencyKey
 from findesk.kit.db import Base
 from findesk.knowledge.models import Article, ContentSource
 from findesk.live.models import Activity
-from findesk.notifier.models import OutboxEvent
+from findesk.notifier.models import OutboxEvent, TypingSignal
 from findesk.throttle.models import ThrottleCounter
 from findesk.users.models import EndUser
 
@@ -30,6 +31,7 @@ __all__ = [
     "Base",
     "ContentSource",
     "Conversation",
+    "ConversationCount",
     "ConversationEvent",
     "ConversationTag",
     "EndUser",
@@ -42,5 +44,6 @@ __all__ = [
     "SeenRequestSignature",
     "StoredFile",
     "ThrottleCounter",
+    "TypingSignal",
     "WebSession",
 ]

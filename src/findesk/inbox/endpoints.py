@@ -678,6 +678,9 @@ async def live(request: Request) -> Response:
 
     async def stream() -> AsyncIterator[bytes]:
         queue = feed.subscribe()
+        # What the feed passes on from now: rows after ``horizon``, and rows below it that
+        # committed late (see live.broker); the backlog may hold some of either.
+        horizon = feed.last_id
 
         def wake() -> None:
             with suppress(asyncio.QueueFull):  # full: it ends once the feed drops it
@@ -689,9 +692,9 @@ async def live(request: Request) -> Response:
                 yield evicted_message()
                 return
             yield b"retry: 2000\n\n"
-            seen = after_id
+            sent: set[int] = set()
             for item in await run_in_threadpool(feed.backlog, after_id):
-                seen = item["id"]
+                sent.add(item["id"])
                 yield _sse(item)
             while not await request.is_disconnected():
                 try:
@@ -708,8 +711,7 @@ async def live(request: Request) -> Response:
                     yield b": keep-alive\n\n"
                 elif item is None:
                     return
-                elif item["id"] > seen:
-                    seen = item["id"]
+                elif item["id"] not in sent and (item["id"] > after_id or item["id"] <= horizon):
                     yield _sse(item)
         finally:
             feed.unsubscribe(queue)

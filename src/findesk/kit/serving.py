@@ -13,7 +13,9 @@ two pieces (a slow upload that keeps coming is never cut). A request that was be
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import uvicorn
@@ -147,6 +149,7 @@ class TimedHttpToolsProtocol(HttpToolsProtocol):
         self.transport.write(b"".join(content))
 
 
+@functools.cache
 def timed_protocol(header_timeout: float, body_timeout: float) -> type[TimedHttpToolsProtocol]:
     """The protocol class for uvicorn, with these timeouts."""
     return type(
@@ -156,6 +159,18 @@ def timed_protocol(header_timeout: float, body_timeout: float) -> type[TimedHttp
     )
 
 
+@dataclass(frozen=True)
+class TimedProtocolFactory:
+    """What uvicorn calls for each connection's protocol when its configuration must be pickled
+    (it is sent to each worker process): the timeouts travel, not a class made at run time."""
+
+    header_timeout: float
+    body_timeout: float
+
+    def __call__(self, **kwargs: Any) -> TimedHttpToolsProtocol:
+        return timed_protocol(self.header_timeout, self.body_timeout)(**kwargs)
+
+
 def server_config(
     app: Any,
     settings: Settings,
@@ -163,14 +178,21 @@ def server_config(
     host: str,
     port: int,
     log_level: str = "info",
+    workers: int = 1,
     **options: Any,
 ) -> uvicorn.Config:
-    """uvicorn's configuration for findesk: ``findesk serve`` and the tests' live servers."""
+    """uvicorn's configuration for findesk: ``findesk serve`` and the tests' live servers.
+
+    With ``workers`` beyond 1, ``app`` must be an import string (with ``factory=True`` for a
+    function that makes the app): each worker process builds its own."""
+    timeouts = (settings.header_timeout_seconds, settings.body_timeout_seconds)
+    http: Any = TimedProtocolFactory(*timeouts) if workers > 1 else timed_protocol(*timeouts)
     return uvicorn.Config(
         app,
         host=host,
         port=port,
-        http=timed_protocol(settings.header_timeout_seconds, settings.body_timeout_seconds),
+        http=http,
+        workers=workers,
         log_level=log_level,
         access_log=False,
         # uvicorn believes X-Forwarded-For from loopback by default: anyone on the machine, or

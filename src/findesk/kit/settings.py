@@ -34,6 +34,13 @@ class Settings(BaseSettings):
     )
     host: str = Field(default="127.0.0.1", description="Address `findesk serve` listens on.")
     port: int = Field(default=8080, description="Port `findesk serve` listens on.")
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="App processes `findesk serve` starts, sharing its port (beyond 1: "
+        "PostgreSQL only).",
+    )
     emulator_port: int = Field(
         default=8090,
         description="Port of the Fin emulator: where `findesk demo` starts it and "
@@ -203,7 +210,8 @@ class Settings(BaseSettings):
     live_poll_seconds: float = Field(
         default=1.0,
         gt=0,
-        description="How often the inbox's live feed looks for changes made by other processes.",
+        description="How often the inbox's live feed looks for changes made by other processes "
+        "(on PostgreSQL they wake it at once; this is the fallback).",
     )
     live_streams_per_session: int = Field(
         default=8,

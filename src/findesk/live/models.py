@@ -11,7 +11,10 @@ from findesk.kit.timeutil import utcnow
 
 class Activity(Base):
     """One change of one conversation. Append-only; the id orders the feed and lets a dropped
-    live connection resume where it stopped (SSE ``Last-Event-ID``)."""
+    live connection resume where it stopped (SSE ``Last-Event-ID``).
+
+    On PostgreSQL a statement trigger (migration 0012) sends ``NOTIFY findesk_activity`` for
+    every insert, delivered at commit: every process's live feed wakes (``live.broker``)."""
 
     __tablename__ = "activity"
     __table_args__ = (Index("ix_activity_at", "at"),)

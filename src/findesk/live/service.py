@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from findesk.kit.actor import Actor
 from findesk.kit.commit_signal import CommitSignal
 from findesk.live.models import Activity
 
-# Wakes this process's live feed as soon as activity is committed.
+# Wakes this process's live feed as soon as activity is committed. Other processes hear of it
+# from PostgreSQL: a trigger on the table sends NOTIFY findesk_activity (see live.broker).
 recorded = CommitSignal("activity")
 
 
@@ -23,10 +24,13 @@ def record(
     recorded.mark(session)
 
 
-def after(session: Session, after_id: int, limit: int = 500) -> Sequence[Activity]:
-    return session.scalars(
-        select(Activity).where(Activity.id > after_id).order_by(Activity.id).limit(limit)
-    ).all()
+def after(
+    session: Session, after_id: int, limit: int = 500, also: Collection[int] = ()
+) -> Sequence[Activity]:
+    """Activity after ``after_id``, and any of the ids ``also`` (lower ones, looked for again
+    as they may commit late), in id order."""
+    wanted = or_(Activity.id > after_id, Activity.id.in_(also)) if also else Activity.id > after_id
+    return session.scalars(select(Activity).where(wanted).order_by(Activity.id).limit(limit)).all()
 
 
 def last_id(session: Session) -> int:

@@ -37,3 +37,15 @@ class OutboxEvent(Base):
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Stable across retries, sent as X-Findesk-Delivery so one delivery can be traced.
     delivery_id: Mapped[str | None] = mapped_column(String(40))
+
+
+class TypingSignal(Base):
+    """When an agent's typing in a conversation was last sent to Fin, by any process: what
+    throttles typing events across processes (``notifier.typing``). Rows older than the
+    throttle mean nothing and are pruned."""
+
+    __tablename__ = "typing_signals"
+
+    conversation_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    agent_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

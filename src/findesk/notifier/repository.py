@@ -10,9 +10,11 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, case, delete, exists, func, or_, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased
 
-from findesk.notifier.models import OutboxEvent
+from findesk.notifier.models import OutboxEvent, TypingSignal
 
 PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
 
@@ -227,4 +229,31 @@ def purge_delivered(session: Session, before: datetime) -> int:
     result = session.execute(
         delete(OutboxEvent).where(OutboxEvent.state == DELIVERED, OutboxEvent.delivered_at < before)
     )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+# --- typing signals ------------------------------------------------------------------------------
+
+
+def claim_typing(
+    session: Session, conversation_id: str, agent_id: str, now: datetime, cutoff: datetime
+) -> bool:
+    """Mark the typing event as sent at ``now`` unless one was sent after ``cutoff``; whether
+    it was marked (one statement: of processes asking at once, one wins)."""
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    statement = insert(TypingSignal).values(
+        conversation_id=conversation_id, agent_id=agent_id, sent_at=now
+    )
+    claimed = session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[TypingSignal.conversation_id, TypingSignal.agent_id],
+            set_={"sent_at": statement.excluded.sent_at},
+            where=TypingSignal.sent_at <= cutoff,
+        ).returning(TypingSignal.agent_id)
+    ).first()
+    return claimed is not None
+
+
+def prune_typing(session: Session, before: datetime) -> int:
+    result = session.execute(delete(TypingSignal).where(TypingSignal.sent_at < before))
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
