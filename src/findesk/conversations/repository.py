@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import json
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,6 +14,7 @@ from sqlalchemy import (
     Select,
     Text,
     and_,
+    bindparam,
     cast,
     delete,
     exists,
@@ -167,6 +169,66 @@ def message_window(
         query = query.where(Message.seq < before_seq)
     query = query.order_by(Message.seq.desc()).limit(limit)
     return list(reversed(session.scalars(query).unique().all()))
+
+
+def _wire_conversation(dialect: str) -> Select[Any]:
+    """get_conversation's answer, every column of it in one row: the conversation, its end user,
+    its assignee (null columns when nobody is) and its tags as one JSON array of ``[position,
+    tag]`` pairs (an aggregate's order is not promised on SQLite: the pairs carry it)."""
+    if dialect == "postgresql":
+        pairs: Any = func.json_agg(
+            func.json_build_array(ConversationTag.position, ConversationTag.tag)
+        )
+    else:
+        pairs = func.json_group_array(
+            func.json_array(ConversationTag.position, ConversationTag.tag)
+        )
+    tags = select(pairs).where(ConversationTag.conversation_id == Conversation.id)
+    return (
+        select(
+            Conversation.id,
+            Conversation.status,
+            Conversation.title,
+            Conversation.attributes,
+            Conversation.created_at,
+            Conversation.updated_at,
+            EndUser.id,
+            EndUser.name,
+            EndUser.email,
+            EndUser.photo_url,
+            EndUser.attributes,
+            Agent.id,
+            Agent.name,
+            Agent.email,
+            Agent.photo_url,
+            Agent.alias,
+            tags.scalar_subquery(),
+        )
+        .join(EndUser, EndUser.id == Conversation.user_id)
+        .outerjoin(Agent, Agent.id == Conversation.assignee_id)
+        .where(Conversation.id == bindparam("conversation_id"))
+    )
+
+
+# Built once: a statement memoizes its cache key, and Fin reads a conversation on every sync.
+_WIRE_CONVERSATION = {name: _wire_conversation(name) for name in ("sqlite", "postgresql")}
+
+
+def conversation_wire_row(
+    session: Session, conversation_id: str
+) -> tuple[Sequence[Any], list[str]] | None:
+    """The conversation's columns for the wire (see ``_wire_conversation``) and its tag names
+    in order, in one query; None if there is no such conversation."""
+    # On the connection: a Core statement needs nothing of the ORM session's execution.
+    connection = session.connection()
+    statement = _WIRE_CONVERSATION[connection.dialect.name]
+    row = connection.execute(statement, {"conversation_id": conversation_id}).first()
+    if row is None:
+        return None
+    pairs = row[-1]
+    if isinstance(pairs, str):  # SQLite hands JSON back as text
+        pairs = json.loads(pairs)
+    return row[:-1], [tag for _position, tag in sorted(pairs or ())]
 
 
 # get_messages sends every column of these, once a message: read as plain rows, with no ORM

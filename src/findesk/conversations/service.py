@@ -83,6 +83,17 @@ def get_conversation(session: Session, conversation_id: str) -> Conversation:
     return conversation
 
 
+def conversation_for_wire(
+    session: Session, conversation_id: str
+) -> tuple[Sequence[Any], list[str]]:
+    """What get_conversation sends, as plain columns (``repository.conversation_wire_row``) and
+    the tag names: one query, no ORM object."""
+    found = repository.conversation_wire_row(session, conversation_id)
+    if found is None:
+        raise NotFound(f"No conversation with id {conversation_id!r}.")
+    return found
+
+
 def _locked(session: Session, conversation_id: str) -> Conversation:
     conversation = repository.get_for_update(session, conversation_id)
     if conversation is None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -59,6 +59,60 @@ def conversation_fields(conversation: Conversation, agent: AgentShape) -> dict[s
         "created_at": conversation.created_at,
         "updated_at": conversation.updated_at,
     }
+
+
+def conversation_json(row: Sequence[Any], tags: list[str]) -> bytes:
+    """A conversation's JSON from its wire columns (``conversations.conversation_for_wire``):
+    what ``ConversationOut`` gives, byte for byte (the tests compare the two), built with no
+    ORM object or model in between."""
+    (
+        conversation_id,
+        status,
+        title,
+        attributes,
+        created_at,
+        updated_at,
+        user_id,
+        user_name,
+        user_email,
+        user_photo_url,
+        user_attributes,
+        agent_id,
+        agent_name,
+        agent_email,
+        agent_photo_url,
+        agent_alias,
+    ) = row
+    assignee = None
+    if agent_id is not None:
+        assignee = {
+            "id": agent_id,
+            "user_type": "agent",
+            "name": agent_name,
+            "email": agent_email,
+            "photo_url": agent_photo_url,
+            "alias": agent_alias,
+        }
+    return to_json(
+        {
+            "id": conversation_id,
+            "status": status,
+            "user": {
+                "id": user_id,
+                "user_type": "end_user",
+                "name": user_name,
+                "email": user_email,
+                "photo_url": user_photo_url,
+                "attributes": user_attributes or {},
+            },
+            "title": title,
+            "tags": tags,
+            "attributes": attributes or {},
+            "assignee": assignee,
+            "created_at": isoformat(created_at),
+            "updated_at": isoformat(updated_at),
+        }
+    )
 
 
 def message_fields(message: Message, agent: AgentShape) -> dict[str, Any]:
