@@ -23,7 +23,7 @@ from sqlalchemy import (
     or_,
     select,
 )
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, lazyload
 
 from findesk.agents.models import Agent
 from findesk.conversations.models import (
@@ -57,12 +57,19 @@ def get_for_update(session: Session, conversation_id: str) -> Conversation | Non
     row joined to its old assignee (PostgreSQL rechecks only the locked row), and the take-over
     rule would judge a stale owner.
     """
-    locked = session.scalar(
-        select(Conversation.id).where(Conversation.id == conversation_id).with_for_update()
+    if session.get_bind().dialect.name != "sqlite":  # (SQLite: the write transaction is the lock)
+        locked = session.scalar(
+            select(Conversation.id).where(Conversation.id == conversation_id).with_for_update()
+        )
+        if locked is None:
+            return None
+    # Its tags when asked for only: most changes (a new message) never look at them.
+    return session.get(
+        Conversation,
+        conversation_id,
+        populate_existing=True,
+        options=[lazyload(Conversation.tag_rows)],
     )
-    if locked is None:
-        return None
-    return session.get(Conversation, conversation_id, populate_existing=True)
 
 
 def get_by_object_id(session: Session, object_id: str) -> Conversation | None:
@@ -171,6 +178,11 @@ def message_window(
     return list(reversed(session.scalars(query).unique().all()))
 
 
+# The columns of an author on the wire, in ``fin_api.wire``'s order.
+_USER_COLUMNS = (EndUser.id, EndUser.name, EndUser.email, EndUser.photo_url, EndUser.attributes)
+_AGENT_COLUMNS = (Agent.id, Agent.name, Agent.email, Agent.photo_url, Agent.alias)
+
+
 def _wire_conversation(dialect: str) -> Select[Any]:
     """get_conversation's answer, every column of it in one row: the conversation, its end user,
     its assignee (null columns when nobody is) and its tags as one JSON array of ``[position,
@@ -192,16 +204,8 @@ def _wire_conversation(dialect: str) -> Select[Any]:
             Conversation.attributes,
             Conversation.created_at,
             Conversation.updated_at,
-            EndUser.id,
-            EndUser.name,
-            EndUser.email,
-            EndUser.photo_url,
-            EndUser.attributes,
-            Agent.id,
-            Agent.name,
-            Agent.email,
-            Agent.photo_url,
-            Agent.alias,
+            *_USER_COLUMNS,
+            *_AGENT_COLUMNS,
             tags.scalar_subquery(),
         )
         .join(EndUser, EndUser.id == Conversation.user_id)
@@ -242,9 +246,9 @@ if TYPE_CHECKING:
 
 def wire_start(
     session: Session, conversation_id: str, after_id: str | None
-) -> tuple[EndUser, int | None] | None:
-    """In one query: the conversation's end user (None: no such conversation), and the seq of
-    ``after_id`` if that is one of its messages."""
+) -> tuple[Sequence[Any], int | None] | None:
+    """In one query: the conversation's end user, as ``_USER_COLUMNS`` (None: no such
+    conversation), and the seq of ``after_id`` if that is one of its messages."""
     after_seq: Any = literal(None)
     if after_id is not None:
         after_seq = (
@@ -252,12 +256,16 @@ def wire_start(
             .where(Message.id == after_id, Message.conversation_id == conversation_id)
             .scalar_subquery()
         )
-    row = session.execute(
-        select(EndUser, after_seq)
-        .join(Conversation, Conversation.user_id == EndUser.id)
-        .where(Conversation.id == conversation_id)
-    ).first()
-    return None if row is None else (row[0], row[1])
+    row = (
+        session.connection()
+        .execute(
+            select(*_USER_COLUMNS, after_seq)
+            .join(Conversation, Conversation.user_id == EndUser.id)
+            .where(Conversation.id == conversation_id)
+        )
+        .first()
+    )
+    return None if row is None else (row[:-1], row[-1])
 
 
 def message_wire_rows(
@@ -284,15 +292,19 @@ def message_wire_rows(
 
 def message_authors(
     session: Session, user_ids: Collection[str], agent_ids: Collection[str]
-) -> tuple[dict[str, EndUser], dict[str, Agent]]:
-    """The end users and agents with these ids, by id."""
-    users: Sequence[EndUser] = ()
-    agents: Sequence[Agent] = ()
+) -> tuple[dict[str, Sequence[Any]], dict[str, Sequence[Any]]]:
+    """The end users and agents with these ids, by id, as ``_USER_COLUMNS`` and
+    ``_AGENT_COLUMNS``."""
+    connection = session.connection()
+    users: dict[str, Sequence[Any]] = {}
+    agents: dict[str, Sequence[Any]] = {}
     if user_ids:
-        users = session.scalars(select(EndUser).where(EndUser.id.in_(user_ids))).all()
+        query = select(*_USER_COLUMNS).where(EndUser.id.in_(user_ids))
+        users = {row[0]: row for row in connection.execute(query)}
     if agent_ids:
-        agents = session.scalars(select(Agent).where(Agent.id.in_(agent_ids))).all()
-    return {u.id: u for u in users}, {a.id: a for a in agents}
+        query = select(*_AGENT_COLUMNS).where(Agent.id.in_(agent_ids))
+        agents = {row[0]: row for row in connection.execute(query)}
+    return users, agents
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,6 @@ from findesk.kit.timeutil import utcnow
 from findesk.live import service as live
 from findesk.notifier.service import record_change
 from findesk.users import repository as user_repository
-from findesk.users.models import EndUser
 
 # The conversation attribute in which Fin says why it handed over (the emulator writes it).
 HANDOVER_REASON_ATTRIBUTE = "fin_handover_reason"
@@ -179,13 +178,15 @@ def message_page(
 @dataclass(frozen=True)
 class WireMessages:
     """Messages as plain rows (``repository.message_wire_rows``), streamed in chunks: read
-    them inside the session. Their authors: the conversation's end user, read already, and
-    ``authors(user_ids, agent_ids)`` for the others (a conversation has few)."""
+    them inside the session. Their authors, as plain columns (``repository.message_authors``):
+    the conversation's end user, read already, and ``authors(user_ids, agent_ids)`` for the
+    others (a conversation has few)."""
 
     chunks: Iterator[Sequence[repository.WireRow]]
-    end_user: EndUser
+    end_user: Sequence[Any]
     authors: Callable[
-        [Collection[str], Collection[str]], tuple[dict[str, EndUser], dict[str, Agent]]
+        [Collection[str], Collection[str]],
+        tuple[dict[str, Sequence[Any]], dict[str, Sequence[Any]]],
     ]
 
 
@@ -247,7 +248,10 @@ def open_conversation(
         session.flush()
     else:
         conversation, created = insert_once(
-            session, conversation, lambda: repository.get_by_object_id(session, object_id)
+            session,
+            conversation,
+            lambda: repository.get_by_object_id(session, object_id),
+            looked=True,
         )
         if not created:
             return conversation, _initial_message(session, conversation), False
@@ -307,7 +311,10 @@ def add_message(
     else:
         object_id = new.object_id
         message, created = insert_once(
-            session, message, lambda: repository.get_message_by_object_id(session, object_id)
+            session,
+            message,
+            lambda: repository.get_message_by_object_id(session, object_id),
+            looked=True,
         )
         if not created:
             return message, False

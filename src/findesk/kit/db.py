@@ -152,13 +152,22 @@ _joined: ContextVar[tuple[Database, Session] | None] = ContextVar(
 )
 
 
-def insert_once(session: Session, obj: T, find_existing: Callable[[], T | None]) -> tuple[T, bool]:
+def insert_once(
+    session: Session, obj: T, find_existing: Callable[[], T | None], *, looked: bool = False
+) -> tuple[T, bool]:
     """Insert ``obj`` unless a row with its unique key exists; safe under concurrent inserts.
 
     Returns the row and whether this call created it. A concurrent insert of the same key makes
     our INSERT fail on the unique constraint inside a savepoint; we then read the winner's row.
+    ``looked``: the caller has just looked for it in this transaction and found nothing. On
+    SQLite nothing can come between (a write transaction holds the database's only write lock),
+    so it is inserted at once, without a second look or a savepoint.
     """
-    existing = find_existing()
+    if looked and session.get_bind().dialect.name == "sqlite":
+        session.add(obj)
+        session.flush()
+        return obj, True
+    existing = None if looked else find_existing()
     if existing is not None:
         return existing, False
     try:
