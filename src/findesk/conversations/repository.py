@@ -19,7 +19,6 @@ from sqlalchemy import (
     delete,
     exists,
     func,
-    literal,
     or_,
     select,
 )
@@ -57,19 +56,24 @@ def get_for_update(session: Session, conversation_id: str) -> Conversation | Non
     row joined to its old assignee (PostgreSQL rechecks only the locked row), and the take-over
     rule would judge a stale owner.
     """
+    parameters = {"conversation_id": conversation_id}
     if session.get_bind().dialect.name != "sqlite":  # (SQLite: the write transaction is the lock)
-        locked = session.scalar(
-            select(Conversation.id).where(Conversation.id == conversation_id).with_for_update()
-        )
-        if locked is None:
+        if session.scalar(_LOCK_CONVERSATION, parameters) is None:
             return None
-    # Its tags when asked for only: most changes (a new message) never look at them.
-    return session.get(
-        Conversation,
-        conversation_id,
-        populate_existing=True,
-        options=[lazyload(Conversation.tag_rows)],
-    )
+    return session.scalars(_CONVERSATION_FOR_CHANGE, parameters).one_or_none()
+
+
+_LOCK_CONVERSATION = (
+    select(Conversation.id).where(Conversation.id == bindparam("conversation_id")).with_for_update()
+)
+# Read again even if this session holds it already, and its tags when asked for only: most
+# changes (a new message) never look at them.
+_CONVERSATION_FOR_CHANGE = (
+    select(Conversation)
+    .where(Conversation.id == bindparam("conversation_id"))
+    .options(lazyload(Conversation.tag_rows))
+    .execution_options(populate_existing=True)
+)
 
 
 def get_by_object_id(session: Session, object_id: str) -> Conversation | None:
@@ -99,8 +103,14 @@ def get_message(session: Session, message_id: str) -> Message | None:
     return session.scalars(select(Message).where(Message.id == message_id)).first()
 
 
+_MESSAGE_SEQ_BY_OBJECT_ID = select(Message.seq).where(Message.object_id == bindparam("object_id"))
+
+
 def get_message_by_object_id(session: Session, object_id: str) -> Message | None:
-    return session.scalars(select(Message).where(Message.object_id == object_id)).first()
+    # Asked before every message Fin writes, and nearly always answered "none": a plain
+    # column, and the ORM only for the rare message that exists.
+    seq = session.scalar(_MESSAGE_SEQ_BY_OBJECT_ID, {"object_id": object_id})
+    return None if seq is None else session.get(Message, seq)
 
 
 def first_message(session: Session, conversation_id: str) -> Message | None:
@@ -244,25 +254,44 @@ if TYPE_CHECKING:
     WireRow = Row[str, str, str | None, str | None, str | None, str, datetime, str | None]
 
 
+# The statements of get_messages, built once (building one costs more than running it).
+_CONVERSATION_ID: Any = bindparam("conversation_id")
+_WIRE_START = (
+    select(
+        *_USER_COLUMNS,
+        select(Message.seq)
+        .where(Message.id == bindparam("after_id"), Message.conversation_id == _CONVERSATION_ID)
+        .scalar_subquery(),
+    )
+    .join(Conversation, Conversation.user_id == EndUser.id)
+    .where(Conversation.id == _CONVERSATION_ID)
+)
+_WIRE_MESSAGES = (
+    select(
+        Message.id,
+        Message.conversation_id,
+        Message.body,
+        Message.author_user_id,
+        Message.author_agent_id,
+        Message.visibility,
+        Message.created_at,
+        cast(Message.attachments, Text),
+    )
+    .where(Message.conversation_id == _CONVERSATION_ID, Message.seq > bindparam("after_seq"))
+    .order_by(Message.seq)
+)
+_WIRE_USERS = select(*_USER_COLUMNS).where(EndUser.id.in_(bindparam("ids", expanding=True)))
+_WIRE_AGENTS = select(*_AGENT_COLUMNS).where(Agent.id.in_(bindparam("ids", expanding=True)))
+
+
 def wire_start(
     session: Session, conversation_id: str, after_id: str | None
 ) -> tuple[Sequence[Any], int | None] | None:
     """In one query: the conversation's end user, as ``_USER_COLUMNS`` (None: no such
     conversation), and the seq of ``after_id`` if that is one of its messages."""
-    after_seq: Any = literal(None)
-    if after_id is not None:
-        after_seq = (
-            select(Message.seq)
-            .where(Message.id == after_id, Message.conversation_id == conversation_id)
-            .scalar_subquery()
-        )
     row = (
         session.connection()
-        .execute(
-            select(*_USER_COLUMNS, after_seq)
-            .join(Conversation, Conversation.user_id == EndUser.id)
-            .where(Conversation.id == conversation_id)
-        )
+        .execute(_WIRE_START, {"conversation_id": conversation_id, "after_id": after_id})
         .first()
     )
     return None if row is None else (row[:-1], row[-1])
@@ -273,21 +302,8 @@ def message_wire_rows(
 ) -> Iterator[Sequence[WireRow]]:
     """The conversation's messages after ``after_seq`` (0: all), in creation order, read from
     the cursor ``chunk`` rows at a time rather than all at once."""
-    query = (
-        select(
-            Message.id,
-            Message.conversation_id,
-            Message.body,
-            Message.author_user_id,
-            Message.author_agent_id,
-            Message.visibility,
-            Message.created_at,
-            cast(Message.attachments, Text),
-        )
-        .where(Message.conversation_id == conversation_id, Message.seq > after_seq)
-        .order_by(Message.seq)
-    )
-    return session.execute(query).partitions(chunk)
+    parameters = {"conversation_id": conversation_id, "after_seq": after_seq}
+    return session.connection().execute(_WIRE_MESSAGES, parameters).partitions(chunk)
 
 
 def message_authors(
@@ -299,11 +315,11 @@ def message_authors(
     users: dict[str, Sequence[Any]] = {}
     agents: dict[str, Sequence[Any]] = {}
     if user_ids:
-        query = select(*_USER_COLUMNS).where(EndUser.id.in_(user_ids))
-        users = {row[0]: row for row in connection.execute(query)}
+        found = connection.execute(_WIRE_USERS, {"ids": list(user_ids)})
+        users = {row[0]: row for row in found}
     if agent_ids:
-        query = select(*_AGENT_COLUMNS).where(Agent.id.in_(agent_ids))
-        agents = {row[0]: row for row in connection.execute(query)}
+        found = connection.execute(_WIRE_AGENTS, {"ids": list(agent_ids)})
+        agents = {row[0]: row for row in found}
     return users, agents
 
 

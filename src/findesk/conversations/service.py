@@ -28,6 +28,7 @@ from findesk.kit.actor import SYSTEM, Actor
 from findesk.kit.attributes import check_attribute_keys, drop_nulls, merge_attributes
 from findesk.kit.db import insert_once
 from findesk.kit.errors import Conflict, Invalid, NotFound
+from findesk.kit.ids import CONVERSATION, MESSAGE, new_id
 from findesk.kit.text import (
     CONVERSATION_TITLE_MAX,
     MESSAGE_BODY_MAX,
@@ -233,8 +234,10 @@ def open_conversation(
     check_attribute_keys(attributes)
     now = utcnow()
     conversation = Conversation(
+        id=new_id(CONVERSATION),  # known before the row is written
         object_id=object_id,
         user_id=user.id,
+        user=user,  # (loaded already: shown before the row is written)
         status="open",
         title=_checked_title(title),
         attributes=drop_nulls(attributes or {}),
@@ -306,8 +309,7 @@ def add_message(
         isinstance(author, Agent) and author.is_bot and owner_kind(conversation) == "human"
     )
     if new.object_id is None:
-        session.add(message)
-        session.flush()
+        session.add(message)  # written with the rest of the change, in one flush
     else:
         object_id = new.object_id
         message, created = insert_once(
@@ -324,6 +326,7 @@ def add_message(
         if not author.is_bot and new.visibility == "public":
             if conversation.first_human_reply_at is None:
                 conversation.first_human_reply_at = now
+            session.flush()  # the receipt slot refers to the message's row
             expect_fetch(session, message)
             if owner_kind(conversation) != "human":
                 _change_owner(session, conversation, author, actor)
@@ -384,7 +387,8 @@ def _new_message_row(
     author: Agent | str,
     now: datetime,
 ) -> Message:
-    return Message(
+    message = Message(
+        id=new_id(MESSAGE),  # known before the row is written
         conversation_id=conversation.id,
         object_id=new.object_id,
         message_type="comment",
@@ -396,6 +400,13 @@ def _new_message_row(
         attachments=list(new.attachments),
         created_at=new.created_at or now,
     )
+    # The author itself too, so that it can be shown before the row is written (an end user
+    # who writes is the conversation's user: ``_checked_author``).
+    if isinstance(author, Agent):
+        message.author_agent = author
+    else:
+        message.author_user = conversation.user
+    return message
 
 
 def update_conversation(

@@ -161,11 +161,11 @@ def insert_once(
     our INSERT fail on the unique constraint inside a savepoint; we then read the winner's row.
     ``looked``: the caller has just looked for it in this transaction and found nothing. On
     SQLite nothing can come between (a write transaction holds the database's only write lock),
-    so it is inserted at once, without a second look or a savepoint.
+    so it is added without a second look or a savepoint, and written with the rest of the
+    transaction.
     """
     if looked and session.get_bind().dialect.name == "sqlite":
         session.add(obj)
-        session.flush()
         return obj, True
     existing = None if looked else find_existing()
     if existing is not None:
