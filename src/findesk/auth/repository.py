@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Row, bindparam, delete, or_, select, update
+from sqlalchemy import Connection, Row, bindparam, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from findesk.auth.models import AccessToken, AgentToken, OAuthClient
@@ -35,11 +35,11 @@ _ACCESS_TOKEN_STATE = (
 
 
 def access_token_state(
-    session: Session, token_hash: str
+    connection: Connection, token_hash: str
 ) -> Row[str, datetime, datetime | None, datetime | None] | None:
     """The token's client, expiry and revocation, and its client's revocation: no ORM object
     (the Fin API checks a token on every call)."""
-    return session.connection().execute(_ACCESS_TOKEN_STATE, {"token_hash": token_hash}).first()
+    return connection.execute(_ACCESS_TOKEN_STATE, {"token_hash": token_hash}).first()
 
 
 def revoke_client_tokens(session: Session, client_id: str, at: datetime) -> None:

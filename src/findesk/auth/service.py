@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from findesk.agents.models import Agent
@@ -100,10 +101,10 @@ def issue_access_token(
     return token, ttl_seconds
 
 
-def authenticate_access_token(session: Session, token: str) -> str:
+def authenticate_access_token(connection: Connection, token: str) -> str:
     """The id of the OAuth client the bearer token was issued to; Unauthorized unless it is
     live."""
-    row = repository.access_token_state(session, hash_secret(token))
+    row = repository.access_token_state(connection, hash_secret(token))
     if row is None:
         raise Unauthorized("The access token is not valid.")
     client_id, expires_at, revoked_at, client_revoked_at = row

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import (
+    Connection,
     Row,
     Select,
     Text,
@@ -229,12 +230,10 @@ _WIRE_CONVERSATION = {name: _wire_conversation(name) for name in ("sqlite", "pos
 
 
 def conversation_wire_row(
-    session: Session, conversation_id: str
+    connection: Connection, conversation_id: str
 ) -> tuple[Sequence[Any], list[str]] | None:
     """The conversation's columns for the wire (see ``_wire_conversation``) and its tag names
     in order, in one query; None if there is no such conversation."""
-    # On the connection: a Core statement needs nothing of the ORM session's execution.
-    connection = session.connection()
     statement = _WIRE_CONVERSATION[connection.dialect.name]
     row = connection.execute(statement, {"conversation_id": conversation_id}).first()
     if row is None:
@@ -285,33 +284,29 @@ _WIRE_AGENTS = select(*_AGENT_COLUMNS).where(Agent.id.in_(bindparam("ids", expan
 
 
 def wire_start(
-    session: Session, conversation_id: str, after_id: str | None
+    connection: Connection, conversation_id: str, after_id: str | None
 ) -> tuple[Sequence[Any], int | None] | None:
     """In one query: the conversation's end user, as ``_USER_COLUMNS`` (None: no such
     conversation), and the seq of ``after_id`` if that is one of its messages."""
-    row = (
-        session.connection()
-        .execute(_WIRE_START, {"conversation_id": conversation_id, "after_id": after_id})
-        .first()
-    )
+    parameters = {"conversation_id": conversation_id, "after_id": after_id}
+    row = connection.execute(_WIRE_START, parameters).first()
     return None if row is None else (row[:-1], row[-1])
 
 
 def message_wire_rows(
-    session: Session, conversation_id: str, *, after_seq: int, chunk: int = 1000
+    connection: Connection, conversation_id: str, *, after_seq: int, chunk: int = 1000
 ) -> Iterator[Sequence[WireRow]]:
     """The conversation's messages after ``after_seq`` (0: all), in creation order, read from
     the cursor ``chunk`` rows at a time rather than all at once."""
     parameters = {"conversation_id": conversation_id, "after_seq": after_seq}
-    return session.connection().execute(_WIRE_MESSAGES, parameters).partitions(chunk)
+    return connection.execute(_WIRE_MESSAGES, parameters).partitions(chunk)
 
 
 def message_authors(
-    session: Session, user_ids: Collection[str], agent_ids: Collection[str]
+    connection: Connection, user_ids: Collection[str], agent_ids: Collection[str]
 ) -> tuple[dict[str, Sequence[Any]], dict[str, Sequence[Any]]]:
     """The end users and agents with these ids, by id, as ``_USER_COLUMNS`` and
     ``_AGENT_COLUMNS``."""
-    connection = session.connection()
     users: dict[str, Sequence[Any]] = {}
     agents: dict[str, Sequence[Any]] = {}
     if user_ids:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from findesk.agents import repository as agent_repository
@@ -84,11 +85,11 @@ def get_conversation(session: Session, conversation_id: str) -> Conversation:
 
 
 def conversation_for_wire(
-    session: Session, conversation_id: str
+    connection: Connection, conversation_id: str
 ) -> tuple[Sequence[Any], list[str]]:
     """What get_conversation sends, as plain columns (``repository.conversation_wire_row``) and
     the tag names: one query, no ORM object."""
-    found = repository.conversation_wire_row(session, conversation_id)
+    found = repository.conversation_wire_row(connection, conversation_id)
     if found is None:
         raise NotFound(f"No conversation with id {conversation_id!r}.")
     return found
@@ -192,20 +193,20 @@ class WireMessages:
 
 
 def messages_for_wire(
-    session: Session, conversation_id: str, *, after_id: str | None = None
+    connection: Connection, conversation_id: str, *, after_id: str | None = None
 ) -> WireMessages:
     """What get_messages sends: every message after ``after_id`` (all of them when that is not
     one of the conversation's), in creation order, without an ORM object per message; three
     queries in all, whatever the length."""
-    start = repository.wire_start(session, conversation_id, after_id)
+    start = repository.wire_start(connection, conversation_id, after_id)
     if start is None:
         raise NotFound(f"No conversation with id {conversation_id!r}.")
     end_user, after_seq = start
     return WireMessages(
-        repository.message_wire_rows(session, conversation_id, after_seq=after_seq or 0),
+        repository.message_wire_rows(connection, conversation_id, after_seq=after_seq or 0),
         end_user=end_user,
         authors=lambda user_ids, agent_ids: repository.message_authors(
-            session, user_ids, agent_ids
+            connection, user_ids, agent_ids
         ),
     )
 

@@ -11,7 +11,7 @@ from pydantic_core import to_json
 from findesk.fin_api import operations as ops
 from findesk.fin_api import schemas as s
 from findesk.fin_api.routing import FinRoute, PostsOnlyRoute
-from findesk.fin_api.security import authorized_session, bearer_scheme
+from findesk.fin_api.security import authorized_reader, authorized_session, bearer_scheme
 from findesk.fin_ledger.calls import note
 from findesk.kit.http import PROBLEM_JSON
 
@@ -142,9 +142,9 @@ def rest_get_conversation(
 ) -> Response:
     """Retrieve a conversation (each sync)."""
     req = s.GetConversationIn(conversation_id=conversation_id)
-    with authorized_session(request, write=False) as session:
+    with authorized_reader(request) as connection:
         note(request, conversation_id=conversation_id)
-        return _json(ops.get_conversation(session, req))
+        return _json(ops.get_conversation(connection, req))
 
 
 @rest.put(
@@ -199,9 +199,9 @@ def rest_get_messages(
 ) -> Response:
     """Messages in creation order; with a known `after_id`, only those after it."""
     req = s.GetMessagesIn(conversation_id=conversation_id, after_id=after_id)
-    with authorized_session(request, write=False) as session:
+    with authorized_reader(request) as connection:
         note(request, conversation_id=conversation_id, after_id=after_id)
-        messages = ops.get_messages(session, req)
+        messages = ops.get_messages(connection, req)
     note(request, message_ids=messages.ids)
     return _json(messages.array())
 
@@ -301,9 +301,9 @@ def posts_get_agents(
     responses=_errors(*WRITE_ERRORS, envelope=True),
 )
 def posts_get_conversation(request: Request, body: s.GetConversationIn) -> Response:
-    with authorized_session(request, write=False) as session:
+    with authorized_reader(request) as connection:
         note(request, conversation_id=body.conversation_id)
-        return _json(ops.get_conversation(session, body), envelope=True)
+        return _json(ops.get_conversation(connection, body), envelope=True)
 
 
 @posts.post(
@@ -350,9 +350,9 @@ def posts_create_conversation(request: Request, body: s.CreateConversationIn) ->
     responses=_errors(*WRITE_ERRORS, envelope=True),
 )
 def posts_get_messages(request: Request, body: s.GetMessagesIn) -> Response:
-    with authorized_session(request, write=False) as session:
+    with authorized_reader(request) as connection:
         note(request, conversation_id=body.conversation_id, after_id=body.after_id)
-        messages = ops.get_messages(session, body)
+        messages = ops.get_messages(connection, body)
     note(request, message_ids=messages.ids)
     return _json(messages.array(), envelope=True)
 

@@ -1,8 +1,10 @@
 """The nine operations of the contract, shared by both variants. Each runs in the call's one
-session (``security.authorized_session``), a transaction for those that write."""
+session (``security.authorized_session``), a transaction for those that write, or for the two
+reads Fin makes on every sync, on a Core connection (``security.authorized_reader``)."""
 
 from __future__ import annotations
 
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from findesk.agents import service as agents
@@ -47,9 +49,10 @@ def get_agents(session: Session) -> list[s.AgentOut]:
     return [agent_out(agent) for agent in agents.list_agents(session)]
 
 
-def get_conversation(session: Session, req: s.GetConversationIn) -> bytes:
+def get_conversation(connection: Connection, req: s.GetConversationIn) -> bytes:
     """The conversation's JSON, read as plain columns: Fin reads it on every sync."""
-    return conversation_json(*conversations.conversation_for_wire(session, req.conversation_id))
+    found = conversations.conversation_for_wire(connection, req.conversation_id)
+    return conversation_json(*found)
 
 
 def create_conversation(
@@ -79,10 +82,10 @@ def update_conversation(session: Session, req: s.UpdateConversationIn) -> s.Conv
     return conversation_out(conversation)
 
 
-def get_messages(session: Session, req: s.GetMessagesIn) -> EncodedMessages:
+def get_messages(connection: Connection, req: s.GetMessagesIn) -> EncodedMessages:
     """Every message after ``after_id``, encoded as ``MessageOut`` JSON: Fin has no paging, so a
     conversation of 10,000 messages is sent whole, and each message is encoded once."""
-    found = conversations.messages_for_wire(session, req.conversation_id, after_id=req.after_id)
+    found = conversations.messages_for_wire(connection, req.conversation_id, after_id=req.after_id)
     return encode_messages(found)
 
 

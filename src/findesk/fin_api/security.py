@@ -8,6 +8,7 @@ from contextlib import contextmanager
 
 from fastapi import Request
 from fastapi.security import HTTPBearer
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -50,11 +51,12 @@ async def check_call(request: Request, *, changes_state: bool) -> None:
         await verify_signature(request, secret.get_secret_value(), once=changes_state)
 
 
-def authenticate(request: Request, session: Session) -> None:
-    """Check the call's bearer token in ``session``; remember whose it is (the ledger's
+def authenticate(request: Request, connection: Connection) -> None:
+    """Check the call's bearer token on ``connection``; remember whose it is (the ledger's
     client)."""
     request.state.fin_token_checked = True
-    request.state.fin_client_id = auth.authenticate_access_token(session, request.state.fin_token)
+    token = request.state.fin_token
+    request.state.fin_client_id = auth.authenticate_access_token(connection, token)
 
 
 @contextmanager
@@ -63,8 +65,17 @@ def authorized_session(request: Request, *, write: bool) -> Iterator[Session]:
     write transaction that commits when the block ends without error."""
     db = db_of(request)
     with db.transaction() if write else db.read_session() as session:
-        authenticate(request, session)
+        authenticate(request, session.connection())
         yield session
+
+
+@contextmanager
+def authorized_reader(request: Request) -> Iterator[Connection]:
+    """The call's one read transaction on a Core connection, its token checked first: for the
+    reads that build no ORM object (get_conversation, get_messages)."""
+    with db_of(request).read_connection() as connection:
+        authenticate(request, connection)
+        yield connection
 
 
 async def confirm_token(request: Request) -> None:
@@ -74,8 +85,8 @@ async def confirm_token(request: Request) -> None:
         return  # no token was found, or it was checked already
 
     def check() -> None:
-        with db_of(request).read_session() as session:
-            authenticate(request, session)
+        with db_of(request).read_connection() as connection:
+            authenticate(request, connection)
 
     await run_in_threadpool(check)
 

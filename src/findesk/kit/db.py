@@ -14,7 +14,7 @@ from contextvars import ContextVar
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import JSON, DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy import JSON, Connection, DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -111,6 +111,14 @@ class Database:
 
     def write_session(self) -> Session:
         return self._write()
+
+    @contextmanager
+    def read_connection(self) -> Iterator[Connection]:
+        """A Core connection in a read transaction (one consistent view), rolled back at the
+        end: for the hot reads that build no ORM object, without a session's bookkeeping."""
+        with self.engine.connect() as connection:
+            connection.begin()
+            yield connection
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
