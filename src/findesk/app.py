@@ -182,6 +182,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
                 description=app.description,
                 routes=app.routes,
             )
+            fin.document_bearer_auth(schema, FIN_API)
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             for model in (ProblemOut, ErrorEnvelope):
                 components[model.__name__] = model.model_json_schema(

@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import Connection, Row, bindparam, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from findesk.auth.models import AccessToken, AgentToken, OAuthClient
@@ -19,6 +19,27 @@ def list_clients(session: Session) -> Sequence[OAuthClient]:
 
 def get_access_token(session: Session, token_hash: str) -> AccessToken | None:
     return session.get(AccessToken, token_hash)
+
+
+# Built once: a statement object memoizes its cache key, and this runs on every Fin API call.
+_ACCESS_TOKEN_STATE = (
+    select(
+        AccessToken.client_id,
+        AccessToken.expires_at,
+        AccessToken.revoked_at,
+        OAuthClient.revoked_at,
+    )
+    .join(OAuthClient, OAuthClient.id == AccessToken.client_id)
+    .where(AccessToken.token_hash == bindparam("token_hash"))
+)
+
+
+def access_token_state(
+    connection: Connection, token_hash: str
+) -> Row[str, datetime, datetime | None, datetime | None] | None:
+    """The token's client, expiry and revocation, and its client's revocation: no ORM object
+    (the Fin API checks a token on every call)."""
+    return connection.execute(_ACCESS_TOKEN_STATE, {"token_hash": token_hash}).first()
 
 
 def revoke_client_tokens(session: Session, client_id: str, at: datetime) -> None:

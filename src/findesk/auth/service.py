@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from findesk.agents.models import Agent
@@ -100,15 +101,18 @@ def issue_access_token(
     return token, ttl_seconds
 
 
-def authenticate_access_token(session: Session, token: str) -> OAuthClient:
-    row = repository.get_access_token(session, hash_secret(token))
+def authenticate_access_token(connection: Connection, token: str) -> str:
+    """The id of the OAuth client the bearer token was issued to; Unauthorized unless it is
+    live."""
+    row = repository.access_token_state(connection, hash_secret(token))
     if row is None:
         raise Unauthorized("The access token is not valid.")
-    if row.revoked_at is not None or row.client.revoked_at is not None:
+    client_id, expires_at, revoked_at, client_revoked_at = row
+    if revoked_at is not None or client_revoked_at is not None:
         raise Unauthorized("The access token was revoked.")
-    if as_utc(row.expires_at) <= utcnow():
+    if as_utc(expires_at) <= utcnow():
         raise Unauthorized("The access token has expired.")
-    return row.client
+    return client_id
 
 
 def revoke_access_token(session: Session, token: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import json
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -10,23 +11,24 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
+    Connection,
     Row,
     Select,
     Text,
     and_,
+    bindparam,
     case,
     cast,
     delete,
     exists,
     func,
-    literal,
     or_,
     select,
     text,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, lazyload
 
 from findesk.agents.models import Agent
 from findesk.conversations.models import (
@@ -61,12 +63,24 @@ def get_for_update(session: Session, conversation_id: str) -> Conversation | Non
     row joined to its old assignee (PostgreSQL rechecks only the locked row), and the take-over
     rule would judge a stale owner.
     """
-    locked = session.scalar(
-        select(Conversation.id).where(Conversation.id == conversation_id).with_for_update()
-    )
-    if locked is None:
-        return None
-    return session.get(Conversation, conversation_id, populate_existing=True)
+    parameters = {"conversation_id": conversation_id}
+    if session.get_bind().dialect.name != "sqlite":  # (SQLite: the write transaction is the lock)
+        if session.scalar(_LOCK_CONVERSATION, parameters) is None:
+            return None
+    return session.scalars(_CONVERSATION_FOR_CHANGE, parameters).one_or_none()
+
+
+_LOCK_CONVERSATION = (
+    select(Conversation.id).where(Conversation.id == bindparam("conversation_id")).with_for_update()
+)
+# Read again even if this session holds it already, and its tags when asked for only: most
+# changes (a new message) never look at them.
+_CONVERSATION_FOR_CHANGE = (
+    select(Conversation)
+    .where(Conversation.id == bindparam("conversation_id"))
+    .options(lazyload(Conversation.tag_rows))
+    .execution_options(populate_existing=True)
+)
 
 
 def get_by_object_id(session: Session, object_id: str) -> Conversation | None:
@@ -96,8 +110,14 @@ def get_message(session: Session, message_id: str) -> Message | None:
     return session.scalars(select(Message).where(Message.id == message_id)).first()
 
 
+_MESSAGE_SEQ_BY_OBJECT_ID = select(Message.seq).where(Message.object_id == bindparam("object_id"))
+
+
 def get_message_by_object_id(session: Session, object_id: str) -> Message | None:
-    return session.scalars(select(Message).where(Message.object_id == object_id)).first()
+    # Asked before every message Fin writes, and nearly always answered "none": a plain
+    # column, and the ORM only for the rare message that exists.
+    seq = session.scalar(_MESSAGE_SEQ_BY_OBJECT_ID, {"object_id": object_id})
+    return None if seq is None else session.get(Message, seq)
 
 
 def first_message(session: Session, conversation_id: str) -> Message | None:
@@ -181,6 +201,61 @@ def message_window(
     return list(session.scalars(query).unique())
 
 
+# The columns of an author on the wire, in ``fin_api.wire``'s order.
+_USER_COLUMNS = (EndUser.id, EndUser.name, EndUser.email, EndUser.photo_url, EndUser.attributes)
+_AGENT_COLUMNS = (Agent.id, Agent.name, Agent.email, Agent.photo_url, Agent.alias)
+
+
+def _wire_conversation(dialect: str) -> Select[Any]:
+    """get_conversation's answer, every column of it in one row: the conversation, its end user,
+    its assignee (null columns when nobody is) and its tags as one JSON array of ``[position,
+    tag]`` pairs (an aggregate's order is not promised on SQLite: the pairs carry it)."""
+    if dialect == "postgresql":
+        pairs: Any = func.json_agg(
+            func.json_build_array(ConversationTag.position, ConversationTag.tag)
+        )
+    else:
+        pairs = func.json_group_array(
+            func.json_array(ConversationTag.position, ConversationTag.tag)
+        )
+    tags = select(pairs).where(ConversationTag.conversation_id == Conversation.id)
+    return (
+        select(
+            Conversation.id,
+            Conversation.status,
+            Conversation.title,
+            Conversation.attributes,
+            Conversation.created_at,
+            Conversation.updated_at,
+            *_USER_COLUMNS,
+            *_AGENT_COLUMNS,
+            tags.scalar_subquery(),
+        )
+        .join(EndUser, EndUser.id == Conversation.user_id)
+        .outerjoin(Agent, Agent.id == Conversation.assignee_id)
+        .where(Conversation.id == bindparam("conversation_id"))
+    )
+
+
+# Built once: a statement memoizes its cache key, and Fin reads a conversation on every sync.
+_WIRE_CONVERSATION = {name: _wire_conversation(name) for name in ("sqlite", "postgresql")}
+
+
+def conversation_wire_row(
+    connection: Connection, conversation_id: str
+) -> tuple[Sequence[Any], list[str]] | None:
+    """The conversation's columns for the wire (see ``_wire_conversation``) and its tag names
+    in order, in one query; None if there is no such conversation."""
+    statement = _WIRE_CONVERSATION[connection.dialect.name]
+    row = connection.execute(statement, {"conversation_id": conversation_id}).first()
+    if row is None:
+        return None
+    pairs = row[-1]
+    if isinstance(pairs, str):  # SQLite hands JSON back as text
+        pairs = json.loads(pairs)
+    return row[:-1], [tag for _position, tag in sorted(pairs or ())]
+
+
 # get_messages sends every column of these, once a message: read as plain rows, with no ORM
 # object and no joined author per row (a conversation has few authors: see ``message_authors``).
 # id, conversation_id, body, author_user_id, author_agent_id, visibility, created_at, and the
@@ -190,59 +265,69 @@ if TYPE_CHECKING:
     WireRow = Row[str, str, str | None, str | None, str | None, str, datetime, str | None]
 
 
+# The statements of get_messages, built once (building one costs more than running it).
+_CONVERSATION_ID: Any = bindparam("conversation_id")
+_WIRE_START = (
+    select(
+        *_USER_COLUMNS,
+        select(Message.seq)
+        .where(Message.id == bindparam("after_id"), Message.conversation_id == _CONVERSATION_ID)
+        .scalar_subquery(),
+    )
+    .join(Conversation, Conversation.user_id == EndUser.id)
+    .where(Conversation.id == _CONVERSATION_ID)
+)
+_WIRE_MESSAGES = (
+    select(
+        Message.id,
+        Message.conversation_id,
+        Message.body,
+        Message.author_user_id,
+        Message.author_agent_id,
+        Message.visibility,
+        Message.created_at,
+        cast(Message.attachments, Text),
+    )
+    .where(Message.conversation_id == _CONVERSATION_ID, Message.seq > bindparam("after_seq"))
+    .order_by(Message.seq)
+)
+_WIRE_USERS = select(*_USER_COLUMNS).where(EndUser.id.in_(bindparam("ids", expanding=True)))
+_WIRE_AGENTS = select(*_AGENT_COLUMNS).where(Agent.id.in_(bindparam("ids", expanding=True)))
+
+
 def wire_start(
-    session: Session, conversation_id: str, after_id: str | None
-) -> tuple[EndUser, int | None] | None:
-    """In one query: the conversation's end user (None: no such conversation), and the seq of
-    ``after_id`` if that is one of its messages."""
-    after_seq: Any = literal(None)
-    if after_id is not None:
-        after_seq = (
-            select(Message.seq)
-            .where(Message.id == after_id, Message.conversation_id == conversation_id)
-            .scalar_subquery()
-        )
-    row = session.execute(
-        select(EndUser, after_seq)
-        .join(Conversation, Conversation.user_id == EndUser.id)
-        .where(Conversation.id == conversation_id)
-    ).first()
-    return None if row is None else (row[0], row[1])
+    connection: Connection, conversation_id: str, after_id: str | None
+) -> tuple[Sequence[Any], int | None] | None:
+    """In one query: the conversation's end user, as ``_USER_COLUMNS`` (None: no such
+    conversation), and the seq of ``after_id`` if that is one of its messages."""
+    parameters = {"conversation_id": conversation_id, "after_id": after_id}
+    row = connection.execute(_WIRE_START, parameters).first()
+    return None if row is None else (row[:-1], row[-1])
 
 
 def message_wire_rows(
-    session: Session, conversation_id: str, *, after_seq: int, chunk: int = 1000
+    connection: Connection, conversation_id: str, *, after_seq: int, chunk: int = 1000
 ) -> Iterator[Sequence[WireRow]]:
     """The conversation's messages after ``after_seq`` (0: all), in creation order, read from
     the cursor ``chunk`` rows at a time rather than all at once."""
-    query = (
-        select(
-            Message.id,
-            Message.conversation_id,
-            Message.body,
-            Message.author_user_id,
-            Message.author_agent_id,
-            Message.visibility,
-            Message.created_at,
-            cast(Message.attachments, Text),
-        )
-        .where(Message.conversation_id == conversation_id, Message.seq > after_seq)
-        .order_by(Message.seq)
-    )
-    return session.execute(query).partitions(chunk)
+    parameters = {"conversation_id": conversation_id, "after_seq": after_seq}
+    return connection.execute(_WIRE_MESSAGES, parameters).partitions(chunk)
 
 
 def message_authors(
-    session: Session, user_ids: Collection[str], agent_ids: Collection[str]
-) -> tuple[dict[str, EndUser], dict[str, Agent]]:
-    """The end users and agents with these ids, by id."""
-    users: Sequence[EndUser] = ()
-    agents: Sequence[Agent] = ()
+    connection: Connection, user_ids: Collection[str], agent_ids: Collection[str]
+) -> tuple[dict[str, Sequence[Any]], dict[str, Sequence[Any]]]:
+    """The end users and agents with these ids, by id, as ``_USER_COLUMNS`` and
+    ``_AGENT_COLUMNS``."""
+    users: dict[str, Sequence[Any]] = {}
+    agents: dict[str, Sequence[Any]] = {}
     if user_ids:
-        users = session.scalars(select(EndUser).where(EndUser.id.in_(user_ids))).all()
+        found = connection.execute(_WIRE_USERS, {"ids": list(user_ids)})
+        users = {row[0]: row for row in found}
     if agent_ids:
-        agents = session.scalars(select(Agent).where(Agent.id.in_(agent_ids))).all()
-    return {u.id: u for u in users}, {a.id: a for a in agents}
+        found = connection.execute(_WIRE_AGENTS, {"ids": list(agent_ids)})
+        agents = {row[0]: row for row in found}
+    return users, agents
 
 
 @dataclass(frozen=True)

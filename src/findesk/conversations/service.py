@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from findesk.agents import repository as agent_repository
@@ -28,6 +29,7 @@ from findesk.kit.actor import SYSTEM, Actor
 from findesk.kit.attributes import check_attribute_keys, drop_nulls, merge_attributes
 from findesk.kit.db import insert_once
 from findesk.kit.errors import Conflict, Invalid, NotFound
+from findesk.kit.ids import CONVERSATION, MESSAGE, new_id
 from findesk.kit.text import (
     CONVERSATION_TITLE_MAX,
     MESSAGE_BODY_MAX,
@@ -40,7 +42,6 @@ from findesk.kit.timeutil import utcnow
 from findesk.live import service as live
 from findesk.notifier.service import record_change
 from findesk.users import repository as user_repository
-from findesk.users.models import EndUser
 
 # The conversation attribute in which Fin says why it handed over (the emulator writes it).
 HANDOVER_REASON_ATTRIBUTE = "fin_handover_reason"
@@ -81,6 +82,17 @@ def get_conversation(session: Session, conversation_id: str) -> Conversation:
     if conversation is None:
         raise NotFound(f"No conversation with id {conversation_id!r}.")
     return conversation
+
+
+def conversation_for_wire(
+    connection: Connection, conversation_id: str
+) -> tuple[Sequence[Any], list[str]]:
+    """What get_conversation sends, as plain columns (``repository.conversation_wire_row``) and
+    the tag names: one query, no ORM object."""
+    found = repository.conversation_wire_row(connection, conversation_id)
+    if found is None:
+        raise NotFound(f"No conversation with id {conversation_id!r}.")
+    return found
 
 
 def _locked(session: Session, conversation_id: str) -> Conversation:
@@ -168,31 +180,33 @@ def message_page(
 @dataclass(frozen=True)
 class WireMessages:
     """Messages as plain rows (``repository.message_wire_rows``), streamed in chunks: read
-    them inside the session. Their authors: the conversation's end user, read already, and
-    ``authors(user_ids, agent_ids)`` for the others (a conversation has few)."""
+    them inside the session. Their authors, as plain columns (``repository.message_authors``):
+    the conversation's end user, read already, and ``authors(user_ids, agent_ids)`` for the
+    others (a conversation has few)."""
 
     chunks: Iterator[Sequence[repository.WireRow]]
-    end_user: EndUser
+    end_user: Sequence[Any]
     authors: Callable[
-        [Collection[str], Collection[str]], tuple[dict[str, EndUser], dict[str, Agent]]
+        [Collection[str], Collection[str]],
+        tuple[dict[str, Sequence[Any]], dict[str, Sequence[Any]]],
     ]
 
 
 def messages_for_wire(
-    session: Session, conversation_id: str, *, after_id: str | None = None
+    connection: Connection, conversation_id: str, *, after_id: str | None = None
 ) -> WireMessages:
     """What get_messages sends: every message after ``after_id`` (all of them when that is not
     one of the conversation's), in creation order, without an ORM object per message; three
     queries in all, whatever the length."""
-    start = repository.wire_start(session, conversation_id, after_id)
+    start = repository.wire_start(connection, conversation_id, after_id)
     if start is None:
         raise NotFound(f"No conversation with id {conversation_id!r}.")
     end_user, after_seq = start
     return WireMessages(
-        repository.message_wire_rows(session, conversation_id, after_seq=after_seq or 0),
+        repository.message_wire_rows(connection, conversation_id, after_seq=after_seq or 0),
         end_user=end_user,
         authors=lambda user_ids, agent_ids: repository.message_authors(
-            session, user_ids, agent_ids
+            connection, user_ids, agent_ids
         ),
     )
 
@@ -221,8 +235,10 @@ def open_conversation(
     check_attribute_keys(attributes)
     now = utcnow()
     conversation = Conversation(
+        id=new_id(CONVERSATION),  # known before the row is written
         object_id=object_id,
         user_id=user.id,
+        user=user,  # (loaded already: shown before the row is written)
         status="open",
         title=_checked_title(title),
         attributes=drop_nulls(attributes or {}),
@@ -236,7 +252,10 @@ def open_conversation(
         session.flush()
     else:
         conversation, created = insert_once(
-            session, conversation, lambda: repository.get_by_object_id(session, object_id)
+            session,
+            conversation,
+            lambda: repository.get_by_object_id(session, object_id),
+            looked=True,
         )
         if not created:
             return conversation, _initial_message(session, conversation), False
@@ -291,12 +310,14 @@ def add_message(
         isinstance(author, Agent) and author.is_bot and owner_kind(conversation) == "human"
     )
     if new.object_id is None:
-        session.add(message)
-        session.flush()
+        session.add(message)  # written with the rest of the change, in one flush
     else:
         object_id = new.object_id
         message, created = insert_once(
-            session, message, lambda: repository.get_message_by_object_id(session, object_id)
+            session,
+            message,
+            lambda: repository.get_message_by_object_id(session, object_id),
+            looked=True,
         )
         if not created:
             return message, False
@@ -306,6 +327,7 @@ def add_message(
         if not author.is_bot and new.visibility == "public":
             if conversation.first_human_reply_at is None:
                 conversation.first_human_reply_at = now
+            session.flush()  # the receipt slot refers to the message's row
             expect_fetch(session, message)
             if owner_kind(conversation) != "human":
                 _change_owner(session, conversation, author, actor)
@@ -366,7 +388,8 @@ def _new_message_row(
     author: Agent | str,
     now: datetime,
 ) -> Message:
-    return Message(
+    message = Message(
+        id=new_id(MESSAGE),  # known before the row is written
         conversation_id=conversation.id,
         object_id=new.object_id,
         message_type="comment",
@@ -378,6 +401,13 @@ def _new_message_row(
         attachments=list(new.attachments),
         created_at=new.created_at or now,
     )
+    # The author itself too, so that it can be shown before the row is written (an end user
+    # who writes is the conversation's user: ``_checked_author``).
+    if isinstance(author, Agent):
+        message.author_agent = author
+    else:
+        message.author_user = conversation.user
+    return message
 
 
 def update_conversation(

@@ -5,14 +5,16 @@ from __future__ import annotations
 from enum import Enum
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Request, Response, Security
+from fastapi import APIRouter, Body, Query, Request, Response
+from fastapi.routing import APIRoute
+from pydantic_core import to_json
 
 from findesk.fin_api import operations as ops
 from findesk.fin_api import schemas as s
 from findesk.fin_api.routing import FinRoute, PostsOnlyRoute
-from findesk.fin_api.security import bearer_scheme
+from findesk.fin_api.security import authorized_reader, authorized_session, bearer_scheme
 from findesk.fin_ledger.calls import note
-from findesk.kit.http import PROBLEM_JSON, db_of
+from findesk.kit.http import PROBLEM_JSON
 
 
 def _errors(*statuses: int, envelope: bool) -> dict[int | str, dict[str, Any]]:
@@ -36,24 +38,37 @@ WRITE_ERRORS = (400, 401, 404, 413, 422)
 CREATE_ERRORS = (400, 401, 404, 409, 413, 422)
 
 # Bearer-token APIs (no cookies, so no CSRF risk): a body without Content-Type is still JSON.
-rest = APIRouter(
-    route_class=FinRoute, dependencies=[Security(bearer_scheme)], strict_content_type=False
-)
-posts = APIRouter(
-    route_class=PostsOnlyRoute, dependencies=[Security(bearer_scheme)], strict_content_type=False
-)
+# The token is checked by the route class (``FinRoute``), not by a FastAPI dependency: solving
+# one costs every call more than checking the token; ``document_bearer_auth`` documents it.
+rest = APIRouter(route_class=FinRoute, strict_content_type=False)
+posts = APIRouter(route_class=PostsOnlyRoute, strict_content_type=False)
 
 
-def _status(response: Response, created: bool) -> None:
-    response.status_code = 201 if created else 200
+def document_bearer_auth(schema: dict[str, Any], prefix: str) -> None:
+    """Declare, in the OpenAPI document, that every Fin API operation (the routers' routes,
+    included under ``prefix``) takes the bearer token."""
+    name = bearer_scheme.scheme_name
+    schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+    schemes[name] = bearer_scheme.model.model_dump(mode="json", by_alias=True, exclude_none=True)
+    paths = {
+        prefix + route.path
+        for route in (*rest.routes, *posts.routes)
+        if isinstance(route, APIRoute)
+    }
+    for path, operations in schema.get("paths", {}).items():
+        if path in paths:
+            for operation in operations.values():
+                operation["security"] = [{name: []}]
 
 
-def _encoded(body: bytes) -> Response:
-    """get_messages answers with every message (Fin has no paging): its JSON, encoded once in
-    the worker thread (``wire.encode_messages``), is the same bytes as the route's
-    response_model gives, which still documents it; a Response is not validated or encoded
-    again."""
-    return Response(body, media_type="application/json")
+def _json(out: Any, *, created: bool = False, envelope: bool = False) -> Response:
+    """The answer, encoded once: the route's response_model documents it, and a Response is
+    not validated or encoded again. ``created``: 201, else 200 (the object existed: the
+    create operations are idempotent); ``envelope``: inside the posts-only ``{data, error}``."""
+    body = out if isinstance(out, bytes) else to_json(out)
+    if envelope:
+        body = b'{"data":' + body + b',"error":null}'
+    return Response(body, status_code=201 if created else 200, media_type="application/json")
 
 
 def _note_created(request: Request, out: s.CreatedConversationOut) -> None:
@@ -74,10 +89,11 @@ def _note_created(request: Request, out: s.CreatedConversationOut) -> None:
     operation_id="getUser",
     responses=_errors(*READ_ERRORS, envelope=False),
 )
-def rest_get_user(request: Request, user_id: Annotated[str, Query(min_length=1)]) -> s.EndUserOut:
+def rest_get_user(request: Request, user_id: Annotated[str, Query(min_length=1)]) -> Response:
     """Retrieve an end user by id (each sync)."""
-    note(request, user_id=user_id)
-    return ops.get_user(db_of(request), s.GetUserIn(user_id=user_id))
+    with authorized_session(request, write=False) as session:
+        note(request, user_id=user_id)
+        return _json(ops.get_user(session, s.GetUserIn(user_id=user_id)))
 
 
 @rest.put(
@@ -87,10 +103,12 @@ def rest_get_user(request: Request, user_id: Annotated[str, Query(min_length=1)]
     operation_id="updateUser",
     responses=_errors(*WRITE_ERRORS, envelope=False),
 )
-def rest_update_user(request: Request, body: s.UpdateUserIn) -> s.EndUserOut:
+def rest_update_user(request: Request, body: s.UpdateUserIn) -> Response:
     """Update an end user; attributes merge key by key, a null value removes the key."""
-    note(request, user_id=body.user_id)
-    return ops.update_user(db_of(request), body)
+    with authorized_session(request, write=True) as session:
+        note(request, user_id=body.user_id)
+        out = ops.update_user(session, body)
+    return _json(out)
 
 
 @rest.post(
@@ -107,12 +125,12 @@ def rest_update_user(request: Request, body: s.UpdateUserIn) -> s.EndUserOut:
         **_errors(*CREATE_ERRORS, envelope=False),
     },
 )
-def rest_create_user(request: Request, response: Response, body: s.CreateUserIn) -> s.EndUserOut:
+def rest_create_user(request: Request, body: s.CreateUserIn) -> Response:
     """Create an end user; idempotent by object_id (201 first, 200 after)."""
-    user, created = ops.create_user(db_of(request), body)
+    with authorized_session(request, write=True) as session:
+        user, created = ops.create_user(session, body)
     note(request, user_id=user.id)
-    _status(response, created)
-    return user
+    return _json(user, created=created)
 
 
 @rest.get(
@@ -122,9 +140,10 @@ def rest_create_user(request: Request, response: Response, body: s.CreateUserIn)
     operation_id="getAgents",
     responses=_errors(401, envelope=False),
 )
-def rest_get_agents(request: Request) -> list[s.AgentOut]:
+def rest_get_agents(request: Request) -> Response:
     """Every active agent, the bot that represents Fin first (used at setup)."""
-    return ops.get_agents(db_of(request))
+    with authorized_session(request, write=False) as session:
+        return _json(ops.get_agents(session))
 
 
 @rest.get(
@@ -136,12 +155,12 @@ def rest_get_agents(request: Request) -> list[s.AgentOut]:
 )
 def rest_get_conversation(
     request: Request, conversation_id: Annotated[str, Query(min_length=1)]
-) -> s.ConversationOut:
+) -> Response:
     """Retrieve a conversation (each sync)."""
-    note(request, conversation_id=conversation_id)
-    return ops.get_conversation(
-        db_of(request), s.GetConversationIn(conversation_id=conversation_id)
-    )
+    req = s.GetConversationIn(conversation_id=conversation_id)
+    with authorized_reader(request) as connection:
+        note(request, conversation_id=conversation_id)
+        return _json(ops.get_conversation(connection, req))
 
 
 @rest.put(
@@ -151,10 +170,12 @@ def rest_get_conversation(
     operation_id="updateConversation",
     responses=_errors(*WRITE_ERRORS, envelope=False),
 )
-def rest_update_conversation(request: Request, body: s.UpdateConversationIn) -> s.ConversationOut:
+def rest_update_conversation(request: Request, body: s.UpdateConversationIn) -> Response:
     """Partial update at the end of a sync run; `assignee_id: null` hands over to a human."""
-    note(request, conversation_id=body.conversation_id)
-    return ops.update_conversation(db_of(request), body)
+    with authorized_session(request, write=True) as session:
+        note(request, conversation_id=body.conversation_id)
+        out = ops.update_conversation(session, body)
+    return _json(out)
 
 
 @rest.post(
@@ -171,15 +192,13 @@ def rest_update_conversation(request: Request, body: s.UpdateConversationIn) -> 
         **_errors(*CREATE_ERRORS, envelope=False),
     },
 )
-def rest_create_conversation(
-    request: Request, response: Response, body: s.CreateConversationIn
-) -> s.CreatedConversationOut:
+def rest_create_conversation(request: Request, body: s.CreateConversationIn) -> Response:
     """Start a conversation with its first message; answers with both objects."""
-    note(request, user_id=body.user_id)
-    out, created = ops.create_conversation(db_of(request), body)
+    with authorized_session(request, write=True) as session:
+        note(request, user_id=body.user_id)
+        out, created = ops.create_conversation(session, body)
     _note_created(request, out)
-    _status(response, created)
-    return out
+    return _json(out, created=created)
 
 
 @rest.get(
@@ -195,11 +214,12 @@ def rest_get_messages(
     after_id: Annotated[str | None, Query()] = None,
 ) -> Response:
     """Messages in creation order; with a known `after_id`, only those after it."""
-    note(request, conversation_id=conversation_id, after_id=after_id)
     req = s.GetMessagesIn(conversation_id=conversation_id, after_id=after_id)
-    messages = ops.get_messages(db_of(request), req)
+    with authorized_reader(request) as connection:
+        note(request, conversation_id=conversation_id, after_id=after_id)
+        messages = ops.get_messages(connection, req)
     note(request, message_ids=messages.ids)
-    return _encoded(messages.array())
+    return _json(messages.array())
 
 
 @rest.post(
@@ -213,15 +233,13 @@ def rest_get_messages(
         **_errors(*CREATE_ERRORS, envelope=False),
     },
 )
-def rest_create_message(
-    request: Request, response: Response, body: s.CreateMessageIn
-) -> s.MessageOut:
+def rest_create_message(request: Request, body: s.CreateMessageIn) -> Response:
     """Add an end user's or Fin's message; idempotent by object_id."""
-    note(request, conversation_id=body.conversation_id)
-    message, created = ops.create_message(db_of(request), body)
+    with authorized_session(request, write=True) as session:
+        note(request, conversation_id=body.conversation_id)
+        message, created = ops.create_message(session, body)
     note(request, message_ids=[message.id])
-    _status(response, created)
-    return message
+    return _json(message, created=created)
 
 
 # --- posts-only variant ---------------------------------------------------------------------
@@ -236,9 +254,10 @@ TAG: list[str | Enum] = ["Fin API (posts-only)"]
     operation_id="postGetUser",
     responses=_errors(*WRITE_ERRORS, envelope=True),
 )
-def posts_get_user(request: Request, body: s.GetUserIn) -> s.Envelope[s.EndUserOut]:
-    note(request, user_id=body.user_id)
-    return s.Envelope(data=ops.get_user(db_of(request), body), error=None)
+def posts_get_user(request: Request, body: s.GetUserIn) -> Response:
+    with authorized_session(request, write=False) as session:
+        note(request, user_id=body.user_id)
+        return _json(ops.get_user(session, body), envelope=True)
 
 
 @posts.post(
@@ -248,9 +267,11 @@ def posts_get_user(request: Request, body: s.GetUserIn) -> s.Envelope[s.EndUserO
     operation_id="postUpdateUser",
     responses=_errors(*WRITE_ERRORS, envelope=True),
 )
-def posts_update_user(request: Request, body: s.UpdateUserIn) -> s.Envelope[s.EndUserOut]:
-    note(request, user_id=body.user_id)
-    return s.Envelope(data=ops.update_user(db_of(request), body), error=None)
+def posts_update_user(request: Request, body: s.UpdateUserIn) -> Response:
+    with authorized_session(request, write=True) as session:
+        note(request, user_id=body.user_id)
+        out = ops.update_user(session, body)
+    return _json(out, envelope=True)
 
 
 @posts.post(
@@ -267,13 +288,11 @@ def posts_update_user(request: Request, body: s.UpdateUserIn) -> s.Envelope[s.En
         **_errors(*CREATE_ERRORS, envelope=True),
     },
 )
-def posts_create_user(
-    request: Request, response: Response, body: s.CreateUserIn
-) -> s.Envelope[s.EndUserOut]:
-    user, created = ops.create_user(db_of(request), body)
+def posts_create_user(request: Request, body: s.CreateUserIn) -> Response:
+    with authorized_session(request, write=True) as session:
+        user, created = ops.create_user(session, body)
     note(request, user_id=user.id)
-    _status(response, created)
-    return s.Envelope(data=user, error=None)
+    return _json(user, created=created, envelope=True)
 
 
 @posts.post(
@@ -285,8 +304,9 @@ def posts_create_user(
 )
 def posts_get_agents(
     request: Request, body: Annotated[s.GetAgentsIn | None, Body()] = None
-) -> s.Envelope[list[s.AgentOut]]:
-    return s.Envelope(data=ops.get_agents(db_of(request)), error=None)
+) -> Response:
+    with authorized_session(request, write=False) as session:
+        return _json(ops.get_agents(session), envelope=True)
 
 
 @posts.post(
@@ -296,11 +316,10 @@ def posts_get_agents(
     operation_id="postGetConversation",
     responses=_errors(*WRITE_ERRORS, envelope=True),
 )
-def posts_get_conversation(
-    request: Request, body: s.GetConversationIn
-) -> s.Envelope[s.ConversationOut]:
-    note(request, conversation_id=body.conversation_id)
-    return s.Envelope(data=ops.get_conversation(db_of(request), body), error=None)
+def posts_get_conversation(request: Request, body: s.GetConversationIn) -> Response:
+    with authorized_reader(request) as connection:
+        note(request, conversation_id=body.conversation_id)
+        return _json(ops.get_conversation(connection, body), envelope=True)
 
 
 @posts.post(
@@ -310,11 +329,11 @@ def posts_get_conversation(
     operation_id="postUpdateConversation",
     responses=_errors(*WRITE_ERRORS, envelope=True),
 )
-def posts_update_conversation(
-    request: Request, body: s.UpdateConversationIn
-) -> s.Envelope[s.ConversationOut]:
-    note(request, conversation_id=body.conversation_id)
-    return s.Envelope(data=ops.update_conversation(db_of(request), body), error=None)
+def posts_update_conversation(request: Request, body: s.UpdateConversationIn) -> Response:
+    with authorized_session(request, write=True) as session:
+        note(request, conversation_id=body.conversation_id)
+        out = ops.update_conversation(session, body)
+    return _json(out, envelope=True)
 
 
 @posts.post(
@@ -331,14 +350,12 @@ def posts_update_conversation(
         **_errors(*CREATE_ERRORS, envelope=True),
     },
 )
-def posts_create_conversation(
-    request: Request, response: Response, body: s.CreateConversationIn
-) -> s.Envelope[s.CreatedConversationOut]:
-    note(request, user_id=body.user_id)
-    out, created = ops.create_conversation(db_of(request), body)
+def posts_create_conversation(request: Request, body: s.CreateConversationIn) -> Response:
+    with authorized_session(request, write=True) as session:
+        note(request, user_id=body.user_id)
+        out, created = ops.create_conversation(session, body)
     _note_created(request, out)
-    _status(response, created)
-    return s.Envelope(data=out, error=None)
+    return _json(out, created=created, envelope=True)
 
 
 @posts.post(
@@ -349,10 +366,11 @@ def posts_create_conversation(
     responses=_errors(*WRITE_ERRORS, envelope=True),
 )
 def posts_get_messages(request: Request, body: s.GetMessagesIn) -> Response:
-    note(request, conversation_id=body.conversation_id, after_id=body.after_id)
-    messages = ops.get_messages(db_of(request), body)
+    with authorized_reader(request) as connection:
+        note(request, conversation_id=body.conversation_id, after_id=body.after_id)
+        messages = ops.get_messages(connection, body)
     note(request, message_ids=messages.ids)
-    return _encoded(b'{"data":' + messages.array() + b',"error":null}')
+    return _json(messages.array(), envelope=True)
 
 
 @posts.post(
@@ -369,11 +387,9 @@ def posts_get_messages(request: Request, body: s.GetMessagesIn) -> Response:
         **_errors(*CREATE_ERRORS, envelope=True),
     },
 )
-def posts_create_message(
-    request: Request, response: Response, body: s.CreateMessageIn
-) -> s.Envelope[s.MessageOut]:
-    note(request, conversation_id=body.conversation_id)
-    message, created = ops.create_message(db_of(request), body)
+def posts_create_message(request: Request, body: s.CreateMessageIn) -> Response:
+    with authorized_session(request, write=True) as session:
+        note(request, conversation_id=body.conversation_id)
+        message, created = ops.create_message(session, body)
     note(request, message_ids=[message.id])
-    _status(response, created)
-    return s.Envelope(data=message, error=None)
+    return _json(message, created=created, envelope=True)

@@ -1,6 +1,7 @@
-"""Route classes of the Fin API: every call is authorised before its body is parsed, so nothing
-but a 401 answers without a valid token. Errors are RFC 7807 problems: bare in the REST variant,
-inside ``{data, error}`` in the posts-only variant.
+"""Route classes of the Fin API: nothing but a 401 answers a call without a valid token. The
+token is checked in the call's own session (one thread hop, one transaction: see
+``security.authorized_session``), or before the refusal of a call refused sooner. Errors are
+RFC 7807 problems: bare in the REST variant, inside ``{data, error}`` in the posts-only variant.
 
 Every call, answered or refused, is timed and handed to the Fin call ledger under the
 contract's name for its operation (``get_messages``, the same in both variants).
@@ -15,7 +16,7 @@ from typing import Any
 
 from fastapi import Request, Response
 
-from findesk.fin_api.security import authorize
+from findesk.fin_api.security import check_call, confirm_token
 from findesk.fin_ledger.calls import ledger_of
 from findesk.kit.http import GuardedRoute
 
@@ -32,7 +33,10 @@ def operation_name(operation_id: str | None) -> str:
 class FinRoute(GuardedRoute):
     async def guard(self, request: Request) -> None:
         reads = operation_name(self.operation_id).startswith("get_")
-        request.state.fin_client = await authorize(request, changes_state=not reads)
+        await check_call(request, changes_state=not reads)
+
+    async def confirm(self, request: Request) -> None:
+        await confirm_token(request)
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()

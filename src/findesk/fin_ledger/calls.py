@@ -113,12 +113,12 @@ class FinLedger:
         if not self.enabled:
             return
         facts: CallFacts = getattr(request.state, _STATE, None) or CallFacts()
-        client = getattr(request.state, "fin_client", None)
+        client_id = getattr(request.state, "fin_client_id", None)
         self.buffer.append(
             CallRecord(
                 at=utcnow(),
                 operation=operation,
-                client_id=None if client is None else client.id,
+                client_id=client_id,
                 conversation_id=facts.conversation_id,
                 user_id=facts.user_id,
                 after_id=facts.after_id,

@@ -21,8 +21,8 @@ def _chunks(items: Sequence[str]) -> list[Sequence[str]]:
 
 
 def add_calls(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
-    if rows:
-        session.execute(insert(FinCall), list(rows))
+    if rows:  # a Core executemany: no ORM bulk-insert bookkeeping for a batch of thousands
+        session.connection().execute(insert(cast(Table, FinCall.__table__)), list(rows))
 
 
 def pending_among(session: Session, message_ids: Sequence[str]) -> dict[str, str]:

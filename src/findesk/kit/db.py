@@ -14,7 +14,7 @@ from contextvars import ContextVar
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import JSON, DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy import JSON, Connection, DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -113,6 +113,14 @@ class Database:
         return self._write()
 
     @contextmanager
+    def read_connection(self) -> Iterator[Connection]:
+        """A Core connection in a read transaction (one consistent view), rolled back at the
+        end: for the hot reads that build no ORM object, without a session's bookkeeping."""
+        with self.engine.connect() as connection:
+            connection.begin()
+            yield connection
+
+    @contextmanager
     def transaction(self) -> Iterator[Session]:
         """A write session that commits on success and rolls back on any error.
 
@@ -152,13 +160,22 @@ _joined: ContextVar[tuple[Database, Session] | None] = ContextVar(
 )
 
 
-def insert_once(session: Session, obj: T, find_existing: Callable[[], T | None]) -> tuple[T, bool]:
+def insert_once(
+    session: Session, obj: T, find_existing: Callable[[], T | None], *, looked: bool = False
+) -> tuple[T, bool]:
     """Insert ``obj`` unless a row with its unique key exists; safe under concurrent inserts.
 
     Returns the row and whether this call created it. A concurrent insert of the same key makes
     our INSERT fail on the unique constraint inside a savepoint; we then read the winner's row.
+    ``looked``: the caller has just looked for it in this transaction and found nothing. On
+    SQLite nothing can come between (a write transaction holds the database's only write lock),
+    so it is added without a second look or a savepoint, and written with the rest of the
+    transaction.
     """
-    existing = find_existing()
+    if looked and session.get_bind().dialect.name == "sqlite":
+        session.add(obj)
+        return obj, True
+    existing = None if looked else find_existing()
     if existing is not None:
         return existing, False
     try:

@@ -210,15 +210,24 @@ class GuardedRoute(APIRoute):
     async def guard(self, request: Request) -> None:
         raise NotImplementedError
 
+    async def confirm(self, request: Request) -> None:
+        """Called when a request that passed ``guard`` is refused: a guard that left part of
+        its check to the endpoint finishes it here, so that the refusal is not answered
+        before it (a 401 comes before any 422)."""
+
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
-        envelope, guard = self.envelope, self.guard
+        envelope, guard, confirm = self.envelope, self.guard, self.confirm
 
         async def route(request: Request) -> Response:
             try:
                 await guard(request)
-                await parse_json_body(request)
-                return await handler(request)
+                try:
+                    await parse_json_body(request)
+                    return await handler(request)
+                except (Problem, RequestValidationError, HTTPException):
+                    await confirm(request)
+                    raise
             except Problem as exc:
                 return problem_response(exc, envelope=envelope)
             except RequestValidationError as exc:
