@@ -41,6 +41,7 @@ LISTENING_POLL_SECONDS = 10.0  # the fallback poll while notifications arrive
 GAP_SECONDS = 30.0  # how long an id skipped over is looked for again
 MAX_GAPS = 1000
 PURGE_EVERY_SECONDS = 3600.0
+COALESCE_SECONDS = 0.05  # how long a wake waits for more commits before the feed is read
 
 
 def as_event(row: Activity) -> dict[str, Any]:
@@ -194,7 +195,10 @@ class LiveFeed:
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=self._poll_seconds())
             except TimeoutError:
-                pass
+                continue
+            # Woken by a commit: let the commits of the next moment join it, and read them all
+            # at once (hundreds of writes a second make as many wakes, not as many reads).
+            await asyncio.sleep(COALESCE_SECONDS)
 
     def _purge(self) -> None:
         with self.db.transaction() as session:
