@@ -4,6 +4,9 @@ requests per second, latency, and server CPU per request, measured by wrk and /p
 Run: ``.venv/bin/python bench/http_vs_bare.py [--backend sqlite|postgres] [--connections N]
 [--duration S] [--warmup S] [--rounds N] [--scenario NAME ...] [--workers N] [--json]``
 
+``--workers N`` (PostgreSQL): findesk as ``findesk serve --workers N`` runs it, and the bare app
+in as many uvicorn worker processes; each server's CPU is that of all its processes.
+
 1. Migrates a database, a SQLite file in a temporary folder or, with ``--backend postgres``, one
    on a throwaway PostgreSQL cluster (started as the tests start theirs), and seeds it through
    the domain services: an OAuth client for Fin, an agent with a password and a personal token, a
@@ -478,14 +481,42 @@ class BareApp:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
+BARE_CONFIG = "BENCH_BARE_CONFIG"  # the bare app's configuration file, for its workers
+
+
+def bare_app_from_environment() -> BareApp:
+    """The bare app of the configuration file named by ``BENCH_BARE_CONFIG`` (each worker
+    process builds its own, as ``findesk serve --workers`` does)."""
+    config = json.loads(Path(os.environ[BARE_CONFIG]).read_text())
+    return BareApp(config["database_url"], config["agent_id"])
+
+
 def serve_bare(config_path: str) -> None:
-    """Serve the bare app with uvicorn configured as ``findesk serve`` configures it."""
+    """Serve the bare app with uvicorn configured as ``findesk serve`` configures it, in as
+    many worker processes as findesk's."""
     config = json.loads(Path(config_path).read_text())
-    app = BareApp(config["database_url"], config["agent_id"])
-    server = uvicorn.Server(
-        server_config(app, Settings(), host="127.0.0.1", port=int(config["port"]))
+    workers = int(config.get("workers", 1))
+    os.environ[BARE_CONFIG] = config_path
+    if workers == 1:
+        server = uvicorn.Server(
+            server_config(
+                bare_app_from_environment(), Settings(), host="127.0.0.1", port=int(config["port"])
+            )
+        )
+        server.run()
+        return
+    from uvicorn.supervisors import Multiprocess
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))  # (workers import this module)
+    many = server_config(
+        "http_vs_bare:bare_app_from_environment",
+        Settings(),
+        host="127.0.0.1",
+        port=int(config["port"]),
+        workers=workers,
+        factory=True,
     )
-    server.run()
+    Multiprocess(many, sockets=[many.bind_socket()]).run()
 
 
 # --- seeding --------------------------------------------------------------------------------
@@ -933,13 +964,17 @@ def parse_args(argv: Sequence[str]) -> Options:
         choices=SCENARIO_KEYS,
         help="run only this scenario (repeatable; default: all)",
     )
-    parser.add_argument("--workers", type=int, default=1, help="uvicorn workers (1)")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="worker processes of each server (1; PostgreSQL)"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     if args.connections < 1 or args.duration < 1 or args.warmup < 0 or args.rounds < 1:
         parser.error("connections, duration and rounds must be >= 1, warmup >= 0")
     if args.workers < 1:
         parser.error("workers must be >= 1")
+    if args.workers > 1 and args.backend != "postgres":
+        parser.error("several workers need --backend postgres (SQLite is one process's)")
     chosen = args.scenario or list(SCENARIO_KEYS)
     return Options(
         backend=args.backend,
@@ -973,14 +1008,21 @@ def benchmark(options: Options) -> list[Outcome]:
         database_url = url if options.backend == "postgres" else None
         findesk = ChildProcess(
             "findesk",
-            serve_command(findesk_port),
+            [*serve_command(findesk_port), "--workers", str(options.workers)],
             folder / "findesk.log",
             env=findesk_env(folder, database_url=database_url),
             port=findesk_port,
         )
         config = folder / "bare.json"
         config.write_text(
-            json.dumps({"database_url": url, "agent_id": seeded.agent_id, "port": bare_port})
+            json.dumps(
+                {
+                    "database_url": url,
+                    "agent_id": seeded.agent_id,
+                    "port": bare_port,
+                    "workers": options.workers,
+                }
+            )
         )
         bare = ChildProcess(
             "bare ASGI app",
@@ -1018,13 +1060,17 @@ def all_runs(outcomes: Sequence[Outcome]) -> list[Run]:
     return [run for outcome in outcomes for runs in outcome.runs.values() for run in runs]
 
 
+def _workers(count: int) -> str:
+    return "one uvicorn worker" if count == 1 else f"{count} uvicorn workers"
+
+
 def print_table(outcomes: Sequence[Outcome], options: Options) -> None:
     cores = os.cpu_count() or 0
     backend = "PostgreSQL" if options.backend == "postgres" else "SQLite"
     rounds = f"{options.rounds} round{'s' if options.rounds > 1 else ''}"
     print(
         f"findesk over HTTP beside a bare ASGI app doing the same database work ({backend}; "
-        f"one uvicorn worker each)\nwrk: {options.connections} connections, "
+        f"{_workers(options.workers)} each)\nwrk: {options.connections} connections, "
         f"{options.duration:g} s a run after {options.warmup:g} s of warm-up; {rounds}, the "
         f"median shown (by CPU per request)\nPython {platform.python_version()}, {cores} cores, "
         f"shared by wrk, both servers and the database"
@@ -1059,11 +1105,6 @@ def print_table(outcomes: Sequence[Outcome], options: Options) -> None:
         "ORM, ledger, history\nor events; its inbox answers the queue's query in JSON, findesk's "
         "renders the page."
     )
-    if options.workers != 1:
-        print(
-            f"--workers {options.workers}: findesk serve has no --workers option yet; "
-            "one worker was measured."
-        )
     failures = [
         f"{outcome.scenario.title} on {server}: {run.failed} "
         f"({', '.join(f'{v} x {k[1:]}' for k, v in run.wrk.counters.items() if v) or 'transport'})"
@@ -1094,8 +1135,7 @@ def to_json(outcomes: Sequence[Outcome], options: Options) -> dict[str, Any]:
             "duration_s": options.duration,
             "warmup_s": options.warmup,
             "rounds": options.rounds,
-            "workers": 1,
-            "workers_asked": options.workers,
+            "workers": options.workers,
             "cpu_count": os.cpu_count(),
             "python": platform.python_version(),
             "median": "the median round of each server by server CPU per request",

@@ -128,6 +128,9 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         lifespan=_lifespan,
         docs_url=None,  # FastAPI's pages load scripts from a CDN: see findesk.apidocs
         redoc_url=None,
+        # findesk exports its own Prometheus metrics (/metrics) and JSON logs; FastAPI's
+        # OpenTelemetry, unconfigured, would still look for providers on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.state.settings = settings
     app.state.db = db

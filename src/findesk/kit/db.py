@@ -81,8 +81,10 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
-            immediate = conn.get_execution_options().get(_WRITE, False)
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+            if conn.get_execution_options().get(_WRITE, False):
+                conn.exec_driver_sql("BEGIN IMMEDIATE")  # may wait for the lock, or fail
+            else:  # never waits nor fails: straight to the driver, on every read
+                conn.connection.driver_connection.execute("BEGIN")
 
         return engine
     return create_engine(url, pool_size=10, max_overflow=30, pool_pre_ping=True)
