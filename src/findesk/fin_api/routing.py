@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Coroutine
+from functools import cached_property
 from typing import Any
 
 from fastapi import Request, Response
@@ -31,9 +32,13 @@ def operation_name(operation_id: str | None) -> str:
 
 
 class FinRoute(GuardedRoute):
+    @cached_property
+    def reads(self) -> bool:
+        """Whether the operation only reads (its signature may be used twice)."""
+        return operation_name(self.operation_id).startswith("get_")
+
     async def guard(self, request: Request) -> None:
-        reads = operation_name(self.operation_id).startswith("get_")
-        await check_call(request, changes_state=not reads)
+        await check_call(request, changes_state=not self.reads)
 
     async def confirm(self, request: Request) -> None:
         await confirm_token(request)
