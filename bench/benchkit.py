@@ -710,3 +710,33 @@ async def run_lifespan(
             on_shutdown()
             await send({"type": "lifespan.shutdown.complete"})
             return
+
+
+# --- signing in ------------------------------------------------------------------------------
+
+LOGIN_CSRF = "bench-csrf-token-0123456789abcdef"  # the sign-in form's double-submit token
+
+
+def fin_token(base_url: str, client_id: str, client_secret: str) -> str:
+    """A bearer token for Fin's OAuth client, from ``POST /oauth/token``."""
+    response = httpx.post(
+        f"{base_url}/oauth/token",
+        data={"grant_type": "client_credentials"},
+        auth=(client_id, client_secret),
+    )
+    if response.status_code != 200:
+        raise SetupError(f"POST /oauth/token: HTTP {response.status_code}: {response.text[:300]}")
+    return str(response.json()["access_token"])
+
+
+def sign_in(base_url: str, email: str, password: str) -> str:
+    """Sign an agent in through the sign-in form; the session cookie."""
+    response = httpx.post(
+        f"{base_url}/login",
+        data={"email": email, "password": password, "csrf_token": LOGIN_CSRF},
+        headers={"Cookie": f"findesk_login_csrf={LOGIN_CSRF}"},
+    )
+    session = response.cookies.get("findesk_session")
+    if response.status_code != 303 or not session:
+        raise SetupError(f"POST /login: HTTP {response.status_code}: {response.text[:300]}")
+    return session

@@ -94,6 +94,7 @@ from benchkit import (
     cell,
     cpu_meter,
     errors_logged,
+    fin_token,
     findesk_env,
     free_port,
     log,
@@ -105,6 +106,7 @@ from benchkit import (
     run_wrk,
     send_json,
     serve_command,
+    sign_in,
     throwaway_postgres,
 )
 
@@ -113,7 +115,6 @@ STARTUP_TIMEOUT = 60.0
 SETTLE = 0.3  # s after each run, still metered: work a server defers (the ledger's batch) counts
 PASSWORD = "correct horse battery staple"
 AGENT_EMAIL = "alex@bench.example"
-LOGIN_CSRF = "bench-csrf-token-0123456789abcdef"
 QUEUE_CONVERSATIONS = 45  # besides the three the scenarios use: the inbox lists 25 a page
 QUEUE_PAGE = 25  # the inbox's page size (findesk.inbox.endpoints.PAGE_SIZE)
 BARE_THREADS = 40  # as many as anyio's default pool, where FastAPI runs sync endpoints
@@ -915,30 +916,6 @@ def run_scenario(bench: Bench, scenario: Scenario, options: Options) -> Outcome:
 # --- set-up ---------------------------------------------------------------------------------
 
 
-def fin_token(base_url: str, seed: Seed) -> str:
-    response = httpx.post(
-        f"{base_url}/oauth/token",
-        data={"grant_type": "client_credentials"},
-        auth=(seed.client_id, seed.client_secret),
-    )
-    if response.status_code != 200:
-        raise SetupError(f"POST /oauth/token: HTTP {response.status_code}: {response.text[:300]}")
-    return str(response.json()["access_token"])
-
-
-def sign_in(base_url: str) -> str:
-    """Sign the agent in through the sign-in form; the session cookie."""
-    response = httpx.post(
-        f"{base_url}/login",
-        data={"email": AGENT_EMAIL, "password": PASSWORD, "csrf_token": LOGIN_CSRF},
-        headers={"Cookie": f"findesk_login_csrf={LOGIN_CSRF}"},
-    )
-    session = response.cookies.get("findesk_session")
-    if response.status_code != 303 or not session:
-        raise SetupError(f"POST /login: HTTP {response.status_code}: {response.text[:300]}")
-    return session
-
-
 @dataclass
 class Options:
     backend: str
@@ -1042,7 +1019,9 @@ def benchmark(options: Options) -> list[Outcome]:
         chosen = [
             scenario
             for scenario in scenarios(
-                seeded, fin_token(findesk.base_url, seeded), sign_in(findesk.base_url)
+                seeded,
+                fin_token(findesk.base_url, seeded.client_id, seeded.client_secret),
+                sign_in(findesk.base_url, AGENT_EMAIL, PASSWORD),
             )
             if scenario.key in options.scenarios
         ]

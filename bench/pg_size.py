@@ -79,6 +79,7 @@ from benchkit import (
     cell,
     cpu_meter,
     errors_logged,
+    fin_token,
     findesk_env,
     free_port,
     log,
@@ -89,12 +90,12 @@ from benchkit import (
     run_main,
     run_wrk,
     serve_command,
+    sign_in,
     throwaway_postgres,
 )
 
 PASSWORD = "correct horse battery staple"
 AGENT_EMAIL = "alex@bench.example"
-LOGIN_CSRF = "bench-csrf-token-0123456789abcdef"
 HUMANS = 50
 USERS_PER_CONVERSATION = 0.2
 LONG, SHORT = 5_000, 10  # the messages of the two conversations that after_id compares
@@ -708,30 +709,6 @@ class Report:
         )
 
 
-def fin_token(base_url: str, seeded: Seeded) -> str:
-    response = httpx.post(
-        f"{base_url}/oauth/token",
-        data={"grant_type": "client_credentials"},
-        auth=(seeded.client_id, seeded.client_secret),
-    )
-    if response.status_code != 200:
-        raise SetupError(f"POST /oauth/token: HTTP {response.status_code}: {response.text[:300]}")
-    return str(response.json()["access_token"])
-
-
-def sign_in(base_url: str) -> str:
-    """Sign the agent in through the sign-in form; the session cookie."""
-    response = httpx.post(
-        f"{base_url}/login",
-        data={"email": AGENT_EMAIL, "password": PASSWORD, "csrf_token": LOGIN_CSRF},
-        headers={"Cookie": f"findesk_login_csrf={LOGIN_CSRF}"},
-    )
-    session = response.cookies.get("findesk_session")
-    if response.status_code != 303 or not session:
-        raise SetupError(f"POST /login: HTTP {response.status_code}: {response.text[:300]}")
-    return session
-
-
 @dataclass
 class Site:
     """A seeded database and findesk serving it, with Fin's token."""
@@ -767,7 +744,8 @@ def start_site(
     stack.callback(findesk.stop)
     findesk.start()
     findesk.wait_ready("/healthz", STARTUP_TIMEOUT)
-    return Site(name, seeded, findesk, fin_token(findesk.base_url, seeded))
+    token = fin_token(findesk.base_url, seeded.client_id, seeded.client_secret)
+    return Site(name, seeded, findesk, token)
 
 
 def run_fin(
@@ -872,7 +850,7 @@ def measure(options: Options) -> Report:
         if options.small:
             small = start_site(stack, folder, "small", small_url, small_seeded, options.workers)
             ours.append(small.findesk.tree())
-        cookie = sign_in(big.findesk.base_url)
+        cookie = sign_in(big.findesk.base_url, AGENT_EMAIL, PASSWORD)
         log_start = big.findesk.log_size()
 
         fin = measure_fin(folder, big, small, options, ours, database)
