@@ -668,6 +668,20 @@ def bench_folder() -> Iterator[Path]:
         yield Path(tmp).resolve()
 
 
+def finish(
+    ok: bool, as_json: bool, to_json: Callable[[], Any], print_report: Callable[[], None]
+) -> int:
+    """A bench's end: its report (one JSON object, or its tables) and its exit status, 0, or 1
+    when a check failed."""
+    if as_json:
+        print(json.dumps(to_json(), indent=2))
+    else:
+        print_report()
+    if not ok:
+        log("FAIL: see the report")
+    return 0 if ok else 1
+
+
 def run_main(main: Callable[[Sequence[str]], int]) -> NoReturn:
     """Exit with ``main``'s status for the command line's arguments: 2 when the set-up failed,
     130 when interrupted (Ctrl-C or SIGTERM)."""

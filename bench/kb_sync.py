@@ -23,7 +23,6 @@ failed, 130 when interrupted (Ctrl-C or SIGTERM).
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import platform
 import threading
@@ -43,7 +42,7 @@ from findesk.knowledge.publisher import Publisher, SyncSummary
 from findesk.knowledge.service import ArticleDraft, create_article
 from findesk.migrations import upgrade
 
-from benchkit import SetupError, bench_folder, free_port, log, run_main
+from benchkit import SetupError, bench_folder, finish, free_port, log, run_main
 
 TOKEN = "bench-content-token"  # the emulator's, on loopback
 PUBLIC_BASE_URL = "https://help.example.com"
@@ -296,13 +295,7 @@ def main(argv: Sequence[str]) -> int:
     report = Report(options.articles, options.rate_limit, options.window, options.concurrency)
     with bench_folder() as tmp:
         run(options, tmp, report)
-    if options.as_json:
-        print(json.dumps(report.to_json(), indent=2))
-    else:
-        print_report(report)
-    if not report.ok:
-        log("FAIL: see the report")
-    return 0 if report.ok else 1
+    return finish(report.ok, options.as_json, report.to_json, lambda: print_report(report))
 
 
 if __name__ == "__main__":

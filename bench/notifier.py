@@ -80,6 +80,7 @@ from benchkit import (
     cpu_meter,
     findesk_command,
     findesk_env,
+    finish,
     free_port,
     log,
     percent_of_machine,
@@ -768,13 +769,7 @@ def main(argv: Sequence[str]) -> int:
     report = Report(options)
     with bench_folder() as tmp:
         asyncio.run(run_benchmark(options, tmp, report))
-    if options.as_json:
-        print(json.dumps(report.to_json(), indent=2))
-    else:
-        print_table(report)
-    if not report.ok:
-        log("FAIL: see the report")
-    return 0 if report.ok else 1
+    return finish(report.ok, options.as_json, report.to_json, lambda: print_table(report))
 
 
 if __name__ == "__main__":

@@ -75,6 +75,7 @@ from benchkit import (
     errors_logged,
     findesk_command,
     findesk_env,
+    finish,
     free_port,
     log,
     machine_busy_seconds,
@@ -942,13 +943,7 @@ def main(argv: Sequence[str]) -> int:
     report = Report(options)
     with bench_folder() as folder:
         asyncio.run(soak(options, folder, report))
-    if options.as_json:
-        print(json.dumps(report.to_json(), indent=2))
-    else:
-        print_report(report)
-    if not report.ok:
-        log("FAIL: see the report")
-    return 0 if report.ok else 1
+    return finish(report.ok, options.as_json, report.to_json, lambda: print_report(report))
 
 
 if __name__ == "__main__":

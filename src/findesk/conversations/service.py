@@ -180,9 +180,9 @@ def message_page(
 @dataclass(frozen=True)
 class WireMessages:
     """Messages as plain rows (``repository.message_wire_rows``), streamed in chunks: read
-    them inside the session. Their authors, as plain columns (``repository.message_authors``):
-    the conversation's end user, read already, and ``authors(user_ids, agent_ids)`` for the
-    others (a conversation has few)."""
+    them inside the connection's transaction. Their authors, as plain columns
+    (``repository.message_authors``): the conversation's end user, read already, and
+    ``authors(user_ids, agent_ids)`` for the others (a conversation has few)."""
 
     chunks: Iterator[Sequence[repository.WireRow]]
     end_user: Sequence[Any]
