@@ -15,8 +15,8 @@ in as many uvicorn worker processes; each server's CPU is that of all its proces
 2. Starts two child processes: findesk exactly as ``findesk serve`` runs it (one uvicorn worker,
    the notifier in process, no webhook configured), and the bare app: a raw ASGI callable served
    by uvicorn with findesk's own uvicorn settings, answering the same paths with the database work
-   the answer needs (stdlib sqlite3 or psycopg, one connection per thread of a 40-thread pool, as
-   FastAPI runs sync endpoints) and nothing else: no authentication, validation, sanitising, ORM,
+   the answer needs (stdlib sqlite3 or psycopg, one connection per thread of a pool as large as
+   findesk's, ``FINDESK_REQUEST_THREADS``) and nothing else: no authentication, validation, sanitising, ORM,
    ledger, history or events. Fetches Fin's bearer token and signs in once through the sign-in
    form for the inbox's session cookie.
 3. Each scenario: one request to each server, checked; ``--warmup`` s of wrk on each; then
@@ -117,7 +117,8 @@ PASSWORD = "correct horse battery staple"
 AGENT_EMAIL = "alex@bench.example"
 QUEUE_CONVERSATIONS = 45  # besides the three the scenarios use: the inbox lists 25 a page
 QUEUE_PAGE = 25  # the inbox's page size (findesk.inbox.endpoints.PAGE_SIZE)
-BARE_THREADS = 40  # as many as anyio's default pool, where FastAPI runs sync endpoints
+# As many threads as findesk runs its sync endpoints in (FINDESK_REQUEST_THREADS' default).
+BARE_THREADS: int = Settings.model_fields["request_threads"].default
 FINDESK, BARE = "findesk", "bare"
 
 

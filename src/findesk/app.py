@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
+from anyio import to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
@@ -73,9 +74,12 @@ def _allowed_methods(request: Request) -> str:
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Start the typing sender, the Fin call ledger's recorder and, unless workers run apart,
-    the delivery worker and (with an Intercom access token) the knowledge base's publisher."""
+    """Size the request thread pool; start the typing sender, the Fin call ledger's recorder
+    and, unless workers run apart, the delivery worker and (with an Intercom access token) the
+    knowledge base's publisher."""
     settings: Settings = app.state.settings
+    # Sync endpoints run in anyio's default pool (this event loop's): its size is ours to set.
+    to_thread.current_default_thread_limiter().total_tokens = settings.request_threads
     await app.state.typing.start()
     await app.state.live.start()
     recorder = LedgerRecorder(

@@ -95,6 +95,13 @@ class Settings(BaseSettings):
         ge=0,
         description="Sign-ins that may wait for a password check; beyond, 503 at once.",
     )
+    request_threads: int = Field(
+        default=3,
+        ge=1,
+        le=256,
+        description="Requests one process works on at once in its thread pool (database work "
+        "holds a thread); more wait their turn. Few threads cost less CPU under Python's GIL.",
+    )
     oauth_max_live_tokens: int = Field(
         default=20,
         ge=1,
