@@ -16,9 +16,9 @@ in as many uvicorn worker processes; each server's CPU is that of all its proces
    the notifier in process, no webhook configured), and the bare app: a raw ASGI callable served
    by uvicorn with findesk's own uvicorn settings, answering the same paths with the database work
    the answer needs (stdlib sqlite3 or psycopg, one connection per thread of a pool as large as
-   findesk's, ``FINDESK_REQUEST_THREADS``) and nothing else: no authentication, validation, sanitising, ORM,
-   ledger, history or events. Fetches Fin's bearer token and signs in once through the sign-in
-   form for the inbox's session cookie.
+   findesk's, ``FINDESK_REQUEST_THREADS``) and nothing else: no authentication, validation,
+   sanitising, ORM, ledger, history or events. Fetches Fin's bearer token and signs in once
+   through the sign-in form for the inbox's session cookie.
 3. Each scenario: one request to each server, checked; ``--warmup`` s of wrk on each; then
    ``--rounds`` rounds of one wrk run on each, one server at a time, with the same script,
    headers, connections and duration, alternating which goes first so that drift falls on both.

@@ -4,6 +4,7 @@ threads cost far less CPU a request under the GIL than anyio's 40 (see bench/htt
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 from anyio import to_thread
 
@@ -23,7 +24,7 @@ def pool_size_while_serving(settings: Settings, db: Database) -> float:
     return asyncio.run(serve())
 
 
-def test_the_pool_has_as_many_threads_as_configured(tmp_path) -> None:
+def test_the_pool_has_as_many_threads_as_configured(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'findesk.db'}"
     upgrade(url)
     db = Database(url)

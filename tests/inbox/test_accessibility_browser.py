@@ -1,0 +1,87 @@
+"""Every page of the inbox, the admin pages, the knowledge base and the public help center
+passes axe-core's check in a real Chromium with no serious or critical violation, in the light
+and the dark colour scheme, on a server holding ``make run``'s demo data."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, expect
+from sqlalchemy import select
+from support.a11y import assert_accessible
+from support.server import LiveServer
+from web_support import start_server
+
+from findesk import demo
+from findesk.conversations.models import Conversation
+from findesk.knowledge.models import Article
+
+SCHEMES = ("light", "dark")
+
+
+@pytest.fixture(scope="module")
+def demo_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[LiveServer, demo.DemoCredentials]]:
+    live = start_server(request, "sqlite", tmp_path_factory.mktemp("a11y"))
+    with live.db.transaction() as session:
+        credentials = demo.seed(session, live.settings.fin_agent_email)
+    yield live, credentials
+    live.stop()
+
+
+@pytest.fixture(params=SCHEMES)
+def context(browser: Browser, request: pytest.FixtureRequest) -> Iterator[BrowserContext]:
+    scheme = request.param
+    opened = browser.new_context(viewport={"width": 1280, "height": 800}, color_scheme=scheme)
+    yield opened
+    opened.close()
+
+
+def signed_in(context: BrowserContext, base_url: str, credentials: demo.DemoCredentials) -> Page:
+    page = context.new_page()
+    page.goto(f"{base_url}/login")
+    assert_accessible(page, "the sign-in page")
+    page.get_by_label("Email").fill(credentials.agent_email)
+    page.get_by_label("Password").fill(credentials.agent_password or "")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("body")).to_have_attribute("data-live", "open")
+    return page
+
+
+def test_every_agent_page_passes_the_accessibility_check(
+    context: BrowserContext, demo_server: tuple[LiveServer, demo.DemoCredentials]
+) -> None:
+    live, credentials = demo_server
+    with live.db.read_session() as session:
+        conversation_ids = list(session.scalars(select(Conversation.id)))
+        article_id = session.scalars(select(Article.id)).first()
+        agent_id = credentials.fin_agent_id
+    page = signed_in(context, live.base_url, credentials)
+    pages = {
+        **{f"the {q} queue": f"/inbox?queue={q}" for q in ("waiting", "mine", "fin", "all")},
+        **{f"conversation {c}": f"/inbox/conversations/{c}" for c in conversation_ids},
+        "the admin page": "/inbox/admin",
+        "an agent's admin page": f"/inbox/admin/agents/{agent_id}",
+        "the audit log": "/inbox/admin/audit",
+        "the articles": "/inbox/articles",
+        "a new article": "/inbox/articles/new",
+        "an article": f"/inbox/articles/{article_id}",
+        "a page that is not there": "/inbox/conversations/nope",
+    }
+    for what, path in pages.items():
+        page.goto(f"{live.base_url}{path}")
+        assert_accessible(page, what)
+
+
+def test_the_help_center_passes_the_accessibility_check(
+    context: BrowserContext, demo_server: tuple[LiveServer, demo.DemoCredentials]
+) -> None:
+    live, _ = demo_server
+    page = context.new_page()
+    page.goto(f"{live.base_url}/help")
+    assert_accessible(page, "the help center")
+    page.locator("main a[href^='/help/']").first.click()
+    expect(page.locator("h1")).to_be_visible()
+    assert_accessible(page, "a help article")
