@@ -278,6 +278,9 @@ def test_an_agent_answers_a_handover_with_formatting_files_a_note_tags_and_resol
     page.get_by_role("button", name="Save tags").click()
     expect(page.get_by_label("Tags (comma-separated)")).to_have_value("billing, refund")
     page.get_by_role("button", name="Resolve").click()
+    # Resolving moves on, through the queue, saying what was done.
+    expect(page.get_by_role("status").filter(has_text="Resolved.")).to_be_visible()
+    page.goto(f"{server.base_url}/inbox/conversations/{cid}")
     expect(page.locator(".owner-line .badge.status")).to_have_text("resolved")
     expect(page.get_by_role("button", name="Reopen")).to_be_visible()
 

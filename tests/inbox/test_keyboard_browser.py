@@ -67,6 +67,7 @@ def status_of(server: LiveServer, conversation_id: str) -> str:
 def test_a_conversation_handled_from_the_keyboard_alone(
     context: BrowserContext, server: LiveServer
 ) -> None:
+    waiting_conversation(server, "Then a second parcel")
     conversation_id = waiting_conversation(server, "Parcel never came")
     page = signed_in(context, server)
     page.goto(f"{server.base_url}/inbox?queue=waiting")
@@ -92,6 +93,13 @@ def test_a_conversation_handled_from_the_keyboard_alone(
 
     page.keyboard.press("e")
     eventually(lambda: status_of(server, conversation_id) == "resolved")
+    # On to the next waiting conversation, saying what was done.
+    expect(page.locator("#conversation-title")).to_have_text("Then a second parcel")
+    expect(page.get_by_role("status").filter(has_text="Resolved.")).to_contain_text(
+        "Here is the next one."
+    )
+    page.keyboard.press("e")
+    expect(page.locator("p.empty")).to_have_text("Resolved. Nothing else is waiting here.")
 
 
 def test_n_writes_a_note_slash_searches_and_question_mark_lists_the_shortcuts(

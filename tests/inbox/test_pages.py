@@ -347,7 +347,14 @@ def test_the_forms_change_the_conversation_and_come_back_to_it(
     assert owner_line(page).startswith("Fin is handling")
     assert stored(server, cid)["assignee_id"] == server.fin_agent_id
 
-    page = follow(web, web.post(f"{base}/status", {"status": "resolved"}))
+    # Resolving moves on to the next conversation of the queue the agent came from, and says so.
+    moved_on = web.post(f"{base}/status{came_from}", {"status": "resolved"})
+    location = urlsplit(moved_on.headers["location"])
+    assert location.path.startswith("/inbox") and location.path != base
+    assert parse_qs(location.query) == {"queue": ["waiting"], "status": ["any"]}
+    told = [n.text for n in follow(web, moved_on).find_all(role="status")]
+    assert any(text.startswith("Resolved.") for text in told), told
+    page = web.page(base)
     assert page.find("p", "owner-line").find("span", "status").text == "resolved"
     assert page.find("button", value="open").text == "Reopen"
     assert cid not in queue(web, queue="all")  # resolved: out of the open queue

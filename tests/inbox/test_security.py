@@ -572,7 +572,8 @@ INSPECT = """() => {
       "script, iframe, object, embed, svg, math, form, base, meta, style, link, details"
     )].map((e) => e.tagName),
     scriptsOutsideHead: [...document.querySelectorAll("script")]
-      .filter((s) => s.getAttribute("src") !== "/static/inbox.js").length,
+      .filter((s) => !["/static/inbox.js", "/static/keys.js"].includes(s.getAttribute("src")))
+      .length,
     pwned: window.__pwned === undefined ? null : String(window.__pwned),
   };
 }"""

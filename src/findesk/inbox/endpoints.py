@@ -81,6 +81,10 @@ QUEUES = {
 LOGIN_CSRF_COOKIE = "findesk_login_csrf"
 RESUME_ID = re.compile(r"[0-9]{1,18}")
 FLASH_COOKIE = "findesk_flash"
+# What an agent is told after changing a conversation's status; resolving or closing one moves
+# on to the next conversation of the queue.
+STATUS_NOTICES = {"resolved": "Resolved.", "closed": "Closed.", "open": "Reopened."}
+ENDED = frozenset({"resolved", "closed"})
 FLASH_MAX = 500  # characters of a notice or error kept for the next page
 IMAGE_TYPES = {"png", "jpg", "jpeg", "gif", "webp"}
 SECURITY_HEADERS = {
@@ -528,35 +532,61 @@ def _conversation_url(request: Request, conversation_id: str) -> str:
 
 
 async def _act(
-    request: Request, conversation_id: str, change: Callable[[Any, Viewer, Any], None]
+    request: Request,
+    conversation_id: str,
+    change: Callable[[Any, Viewer, Any], str],
+    *,
+    move_on: Callable[[Any], bool] = lambda _form: False,
 ) -> Response:
-    """Run ``change(session, viewer, form)`` in one transaction, then go back to the page."""
+    """Run ``change(session, viewer, form)`` in one transaction, then go back to the page with
+    the notice it returns. When ``move_on(form)`` (the conversation was resolved or closed), go
+    on to the next conversation of the queue the agent came from, or back to that queue."""
 
     async def run(viewer: Viewer) -> Response:
         form = await request.form()
         db = db_of(request)
+        came_from = request.query_params.get("from", "")
 
-        def apply() -> None:
+        def apply() -> tuple[str, str | None]:
             with db.transaction() as session:
-                change(session, viewer, form)
+                notice = change(session, viewer, form)
+                if not move_on(form):
+                    return notice, None
+                return notice, _next_in_queue(session, viewer, came_from, conversation_id)
 
         url = _conversation_url(request, conversation_id)
         try:
-            await run_in_threadpool(apply)
+            notice, following = await run_in_threadpool(apply)
         except (NotFound, Forbidden):
             raise
         except Problem as exc:
             return back(url, error=exc.detail)
-        return back(url)
+        if move_on(form):
+            query = f"?{came_from}" if came_from else ""
+            if following is None:
+                return back(f"/inbox{query}", notice=f"{notice} Nothing else is waiting here.")
+            url = f"/inbox/conversations/{following}{query}"
+            notice = f"{notice} Here is the next one."
+        return back(url, notice=notice)
 
     return await guarded(request, run, page=False)
+
+
+def _next_in_queue(
+    session: Any, viewer: Viewer, came_from: str, conversation_id: str
+) -> str | None:
+    """The conversation the queue ``came_from`` (the list's query) now shows first, other than
+    ``conversation_id``."""
+    queue = _filter(viewer, dict(parse_qsl(came_from)))
+    rows = conversations.list_conversations(session, queue, limit=2)
+    return next((c.id for c in rows if c.id != conversation_id), None)
 
 
 @router.post("/inbox/conversations/{conversation_id}/reply")
 async def reply(request: Request, conversation_id: str) -> Response:
     settings = settings_of(request)
 
-    def change(session: Any, viewer: Viewer, form: Any) -> None:
+    def change(session: Any, viewer: Viewer, form: Any) -> str:
         visibility: Literal["public", "private"] = (
             "private" if form.get("visibility") == "private" else "public"
         )
@@ -593,59 +623,66 @@ async def reply(request: Request, conversation_id: str) -> Response:
             # The transaction rolls back; the files written for it must go too.
             attachments.discard(stored, settings.attachments_dir)
             raise
+        return "Note added." if visibility == "private" else "Reply sent."
 
     return await _act(request, conversation_id, change)
 
 
 @router.post("/inbox/conversations/{conversation_id}/take-over")
 async def take_over(request: Request, conversation_id: str) -> Response:
-    def change(session: Any, viewer: Viewer, form: Any) -> None:
+    def change(session: Any, viewer: Viewer, form: Any) -> str:
         conversations.take_over(
             session, conversation_id, viewer.agent.id, agent_actor(viewer.agent.id)
         )
+        return "You took over: Fin stays out of this conversation while you own it."
 
     return await _act(request, conversation_id, change)
 
 
 @router.post("/inbox/conversations/{conversation_id}/hand-back")
 async def hand_back(request: Request, conversation_id: str) -> Response:
-    def change(session: Any, viewer: Viewer, form: Any) -> None:
+    def change(session: Any, viewer: Viewer, form: Any) -> str:
         conversations.hand_back_to_fin(session, conversation_id, agent_actor(viewer.agent.id))
+        return "Handed back to Fin."
 
     return await _act(request, conversation_id, change)
 
 
 @router.post("/inbox/conversations/{conversation_id}/assign")
 async def assign(request: Request, conversation_id: str) -> Response:
-    def change(session: Any, viewer: Viewer, form: Any) -> None:
+    def change(session: Any, viewer: Viewer, form: Any) -> str:
         target = str(form.get("agent_id") or "") or None
         conversations.update_conversation(
             session, conversation_id, {"assignee_id": target}, agent_actor(viewer.agent.id)
         )
+        assignee = agent_repository.get(session, target) if target else None
+        return f"Assigned to {assignee.name}." if assignee else "Unassigned: waiting for a human."
 
     return await _act(request, conversation_id, change)
 
 
 @router.post("/inbox/conversations/{conversation_id}/status")
 async def set_status(request: Request, conversation_id: str) -> Response:
-    def change(session: Any, viewer: Viewer, form: Any) -> None:
+    def change(session: Any, viewer: Viewer, form: Any) -> str:
+        status = str(form.get("status") or "")
         conversations.update_conversation(
-            session,
-            conversation_id,
-            {"status": str(form.get("status") or "")},
-            agent_actor(viewer.agent.id),
+            session, conversation_id, {"status": status}, agent_actor(viewer.agent.id)
         )
+        return STATUS_NOTICES.get(status, "Status saved.")
 
-    return await _act(request, conversation_id, change)
+    return await _act(
+        request, conversation_id, change, move_on=lambda form: form.get("status") in ENDED
+    )
 
 
 @router.post("/inbox/conversations/{conversation_id}/tags")
 async def set_tags(request: Request, conversation_id: str) -> Response:
-    def change(session: Any, viewer: Viewer, form: Any) -> None:
+    def change(session: Any, viewer: Viewer, form: Any) -> str:
         tags = [t for t in str(form.get("tags") or "").split(",")]
         conversations.update_conversation(
             session, conversation_id, {"tags": tags}, agent_actor(viewer.agent.id)
         )
+        return "Tags saved."
 
     return await _act(request, conversation_id, change)
 
