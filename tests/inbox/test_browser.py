@@ -513,6 +513,18 @@ def test_screenshots_of_the_queue_and_a_conversation(
     fits_the_phone(phone_page)
     save(phone_page, "inbox-phone.png")
 
+    # Dark mode follows the system setting.
+    dark = open_context(
+        browser, contexts, color_scheme="dark", storage_state=context.storage_state()
+    )
+    dark_page = dark.new_page()
+    dark_page.goto(conversation_url)
+    expect(dark_page.locator(".owner-line")).to_contain_text("You own this conversation.")
+    background = dark_page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert background == "rgb(18, 22, 28)", background
+    dark_page.evaluate("window.scrollTo(0, document.documentElement.scrollHeight)")
+    save(dark_page, "inbox-dark.png")
+
 
 def fits_the_phone(page: Page) -> None:
     """Nothing makes the page scroll sideways."""
