@@ -379,6 +379,44 @@ def test_the_forms_change_the_conversation_and_come_back_to_it(
     assert gone.status_code == 404
 
 
+def test_the_side_panel_reads_as_a_profile_and_sets_attributes(
+    server: LiveServer, world: World, web: Web
+) -> None:
+    user = world.user(name="Rosa Diaz", attributes={"plan": "pro", "signed_up_at": 1700000000})
+    earlier = unique("Earlier")
+    older, _ = world.conversation(user, title=earlier)
+    world.update(older["id"], status="resolved")
+    now, _ = world.conversation(user, title=unique("Now"))
+    cid = str(now["id"])
+    world.update(cid, attributes={"fin_handover_reason": "human_requested"})
+    world.hand_over(cid)
+
+    panel = web.page(f"/inbox/conversations/{cid}").find("aside", "details")
+    shown = {
+        dt.text: dd.text for dt, dd in zip(panel.find_all("dt"), panel.find_all("dd"), strict=True)
+    }
+    assert shown["Why Fin handed over"] == "The customer asked for a person"
+    assert shown["Signed up at"] == "14 Nov 2023, 22:13 UTC"
+    assert shown["Plan"] == "pro"
+    others = panel.find("ul", "other-conversations").find_all("li")
+    assert [(earlier in o.text, o.find("span", "status").text) for o in others] == [
+        (True, "resolved")
+    ]
+
+    # An agent sets an attribute (typed as it looks) and removes it; Fin reads the same.
+    page = follow(
+        web, web.post(f"/inbox/conversations/{cid}/attributes", {"key": "orders", "value": "3"})
+    )
+    assert "Orders saved." in page.find(role="status", cls="notice").text
+    assert world.api.get_conversation(cid).data["attributes"]["orders"] == 3
+    follow(
+        web, web.post(f"/inbox/conversations/{cid}/attributes", {"key": "orders", "remove": "1"})
+    )
+    assert "orders" not in world.api.get_conversation(cid).data["attributes"]
+    refused = follow(web, web.post(f"/inbox/conversations/{cid}/attributes", {"key": " "}))
+    assert refused.find("p", "error").text == "Name the attribute."
+
+
 # --- replies and attachments -----------------------------------------------------------------
 
 PDF = b"%PDF-1.4\n% a tiny test document\n"

@@ -184,6 +184,7 @@ def inbox_form(path: str, ids: dict[str, str]) -> dict[str, str]:
         "/inbox/conversations/{conversation_id}/assign": {"agent_id": ids.get("agent_id", "")},
         "/inbox/conversations/{conversation_id}/status": {"status": "closed"},
         "/inbox/conversations/{conversation_id}/tags": {"tags": "refund, urgent"},
+        "/inbox/conversations/{conversation_id}/attributes": {"key": "order", "value": "A-1"},
         "/inbox/admin/agents": {
             "email": f"{unique('new')}@example.com",
             "name": "New Agent",

@@ -555,3 +555,11 @@ def history_between(
     if until is not None:
         query = query.where(ConversationEvent.at < until)
     return session.scalars(query.order_by(ConversationEvent.id)).unique().all()
+
+
+def known_tags(session: Session, limit: int) -> list[str]:
+    """Tags in use, alphabetically (for completion as an agent tags a conversation)."""
+    rows = session.scalars(
+        select(ConversationTag.tag).distinct().order_by(ConversationTag.tag).limit(limit)
+    )
+    return list(rows)

@@ -640,6 +640,19 @@ def list_conversations(
     return list(repository.list_page(session, f, limit=limit, before=before))
 
 
+def other_conversations(
+    session: Session, conversation: Conversation, limit: int
+) -> list[Conversation]:
+    """The end user's other conversations, most recent first, whatever their status."""
+    theirs = repository.ConversationFilter(user_id=conversation.user_id)
+    found = list_conversations(session, theirs, limit=limit + 1)
+    return [c for c in found if c.id != conversation.id][:limit]
+
+
+def known_tags(session: Session, limit: int = 500) -> list[str]:
+    return repository.known_tags(session, limit)
+
+
 def queue_counts(session: Session, agent_id: str) -> dict[str, int]:
     """Open conversations in each queue, for the inbox sidebar: read from the kept counts
     (``counts``), with this transaction's own moves not yet added to them."""

@@ -42,6 +42,8 @@ from findesk.conversations.repository import ConversationFilter
 from findesk.conversations.service import Author, NewMessage, owner_kind
 from findesk.fin_ledger import service as fin_ledger
 from findesk.inbox import timeline
+from findesk.inbox.attributes import label, typed
+from findesk.inbox.attributes import rows as attribute_rows
 from findesk.inbox.security import (
     COOKIE,
     SignInRequired,
@@ -85,6 +87,7 @@ FLASH_COOKIE = "findesk_flash"
 # on to the next conversation of the queue.
 STATUS_NOTICES = {"resolved": "Resolved.", "closed": "Closed.", "open": "Reopened."}
 ENDED = frozenset({"resolved", "closed"})
+OTHER_CONVERSATIONS = 5  # of the same end user, in the side panel
 FLASH_MAX = 500  # characters of a notice or error kept for the next page
 IMAGE_TYPES = {"png", "jpg", "jpeg", "gif", "webp"}
 SECURITY_HEADERS = {
@@ -362,7 +365,13 @@ def _conversation_context(request: Request, viewer: Viewer, conversation_id: str
         entries = timeline.build(
             messages, changes, {a.id: a for a in agent_repository.list_all(session)}
         )
+        others = conversations.other_conversations(session, conversation, OTHER_CONVERSATIONS)
+        tags_known = conversations.known_tags(session)
     return {
+        "user_attributes": attribute_rows(conversation.user.attributes),
+        "conversation_attributes": attribute_rows(conversation.attributes),
+        "other_conversations": [(c, owner_kind(c)) for c in others],
+        "known_tags": tags_known,
         "timeline": entries,
         "viewer": viewer,
         "conversation": conversation,
@@ -683,6 +692,24 @@ async def set_tags(request: Request, conversation_id: str) -> Response:
             session, conversation_id, {"tags": tags}, agent_actor(viewer.agent.id)
         )
         return "Tags saved."
+
+    return await _act(request, conversation_id, change)
+
+
+@router.post("/inbox/conversations/{conversation_id}/attributes")
+async def set_attribute(request: Request, conversation_id: str) -> Response:
+    """Set one conversation attribute (a text, or a number or true/false as typed), or remove it
+    (``remove``): merged as Fin's own updates are, and Fin is told."""
+
+    def change(session: Any, viewer: Viewer, form: Any) -> str:
+        key = str(form.get("key") or "").strip()
+        if not key:
+            raise Invalid("Name the attribute.")
+        value = None if form.get("remove") else typed(str(form.get("value") or "").strip())
+        conversations.update_conversation(
+            session, conversation_id, {"attributes": {key: value}}, agent_actor(viewer.agent.id)
+        )
+        return f"Removed {label(key)}." if value is None else f"{label(key)} saved."
 
     return await _act(request, conversation_id, change)
 
