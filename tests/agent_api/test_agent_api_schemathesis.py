@@ -51,6 +51,7 @@ from findesk.kit.html import is_blank, sanitize
 from findesk.kit.settings import Settings
 from findesk.knowledge import service as knowledge
 from findesk.knowledge.markdown import render
+from findesk.replies.placeholders import problems
 
 MAX_EXAMPLES = 30  # fuzzing phase, per operation (the examples and coverage phases add their own)
 NON_ADMIN_EXAMPLES = 10  # per administrators' operation
@@ -335,6 +336,11 @@ def _as_the_rules_want(case: Case, seeded: Seeded) -> None:
             body["body"] = "<p>Hello!</p>"  # nothing left once sanitised
     if case.path.startswith("/api/v1/articles") and case.method in ("POST", "PATCH"):
         _article_as_the_rules_want(case, body)
+    if case.path.startswith(("/api/v1/saved-replies", "/api/v1/macros")) and case.method in (
+        "POST",
+        "PATCH",
+    ):
+        _saved_as_the_rules_want(body, seeded)
     if case.headers and isinstance(case.headers.get(KEY_HEADER), str):
         # A new key per request, as clients must send (a reused one is a 422); the replays
         # themselves are tests/agent_api/test_idempotency.py's.
@@ -363,6 +369,34 @@ def _article_as_the_rules_want(case: Case, body: dict[str, Any]) -> None:
         body["body"] = "Some text."
     if case.path == "/api/v1/articles" and body.get("state") == "published" and "body" not in body:
         body["body"] = "Some text."
+
+
+def _shows_text(html: Any) -> bool:
+    """replies.service's check of a body: some text once sanitised, known placeholders only."""
+    return isinstance(html, str) and not is_blank(sanitize(html)) and not problems(sanitize(html))
+
+
+def _saved_as_the_rules_want(body: dict[str, Any], seeded: Seeded) -> None:
+    """replies.service's own checks: a title or name not blank once trimmed, a body as
+    ``_shows_text`` wants, a published article (left out: the seeded ones may be archived by
+    then), and macro actions that name what exists (no saved reply is seeded; agents: one that
+    is active)."""
+    for name in ("title", "name"):
+        if isinstance(body.get(name), str) and not body[name].strip():
+            body[name] = "A title"
+    if "body" in body and body["body"] is not None and not _shows_text(body["body"]):
+        body["body"] = "<p>Hello!</p>"
+    body.pop("article_id", None)
+    for action in body.get("actions") or []:
+        if not isinstance(action, dict):
+            continue
+        if action.get("type") == "reply":
+            action.clear()
+            action["type"] = "take_over"
+        elif action.get("type") == "assign" and action.get("agent_id") is not None:
+            action["agent_id"] = seeded.agent_id
+        elif action.get("type") == "note" and not _shows_text(action.get("body")):
+            action["body"] = "<p>Noted</p>"
 
 
 def _mislabelled_positive(case: Case) -> bool:

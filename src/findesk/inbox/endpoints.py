@@ -63,6 +63,7 @@ from findesk.kit.streams import (
 from findesk.kit.timeutil import as_utc, isoformat, utcnow
 from findesk.notifier import service as outbox
 from findesk.notifier.models import OutboxEvent
+from findesk.replies import service as replies
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -358,6 +359,7 @@ def _conversation_context(request: Request, viewer: Viewer, conversation_id: str
         entries = timeline.build(
             messages, changes, {a.id: a for a in agent_repository.list_all(session)}
         )
+        macros = replies.list_macros(session, viewer.agent)
     return {
         "timeline": entries,
         "viewer": viewer,
@@ -371,6 +373,7 @@ def _conversation_context(request: Request, viewer: Viewer, conversation_id: str
         "agents": agent_list,
         "statuses": STATUSES,
         "image_types": IMAGE_TYPES,
+        "macros": macros,
     }
 
 

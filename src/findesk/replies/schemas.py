@@ -116,6 +116,7 @@ class SavedReplyCreate(_In):
     body: BodyHtml
     shared: bool = Field(
         default=False,
+        strict=True,
         description="Shared with the team (administrators only) or personal to the caller.",
     )
     article_id: Id | None = Field(
@@ -160,6 +161,7 @@ class MacroCreate(_In):
     actions: ActionList
     shared: bool = Field(
         default=False,
+        strict=True,
         description="Shared with the team (administrators only) or personal to the caller.",
     )
 
