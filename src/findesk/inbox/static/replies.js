@@ -126,10 +126,23 @@
       range.selectNodeContents(editor);
       range.collapse(false);
     }
+    // Inserted as nodes, not with execCommand("insertHTML"), which adds inline styles that the
+    // Content-Security-Policy refuses. One paragraph joins the line being written.
+    const parsed = new DOMParser().parseFromString(rendered.html, "text/html").body;
+    const only = parsed.children.length === 1 && parsed.firstElementChild.tagName === "P" ? parsed.firstElementChild : parsed;
+    const nodes = [...only.childNodes];
+    range.deleteContents();
+    const fragment = document.createDocumentFragment();
+    fragment.append(...nodes);
+    range.insertNode(fragment);
     const selection = window.getSelection();
+    if (nodes.length) {
+      range.setStartAfter(nodes[nodes.length - 1]);
+      range.collapse(true);
+    }
     selection.removeAllRanges();
     selection.addRange(range);
-    document.execCommand("insertHTML", false, rendered.html);
+    editor.dispatchEvent(new Event("input", { bubbles: true })); // typing signal, as when typed
     status.textContent = `Inserted “${reply.title}”.`;
   }
 
