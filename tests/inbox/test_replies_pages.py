@@ -58,45 +58,41 @@ def test_an_agent_writes_edits_and_deletes_a_personal_saved_reply(
     server: LiveServer, agent: Web
 ) -> None:
     title = unique("Greeting")
-    page = agent.page("/inbox/admin/saved-replies")
+    page = agent.page("/inbox/saved-replies")
     assert (
         page.find("form", "saved-reply-form")
         .find("input", name="shared", value="yes")
         .attrs.get("disabled")
         is not None
     )  # agents make personal ones
-    refused = agent.post("/inbox/admin/saved-replies", {"title": title, "body": "hi"}, csrf=False)
+    refused = agent.post("/inbox/saved-replies", {"title": title, "body": "hi"}, csrf=False)
     assert refused.status_code == 403 and not reply_ids(server, title)
 
     created = agent.post(
-        "/inbox/admin/saved-replies",
+        "/inbox/saved-replies",
         {"title": title, "body": "<p>Hi {{user.name|there}}</p>", "shared": "no"},
     )
-    assert (
-        created.status_code == 303 and created.headers["location"] == "/inbox/admin/saved-replies"
-    )
-    assert flash(agent, "/inbox/admin/saved-replies") == "Saved reply created."
+    assert created.status_code == 303 and created.headers["location"] == "/inbox/saved-replies"
+    assert flash(agent, "/inbox/saved-replies") == "Saved reply created."
     (reply_id,) = reply_ids(server, title)
-    row = agent.page("/inbox/admin/saved-replies").find("tr", data_reply_id=reply_id)
+    row = agent.page("/inbox/saved-replies").find("tr", data_reply_id=reply_id)
     assert title in row.text and "only me" in row.text
 
-    edit = agent.page(f"/inbox/admin/saved-replies/{reply_id}")
+    edit = agent.page(f"/inbox/saved-replies/{reply_id}")
     assert edit.find("textarea", name="body").text == "<p>Hi {{user.name|there}}</p>"
     agent.post(
-        f"/inbox/admin/saved-replies/{reply_id}",
+        f"/inbox/saved-replies/{reply_id}",
         {"title": title, "body": "<p>Hello {{user.name}}</p>"},
     )
     with server.db.read_session() as session:
         assert session.get(SavedReply, reply_id).body == "<p>Hello {{user.name}}</p>"  # type: ignore[union-attr]
 
-    bad = agent.post(
-        f"/inbox/admin/saved-replies/{reply_id}", {"title": title, "body": "{{user.age}}"}
-    )
-    assert bad.headers["location"] == f"/inbox/admin/saved-replies/{reply_id}"
-    assert "is not a known placeholder" in flash(agent, f"/inbox/admin/saved-replies/{reply_id}")
+    bad = agent.post(f"/inbox/saved-replies/{reply_id}", {"title": title, "body": "{{user.age}}"})
+    assert bad.headers["location"] == f"/inbox/saved-replies/{reply_id}"
+    assert "is not a known placeholder" in flash(agent, f"/inbox/saved-replies/{reply_id}")
 
-    agent.post(f"/inbox/admin/saved-replies/{reply_id}/delete")
-    assert flash(agent, "/inbox/admin/saved-replies") == "Saved reply deleted."
+    agent.post(f"/inbox/saved-replies/{reply_id}/delete")
+    assert flash(agent, "/inbox/saved-replies") == "Saved reply deleted."
     assert not reply_ids(server, title)
 
 
@@ -104,17 +100,15 @@ def test_only_administrators_change_the_shared_replies(
     server: LiveServer, agent: Web, admin: Web
 ) -> None:
     title = unique("Team")
-    refused = agent.post(
-        "/inbox/admin/saved-replies", {"title": title, "body": "x", "shared": "yes"}
-    )
+    refused = agent.post("/inbox/saved-replies", {"title": title, "body": "x", "shared": "yes"})
     assert refused.status_code == 403 and "administrators" in refused.text
     assert not reply_ids(server, title)
-    admin.post("/inbox/admin/saved-replies", {"title": title, "body": "<p>x</p>", "shared": "yes"})
+    admin.post("/inbox/saved-replies", {"title": title, "body": "<p>x</p>", "shared": "yes"})
     (reply_id,) = reply_ids(server, title)
-    row = agent.page("/inbox/admin/saved-replies").find("tr", data_reply_id=reply_id)
+    row = agent.page("/inbox/saved-replies").find("tr", data_reply_id=reply_id)
     assert "team" in row.text and row.first("a") is None  # no Edit for the agent
-    assert agent.get(f"/inbox/admin/saved-replies/{reply_id}").status_code == 403
-    assert agent.post(f"/inbox/admin/saved-replies/{reply_id}/delete").status_code == 403
+    assert agent.get(f"/inbox/saved-replies/{reply_id}").status_code == 403
+    assert agent.post(f"/inbox/saved-replies/{reply_id}/delete").status_code == 403
     assert reply_ids(server, title) == [reply_id]
 
 
@@ -122,15 +116,13 @@ def test_a_macro_made_with_the_form_is_applied_from_the_conversation(
     server: LiveServer, agent: Web, world: World
 ) -> None:
     title = unique("Thanks")
-    agent.post(
-        "/inbox/admin/saved-replies", {"title": title, "body": "<p>Thanks, {{user.name}}!</p>"}
-    )
+    agent.post("/inbox/saved-replies", {"title": title, "body": "<p>Thanks, {{user.name}}!</p>"})
     (reply_id,) = reply_ids(server, title)
     name = unique("Wrap up")
-    form = agent.page("/inbox/admin/macros").find("form", "macro-form")
+    form = agent.page("/inbox/macros").find("form", "macro-form")
     assert len(form.find_all("fieldset", "macro-step")) == 3
     agent.post(
-        "/inbox/admin/macros",
+        "/inbox/macros",
         {
             "name": name,
             "step0_type": "take_over",
@@ -145,7 +137,7 @@ def test_a_macro_made_with_the_form_is_applied_from_the_conversation(
             "step5_type": "",  # skipped
         },
     )
-    assert flash(agent, "/inbox/admin/macros") == "Macro created."
+    assert flash(agent, "/inbox/macros") == "Macro created."
     with server.db.read_session() as session:
         macro = session.query(Macro).filter(Macro.name == name).one()
         assert macro.actions == [
@@ -157,7 +149,7 @@ def test_a_macro_made_with_the_form_is_applied_from_the_conversation(
         ]
         macro_id = macro.id
     # The edit form shows the steps as saved, and three blank ones.
-    edit = agent.page(f"/inbox/admin/macros/{macro_id}").find("form", "macro-form")
+    edit = agent.page(f"/inbox/macros/{macro_id}").find("form", "macro-form")
     assert len(edit.find_all("fieldset", "macro-step")) == 8
     assert edit.find("input", name="step2_text").attrs["value"] == "thanked, done"
 
@@ -178,8 +170,8 @@ def test_a_macro_made_with_the_form_is_applied_from_the_conversation(
 
     # A step that can no longer be done: nothing happens, and the agent is told why.
     other = world.open(user["id"])["conversation"]["id"]
-    agent.post(f"/inbox/admin/saved-replies/{reply_id}/delete")  # refused: the macro uses it
-    assert "used by the macro" in flash(agent, "/inbox/admin/saved-replies")
+    agent.post(f"/inbox/saved-replies/{reply_id}/delete")  # refused: the macro uses it
+    assert "used by the macro" in flash(agent, "/inbox/saved-replies")
     with server.db.transaction() as session:
         session.query(SavedReply).filter(SavedReply.id == reply_id).delete()
     agent.post(f"/inbox/conversations/{other}/macros", {"macro_id": macro_id})
@@ -188,5 +180,5 @@ def test_a_macro_made_with_the_form_is_applied_from_the_conversation(
     assert "action 2 (reply with a saved reply)" in error and "Nothing was changed" in error
     assert "took over" not in page.find("ol", "thread").text
 
-    agent.post(f"/inbox/admin/macros/{macro_id}/delete")
-    assert flash(agent, "/inbox/admin/macros") == "Macro deleted."
+    agent.post(f"/inbox/macros/{macro_id}/delete")
+    assert flash(agent, "/inbox/macros") == "Macro deleted."

@@ -27,8 +27,8 @@ from findesk.replies.schemas import ACTION_TYPES, ACTIONS_MAX
 
 router = APIRouter(include_in_schema=False)
 
-REPLIES = "/inbox/admin/saved-replies"
-MACROS = "/inbox/admin/macros"
+REPLIES = "/inbox/saved-replies"
+MACROS = "/inbox/macros"
 BLANK_STEPS = 3  # empty steps offered under a macro's own, to add actions without JavaScript
 STATUS_CHOICES = ("open", "resolved", "closed")
 _PAIR = re.compile(r"[;\n]")
