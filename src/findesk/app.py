@@ -32,6 +32,7 @@ from findesk.fin_ledger.recorder import LedgerRecorder
 from findesk.inbox.articles import router as articles_router
 from findesk.inbox.endpoints import HERE as INBOX_HERE
 from findesk.inbox.endpoints import router as inbox_router
+from findesk.inbox.replies import router as inbox_replies_router
 from findesk.kit.db import Database
 from findesk.kit.errors import Problem
 from findesk.kit.http import BodySizeLimit, problem_response, validation_problem
@@ -44,6 +45,7 @@ from findesk.live.broker import LiveFeed
 from findesk.notifier.typing import TypingSender
 from findesk.notifier.worker import Worker
 from findesk.ops.endpoints import router as ops_router
+from findesk.replies.endpoints import router as replies_api_router
 
 INBOX_STATIC = INBOX_HERE / "static"
 FIN_API = "/api/fin"
@@ -154,11 +156,13 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(fin.posts, prefix=FIN_API)
     app.include_router(agent_router)
     app.include_router(agent_articles_router)
+    app.include_router(replies_api_router)
     app.include_router(help_router)
     app.include_router(ops_router)
     app.include_router(files_router)
     app.include_router(inbox_router)
     app.include_router(articles_router)
+    app.include_router(inbox_replies_router)
     app.include_router(apidocs_router)
     app.mount("/static", StaticFiles(directory=INBOX_STATIC), name="static")
 

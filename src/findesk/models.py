@@ -18,6 +18,7 @@ from findesk.kit.db import Base
 from findesk.knowledge.models import Article, ContentSource
 from findesk.live.models import Activity
 from findesk.notifier.models import OutboxEvent, TypingSignal
+from findesk.replies.models import Macro, SavedReply
 from findesk.throttle.models import ThrottleCounter
 from findesk.users.models import EndUser
 
@@ -37,10 +38,12 @@ __all__ = [
     "EndUser",
     "FinCall",
     "IdempotencyKey",
+    "Macro",
     "Message",
     "OAuthClient",
     "OutboxEvent",
     "PendingFetch",
+    "SavedReply",
     "SeenRequestSignature",
     "StoredFile",
     "ThrottleCounter",

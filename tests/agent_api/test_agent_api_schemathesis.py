@@ -51,6 +51,7 @@ from findesk.kit.html import is_blank, sanitize
 from findesk.kit.settings import Settings
 from findesk.knowledge import service as knowledge
 from findesk.knowledge.markdown import render
+from findesk.replies.placeholders import problems
 
 MAX_EXAMPLES = 30  # fuzzing phase, per operation (the examples and coverage phases add their own)
 NON_ADMIN_EXAMPLES = 10  # per administrators' operation
@@ -166,6 +167,8 @@ class Seeded:
     tags: list[str]
     cursor: str
     article_ids: list[str]
+    reply_ids: list[str]
+    macro_ids: list[str]
     statuses: dict[str, Counter[int]] = field(default_factory=lambda: defaultdict(Counter))
 
 
@@ -174,6 +177,8 @@ CURRENT: dict[str, Seeded] = {}
 # Stands for an article made just before the call: DELETE would otherwise delete the seeded
 # ones once, then answer 404 for the rest of the run.
 FRESH_ARTICLE = "art_fresh-for-this-call"
+FRESH_REPLY = "rep_fresh-for-this-call"
+FRESH_MACRO = "mac_fresh-for-this-call"
 
 
 def _ok(response: httpx.Response, status: int = 200) -> Any:
@@ -230,6 +235,8 @@ def seeded(server: LiveServer) -> Iterator[Seeded]:
             )
         ]
         target_token_ids = [t["id"] for t in _ok(api.get(f"/agents/{target_id}/tokens"))]
+        reply_ids = [_ok(api.post("/saved-replies", json=SHARED_REPLY), 201)["id"]]
+        macro_ids = [_ok(api.post("/macros", json=SHARED_MACRO), 201)["id"]]
     CURRENT["seeded"] = Seeded(
         base_url=server.base_url,
         token=admin_token,
@@ -245,9 +252,16 @@ def seeded(server: LiveServer) -> Iterator[Seeded]:
         tags=tags,
         cursor=cursor,
         article_ids=article_ids,
+        reply_ids=reply_ids,
+        macro_ids=macro_ids,
     )
     yield CURRENT["seeded"]
     CURRENT.clear()
+
+
+SHARED_REPLY = {"title": "Thanks", "body": "<p>Thanks, {{user.name|there}}!</p>", "shared": True}
+# Applied again and again to the seeded conversations: a change that can always be made.
+SHARED_MACRO = {"name": "VIP", "actions": [{"type": "add_tags", "tags": ["vip"]}], "shared": True}
 
 
 def flatmap_case(context: schemathesis.HookContext, case: Case) -> st.SearchStrategy[Case]:
@@ -289,6 +303,12 @@ def _with_known_ids(case: Case, seeded: Seeded, draw: st.DrawFn) -> None:
     if "article_id" in path and draw(COIN):
         choices = [FRESH_ARTICLE] if case.method == "DELETE" else seeded.article_ids
         path["article_id"] = draw(st.sampled_from(choices))
+    for name, fresh, known in (
+        ("reply_id", FRESH_REPLY, seeded.reply_ids),
+        ("macro_id", FRESH_MACRO, seeded.macro_ids),
+    ):
+        if name in path and draw(COIN):
+            path[name] = fresh if case.method == "DELETE" else draw(st.sampled_from(known))
     messages = seeded.message_ids.get(conversation_id or "", [])
     if query.get("user_id") is not None and draw(COIN):
         query["user_id"] = seeded.user_id
@@ -335,6 +355,11 @@ def _as_the_rules_want(case: Case, seeded: Seeded) -> None:
             body["body"] = "<p>Hello!</p>"  # nothing left once sanitised
     if case.path.startswith("/api/v1/articles") and case.method in ("POST", "PATCH"):
         _article_as_the_rules_want(case, body)
+    if case.path.startswith(("/api/v1/saved-replies", "/api/v1/macros")) and case.method in (
+        "POST",
+        "PATCH",
+    ):
+        _saved_as_the_rules_want(body, seeded)
     if case.headers and isinstance(case.headers.get(KEY_HEADER), str):
         # A new key per request, as clients must send (a reused one is a 422); the replays
         # themselves are tests/agent_api/test_idempotency.py's.
@@ -365,6 +390,37 @@ def _article_as_the_rules_want(case: Case, body: dict[str, Any]) -> None:
         body["body"] = "Some text."
 
 
+def _shows_text(html: Any) -> bool:
+    """replies.service's check of a body: some text once sanitised, known placeholders only."""
+    return isinstance(html, str) and not is_blank(sanitize(html)) and not problems(sanitize(html))
+
+
+def _saved_as_the_rules_want(body: dict[str, Any], seeded: Seeded) -> None:
+    """replies.service's own checks: a title or name not blank once trimmed, a body as
+    ``_shows_text`` wants, a published article (left out: the seeded ones may be archived by
+    then), and macro actions that name what exists (no saved reply is seeded; agents: one that
+    is active)."""
+    for name in ("title", "name"):
+        if isinstance(body.get(name), str) and not body[name].strip():
+            body[name] = "A title"
+    if "body" in body and body["body"] is not None and not _shows_text(body["body"]):
+        body["body"] = "<p>Hello!</p>"
+    body.pop("article_id", None)
+    for action in body.get("actions") or []:
+        if not isinstance(action, dict):
+            continue
+        if action.get("type") == "reply":
+            action.clear()
+            action["type"] = "take_over"
+        elif action.get("type") == "assign" and action.get("agent_id") is not None:
+            action["agent_id"] = seeded.agent_id
+        elif action.get("type") == "note" and not _shows_text(action.get("body")):
+            action["body"] = "<p>Noted</p>"
+        elif action.get("type") == "add_tags":
+            # Applied to the seeded conversations: within the limit of tags a conversation has.
+            action["tags"] = list(seeded.tags)
+
+
 def _mislabelled_positive(case: Case) -> bool:
     """A positive case with a negative part: schemathesis's coverage phase, when it finds no
     valid body in time for its template (a busy machine), keeps a negative one (`0`) and still
@@ -378,7 +434,20 @@ def _mislabelled_positive(case: Case) -> bool:
 
 
 def _prepared(case: Case, seeded: Seeded) -> None:
-    """Just before the call: make the article that a DELETE case deletes."""
+    """Just before the call: make the article, saved reply or macro that a DELETE case
+    deletes."""
+    path = case.path_parameters if isinstance(case.path_parameters, dict) else {}
+    for name, fresh, collection, body in (
+        ("reply_id", FRESH_REPLY, "saved-replies", SHARED_REPLY),
+        ("macro_id", FRESH_MACRO, "macros", SHARED_MACRO),
+    ):
+        if path.get(name) == fresh:
+            created = httpx.post(
+                f"{seeded.base_url}/api/v1/{collection}",
+                json=body,
+                headers={"Authorization": f"Bearer {seeded.token}"},
+            )
+            path[name] = _ok(created, 201)["id"]
     if isinstance(case.path_parameters, dict) and (
         case.path_parameters.get("article_id") == FRESH_ARTICLE
     ):
@@ -499,6 +568,8 @@ def test_every_operation_of_the_agent_api_is_fuzzed() -> None:
     conversations = "/api/v1/conversations/{conversation_id}"
     articles = "/api/v1/articles/{article_id}"
     agents = "/api/v1/agents/{agent_id}"
+    replies = "/api/v1/saved-replies/{reply_id}"
+    macros = "/api/v1/macros/{macro_id}"
     expected = {
         "GET /api/v1/me", "GET /api/v1/agents", "GET /api/v1/conversations",
         "GET /api/v1/queues", f"GET {conversations}", f"PATCH {conversations}",
@@ -510,6 +581,12 @@ def test_every_operation_of_the_agent_api_is_fuzzed() -> None:
         "GET /api/v1/articles", "POST /api/v1/articles", "POST /api/v1/articles/preview",
         f"GET {articles}", f"PATCH {articles}", f"DELETE {articles}",
         f"POST {articles}/publish", f"POST {articles}/archive",
+        "GET /api/v1/saved-replies", "POST /api/v1/saved-replies",
+        f"GET {replies}", f"PATCH {replies}", f"DELETE {replies}",
+        f"GET {conversations}/saved-replies/{{reply_id}}/render",
+        "GET /api/v1/macros", "POST /api/v1/macros",
+        f"GET {macros}", f"PATCH {macros}", f"DELETE {macros}",
+        f"POST {conversations}/macros/{{macro_id}}",
     }  # fmt: skip
     assert ALL_OPERATIONS == expected
     admin_only = {op.ok().label for op in admin_schema.get_all_operations()}

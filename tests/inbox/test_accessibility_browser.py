@@ -68,6 +68,8 @@ def test_every_agent_page_passes_the_accessibility_check(
         "the articles": "/inbox/articles",
         "a new article": "/inbox/articles/new",
         "an article": f"/inbox/articles/{article_id}",
+        "the saved replies": "/inbox/saved-replies",
+        "the macros": "/inbox/macros",
         "a page that is not there": "/inbox/conversations/nope",
     }
     for what, path in pages.items():

@@ -53,6 +53,7 @@ from findesk.auth.service import issue_agent_token
 from findesk.kit.secrets import hash_secret
 from findesk.kit.timeutil import utcnow
 from findesk.knowledge.service import ArticleDraft, create_article
+from findesk.replies.models import Macro, SavedReply
 
 try:  # FastAPI 0.13x+ keeps included routers lazily: walk them through their contexts
     from fastapi.routing import iter_route_contexts
@@ -195,6 +196,11 @@ def inbox_form(path: str, ids: dict[str, str]) -> dict[str, str]:
         "/inbox/articles": ARTICLE_FORM,
         "/inbox/articles/{article_id}": {**ARTICLE_FORM, "title": unique("Edited")},
         "/inbox/articles/preview": {"body": "**bold**", "body_format": "markdown"},
+        "/inbox/saved-replies": {"title": unique("Hi"), "body": "<p>Hi</p>", "shared": "yes"},
+        "/inbox/saved-replies/{reply_id}": {"title": unique("Edited"), "body": "<p>Edited</p>"},
+        "/inbox/macros": {"name": unique("Macro"), "step0_type": "take_over"},
+        "/inbox/macros/{macro_id}": {"name": unique("Edited"), "step0_type": "take_over"},
+        "/inbox/conversations/{conversation_id}/macros": {"macro_id": ids.get("macro_id", "")},
     }
     return dict(forms.get(path, {}))
 
@@ -221,6 +227,10 @@ API_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/v1/articles"): {"title": "From the API", "body": "Text."},
     ("PATCH", "/api/v1/articles/{article_id}"): {"title": "Renamed through the API"},
     ("POST", "/api/v1/articles/preview"): {"body": "**bold**"},
+    ("POST", "/api/v1/saved-replies"): {"title": "From the API", "body": "<p>Hi</p>"},
+    ("PATCH", "/api/v1/saved-replies/{reply_id}"): {"title": "Renamed through the API"},
+    ("POST", "/api/v1/macros"): {"name": "From the API", "actions": [{"type": "take_over"}]},
+    ("PATCH", "/api/v1/macros/{macro_id}"): {"name": "Renamed through the API"},
 }
 
 
@@ -238,6 +248,7 @@ def make_ids(server: LiveServer, world: World, other: Person, path: str = "") ->
         "agent_id": other.id,
         "article_id": failed_article(server),
         "token_id": personal_token(server, other.id),
+        **shared_reply_and_macro(server),
     }
     if "/agents/{agent_id}" in path:
         # Deactivating or revoking changes an agent for good: these act on one of their own
@@ -248,6 +259,17 @@ def make_ids(server: LiveServer, world: World, other: Person, path: str = "") ->
             with server.db.transaction() as session:
                 session.execute(update(Agent).where(Agent.id == subject.id).values(active=False))
     return ids
+
+
+def shared_reply_and_macro(server: LiveServer) -> dict[str, str]:
+    """A shared saved reply and a shared macro (administrators change them): each route of
+    theirs has something to change (the macro tags: it changes a waiting conversation)."""
+    with server.db.transaction() as session:
+        reply = SavedReply(title=unique("Reply"), body="<p>Hello</p>")
+        macro = Macro(name=unique("Macro"), actions=[{"type": "add_tags", "tags": ["macro"]}])
+        session.add_all([reply, macro])
+        session.flush()
+        return {"reply_id": reply.id, "macro_id": macro.id}
 
 
 def personal_token(server: LiveServer, agent_id: str) -> str:
@@ -573,7 +595,8 @@ INSPECT = """() => {
       "script, iframe, object, embed, svg, math, form, base, meta, style, link, details"
     )].map((e) => e.tagName),
     scriptsOutsideHead: [...document.querySelectorAll("script")]
-      .filter((s) => !["/static/inbox.js", "/static/keys.js"].includes(s.getAttribute("src")))
+      .filter((s) => !["/static/inbox.js", "/static/keys.js", "/static/replies.js"]
+        .includes(s.getAttribute("src")))
       .length,
     pwned: window.__pwned === undefined ? null : String(window.__pwned),
   };

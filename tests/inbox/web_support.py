@@ -24,6 +24,7 @@ from findesk.auth.models import AgentToken, OAuthClient, WebSession
 from findesk.conversations.models import Conversation, Message
 from findesk.knowledge.models import Article
 from findesk.notifier.models import OutboxEvent
+from findesk.replies.models import Macro, SavedReply
 
 PASSWORD = "correct horse battery staple"
 SESSION_COOKIE = "findesk_session"
@@ -286,6 +287,14 @@ def snapshot(server: LiveServer) -> dict[str, Any]:
             "articles": sorted(
                 (a.id, a.title, a.state, a.body_source, a.fin_pending, a.deleted_at is not None)
                 for a in session.scalars(select(Article))
+            ),
+            "saved_replies": sorted(
+                (r.id, r.title, r.body, r.owner_id or "", r.article_id or "")
+                for r in session.scalars(select(SavedReply))
+            ),
+            "macros": sorted(
+                (m.id, m.name, repr(m.actions), m.owner_id or "")
+                for m in session.scalars(select(Macro))
             ),
         }
 

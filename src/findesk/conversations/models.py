@@ -141,6 +141,7 @@ HistoryKind = Literal[
     "priority",
     "merge",
     "conversion",
+    "macro",
 ]
 
 

@@ -65,6 +65,7 @@ from findesk.kit.streams import (
 from findesk.kit.timeutil import as_utc, isoformat, utcnow
 from findesk.notifier import service as outbox
 from findesk.notifier.models import OutboxEvent
+from findesk.replies import service as replies
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -367,6 +368,7 @@ def _conversation_context(request: Request, viewer: Viewer, conversation_id: str
         )
         others = conversations.other_conversations(session, conversation, OTHER_CONVERSATIONS)
         tags_known = conversations.known_tags(session)
+        macros = replies.list_macros(session, viewer.agent)
     return {
         "user_attributes": attribute_rows(conversation.user.attributes),
         "conversation_attributes": attribute_rows(conversation.attributes),
@@ -384,6 +386,7 @@ def _conversation_context(request: Request, viewer: Viewer, conversation_id: str
         "agents": agent_list,
         "statuses": STATUSES,
         "image_types": IMAGE_TYPES,
+        "macros": macros,
     }
 
 

@@ -108,6 +108,8 @@ def describe(event: ConversationEvent, agents: Mapping[str, Agent]) -> str:
         return f"{who} set {_attributes(after or {})}"
     if kind == "priority":
         return f"{who} set the priority to {after}" if after is not None else ""
+    if kind == "macro":
+        return f"{who} applied the macro “{after}”"
     if kind in ("merge", "conversion"):
         return f"{who} {kind}d it"
     return ""

@@ -19,3 +19,5 @@ MESSAGE = "msg"
 CLIENT = "fcl"
 AGENT_TOKEN = "tok"  # noqa: S105 (a personal token's public id; its secret starts with fpt_)
 ARTICLE = "art"
+SAVED_REPLY = "rep"
+MACRO = "mac"

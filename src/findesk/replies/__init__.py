@@ -1,0 +1,1 @@
+"""Saved replies (canned answers with placeholders) and macros (named lists of actions)."""
