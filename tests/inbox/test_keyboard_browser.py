@@ -1,8 +1,9 @@
 """The inbox without a mouse, in a real Chromium: the keyboard shortcuts of ``keys.js``.
 
 An agent opens the waiting conversation with j and Enter, takes it over with t, writes with r,
-sends with Ctrl+Enter, resolves with e; letters typed in a field stay in the field; ? shows the
-list of shortcuts and / goes to the search box."""
+inserts a saved reply with /, sends with Ctrl+Enter, resolves with e and lands on the next one;
+letters typed in a field stay in the field; ? shows the list of shortcuts and / goes to the
+search box."""
 
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ from support.receiver import eventually
 from support.server import LiveServer
 from web_support import PASSWORD, new_agent, start_server
 
+from findesk.agents.models import Agent
 from findesk.conversations.models import Conversation
+from findesk.replies import service as replies
 
 expect.set_options(timeout=15_000)
 
@@ -39,7 +42,17 @@ def context(browser: Browser) -> Iterator[BrowserContext]:
 
 
 def signed_in(context: BrowserContext, server: LiveServer) -> Page:
-    agent = new_agent(server, "Kim Keys")
+    agent = new_agent(server, "Kim Keys", role="admin")
+    with server.db.transaction() as session:
+        author = session.get(Agent, agent.id)
+        assert author is not None
+        replies.create_reply(
+            session,
+            author,
+            title=f"Tracking {agent.id}",
+            body="<p>Hi {{user.name}}, it is on its way: tracking 123.</p>",
+            shared=False,
+        )
     page = context.new_page()
     page.goto(f"{server.base_url}/login")
     page.get_by_label("Email").fill(agent.email)
@@ -85,9 +98,11 @@ def test_a_conversation_handled_from_the_keyboard_alone(
     page.keyboard.press("r")
     editor = page.get_by_role("textbox", name="Message")
     expect(editor).to_be_focused()
-    # Shortcut letters typed in the composer are text, not commands.
-    page.keyboard.type("It is on its way: tracking 123.")
-    expect(editor).to_have_text("It is on its way: tracking 123.")
+    # Letters typed in the composer are text, not commands; / there opens the saved replies.
+    page.keyboard.type("/track")
+    expect(page.get_by_role("listbox", name="Saved replies")).to_be_visible()
+    page.keyboard.press("Enter")
+    expect(editor).to_have_text("Hi Jane Doe, it is on its way: tracking 123.")
     page.keyboard.press("Control+Enter")
     expect(page.locator(".thread .message.from-agent").last).to_contain_text("tracking 123")
 
