@@ -18,6 +18,7 @@ from findesk.kit.db import Base
 from findesk.knowledge.models import Article, ContentSource
 from findesk.live.models import Activity
 from findesk.notifier.models import OutboxEvent, TypingSignal
+from findesk.search.models import SearchHead
 from findesk.throttle.models import ThrottleCounter
 from findesk.users.models import EndUser
 
@@ -41,6 +42,7 @@ __all__ = [
     "OAuthClient",
     "OutboxEvent",
     "PendingFetch",
+    "SearchHead",
     "SeenRequestSignature",
     "StoredFile",
     "ThrottleCounter",
