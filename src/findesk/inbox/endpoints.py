@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -63,6 +64,7 @@ from findesk.kit.streams import (
 from findesk.kit.timeutil import as_utc, isoformat, utcnow
 from findesk.notifier import service as outbox
 from findesk.notifier.models import OutboxEvent
+from findesk.search import service as search
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -270,8 +272,16 @@ async def logout(request: Request) -> Response:
 
 
 def _queue(params: dict[str, str]) -> str:
+    if _search_text(params):
+        # A search looks in every queue, unless asked to stay "in this queue".
+        within = params.get("within", "")
+        return within if within in QUEUES else "all"
     queue = params.get("queue", "")
     return queue if queue in QUEUES else "waiting"
+
+
+def _search_text(params: dict[str, str]) -> str:
+    return (params.get("q") or "").strip()[: search.MAX_QUERY]
 
 
 def _filter(viewer: Viewer, params: dict[str, str]) -> ConversationFilter:
@@ -289,7 +299,6 @@ def _filter(viewer: Viewer, params: dict[str, str]) -> ConversationFilter:
         agent_id=viewer.agent.id,
         statuses=statuses,
         tag=params.get("tag") or None,
-        text=(params.get("q") or "").strip()[:200] or None,
     )
 
 
@@ -302,22 +311,33 @@ def _list_context(request: Request, viewer: Viewer) -> dict[str, Any]:
         before = decode_cursor(cursor) if cursor else None
     except Problem:
         before = None
+    text = _search_text(params)
+    snippets: dict[str, Markup] = {}
     with db_of(request).read_session() as session:
-        rows = conversations.list_conversations(session, f, limit=PAGE_SIZE + 1, before=before)
+        if text:
+            found = search.search(session, text, f, limit=PAGE_SIZE, before=before)
+            page = [hit.conversation for hit in found.hits]
+            snippets = {hit.conversation.id: hit.snippet for hit in found.hits}
+            more = found.has_more
+        else:
+            rows = conversations.list_conversations(
+                session, f, limit=PAGE_SIZE + 1, before=before
+            )
+            page, more = rows[:PAGE_SIZE], len(rows) > PAGE_SIZE
         counts = conversations.queue_counts(session, viewer.agent.id)
         agent_list = list(agents.list_agents(session))
-    page = rows[:PAGE_SIZE]
-    next_cursor = (
-        encode_cursor(page[-1].last_activity_at, page[-1].id) if len(rows) > PAGE_SIZE else None
-    )
-    keep = {k: v for k, v in params.items() if k in ("queue", "status", "tag", "q") and v}
-    keep.setdefault("queue", queue)
+    next_cursor = encode_cursor(page[-1].last_activity_at, page[-1].id) if more else None
+    keep = {
+        k: v for k, v in params.items() if k in ("queue", "status", "tag", "q", "within") and v
+    }
+    keep["queue"] = queue
     return {
         "viewer": viewer,
         "queues": QUEUES,
         "queue": queue,
         "counts": counts,
         "items": [(c, owner_kind(c)) for c in page],
+        "snippets": snippets,
         "next_cursor": next_cursor,
         "filters": keep,
         "query": urlencode(keep),
