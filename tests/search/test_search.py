@@ -140,8 +140,7 @@ def test_does_not_find_markup(world: World, plan: str) -> None:
 def test_snippet_is_escaped_and_marks_only_matches(world: World, plan: str) -> None:
     w = word("xss")
     cid = world.conversation(
-        f"<p>Before &lt;script&gt;alert(1)&lt;/script&gt; {w} and &lt;mark&gt;fake&lt;/mark&gt;"
-        "</p>"
+        f"<p>Before &lt;script&gt;alert(1)&lt;/script&gt; {w} and &lt;mark&gt;fake&lt;/mark&gt;</p>"
     )
     snippet = world.snippets(w)[cid]
     assert "<script>" not in snippet and "&lt;script&gt;alert(1)&lt;/script&gt;" in snippet
@@ -296,7 +295,10 @@ def test_an_existing_database_is_indexed_by_the_migration(
                 " VALUES ('msg_1', 'conv_1', 'comment', :b, 'end_user', 'usr_1', 'public', '[]',"
                 " :t, false)"
             ),
-            {"t": "2026-01-01 00:00:00", "b": '<p>my <a href="https://hidden.example">wombat</a></p>'},
+            {
+                "t": "2026-01-01 00:00:00",
+                "b": '<p>my <a href="https://hidden.example">wombat</a></p>',
+            },
         )
     engine.dispose()
     upgrade(url)
