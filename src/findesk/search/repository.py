@@ -6,8 +6,9 @@ A search is one of two plans, picked by counting matches up to ``DENSE_AT``:
 - few matches (a rare word, an email): the matching messages and heads are read from the index
   and their conversations sorted by activity: its cost grows with the number of matches;
 - many matches (a common word): the conversations are walked newest first, through the queue's
-  index, and each is asked whether it matches until a page is full: its cost grows with
-  how rare matches are, and a common word is found in the first few conversations.
+  index, a batch at a time, and the index is asked once a batch which of them match, until a
+  page is full: its cost grows with how rare matches are, and a common word is found in the
+  first batch.
 
 Either way the answer is the same: the conversations in which one message, or the title, name
 and email together, hold every word, newest activity first.
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, or_, select, text
+from sqlalchemy import Select, and_, bindparam, or_, select, text
 from sqlalchemy.orm import Session
 
 from findesk.conversations.models import Conversation, Message
@@ -45,14 +46,15 @@ class _Sql:
     count_heads: str
     # The conversations that match (few matches), as one column ``conversation_id``.
     matching_ids: str
-    # Conditions on the outer ``conversations`` row (many matches).
-    head_matches: str
-    message_matches: str
-    # The newest matching message of each of some conversations (``:ids``).
-    newest_of_few: str
-    newest_of_one: str
+    # Of some conversations (``:ids``): those whose head matches, and the newest matching
+    # message of each that has one.
+    heads_among: str
+    newest_among: str
 
 
+# FTS5 reads a query's index once a statement; a prefix query merges every word's list of
+# rows first, so that probing it row by row costs that much a row. The statements below ask
+# FTS5 once, for the rows between the first and the last of the conversations asked about.
 _SQLITE = _Sql(
     count_messages="SELECT count(*) FROM (SELECT 1 FROM message_search"
     " WHERE message_search MATCH :q LIMIT :cap)",
@@ -62,20 +64,17 @@ _SQLITE = _Sql(
     " (SELECT rowid FROM message_search WHERE message_search MATCH :q)"
     " UNION SELECT h.conversation_id FROM search_heads h WHERE h.id IN"
     " (SELECT rowid FROM head_search WHERE head_search MATCH :q)",
-    # "+conversations.id": keeps SQLite from turning the walk into a scan of every match.
-    head_matches="EXISTS (SELECT 1 FROM search_heads h WHERE h.conversation_id ="
-    " +conversations.id AND EXISTS (SELECT 1 FROM head_search"
-    " WHERE head_search MATCH :q AND head_search.rowid = h.id))",
-    message_matches="EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id ="
-    " +conversations.id AND EXISTS (SELECT 1 FROM message_search"
-    " WHERE message_search MATCH :q AND message_search.rowid = m.seq))",
-    newest_of_few="SELECT m.conversation_id, max(m.seq) FROM messages m"
+    heads_among="SELECT h.conversation_id FROM search_heads h"
+    " WHERE h.conversation_id IN :ids AND h.id IN"
+    " (SELECT rowid FROM head_search WHERE head_search MATCH :q AND rowid BETWEEN"
+    " (SELECT min(id) FROM search_heads WHERE conversation_id IN :ids)"
+    " AND (SELECT max(id) FROM search_heads WHERE conversation_id IN :ids))",
+    newest_among="SELECT m.conversation_id, max(m.seq) FROM messages m"
     " WHERE m.conversation_id IN :ids AND m.seq IN"
-    " (SELECT rowid FROM message_search WHERE message_search MATCH :q)"
+    " (SELECT rowid FROM message_search WHERE message_search MATCH :q AND rowid BETWEEN"
+    " (SELECT min(seq) FROM messages WHERE conversation_id IN :ids)"
+    " AND (SELECT max(seq) FROM messages WHERE conversation_id IN :ids))"
     " GROUP BY m.conversation_id",
-    newest_of_one="SELECT m.seq FROM messages m WHERE m.conversation_id = :id"
-    " AND EXISTS (SELECT 1 FROM message_search WHERE message_search MATCH :q"
-    " AND message_search.rowid = m.seq) ORDER BY m.seq DESC LIMIT 1",
 )
 
 
@@ -98,23 +97,12 @@ _POSTGRES = _Sql(
         "SELECT conversation_id FROM messages WHERE %M @@ %Q"
         " UNION SELECT conversation_id FROM search_heads WHERE %H @@ %Q"
     ),
-    # A sub-select with LIMIT is asked once a conversation, never turned into a join that
-    # would read every match first.
-    head_matches=_pg(
-        "(SELECT 1 FROM search_heads WHERE conversation_id = conversations.id"
-        " AND %H @@ %Q LIMIT 1) IS NOT NULL"
+    heads_among=_pg(
+        "SELECT conversation_id FROM search_heads WHERE conversation_id IN :ids AND %H @@ %Q"
     ),
-    message_matches=_pg(
-        "(SELECT 1 FROM messages WHERE conversation_id = conversations.id"
-        " AND %M @@ %Q LIMIT 1) IS NOT NULL"
-    ),
-    newest_of_few=_pg(
+    newest_among=_pg(
         "SELECT conversation_id, max(seq) FROM messages"
         " WHERE conversation_id IN :ids AND %M @@ %Q GROUP BY conversation_id"
-    ),
-    newest_of_one=_pg(
-        "SELECT seq FROM messages WHERE conversation_id = :id AND %M @@ %Q"
-        " ORDER BY seq DESC LIMIT 1"
     ),
 )
 
@@ -134,7 +122,12 @@ def _sql(session: Session) -> tuple[_Sql, str]:
 @dataclass(frozen=True)
 class Found:
     conversation_ids: list[str]
-    dense: bool  # which plan found them (see the module's docstring)
+    # The newest matching message (its seq) of each of the first ``limit`` that has one.
+    newest: dict[str, int]
+
+
+# The conversations walked at a time when matches are many: the first batch, and the most.
+_FIRST_BATCH, _MAX_BATCH = 100, 3200
 
 
 def find(
@@ -145,22 +138,58 @@ def find(
     limit: int,
     before: tuple[datetime, str] | None = None,
 ) -> Found:
-    """The ids of the conversations that match, within the filter, newest activity first."""
+    """The ids of the conversations that match, within the filter, newest activity first
+    (``limit`` at most), and their newest matching messages."""
     sql, form = _sql(session)
     q = query.fts5() if form == "fts5" else query.tsquery()
     many = (
         _count(session, sql.count_messages, q) >= DENSE_AT
         or _count(session, sql.count_heads, q) >= DENSE_AT
     )
-    condition: ColumnElement[bool]
-    if many:
-        condition = or_(text(sql.head_matches), text(sql.message_matches))
-    else:
+    if not many:
         matching = text(sql.matching_ids).columns(conversation_id=Conversation.id.type)
         condition = Conversation.id.in_(select(matching.subquery().c.conversation_id))
-    statement = _page(filtered(select(Conversation.id), f).where(condition), before, limit)
-    ids = list(session.scalars(statement, {"q": q}))
-    return Found(ids, many)
+        statement = _page(filtered(select(Conversation.id), f).where(condition), before, limit)
+        ids = list(session.scalars(statement, {"q": q}))
+        return Found(ids, _newest_among(session, sql, ids, q))
+    # Many: walk the queue newest first, a batch of conversations at a time (each batch
+    # twice the last), and keep those that match.
+    ids, newest = [], {}
+    batch = _FIRST_BATCH
+    columns: Any = select(Conversation.id, Conversation.last_activity_at)
+    while len(ids) < limit:
+        walk = _page(filtered(columns, f), before, batch)
+        rows = session.execute(walk).all()
+        walked = [row[0] for row in rows]
+        if not walked:
+            break
+        found = _newest_among(session, sql, walked, q)
+        heads = _heads_among(session, sql, walked, q)
+        for conversation_id in walked:
+            if conversation_id in found or conversation_id in heads:
+                ids.append(conversation_id)
+                if conversation_id in found:
+                    newest[conversation_id] = found[conversation_id]
+                if len(ids) == limit:
+                    break
+        if len(rows) < batch:
+            break
+        before = (rows[-1][1], rows[-1][0])
+        batch = min(2 * batch, _MAX_BATCH)
+    return Found(ids, newest)
+
+
+def _newest_among(session: Session, sql: _Sql, ids: Sequence[str], q: str) -> dict[str, int]:
+    if not ids:
+        return {}
+    statement = text(sql.newest_among).bindparams(bindparam("ids", expanding=True))
+    rows = session.execute(statement, {"ids": list(ids), "q": q})
+    return {row[0]: int(row[1]) for row in rows}
+
+
+def _heads_among(session: Session, sql: _Sql, ids: Sequence[str], q: str) -> set[str]:
+    statement = text(sql.heads_among).bindparams(bindparam("ids", expanding=True))
+    return set(session.scalars(statement, {"ids": list(ids), "q": q}))
 
 
 def _count(session: Session, statement: str, q: str) -> int:
@@ -180,24 +209,8 @@ def _page(query: Select[Any], before: tuple[datetime, str] | None, limit: int) -
     return query.order_by(Conversation.last_activity_at.desc(), Conversation.id.desc()).limit(limit)
 
 
-def newest_matching_messages(
-    session: Session, conversation_ids: Sequence[str], query: Query, *, dense: bool
-) -> dict[str, Message]:
-    """The newest message of each conversation that holds every word, if one does."""
-    if not conversation_ids:
-        return {}
-    sql, form = _sql(session)
-    q = query.fts5() if form == "fts5" else query.tsquery()
-    seqs: list[int] = []
-    if dense:  # newest first, one conversation at a time: matches are near
-        for conversation_id in conversation_ids:
-            seq = session.scalar(text(sql.newest_of_one), {"id": conversation_id, "q": q})
-            if seq is not None:
-                seqs.append(int(seq))
-    else:  # read every match once (there are few)
-        statement = text(sql.newest_of_few).bindparams(bindparam("ids", expanding=True))
-        rows = session.execute(statement, {"ids": list(conversation_ids), "q": q})
-        seqs = [int(row[1]) for row in rows]
+def messages(session: Session, seqs: Sequence[int]) -> dict[str, Message]:
+    """These messages, by conversation."""
     if not seqs:
         return {}
     found = session.scalars(select(Message).where(Message.seq.in_(seqs)))

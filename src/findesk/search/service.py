@@ -50,7 +50,7 @@ def search(
     found = repository.find(session, f, query, limit=limit + 1, before=before)
     ids = found.conversation_ids[:limit]
     rows = repository.conversations(session, ids)
-    messages = repository.newest_matching_messages(session, ids, query, dense=found.dense)
+    messages = repository.messages(session, [found.newest[i] for i in ids if i in found.newest])
     heads = repository.heads(session, [i for i in ids if i not in messages])
     hits = []
     for conversation in rows:
