@@ -84,7 +84,7 @@ def vocabulary(rng: random.Random) -> list[str]:
     words: set[str] = set()
     while len(words) < VOCABULARY:
         words.add("".join(rng.choice(syllables) for _ in range(rng.randint(3, 5))))
-    return sorted(words, key=lambda w: rng.random())
+    return sorted(sorted(words), key=lambda w: rng.random())  # not in a set's order: it varies
 
 
 @dataclass
