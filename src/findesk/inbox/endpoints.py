@@ -320,16 +320,12 @@ def _list_context(request: Request, viewer: Viewer) -> dict[str, Any]:
             snippets = {hit.conversation.id: hit.snippet for hit in found.hits}
             more = found.has_more
         else:
-            rows = conversations.list_conversations(
-                session, f, limit=PAGE_SIZE + 1, before=before
-            )
+            rows = conversations.list_conversations(session, f, limit=PAGE_SIZE + 1, before=before)
             page, more = rows[:PAGE_SIZE], len(rows) > PAGE_SIZE
         counts = conversations.queue_counts(session, viewer.agent.id)
         agent_list = list(agents.list_agents(session))
     next_cursor = encode_cursor(page[-1].last_activity_at, page[-1].id) if more else None
-    keep = {
-        k: v for k, v in params.items() if k in ("queue", "status", "tag", "q", "within") and v
-    }
+    keep = {k: v for k, v in params.items() if k in ("queue", "status", "tag", "q", "within") and v}
     keep["queue"] = queue
     return {
         "viewer": viewer,
