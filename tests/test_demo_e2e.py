@@ -118,7 +118,7 @@ def test_question_answer_handover_and_human_reply(demo, browser: Browser) -> Non
         sign_in(inbox, demo)
         item = inbox.locator(".conversation-item").filter(has_text="Jamie Rivera")
         expect(item).to_have_count(1)
-        expect(item.locator(".badge.owner")).to_have_text("Waiting")
+        expect(item.locator(".badge.owner")).to_have_text(re.compile(r"^waiting (<1m|\d+m)$"))
         item.get_by_role("link").click()
         expect(inbox.locator(".owner-line")).to_contain_text("Waiting for a human")
         expect(inbox.locator(".thread")).to_contain_text("talk to a person")

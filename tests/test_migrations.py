@@ -11,13 +11,15 @@ from support.postgres import PostgresServer
 from findesk.kit.db import Database
 from findesk.migrations import upgrade
 from findesk.models import Base
+from findesk.search.models import include_name
 
 
 def schema_drift(url: str) -> list[object]:
     engine = create_engine(url)
     try:
         with engine.connect() as connection:
-            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            opts = {"compare_type": True, "include_name": include_name}
+            context = MigrationContext.configure(connection, opts=opts)
             return list(compare_metadata(context, Base.metadata))
     finally:
         engine.dispose()

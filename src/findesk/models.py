@@ -19,6 +19,7 @@ from findesk.knowledge.models import Article, ContentSource
 from findesk.live.models import Activity
 from findesk.notifier.models import OutboxEvent, TypingSignal
 from findesk.replies.models import Macro, SavedReply
+from findesk.search.models import SearchHead
 from findesk.throttle.models import ThrottleCounter
 from findesk.users.models import EndUser
 
@@ -44,6 +45,7 @@ __all__ = [
     "OutboxEvent",
     "PendingFetch",
     "SavedReply",
+    "SearchHead",
     "SeenRequestSignature",
     "StoredFile",
     "ThrottleCounter",

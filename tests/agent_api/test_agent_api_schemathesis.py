@@ -572,7 +572,8 @@ def test_every_operation_of_the_agent_api_is_fuzzed() -> None:
     macros = "/api/v1/macros/{macro_id}"
     expected = {
         "GET /api/v1/me", "GET /api/v1/agents", "GET /api/v1/conversations",
-        "GET /api/v1/queues", f"GET {conversations}", f"PATCH {conversations}",
+        "GET /api/v1/queues", "GET /api/v1/search", f"GET {conversations}",
+        f"PATCH {conversations}",
         f"GET {conversations}/history", f"GET {conversations}/messages",
         f"POST {conversations}/messages", f"POST {conversations}/take-over",
         f"POST {conversations}/hand-back", f"POST {conversations}/typing",

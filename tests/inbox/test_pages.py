@@ -162,7 +162,7 @@ def test_each_queue_lists_the_conversations_it_is_for(
         for li in page.find_all("li", "conversation-item")
     }
     assert badges[with_fin] == "Fin"
-    assert badges[waiting] == "Waiting"
+    assert badges[waiting] == "waiting <1m"  # since Fin handed it over
     assert badges[mine] == me.name
     assert badges[theirs] == colleague.name
 

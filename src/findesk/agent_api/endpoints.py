@@ -29,6 +29,7 @@ from findesk.kit.actor import agent as agent_actor
 from findesk.kit.errors import Forbidden
 from findesk.kit.http import PROBLEM_JSON, db_of
 from findesk.kit.pagination import decode_cursor, encode_cursor
+from findesk.search import service as search
 
 router = agent_api_router(tag="Agent API", not_found="No such conversation or agent.")
 
@@ -71,6 +72,43 @@ def list_conversations(
         last = rows[limit - 1]
         next_cursor = encode_cursor(last.last_activity_at, last.id)
     return s.ConversationPage(items=items, next_cursor=next_cursor)
+
+
+@router.get("/search", response_model=s.SearchPage)
+def search_conversations(
+    request: Request,
+    q: Annotated[str, Query(min_length=1, max_length=search.MAX_QUERY)],
+    queue: s.Queue = "all",
+    status: Annotated[list[Status] | None, Query()] = None,
+    tag: Annotated[str | None, Query(max_length=255)] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 25,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> s.SearchPage:
+    """Conversations in which one message holds every word of `q`, or the title, the end
+    user's name and email together do; the last word also as a prefix. Newest activity
+    first, across every queue and status unless filtered, each with a highlighted snippet."""
+    f = ConversationFilter(
+        owner="any" if queue == "all" else queue,
+        agent_id=current_agent(request).id,
+        statuses=tuple(status or ()),
+        tag=tag,
+    )
+    before = decode_cursor(cursor) if cursor else None
+    with db_of(request).read_session() as session:
+        page = search.search(session, q, f, limit=limit, before=before)
+        items = [
+            s.SearchHit(
+                conversation=conversation_view(hit.conversation),
+                snippet=str(hit.snippet),
+                message_id=hit.message.id if hit.message is not None else None,
+            )
+            for hit in page.hits
+        ]
+    next_cursor = None
+    if page.has_more:
+        last = page.hits[-1].conversation
+        next_cursor = encode_cursor(last.last_activity_at, last.id)
+    return s.SearchPage(items=items, next_cursor=next_cursor)
 
 
 @router.get("/queues", response_model=s.QueueCounts)

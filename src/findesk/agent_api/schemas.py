@@ -107,6 +107,25 @@ class ConversationPage(BaseModel):
     )
 
 
+class SearchHit(BaseModel):
+    conversation: ConversationView
+    snippet: str = Field(
+        description="HTML: the matching text around its first match, escaped, each matching "
+        "word in `<mark>`."
+    )
+    message_id: str | None = Field(
+        description="The newest message that matched; null when the title, the end user's "
+        "name or email did."
+    )
+
+
+class SearchPage(BaseModel):
+    items: list[SearchHit]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null at the end."
+    )
+
+
 MESSAGE_PAGE_SIZE = 50
 MAX_MESSAGE_PAGE_SIZE = 200
 

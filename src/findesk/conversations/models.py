@@ -14,11 +14,12 @@ from sqlalchemy import (
     Text,
     false,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from findesk.agents.models import Agent
 from findesk.kit import ids
 from findesk.kit.db import Base, JSONType, UTCDateTime
+from findesk.kit.html import to_text
 from findesk.kit.timeutil import utcnow
 from findesk.users.models import EndUser
 
@@ -111,6 +112,9 @@ class Message(Base):
     object_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     message_type: Mapped[str] = mapped_column(String(16), default="comment")
     body: Mapped[str | None] = mapped_column(Text)
+    # The body's visible text (``kit.html.to_text``), kept with it: what search indexes and
+    # shows in its snippets, never the markup.
+    plain_text: Mapped[str | None] = mapped_column(Text)
     author_type: Mapped[str] = mapped_column(String(16))  # end_user | agent
     author_user_id: Mapped[str | None] = mapped_column(ForeignKey("end_users.id"))
     author_agent_id: Mapped[str | None] = mapped_column(ForeignKey("agents.id"))
@@ -124,6 +128,12 @@ class Message(Base):
 
     author_user: Mapped[EndUser | None] = relationship(lazy="joined")
     author_agent: Mapped[Agent | None] = relationship(lazy="joined")
+
+    @validates("body")
+    def _keep_plain_text(self, _key: str, body: str | None) -> str | None:
+        # Whoever sets the body sets its text: search never sees a stale one.
+        self.plain_text = to_text(body) if body else None
+        return body
 
 
 # What a history row may record; later issues add team, SLA and ticket kinds.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import json
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -339,15 +338,10 @@ class ConversationFilter:
     statuses: tuple[str, ...] = ()
     tag: str | None = None
     user_id: str | None = None
-    text: str | None = None  # searched in titles, users' names and emails, and message text
 
 
-def _contains(text: str) -> str:
-    """A LIKE pattern for ``text`` anywhere, its wildcards searched as themselves."""
-    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-
-
-def _filtered(query: AnySelect, f: ConversationFilter) -> AnySelect:
+def filtered(query: AnySelect, f: ConversationFilter) -> AnySelect:
+    """``query`` narrowed to the conversations of the filter's queue."""
     if f.statuses:
         query = query.where(Conversation.status.in_(f.statuses))
     if f.owner == "waiting":
@@ -366,27 +360,6 @@ def _filtered(query: AnySelect, f: ConversationFilter) -> AnySelect:
         )
     if f.user_id:
         query = query.where(Conversation.user_id == f.user_id)
-    if f.text:
-        pattern = _contains(f.text)
-        # Bodies are sanitised HTML: the & < > that the agent reads are entities there.
-        body_pattern = _contains(html.escape(f.text, quote=False))
-        query = query.where(
-            or_(
-                Conversation.title.ilike(pattern, escape="\\"),
-                Conversation.user_id.in_(
-                    select(EndUser.id).where(
-                        or_(
-                            EndUser.name.ilike(pattern, escape="\\"),
-                            EndUser.email.ilike(pattern, escape="\\"),
-                        )
-                    )
-                ),
-                exists().where(
-                    Message.conversation_id == Conversation.id,
-                    Message.body.ilike(body_pattern, escape="\\"),
-                ),
-            )
-        )
     return query
 
 
@@ -398,7 +371,7 @@ def list_page(
     before: tuple[datetime, str] | None = None,
 ) -> Sequence[Conversation]:
     """Newest activity first; keyset pagination on (last_activity_at, id)."""
-    query = _filtered(select(Conversation), f)
+    query = filtered(select(Conversation), f)
     if before is not None:
         at, conversation_id = before
         query = query.where(
@@ -417,7 +390,7 @@ def list_page(
 
 
 def count(session: Session, f: ConversationFilter) -> int:
-    query = _filtered(select(func.count()).select_from(Conversation), f)
+    query = filtered(select(func.count()).select_from(Conversation), f)
     return int(session.scalar(query) or 0)
 
 
@@ -563,3 +536,39 @@ def known_tags(session: Session, limit: int) -> list[str]:
         select(ConversationTag.tag).distinct().order_by(ConversationTag.tag).limit(limit)
     )
     return list(rows)
+
+
+@dataclass(frozen=True)
+class Preview:
+    """A conversation's newest message, as its queue row shows it."""
+
+    text: str | None  # its visible text (None: only attachments)
+    private: bool
+    from_end_user: bool
+
+
+def latest_messages(session: Session, conversation_ids: Sequence[str]) -> dict[str, Preview]:
+    """The newest message of each conversation (one statement, by its (conversation, seq)
+    index)."""
+    if not conversation_ids:
+        return {}
+    newest = (
+        select(Message.conversation_id, func.max(Message.seq).label("seq"))
+        .where(Message.conversation_id.in_(conversation_ids))
+        .group_by(Message.conversation_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(
+            Message.conversation_id, Message.plain_text, Message.visibility, Message.author_type
+        ).join(
+            newest,
+            (Message.conversation_id == newest.c.conversation_id) & (Message.seq == newest.c.seq),
+        )
+    )
+    return {
+        row.conversation_id: Preview(
+            row.plain_text, row.visibility == "private", row.author_type == "end_user"
+        )
+        for row in rows
+    }

@@ -649,6 +649,13 @@ def other_conversations(
     return [c for c in found if c.id != conversation.id][:limit]
 
 
+def latest_messages(
+    session: Session, conversation_ids: Sequence[str]
+) -> dict[str, repository.Preview]:
+    """Each conversation's newest message, for its row in a queue."""
+    return repository.latest_messages(session, conversation_ids)
+
+
 def known_tags(session: Session, limit: int = 500) -> list[str]:
     return repository.known_tags(session, limit)
 

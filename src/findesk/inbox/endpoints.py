@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -66,6 +67,7 @@ from findesk.kit.timeutil import as_utc, isoformat, utcnow
 from findesk.notifier import service as outbox
 from findesk.notifier.models import OutboxEvent
 from findesk.replies import service as replies
+from findesk.search import service as search
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -104,15 +106,22 @@ SECURITY_HEADERS = {
 }
 
 
-def _ago(value: datetime) -> str:
+def _since(value: datetime) -> str:
+    """How long ago, in its largest unit: ``3d``, ``5h``, ``12m``, ``<1m``."""
     seconds = max(0, int((utcnow() - as_utc(value)).total_seconds()))
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size:
-            return f"{seconds // size}{unit} ago"
-    return "just now"
+            return f"{seconds // size}{unit}"
+    return "<1m"
+
+
+def _ago(value: datetime) -> str:
+    since = _since(value)
+    return "just now" if since == "<1m" else f"{since} ago"
 
 
 templates.env.filters["ago"] = _ago
+templates.env.filters["since"] = _since
 templates.env.filters["iso"] = isoformat
 templates.env.globals["limits"] = text_rules  # each kind of field's limit, for the forms
 
@@ -278,8 +287,16 @@ async def logout(request: Request) -> Response:
 
 
 def _queue(params: dict[str, str]) -> str:
+    if _search_text(params):
+        # A search looks in every queue, unless asked to stay "in this queue".
+        within = params.get("within", "")
+        return within if within in QUEUES else "all"
     queue = params.get("queue", "")
     return queue if queue in QUEUES else "waiting"
+
+
+def _search_text(params: dict[str, str]) -> str:
+    return (params.get("q") or "").strip()[: search.MAX_QUERY]
 
 
 def _filter(viewer: Viewer, params: dict[str, str]) -> ConversationFilter:
@@ -297,7 +314,6 @@ def _filter(viewer: Viewer, params: dict[str, str]) -> ConversationFilter:
         agent_id=viewer.agent.id,
         statuses=statuses,
         tag=params.get("tag") or None,
-        text=(params.get("q") or "").strip()[:200] or None,
     )
 
 
@@ -310,22 +326,31 @@ def _list_context(request: Request, viewer: Viewer) -> dict[str, Any]:
         before = decode_cursor(cursor) if cursor else None
     except Problem:
         before = None
+    text = _search_text(params)
+    snippets: dict[str, Markup] = {}
     with db_of(request).read_session() as session:
-        rows = conversations.list_conversations(session, f, limit=PAGE_SIZE + 1, before=before)
+        if text:
+            found = search.search(session, text, f, limit=PAGE_SIZE, before=before)
+            page = [hit.conversation for hit in found.hits]
+            snippets = {hit.conversation.id: hit.snippet for hit in found.hits}
+            more = found.has_more
+        else:
+            rows = conversations.list_conversations(session, f, limit=PAGE_SIZE + 1, before=before)
+            page, more = rows[:PAGE_SIZE], len(rows) > PAGE_SIZE
         counts = conversations.queue_counts(session, viewer.agent.id)
         agent_list = list(agents.list_agents(session))
-    page = rows[:PAGE_SIZE]
-    next_cursor = (
-        encode_cursor(page[-1].last_activity_at, page[-1].id) if len(rows) > PAGE_SIZE else None
-    )
-    keep = {k: v for k, v in params.items() if k in ("queue", "status", "tag", "q") and v}
-    keep.setdefault("queue", queue)
+        previews = conversations.latest_messages(session, [c.id for c in page])
+    next_cursor = encode_cursor(page[-1].last_activity_at, page[-1].id) if more else None
+    keep = {k: v for k, v in params.items() if k in ("queue", "status", "tag", "q", "within") and v}
+    keep["queue"] = queue
     return {
         "viewer": viewer,
         "queues": QUEUES,
         "queue": queue,
         "counts": counts,
         "items": [(c, owner_kind(c)) for c in page],
+        "snippets": snippets,
+        "previews": previews,
         "next_cursor": next_cursor,
         "filters": keep,
         "query": urlencode(keep),

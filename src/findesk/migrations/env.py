@@ -7,6 +7,7 @@ from sqlalchemy import create_engine, text
 
 from findesk.kit.db import UTCDateTime
 from findesk.models import Base
+from findesk.search.models import include_name
 
 config = context.config
 target_metadata = Base.metadata
@@ -38,6 +39,7 @@ def run_migrations_online() -> None:
                 render_as_batch=connection.dialect.name == "sqlite",
                 compare_type=True,
                 render_item=render_item,
+                include_name=include_name,
             )
             with context.begin_transaction():
                 context.run_migrations()
