@@ -100,7 +100,9 @@ def test_question_answer_handover_and_human_reply(demo, browser: Browser) -> Non
             raise AssertionError(f"{exc}\ncookies: {cookies}\nemulator log:\n{log_tail}") from None
         citation = answer.get_by_role("link", name="Refunds and double charges")
         expect(citation).to_have_attribute("href", re.compile(r"/help/refunds-and-double-charges$"))
-        expect(messenger.locator(".message.from-you")).to_have_text(["You" + QUESTION])
+        mine = messenger.locator(".message.from-you")
+        expect(mine.locator(".bubble")).to_have_text([QUESTION])
+        expect(mine.locator(".name")).to_have_text(["You"])
         save(messenger, "messenger-answer.png")
 
         # The cited page is the public help centre's.

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import httpx
 from content_api_server import ServedApp
@@ -35,9 +36,9 @@ class Loop:
         self.findesk.stop()
 
 
-def emulator_config(findesk: LiveServer, state_dir: Path) -> EmulatorConfig:
+def emulator_config(findesk: LiveServer, state_dir: Path, **overrides: Any) -> EmulatorConfig:
     client_id, secret = findesk.new_oauth_client()
-    return EmulatorConfig(
+    config = EmulatorConfig(
         state_dir=state_dir,
         helpdesk_base_url=f"{findesk.base_url}/api/fin",
         token_url=f"{findesk.base_url}/oauth/token",
@@ -50,11 +51,12 @@ def emulator_config(findesk: LiveServer, state_dir: Path) -> EmulatorConfig:
         retry_delay=0.1,
         debounce=0.05,
     )
+    return replace(config, **overrides)
 
 
-def start_loop(tmp: Path) -> Loop:
+def start_loop(tmp: Path, **emulator_overrides: Any) -> Loop:
     """findesk (its notifier aimed at the emulator) and the emulator, with one page (refunds)
-    in the content library."""
+    in the content library; ``emulator_overrides`` change the emulator's config."""
     port = free_port()
     findesk = LiveServer(
         f"sqlite:///{tmp / 'findesk.db'}",
@@ -64,7 +66,8 @@ def start_loop(tmp: Path) -> Loop:
             "notifier_poll_seconds": 0.2,
         },
     ).start()
-    emulator = ServedApp(create_emulator(emulator_config(findesk, tmp / "emulator")), port=port)
+    config = emulator_config(findesk, tmp / "emulator", **emulator_overrides)
+    emulator = ServedApp(create_emulator(config), port=port)
     source = emulator.store.create_source("https://help.example.com", "api", "active")
     emulator.store.upsert_page(
         source_id=source.id,

@@ -202,3 +202,116 @@ def test_a_helpdesk_that_cannot_be_reached_is_reported_and_nothing_is_lost(
         assert http.get("/api/conversations").json() == []
     finally:
         served.stop()
+
+
+def test_who_am_i_is_no_error_before_a_visitor_says_who_they_are(loop: Loop) -> None:
+    with httpx.Client(base_url=f"{loop.emulator.base_url}/messenger") as http:
+        nobody = http.get("/api/visitor")
+        assert nobody.status_code == 204 and nobody.content == b""
+        icon = http.get("/static/favicon.svg")
+        assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg")
+
+
+def test_the_page_may_show_pictures_from_the_helpdesk_and_https_only(loop: Loop) -> None:
+    policy = httpx.get(f"{loop.emulator.base_url}/messenger").headers["content-security-policy"]
+    img_src = next(d for d in policy.split(";") if d.strip().startswith("img-src")).split()
+    assert img_src == ["img-src", "'self'", loop.findesk.base_url, "https:", "data:"]
+    assert "'unsafe-inline'" not in policy
+
+
+def test_attachments_are_shown_when_their_urls_are_safe(loop: Loop, ana) -> None:
+    cid = start(ana, "How long do refunds take?")["id"]
+    store = loop.emulator.app.state.transcripts
+    files = f"{loop.findesk.base_url}/files/k1"
+    attachments = [
+        {"url": f"{files}/receipt.png", "filetype": "png", "filename": "receipt.png"},
+        {"url": "https://cdn.example.com/guide.pdf", "filetype": "pdf", "filename": "Guide"},
+        {"url": "http://elsewhere.example/photo.jpg", "filetype": "jpg", "filename": "photo"},
+        {"url": "https://cdn.example.com/logo.svg", "filetype": "svg", "filename": "logo.svg"},
+        {"url": "javascript:alert(1)", "filetype": "png", "filename": "evil.png"},
+        {"url": "https://user:pw@example.com/x.png", "filetype": "png", "filename": "creds"},
+        {"url": "https://example.com/a b.png", "filetype": "png", "filename": "space"},
+        "not an attachment",
+    ]
+    message = {
+        "id": "msg_attachments_test",
+        "conversation_id": cid,
+        "message_type": "comment",
+        "body": None,
+        "author": {"id": "agt_unknown", "user_type": "agent"},
+        "visibility": "public",
+        "created_at": "2026-05-03T10:15:00.000Z",
+        "attachments": attachments,
+    }
+    store.remember(cid, store.seen(cid).user_id or "", [message], None, None)
+    shown = ana.get(f"/api/conversations/{cid}").json()["messages"][-1]
+    assert shown["html"] == "" and shown["created_at"] == "2026-05-03T10:15:00.000Z"
+    assert shown["name"] == "Support" and shown["initials"] == "S" and shown["photo_url"] is None
+    assert shown["attachments"] == [
+        # From the helpdesk itself: a picture, even over http.
+        {"url": f"{files}/receipt.png", "name": "receipt.png", "filetype": "png", "image": True},
+        {
+            "url": "https://cdn.example.com/guide.pdf",
+            "name": "Guide",
+            "filetype": "pdf",
+            "image": False,
+        },
+        # Plain http from elsewhere: the page may not show it, so a link.
+        {
+            "url": "http://elsewhere.example/photo.jpg",
+            "name": "photo",
+            "filetype": "jpg",
+            "image": False,
+        },
+        {
+            "url": "https://cdn.example.com/logo.svg",
+            "name": "logo.svg",
+            "filetype": "svg",
+            "image": False,
+        },
+    ]
+
+
+def test_the_conversation_view_says_when_it_is_resolved(loop: Loop, ana) -> None:
+    view = start(ana, "How long do refunds take?")
+    assert view["status"] == "open"
+    cid = view["id"]
+    with loop.findesk.agent_http("lin@example.com", "Lin Agent") as agent:
+        assert agent.patch(f"/conversations/{cid}", json={"status": "resolved"}).is_success
+    assert eventually(lambda: ana.get(f"/api/conversations/{cid}").json()["status"] == "resolved")
+    assert ana.get("/api/conversations").json()[0]["status"] == "resolved"
+
+
+def test_a_human_reply_shows_the_agents_alias_and_a_photo_the_page_may_show(
+    loop: Loop, ana
+) -> None:
+    from findesk.agents.service import create_agent
+
+    cid = start(ana, "How long do refunds take?")["id"]
+    agents = [  # alias, photo, initials and photo the Messenger shows
+        ("Jo Park", "https://cdn.example.com/jo.png", "JP", "https://cdn.example.com/jo.png"),
+        # Plain http from elsewhere: the page's CSP would refuse it, so initials.
+        ("Kim de Lee", "http://elsewhere.example/kim.png", "KL", None),
+    ]
+    for number, (alias, photo, initials, shown_photo) in enumerate(agents):
+        email = f"photo-{number}@example.com"
+        with loop.findesk.db.transaction() as session:
+            agent_id = create_agent(
+                session, email=email, name=f"Person {number}", alias=alias, photo_url=photo
+            ).id
+        with loop.findesk.fin_world().api.http as fin:
+            body = {
+                "conversation_id": cid,
+                "message_type": "comment",
+                "body": f"<p>Hello from {number}</p>",
+                "author": {"id": agent_id, "user_type": "agent"},
+                "visibility": "public",
+                "created_at": "2026-05-03T10:15:00Z",
+                "object_id": f"photo-reply-{number}",
+                "attachments": [],
+            }
+            assert fin.post("/messages", json=body).status_code == 201
+        loop.emulator.app.state.engine.sync(cid)
+        last = ana.get(f"/api/conversations/{cid}").json()["messages"][-1]
+        assert (last["name"], last["initials"]) == (alias, initials)
+        assert last["photo_url"] == shown_photo

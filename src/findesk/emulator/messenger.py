@@ -22,6 +22,7 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
@@ -49,31 +50,73 @@ STREAM_TICK = 0.2  # how often the stream looks at this process's own state (no 
 HEARTBEAT = 15.0
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
-SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' https: data:; "
-    "style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'; "
-    "base-uri 'none'; form-action 'self'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
-}
+#: Attachments shown inline as pictures; anything else (SVG included) is a link.
+IMAGE_TYPES = {"png", "jpg", "jpeg", "gif", "webp", "avif"}
+
+
+def origin_of(url: str) -> str | None:
+    """``scheme://host[:port]`` of an http(s) URL, else None."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return None
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def security_headers(helpdesk_origin: str | None = None) -> dict[str, str]:
+    """Pictures from ``https:`` anywhere (a reply's body may show one), and from the helpdesk
+    itself, which may serve its attachments over plain http on a private network."""
+    images = " ".join(filter(None, ["'self'", helpdesk_origin, "https:", "data:"]))
+    return {
+        "Content-Security-Policy": f"default-src 'self'; img-src {images}; "
+        "style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'; "
+        "base-uri 'none'; form-action 'self'",
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "same-origin",
+    }
+
+
+def safe_url(value: Any) -> str | None:
+    """An absolute http(s) URL with nothing a browser would read otherwise (no spaces or
+    control characters, no credentials), else None: never a ``javascript:`` link."""
+    if not isinstance(value, str) or not value or len(value) > 4096:
+        return None
+    if any(ord(c) <= 0x20 or ord(c) == 0x7F for c in value):
+        return None
+    parts = urlsplit(value)
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return None
+    if parts.username is not None or parts.password is not None:
+        return None
+    return value
+
+
+def initials(name: str) -> str:
+    letters = [word[0] for word in name.split() if word[:1].isalnum()]
+    return "".join(letters[:1] + letters[1:][-1:]).upper() or "?"
 
 
 class AgentNames:
     """The names end users see for the helpdesk's agents (``alias``, else ``name``, from Get
-    agents), fetched again for an unknown id."""
+    agents) and their photos, fetched again for an unknown id."""
 
     def __init__(self, fetch: Callable[[], list[dict[str, Any]] | None]) -> None:
         self._fetch = fetch
-        self._names: dict[str, str] = {}
+        self._agents: dict[str, tuple[str, str | None]] = {}
         self._lock = threading.Lock()
 
-    def name(self, agent_id: str) -> str | None:
+    def profile(self, agent_id: str) -> tuple[str, str | None] | None:
+        """(shown name, photo URL or None), or None for an agent the helpdesk does not list."""
         with self._lock:
-            if agent_id not in self._names:
+            if agent_id not in self._agents:
                 for agent in self._fetch() or []:
                     shown = agent.get("alias") or agent.get("name") or "Support"
-                    self._names[str(agent["id"])] = str(shown)
-            return self._names.get(agent_id)
+                    photo = safe_url(agent.get("photo_url"))
+                    self._agents[str(agent["id"])] = (str(shown), photo)
+            return self._agents.get(agent_id)
+
+    def name(self, agent_id: str) -> str | None:
+        profile = self.profile(agent_id)
+        return profile[0] if profile is not None else None
 
 
 def text_to_html(text: str) -> str:
@@ -93,11 +136,42 @@ def create_messenger(
     *,
     streams: StreamSlots,
     secure_cookies: bool = False,
+    helpdesk_origin: str | None = None,
 ) -> APIRouter:
+    """``helpdesk_origin`` (e.g. ``http://127.0.0.1:8080``): where the helpdesk serves its
+    attachments; the page may show pictures from there even over plain http."""
     router = APIRouter(prefix="/messenger")
+    page_headers = security_headers(helpdesk_origin)
+
+    def may_show(url: str) -> bool:
+        """Whether the page's CSP lets it show a picture from ``url``."""
+        return url.lower().startswith("https://") or origin_of(url) == helpdesk_origin
+
+    def attachments_of(message: dict[str, Any]) -> list[dict[str, Any]]:
+        shown = []
+        for attachment in message.get("attachments") or []:
+            if not isinstance(attachment, dict):
+                continue
+            url = safe_url(attachment.get("url"))
+            if url is None:
+                continue
+            filename = str(attachment.get("filename") or "").strip()
+            path_name = urlsplit(url).path.rsplit("/", 1)[-1]
+            filetype = str(attachment.get("filetype") or "").strip().lower().lstrip(".")
+            if not filetype and "." in (filename or path_name):
+                filetype = (filename or path_name).rsplit(".", 1)[-1].lower()
+            shown.append(
+                {
+                    "url": url,
+                    "name": filename or path_name or "Attachment",
+                    "filetype": filetype[:16] or None,
+                    "image": filetype in IMAGE_TYPES and may_show(url),
+                }
+            )
+        return shown
 
     def problem(status: int, detail: str) -> JSONResponse:
-        return JSONResponse({"error": detail}, status_code=status, headers=SECURITY_HEADERS)
+        return JSONResponse({"error": detail}, status_code=status, headers=page_headers)
 
     def visitor_of(request: Request) -> Visitor | None:
         token = request.cookies.get(COOKIE)
@@ -135,17 +209,24 @@ def create_messenger(
     def view(message: dict[str, Any]) -> dict[str, Any]:
         author = message.get("author") or {}
         author_id = str(author.get("id"))
+        photo: str | None = None
         if author.get("user_type") == "end_user":
             who, name = "you", "You"
         elif author_id == engine.fin_agent_id:
             who, name = "fin", "Fin"
         else:
-            who, name = "agent", names.name(author_id) or "Support"
+            profile = names.profile(author_id)
+            who, name = "agent", profile[0] if profile is not None else "Support"
+            if profile is not None and profile[1] is not None and may_show(profile[1]):
+                photo = profile[1]
         return {
             "id": str(message["id"]),
             "from": who,
             "name": name,
+            "initials": initials(name),
+            "photo_url": photo,
             "html": sanitize(str(message.get("body") or "")),
+            "attachments": attachments_of(message),
             "created_at": message.get("created_at"),
         }
 
@@ -155,28 +236,29 @@ def create_messenger(
         return {
             "id": state.id,
             "owner": state.owner,
+            "status": state.status,
             "messages": [view(m) for m in state.messages],
             "typing": typing_agent["name"] if typing_agent else None,
         }
 
     @router.get("", include_in_schema=False)
     def page() -> Response:
-        return FileResponse(STATIC / "messenger.html", headers=SECURITY_HEADERS)
+        return FileResponse(STATIC / "messenger.html", headers=page_headers)
 
     @router.get("/static/{name}", include_in_schema=False)
     def static(name: str) -> Response:
-        if name not in ("messenger.js", "messenger.css"):
+        if name not in ("messenger.js", "messenger.css", "favicon.svg"):
             return problem(404, "Not found.")
-        return FileResponse(STATIC / name, headers=SECURITY_HEADERS)
+        return FileResponse(STATIC / name, headers=page_headers)
 
     @router.get("/api/visitor")
     def who_am_i(request: Request) -> Response:
+        """Who this browser is: 204 when nobody yet. Not a 401: the page asks on every load,
+        and a first visit is not an error (nor one for the browser's console)."""
         visitor = visitor_of(request)
         if visitor is None:
-            return problem(401, "Say who you are first.")
-        return JSONResponse(
-            {"name": visitor.name, "email": visitor.email}, headers=SECURITY_HEADERS
-        )
+            return Response(status_code=204, headers=page_headers)
+        return JSONResponse({"name": visitor.name, "email": visitor.email}, headers=page_headers)
 
     @router.post("/api/visitor")
     async def introduce(request: Request) -> Response:
@@ -192,7 +274,7 @@ def create_messenger(
         response = JSONResponse(
             {"name": visitor.name, "email": visitor.email},
             status_code=201,
-            headers=SECURITY_HEADERS,
+            headers=page_headers,
         )
         response.set_cookie(
             COOKIE,
@@ -218,11 +300,12 @@ def create_messenger(
                 {
                     "id": state.id,
                     "owner": state.owner,
+                    "status": state.status,
                     "started_at": first.get("created_at"),
                     "last": last,
                 }
             )
-        return JSONResponse(listing, headers=SECURITY_HEADERS)
+        return JSONResponse(listing, headers=page_headers)
 
     @router.post("/api/conversations")
     async def start(request: Request) -> Response:
@@ -246,7 +329,7 @@ def create_messenger(
         user_id = store.seen(result.conversation_id).user_id or ""
         store.claim(result.conversation_id, visitor, user_id)
         return JSONResponse(
-            conversation_view(result.conversation_id), status_code=201, headers=SECURITY_HEADERS
+            conversation_view(result.conversation_id), status_code=201, headers=page_headers
         )
 
     @router.get("/api/conversations/{conversation_id}")
@@ -256,7 +339,7 @@ def create_messenger(
             return problem(401, "Say who you are first.")
         if not store.owns(visitor, conversation_id):
             return problem(404, "No such conversation.")
-        return JSONResponse(conversation_view(conversation_id), headers=SECURITY_HEADERS)
+        return JSONResponse(conversation_view(conversation_id), headers=page_headers)
 
     @router.post("/api/conversations/{conversation_id}/messages")
     async def say(request: Request, conversation_id: str) -> Response:
@@ -274,7 +357,7 @@ def create_messenger(
         result = await run_in_threadpool(engine.user_says, conversation_id, text_to_html(text))
         if not result.ok:
             return problem(502, f"Fin could not reach the helpdesk: {result.error}")
-        return JSONResponse(conversation_view(conversation_id), headers=SECURITY_HEADERS)
+        return JSONResponse(conversation_view(conversation_id), headers=page_headers)
 
     @router.get("/api/conversations/{conversation_id}/stream")
     async def stream(request: Request, conversation_id: str) -> Response:
@@ -316,7 +399,7 @@ def create_messenger(
             streams,
             slot,
             events(),
-            headers={**SECURITY_HEADERS, "Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+            headers={**page_headers, "Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
 
     return router

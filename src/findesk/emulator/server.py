@@ -26,7 +26,7 @@ from starlette.responses import JSONResponse
 
 from findesk.emulator.answerer import RetrievalAnswerer
 from findesk.emulator.content_api import create_content_api, store_of
-from findesk.emulator.messenger import AgentNames, create_messenger
+from findesk.emulator.messenger import AgentNames, create_messenger, origin_of
 from findesk.emulator.sync import GrantFormat, HelpdeskConnection, SyncEngine
 from findesk.emulator.transcripts import TranscriptStore
 from findesk.fin_api.client import Variant
@@ -57,6 +57,7 @@ class EmulatorConfig:
     rate_window: float = 10.0
     live_streams_per_session: int = 8  # Messenger streams per visitor
     live_streams_max: int = 1000  # in all
+    typing_seconds: float = TYPING_SECONDS  # how long one agent_typing event shows
 
 
 class TypingBoard:
@@ -75,6 +76,13 @@ class TypingBoard:
         with self._lock:
             until, agent = self._until.get(conversation_id, (0.0, {}))
             return agent if until > time.monotonic() else None
+
+    def clear(self, conversation_id: str, agent_ids: set[str]) -> None:
+        """One of ``agent_ids`` wrote: their message replaces the indicator."""
+        with self._lock:
+            _until, agent = self._until.get(conversation_id, (0.0, {}))
+            if str(agent.get("id")) in agent_ids:
+                del self._until[conversation_id]
 
 
 def _problem(status: int, detail: str) -> JSONResponse:
@@ -108,7 +116,13 @@ def create_emulator(config: EmulatorConfig) -> FastAPI:
         debounce=config.debounce,
         memory=transcripts,
     )
-    typing = TypingBoard()
+    typing = TypingBoard(config.typing_seconds)
+
+    def message_landed(conversation_id: str, messages: list[dict[str, Any]]) -> None:
+        authors = {str((m.get("author") or {}).get("id")) for m in messages}
+        typing.clear(conversation_id, authors)
+
+    transcripts.on_new_messages(message_landed)
 
     def agents() -> list[dict[str, Any]] | None:
         reply = connection.api.get_agents()
@@ -130,7 +144,12 @@ def create_emulator(config: EmulatorConfig) -> FastAPI:
     )
     app.include_router(
         create_messenger(
-            engine, transcripts, typing, AgentNames(agents), streams=app.state.messenger_streams
+            engine,
+            transcripts,
+            typing,
+            AgentNames(agents),
+            streams=app.state.messenger_streams,
+            helpdesk_origin=origin_of(config.helpdesk_base_url),
         )
     )
 

@@ -247,6 +247,7 @@ class Memory(Protocol):
         messages: list[dict[str, Any]],
         reply: dict[str, Any] | None,
         owner: Owner | None,
+        status: str | None = None,
     ) -> None: ...
 
 
@@ -268,6 +269,7 @@ class InMemory:
         messages: list[dict[str, Any]],
         reply: dict[str, Any] | None,
         owner: Owner | None,
+        status: str | None = None,
     ) -> None:
         absorb(self.seen(conversation_id), user_id, messages, reply)
 
@@ -549,7 +551,18 @@ class SyncEngine:
                 if assignee == self.fin_agent_id
                 else "human"
             )
-        self.memory.remember(str(conversation["id"]), user_id, messages, result.reply, owner)
+        # The status as this run leaves it: Fin's own change, else what the helpdesk said.
+        status = (result.decision.status if result.decision is not None else None) or (
+            conversation.get("status")
+        )
+        self.memory.remember(
+            str(conversation["id"]),
+            user_id,
+            messages,
+            result.reply,
+            owner,
+            status=str(status) if status is not None else None,
+        )
 
     @contextmanager
     def _conversation_lock(self, conversation_id: str) -> Iterator[None]:

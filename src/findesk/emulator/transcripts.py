@@ -12,10 +12,22 @@ import json
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ForeignKey, Integer, MetaData, String, Text, create_engine, event, select
+from sqlalchemy import (
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    create_engine,
+    event,
+    inspect,
+    select,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from findesk.emulator.sync import Owner, Seen, absorb
@@ -45,6 +57,7 @@ class ConversationRow(TranscriptBase):
     user_id: Mapped[str | None] = mapped_column(Text)
     last_id: Mapped[str | None] = mapped_column(Text)  # after_id for the next fetch
     owner: Mapped[str | None] = mapped_column(String(16))
+    status: Mapped[str | None] = mapped_column(String(16))  # open, resolved, closed, ended
     created_at: Mapped[float] = mapped_column()
     updated_at: Mapped[float] = mapped_column()
 
@@ -73,6 +86,7 @@ class ConversationState:
     owner: str | None
     version: int
     messages: list[dict[str, Any]]
+    status: str | None = None
 
 
 def _hash(token: str) -> str:
@@ -87,9 +101,16 @@ class TranscriptStore:
         self.engine = create_engine(url, connect_args={"check_same_thread": False})
         event.listen(self.engine, "connect", _sqlite_pragmas)
         TranscriptBase.metadata.create_all(self.engine)
+        _add_missing_columns(self.engine)
         self._lock = threading.RLock()
         self._seen: dict[str, Seen] = {}
         self._versions: dict[str, int] = {}
+        self._listeners: list[Callable[[str, list[dict[str, Any]]], None]] = []
+
+    def on_new_messages(self, listener: Callable[[str, list[dict[str, Any]]], None]) -> None:
+        """Call ``listener(conversation_id, messages)`` with the public messages each
+        ``remember`` stores for the first time (after they are committed)."""
+        self._listeners.append(listener)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -157,6 +178,7 @@ class TranscriptStore:
             owner=row.owner if row is not None else None,
             version=self.version(conversation_id),
             messages=[json.loads(p) for p in payloads],
+            status=row.status if row is not None else None,
         )
 
     def version(self, conversation_id: str) -> int:
@@ -186,7 +208,9 @@ class TranscriptStore:
         messages: list[dict[str, Any]],
         reply: dict[str, Any] | None,
         owner: Owner | None,
+        status: str | None = None,
     ) -> None:
+        stored: list[dict[str, Any]] = []
         with self._lock, Session(self.engine) as session:
             seen = self.seen(conversation_id)
             known = set(seen.ids)
@@ -196,11 +220,14 @@ class TranscriptStore:
             conversation.last_id = seen.last_id
             if owner is not None:
                 conversation.owner = owner
+            if status is not None:
+                conversation.status = status
             conversation.updated_at = time.time()
             for message in [*messages, *([reply] if reply is not None else [])]:
                 if str(message["id"]) in known or message.get("visibility") == "private":
                     continue
                 known.add(str(message["id"]))
+                stored.append(message)
                 session.add(
                     MessageRow(
                         id=str(message["id"]),
@@ -210,6 +237,9 @@ class TranscriptStore:
                 )
             session.commit()
             self._bump(conversation_id)
+        if stored:
+            for listener in self._listeners:
+                listener(conversation_id, stored)
 
     # --- plumbing ---
 
@@ -227,6 +257,15 @@ class TranscriptStore:
 
 def _visitor(row: VisitorRow) -> Visitor:
     return Visitor(row.id, row.object_id, row.name, row.email, row.user_id)
+
+
+def _add_missing_columns(engine: Any) -> None:
+    """A store written by an older emulator lacks the columns added since (no migrations here:
+    Intercom's side keeps a throwaway file)."""
+    have = {column["name"] for column in inspect(engine).get_columns("conversations")}
+    if "status" not in have:
+        with engine.begin() as connection:
+            connection.execute(text("ALTER TABLE conversations ADD COLUMN status VARCHAR(16)"))
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:

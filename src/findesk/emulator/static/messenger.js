@@ -13,6 +13,7 @@ async function api(method, path, body) {
     body: body === undefined ? undefined : JSON.stringify(body),
     credentials: "same-origin",
   });
+  if (response.status === 204) return null;
   const data = await response.json().catch(() => ({}));
   if (!response.ok) throw Object.assign(new Error(data.error || response.statusText), { status: response.status });
   return data;
@@ -24,22 +25,110 @@ function showError(message) {
   error.hidden = !message;
 }
 
+// One screen at a time: the others are `hidden` (which the stylesheet makes final).
 function show(section) {
+  $("loading").hidden = true;
   for (const id of ["intro", "home", "thread"]) $(id).hidden = id !== section;
 }
 
+const CLOSED = {
+  resolved: "This conversation was resolved.",
+  closed: "This conversation is closed.",
+  ended: "This conversation has ended.",
+};
+
+function element(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+// Only absolute http(s) URLs become links or pictures (the server checks them too).
+function httpUrl(value) {
+  try {
+    const url = new URL(value);
+    return url.protocol === "https:" || url.protocol === "http:" ? url.href : null;
+  } catch { return null; }
+}
+
+// The time in the reader's own zone and words; the exact instant stays in `datetime`.
+function timeElement(iso) {
+  const time = element("time");
+  time.dateTime = iso;
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) { time.textContent = iso; return time; }
+  const today = date.toDateString() === new Date().toDateString();
+  const short = { hour: "numeric", minute: "2-digit" };
+  time.textContent = today
+    ? date.toLocaleTimeString([], short)
+    : date.toLocaleString([], { month: "short", day: "numeric", ...short });
+  time.title = date.toLocaleString([], { dateStyle: "full", timeStyle: "short" });
+  return time;
+}
+
+function avatar(message) {
+  const box = element("div", "avatar");
+  box.setAttribute("aria-hidden", "true");
+  const initials = message.from === "fin" ? "F" : (message.initials || "?");
+  const photo = message.photo_url && httpUrl(message.photo_url);
+  if (photo) {
+    const img = element("img");
+    img.alt = "";
+    img.src = photo;
+    img.addEventListener("error", () => { box.replaceChildren(initials); });
+    box.append(img);
+  } else {
+    box.textContent = initials;
+  }
+  return box;
+}
+
+function attachmentList(attachments) {
+  const list = element("ul", "attachments");
+  for (const attachment of attachments) {
+    const url = httpUrl(attachment.url);
+    if (!url) continue;
+    const link = element("a");
+    link.href = url;
+    link.target = "_blank";
+    link.rel = "noopener noreferrer";
+    if (attachment.image) {
+      const img = element("img");
+      img.src = url;
+      img.alt = attachment.name;
+      img.loading = "lazy";
+      link.append(img);
+    } else {
+      link.className = "file";
+      link.append(element("span", "filename", attachment.name));
+      if (attachment.filetype) link.append(element("span", "type", attachment.filetype));
+    }
+    const item = element("li", attachment.image ? "image" : "document");
+    item.append(link);
+    list.append(item);
+  }
+  return list;
+}
+
 function messageItem(message) {
-  const item = document.createElement("li");
-  item.className = `message from-${message.from}`;
+  const item = element("li", `message from-${message.from}`);
   item.dataset.id = message.id;
-  const name = document.createElement("div");
-  name.className = "name";
-  name.textContent = message.name;
-  const bubble = document.createElement("div");
-  bubble.className = "bubble";
-  bubble.innerHTML = message.html;  // sanitised by the server
-  for (const link of bubble.querySelectorAll("a")) { link.target = "_blank"; link.rel = "noopener noreferrer"; }
-  item.append(name, bubble);
+  const content = element("div", "content");
+  const meta = element("div", "meta");
+  meta.append(element("span", "name", message.name));
+  if (message.from === "fin") meta.append(element("span", "badge", "AI agent"));
+  if (message.created_at) meta.append(timeElement(message.created_at));
+  content.append(meta);
+  if (message.html) {
+    const bubble = element("div", "bubble");
+    bubble.innerHTML = message.html;  // sanitised by the server
+    for (const link of bubble.querySelectorAll("a")) { link.target = "_blank"; link.rel = "noopener noreferrer"; }
+    content.append(bubble);
+  }
+  if (message.attachments && message.attachments.length) content.append(attachmentList(message.attachments));
+  if (message.from !== "you") item.append(avatar(message));
+  item.append(content);
   return item;
 }
 
@@ -55,12 +144,19 @@ function render(conversation) {
   } else if (conversation.owner === "human") {
     status.textContent = "You are talking with a teammate.";
   }
-  status.hidden = conversation.owner !== "waiting" && conversation.owner !== "human";
+  const closed = CLOSED[conversation.status];
+  status.hidden = Boolean(closed) || (conversation.owner !== "waiting" && conversation.owner !== "human");
+  $("resolved").textContent = closed || "";
+  $("resolved").hidden = !closed;
+  const hint = $("composer-hint");
+  hint.textContent = closed ? "Writing again reopens it." : "";
+  hint.hidden = !closed;
+  $("composer").text.placeholder = closed ? "Write to reopen this conversation…" : "Ask a question…";
   const typing = $("typing");
   const who = conversation.typing || (pending && conversation.owner !== "human" && conversation.owner !== "waiting" ? "Fin" : null);
   typing.textContent = who ? `${who} is typing…` : "";
   typing.hidden = !who;
-  $("ask-person").hidden = conversation.owner !== "fin" && conversation.owner !== null;
+  $("ask-person").hidden = Boolean(closed) || (conversation.owner !== "fin" && conversation.owner !== null);
   window.scrollTo(0, document.body.scrollHeight);
 }
 
@@ -70,7 +166,7 @@ function open(conversationId) {
   $("messages").replaceChildren();
   show("thread");
   if (conversationId === null) {
-    render({ messages: [], owner: null, typing: null });
+    render({ messages: [], owner: null, status: null, typing: null });
     $("status").hidden = true;
     $("ask-person").hidden = true;
     $("composer").text.focus();
@@ -91,14 +187,13 @@ async function home() {
     const item = document.createElement("li");
     const link = document.createElement("a");
     link.href = `#${conversation.id}`;
-    const who = document.createElement("div");
-    who.className = "who";
-    who.textContent = conversation.last ? conversation.last.name : "";
-    const preview = document.createElement("div");
-    preview.className = "preview";
-    const scratch = document.createElement("div");
-    scratch.innerHTML = conversation.last ? conversation.last.html : "";
-    preview.textContent = scratch.textContent;
+    const who = element("div", "who", conversation.last ? conversation.last.name : "");
+    if (CLOSED[conversation.status]) who.append(" ", element("span", "closed-tag", "· Resolved"));
+    const last = conversation.last;
+    // Parsed, not put in the page: a picture in it is not fetched for a preview.
+    const text = last ? new DOMParser().parseFromString(last.html, "text/html").body.textContent : "";
+    const files = last && last.attachments ? last.attachments.map((a) => a.name).join(", ") : "";
+    const preview = element("div", "preview", text.trim() || (files ? `📎 ${files}` : ""));
     link.append(who, preview);
     item.append(link);
     list.append(item);
@@ -177,8 +272,8 @@ document.addEventListener("DOMContentLoaded", async () => {
   $("ask-person").addEventListener("click", () => send({ ask_for_a_person: true }));
   window.addEventListener("hashchange", () => route().catch((error) => showError(error.message)));
   try {
-    await api("GET", "/visitor");
-    await route();
+    // Nothing that needs a visitor is asked for before the server says there is one.
+    if (await api("GET", "/visitor")) await route(); else show("intro");
   } catch (error) {
     if (error.status === 401) show("intro"); else showError(error.message);
   }
