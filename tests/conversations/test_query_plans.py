@@ -386,6 +386,27 @@ def test_queue_pages_read_the_queue_in_order_from_an_index(
                 assert queue != "any", f"the whole {status} queue sorted for a page:\n{plan}"
 
 
+def test_queue_rows_find_their_newest_message_without_reading_the_conversation(
+    seeded: Seeded,
+) -> None:
+    """A queue row's preview: each conversation's newest message found at the end of its
+    (conversation_id, seq) range, then fetched by key; the long conversation's 2,000 messages
+    are never read one by one."""
+    ids = [seeded.long_id, seeded.conversation_id]
+    with seeded.db.read_session() as session:
+        found = conversations.latest_messages(session, ids)
+    assert set(found) == set(ids)
+    plans = plans_of(seeded.db, lambda s: conversations.latest_messages(s, ids))
+    assert_indexed(plans, "messages", {"ix_messages_conversation_seq", "pk_messages"})
+    assert_indexed(plans, "conversations", {"pk_conversations"})
+    for plan in plans:
+        # max(seq) of one conversation is the end of its index range (a Limit 1 read
+        # backwards), not an aggregate over every message it has.
+        for node in plan.nodes():
+            if node["Node Type"] == "Aggregate":
+                assert not Plan("", node).scans("messages"), plan
+
+
 def test_queue_counts_never_read_the_conversations(seeded: Seeded) -> None:
     plans = plans_of(seeded.db, lambda s: conversations.queue_counts(s, seeded.humans[0]))
     assert_never_reads(plans, "conversations")

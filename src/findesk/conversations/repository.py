@@ -548,23 +548,22 @@ class Preview:
 
 
 def latest_messages(session: Session, conversation_ids: Sequence[str]) -> dict[str, Preview]:
-    """The newest message of each conversation (one statement, by its (conversation, seq)
-    index)."""
+    """The newest message of each conversation: per conversation, one descent of the
+    (conversation, seq) index to its highest seq, however long the conversation (a GROUP BY
+    would read every message of each)."""
     if not conversation_ids:
         return {}
-    newest = (
-        select(Message.conversation_id, func.max(Message.seq).label("seq"))
-        .where(Message.conversation_id.in_(conversation_ids))
-        .group_by(Message.conversation_id)
-        .subquery()
+    newest_seq = (
+        select(func.max(Message.seq))
+        .where(Message.conversation_id == Conversation.id)
+        .correlate(Conversation)
+        .scalar_subquery()
     )
+    newest = select(newest_seq).where(Conversation.id.in_(conversation_ids))
     rows = session.execute(
         select(
             Message.conversation_id, Message.plain_text, Message.visibility, Message.author_type
-        ).join(
-            newest,
-            (Message.conversation_id == newest.c.conversation_id) & (Message.seq == newest.c.seq),
-        )
+        ).where(Message.seq.in_(newest))
     )
     return {
         row.conversation_id: Preview(
