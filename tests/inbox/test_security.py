@@ -186,6 +186,7 @@ def inbox_form(path: str, ids: dict[str, str]) -> dict[str, str]:
         "/inbox/conversations/{conversation_id}/status": {"status": "closed"},
         "/inbox/conversations/{conversation_id}/tags": {"tags": "refund, urgent"},
         "/inbox/conversations/{conversation_id}/attributes": {"key": "order", "value": "A-1"},
+        "/inbox/bulk": {"ids": ids.get("conversation_id", ""), "action": "closed"},
         "/inbox/admin/agents": {
             "email": f"{unique('new')}@example.com",
             "name": "New Agent",

@@ -742,6 +742,62 @@ async def set_attribute(request: Request, conversation_id: str) -> Response:
     return await _act(request, conversation_id, change)
 
 
+BULK_MAX = 100  # conversations one bulk action may change
+
+
+@router.post("/inbox/bulk")
+async def bulk(request: Request) -> Response:
+    """One action on the conversations ticked in a queue (resolve, close, assign, add a tag),
+    all in one transaction: every one changes, through the same actions as one by one (Fin is
+    told of each), or none does."""
+
+    async def run(viewer: Viewer) -> Response:
+        form = await request.form()
+        came_from = request.query_params.get("from", "")
+        url = "/inbox" + (f"?{came_from}" if came_from else "")
+        picked = list(dict.fromkeys(str(i) for i in form.getlist("ids")))
+        action = str(form.get("action") or "")
+        if not picked:
+            return back(url, error="Tick the conversations to change first.")
+        if len(picked) > BULK_MAX:
+            return back(url, error=f"At most {BULK_MAX} conversations at once.")
+        db = db_of(request)
+        actor = agent_actor(viewer.agent.id)
+
+        def apply() -> str:
+            with db.transaction() as session:
+                if action in ENDED:
+                    change: dict[str, Any] = {"status": action}
+                    done = STATUS_NOTICES[action].rstrip(".").lower()
+                elif action == "assign":
+                    target = str(form.get("agent_id") or "") or None
+                    assignee = agent_repository.get(session, target) if target else None
+                    change = {"assignee_id": target}
+                    done = f"assigned to {assignee.name}" if assignee else "left waiting"
+                elif action == "tag":
+                    tag = str(form.get("tag") or "").strip()
+                    if not tag:
+                        raise Invalid("Name the tag to add.")
+                    change, done = {}, f"tagged {tag}"
+                else:
+                    raise Invalid("Pick what to do with the selected conversations.")
+                for conversation_id in picked:
+                    if action == "tag":
+                        tags = conversations.get_conversation(session, conversation_id).tags
+                        change = {"tags": [*tags, tag]}
+                    conversations.update_conversation(session, conversation_id, change, actor)
+            count = len(picked)
+            return f"{count} conversation{'s' if count != 1 else ''} {done}."
+
+        try:
+            notice = await run_in_threadpool(apply)
+        except Problem as exc:
+            return back(url, error=exc.detail)
+        return back(url, notice=notice)
+
+    return await guarded(request, run, page=False)
+
+
 # --- live -------------------------------------------------------------------------------------
 
 HEARTBEAT_SECONDS = 15.0

@@ -79,11 +79,31 @@
     return new DOMParser().parseFromString(await response.text(), "text/html");
   }
 
+  // Bulk actions: the form shows once a conversation is ticked (without this file it is always
+  // there); a live refresh of the list keeps what was ticked and chosen.
+  function syncBulk() {
+    const bulk = queueArea.querySelector("#bulk");
+    if (bulk) bulk.hidden = !queueArea.querySelector("input.pick:checked");
+  }
   if (queueArea) {
+    queueArea.addEventListener("change", (event) => {
+      if (event.target.matches("input.pick")) syncBulk();
+    });
+    syncBulk();
     refreshList = debounce(async () => {
       const query = queueArea.dataset.query || "";
       const doc = await fetchHtml(`/inbox/fragments/list?${query}&selected=${queueArea.dataset.selected || ""}`);
-      if (doc) queueArea.replaceChildren(...doc.body.childNodes);
+      if (!doc) return;
+      const ticked = new Set([...queueArea.querySelectorAll("input.pick:checked")].map((box) => box.value));
+      const chosen = [...queueArea.querySelectorAll("#bulk select, #bulk input[name=tag]")]
+        .map((field) => [field.name, field.value]);
+      queueArea.replaceChildren(...doc.body.childNodes);
+      for (const box of queueArea.querySelectorAll("input.pick")) box.checked = ticked.has(box.value);
+      for (const [name, value] of chosen) {
+        const field = queueArea.querySelector(`#bulk [name=${name}]`);
+        if (field) field.value = value;
+      }
+      syncBulk();
     }, 200);
   }
   // --- a long conversation: its newest messages first, older ones on demand ----------------------
