@@ -25,6 +25,7 @@ from findesk.apidocs.endpoints import router as apidocs_router
 from findesk.attachments.endpoints import router as files_router
 from findesk.auth.endpoints import router as oauth_router
 from findesk.auth.passwords import PasswordChecker
+from findesk.conversations.waker import Waker
 from findesk.fin_api import endpoints as fin
 from findesk.fin_api.schemas import ErrorEnvelope
 from findesk.fin_ledger.calls import FinLedger
@@ -77,8 +78,8 @@ def _allowed_methods(request: Request) -> str:
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Size the request thread pool; start the typing sender, the Fin call ledger's recorder
-    and, unless workers run apart, the delivery worker and (with an Intercom access token) the
-    knowledge base's publisher."""
+    and, unless workers run apart, the delivery worker, the snooze waker and (with an Intercom
+    access token) the knowledge base's publisher."""
     settings: Settings = app.state.settings
     # Sync endpoints run in anyio's default pool (this event loop's): its size is ours to set.
     to_thread.current_default_thread_limiter().total_tokens = settings.request_threads
@@ -91,9 +92,13 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     )
     recorder_task = asyncio.create_task(recorder.run(), name="findesk-fin-ledger")
     worker = None
+    waker = None
+    waker_task: asyncio.Task[None] | None = None
     if settings.notifier_in_process:
         worker = Worker(app.state.db, settings)
         app.state.worker_task = asyncio.create_task(worker.run(), name="findesk-notifier")
+        waker = Waker(app.state.db, settings.snooze_check_seconds)
+        waker_task = asyncio.create_task(waker.run(), name="findesk-snooze-waker")
     publisher: PublisherLoop | None = None
     publisher_task: asyncio.Task[None] | None = None
     if settings.intercom_access_token is not None and settings.kb_publish_in_process:
@@ -108,6 +113,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         if worker is not None:
             worker.stop()
             await app.state.worker_task
+        if waker is not None and waker_task is not None:
+            waker.stop()
+            await waker_task
         recorder.stop()  # after the last request: it writes what is still buffered
         await recorder_task
         await app.state.live.stop()

@@ -305,11 +305,12 @@ def _serve_workers(settings: Settings, host: str, port: int, workers: int) -> No
 
 @app.command()
 def worker() -> None:
-    """Deliver outbox events to Fin (run several on PostgreSQL; set
-    FINDESK_NOTIFIER_IN_PROCESS=false on `serve` then)."""
+    """Deliver outbox events to Fin and wake snoozed conversations (run several on PostgreSQL;
+    set FINDESK_NOTIFIER_IN_PROCESS=false on `serve` then)."""
     import asyncio
     import signal
 
+    from findesk.conversations.waker import Waker
     from findesk.kit import logs
     from findesk.knowledge.publisher import PublisherLoop
     from findesk.notifier.worker import Worker
@@ -318,11 +319,13 @@ def worker() -> None:
     db = migrate_and_seed()
     logs.configure()
     delivery = Worker(db, settings)
+    waker = Waker(db, settings.snooze_check_seconds)
     # With an Intercom access token, workers also publish articles to Fin's Content Library.
     publisher = PublisherLoop(db, settings) if settings.intercom_access_token else None
 
     def stop() -> None:
         delivery.stop()
+        waker.stop()
         if publisher is not None:
             publisher.stop()
 
@@ -330,7 +333,7 @@ def worker() -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop)
-        await asyncio.gather(delivery.run(), *([publisher.run()] if publisher else []))
+        await asyncio.gather(delivery.run(), waker.run(), *([publisher.run()] if publisher else []))
 
     asyncio.run(run())
     db.dispose()

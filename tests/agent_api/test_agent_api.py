@@ -10,7 +10,7 @@ import base64
 import json
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import httpx
@@ -22,6 +22,7 @@ from support.server import LiveServer
 from findesk.app import create_app
 from findesk.conversations.models import Conversation
 from findesk.fin_api.client import FinApiClient
+from findesk.kit.timeutil import utcnow
 from findesk.notifier.models import OutboxEvent
 
 PROBLEM_JSON = "application/problem+json"
@@ -281,6 +282,43 @@ def test_queue_counts_are_of_open_conversations(
     after = queue_counts(agent_client)
     assert after["waiting"] == before["waiting"] - 1
     assert after["all"] == before["all"] - 1
+
+
+def test_snooze_through_the_api(agent_client: httpx.Client, fin_side: World) -> None:
+    user = fin_side.user()["id"]
+    cid = fin_side.open(user)["conversation"]["id"]
+    fin_side.hand_over(cid)
+    before = queue_counts(agent_client)
+    at = (utcnow() + timedelta(days=30)).replace(microsecond=0)
+    until = at.astimezone(timezone(timedelta(hours=1))).isoformat()  # "…T09:00:00+01:00"
+
+    snoozed = agent_client.patch(f"/conversations/{cid}", json={"snoozed_until": until})
+    assert snoozed.status_code == 200, snoozed.text
+    assert snoozed.json()["snoozed_until"] == at.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    assert listed_ids(agent_client, queue="snoozed", user_id=user) == [cid]
+    assert listed_ids(agent_client, queue="waiting", user_id=user) == []
+    assert listed_ids(agent_client, queue="all", user_id=user) == [cid]
+    counts = queue_counts(agent_client)
+    assert (counts["waiting"], counts["snoozed"], counts["all"]) == (
+        before["waiting"] - 1,
+        before["snoozed"] + 1,
+        before["all"],
+    )
+
+    # A time without its zone, in the past or over a year ahead is refused, saying why.
+    for value, reason in (
+        ("2030-01-01T09:00:00", "timezone"),
+        ("2020-01-01T09:00:00Z", "in the future"),
+        ("2999-01-01T09:00:00Z", "a year at most"),
+    ):
+        refused = agent_client.patch(f"/conversations/{cid}", json={"snoozed_until": value})
+        assert refused.status_code == 422, (value, refused.text)
+        assert reason in refused.text, (value, refused.text)
+
+    woken = agent_client.patch(f"/conversations/{cid}", json={"snoozed_until": None})
+    assert woken.status_code == 200 and woken.json()["snoozed_until"] is None
+    assert listed_ids(agent_client, queue="waiting", user_id=user) == [cid]
+    assert queue_counts(agent_client) == before
 
 
 def test_filters_by_status_and_tag(agent_client: httpx.Client, fin_side: World) -> None:

@@ -29,6 +29,7 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -49,6 +50,7 @@ from findesk.kit.db import Database
 from findesk.kit.errors import Invalid
 from findesk.kit.html import is_blank, sanitize
 from findesk.kit.settings import Settings
+from findesk.kit.timeutil import isoformat, utcnow
 from findesk.knowledge import service as knowledge
 from findesk.knowledge.markdown import render
 from findesk.replies.placeholders import problems
@@ -353,6 +355,13 @@ def _as_the_rules_want(case: Case, seeded: Seeded) -> None:
         text = body["body"]
         if is_blank(sanitize(text) if isinstance(text, str) else None):
             body["body"] = "<p>Hello!</p>"  # nothing left once sanitised
+    if (
+        case.method == "PATCH"
+        and case.path == "/api/v1/conversations/{conversation_id}"
+        and body.get("snoozed_until") is not None
+    ):
+        # A snooze ends in the future and within a year: a rule about now, not the shape.
+        body["snoozed_until"] = isoformat(utcnow() + timedelta(days=1))
     if case.path.startswith("/api/v1/articles") and case.method in ("POST", "PATCH"):
         _article_as_the_rules_want(case, body)
     if case.path.startswith(("/api/v1/saved-replies", "/api/v1/macros")) and case.method in (

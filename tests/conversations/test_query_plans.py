@@ -27,6 +27,7 @@ from support.postgres import PostgresServer
 
 from findesk.agents.service import create_agent, ensure_fin_agent
 from findesk.conversations import counts, history
+from findesk.conversations import repository as conversation_repository
 from findesk.conversations import service as conversations
 from findesk.conversations.models import Conversation, ConversationEvent, ConversationTag, Message
 from findesk.conversations.repository import ConversationFilter
@@ -58,6 +59,7 @@ class Seeded:
     conversation_id: str  # an ordinary one
     long_id: str
     long_after_id: str  # its last-but-one message
+    snoozed: list[str]  # open, set aside by a person: a few, as in a real inbox
 
 
 def _seed(db: Database) -> Seeded:
@@ -74,6 +76,7 @@ def _seed(db: Database) -> Seeded:
     event_rows: list[dict[str, Any]] = []
     tag_rows: list[dict[str, Any]] = []
     outbox_rows: list[dict[str, Any]] = []
+    snoozed: list[str] = []
     for n in range(CONVERSATIONS):
         age = timedelta(days=365 * (1 - n / CONVERSATIONS))  # oldest first
         recent = n > CONVERSATIONS * 0.9
@@ -84,6 +87,10 @@ def _seed(db: Database) -> Seeded:
         last = created + timedelta(minutes=rng.randint(1, 600))
         conversation_id = ids.new_id(ids.CONVERSATION)
         user = rng.choice(users)["id"]
+        snoozed_until = None
+        if is_open and assignee != fin_id and rng.random() < 0.05:
+            snoozed_until = now + timedelta(hours=rng.randint(-2, 48))  # some due already
+            snoozed.append(conversation_id)
         conversation_rows.append(
             {
                 "id": conversation_id,
@@ -94,6 +101,7 @@ def _seed(db: Database) -> Seeded:
                 "last_activity_at": last,
                 "created_at": created,
                 "updated_at": last,
+                "snoozed_until": snoozed_until,
             }
         )
         length = LONG if n == LONG_AT else rng.randint(1, 2 * MESSAGES_EACH - 1)
@@ -157,6 +165,7 @@ def _seed(db: Database) -> Seeded:
         conversation_rows[CONVERSATIONS - 100]["id"],
         long_id,
         long_messages[-2],
+        snoozed,
     )
 
 
@@ -359,7 +368,7 @@ QUEUE_INDEXES = {
 }
 
 
-@pytest.mark.parametrize("queue", ["waiting", "mine", "fin", "any"])
+@pytest.mark.parametrize("queue", ["waiting", "mine", "fin", "all"])
 @pytest.mark.parametrize("status", ["open", "closed"])
 def test_queue_pages_read_the_queue_in_order_from_an_index(
     seeded: Seeded, queue: str, status: str
@@ -367,7 +376,7 @@ def test_queue_pages_read_the_queue_in_order_from_an_index(
     """A page reads the queue's rows newest first off an index and stops at the page's end;
     or, when the planner expects the queue to be short, the queue's rows alone, found by the
     index on status and owner, and sorts them: never rows outside the queue."""
-    f = ConversationFilter(owner=queue, agent_id=seeded.humans[0], statuses=(status,))
+    f = ConversationFilter.queue(queue, seeded.humans[0], statuses=(status,))
     first = conversations.list_conversations
     with seeded.db.read_session() as session:
         rows = first(session, f, limit=PAGE)
@@ -383,7 +392,7 @@ def test_queue_pages_read_the_queue_in_order_from_an_index(
                     assert "last_activity_at" in scan.condition, plan
             for scan in plan.sorted_scans("conversations"):
                 assert all(column in scan.condition for column in bounded), plan
-                assert queue != "any", f"the whole {status} queue sorted for a page:\n{plan}"
+                assert queue != "all", f"the whole {status} queue sorted for a page:\n{plan}"
 
 
 def test_queue_rows_find_their_newest_message_without_reading_the_conversation(
@@ -407,10 +416,38 @@ def test_queue_rows_find_their_newest_message_without_reading_the_conversation(
                 assert not Plan("", node).scans("messages"), plan
 
 
-def test_queue_counts_never_read_the_conversations(seeded: Seeded) -> None:
+def assert_only_snoozed_read(plans: list[Plan]) -> None:
+    """Every plan that reads conversations finds them on the partial index of the snoozed
+    ones (alone, or ANDed with another index's bitmap): never a scan of a whole queue."""
+    reading = [plan for plan in plans if plan.scans("conversations")]
+    assert reading, "no read of conversations in:\n" + "\n".join(map(str, plans))
+    for plan in reading:
+        assert all(scan.node != "Seq Scan" for scan in plan.scans("conversations")), plan
+        names = {node.get("Index Name") for node in plan.nodes()}
+        assert "ix_conversations_snoozed_until" in names, plan
+
+
+def test_queue_counts_read_only_the_snoozed_conversations(seeded: Seeded) -> None:
+    """The kept counts, less the snoozed conversations found on their partial index: never
+    the rest of the table."""
     plans = plans_of(seeded.db, lambda s: conversations.queue_counts(s, seeded.humans[0]))
-    assert_never_reads(plans, "conversations")
     assert any(plan.scans("conversation_counts") for plan in plans)
+    assert_only_snoozed_read(plans)
+
+
+def test_the_snoozed_queue_and_the_waker_read_the_snoozed_conversations_only(
+    seeded: Seeded,
+) -> None:
+    f = ConversationFilter.queue("snoozed", seeded.humans[0], statuses=("open",))
+    with seeded.db.read_session() as session:
+        snoozed = conversations.list_conversations(session, f, limit=PAGE)
+    assert {c.id for c in snoozed} == set(seeded.snoozed)
+    for call in (
+        lambda s: conversations.list_conversations(s, f, limit=PAGE),
+        lambda s: conversations.next_wake_at(s),
+        lambda s: conversation_repository.due_to_wake(s, utcnow(), 100),
+    ):
+        assert_only_snoozed_read(plans_of(seeded.db, call))
 
 
 def test_the_history_of_a_conversation_reads_its_rows_by_index(seeded: Seeded) -> None:

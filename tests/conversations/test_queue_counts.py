@@ -9,6 +9,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,7 @@ from findesk.kit.actor import FIN
 from findesk.kit.actor import agent as agent_actor
 from findesk.kit.db import Database
 from findesk.kit.errors import Problem
+from findesk.kit.timeutil import utcnow
 from findesk.migrations import upgrade
 from findesk.users.service import create_user
 
@@ -74,14 +76,11 @@ def assert_counts_exact(world: World) -> None:
 
 
 def counted_queues(session: Session, agent_id: str) -> dict[str, int]:
-    """The sidebar as it was counted before the counts were kept: COUNT(*) over the table."""
+    """The sidebar as it was counted before the counts were kept: COUNT(*) over the table,
+    each queue as it lists its conversations (snoozed ones only in Snoozed and All)."""
     return {
-        "waiting": count(session, ConversationFilter(owner="waiting", statuses=("open",))),
-        "mine": count(
-            session, ConversationFilter(owner="mine", agent_id=agent_id, statuses=("open",))
-        ),
-        "fin": count(session, ConversationFilter(owner="fin", statuses=("open",))),
-        "all": count(session, ConversationFilter(statuses=("open",))),
+        queue: count(session, ConversationFilter.queue(queue, agent_id, statuses=("open",)))
+        for queue in ("waiting", "mine", "fin", "snoozed", "all")
     }
 
 
@@ -167,6 +166,19 @@ class Actions:
             FIN,
         )
 
+    def snooze(self, session: Session) -> None:
+        """Snoozed for a while, woken by an agent, or due already and woken by the waker."""
+        human = self.rng.choice(self.world.humans)
+        conversation_id = self.pick_conversation()
+        choice = self.rng.random()
+        if choice < 0.5:
+            until = utcnow() + timedelta(minutes=self.rng.randint(1, 600))
+            conversations.snooze(session, conversation_id, until, agent_actor(human))
+        elif choice < 0.8:
+            conversations.snooze(session, conversation_id, None, agent_actor(human))
+        else:
+            conversations.wake_due(session, utcnow() + timedelta(hours=self.rng.randint(0, 10)))
+
     def several_in_one_transaction(self, session: Session) -> None:
         for _ in range(self.rng.randint(2, 4)):
             self.rng.choice(self.single)(session)
@@ -206,6 +218,7 @@ class Actions:
             self.hand_back,
             self.human_replies,
             self.end_user_writes,
+            self.snooze,
         ]
 
     def step(self) -> None:

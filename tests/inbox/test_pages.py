@@ -41,6 +41,7 @@ from web_support import (
 from findesk.attachments.models import StoredFile
 from findesk.conversations.models import Conversation
 from findesk.kit.timeutil import utcnow
+from findesk.notifier.models import OutboxEvent
 
 MAX_ATTACHMENT = 64 * 1024
 
@@ -123,6 +124,15 @@ def stored(server: LiveServer, conversation_id: str) -> dict[str, object]:
         row = session.get(Conversation, conversation_id)
         assert row is not None
         return {"assignee_id": row.assignee_id, "status": row.status, "tags": row.tags}
+
+
+def outbox_events(server: LiveServer, conversation_id: str) -> int:
+    """How many changes of the conversation Fin has been (or will be) told of."""
+    with server.db.read_session() as session:
+        found = session.scalars(
+            select(OutboxEvent.id).where(OutboxEvent.conversation_id == conversation_id)
+        )
+        return len(found.all())
 
 
 # --- queues ----------------------------------------------------------------------------------
@@ -455,6 +465,70 @@ def test_bulk_actions_change_every_ticked_conversation_or_none(
         page = follow(web, web.post("/inbox/bulk", form))
         assert error in page.find("p", "error").text, form
     assert {c: stored(server, c) for c in (first, second)} == before
+
+
+def test_snooze_sets_a_conversation_aside_until_it_is_woken(
+    server: LiveServer, world: World, web: Web
+) -> None:
+    first, second = conversation(world, title=unique("Snooze me")), conversation(world)
+    world.hand_over(first)
+    world.hand_over(second)
+    came_from = "?from=queue%3Dwaiting"
+    before = counts(web.page("/inbox", queue="waiting"))
+    told_fin = outbox_events(server, first)
+
+    # Snoozed for 4 hours: on to the next waiting conversation, with the time it comes back.
+    snoozed = web.post(f"/inbox/conversations/{first}/snooze{came_from}", {"for": "240"})
+    page = follow(web, snoozed)
+    assert urlsplit(snoozed.headers["location"]).path != f"/inbox/conversations/{first}"
+    told = [n.text for n in page.find_all(role="status")]
+    assert "Snoozed: it comes back in 4h. Here is the next one." in told
+    assert first not in queue(web, queue="waiting")
+    assert queue(web, queue="snoozed")[0] == first
+    assert first in queue(web, queue="all")
+    after = counts(web.page("/inbox", queue="waiting"))
+    assert (after["waiting"], after["snoozed"]) == (before["waiting"] - 1, before["snoozed"] + 1)
+    row = web.page("/inbox", queue="snoozed").find("li", "conversation-item")
+    assert "snoozed · back in 4h" in row.text
+    # Fin is not told of a snooze: nothing it reads has changed.
+    assert outbox_events(server, first) == told_fin
+
+    # The conversation says so, with the way back; the timeline tells who snoozed it.
+    opened = web.page(f"/inbox/conversations/{first}")
+    assert "Snoozed · back in 4h" in opened.find("span", "snoozed").text
+    assert "snoozed it for 4 h" in opened.find("ol", "thread").text
+    woken = follow(web, web.post(f"/inbox/conversations/{first}/snooze", {"wake": "1"}))
+    assert "Woken: back in its queue." in [n.text for n in woken.find_all(role="status")]
+    assert first in queue(web, queue="waiting")
+    assert counts(web.page("/inbox", queue="waiting")) == before
+    assert outbox_events(server, first) == told_fin
+
+    # Refused with the reason, changing nothing.
+    for form, error in (
+        ({"until": "2099-01-31T10:30"}, "a year at most"),
+        ({"until": "yesterday"}, "as a date and a time"),
+        ({"until": "2020-01-31T10:30"}, "must end in the future"),
+        ({"for": "7"}, "Choose how long"),
+    ):
+        page = follow(web, web.post(f"/inbox/conversations/{first}/snooze", form))
+        assert error in page.find("p", "error").text, form
+    # Until a time, in the agent's own time zone (inbox.js sends its offset): UTC+5:30 here.
+    soon = (utcnow() + timedelta(days=2)).replace(second=0, microsecond=0)
+    local = (soon + timedelta(hours=5, minutes=30)).strftime("%Y-%m-%dT%H:%M")
+    follow(
+        web,
+        web.post(f"/inbox/conversations/{first}/snooze", {"until": local, "utc_offset": "330"}),
+    )
+    with server.db.read_session() as session:
+        row_at = session.get(Conversation, first)
+        assert row_at is not None and row_at.snoozed_until == soon
+
+    # A conversation Fin is handling is not snoozed: the form is not offered, and a post is
+    # refused with the reason.
+    fins = conversation(world)
+    assert not web.page(f"/inbox/conversations/{fins}").find_all("form", "snooze-form")
+    page = follow(web, web.post(f"/inbox/conversations/{fins}/snooze", {"for": "60"}))
+    assert "Fin is handling this conversation" in page.find("p", "error").text
 
 
 # --- replies and attachments -----------------------------------------------------------------

@@ -184,6 +184,7 @@ def inbox_form(path: str, ids: dict[str, str]) -> dict[str, str]:
         "/inbox/conversations/{conversation_id}/reply": {"body": "<p>Sent from a form</p>"},
         "/inbox/conversations/{conversation_id}/assign": {"agent_id": ids.get("agent_id", "")},
         "/inbox/conversations/{conversation_id}/status": {"status": "closed"},
+        "/inbox/conversations/{conversation_id}/snooze": {"for": "60"},
         "/inbox/conversations/{conversation_id}/tags": {"tags": "refund, urgent"},
         "/inbox/conversations/{conversation_id}/attributes": {"key": "order", "value": "A-1"},
         "/inbox/bulk": {"ids": ids.get("conversation_id", ""), "action": "closed"},

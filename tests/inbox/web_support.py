@@ -267,7 +267,7 @@ def snapshot(server: LiveServer) -> dict[str, Any]:
     with server.db.read_session() as session:
         return {
             "conversations": sorted(
-                (c.id, c.assignee_id, c.status, tuple(c.tags), c.title)
+                (c.id, c.assignee_id, c.status, tuple(c.tags), c.title, c.snoozed_until)
                 for c in session.scalars(select(Conversation)).unique()
             ),
             "messages": session.scalar(select(func.count()).select_from(Message)),

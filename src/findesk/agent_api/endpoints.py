@@ -55,10 +55,11 @@ def list_conversations(
     limit: Annotated[int, Query(ge=1, le=100)] = 25,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> s.ConversationPage:
-    """A queue, newest activity first: waiting for a human, mine, Fin is handling, or all."""
-    f = ConversationFilter(
-        owner="any" if queue == "all" else queue,
-        agent_id=current_agent(request).id,
+    """A queue, newest activity first: waiting for a human, mine, Fin is handling (these
+    three without the snoozed), snoozed, or all."""
+    f = ConversationFilter.queue(
+        queue,
+        current_agent(request).id,
         statuses=tuple(status or ()),
         tag=tag,
         user_id=user_id,
@@ -87,11 +88,8 @@ def search_conversations(
     """Conversations in which one message holds every word of `q`, or the title, the end
     user's name and email together do; the last word also as a prefix. Newest activity
     first, across every queue and status unless filtered, each with a highlighted snippet."""
-    f = ConversationFilter(
-        owner="any" if queue == "all" else queue,
-        agent_id=current_agent(request).id,
-        statuses=tuple(status or ()),
-        tag=tag,
+    f = ConversationFilter.queue(
+        queue, current_agent(request).id, statuses=tuple(status or ()), tag=tag
     )
     before = decode_cursor(cursor) if cursor else None
     with db_of(request).read_session() as session:

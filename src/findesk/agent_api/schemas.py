@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from findesk.conversations.models import HistoryKind
 from findesk.fin_api.schemas import (
@@ -23,7 +23,7 @@ from findesk.kit.text import (
 )
 
 Owner = Literal["fin", "human", "waiting"]
-Queue = Literal["waiting", "mine", "fin", "all"]
+Queue = Literal["waiting", "mine", "fin", "snoozed", "all"]
 
 
 class AgentView(AgentOut):
@@ -62,6 +62,9 @@ class ConversationView(ConversationOut):
     )
     first_human_reply_at: Timestamp | None = Field(
         description="The first public reply a human wrote in it."
+    )
+    snoozed_until: Timestamp | None = Field(
+        description="Snoozed: out of its queue until then (or until the end user writes)."
     )
 
 
@@ -155,10 +158,11 @@ class MessagePage(BaseModel):
 
 
 class QueueCounts(BaseModel):
-    waiting: int
-    mine: int
+    waiting: int = Field(description="Waiting for a human, not snoozed.")
+    mine: int = Field(description="The calling agent's, not snoozed.")
     fin: int
-    all: int
+    snoozed: int = Field(description="Snoozed, whoever owns them.")
+    all: int = Field(description="Every open conversation, snoozed or not.")
 
 
 class _In(BaseModel):
@@ -178,6 +182,10 @@ class ConversationPatch(_In):
     tags: list[TagText] | None = Field(default=None, max_length=TAGS_MAX)
     attributes: AttributesIn | None = None
     title: ConversationTitleText | None = None
+    snoozed_until: AwareDatetime | None = Field(
+        default=None,
+        description="Snooze until then (with a time zone; within a year); null wakes it now.",
+    )
 
 
 class TypingOut(BaseModel):

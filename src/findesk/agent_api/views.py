@@ -45,6 +45,7 @@ def conversation_view(conversation: Conversation) -> ConversationView:
         handed_over_at=conversation.handed_over_at,
         taken_over_at=conversation.taken_over_at,
         first_human_reply_at=conversation.first_human_reply_at,
+        snoozed_until=conversation.snoozed_until,
     )
 
 

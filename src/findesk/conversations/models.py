@@ -13,6 +13,7 @@ from sqlalchemy import (
     String,
     Text,
     false,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
@@ -38,6 +39,14 @@ class Conversation(Base):
         Index("ix_conversations_activity", "last_activity_at"),
         # "All" and "Fin is handling": by status, newest first, without sorting every row.
         Index("ix_conversations_status_activity", "status", "last_activity_at"),
+        # The snoozed ones only: which are due to wake, how many each queue has set aside.
+        Index(
+            "ix_conversations_snoozed_until",
+            "status",
+            "snoozed_until",
+            sqlite_where=text("snoozed_until IS NOT NULL"),
+            postgresql_where=text("snoozed_until IS NOT NULL"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(
@@ -60,6 +69,9 @@ class Conversation(Base):
     last_activity_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Set aside by an agent until then: out of its queue (in "Snoozed"), back when the waker
+    # clears it, the end user writes, or it is resolved. Fin is not told (``snooze``).
+    snoozed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     user: Mapped[EndUser] = relationship(lazy="joined", innerjoin=True)
     assignee: Mapped[Agent | None] = relationship(lazy="joined")
@@ -152,6 +164,8 @@ HistoryKind = Literal[
     "merge",
     "conversion",
     "macro",
+    "snooze",
+    "wake",
 ]
 
 

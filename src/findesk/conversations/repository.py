@@ -27,7 +27,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, lazyload
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from findesk.agents.models import Agent
 from findesk.conversations.models import (
@@ -40,6 +43,29 @@ from findesk.conversations.models import (
 from findesk.users.models import EndUser
 
 AnySelect = TypeVar("AnySelect", bound=Select[Any])
+
+
+class rare(FunctionElement[bool]):
+    """A condition few rows meet. SQLite's planner, which has no statistics, is told so
+    (``likelihood``), and then reads a partial index of those rows rather than a whole
+    status's; PostgreSQL's statistics know it already."""
+
+    # Untyped: typed Boolean, SQLite would be sent "likelihood(…) = 1", which no index matches.
+    inherit_cache = True
+
+
+@compiles(rare)
+def _rare(element: rare, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(element.clauses, **kw)
+
+
+@compiles(rare, "sqlite")
+def _rare_sqlite(element: rare, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"likelihood({compiler.process(element.clauses, **kw)}, 0.001)"
+
+
+# The snoozed conversations (few: see ``rare``), as the partial index of migration 0015 holds.
+SNOOZED = rare(Conversation.snoozed_until.is_not(None))
 
 
 def get(session: Session, conversation_id: str) -> Conversation | None:
@@ -331,13 +357,25 @@ def message_authors(
 
 @dataclass(frozen=True)
 class ConversationFilter:
-    """What a queue shows. ``owner``: waiting (nobody), fin (a bot), mine, or any."""
+    """What a queue shows. ``owner``: waiting (nobody), fin (a bot), mine, or any.
+    ``snoozed``: only the snoozed (True), none of them (False), or either (None)."""
 
     owner: str = "any"
     agent_id: str | None = None
     statuses: tuple[str, ...] = ()
     tag: str | None = None
     user_id: str | None = None
+    snoozed: bool | None = None
+
+    @classmethod
+    def queue(cls, name: str, agent_id: str, **narrowed: Any) -> ConversationFilter:
+        """A queue by name: waiting, mine and fin leave the snoozed out (they come back when
+        they wake), snoozed holds only those, all holds every conversation."""
+        if name == "all":
+            return cls(agent_id=agent_id, **narrowed)
+        if name == "snoozed":
+            return cls(agent_id=agent_id, snoozed=True, **narrowed)
+        return cls(owner=name, agent_id=agent_id, snoozed=False, **narrowed)
 
 
 def filtered(query: AnySelect, f: ConversationFilter) -> AnySelect:
@@ -360,6 +398,8 @@ def filtered(query: AnySelect, f: ConversationFilter) -> AnySelect:
         )
     if f.user_id:
         query = query.where(Conversation.user_id == f.user_id)
+    if f.snoozed is not None:
+        query = query.where(SNOOZED if f.snoozed else Conversation.snoozed_until.is_(None))
     return query
 
 
@@ -467,6 +507,62 @@ def open_counts(session: Session, agent_id: str) -> OpenCounts:
         .where(kept.status == "open")
     ).one()
     return OpenCounts(int(row[0]), int(row[1]), int(row[2]), int(row[3]))
+
+
+@dataclass(frozen=True)
+class SnoozedCounts:
+    waiting: int
+    mine: int
+    fin: int
+    all: int
+
+
+def snoozed_counts(session: Session, agent_id: str) -> SnoozedCounts:
+    """Open conversations set aside, by the queue they wake back into: read from the partial
+    index of the snoozed ones, a few rows whatever the number of conversations."""
+    snoozed = (
+        select(Conversation.assignee_id, func.count().label("total"))
+        .where(SNOOZED, Conversation.status == "open")
+        .group_by(Conversation.assignee_id)
+        .subquery()
+    )
+
+    def where(condition: ColumnElement[bool]) -> ColumnElement[int]:
+        return func.coalesce(func.sum(case((condition, snoozed.c.total), else_=0)), 0)
+
+    row = session.execute(
+        select(
+            where(snoozed.c.assignee_id.is_(None)),
+            where(snoozed.c.assignee_id == agent_id),
+            where(Agent.is_bot.is_(True)),
+            func.coalesce(func.sum(snoozed.c.total), 0),
+        )
+        .select_from(snoozed)
+        .outerjoin(Agent, Agent.id == snoozed.c.assignee_id)
+    ).one()
+    return SnoozedCounts(int(row[0]), int(row[1]), int(row[2]), int(row[3]))
+
+
+def due_to_wake(session: Session, now: datetime, limit: int) -> Sequence[str]:
+    """Snoozed conversations whose time has come, soonest first, their rows locked; those
+    another process is waking are skipped (PostgreSQL; SQLite has one writer at a time). Read
+    each with ``get_for_update`` afterwards, as every change does."""
+    query = (
+        select(Conversation.id)
+        .where(Conversation.snoozed_until.is_not(None), Conversation.snoozed_until <= now)
+        .order_by(Conversation.snoozed_until)
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name != "sqlite":
+        query = query.with_for_update(skip_locked=True)
+    return session.scalars(query).all()
+
+
+def next_wake_at(session: Session) -> datetime | None:
+    """When the next snoozed conversation is due to wake."""
+    return session.scalar(
+        select(func.min(Conversation.snoozed_until)).where(Conversation.snoozed_until.is_not(None))
+    )
 
 
 def kept_counts(session: Session) -> dict[QueueKey, int]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import Connection
@@ -27,6 +27,7 @@ from findesk.fin_ledger.service import expect_fetch
 from findesk.kit import html
 from findesk.kit.actor import SYSTEM, Actor
 from findesk.kit.attributes import check_attribute_keys, drop_nulls, merge_attributes
+from findesk.kit.commit_signal import CommitSignal
 from findesk.kit.db import insert_once
 from findesk.kit.errors import Conflict, Invalid, NotFound
 from findesk.kit.ids import CONVERSATION, MESSAGE, new_id
@@ -38,7 +39,7 @@ from findesk.kit.text import (
     clean_text,
     invalid,
 )
-from findesk.kit.timeutil import utcnow
+from findesk.kit.timeutil import as_utc, isoformat, utcnow
 from findesk.live import service as live
 from findesk.notifier.service import record_change
 from findesk.users import repository as user_repository
@@ -46,6 +47,10 @@ from findesk.users import repository as user_repository
 # The conversation attribute in which Fin says why it handed over (the emulator writes it).
 HANDOVER_REASON_ATTRIBUTE = "fin_handover_reason"
 PRIORITY_ATTRIBUTE = "priority"
+# How far ahead a conversation may be snoozed.
+SNOOZE_MAX = timedelta(days=365)
+# Wakes this process's waker when a snooze is committed: it may end before the waker looks.
+snoozed = CommitSignal("snooze")
 
 
 @dataclass(frozen=True)
@@ -331,13 +336,17 @@ def add_message(
             expect_fetch(session, message)
             if owner_kind(conversation) != "human":
                 _change_owner(session, conversation, author, actor)
-    elif conversation.status != "open":
-        # The end user wrote again: the conversation is live once more, with a person who can
-        # answer (an owner deactivated since it was resolved cannot: it waits for a human).
-        conversation.status = "open"
-        assignee = conversation.assignee
-        if assignee is not None and not assignee.active:
-            _change_owner(session, conversation, None, SYSTEM)
+    else:
+        # The end user wrote: a snoozed conversation comes back to its queue at once.
+        _wake(session, conversation, SYSTEM, reason="end_user")
+        if conversation.status != "open":
+            # The end user wrote again: the conversation is live once more, with a person who
+            # can answer (an owner deactivated since it was resolved cannot: it waits for a
+            # human).
+            conversation.status = "open"
+            assignee = conversation.assignee
+            if assignee is not None and not assignee.active:
+                _change_owner(session, conversation, None, SYSTEM)
     changed(session, conversation.id, "message", actor, conversation)
     return message, True
 
@@ -425,6 +434,8 @@ def update_conversation(
         set_status(session, conversation, changes["status"], actor)
     if "assignee_id" in changes:
         assign(session, conversation, changes["assignee_id"], actor)
+    if "snoozed_until" in changes:
+        set_snooze(session, conversation, changes["snoozed_until"], actor)
     if (
         "last_user_read_at" in changes
         and changes["last_user_read_at"] != conversation.last_user_read_at
@@ -520,6 +531,8 @@ def set_status(session: Session, conversation: Conversation, status: str, actor:
         session, conversation.id, "status", actor, from_value=conversation.status, to_value=status
     )
     conversation.status = status
+    if status != "open":
+        conversation.snoozed_until = None  # the status change says why it left "Snoozed"
     _touch(conversation)
     changed(session, conversation.id, "status", actor, conversation)
 
@@ -604,7 +617,97 @@ def _change_owner(
     )
     conversation.assignee = agent
     conversation.assignee_id = agent.id if agent else None
+    if kind == "hand_back":
+        conversation.snoozed_until = None  # Fin answers now: nothing to come back to
     conversation.last_activity_at = conversation.updated_at = now
+
+
+def snooze(
+    session: Session, conversation_id: str, until: datetime | None, actor: Actor
+) -> Conversation:
+    """Set the conversation aside until ``until``, or wake it now (None)."""
+    conversation = _locked(session, conversation_id)
+    set_snooze(session, conversation, until, actor)
+    return conversation
+
+
+def set_snooze(
+    session: Session, conversation: Conversation, until: datetime | None, actor: Actor
+) -> None:
+    """Snooze: out of its queue (into "Snoozed") until ``until``, when the waker brings it
+    back (``wake_due``); sooner if the end user writes. Only an open conversation a person
+    must answer can wait so. The inbox hears of it; Fin does not, as nothing it reads has
+    changed (it is told when the status changes: resolving a snoozed one ends its snooze)."""
+    if until is None:
+        _wake(session, conversation, actor, reason="agent")
+        return
+    try:
+        until = as_utc(until)
+    except OverflowError:  # the year 1 or 9999, an hour off UTC
+        raise invalid(
+            "A snooze must end in the future, within a year.", field="snoozed_until"
+        ) from None
+    now = utcnow()
+    if until <= now:
+        raise invalid("A snooze must end in the future.", field="snoozed_until")
+    if until > now + SNOOZE_MAX:
+        raise invalid("A conversation can be snoozed for a year at most.", field="snoozed_until")
+    if conversation.status != "open":
+        raise Conflict("Only an open conversation can be snoozed: reopen it first.")
+    if owner_kind(conversation) == "fin":
+        raise Conflict(
+            "Fin is handling this conversation: take it over or hand it to the team first."
+        )
+    before = conversation.snoozed_until
+    if before is not None and as_utc(before) == until:
+        return
+    history.record(
+        session,
+        conversation.id,
+        "snooze",
+        actor,
+        from_value=isoformat(as_utc(before)) if before is not None else None,
+        to_value=isoformat(until),
+    )
+    conversation.snoozed_until = until
+    _touch(conversation)
+    live.record(session, conversation.id, "snooze", actor, owner_kind(conversation))
+    snoozed.mark(session)
+
+
+def _wake(session: Session, conversation: Conversation, actor: Actor, *, reason: str) -> None:
+    """End the conversation's snooze, if it has one: back in its queue."""
+    until = conversation.snoozed_until
+    if until is None:
+        return
+    history.record(
+        session,
+        conversation.id,
+        "wake",
+        actor,
+        from_value=isoformat(as_utc(until)),
+        detail={"reason": reason},
+    )
+    conversation.snoozed_until = None
+    _touch(conversation)
+    live.record(session, conversation.id, "wake", actor, owner_kind(conversation))
+
+
+def wake_due(session: Session, now: datetime | None = None, limit: int = 100) -> int:
+    """Wake the snoozed conversations whose time has come (up to ``limit``): the waker's
+    round. Returns how many it woke."""
+    woken = 0
+    for conversation_id in repository.due_to_wake(session, now or utcnow(), limit):
+        conversation = repository.get_for_update(session, conversation_id)
+        if conversation is None or conversation.snoozed_until is None:
+            continue  # woken meanwhile (the end user wrote, an agent woke it)
+        _wake(session, conversation, SYSTEM, reason="time")
+        woken += 1
+    return woken
+
+
+def next_wake_at(session: Session) -> datetime | None:
+    return repository.next_wake_at(session)
 
 
 def hand_over(session: Session, conversation_id: str, actor: Actor) -> Conversation:
@@ -676,4 +779,10 @@ def queue_counts(session: Session, agent_id: str) -> dict[str, int]:
         agent = agent_repository.get(session, assignee_id) if assignee_id else None
         if agent is not None and agent.is_bot:
             queues["fin"] += change
+    # Snoozed ones are in "All" and "Snoozed", not in the queue they wake back into.
+    snoozed = repository.snoozed_counts(session, agent_id)
+    queues["waiting"] -= snoozed.waiting
+    queues["mine"] -= snoozed.mine
+    queues["fin"] -= snoozed.fin
+    queues["snoozed"] = snoozed.all
     return queues

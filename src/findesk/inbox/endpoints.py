@@ -14,7 +14,7 @@ import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode
@@ -81,6 +81,7 @@ QUEUES = {
     "waiting": "Waiting for a human",
     "mine": "Mine",
     "fin": "Fin is handling",
+    "snoozed": "Snoozed",
     "all": "All",
 }
 LOGIN_CSRF_COOKIE = "findesk_login_csrf"
@@ -90,6 +91,14 @@ FLASH_COOKIE = "findesk_flash"
 # on to the next conversation of the queue.
 STATUS_NOTICES = {"resolved": "Resolved.", "closed": "Closed.", "open": "Reopened."}
 ENDED = frozenset({"resolved", "closed"})
+# How long the conversation's "Snooze" menu offers, in minutes, with its words.
+SNOOZE_CHOICES = {
+    "60": "for 1 hour",
+    "240": "for 4 hours",
+    "1440": "for a day",
+    "4320": "for 3 days",
+    "10080": "for a week",
+}
 OTHER_CONVERSATIONS = 5  # of the same end user, in the side panel
 FLASH_MAX = 500  # characters of a notice or error kept for the next page
 IMAGE_TYPES = {"png", "jpg", "jpeg", "gif", "webp"}
@@ -115,6 +124,16 @@ def _since(value: datetime) -> str:
     return "<1m"
 
 
+def _from_now(value: datetime) -> str:
+    """How long until, in its largest unit: ``in 3d``, ``in 5h``, ``in 12m``, ``in <1m``;
+    to the nearest minute first, so that a snooze "for a day" reads ``in 1d`` as it starts."""
+    seconds = max(0, round((as_utc(value) - utcnow()).total_seconds() / 60) * 60)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"in {seconds // size}{unit}"
+    return "in <1m"
+
+
 def _ago(value: datetime) -> str:
     since = _since(value)
     return "just now" if since == "<1m" else f"{since} ago"
@@ -122,6 +141,7 @@ def _ago(value: datetime) -> str:
 
 templates.env.filters["ago"] = _ago
 templates.env.filters["since"] = _since
+templates.env.filters["from_now"] = _from_now
 templates.env.filters["iso"] = isoformat
 templates.env.globals["limits"] = text_rules  # each kind of field's limit, for the forms
 
@@ -309,11 +329,8 @@ def _filter(viewer: Viewer, params: dict[str, str]) -> ConversationFilter:
         statuses = (status,)
     else:
         statuses = ("open",)
-    return ConversationFilter(
-        owner="any" if queue == "all" else queue,
-        agent_id=viewer.agent.id,
-        statuses=statuses,
-        tag=params.get("tag") or None,
+    return ConversationFilter.queue(
+        queue, viewer.agent.id, statuses=statuses, tag=params.get("tag") or None
     )
 
 
@@ -412,6 +429,7 @@ def _conversation_context(request: Request, viewer: Viewer, conversation_id: str
         "statuses": STATUSES,
         "image_types": IMAGE_TYPES,
         "macros": macros,
+        "snooze_choices": SNOOZE_CHOICES,
     }
 
 
@@ -710,6 +728,41 @@ async def set_status(request: Request, conversation_id: str) -> Response:
     return await _act(
         request, conversation_id, change, move_on=lambda form: form.get("status") in ENDED
     )
+
+
+def _snooze_until(form: Any) -> datetime:
+    """When a snooze the form asks for ends: a time (``until``, the agent's local time, which
+    inbox.js tells as ``utc_offset`` minutes; UTC without scripts), else a duration (``for``,
+    in minutes)."""
+    until = str(form.get("until") or "").strip()
+    if until:
+        try:
+            local = datetime.fromisoformat(until)
+            offset = int(str(form.get("utc_offset") or "0"))
+        except ValueError:
+            raise Invalid("Give the time to snooze until as a date and a time.") from None
+        if local.tzinfo is not None or not -16 * 60 <= offset <= 16 * 60:
+            raise Invalid("Give the time to snooze until as a date and a time.")
+        return local.replace(tzinfo=UTC) - timedelta(minutes=offset)
+    minutes = str(form.get("for") or "")
+    if minutes not in SNOOZE_CHOICES:
+        raise Invalid("Choose how long to snooze the conversation for.")
+    return utcnow() + timedelta(minutes=int(minutes))
+
+
+@router.post("/inbox/conversations/{conversation_id}/snooze")
+async def snooze(request: Request, conversation_id: str) -> Response:
+    def change(session: Any, viewer: Viewer, form: Any) -> str:
+        actor = agent_actor(viewer.agent.id)
+        if form.get("wake"):
+            conversations.snooze(session, conversation_id, None, actor)
+            return "Woken: back in its queue."
+        until = _snooze_until(form)
+        conversations.snooze(session, conversation_id, until, actor)
+        return f"Snoozed: it comes back {_from_now(until)}."
+
+    # Snoozing sets it aside, as resolving does: on to the next one.
+    return await _act(request, conversation_id, change, move_on=lambda form: not form.get("wake"))
 
 
 @router.post("/inbox/conversations/{conversation_id}/tags")

@@ -10,6 +10,7 @@ from typing import Any
 
 from findesk.agents.models import Agent
 from findesk.conversations.models import ConversationEvent, Message
+from findesk.kit.timeutil import as_utc
 
 STATUS_WORDS = {
     "open": "reopened it",
@@ -110,6 +111,16 @@ def describe(event: ConversationEvent, agents: Mapping[str, Agent]) -> str:
         return f"{who} set the priority to {after}" if after is not None else ""
     if kind == "macro":
         return f"{who} applied the macro “{after}”"
+    if kind == "snooze":
+        until = datetime.fromisoformat(str(after))
+        return f"{who} snoozed it for {duration((until - as_utc(event.at)).total_seconds())}"
+    if kind == "wake":
+        reason = detail.get("reason")
+        if reason == "time":
+            return "The snooze ended: back in the queue"
+        if reason == "end_user":
+            return "The customer wrote: back from snooze"
+        return f"{who} woke it from snooze"
     if kind in ("merge", "conversion"):
         return f"{who} {kind}d it"
     return ""

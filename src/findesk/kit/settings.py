@@ -220,6 +220,13 @@ class Settings(BaseSettings):
         description="How often the inbox's live feed looks for changes made by other processes "
         "(on PostgreSQL they wake it at once; this is the fallback).",
     )
+    snooze_check_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="How often the waker looks for snoozed conversations whose time has come "
+        "(it also sleeps until the next one is due, and a snooze set in its own process wakes "
+        "it at once).",
+    )
     live_streams_per_session: int = Field(
         default=8,
         ge=1,

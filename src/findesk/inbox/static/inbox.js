@@ -59,6 +59,17 @@
   }
   showLatest();
 
+  // A snooze's "until" is the agent's own time: send the browser's offset from UTC at that
+  // date (summer time included). Delegated: live updates replace the form.
+  document.addEventListener("submit", (event) => {
+    const form = event.target;
+    const offset = form.querySelector?.("[data-utc-offset]");
+    const until = form.querySelector?.("input[name=until]")?.value;
+    if (!offset || !until) return;
+    const local = new Date(until);
+    if (!Number.isNaN(local.getTime())) offset.value = String(-local.getTimezoneOffset());
+  }, true);
+
   // --- live updates ----------------------------------------------------------------------------
   const queueArea = document.getElementById("queue-area");
   const conversationArea = document.getElementById("conversation-area");

@@ -12,6 +12,7 @@
     ["t", "Take over"],
     ["a", "Assign"],
     ["e", "Resolve"],
+    ["z", "Snooze: choose how long, then Enter"],
     ["/", "Search"],
     ["Ctrl / ⌘ + Enter", "Send what you are writing"],
     ["?", "Show this list"],
@@ -87,6 +88,12 @@
       return;
     }
     if (event.ctrlKey || event.metaKey || event.altKey || event.defaultPrevented) return;
+    if (event.key === "Enter" && event.target instanceof Element && event.target.matches("#snooze-for")) {
+      // A select does not submit its form on Enter: this one does, after z picked it.
+      event.preventDefault();
+      event.target.form.requestSubmit();
+      return;
+    }
     if (typing(event.target) || sheet?.open && event.key !== "?") return;
     const actions = {
       j: () => move(1),
@@ -96,6 +103,7 @@
       t: () => press("form[action*='/take-over'] button[type=submit]"),
       a: () => document.querySelector("#assign-to")?.focus(),
       e: () => press("button[name=status][value=resolved]"),
+      z: () => document.querySelector("#snooze-for")?.focus(),
       "/": () => document.querySelector("#search-q")?.focus(),
       "?": cheatSheet,
     };
