@@ -281,7 +281,7 @@ def test_an_agent_answers_a_handover_with_formatting_files_a_note_tags_and_resol
     # Resolving moves on, through the queue, saying what was done.
     expect(page.get_by_role("status").filter(has_text="Resolved.")).to_be_visible()
     page.goto(f"{server.base_url}/inbox/conversations/{cid}")
-    expect(page.locator(".owner-line .badge.status")).to_have_text("resolved")
+    expect(page.locator(".owner-line .status")).to_have_text("resolved")
     expect(page.get_by_role("button", name="Reopen")).to_be_visible()
 
     # Fin reads it all back through its API.
@@ -524,6 +524,19 @@ def test_screenshots_of_the_queue_and_a_conversation(
     assert background == "rgb(18, 22, 28)", background
     dark_page.evaluate("window.scrollTo(0, document.documentElement.scrollHeight)")
     save(dark_page, "inbox-dark.png")
+
+    # A phone in dark mode: the header with the actions on top, the composer at the bottom and
+    # the newest message between them.
+    dark_phone = open_context(
+        browser, contexts, PHONE, color_scheme="dark", storage_state=context.storage_state()
+    )
+    dark_phone_page = dark_phone.new_page()
+    dark_phone_page.goto(conversation_url)
+    expect(dark_phone_page.locator(".owner-line")).to_contain_text("You own this conversation.")
+    expect(dark_phone_page.get_by_role("button", name="Resolve")).to_be_in_viewport()
+    expect(dark_phone_page.locator(".thread > li:last-child")).to_be_in_viewport(ratio=1)
+    fits_the_phone(dark_phone_page)
+    save(dark_phone_page, "inbox-phone-dark.png")
 
 
 def fits_the_phone(page: Page) -> None:

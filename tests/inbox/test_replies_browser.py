@@ -195,7 +195,7 @@ def test_a_macro_applied_from_the_conversation_view(
         page.get_by_role("status").filter(has_text="Macro “Sort billing” applied.")
     ).to_be_visible()
     expect(page.locator(".owner-line")).to_contain_text("You own this conversation.")
-    expect(page.locator(".owner-line .badge.status")).to_have_text("resolved")
+    expect(page.locator(".owner-line .status")).to_have_text("resolved")
     expect(page.get_by_label("Tags (comma-separated)")).to_have_value("billing")
     thread = page.locator(".thread")
     expect(thread).to_contain_text("Bea Baker applied the macro “Sort billing”")

@@ -51,13 +51,54 @@
   }
   if (composer) setUpComposer(composer);
 
-  // Open a conversation at its newest message, as every chat does.
-  function showLatest() {
-    const scroller = document.querySelector(".conversation");
-    if (scroller && scroller.scrollHeight > scroller.clientHeight) scroller.scrollTop = scroller.scrollHeight;
-    else document.querySelector(".thread > li:last-child")?.scrollIntoView({ block: "end" });
+  // The conversation's header sticks to the top and the composer to the bottom: what scrolls
+  // into view (a linked message, the focus) must land between them. Their heights go into CSS
+  // variables that inbox.css's scroll-padding reads.
+  const STICKY = [["--conversation-head-height", ".conversation-head"], ["--composer-height", "form.composer"]];
+  function measureSticky() {
+    for (const [name, selector] of STICKY) {
+      const element = document.querySelector(selector);
+      if (element) document.documentElement.style.setProperty(name, `${Math.ceil(element.getBoundingClientRect().height)}px`);
+    }
   }
-  showLatest();
+
+  // Open a conversation at its newest message, as every chat does (or at the message a link
+  // names, #msg_…), and keep the newest message in view while the page settles (pictures load,
+  // the header changes) until the agent scrolls away from it.
+  function showLatest() {
+    const column = document.querySelector(".conversation");
+    if (column && column.scrollHeight > column.clientHeight) column.scrollTop = column.scrollHeight; // wide screens
+    else document.querySelector(".thread > li:last-child")?.scrollIntoView({ block: "end" }); // above the composer
+  }
+  function linkedItem() {
+    try {
+      const id = decodeURIComponent(window.location.hash.slice(1));
+      return id ? document.getElementById(id)?.closest(".thread > li") : null;
+    } catch { return null; } // not an id of this page
+  }
+  let pinned = false;
+  const resized = new ResizeObserver(() => {
+    measureSticky();
+    if (pinned) showLatest();
+  });
+  function watchLayout() { // again when live updates renew the header or the thread
+    resized.disconnect();
+    for (const selector of [".conversation", ".conversation-head", ".thread", "form.composer"]) {
+      const element = document.querySelector(selector);
+      if (element) resized.observe(element);
+    }
+  }
+  const column = document.querySelector(".conversation");
+  if (column) {
+    measureSticky();
+    const linked = linkedItem();
+    if (linked) linked.scrollIntoView({ block: "start" });
+    else { showLatest(); pinned = true; }
+    watchLayout();
+    const follow = () => { pinned = nearBottom(); };
+    column.addEventListener("scroll", follow, { passive: true });
+    window.addEventListener("scroll", follow, { passive: true });
+  }
 
   // A snooze's "until" is the agent's own time: send the browser's offset from UTC at that
   // date (summer time included). Delegated: live updates replace the form.
@@ -129,6 +170,13 @@
   }
   function nearBottom() {
     const box = scroller();
+    if (box === document.scrollingElement) { // a phone: the details follow the thread
+      const newest = document.querySelector(".thread > li:last-child");
+      if (newest) {
+        const { bottom } = newest.getBoundingClientRect();
+        return bottom > 0 && bottom - window.innerHeight < 160;
+      }
+    }
     return box.scrollHeight - box.scrollTop - box.clientHeight < 160;
   }
   function setControl(selector, fresh, place) {
@@ -163,6 +211,7 @@
     const doc = await fetchHtml(`/inbox/fragments/conversation/${currentId}?${query}`).catch(() => null);
     holder.removeAttribute("aria-busy");
     if (!doc?.querySelector(".thread")) { window.location = link.href; return; }
+    pinned = false; // the reader stays with the older messages
     const box = scroller();
     const fromBottom = box.scrollHeight - box.scrollTop;
     const older = [...doc.querySelector(".thread").children].filter((item) => !item.id || !document.getElementById(item.id));
@@ -196,6 +245,7 @@
         if (fresh && old) old.replaceWith(fresh);
       }
       mergeThread(doc);
+      watchLayout();
       if (atBottom) showLatest(); // not while the agent reads older messages
     }, 150);
   }
