@@ -509,6 +509,7 @@ def test_snooze_sets_a_conversation_aside_until_it_is_woken(
         ({"until": "yesterday"}, "as a date and a time"),
         ({"until": "2020-01-31T10:30"}, "must end in the future"),
         ({"for": "7"}, "Choose how long"),
+        ({"for": "until", "until": ""}, "Pick the date and time"),
     ):
         page = follow(web, web.post(f"/inbox/conversations/{first}/snooze", form))
         assert error in page.find("p", "error").text, form

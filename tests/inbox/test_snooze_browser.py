@@ -109,7 +109,10 @@ def test_snooze_from_the_keyboard_then_wake_on_time(
     # Until a time typed in the agent's zone: the moment kept is that time in UTC+5:30.
     page.get_by_role("link", name="Snooze first").click()
     local = (utcnow() + timedelta(days=3, hours=6, minutes=30)).replace(second=0, microsecond=0)
-    page.get_by_label("or until").fill(local.strftime("%Y-%m-%dT%H:%M"))
+    until_field = page.get_by_label("Snooze until")
+    expect(until_field).to_be_hidden()  # until asked for
+    page.get_by_label("Snooze", exact=True).select_option("until")
+    until_field.fill(local.strftime("%Y-%m-%dT%H:%M"))
     page.get_by_role("button", name="Snooze", exact=True).click()
     expect(
         page.get_by_role("status").filter(has_text="Snoozed: it comes back in 3d")

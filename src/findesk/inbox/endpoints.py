@@ -745,6 +745,8 @@ def _snooze_until(form: Any) -> datetime:
             raise Invalid("Give the time to snooze until as a date and a time.")
         return local.replace(tzinfo=UTC) - timedelta(minutes=offset)
     minutes = str(form.get("for") or "")
+    if minutes == "until":
+        raise Invalid("Pick the date and time to snooze the conversation until.")
     if minutes not in SNOOZE_CHOICES:
         raise Invalid("Choose how long to snooze the conversation for.")
     return utcnow() + timedelta(minutes=int(minutes))

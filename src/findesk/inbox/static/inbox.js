@@ -100,6 +100,16 @@
     window.addEventListener("scroll", follow, { passive: true });
   }
 
+  // The snooze form's time field shows once "until a time" is chosen. Delegated, as below.
+  function syncSnooze(select) {
+    const until = select.form?.querySelector("[data-snooze-until]");
+    if (until) until.hidden = select.value !== "until";
+  }
+  document.querySelectorAll("#snooze-for").forEach(syncSnooze);
+  document.addEventListener("change", (event) => {
+    if (event.target.matches?.("#snooze-for")) syncSnooze(event.target);
+  });
+
   // A snooze's "until" is the agent's own time: send the browser's offset from UTC at that
   // date (summer time included). Delegated: live updates replace the form.
   document.addEventListener("submit", (event) => {
@@ -244,6 +254,7 @@
         const old = conversationArea.querySelector(selector);
         if (fresh && old) old.replaceWith(fresh);
       }
+      conversationArea.querySelectorAll("#snooze-for").forEach(syncSnooze);
       mergeThread(doc);
       watchLayout();
       if (atBottom) showLatest(); // not while the agent reads older messages
