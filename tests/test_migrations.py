@@ -176,3 +176,65 @@ def test_postgres_upgrade_fills_the_ownership_columns_and_starts_the_history(
     url = pg_server.create_database("findesk_fill_0006")
     _fill_0006(url)
     _check_filled(url)
+
+
+def _down_to_0015_and_up_again(url: str) -> None:
+    """0016 (the agents' read state) comes off cleanly and goes on again, on a database with
+    data: the conversations and messages stay, only the read rows go."""
+    from alembic import command
+    from sqlalchemy import inspect
+
+    from findesk.migrations import alembic_config
+
+    upgrade(url)
+    engine = create_engine(url)
+    try:
+        with engine.begin() as db:
+            db.execute(
+                text(
+                    "INSERT INTO agents (id, email, name, is_bot, role, active, created_at,"
+                    " updated_at) VALUES ('agt_r', 'r@x.test', 'R', :f, 'agent', :t, :c, :c)"
+                ),
+                {"f": False, "t": True, "c": "2026-12-05 09:00:00"},
+            )
+            db.execute(
+                text(
+                    "INSERT INTO end_users (id, attributes, created_at, updated_at)"
+                    " VALUES ('usr_r', '{}', :c, :c)"
+                ),
+                {"c": "2026-12-05 09:00:00"},
+            )
+            db.execute(
+                text(
+                    "INSERT INTO conversations (id, user_id, status, attributes,"
+                    " last_activity_at, created_at, updated_at)"
+                    " VALUES ('conv_r', 'usr_r', 'open', '{}', :c, :c, :c)"
+                ),
+                {"c": "2026-12-05 09:00:00"},
+            )
+            db.execute(
+                text(
+                    "INSERT INTO conversation_reads (agent_id, conversation_id, read_seq, read_at)"
+                    " VALUES ('agt_r', 'conv_r', 7, :c)"
+                ),
+                {"c": "2026-12-05 09:00:00"},
+            )
+        command.downgrade(alembic_config(url), "0015")
+        assert "conversation_reads" not in inspect(engine).get_table_names()
+        with engine.connect() as db:
+            assert db.execute(text("SELECT id FROM conversations")).scalars().all() == ["conv_r"]
+        upgrade(url)
+        assert schema_drift(url) == []
+        with engine.connect() as db:
+            assert db.execute(text("SELECT count(*) FROM conversation_reads")).scalar() == 0
+    finally:
+        engine.dispose()
+
+
+def test_sqlite_0016_goes_down_and_up_again(tmp_path) -> None:
+    _down_to_0015_and_up_again(f"sqlite:///{tmp_path / 'reads.db'}")
+
+
+@pytest.mark.postgres
+def test_postgres_0016_goes_down_and_up_again(pg_server: PostgresServer) -> None:
+    _down_to_0015_and_up_again(pg_server.create_database("findesk_reads_0016"))

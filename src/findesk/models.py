@@ -8,6 +8,7 @@ from findesk.conversations.models import (
     Conversation,
     ConversationCount,
     ConversationEvent,
+    ConversationRead,
     ConversationTag,
     Message,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "Conversation",
     "ConversationCount",
     "ConversationEvent",
+    "ConversationRead",
     "ConversationTag",
     "EndUser",
     "FinCall",

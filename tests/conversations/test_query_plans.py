@@ -21,7 +21,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import event, insert, text
+from sqlalchemy import event, func, insert, select, text
 from sqlalchemy.orm import Session
 from support.postgres import PostgresServer
 
@@ -29,7 +29,13 @@ from findesk.agents.service import create_agent, ensure_fin_agent
 from findesk.conversations import counts, history
 from findesk.conversations import repository as conversation_repository
 from findesk.conversations import service as conversations
-from findesk.conversations.models import Conversation, ConversationEvent, ConversationTag, Message
+from findesk.conversations.models import (
+    Conversation,
+    ConversationEvent,
+    ConversationRead,
+    ConversationTag,
+    Message,
+)
 from findesk.conversations.repository import ConversationFilter
 from findesk.kit import ids
 from findesk.kit.db import Database
@@ -157,6 +163,7 @@ def _seed(db: Database) -> Seeded:
         counts.recount(session)
     long_id = conversation_rows[LONG_AT]["id"]
     long_messages = [row["id"] for row in message_rows if row["conversation_id"] == long_id]
+    _seed_reads(db, rng, humans, long_id)
     settle(db)
     return Seeded(
         db,
@@ -167,6 +174,37 @@ def _seed(db: Database) -> Seeded:
         long_messages[-2],
         snoozed,
     )
+
+
+def _seed_reads(db: Database, rng: random.Random, humans: list[str], long_id: str) -> None:
+    """How far each human has read: about half of the conversations each, most of them to the
+    end; the first human, the long conversation to its last-but-one message."""
+    with db.transaction() as session:
+        newest = session.execute(
+            select(Message.conversation_id, func.max(Message.seq)).group_by(Message.conversation_id)
+        ).all()
+        rows = [
+            {
+                "agent_id": agent_id,
+                "conversation_id": conversation_id,
+                "read_seq": seq - (1 if rng.random() < 0.2 else 0),
+                "read_at": utcnow(),
+            }
+            for conversation_id, seq in newest
+            for agent_id in humans
+            if rng.random() < 0.5 and conversation_id != long_id
+        ]
+        long_seq = next(seq for conversation_id, seq in newest if conversation_id == long_id)
+        rows.append(
+            {
+                "agent_id": humans[0],
+                "conversation_id": long_id,
+                "read_seq": long_seq - 1,
+                "read_at": utcnow(),
+            }
+        )
+        for start in range(0, len(rows), 5_000):
+            session.execute(insert(ConversationRead), rows[start : start + 5_000])
 
 
 def settle(db: Database) -> None:
@@ -414,6 +452,27 @@ def test_queue_rows_find_their_newest_message_without_reading_the_conversation(
         for node in plan.nodes():
             if node["Node Type"] == "Aggregate":
                 assert not Plan("", node).scans("messages"), plan
+
+
+def test_queue_rows_know_which_are_unread_from_the_indexes(seeded: Seeded) -> None:
+    """A page's unread markers, in one query: each row's read state by its key, then the
+    conversation's (conversation_id, seq) range after it; never the messages before it (the
+    long conversation's 2,000, read to its last but one), nor any other conversation's."""
+    agent_id = seeded.humans[0]
+    f = ConversationFilter(owner="any", agent_id=agent_id, statuses=("open",))
+    with seeded.db.read_session() as session:
+        page = [c.id for c in conversations.list_conversations(session, f, limit=PAGE)]
+        ids = [*page, seeded.long_id]
+        unread = conversations.unread_among(session, agent_id, ids)
+    assert seeded.long_id in unread
+    assert unread < set(ids), "the seed must leave some of the page read"
+    plans = plans_of(seeded.db, lambda s: conversations.unread_among(s, agent_id, ids))
+    assert len(plans) == 1
+    assert_indexed(plans, "conversations", {"pk_conversations"})
+    assert_indexed(plans, "conversation_reads", {"pk_conversation_reads"})
+    assert_indexed(plans, "messages", {"ix_messages_conversation_seq"})
+    for scan in plans[0].scans("messages"):
+        assert "conversation_id" in scan.condition and "seq >" in scan.condition, plans[0]
 
 
 def assert_only_snoozed_read(plans: list[Plan]) -> None:

@@ -10,6 +10,7 @@ from findesk.agent_api import schemas as s
 from findesk.agent_api.security import agent_api_router, current_agent
 from findesk.agent_api.views import (
     agent_view,
+    conversation_list_item,
     conversation_view,
     history_event_view,
     message_page_view,
@@ -56,10 +57,12 @@ def list_conversations(
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> s.ConversationPage:
     """A queue, newest activity first: waiting for a human, mine, Fin is handling (these
-    three without the snoozed), snoozed, or all."""
+    three without the snoozed), snoozed, or all; each item says whether it is `unread` for
+    you."""
+    me = current_agent(request)
     f = ConversationFilter.queue(
         queue,
-        current_agent(request).id,
+        me.id,
         statuses=tuple(status or ()),
         tag=tag,
         user_id=user_id,
@@ -67,7 +70,9 @@ def list_conversations(
     before = decode_cursor(cursor) if cursor else None
     with db_of(request).read_session() as session:
         rows = conversations.list_conversations(session, f, limit=limit + 1, before=before)
-        items = [conversation_view(c) for c in rows[:limit]]
+        page = rows[:limit]
+        unread = conversations.unread_among(session, me.id, [c.id for c in page])
+        items = [conversation_list_item(c, unread=c.id in unread) for c in page]
     next_cursor = None
     if len(rows) > limit:
         last = rows[limit - 1]
@@ -127,16 +132,26 @@ MessageId = Annotated[str | None, Query(max_length=255)]
 def get_conversation(
     request: Request, conversation_id: str, limit: PageSize = s.MESSAGE_PAGE_SIZE
 ) -> s.ConversationDetail:
-    """The conversation and its newest messages; older ones from `/messages?before=`."""
-    with db_of(request).read_session() as session:
+    """The conversation and its newest messages; older ones from `/messages?before=`. It is
+    then read for you up to the newest of them: no longer `unread` in the queues."""
+    me = current_agent(request)
+    db = db_of(request)
+    with db.read_session() as session:
         conversation = conversations.get_conversation(session, conversation_id)
-        page = message_page_view(conversations.message_page(session, conversation_id, limit=limit))
-        return s.ConversationDetail(
+        found = conversations.message_page(session, conversation_id, limit=limit)
+        page = message_page_view(found)
+        detail = s.ConversationDetail(
             conversation=conversation_view(conversation),
             messages=page.items,
             has_more_before=page.has_more_before,
             before_cursor=page.before_cursor,
         )
+        read_up_to = conversations.read_up_to(session, me.id, conversation_id)
+    newest_shown = max((m.seq for m in found.messages), default=0)
+    if newest_shown > read_up_to:  # a write only when there is something new
+        with db.transaction() as session:
+            conversations.mark_read(session, me.id, conversation_id, newest_shown)
+    return detail
 
 
 @router.get("/conversations/{conversation_id}/history", response_model=s.HistoryPage)

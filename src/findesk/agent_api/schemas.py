@@ -103,8 +103,17 @@ class HistoryPage(BaseModel):
     )
 
 
+class ConversationListItem(ConversationView):
+    unread: bool = Field(
+        description="It has a message by someone other than you newer than the newest you "
+        "were shown (by `GET /conversations/{conversation_id}` or in the inbox); one you never "
+        "opened is unread once anyone else wrote in it. Your own replies and notes never make "
+        "it unread."
+    )
+
+
 class ConversationPage(BaseModel):
-    items: list[ConversationView]
+    items: list[ConversationListItem]
     next_cursor: str | None = Field(
         description="Pass as `cursor` for the next page; null at the end."
     )

@@ -3,9 +3,12 @@ conversation's owner and activity."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from findesk.agent_api.schemas import (
     AgentTokenView,
     AgentView,
+    ConversationListItem,
     ConversationView,
     HistoryEventView,
     MessagePage,
@@ -36,17 +39,26 @@ def token_view(token: AgentToken) -> AgentTokenView:
     )
 
 
-def conversation_view(conversation: Conversation) -> ConversationView:
-    return ConversationView(
+def _conversation_view_fields(conversation: Conversation) -> dict[str, Any]:
+    return {
         **conversation_fields(conversation, agent_view),
-        owner=owner_kind(conversation),
-        last_user_read_at=conversation.last_user_read_at,
-        last_activity_at=conversation.last_activity_at,
-        handed_over_at=conversation.handed_over_at,
-        taken_over_at=conversation.taken_over_at,
-        first_human_reply_at=conversation.first_human_reply_at,
-        snoozed_until=conversation.snoozed_until,
-    )
+        "owner": owner_kind(conversation),
+        "last_user_read_at": conversation.last_user_read_at,
+        "last_activity_at": conversation.last_activity_at,
+        "handed_over_at": conversation.handed_over_at,
+        "taken_over_at": conversation.taken_over_at,
+        "first_human_reply_at": conversation.first_human_reply_at,
+        "snoozed_until": conversation.snoozed_until,
+    }
+
+
+def conversation_view(conversation: Conversation) -> ConversationView:
+    return ConversationView(**_conversation_view_fields(conversation))
+
+
+def conversation_list_item(conversation: Conversation, *, unread: bool) -> ConversationListItem:
+    """A queue's item: the conversation, and whether it is unread for the agent asking."""
+    return ConversationListItem(**_conversation_view_fields(conversation), unread=unread)
 
 
 def message_view(message: Message) -> MessageView:

@@ -148,6 +148,26 @@ class Message(Base):
         return body
 
 
+class ConversationRead(Base):
+    """How far an agent has read a conversation: the seq of the newest message the inbox or the
+    agent API showed them when they opened it. It only ever moves forward; a conversation the
+    agent never opened has no row. The queues mark it unread for them while it has a later
+    message by someone else (``repository.unread_among``)."""
+
+    __tablename__ = "conversation_reads"
+    # (The primary key serves each agent's lookups; this, a conversation's cascade.)
+    __table_args__ = (Index("ix_conversation_reads_conversation", "conversation_id"),)
+
+    agent_id: Mapped[str] = mapped_column(
+        ForeignKey("agents.id", ondelete="CASCADE"), primary_key=True
+    )
+    conversation_id: Mapped[str] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True
+    )
+    read_seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
+    read_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 # What a history row may record; later issues add team, SLA and ticket kinds.
 HistoryKind = Literal[
     "created",

@@ -37,6 +37,7 @@ from findesk.conversations.models import (
     Conversation,
     ConversationCount,
     ConversationEvent,
+    ConversationRead,
     ConversationTag,
     Message,
 )
@@ -667,3 +668,66 @@ def latest_messages(session: Session, conversation_ids: Sequence[str]) -> dict[s
         )
         for row in rows
     }
+
+
+# --- how far each agent has read each conversation (the queues' unread marker) --------------
+
+_READ_SEQ = select(ConversationRead.read_seq).where(
+    ConversationRead.agent_id == bindparam("agent_id"),
+    ConversationRead.conversation_id == bindparam("conversation_id"),
+)
+
+
+def read_seq(session: Session, agent_id: str, conversation_id: str) -> int:
+    """The seq of the newest message of the conversation the agent was shown; 0: never opened."""
+    parameters = {"agent_id": agent_id, "conversation_id": conversation_id}
+    return int(session.scalar(_READ_SEQ, parameters) or 0)
+
+
+def mark_read(
+    session: Session, agent_id: str, conversation_id: str, seq: int, at: datetime
+) -> None:
+    """Record that the agent has read the conversation up to the message ``seq``: one upsert,
+    which never moves an agent back to an older message (a slower request that showed fewer
+    messages, say, arriving last)."""
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    statement = insert(ConversationRead).values(
+        agent_id=agent_id, conversation_id=conversation_id, read_seq=seq, read_at=at
+    )
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["agent_id", "conversation_id"],
+            set_={"read_seq": statement.excluded.read_seq, "read_at": statement.excluded.read_at},
+            where=ConversationRead.read_seq < statement.excluded.read_seq,
+        )
+    )
+
+
+def unread_among(session: Session, agent_id: str, conversation_ids: Sequence[str]) -> set[str]:
+    """Which of these conversations are unread for the agent, in one query: those with a
+    message after the newest the agent was shown that someone else wrote (the agent's own
+    replies and notes never count). A conversation the agent never opened counts from its
+    first message: unread as soon as anyone else wrote in it, as a waiting one always has.
+
+    Per conversation: its read row by key, then its (conversation, seq) index range after
+    that seq, which stops at the first message by someone else; usually the range is empty
+    or holds that one message, however long the conversation."""
+    if not conversation_ids:
+        return set()
+    read = ConversationRead
+    newer_from_others = (
+        exists()
+        .where(
+            Message.conversation_id == Conversation.id,
+            Message.seq > func.coalesce(read.read_seq, 0),
+            # End users' messages have no agent: NULL is distinct from the agent.
+            Message.author_agent_id.is_distinct_from(agent_id),
+        )
+        .correlate(Conversation, read)
+    )
+    rows = session.scalars(
+        select(Conversation.id)
+        .outerjoin(read, and_(read.conversation_id == Conversation.id, read.agent_id == agent_id))
+        .where(Conversation.id.in_(conversation_ids), newer_from_others)
+    )
+    return set(rows)

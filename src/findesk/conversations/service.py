@@ -759,6 +759,25 @@ def latest_messages(
     return repository.latest_messages(session, conversation_ids)
 
 
+def read_up_to(session: Session, agent_id: str, conversation_id: str) -> int:
+    """The seq of the newest message of the conversation the agent was shown (0: never
+    opened): compare before ``mark_read``, so that opening a conversation again writes
+    nothing when nothing is new."""
+    return repository.read_seq(session, agent_id, conversation_id)
+
+
+def mark_read(session: Session, agent_id: str, conversation_id: str, seq: int) -> None:
+    """The agent was shown the conversation up to its message ``seq`` (the newest shown, which
+    a later message may follow by the time this runs: that one stays unread). Only forward."""
+    repository.mark_read(session, agent_id, conversation_id, seq, utcnow())
+
+
+def unread_among(session: Session, agent_id: str, conversation_ids: Sequence[str]) -> set[str]:
+    """Which of these conversations (a queue's page) have news for the agent: a message by
+    someone else after the newest they were shown (``repository.unread_among``)."""
+    return repository.unread_among(session, agent_id, conversation_ids)
+
+
 def known_tags(session: Session, limit: int = 500) -> list[str]:
     return repository.known_tags(session, limit)
 

@@ -356,7 +356,9 @@ def _list_context(request: Request, viewer: Viewer) -> dict[str, Any]:
             page, more = rows[:PAGE_SIZE], len(rows) > PAGE_SIZE
         counts = conversations.queue_counts(session, viewer.agent.id)
         agent_list = list(agents.list_agents(session))
-        previews = conversations.latest_messages(session, [c.id for c in page])
+        shown = [c.id for c in page]
+        previews = conversations.latest_messages(session, shown)
+        unread = conversations.unread_among(session, viewer.agent.id, shown)
     next_cursor = encode_cursor(page[-1].last_activity_at, page[-1].id) if more else None
     keep = {k: v for k, v in params.items() if k in ("queue", "status", "tag", "q", "within") and v}
     keep["queue"] = queue
@@ -368,6 +370,7 @@ def _list_context(request: Request, viewer: Viewer) -> dict[str, Any]:
         "items": [(c, owner_kind(c)) for c in page],
         "snippets": snippets,
         "previews": previews,
+        "unread": unread,
         "next_cursor": next_cursor,
         "filters": keep,
         "query": urlencode(keep),
@@ -387,9 +390,15 @@ def _message_window(request: Request) -> dict[str, str]:
     return {}
 
 
-def _conversation_context(request: Request, viewer: Viewer, conversation_id: str) -> dict[str, Any]:
+def _conversation_context(
+    request: Request, viewer: Viewer, conversation_id: str, *, mark_read: bool
+) -> dict[str, Any]:
+    """What the conversation's part of the page shows. ``mark_read``: the agent is looking at
+    it (the page itself, or a live refresh of a visible page), so it is read up to the newest
+    message shown."""
     window = _message_window(request)
-    with db_of(request).read_session() as session:
+    db = db_of(request)
+    with db.read_session() as session:
         conversation = conversations.get_conversation(session, conversation_id)
         try:
             page = conversations.message_page(
@@ -411,6 +420,13 @@ def _conversation_context(request: Request, viewer: Viewer, conversation_id: str
         others = conversations.other_conversations(session, conversation, OTHER_CONVERSATIONS)
         tags_known = conversations.known_tags(session)
         macros = replies.list_macros(session, viewer.agent)
+        read_up_to = conversations.read_up_to(session, viewer.agent.id, conversation_id)
+    newest_shown = max((m.seq for m in messages), default=0)
+    if mark_read and newest_shown > read_up_to:
+        # The only write of a GET, and only when there is something new: reading a page again
+        # costs a lookup by key, never a write transaction (on SQLite, the one writer's lock).
+        with db.transaction() as session:
+            conversations.mark_read(session, viewer.agent.id, conversation_id, newest_shown)
     return {
         "user_attributes": attribute_rows(conversation.user.attributes),
         "conversation_attributes": attribute_rows(conversation.attributes),
@@ -453,8 +469,11 @@ async def inbox(request: Request) -> Response:
 @router.get("/inbox/conversations/{conversation_id}")
 async def conversation_page(request: Request, conversation_id: str) -> Response:
     async def run(viewer: Viewer) -> Response:
+        # The conversation first: opening it marks it read, which its row in the queue shows.
+        detail = await run_in_threadpool(
+            _conversation_context, request, viewer, conversation_id, mark_read=True
+        )
         context = await run_in_threadpool(_list_context, request, viewer)
-        detail = await run_in_threadpool(_conversation_context, request, viewer, conversation_id)
         fin_alert = await run_in_threadpool(_fin_alert, request)
         return render(
             request,
@@ -482,10 +501,15 @@ async def list_fragment(request: Request) -> Response:
 @router.get("/inbox/fragments/conversation/{conversation_id}")
 async def conversation_fragment(request: Request, conversation_id: str) -> Response:
     async def run(viewer: Viewer) -> Response:
-        detail = await run_in_threadpool(_conversation_context, request, viewer, conversation_id)
+        # ``read=1``: a live refresh of the conversation the agent is looking at (inbox.js
+        # asks so only while the page is visible); loading older messages marks nothing.
+        looking = request.query_params.get("read") == "1"
+        detail = await run_in_threadpool(
+            _conversation_context, request, viewer, conversation_id, mark_read=looking
+        )
         # The queue's filters, for the links back; not which messages this fragment shows.
         params = request.query_params.multi_items()
-        query = urlencode([(k, v) for k, v in params if k not in WINDOW_KEYS])
+        query = urlencode([(k, v) for k, v in params if k not in (*WINDOW_KEYS, "read")])
         return render(request, "_conversation.html", **detail, query=query)
 
     return await guarded(request, run, page=False)

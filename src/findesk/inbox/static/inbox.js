@@ -242,10 +242,15 @@
       event.preventDefault();
       loadOlder(link);
     });
+    // A refresh while the agent can see the page marks the conversation read (read=1); the
+    // queue refreshes after it, so that its row shows that. Seen later, when the tab shows again.
+    let unseen = false;
     refreshConversation = debounce(async () => {
+      const looking = document.visibilityState === "visible";
+      unseen = !looking;
       const window_ = conversationArea.querySelector(".thread")?.dataset.window;
-      const query = joinQuery(queueArea?.dataset.query, window_);
-      const doc = await fetchHtml(`/inbox/fragments/conversation/${currentId}?${query}`);
+      const query = joinQuery(queueArea?.dataset.query, window_, looking ? "read=1" : "");
+      const doc = await fetchHtml(`/inbox/fragments/conversation/${currentId}?${query}`).finally(() => refreshList?.());
       if (!doc) return;
       const atBottom = nearBottom();
       // Replace everything but the composer, so a reply being written is never lost.
@@ -259,6 +264,9 @@
       watchLayout();
       if (atBottom) showLatest(); // not while the agent reads older messages
     }, 150);
+    document.addEventListener("visibilitychange", () => {
+      if (document.visibilityState === "visible" && unseen) refreshConversation();
+    });
   }
 
   // Seen by Fin: the banner about replies Fin has not fetched changes on live events (a reply,
@@ -314,8 +322,9 @@
     const source = new EventSource("/inbox/live");
     source.addEventListener("change", (message) => {
       const event = JSON.parse(message.data);
-      refreshList?.();
-      if (event.conversation_id === currentId) refreshConversation?.();
+      // The open conversation's own refresh refreshes the list once it has marked it read.
+      if (event.conversation_id === currentId && refreshConversation) refreshConversation();
+      else refreshList?.();
       if (document.getElementById("fin-alert")) refreshFinAlert();
       const handedOver = event.owner === "waiting" && (event.kind === "assignee" || event.kind === "conversation");
       if (handedOver && event.actor !== "agent") announce(event);
