@@ -144,6 +144,11 @@ def test_each_queue_lists_the_conversations_it_is_for(
     me = new_agent(server, "Max Mine")  # "Mine" is exactly what this test gives them
     web = sign_in(server, me)
     before = counts(web.page("/inbox"))
+    # An empty queue says what would fill it, and an empty search what to try.
+    empty = web.page("/inbox", queue="mine").find("li", "empty").text
+    assert "Nothing is assigned to you. Take one over from Waiting for a human." in empty
+    nothing = web.page("/inbox", q=unique("nowhere"), within="waiting").find("li", "empty").text
+    assert "No conversation matches" in nothing and "untick" in nothing
     with_fin = conversation(world)
     waiting = conversation(world)
     world.hand_over(waiting)
