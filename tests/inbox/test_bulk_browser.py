@@ -11,7 +11,7 @@ from sqlalchemy import select
 from support.a11y import assert_accessible
 from support.receiver import Receiver, eventually, notifier_settings
 from support.server import LiveServer, database_url
-from web_support import PASSWORD, new_agent
+from web_support import new_agent, signed_in_page
 
 from findesk.conversations.models import Conversation
 from findesk.notifier.models import OutboxEvent
@@ -35,12 +35,7 @@ def server(
 def page(browser: Browser, server: LiveServer) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     agent = new_agent(server, "Bo Bulk")
-    opened = context.new_page()
-    opened.goto(f"{server.base_url}/login")
-    opened.get_by_label("Email").fill(agent.email)
-    opened.get_by_label("Password").fill(PASSWORD)
-    opened.get_by_label("Password").press("Enter")
-    expect(opened.locator("body")).to_have_attribute("data-live", "open")
+    opened = signed_in_page(context, server, agent)
     yield opened
     context.close()
 

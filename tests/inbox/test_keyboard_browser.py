@@ -16,7 +16,7 @@ from support.a11y import assert_accessible
 from support.fin import World
 from support.receiver import eventually
 from support.server import LiveServer
-from web_support import PASSWORD, new_agent, start_server
+from web_support import new_agent, signed_in_page, start_server
 
 from findesk.agents.models import Agent
 from findesk.conversations.models import Conversation
@@ -53,13 +53,7 @@ def signed_in(context: BrowserContext, server: LiveServer) -> Page:
             body="<p>Hi {{user.name}}, it is on its way: tracking 123.</p>",
             shared=False,
         )
-    page = context.new_page()
-    page.goto(f"{server.base_url}/login")
-    page.get_by_label("Email").fill(agent.email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_label("Password").press("Enter")
-    expect(page.locator("body")).to_have_attribute("data-live", "open")
-    return page
+    return signed_in_page(context, server, agent)
 
 
 def waiting_conversation(server: LiveServer, title: str) -> str:

@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 from support.a11y import assert_accessible
 from support.server import LiveServer
-from web_support import PASSWORD, new_agent, start_server
+from web_support import new_agent, signed_in_page, start_server
 
 expect.set_options(timeout=15_000)
 ROWS = 14
@@ -34,12 +34,7 @@ def server(
 def page(browser: Browser, server: LiveServer) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1440, "height": 900})
     agent = new_agent(server, "Rita Rows")
-    opened = context.new_page()
-    opened.goto(f"{server.base_url}/login")
-    opened.get_by_label("Email").fill(agent.email)
-    opened.get_by_label("Password").fill(PASSWORD)
-    opened.get_by_label("Password").press("Enter")
-    expect(opened.locator("body")).to_have_attribute("data-live", "open")
+    opened = signed_in_page(context, server, agent)
     yield opened
     context.close()
 

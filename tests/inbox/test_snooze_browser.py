@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 from support.a11y import assert_accessible
 from support.server import LiveServer, database_url
-from web_support import PASSWORD, Person, new_agent
+from web_support import Person, new_agent, signed_in_page
 
 from findesk.conversations import service as conversations
 from findesk.conversations.models import Conversation
@@ -40,12 +40,7 @@ def agent(server: LiveServer) -> Person:
 @pytest.fixture
 def page(browser: Browser, server: LiveServer, agent: Person) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1280, "height": 800}, timezone_id=ZONE)
-    opened = context.new_page()
-    opened.goto(f"{server.base_url}/login")
-    opened.get_by_label("Email").fill(agent.email)
-    opened.get_by_label("Password").fill(PASSWORD)
-    opened.get_by_label("Password").press("Enter")
-    expect(opened.locator("body")).to_have_attribute("data-live", "open")
+    opened = signed_in_page(context, server, agent)
     yield opened
     context.close()
 

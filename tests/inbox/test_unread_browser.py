@@ -11,7 +11,7 @@ from playwright.sync_api import Browser, Locator, Page, expect
 from sqlalchemy import func, select
 from support.a11y import assert_accessible
 from support.server import LiveServer
-from web_support import PASSWORD, Person, new_agent, start_server, unique
+from web_support import Person, new_agent, signed_in_page, start_server, unique
 
 from findesk.conversations.models import ConversationRead, Message
 
@@ -40,12 +40,7 @@ def page(
     context = browser.new_context(
         viewport={"width": 1280, "height": 800}, color_scheme=request.param
     )
-    opened = context.new_page()
-    opened.goto(f"{server.base_url}/login")
-    opened.get_by_label("Email").fill(agent.email)
-    opened.get_by_label("Password").fill(PASSWORD)
-    opened.get_by_label("Password").press("Enter")
-    expect(opened.locator("body")).to_have_attribute("data-live", "open")
+    opened = signed_in_page(context, server, agent)
     yield opened
     context.close()
 

@@ -66,6 +66,20 @@ def new_agent(
         return Person(agent.id, email, name, role)
 
 
+def signed_in_page(context: Any, server: LiveServer, person: Person) -> Any:
+    """A new Chromium page of ``context`` (Playwright), signed in as ``person`` through the
+    sign-in form, with its live stream open: where the browser tests start."""
+    from playwright.sync_api import expect
+
+    page = context.new_page()
+    page.goto(f"{server.base_url}/login")
+    page.get_by_label("Email").fill(person.email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_label("Password").press("Enter")
+    expect(page.locator("body")).to_have_attribute("data-live", "open")
+    return page
+
+
 # --- a browser without a browser ---------------------------------------------------------------
 
 

@@ -12,7 +12,7 @@ import asyncio
 import logging
 
 from findesk.conversations import service
-from findesk.kit.commit_signal import Alarm
+from findesk.kit.commit_signal import BackgroundLoop
 from findesk.kit.db import Database
 from findesk.kit.timeutil import as_utc, utcnow
 
@@ -20,20 +20,11 @@ log = logging.getLogger(__name__)
 BATCH = 100
 
 
-class Waker:
+class Waker(BackgroundLoop):
     def __init__(self, db: Database, check_seconds: float) -> None:
         self.db = db
         self.check_seconds = check_seconds
-        self._alarm = Alarm()
-        self._stopping = False
-
-    def wake(self) -> None:
-        """Look again now; safe to call from any thread."""
-        self._alarm.wake()
-
-    def stop(self) -> None:
-        self._stopping = True
-        self.wake()
+        super().__init__()
 
     def run_once(self) -> int:
         """Wake every conversation that is due; how many it woke."""
@@ -65,7 +56,6 @@ class Waker:
                     delay = await asyncio.to_thread(self.seconds_until_due)
                 except Exception:  # a database hiccup must not end the loop
                     log.exception("waker round failed")
-                if not self._stopping:
-                    await self._alarm.sleep(delay)
+                await self._sleep(delay)
         finally:
             unsubscribe()

@@ -20,7 +20,7 @@ from typing import ParamSpec, TypeVar
 from findesk.fin_ledger import service
 from findesk.fin_ledger.calls import CallRecord, FinLedger
 from findesk.fin_ledger.metrics import LEDGER_DROPPED, LEDGER_RECORDED
-from findesk.kit.commit_signal import Alarm
+from findesk.kit.commit_signal import BackgroundLoop
 from findesk.kit.db import Database
 
 log = logging.getLogger("findesk.fin_ledger")
@@ -31,7 +31,10 @@ T = TypeVar("T")
 P = ParamSpec("P")
 
 
-class LedgerRecorder:
+class LedgerRecorder(BackgroundLoop):
+    """Writes the buffered Fin API calls every ``flush_seconds``; after ``stop()``, ``run()``
+    writes what is still buffered, then returns."""
+
     def __init__(
         self,
         db: Database,
@@ -46,15 +49,9 @@ class LedgerRecorder:
         self.retention = retention
         self.flush_seconds = flush_seconds
         self.prune_every_seconds = prune_every_seconds
-        self._alarm = Alarm()
-        self._stopping = False
+        super().__init__()
         self._last_prune: float | None = None
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="findesk-ledger")
-
-    def stop(self) -> None:
-        """Finish: ``run()`` writes what is buffered, then returns."""
-        self._stopping = True
-        self._alarm.wake()
 
     async def run(self) -> None:
         self._alarm.arm()
@@ -62,7 +59,7 @@ class LedgerRecorder:
             while not self._stopping:
                 await self._maybe_prune()
                 await self.flush()
-                await self._alarm.sleep(self.flush_seconds)
+                await self._sleep(self.flush_seconds)
             await self.flush()
         finally:
             self._thread.shutdown(wait=True)

@@ -76,3 +76,25 @@ class Alarm:
         except TimeoutError:
             pass
         self._event.clear()
+
+
+class BackgroundLoop:
+    """What every background loop shares (the delivery worker, the publisher, the snooze
+    waker): it sleeps on an ``Alarm`` until due, ``wake()`` (from any thread) makes it look
+    now, ``stop()`` ends it after the round in hand. ``run()`` arms the alarm first."""
+
+    def __init__(self) -> None:
+        self._alarm = Alarm()
+        self._stopping = False
+
+    def wake(self) -> None:
+        """Look now; safe to call from any thread."""
+        self._alarm.wake()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self.wake()
+
+    async def _sleep(self, seconds: float) -> None:
+        if not self._stopping:
+            await self._alarm.sleep(seconds)

@@ -47,7 +47,7 @@ from typing import Any
 import httpx
 from sqlalchemy import text
 
-from findesk.kit.commit_signal import Alarm
+from findesk.kit.commit_signal import BackgroundLoop
 from findesk.kit.db import Database, insert_once
 from findesk.kit.settings import Settings
 from findesk.kit.timeutil import as_utc, utcnow
@@ -681,7 +681,7 @@ class _Counter:
             self.progress(done, total)
 
 
-class PublisherLoop:
+class PublisherLoop(BackgroundLoop):
     """Publishes pending articles in the background until ``stop()``: at once when woken by a
     commit that marked articles, else every ``poll_seconds`` for retries that became due."""
 
@@ -696,17 +696,11 @@ class PublisherLoop:
         self.settings = settings
         self.poll_seconds = poll_seconds
         self.publisher = publisher or Publisher(db, settings)
-        self._alarm = Alarm()
-        self._stopping = False
-
-    def wake(self) -> None:
-        """Look for pending articles now; safe to call from any thread."""
-        self._alarm.wake()
+        super().__init__()
 
     def stop(self) -> None:
-        self._stopping = True
         self.publisher.stop()
-        self.wake()
+        super().stop()
 
     async def run(self) -> None:
         self._alarm.arm()
@@ -737,7 +731,3 @@ class PublisherLoop:
             unsubscribe()
             await asyncio.to_thread(self.publisher.close)
             log.info("kb publisher stopped")
-
-    async def _sleep(self, seconds: float) -> None:
-        if not self._stopping:
-            await self._alarm.sleep(seconds)

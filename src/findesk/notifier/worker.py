@@ -22,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 
 from findesk import __version__
 from findesk.kit import ids
-from findesk.kit.commit_signal import Alarm
+from findesk.kit.commit_signal import BackgroundLoop
 from findesk.kit.db import Database
 from findesk.kit.settings import Settings
 from findesk.kit.timeutil import as_utc, utcnow
@@ -100,7 +100,7 @@ def classify(response: httpx.Response, now: datetime) -> Outcome:
     )
 
 
-class Worker:
+class Worker(BackgroundLoop):
     def __init__(
         self,
         db: Database,
@@ -116,19 +116,8 @@ class Worker:
             settings.notifier_backoff_base_seconds, settings.notifier_backoff_max_seconds
         )
         self._transport = transport
-        self._alarm = Alarm()
-        self._stopping = False
+        super().__init__()
         self._last_purge = 0.0
-
-    # --- control ----------------------------------------------------------------------------
-
-    def wake(self) -> None:
-        """Look for events now; safe to call from any thread."""
-        self._alarm.wake()
-
-    def stop(self) -> None:
-        self._stopping = True
-        self.wake()
 
     async def run(self) -> None:
         """Deliver until ``stop()``; the batch in flight is finished first."""
@@ -164,10 +153,6 @@ class Worker:
             headers={"User-Agent": f"findesk/{__version__}"},
             transport=self._transport,
         )
-
-    async def _sleep(self, seconds: float) -> None:
-        if not self._stopping:
-            await self._alarm.sleep(seconds)
 
     def _seconds_until_due(self) -> float:
         poll = self.settings.notifier_poll_seconds
