@@ -13,6 +13,7 @@ from sqlalchemy import (
     Connection,
     Row,
     Select,
+    SQLColumnExpression,
     Text,
     and_,
     bindparam,
@@ -481,67 +482,69 @@ def add_to_counts(session: Session, changes: Mapping[QueueKey, int], shard: int)
 
 
 @dataclass(frozen=True)
-class OpenCounts:
+class QueueTotals:
     waiting: int
     mine: int
     fin: int
     all: int
 
 
-def open_counts(session: Session, agent_id: str) -> OpenCounts:
-    """Open conversations waiting for a human, the agent's, Fin's (any bot's), and all of
-    them, from the kept counts: a few rows a queue, whatever the number of conversations."""
-    kept = ConversationCount
+def _queue_totals(
+    source: Any,
+    assignee: SQLColumnExpression[Any],
+    total: SQLColumnExpression[Any],
+    nobody: ColumnElement[bool],
+) -> Select[Any]:
+    """Rows of (assignee, total) summed as the sidebar's queues: nobody's, the agent's
+    (``:agent_id``), Fin's (any bot's) and all. Built once: the inbox asks on every page."""
 
     def where(condition: ColumnElement[bool]) -> ColumnElement[int]:
-        return func.coalesce(func.sum(case((condition, kept.total), else_=0)), 0)
+        return func.coalesce(func.sum(case((condition, total), else_=0)), 0)
 
-    row = session.execute(
+    return (
         select(
-            where(kept.assignee_id == ""),
-            where(kept.assignee_id == agent_id),
+            where(nobody),
+            where(assignee == bindparam("agent_id")),
             where(Agent.is_bot.is_(True)),
-            func.coalesce(func.sum(kept.total), 0),
+            func.coalesce(func.sum(total), 0),
         )
-        .select_from(kept)
-        .outerjoin(Agent, Agent.id == kept.assignee_id)
-        .where(kept.status == "open")
-    ).one()
-    return OpenCounts(int(row[0]), int(row[1]), int(row[2]), int(row[3]))
-
-
-@dataclass(frozen=True)
-class SnoozedCounts:
-    waiting: int
-    mine: int
-    fin: int
-    all: int
-
-
-def snoozed_counts(session: Session, agent_id: str) -> SnoozedCounts:
-    """Open conversations set aside, by the queue they wake back into: read from the partial
-    index of the snoozed ones, a few rows whatever the number of conversations."""
-    snoozed = (
-        select(Conversation.assignee_id, func.count().label("total"))
-        .where(SNOOZED, Conversation.status == "open")
-        .group_by(Conversation.assignee_id)
-        .subquery()
+        .select_from(source)
+        .outerjoin(Agent, Agent.id == assignee)
     )
 
-    def where(condition: ColumnElement[bool]) -> ColumnElement[int]:
-        return func.coalesce(func.sum(case((condition, snoozed.c.total), else_=0)), 0)
 
-    row = session.execute(
-        select(
-            where(snoozed.c.assignee_id.is_(None)),
-            where(snoozed.c.assignee_id == agent_id),
-            where(Agent.is_bot.is_(True)),
-            func.coalesce(func.sum(snoozed.c.total), 0),
-        )
-        .select_from(snoozed)
-        .outerjoin(Agent, Agent.id == snoozed.c.assignee_id)
-    ).one()
-    return SnoozedCounts(int(row[0]), int(row[1]), int(row[2]), int(row[3]))
+_OPEN_TOTALS = _queue_totals(
+    ConversationCount,
+    ConversationCount.assignee_id,
+    ConversationCount.total,
+    ConversationCount.assignee_id == "",
+).where(ConversationCount.status == "open")
+_SNOOZED = (
+    select(Conversation.assignee_id, func.count().label("total"))
+    .where(SNOOZED, Conversation.status == "open")
+    .group_by(Conversation.assignee_id)
+    .subquery()
+)
+_SNOOZED_TOTALS = _queue_totals(
+    _SNOOZED, _SNOOZED.c.assignee_id, _SNOOZED.c.total, _SNOOZED.c.assignee_id.is_(None)
+)
+
+
+def _totals(session: Session, statement: Select[Any], agent_id: str) -> QueueTotals:
+    row = session.execute(statement, {"agent_id": agent_id}).one()
+    return QueueTotals(int(row[0]), int(row[1]), int(row[2]), int(row[3]))
+
+
+def open_counts(session: Session, agent_id: str) -> QueueTotals:
+    """Open conversations waiting for a human, the agent's, Fin's (any bot's), and all of
+    them, from the kept counts: a few rows a queue, whatever the number of conversations."""
+    return _totals(session, _OPEN_TOTALS, agent_id)
+
+
+def snoozed_counts(session: Session, agent_id: str) -> QueueTotals:
+    """Open conversations set aside, by the queue they wake back into: read from the partial
+    index of the snoozed ones, a few rows whatever the number of conversations."""
+    return _totals(session, _SNOOZED_TOTALS, agent_id)
 
 
 def due_to_wake(session: Session, now: datetime, limit: int) -> Sequence[str]:
@@ -644,24 +647,31 @@ class Preview:
     from_end_user: bool
 
 
+_NEWEST_SEQ = (
+    select(func.max(Message.seq))
+    .where(Message.conversation_id == Conversation.id)
+    .correlate(Conversation)
+    .scalar_subquery()
+)
+# Built once: the inbox asks on every page of a queue.
+_LATEST_MESSAGES = select(
+    Message.conversation_id, Message.plain_text, Message.visibility, Message.author_type
+).where(
+    Message.seq.in_(
+        select(_NEWEST_SEQ).where(
+            Conversation.id.in_(bindparam("conversation_ids", expanding=True))
+        )
+    )
+)
+
+
 def latest_messages(session: Session, conversation_ids: Sequence[str]) -> dict[str, Preview]:
     """The newest message of each conversation: per conversation, one descent of the
     (conversation, seq) index to its highest seq, however long the conversation (a GROUP BY
     would read every message of each)."""
     if not conversation_ids:
         return {}
-    newest_seq = (
-        select(func.max(Message.seq))
-        .where(Message.conversation_id == Conversation.id)
-        .correlate(Conversation)
-        .scalar_subquery()
-    )
-    newest = select(newest_seq).where(Conversation.id.in_(conversation_ids))
-    rows = session.execute(
-        select(
-            Message.conversation_id, Message.plain_text, Message.visibility, Message.author_type
-        ).where(Message.seq.in_(newest))
-    )
+    rows = session.execute(_LATEST_MESSAGES, {"conversation_ids": list(conversation_ids)})
     return {
         row.conversation_id: Preview(
             row.plain_text, row.visibility == "private", row.author_type == "end_user"
@@ -703,6 +713,29 @@ def mark_read(
     )
 
 
+_NEWER_FROM_OTHERS = (
+    exists()
+    .where(
+        Message.conversation_id == Conversation.id,
+        Message.seq > func.coalesce(ConversationRead.read_seq, 0),
+        # End users' messages have no agent: NULL is distinct from the agent.
+        Message.author_agent_id.is_distinct_from(bindparam("agent_id")),
+    )
+    .correlate(Conversation, ConversationRead)
+)
+_UNREAD = (
+    select(Conversation.id)
+    .outerjoin(
+        ConversationRead,
+        and_(
+            ConversationRead.conversation_id == Conversation.id,
+            ConversationRead.agent_id == bindparam("agent_id"),
+        ),
+    )
+    .where(Conversation.id.in_(bindparam("conversation_ids", expanding=True)), _NEWER_FROM_OTHERS)
+)
+
+
 def unread_among(session: Session, agent_id: str, conversation_ids: Sequence[str]) -> set[str]:
     """Which of these conversations are unread for the agent, in one query: those with a
     message after the newest the agent was shown that someone else wrote (the agent's own
@@ -714,20 +747,7 @@ def unread_among(session: Session, agent_id: str, conversation_ids: Sequence[str
     or holds that one message, however long the conversation."""
     if not conversation_ids:
         return set()
-    read = ConversationRead
-    newer_from_others = (
-        exists()
-        .where(
-            Message.conversation_id == Conversation.id,
-            Message.seq > func.coalesce(read.read_seq, 0),
-            # End users' messages have no agent: NULL is distinct from the agent.
-            Message.author_agent_id.is_distinct_from(agent_id),
-        )
-        .correlate(Conversation, read)
+    found = session.scalars(
+        _UNREAD, {"agent_id": agent_id, "conversation_ids": list(conversation_ids)}
     )
-    rows = session.scalars(
-        select(Conversation.id)
-        .outerjoin(read, and_(read.conversation_id == Conversation.id, read.agent_id == agent_id))
-        .where(Conversation.id.in_(conversation_ids), newer_from_others)
-    )
-    return set(rows)
+    return set(found)
