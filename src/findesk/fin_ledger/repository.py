@@ -62,19 +62,28 @@ def pending_of_conversation(session: Session, conversation_id: str) -> dict[str,
     return {row.message_id: row.created_at for row in session.execute(query)}
 
 
+# Built once: the inbox's Fin alert asks on every page.
+_COUNT_PENDING_BEFORE = (
+    select(func.count()).select_from(PendingFetch).where(PendingFetch.created_at < bindparam("at"))
+)
+_OLDEST_PENDING = (
+    select(PendingFetch).order_by(PendingFetch.created_at, PendingFetch.message_id).limit(1)
+)
+_FIRST_PENDING_SINCE = select(func.min(PendingFetch.created_at)).where(
+    PendingFetch.created_at >= bindparam("at")
+)
+
+
 def count_pending_before(session: Session, before: datetime) -> int:
-    query = select(func.count()).select_from(PendingFetch).where(PendingFetch.created_at < before)
-    return int(session.scalar(query) or 0)
+    return int(session.scalar(_COUNT_PENDING_BEFORE, {"at": before}) or 0)
 
 
 def oldest_pending(session: Session) -> PendingFetch | None:
-    query = select(PendingFetch).order_by(PendingFetch.created_at, PendingFetch.message_id)
-    return session.scalars(query.limit(1)).first()
+    return session.scalars(_OLDEST_PENDING).first()
 
 
 def first_pending_since(session: Session, since: datetime) -> datetime | None:
-    query = select(func.min(PendingFetch.created_at)).where(PendingFetch.created_at >= since)
-    value: datetime | None = session.scalar(query)
+    value: datetime | None = session.scalar(_FIRST_PENDING_SINCE, {"at": since})
     return value
 
 
