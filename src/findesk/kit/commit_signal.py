@@ -65,8 +65,10 @@ class Alarm:
 
     def wake(self) -> None:
         loop, event = self._loop, self._event
-        if loop is not None and event is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(event.set)
+        # Set already: the loop wakes anyway, and looks after this commit (see LiveFeed.wake).
+        if loop is None or event is None or event.is_set() or loop.is_closed():
+            return
+        loop.call_soon_threadsafe(event.set)
 
     async def sleep(self, seconds: float) -> None:
         """Up to ``seconds``, less if woken meanwhile (or since the last sleep)."""
