@@ -8,8 +8,17 @@ _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower case
 
 
 def new_id(prefix: str, length: int = 20) -> str:
-    """A random id: 20 base32 characters carry 100 bits, enough never to collide or be guessed."""
-    return f"{prefix}_" + "".join(secrets.choice(_ALPHABET) for _ in range(length))
+    """A random id: 20 base32 characters carry 100 bits, enough never to collide or be guessed.
+
+    One read of the system's random source, cut into 5-bit characters (``secrets.choice`` a
+    character read it 20 times: 1.5% of a Fin POST /messages)."""
+    bits = length * 5
+    number = int.from_bytes(secrets.token_bytes((bits + 7) // 8), "big") >> (-bits % 8)
+    chars = []
+    for _ in range(length):
+        number, index = divmod(number, 32)
+        chars.append(_ALPHABET[index])
+    return f"{prefix}_" + "".join(chars)
 
 
 USER = "usr"
