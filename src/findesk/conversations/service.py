@@ -696,11 +696,13 @@ def _wake(session: Session, conversation: Conversation, actor: Actor, *, reason:
 def wake_due(session: Session, now: datetime | None = None, limit: int = 100) -> int:
     """Wake the snoozed conversations whose time has come (up to ``limit``): the waker's
     round. Returns how many it woke."""
+    now = now or utcnow()
     woken = 0
-    for conversation_id in repository.due_to_wake(session, now or utcnow(), limit):
+    for conversation_id in repository.due_to_wake(session, now, limit):
         conversation = repository.get_for_update(session, conversation_id)
-        if conversation is None or conversation.snoozed_until is None:
-            continue  # woken meanwhile (the end user wrote, an agent woke it)
+        until = conversation.snoozed_until if conversation is not None else None
+        if conversation is None or until is None or as_utc(until) > now:
+            continue  # changed meanwhile: woken, or snoozed again for longer
         _wake(session, conversation, SYSTEM, reason="time")
         woken += 1
     return woken
@@ -799,9 +801,9 @@ def queue_counts(session: Session, agent_id: str) -> dict[str, int]:
         if agent is not None and agent.is_bot:
             queues["fin"] += change
     # Snoozed ones are in "All" and "Snoozed", not in the queue they wake back into.
-    snoozed = repository.snoozed_counts(session, agent_id)
-    queues["waiting"] -= snoozed.waiting
-    queues["mine"] -= snoozed.mine
-    queues["fin"] -= snoozed.fin
-    queues["snoozed"] = snoozed.all
+    set_aside = repository.snoozed_counts(session, agent_id)
+    queues["waiting"] -= set_aside.waiting
+    queues["mine"] -= set_aside.mine
+    queues["fin"] -= set_aside.fin
+    queues["snoozed"] = set_aside.all
     return queues
