@@ -207,9 +207,11 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
             fin.document_bearer_auth(schema, FIN_API)
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             for model in (ProblemOut, ErrorEnvelope, IntercomError):
-                components[model.__name__] = model.model_json_schema(
-                    ref_template="#/components/schemas/{model}"
-                )
+                component = model.model_json_schema(ref_template="#/components/schemas/{model}")
+                # The models it refers to, as components of their own (where the refs point).
+                for name, nested in component.pop("$defs", {}).items():
+                    components.setdefault(name, nested)
+                components[model.__name__] = component
             app.openapi_schema = schema
         return app.openapi_schema
 
