@@ -23,7 +23,8 @@ class EndUser(Base):
     )
     # The user's id in Intercom, given on create; unique so that repeated creates are idempotent.
     object_id: Mapped[str | None] = mapped_column(String(255), unique=True)
-    name: Mapped[str | None] = mapped_column(String(255))
+    # Indexed for the inbox's merge suggestions (an end user of the same name).
+    name: Mapped[str | None] = mapped_column(String(255), index=True)
     email: Mapped[str | None] = mapped_column(String(320), index=True)
     photo_url: Mapped[str | None] = mapped_column(String(2048))
     attributes: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)

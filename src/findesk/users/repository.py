@@ -83,3 +83,13 @@ def by_email(session: Session, email: str, limit: int = 2) -> Sequence[EndUser]:
         .order_by(EndUser.created_at, EndUser.id)
         .limit(limit)
     ).all()
+
+
+def by_name(session: Session, name: str, limit: int) -> Sequence[EndUser]:
+    """Users (with an email) of exactly this name (its index), oldest first."""
+    return session.scalars(
+        select(EndUser)
+        .where(EndUser.name == name, EndUser.email.is_not(None))
+        .order_by(EndUser.created_at, EndUser.id)
+        .limit(limit)
+    ).all()

@@ -247,3 +247,44 @@ def _become_user(session: Session, visitor: EndUser, ref: UserRef, actor: Actor)
     for conversation_id in conversation_repository.open_ids_of_user(session, visitor.id):
         changed(session, conversation_id, "user", actor)
     return visitor
+
+
+def merge_end_user(
+    session: Session,
+    source_id: str,
+    *,
+    into_id: str | None = None,
+    into_email: str | None = None,
+    actor: Actor,
+) -> Merged:
+    """The inbox's "Merge into…": the end user ``source_id`` (a visitor, or a duplicate of a
+    user) into the user with this id or email, who must exist (``merge_into``)."""
+    source = get_user(session, source_id)
+    if into_id:
+        target = repository.get_resolving_alias(session, into_id)
+        if target is None:  # (a form's error, not a missing page)
+            raise invalid(f"No user with id {into_id!r}.", field="user_id")
+    elif into_email and into_email.strip():
+        email = _checked("email", into_email)
+        assert email is not None
+        found = [u for u in repository.by_email(session, email, limit=3) if u.id != source.id]
+        if not found:
+            raise invalid(f"No other user has the email {email}.", field="email")
+        if len(found) > 1:
+            raise Conflict(f"Several users have the email {email}: merge from a suggestion.")
+        target = found[0]
+    else:
+        raise invalid("Give the email of the user to merge into.", field="email")
+    return merge_into(session, source, target, actor)
+
+
+def merge_suggestions(session: Session, user: EndUser, limit: int = 3) -> list[EndUser]:
+    """Users this end user may be a duplicate of: another with the same email, or, for a
+    visitor with a name, a user of the same name (exact, as Fin collected it)."""
+    if user.email:
+        found = repository.by_email(session, user.email, limit=limit + 1)
+    elif user.name:
+        found = repository.by_name(session, user.name, limit=limit + 1)
+    else:
+        return []
+    return [u for u in found if u.id != user.id][:limit]

@@ -1,7 +1,8 @@
 """end-user aliases: the ids of end users merged into another, and who answers to them now
 
-A new table only: ``end_users``, ``conversations`` and ``messages`` are not rebuilt (on SQLite a
-batch rebuild would drop the full-text search triggers of 0014). Starts empty.
+A new table, and an index on end users' names (the inbox's merge suggestions), made with a
+plain CREATE INDEX: ``end_users``, ``conversations`` and ``messages`` are not rebuilt (on
+SQLite a batch rebuild would drop the full-text search triggers of 0014). Starts empty.
 
 Revision ID: 0017
 Revises: 0016
@@ -37,9 +38,11 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("end_user_aliases", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_end_user_aliases_user_id"), ["user_id"], unique=False)
+    op.create_index(op.f("ix_end_users_name"), "end_users", ["name"], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_end_users_name"), table_name="end_users")
     with op.batch_alter_table("end_user_aliases", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_end_user_aliases_user_id"))
     op.drop_table("end_user_aliases")
