@@ -68,7 +68,7 @@ def test_a_visitor_is_merged_into_a_known_user_by_email(web: Web, world: World) 
     assert "Firefox" in aside.text and "pro" in aside.text
     got = world.api.get_user(visitor["id"])
     assert got.data["id"] == user["id"]
-    assert "merged" in page.find("ol", "thread").text
+    assert f"merged {visitor['name']} into Known Person" in page.find("ol", "thread").text
 
 
 def test_suggestions_by_name_and_by_email_merge_in_one_click(web: Web, world: World) -> None:

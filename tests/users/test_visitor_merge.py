@@ -4,6 +4,7 @@ called with the ids Fin held for the visitor (in both variants of the contract).
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
@@ -273,3 +274,28 @@ def test_convert_refusals_are_in_intercoms_shape(
     assert unauthenticated.headers["www-authenticate"].startswith("Bearer")
     # Nothing changed.
     assert fin_world.api.get_user(visitor["id"]).data["id"] == visitor["id"]
+
+
+def test_a_conversation_fin_opens_while_a_merge_runs_lands_on_the_user(
+    server: LiveServer, fin_world: World
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from findesk.kit.actor import SYSTEM
+    from findesk.users import repository
+    from findesk.users.service import merge_into
+
+    visitor = fin_world.user()
+    user = fin_world.user(email=email())
+    with ThreadPoolExecutor(1) as pool:
+        with server.db.transaction() as session:
+            source = repository.get(session, visitor["id"])
+            target = repository.get(session, user["id"])
+            assert source is not None and target is not None
+            merge_into(session, source, target, SYSTEM)
+            # Fin opens one for the visitor while the merge is not committed yet: it waits.
+            opening = pool.submit(fin_world.open, visitor["id"])
+            time.sleep(0.5)
+            assert not opening.done()
+        opened = opening.result(timeout=30)
+    assert opened["conversation"]["user"]["id"] == user["id"]

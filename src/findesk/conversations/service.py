@@ -232,8 +232,9 @@ def open_conversation(
         existing = repository.get_by_object_id(session, object_id)
         if existing is not None:
             return existing, _initial_message(session, existing), False
-    # Fin may hold the id of a visitor merged into a user since: the user answers to it.
-    user = user_repository.get_resolving_alias(session, user_id)
+    # Fin may hold the id of a visitor merged into a user since: the user answers to it (read
+    # locked, so that a merge running now cannot delete it before this conversation is in).
+    user = user_repository.get_shared_resolving_alias(session, user_id)
     if user is None:
         raise NotFound(f"No user with id {user_id!r}.")
     body = _checked_body(first)

@@ -22,6 +22,26 @@ def get_resolving_alias(session: Session, user_id: str) -> EndUser | None:
     return get(session, user_id) or aliased(session, "id", user_id)
 
 
+def get_shared_resolving_alias(session: Session, user_id: str) -> EndUser | None:
+    """``get_resolving_alias``, the row locked against a concurrent merge until the transaction
+    ends (``FOR KEY SHARE`` on PostgreSQL, as a foreign key's check would take: a merge waits
+    for it, or it waits for the merge and then finds the alias; nothing on SQLite, which has
+    one writer at a time)."""
+    user = _shared(session, user_id)
+    if user is None and (target := alias_target_id(session, "id", user_id)) is not None:
+        user = _shared(session, target)
+    return user
+
+
+def _shared(session: Session, user_id: str) -> EndUser | None:
+    return session.scalars(
+        select(EndUser)
+        .where(EndUser.id == user_id)
+        .with_for_update(read=True, key_share=True)
+        .execution_options(populate_existing=True)
+    ).first()
+
+
 def get_by_object_id_resolving_alias(session: Session, object_id: str) -> EndUser | None:
     return get_by_object_id(session, object_id) or aliased(session, "object_id", object_id)
 
