@@ -98,6 +98,10 @@ def test_a_merge_moves_conversations_and_messages_and_never_overwrites(
     assert merge[0]["actor_agent"]["id"] == agent_client.agent_id  # type: ignore[attr-defined]
     gone = agent_client.get("/conversations", params={"user_id": visitor["id"]}).json()
     assert gone["items"] == []
+    # Search finds the moved conversation by the user's email now (its search head followed).
+    local = user["email"].split("@")[0].split("-")[1]
+    found = agent_client.get("/search", params={"q": local}).json()["items"]
+    assert first["id"] in {hit["conversation"]["id"] for hit in found}
 
 
 def test_fin_keeps_working_with_the_ids_it_held_for_the_visitor(
@@ -245,6 +249,21 @@ def test_convert_refusals_are_in_intercoms_shape(
         "parameter_invalid",
     )
     assert body["errors"][0]["field"] == "user.email"
+    # The visitor named as the user too, without an email: nothing to make it.
+    body = intercom_error(
+        convert(agent_client, {"id": visitor["id"]}, {"id": visitor["id"]}),
+        422,
+        "parameter_invalid",
+    )
+    assert body["errors"][0]["field"] == "user.email"
+    # Into another visitor: a merge needs a user with an email.
+    other_visitor = fin_world.user()
+    body = intercom_error(
+        convert(agent_client, {"id": visitor["id"]}, {"id": other_visitor["id"]}),
+        422,
+        "parameter_invalid",
+    )
+    assert body["errors"][0]["field"] == "user"
     # Two end users with the email: which one is ambiguous.
     shared = email()
     fin_world.user(email=shared)

@@ -199,20 +199,20 @@ def convert_visitor(
     if visitor is None:
         raise NotFound("No visitor matches the given identifiers.")
     user = _find(session, user_ref, "user")
-    if user is not None and user.id == visitor.id:
-        if visitor.role == "user":
-            return Converted(visitor, None)  # done before
-        user = None  # named the visitor itself: it becomes the user
+    itself = user is not None and user.id == visitor.id
+    if itself and visitor.role == "user":
+        return Converted(visitor, None)  # done before
     if visitor.role != "visitor":
         raise invalid(
             f"The end user {visitor.id!r} has an email: a user already, not a visitor.",
             field="visitor",
         )
-    if user is not None:
+    if user is not None and not itself:
         return Converted(user, merge_into(session, visitor, user, actor))
-    if user_ref.id is not None and user_ref.user_id is None and user_ref.email is None:
-        raise NotFound(f"No user with id {user_ref.id!r}.")
+    # No such user (or the visitor itself): the visitor becomes the user.
     if user_ref.email is None:
+        if user is None and user_ref.id is not None and user_ref.user_id is None:
+            raise NotFound(f"No user with id {user_ref.id!r}.")
         raise invalid(
             "No such user: give the user's email to make the visitor that user.",
             field="user.email",
