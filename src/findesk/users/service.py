@@ -36,6 +36,13 @@ def get_user(session: Session, user_id: str) -> EndUser:
     return user
 
 
+def current_id(session: Session, user_id: str) -> str:
+    """The id an end user answers to now: its own, or that of the user it was merged into."""
+    if repository.get(session, user_id) is not None:
+        return user_id
+    return repository.alias_target_id(session, "id", user_id) or user_id
+
+
 def create_user(
     session: Session,
     *,
