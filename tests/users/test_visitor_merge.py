@@ -4,12 +4,15 @@ called with the ids Fin held for the visitor (in both variants of the contract).
 
 from __future__ import annotations
 
+import string
 import time
 import uuid
 from typing import Any
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 from support.fin import World, unique
 from support.server import LiveServer
@@ -319,3 +322,48 @@ def test_a_conversation_fin_opens_while_a_merge_runs_lands_on_the_user(
             assert not opening.done()
         opened = opening.result(timeout=30)
     assert opened["conversation"]["user"]["id"] == user["id"]
+
+
+ATTRIBUTE_VALUES = st.one_of(
+    st.integers(-1000, 1000), st.booleans(), st.text(string.ascii_letters, max_size=8)
+)
+ATTRIBUTES = st.dictionaries(st.sampled_from(["plan", "city", "vip", "seats"]), ATTRIBUTE_VALUES)
+NAMES = st.one_of(st.none(), st.sampled_from(["Ada", "Grace"]))
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    database=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    visitor_attributes=ATTRIBUTES,
+    user_attributes=ATTRIBUTES,
+    visitor_name=NAMES,
+    user_name=NAMES,
+)
+def test_a_merge_fills_only_what_the_user_lacks(
+    server: LiveServer,
+    visitor_attributes: dict[str, Any],
+    user_attributes: dict[str, Any],
+    visitor_name: str | None,
+    user_name: str | None,
+) -> None:
+    from findesk.kit.actor import SYSTEM
+    from findesk.users.service import create_user, merge_into
+
+    with server.db.transaction() as session:
+        visitor, _ = create_user(
+            session, object_id=unique("u"), name=visitor_name, attributes=visitor_attributes
+        )
+        user, _ = create_user(
+            session, object_id=None, name=user_name, email=email(), attributes=user_attributes
+        )
+        merged = merge_into(session, visitor, user, SYSTEM)
+        assert merged.user is user
+        assert user.attributes == {**visitor_attributes, **user_attributes}
+        assert all(user.attributes[k] == v for k, v in user_attributes.items())
+        assert user.name == (user_name if user_name is not None else visitor_name)
+        assert user.role == "user"
