@@ -238,3 +238,57 @@ def test_sqlite_0016_goes_down_and_up_again(tmp_path) -> None:
 @pytest.mark.postgres
 def test_postgres_0016_goes_down_and_up_again(pg_server: PostgresServer) -> None:
     _down_to_0015_and_up_again(pg_server.create_database("findesk_reads_0016"))
+
+
+def _down_to_0016_and_up_again(url: str) -> None:
+    """0017 (end-user aliases, the index on end users' names) comes off cleanly and goes on
+    again, on a database with data: the end users stay, only the aliases go; on SQLite the
+    full-text search triggers of 0014 are still there (no table was rebuilt)."""
+    from alembic import command
+    from sqlalchemy import inspect
+
+    from findesk.migrations import alembic_config
+
+    upgrade(url)
+    engine = create_engine(url)
+    try:
+        with engine.begin() as db:
+            db.execute(
+                text(
+                    "INSERT INTO end_users (id, name, email, attributes, created_at, updated_at)"
+                    " VALUES ('usr_a', 'Ada', 'ada@x.test', '{}', :c, :c)"
+                ),
+                {"c": "2026-12-05 09:00:00"},
+            )
+            db.execute(
+                text(
+                    "INSERT INTO end_user_aliases (kind, alias, user_id, merged_at)"
+                    " VALUES ('id', 'usr_gone', 'usr_a', :c)"
+                ),
+                {"c": "2026-12-05 09:00:00"},
+            )
+        command.downgrade(alembic_config(url), "0016")
+        inspector = inspect(engine)
+        assert "end_user_aliases" not in inspector.get_table_names()
+        assert "ix_end_users_name" not in {i["name"] for i in inspector.get_indexes("end_users")}
+        upgrade(url)
+        assert schema_drift(url) == []
+        with engine.connect() as db:
+            assert db.execute(text("SELECT id FROM end_users")).scalars().all() == ["usr_a"]
+            assert db.execute(text("SELECT count(*) FROM end_user_aliases")).scalar() == 0
+            if engine.dialect.name == "sqlite":
+                triggers = db.execute(
+                    text("SELECT name FROM sqlite_master WHERE type = 'trigger'")
+                ).scalars()
+                assert "search_heads_user_change" in set(triggers)
+    finally:
+        engine.dispose()
+
+
+def test_sqlite_0017_goes_down_and_up_again(tmp_path) -> None:
+    _down_to_0016_and_up_again(f"sqlite:///{tmp_path / 'aliases.db'}")
+
+
+@pytest.mark.postgres
+def test_postgres_0017_goes_down_and_up_again(pg_server: PostgresServer) -> None:
+    _down_to_0016_and_up_again(pg_server.create_database("findesk_aliases_0017"))

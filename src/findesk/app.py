@@ -21,6 +21,8 @@ from starlette.staticfiles import StaticFiles
 from findesk import __version__
 from findesk.agent_api.articles import router as agent_articles_router
 from findesk.agent_api.endpoints import router as agent_router
+from findesk.agent_api.schemas import IntercomError
+from findesk.agent_api.visitors import router as agent_visitors_router
 from findesk.apidocs.endpoints import router as apidocs_router
 from findesk.attachments.endpoints import router as files_router
 from findesk.auth.endpoints import router as oauth_router
@@ -164,6 +166,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(fin.posts, prefix=FIN_API)
     app.include_router(agent_router)
     app.include_router(agent_articles_router)
+    app.include_router(agent_visitors_router)
     app.include_router(replies_api_router)
     app.include_router(help_router)
     app.include_router(ops_router)
@@ -203,10 +206,12 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
             )
             fin.document_bearer_auth(schema, FIN_API)
             components = schema.setdefault("components", {}).setdefault("schemas", {})
-            for model in (ProblemOut, ErrorEnvelope):
-                components[model.__name__] = model.model_json_schema(
-                    ref_template="#/components/schemas/{model}"
-                )
+            for model in (ProblemOut, ErrorEnvelope, IntercomError):
+                component = model.model_json_schema(ref_template="#/components/schemas/{model}")
+                # The models it refers to, as components of their own (where the refs point).
+                for name, nested in component.pop("$defs", {}).items():
+                    components.setdefault(name, nested)
+                components[model.__name__] = component
             app.openapi_schema = schema
         return app.openapi_schema
 

@@ -22,7 +22,7 @@ from findesk.notifier.models import OutboxEvent, TypingSignal
 from findesk.replies.models import Macro, SavedReply
 from findesk.search.models import SearchHead
 from findesk.throttle.models import ThrottleCounter
-from findesk.users.models import EndUser
+from findesk.users.models import EndUser, EndUserAlias
 
 __all__ = [
     "AccessToken",
@@ -39,6 +39,7 @@ __all__ = [
     "ConversationRead",
     "ConversationTag",
     "EndUser",
+    "EndUserAlias",
     "FinCall",
     "IdempotencyKey",
     "Macro",

@@ -171,6 +171,7 @@ class Seeded:
     article_ids: list[str]
     reply_ids: list[str]
     macro_ids: list[str]
+    fin_token: str = ""  # to make a fresh visitor for each convert that names FRESH_VISITOR
     statuses: dict[str, Counter[int]] = field(default_factory=lambda: defaultdict(Counter))
 
 
@@ -181,6 +182,8 @@ CURRENT: dict[str, Seeded] = {}
 FRESH_ARTICLE = "art_fresh-for-this-call"
 FRESH_REPLY = "rep_fresh-for-this-call"
 FRESH_MACRO = "mac_fresh-for-this-call"
+# Stands for a visitor made just before the call: a merge deletes the visitor it converts.
+FRESH_VISITOR = "usr_fresh-visitor-for-this-call"
 
 
 def _ok(response: httpx.Response, status: int = 200) -> Any:
@@ -256,6 +259,7 @@ def seeded(server: LiveServer) -> Iterator[Seeded]:
         article_ids=article_ids,
         reply_ids=reply_ids,
         macro_ids=macro_ids,
+        fin_token=server.fin_token(),
     )
     yield CURRENT["seeded"]
     CURRENT.clear()
@@ -311,6 +315,10 @@ def _with_known_ids(case: Case, seeded: Seeded, draw: st.DrawFn) -> None:
     ):
         if name in path and draw(COIN):
             path[name] = fresh if case.method == "DELETE" else draw(st.sampled_from(known))
+    if case.path == "/api/v1/visitors/convert" and draw(COIN):
+        # A visitor that exists, merged into the seeded user (who has an email).
+        body["visitor"] = {"id": FRESH_VISITOR}
+        body["user"] = {"id": seeded.user_id}
     messages = seeded.message_ids.get(conversation_id or "", [])
     if query.get("user_id") is not None and draw(COIN):
         query["user_id"] = seeded.user_id
@@ -444,7 +452,7 @@ def _mislabelled_positive(case: Case) -> bool:
 
 def _prepared(case: Case, seeded: Seeded) -> None:
     """Just before the call: make the article, saved reply or macro that a DELETE case
-    deletes."""
+    deletes, and the visitor that a convert merges."""
     path = case.path_parameters if isinstance(case.path_parameters, dict) else {}
     for name, fresh, collection, body in (
         ("reply_id", FRESH_REPLY, "saved-replies", SHARED_REPLY),
@@ -457,6 +465,15 @@ def _prepared(case: Case, seeded: Seeded) -> None:
                 headers={"Authorization": f"Bearer {seeded.token}"},
             )
             path[name] = _ok(created, 201)["id"]
+    body = case.body if isinstance(case.body, dict) else {}
+    visitor = body.get("visitor")
+    if isinstance(visitor, dict) and visitor.get("id") == FRESH_VISITOR:
+        created = httpx.post(
+            f"{seeded.base_url}/api/fin/user",
+            json={"object_id": f"visitor-{uuid.uuid4().hex}"},
+            headers={"Authorization": f"Bearer {seeded.fin_token}"},
+        )
+        visitor["id"] = _ok(created, 201)["id"]
     if isinstance(case.path_parameters, dict) and (
         case.path_parameters.get("article_id") == FRESH_ARTICLE
     ):
@@ -597,6 +614,7 @@ def test_every_operation_of_the_agent_api_is_fuzzed() -> None:
         "GET /api/v1/macros", "POST /api/v1/macros",
         f"GET {macros}", f"PATCH {macros}", f"DELETE {macros}",
         f"POST {conversations}/macros/{{macro_id}}",
+        "POST /api/v1/visitors/convert",
     }  # fmt: skip
     assert ALL_OPERATIONS == expected
     admin_only = {op.ok().label for op in admin_schema.get_all_operations()}

@@ -187,6 +187,9 @@ def inbox_form(path: str, ids: dict[str, str]) -> dict[str, str]:
         "/inbox/conversations/{conversation_id}/snooze": {"for": "60"},
         "/inbox/conversations/{conversation_id}/tags": {"tags": "refund, urgent"},
         "/inbox/conversations/{conversation_id}/attributes": {"key": "order", "value": "A-1"},
+        "/inbox/conversations/{conversation_id}/merge": {
+            "email": ids.get("merge_email", "nobody-known@example.com")
+        },
         "/inbox/bulk": {"ids": ids.get("conversation_id", ""), "action": "closed"},
         "/inbox/admin/agents": {
             "email": f"{unique('new')}@example.com",
@@ -236,6 +239,26 @@ API_BODIES: dict[tuple[str, str], dict[str, Any]] = {
 }
 
 
+CONVERT = "/api/v1/visitors/convert"
+
+
+def api_body(method: str, path: str, ids: dict[str, str]) -> dict[str, Any]:
+    """The body of a change through the agent API that succeeds (with the ids made for it)."""
+    if path == CONVERT:
+        return {
+            "type": "user",
+            "visitor": {"id": ids.get("visitor_id", "usr_none")},
+            "user": {"id": ids.get("user_id", "usr_none")},
+        }
+    return API_BODIES.get((method, path), {})
+
+
+def api_refusal(path: str) -> str:
+    """The content type of the agent API's refusals: a problem, or Intercom's error.list on
+    the routes that mirror Intercom's API."""
+    return "application/json" if path == CONVERT else PROBLEM_JSON
+
+
 def changes_nothing(path: str) -> bool:
     """Routes whose success leaves the database as it was (typing goes to Fin, not to disk; a
     preview renders and forgets)."""
@@ -252,6 +275,11 @@ def make_ids(server: LiveServer, world: World, other: Person, path: str = "") ->
         "token_id": personal_token(server, other.id),
         **shared_reply_and_macro(server),
     }
+    if path.endswith("/merge"):  # a user to merge the conversation's visitor into
+        ids["merge_email"] = world.user(email=f"{unique('known')}@example.com")["email"]
+    if path == CONVERT:  # a visitor, merged into a user
+        ids["visitor_id"] = world.user()["id"]
+        ids["user_id"] = world.user(email=f"{unique('known')}@example.com")["id"]
     if "/agents/{agent_id}" in path:
         # Deactivating or revoking changes an agent for good: these act on one of their own
         # (inactive already for reactivating, so that every route has something to change).
@@ -307,7 +335,7 @@ def send(
     options: dict[str, Any] = {}
     if is_api(path):
         if is_unsafe(method):
-            options["json"] = API_BODIES.get((method, path), {})
+            options["json"] = api_body(method, path, ids)
             if csrf is not None:
                 options["headers"] = {"X-CSRF-Token": csrf}
     elif is_unsafe(method):
@@ -400,7 +428,8 @@ def test_without_a_live_session_every_guarded_route_is_refused(
             query = "?queue=all&status=any" if is_page(method, path) else ""
             status, headers, _ = send(http, method, path, ids, csrf, query)
             if is_api(path):
-                ok = status == 401 and headers.get("content-type", "").startswith(PROBLEM_JSON)
+                refusal = api_refusal(path)
+                ok = status == 401 and headers.get("content-type", "").startswith(refusal)
                 expected = "401 problem"
             elif is_page(method, path):
                 location = urlsplit(headers.get("location", ""))
@@ -480,7 +509,7 @@ def test_the_agent_api_through_the_session_cookie_needs_the_csrf_header(
     for method, path in changes:
         ids = make_ids(server, world, agent, path)
         url = fill(path, ids)
-        body = API_BODIES.get((method, path), {})
+        body = api_body(method, path, ids)
         for label, token in bad_tokens(agent_web).items():
             headers = {"X-CSRF-Token": token["header"]} if "header" in token else {}
             if "field" in token:
@@ -488,7 +517,7 @@ def test_the_agent_api_through_the_session_cookie_needs_the_csrf_header(
             before = snapshot(server)
             response = admin_web.http.request(method, url, json=body, headers=headers)
             if response.status_code != 403 or not response.headers["content-type"].startswith(
-                PROBLEM_JSON
+                api_refusal(path)
             ):
                 wrong.append(f"{method} {path} with {label}: {response.status_code}, not 403")
             if snapshot(server) != before:

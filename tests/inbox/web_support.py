@@ -25,6 +25,7 @@ from findesk.conversations.models import Conversation, Message
 from findesk.knowledge.models import Article
 from findesk.notifier.models import OutboxEvent
 from findesk.replies.models import Macro, SavedReply
+from findesk.users.models import EndUser
 
 PASSWORD = "correct horse battery staple"
 SESSION_COOKIE = "findesk_session"
@@ -281,8 +282,11 @@ def snapshot(server: LiveServer) -> dict[str, Any]:
     with server.db.read_session() as session:
         return {
             "conversations": sorted(
-                (c.id, c.assignee_id, c.status, tuple(c.tags), c.title, c.snoozed_until)
+                (c.id, c.user_id, c.assignee_id, c.status, tuple(c.tags), c.title, c.snoozed_until)
                 for c in session.scalars(select(Conversation)).unique()
+            ),
+            "end_users": sorted(
+                (u.id, u.email or "", repr(u.attributes)) for u in session.scalars(select(EndUser))
             ),
             "messages": session.scalar(select(func.count()).select_from(Message)),
             "files": session.scalar(select(func.count()).select_from(StoredFile)),

@@ -31,6 +31,7 @@ from findesk.kit.errors import Forbidden
 from findesk.kit.http import PROBLEM_JSON, db_of
 from findesk.kit.pagination import decode_cursor, encode_cursor
 from findesk.search import service as search
+from findesk.users import service as users
 
 router = agent_api_router(tag="Agent API", not_found="No such conversation or agent.")
 
@@ -58,17 +59,18 @@ def list_conversations(
 ) -> s.ConversationPage:
     """A queue, newest activity first: waiting for a human, mine, Fin is handling (these
     three without the snoozed), snoozed, or all; each item says whether it is `unread` for
-    you."""
+    you. `user_id` may be an id the end user had before it was merged into another."""
     me = current_agent(request)
-    f = ConversationFilter.queue(
-        queue,
-        me.id,
-        statuses=tuple(status or ()),
-        tag=tag,
-        user_id=user_id,
-    )
     before = decode_cursor(cursor) if cursor else None
     with db_of(request).read_session() as session:
+        f = ConversationFilter.queue(
+            queue,
+            me.id,
+            statuses=tuple(status or ()),
+            tag=tag,
+            # An end user merged into another: the id a script holds names the survivor.
+            user_id=users.current_id(session, user_id) if user_id else None,
+        )
         rows = conversations.list_conversations(session, f, limit=limit + 1, before=before)
         page = rows[:limit]
         unread = conversations.unread_among(session, me.id, [c.id for c in page])

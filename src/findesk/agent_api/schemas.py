@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from findesk.conversations.models import HistoryKind
 from findesk.fin_api.schemas import (
@@ -13,7 +14,7 @@ from findesk.fin_api.schemas import (
     Status,
     Visibility,
 )
-from findesk.kit.schemas import Timestamp
+from findesk.kit.schemas import Email, Timestamp
 from findesk.kit.text import (
     MESSAGE_BODY_MAX,
     TAGS_MAX,
@@ -51,7 +52,15 @@ class AgentDeactivated(BaseModel):
     )
 
 
+class EndUserView(EndUserOut):
+    role: Literal["visitor", "user"] = Field(
+        description="Derived: `visitor` for an end user without an email (an anonymous "
+        "Messenger visitor), else `user`. `POST /visitors/convert` makes a visitor a user."
+    )
+
+
 class ConversationView(ConversationOut):
+    user: EndUserView
     assignee: AgentView | None
     owner: Owner = Field(description="Who answers: Fin, a human agent, or nobody yet.")
     last_user_read_at: Timestamp | None
@@ -199,3 +208,75 @@ class ConversationPatch(_In):
 
 class TypingOut(BaseModel):
     accepted: bool
+
+
+# --- visitors: Intercom's convert visitor, in its shapes ---------------------------------------
+
+
+class ContactRef(BaseModel):
+    """An end user, named by one of these (the first given counts; a `user_id` that no end
+    user has falls back to the `email`)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
+
+    id: SkipJsonSchema[None] | Annotated[str, Field(min_length=1, max_length=255)] = Field(
+        default=None, description="findesk's end-user id (`usr_…`), or one it had before a merge."
+    )
+    user_id: SkipJsonSchema[None] | Annotated[str, Field(min_length=1, max_length=255)] = Field(
+        default=None,
+        description="The id the end user is known by outside findesk: its `object_id` (the id "
+        "Fin created it with), or one it had before a merge.",
+    )
+    email: SkipJsonSchema[None] | Email = Field(default=None)
+
+    @model_validator(mode="after")
+    def _named(self) -> ContactRef:
+        if self.id is None and self.user_id is None and self.email is None:
+            raise ValueError("give id, user_id or email")
+        return self
+
+
+class ConvertVisitorIn(BaseModel):
+    """Intercom's `convert_visitor_request`. findesk has no leads: `type` is `user`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["user"] = Field(description="What the visitor becomes: a user.")
+    user: ContactRef = Field(
+        description="The user: merged into when it exists, else the visitor becomes it (then "
+        "give its `email`)."
+    )
+    visitor: ContactRef = Field(description="The visitor (an end user without an email).")
+
+
+class ContactView(BaseModel):
+    """The user, as a subset of Intercom's `contact`."""
+
+    type: Literal["contact"] = "contact"
+    id: str
+    external_id: str | None = Field(description="Its `object_id`: the id Fin knows it by.")
+    role: Literal["visitor", "user"]
+    email: str | None
+    name: str | None
+    avatar: str | None
+    custom_attributes: dict[str, Any]
+    created_at: int = Field(description="Unix seconds.")
+    updated_at: int = Field(description="Unix seconds.")
+    merged_ids: list[str] = Field(
+        description="Every id it answers to besides its own: those of the end users merged "
+        "into it (kind `id`) and their object_ids (`object_id:` before them)."
+    )
+
+
+class IntercomErrorItem(BaseModel):
+    code: str
+    message: str | None
+    field: str | None
+
+
+class IntercomError(BaseModel):
+    """Intercom's error shape (`error.list`)."""
+
+    type: Literal["error.list"] = "error.list"
+    request_id: str | None
+    errors: list[IntercomErrorItem]

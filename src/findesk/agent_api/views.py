@@ -10,6 +10,7 @@ from findesk.agent_api.schemas import (
     AgentView,
     ConversationListItem,
     ConversationView,
+    EndUserView,
     HistoryEventView,
     MessagePage,
     MessageView,
@@ -19,7 +20,8 @@ from findesk.auth.models import AgentToken
 from findesk.conversations import service as conversations
 from findesk.conversations.models import Conversation, ConversationEvent, Message
 from findesk.conversations.service import owner_kind
-from findesk.fin_api.wire import agent_out, conversation_fields, message_fields
+from findesk.fin_api.wire import agent_out, conversation_fields, message_fields, user_out
+from findesk.users.models import EndUser
 
 
 def agent_view(agent: Agent) -> AgentView:
@@ -39,9 +41,14 @@ def token_view(token: AgentToken) -> AgentTokenView:
     )
 
 
+def end_user_view(user: EndUser) -> EndUserView:
+    return EndUserView(**user_out(user).model_dump(), role=user.role)
+
+
 def _conversation_view_fields(conversation: Conversation) -> dict[str, Any]:
     return {
         **conversation_fields(conversation, agent_view),
+        "user": end_user_view(conversation.user),
         "owner": owner_kind(conversation),
         "last_user_read_at": conversation.last_user_read_at,
         "last_activity_at": conversation.last_activity_at,

@@ -25,6 +25,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -120,6 +121,31 @@ def open_ids_of_user(session: Session, user_id: str) -> Sequence[str]:
             Conversation.user_id == user_id, Conversation.status == "open"
         )
     ).all()
+
+
+def of_user_for_update(session: Session, user_id: str) -> Sequence[Conversation]:
+    """Every conversation of the end user, whatever its status, locked (a merge moves them)."""
+    return session.scalars(
+        select(Conversation)
+        .where(Conversation.user_id == user_id)
+        .order_by(Conversation.created_at, Conversation.id)
+        .with_for_update(of=Conversation)
+    ).all()
+
+
+def move_authored_messages(session: Session, from_user_id: str, to_user_id: str) -> int:
+    """Messages the end user wrote now name another end user as their author (a merge)."""
+    result = session.execute(
+        update(Message)
+        .where(Message.author_user_id == from_user_id)
+        .values(author_user_id=to_user_id)
+        .execution_options(synchronize_session="fetch")
+    )
+    # Those already loaded: their author is read again when next used.
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, Message) and obj.author_user_id == to_user_id:
+            session.expire(obj, ["author_user"])
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def replace_tags(session: Session, conversation: Conversation, tags: list[str]) -> None:

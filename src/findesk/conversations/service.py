@@ -232,11 +232,13 @@ def open_conversation(
         existing = repository.get_by_object_id(session, object_id)
         if existing is not None:
             return existing, _initial_message(session, existing), False
-    user = user_repository.get(session, user_id)
+    # Fin may hold the id of a visitor merged into a user since: the user answers to it (read
+    # locked, so that a merge running now cannot delete it before this conversation is in).
+    user = user_repository.get_shared_resolving_alias(session, user_id)
     if user is None:
         raise NotFound(f"No user with id {user_id!r}.")
     body = _checked_body(first)
-    author = _checked_author(session, first.author, user_id)
+    author = _checked_author(session, first.author, user.id)
     check_attribute_keys(attributes)
     now = utcnow()
     conversation = Conversation(
@@ -367,9 +369,12 @@ def _checked_body(new: NewMessage) -> str | None:
 
 
 def _checked_author(session: Session, author: Author, conversation_user_id: str) -> Agent | str:
-    """The agent, or the end user's id; an end-user author must be the conversation's user."""
+    """The agent, or the end user's id; an end-user author must be the conversation's user
+    (by an id it had before a merge, too: ``users.service.merge_into``)."""
     if author.user_type == "end_user":
-        if author.id != conversation_user_id:
+        if author.id != conversation_user_id and (
+            user_repository.alias_target_id(session, "id", author.id) != conversation_user_id
+        ):
             raise Invalid(
                 "An end-user author must be the conversation's user.",
                 errors=[
@@ -380,7 +385,7 @@ def _checked_author(session: Session, author: Author, conversation_user_id: str)
                     }
                 ],
             )
-        return author.id
+        return conversation_user_id
     agent = agent_repository.get(session, author.id)
     if agent is None or not agent.active:
         raise Invalid(

@@ -68,6 +68,7 @@ from findesk.notifier import service as outbox
 from findesk.notifier.models import OutboxEvent
 from findesk.replies import service as replies
 from findesk.search import service as search
+from findesk.users import service as users
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -421,6 +422,7 @@ def _conversation_context(
         tags_known = conversations.known_tags(session)
         macros = replies.list_macros(session, viewer.agent)
         read_up_to = conversations.read_up_to(session, viewer.agent.id, conversation_id)
+        suggestions = users.merge_suggestions(session, conversation.user)
     newest_shown = max((m.seq for m in messages), default=0)
     if mark_read and newest_shown > read_up_to:
         # The only write of a GET, and only when there is something new: reading a page again
@@ -431,6 +433,7 @@ def _conversation_context(
         "user_attributes": attribute_rows(conversation.user.attributes),
         "conversation_attributes": attribute_rows(conversation.attributes),
         "other_conversations": [(c, owner_kind(c)) for c in others],
+        "merge_suggestions": suggestions,
         "known_tags": tags_known,
         "timeline": entries,
         "viewer": viewer,
@@ -817,6 +820,31 @@ async def set_attribute(request: Request, conversation_id: str) -> Response:
             session, conversation_id, {"attributes": {key: value}}, agent_actor(viewer.agent.id)
         )
         return f"Removed {label(key)}." if value is None else f"{label(key)} saved."
+
+    return await _act(request, conversation_id, change)
+
+
+@router.post("/inbox/conversations/{conversation_id}/merge")
+async def merge_end_user(request: Request, conversation_id: str) -> Response:
+    """ "Merge into…" on the end user's profile: the conversation's end user (a visitor, or a
+    duplicate) into a known user, chosen from the suggestions (``user_id``) or by ``email``.
+    Any agent may, as through the agent API; the history of each moved conversation says who."""
+
+    def change(session: Any, viewer: Viewer, form: Any) -> str:
+        conversation = conversations.get_conversation(session, conversation_id)
+        done = users.merge_end_user(
+            session,
+            conversation.user_id,
+            into_id=str(form.get("user_id") or "") or None,
+            into_email=str(form.get("email") or "") or None,
+            actor=agent_actor(viewer.agent.id),
+        )
+        moved = len(done.moved_conversation_ids)
+        who = done.user.name or done.user.email
+        return (
+            f"Merged into {who}: {moved} conversation{'s' if moved != 1 else ''} moved, and Fin"
+            " still knows them by the old ids."
+        )
 
     return await _act(request, conversation_id, change)
 

@@ -121,8 +121,12 @@ def describe(event: ConversationEvent, agents: Mapping[str, Agent]) -> str:
         if reason == "end_user":
             return "The customer wrote: back from snooze"
         return f"{who} woke it from snooze"
-    if kind in ("merge", "conversion"):
-        return f"{who} {kind}d it"
+    if kind == "merge":  # (users.service.merge_into: names as they were then)
+        source = detail.get("from_name") or "a visitor"
+        target = detail.get("to_name") or "a user"
+        return f"{who} merged {source} into {target}: the conversation is {target}'s now"
+    if kind == "conversion":
+        return f"{who} converted it"
     return ""
 
 
