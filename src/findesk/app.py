@@ -45,6 +45,9 @@ from findesk.knowledge.publisher import PublisherLoop
 from findesk.live.broker import LiveFeed
 from findesk.notifier.typing import TypingSender
 from findesk.notifier.worker import Worker
+from findesk.objects.endpoints import instances as objects_api_router
+from findesk.objects.endpoints import types as object_types_router
+from findesk.objects.schemas import IntercomError
 from findesk.ops.endpoints import router as ops_router
 from findesk.replies.endpoints import router as replies_api_router
 
@@ -165,6 +168,8 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(agent_router)
     app.include_router(agent_articles_router)
     app.include_router(replies_api_router)
+    app.include_router(objects_api_router)
+    app.include_router(object_types_router)
     app.include_router(help_router)
     app.include_router(ops_router)
     app.include_router(files_router)
@@ -203,7 +208,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
             )
             fin.document_bearer_auth(schema, FIN_API)
             components = schema.setdefault("components", {}).setdefault("schemas", {})
-            for model in (ProblemOut, ErrorEnvelope):
+            for model in (ProblemOut, ErrorEnvelope, IntercomError):
                 components[model.__name__] = model.model_json_schema(
                     ref_template="#/components/schemas/{model}"
                 )
