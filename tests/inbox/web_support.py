@@ -24,6 +24,12 @@ from findesk.auth.models import AgentToken, OAuthClient, WebSession
 from findesk.conversations.models import Conversation, Message
 from findesk.knowledge.models import Article
 from findesk.notifier.models import OutboxEvent
+from findesk.objects.models import (
+    ObjectConversationLink,
+    ObjectInstance,
+    ObjectType,
+    ObjectUserLink,
+)
 from findesk.replies.models import Macro, SavedReply
 
 PASSWORD = "correct horse battery staple"
@@ -295,6 +301,25 @@ def snapshot(server: LiveServer) -> dict[str, Any]:
             "macros": sorted(
                 (m.id, m.name, repr(m.actions), m.owner_id or "")
                 for m in session.scalars(select(Macro))
+            ),
+            "object_types": sorted(
+                (t.identifier, t.name, repr(t.attributes), t.title_attribute or "")
+                for t in session.scalars(select(ObjectType))
+            ),
+            "object_instances": sorted(
+                (i.id, i.external_id, repr(i.custom_attributes), i.updated_at)
+                for i in session.scalars(select(ObjectInstance))
+            ),
+            "object_links": sorted(
+                [
+                    *session.execute(select(ObjectUserLink.user_id, ObjectUserLink.instance_id)),
+                    *session.execute(
+                        select(
+                            ObjectConversationLink.conversation_id,
+                            ObjectConversationLink.instance_id,
+                        )
+                    ),
+                ]
             ),
         }
 

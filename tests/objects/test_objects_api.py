@@ -208,6 +208,8 @@ def test_values_that_do_not_fit_the_type_are_refused(
     url = f"/custom_object_instances/{identifier}"
     for attributes, field in (
         ({"unknown": "x"}, "custom_attributes.unknown"),
+        ({"order_number": "A\x1b[2J"}, "custom_attributes.order_number"),
+        ({"order_number": "x" * 10_001}, "custom_attributes.order_number"),
         ({"items": "three"}, "custom_attributes.items"),
         ({"items": 1.5}, "custom_attributes.items"),
         ({"total": "lots"}, "custom_attributes.total"),

@@ -62,10 +62,16 @@ class IntercomRoute(AgentRoute):
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         super().__init__(path, endpoint, **kwargs)
-        for status, response in self.responses.items():
-            content = response.get("content") or {}
+        # New dicts: the common ones (AgentRoute's 400 and 409) are shared with other routes.
+        problem_doc = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/ProblemOut"}}}
+        for status, response in list(self.responses.items()):
+            content = dict(response.get("content") or {})
             if str(status) != "413" and PROBLEM_JSON in content:
-                response["content"] = {"application/json": {"schema": ERROR_SCHEMA}}
+                content = {"application/json": {"schema": ERROR_SCHEMA}}
+            if str(status) == "404":
+                # A path that matches no route at all (an id holding `/`) is the app's problem.
+                content = {"application/json": {"schema": ERROR_SCHEMA}, **problem_doc}
+            self.responses[status] = {**response, "content": content}
 
     def respond(self, problem: Problem) -> Response:
         return intercom_error(problem)

@@ -134,7 +134,12 @@ class CardRow:
 
 
 def cards(
-    session: Session, *, user_id: str | None, conversation_id: str | None, limit: int
+    session: Session,
+    *,
+    user_id: str | None,
+    conversation_id: str | None,
+    limit: int,
+    offset: int = 0,
 ) -> tuple[list[CardRow], int]:
     """The newest ``limit`` instances linked to the end user or the conversation, and how many
     there are in all: one query (a window count), whatever the number of links."""
@@ -151,15 +156,16 @@ def cards(
         return [], 0
     linked = union(*parts) if len(parts) > 1 else parts[0]
     statement = (
-        select(ObjectInstance, ObjectType, func.count().over().label("total"))
-        .join(ObjectType, ObjectType.id == ObjectInstance.type_id)
+        # The type comes with each instance (its eager join).
+        select(ObjectInstance, func.count().over().label("total"))
         .where(ObjectInstance.id.in_(linked))
         .order_by(ObjectInstance.created_at.desc(), ObjectInstance.id.desc())
+        .offset(offset)
         .limit(limit)
     )
     rows = session.execute(statement).all()
-    total = int(rows[0][2]) if rows else 0
-    return [CardRow(instance, object_type) for instance, object_type, _ in rows], total
+    total = int(rows[0][1]) if rows else 0
+    return [CardRow(instance, instance.object_type) for instance, _ in rows], total
 
 
 def upsert_many(session: Session, rows: list[dict[str, Any]]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from findesk.kit.schemas import Timestamp
 
@@ -19,7 +19,16 @@ STRING_VALUE_MAX = 10_000
 PER_PAGE_MAX = 150
 # Unix seconds from 1970 to the end of year 9999: what a datetime can hold.
 UNIX_MAX = 253_402_300_799
-UnixTime = Annotated[int, Field(ge=0, le=UNIX_MAX, strict=True)]
+
+
+def _not_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("must be unix seconds, not a boolean")
+    return value
+
+
+# Lax: `1392036272.0` is an integer to JSON Schema (and to Intercom's clients); `true` is not.
+UnixTime = Annotated[int, Field(ge=0, le=UNIX_MAX), BeforeValidator(_not_bool)]
 Identifier = Annotated[str, Field(pattern=IDENTIFIER_PATTERN, description="Such as `Order`.")]
 AttributeName = Annotated[str, Field(pattern=ATTRIBUTE_NAME_PATTERN)]
 AttributeValue = Annotated[

@@ -26,6 +26,7 @@ from findesk.conversations import repository as conversation_repository
 from findesk.conversations.models import Conversation
 from findesk.kit import ids
 from findesk.kit.errors import Conflict, Forbidden, Invalid, NotFound
+from findesk.kit.text import text_problem
 from findesk.kit.timeutil import as_utc, isoformat, utcnow
 from findesk.objects import repository
 from findesk.objects.models import (
@@ -180,6 +181,8 @@ def _coerce(kind: str, name: str, value: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, str | int | float):
             raise ValueError("must be a string")
         text = value if isinstance(value, str) else str(value)
+        if (problem := text_problem(text)) is not None:
+            raise ValueError(problem)
         if len(text) > STRING_VALUE_MAX:
             raise ValueError(f"must be at most {STRING_VALUE_MAX} characters")
         return text
@@ -521,12 +524,17 @@ def card_of(instance: ObjectInstance, object_type: ObjectType) -> Card:
 
 
 def cards_for(
-    session: Session, *, user_id: str | None, conversation_id: str | None = None, limit: int = 5
+    session: Session,
+    *,
+    user_id: str | None,
+    conversation_id: str | None = None,
+    limit: int = 5,
+    offset: int = 0,
 ) -> Cards:
-    """The newest ``limit`` instances linked to the end user or the conversation, as cards, and
-    how many are linked in all."""
+    """The newest ``limit`` instances (after ``offset``) linked to the end user or the
+    conversation, as cards, and how many are linked in all (0 past the last page)."""
     rows, total = repository.cards(
-        session, user_id=user_id, conversation_id=conversation_id, limit=limit
+        session, user_id=user_id, conversation_id=conversation_id, limit=limit, offset=offset
     )
     return Cards([card_of(r.instance, r.object_type) for r in rows], total)
 
@@ -571,9 +579,8 @@ def check_row(object_type: ObjectType, raw: Any, *, now: datetime) -> dict[str, 
     }
 
 
-def upsert_rows(session: Session, rows: Iterable[dict[str, Any]]) -> int:
+def upsert_rows(session: Session, rows: Iterable[dict[str, Any]]) -> None:
     """Checked rows (``check_row``) inserted or updated in one statement; a later row with the
     same external id wins."""
     unique = {row["external_id"]: row for row in rows}
     repository.upsert_many(session, list(unique.values()))
-    return len(unique)
