@@ -156,14 +156,19 @@ def test_every_route_refuses_missing_or_bad_credentials(
             body = {"title": "sneaky"}
         response = httpx.request(method, url, headers=headers, json=body, timeout=30)
         problems = []
+        # The routes that mirror Intercom's API answer in its shape, `error.list`.
+        intercom = path.startswith("/api/v1/custom_object_instances")
+        content_type = "application/json" if intercom else PROBLEM_JSON
         if response.status_code != 401:
             problems.append(f"status {response.status_code}")
-        if not response.headers.get("content-type", "").startswith(PROBLEM_JSON):
+        if not response.headers.get("content-type", "").startswith(content_type):
             problems.append(f"content-type {response.headers.get('content-type')!r}")
         if not response.headers.get("www-authenticate", "").lower().startswith("bearer"):
             problems.append(f"WWW-Authenticate {response.headers.get('www-authenticate')!r}")
         if problems:
             failures.append(f"{method} {path}: {', '.join(problems)}")
+        elif intercom:
+            assert response.json()["errors"][0]["code"] == "unauthorized"
         else:
             assert response.json()["status"] == 401
     assert not failures, "\n".join(failures)
