@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import event, insert
 from support.fin import World
 from support.server import LiveServer
-from web_support import Web, new_agent, sign_in, start_server, unique
+from web_support import Web, new_agent, parse_html, sign_in, start_server, unique
 
 from findesk.agents.service import create_agent
 from findesk.auth.service import create_agent_token
@@ -51,6 +51,13 @@ def world(server: LiveServer) -> World:
 @pytest.fixture(scope="module")
 def web(server: LiveServer) -> Iterator[Web]:
     signed_in = sign_in(server, new_agent(server, "Ada Agent"))
+    yield signed_in
+    signed_in.close()
+
+
+@pytest.fixture(scope="module")
+def admin_web(server: LiveServer) -> Iterator[Web]:
+    signed_in = sign_in(server, new_agent(server, "Ann Admin", role="admin"))
     yield signed_in
     signed_in.close()
 
@@ -165,3 +172,44 @@ def test_the_cards_of_a_user_with_1000_objects_are_one_query(
     second = web.page(f"/inbox/conversations/{conversation_id}/objects", page="2")
     assert len(second.find_all("li", "object-card")) == 50
     assert second.find("a", rel="prev") and second.find("a", rel="next")
+
+
+# --- the administrators' page of types -------------------------------------------------------
+
+
+def test_an_administrator_defines_and_deletes_a_type_from_the_inbox(
+    admin_web: Web, web: Web
+) -> None:
+    identifier = f"Device{uuid.uuid4().hex[:6]}"
+    made = admin_web.post(
+        "/inbox/admin/objects",
+        {
+            "identifier": identifier,
+            "name": "Device",
+            "attributes": "serial string Serial number\n\nbought_on date Bought on\n",
+            "title_attribute": "serial",
+        },
+    )
+    assert made.status_code == 303 and made.headers["location"] == "/inbox/admin/objects"
+    page = admin_web.page("/inbox/admin/objects")
+    assert page.find("p", "notice").text == f"Type {identifier} created."
+    row = page.find("tr", "object-type-item", data_identifier=identifier)
+    assert "Serial number (string, title)" in row.text and "Bought on (date)" in row.text
+    for form, says in (
+        ({"identifier": "1bad"}, "identifier"),
+        ({"identifier": "Ok", "attributes": "lonely"}, "line 1"),
+        ({"identifier": "Ok", "attributes": "a money"}, "attributes"),
+        ({"identifier": identifier}, "exists already"),
+    ):
+        refused = admin_web.post("/inbox/admin/objects", form)
+        assert refused.status_code == 303
+        assert says in admin_web.page("/inbox/admin/objects").find("p", "error").text
+    # Agents who are not administrators: neither the page nor the forms.
+    assert web.get("/inbox/admin/objects").status_code == 403
+    assert web.post("/inbox/admin/objects", {"identifier": "Mine"}).status_code == 403
+    assert web.post(f"/inbox/admin/objects/{identifier}/delete").status_code == 403
+    gone = admin_web.post(f"/inbox/admin/objects/{identifier}/delete")
+    assert gone.status_code == 303
+    page = admin_web.page("/inbox/admin/objects")
+    assert page.first("tr", "object-type-item", data_identifier=identifier) is None
+    assert parse_html(admin_web.get("/inbox/admin").text).find("a", href="/inbox/admin/objects")

@@ -226,6 +226,11 @@ def inbox_form(path: str, ids: dict[str, str]) -> dict[str, str]:
         "/inbox/macros": {"name": unique("Macro"), "step0_type": "take_over"},
         "/inbox/macros/{macro_id}": {"name": unique("Edited"), "step0_type": "take_over"},
         "/inbox/conversations/{conversation_id}/macros": {"macro_id": ids.get("macro_id", "")},
+        "/inbox/admin/objects": {
+            "identifier": f"Form{secrets.token_hex(4)}",
+            "attributes": "order_number string Order number",
+            "title_attribute": "order_number",
+        },
     }
     return dict(forms.get(path, {}))
 
