@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from support.a11y import assert_accessible
 from support.server import LiveServer
 from web_support import start_server
@@ -16,8 +17,34 @@ from web_support import start_server
 from findesk import demo
 from findesk.conversations.models import Conversation
 from findesk.knowledge.models import Article
+from findesk.objects.models import ObjectInstance, ObjectType, ObjectUserLink
 
 SCHEMES = ("light", "dark")
+
+
+def _link_orders(session: Session) -> None:
+    """Seven orders of the first conversation's end user: cards in its side panel, and a page
+    of them all."""
+    conversation = session.scalars(select(Conversation).order_by(Conversation.id)).first()
+    assert conversation is not None
+    order = ObjectType(
+        identifier="Order",
+        name="Order",
+        attributes=[
+            {"name": "number", "type": "string", "label": "Order number"},
+            {"name": "total", "type": "decimal", "label": "Total"},
+            {"name": "paid", "type": "boolean", "label": "Paid"},
+        ],
+        title_attribute="number",
+    )
+    session.add(order)
+    session.flush()
+    for n in range(7):
+        values = {"number": f"ORDER-{n}", "total": "19.90", "paid": n % 2 == 0}
+        instance = ObjectInstance(type_id=order.id, external_id=f"o{n}", custom_attributes=values)
+        session.add(instance)
+        session.flush()
+        session.add(ObjectUserLink(user_id=conversation.user_id, instance_id=instance.id))
 
 
 @pytest.fixture(scope="module")
@@ -27,6 +54,7 @@ def demo_server(
     live = start_server(request, "sqlite", tmp_path_factory.mktemp("a11y"))
     with live.db.transaction() as session:
         credentials = demo.seed(session, live.settings.fin_agent_email)
+        _link_orders(session)
     yield live, credentials
     live.stop()
 
@@ -55,7 +83,7 @@ def test_every_agent_page_passes_the_accessibility_check(
 ) -> None:
     live, credentials = demo_server
     with live.db.read_session() as session:
-        conversation_ids = list(session.scalars(select(Conversation.id)))
+        conversation_ids = list(session.scalars(select(Conversation.id).order_by(Conversation.id)))
         article_id = session.scalars(select(Article.id)).first()
         agent_id = credentials.fin_agent_id
     page = signed_in(context, live.base_url, credentials)
@@ -70,6 +98,8 @@ def test_every_agent_page_passes_the_accessibility_check(
         "an article": f"/inbox/articles/{article_id}",
         "the saved replies": "/inbox/saved-replies",
         "the macros": "/inbox/macros",
+        "the object types": "/inbox/admin/objects",
+        "a conversation's objects": f"/inbox/conversations/{conversation_ids[0]}/objects",
         "a page that is not there": "/inbox/conversations/nope",
     }
     for what, path in pages.items():
