@@ -9,42 +9,15 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 from support.a11y import assert_accessible
 from support.server import LiveServer
-from web_support import start_server
+from web_support import link_orders, start_server
 
 from findesk import demo
 from findesk.conversations.models import Conversation
 from findesk.knowledge.models import Article
-from findesk.objects.models import ObjectInstance, ObjectType, ObjectUserLink
 
 SCHEMES = ("light", "dark")
-
-
-def _link_orders(session: Session) -> None:
-    """Seven orders of the first conversation's end user: cards in its side panel, and a page
-    of them all."""
-    conversation = session.scalars(select(Conversation).order_by(Conversation.id)).first()
-    assert conversation is not None
-    order = ObjectType(
-        identifier="Order",
-        name="Order",
-        attributes=[
-            {"name": "number", "type": "string", "label": "Order number"},
-            {"name": "total", "type": "decimal", "label": "Total"},
-            {"name": "paid", "type": "boolean", "label": "Paid"},
-        ],
-        title_attribute="number",
-    )
-    session.add(order)
-    session.flush()
-    for n in range(7):
-        values = {"number": f"ORDER-{n}", "total": "19.90", "paid": n % 2 == 0}
-        instance = ObjectInstance(type_id=order.id, external_id=f"o{n}", custom_attributes=values)
-        session.add(instance)
-        session.flush()
-        session.add(ObjectUserLink(user_id=conversation.user_id, instance_id=instance.id))
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +27,7 @@ def demo_server(
     live = start_server(request, "sqlite", tmp_path_factory.mktemp("a11y"))
     with live.db.transaction() as session:
         credentials = demo.seed(session, live.settings.fin_agent_email)
-        _link_orders(session)
+        link_orders(session)
     yield live, credentials
     live.stop()
 

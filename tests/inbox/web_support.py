@@ -15,6 +15,7 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 from support.server import LiveServer, database_url
 
 from findesk.agents.models import Agent
@@ -266,6 +267,31 @@ def lands_on_site(server: LiveServer, location: str) -> bool:
 
 
 # --- what the database holds ----------------------------------------------------------------
+
+
+def link_orders(session: Session) -> None:
+    """Seven orders of the first conversation's end user: cards in its side panel, and a page
+    of them all."""
+    conversation = session.scalars(select(Conversation).order_by(Conversation.id)).first()
+    assert conversation is not None
+    order = ObjectType(
+        identifier="Order",
+        name="Order",
+        attributes=[
+            {"name": "number", "type": "string", "label": "Order number"},
+            {"name": "total", "type": "decimal", "label": "Total"},
+            {"name": "paid", "type": "boolean", "label": "Paid"},
+        ],
+        title_attribute="number",
+    )
+    session.add(order)
+    session.flush()
+    for n in range(7):
+        values = {"number": f"ORDER-{n}", "total": "19.90", "paid": n % 2 == 0}
+        instance = ObjectInstance(type_id=order.id, external_id=f"o{n}", custom_attributes=values)
+        session.add(instance)
+        session.flush()
+        session.add(ObjectUserLink(user_id=conversation.user_id, instance_id=instance.id))
 
 
 def snapshot(server: LiveServer) -> dict[str, Any]:
