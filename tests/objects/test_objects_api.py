@@ -385,3 +385,37 @@ def test_pages_of_at_most_150(admin: httpx.Client, agent: httpx.Client) -> None:
     for params in ({"per_page": 151}, {"per_page": 0}, {"page": 0}, {"page": "x"}):
         error = intercom_error(agent.get(url, params=params), 422, "parameter_invalid")
         assert error["field"] in ("per_page", "page")
+
+
+def test_concurrent_creates_of_one_external_id_make_one_instance(
+    server: LiveServer, admin: httpx.Client, fin_side: World
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    identifier = new_type(admin)
+    url = f"{server.base_url}/api/v1/custom_object_instances/{identifier}"
+    headers = dict(admin.headers)
+
+    def create(n: int) -> httpx.Response:
+        body = {"external_id": "same", "custom_attributes": {"items": n}}
+        return httpx.post(url, json=body, headers=headers, timeout=30)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(create, range(8)))
+    assert [a.status_code for a in answers] == [200] * 8, [a.text for a in answers]
+    assert len({a.json()["id"] for a in answers}) == 1
+    assert ok(admin.get(f"/custom_object_instances/{identifier}"))["total_count"] == 1
+    user_id = fin_side.user(email=f"race-{uuid.uuid4().hex[:6]}@example.com")["id"]
+
+    def link(_: int) -> httpx.Response:
+        return httpx.put(f"{url}/same/contacts/{user_id}", headers=headers, timeout=30)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        linked = list(pool.map(link, range(8)))
+    assert [a.status_code for a in linked] == [200] * 8, [a.text for a in linked]
+    mine = ok(
+        admin.get(
+            f"/custom_object_instances/{identifier}", params={"references_contact_id": user_id}
+        )
+    )
+    assert mine["total_count"] == 1

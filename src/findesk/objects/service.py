@@ -130,9 +130,9 @@ def create_type(
         created_at=now,
         updated_at=now,
     )
-    session.add(created)
     try:
         with session.begin_nested():
+            session.add(created)
             session.flush()
     except IntegrityError:  # created meanwhile by another request
         raise Conflict(f"A custom object type `{identifier}` exists already.") from None
@@ -287,13 +287,15 @@ def upsert_instance(session: Session, identifier: str, body: InstanceIn) -> Upse
             created_at=now,
             updated_at=now,
         )
-        session.add(found)
         try:
+            # A savepoint (begin_nested flushes what is pending first: add inside it).
             with session.begin_nested():
+                session.add(found)
                 session.flush()
             return Upserted(found, created=True)
         except IntegrityError:  # created meanwhile by another request: update it instead
-            session.expunge(found)
+            if found in session:  # the savepoint's rollback has usually expunged it
+                session.expunge(found)
             found = repository.instance_by_external_id(
                 session, object_type.id, body.external_id, lock=True
             )
@@ -429,9 +431,10 @@ def link_user(session: Session, identifier: str, instance_id: str, user_id: str)
     instance = get_instance(session, identifier, instance_id)
     user = _user(session, user_id)
     if not repository.has_user_link(session, instance.id, user.id):
-        session.add(ObjectUserLink(user_id=user.id, instance_id=instance.id, created_at=utcnow()))
+        link = ObjectUserLink(user_id=user.id, instance_id=instance.id, created_at=utcnow())
         try:
             with session.begin_nested():
+                session.add(link)
                 session.flush()
         except IntegrityError:  # linked meanwhile
             pass
@@ -451,13 +454,12 @@ def link_conversation(
     instance = get_instance(session, identifier, instance_id)
     conversation = _conversation(session, conversation_id)
     if not repository.has_conversation_link(session, instance.id, conversation.id):
-        session.add(
-            ObjectConversationLink(
-                conversation_id=conversation.id, instance_id=instance.id, created_at=utcnow()
-            )
+        link = ObjectConversationLink(
+            conversation_id=conversation.id, instance_id=instance.id, created_at=utcnow()
         )
         try:
             with session.begin_nested():
+                session.add(link)
                 session.flush()
         except IntegrityError:
             pass
