@@ -35,6 +35,7 @@ from findesk.fin_ledger.recorder import LedgerRecorder
 from findesk.inbox.articles import router as articles_router
 from findesk.inbox.endpoints import HERE as INBOX_HERE
 from findesk.inbox.endpoints import router as inbox_router
+from findesk.inbox.objects import router as inbox_objects_router
 from findesk.inbox.replies import router as inbox_replies_router
 from findesk.kit.db import Database
 from findesk.kit.errors import Problem
@@ -47,6 +48,8 @@ from findesk.knowledge.publisher import PublisherLoop
 from findesk.live.broker import LiveFeed
 from findesk.notifier.typing import TypingSender
 from findesk.notifier.worker import Worker
+from findesk.objects.endpoints import instances as objects_api_router
+from findesk.objects.endpoints import types as object_types_router
 from findesk.ops.endpoints import router as ops_router
 from findesk.replies.endpoints import router as replies_api_router
 
@@ -168,12 +171,15 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(agent_articles_router)
     app.include_router(agent_visitors_router)
     app.include_router(replies_api_router)
+    app.include_router(objects_api_router)
+    app.include_router(object_types_router)
     app.include_router(help_router)
     app.include_router(ops_router)
     app.include_router(files_router)
     app.include_router(inbox_router)
     app.include_router(articles_router)
     app.include_router(inbox_replies_router)
+    app.include_router(inbox_objects_router)
     app.include_router(apidocs_router)
     app.mount("/static", StaticFiles(directory=INBOX_STATIC), name="static")
 

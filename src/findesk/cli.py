@@ -38,6 +38,11 @@ audit_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(audit_app, name="audit")
+objects_app = typer.Typer(
+    help="Custom objects (orders, subscriptions…) linked to end users and conversations.",
+    no_args_is_help=True,
+)
+app.add_typer(objects_app, name="objects")
 
 
 console = Console()
@@ -1367,6 +1372,72 @@ def kb_sync(
         err.print(f"[red]Fin's Content Library:[/red] {summary.describe()}.")
         err.print("Failed articles keep their error (fin_error); they are retried later.")
     if not summary.ok:
+        raise typer.Exit(1)
+
+
+@objects_app.command("import")
+def objects_import(
+    type_identifier: Annotated[
+        str, typer.Argument(metavar="TYPE", help="The custom object type's identifier (Order).")
+    ],
+    path: Annotated[str, typer.Argument(metavar="FILE", help="A .csv or .jsonl file.")],
+    file_format: Annotated[
+        str | None,
+        typer.Option("--format", help="csv or jsonl (default: from the file's name)."),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Create or update instances of TYPE by external id from CSV (a header row: external_id,
+    external_created_at, external_updated_at and attribute names) or JSON Lines (the API's
+    request bodies). A bad row is reported with its line number and the others are imported
+    (exit code 1 if any failed; 2 if the file cannot be imported at all)."""
+    from rich.markup import escape
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from findesk.objects.importer import ImportRefused, import_file
+    from findesk.objects.service import RowError
+
+    file = Path(path)
+    if not file.is_file():
+        _fail(f"No such file: {path}")
+    db = migrate_and_seed()
+    columns = (TextColumn("Importing"), BarColumn(), DownloadColumn(), TimeElapsedColumn())
+    try:
+        with Progress(*columns, console=err, transient=True, disable=as_json) as progress:
+            task = progress.add_task("import", total=file.stat().st_size)
+
+            def failed(error: RowError) -> None:
+                if not as_json:
+                    progress.console.print(
+                        f"[red]line {error.line}:[/red] {escape(error.reason)}", soft_wrap=True
+                    )
+
+            report = import_file(
+                db,
+                type_identifier,
+                file,
+                fmt=file_format,
+                on_progress=lambda done: progress.update(task, completed=done),
+                on_error=failed,
+            )
+    except ImportRefused as exc:
+        from rich.markup import escape as _escape
+
+        err.print(f"[red]error:[/red] {_escape(str(exc))}")
+        raise typer.Exit(2) from None
+    finally:
+        db.dispose()
+    if as_json:
+        _emit(report.to_dict())
+    else:
+        console.print(f"{report.imported} imported, {len(report.errors)} failed.")
+    if not report.ok:
         raise typer.Exit(1)
 
 

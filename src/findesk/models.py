@@ -19,6 +19,12 @@ from findesk.kit.db import Base
 from findesk.knowledge.models import Article, ContentSource
 from findesk.live.models import Activity
 from findesk.notifier.models import OutboxEvent, TypingSignal
+from findesk.objects.models import (
+    ObjectConversationLink,
+    ObjectInstance,
+    ObjectType,
+    ObjectUserLink,
+)
 from findesk.replies.models import Macro, SavedReply
 from findesk.search.models import SearchHead
 from findesk.throttle.models import ThrottleCounter
@@ -45,6 +51,10 @@ __all__ = [
     "Macro",
     "Message",
     "OAuthClient",
+    "ObjectConversationLink",
+    "ObjectInstance",
+    "ObjectType",
+    "ObjectUserLink",
     "OutboxEvent",
     "PendingFetch",
     "SavedReply",

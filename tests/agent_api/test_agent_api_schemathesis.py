@@ -79,7 +79,7 @@ CI_SETTINGS = settings(
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
-ADMIN_PATHS = r"^/api/v1/agents/\{agent_id\}/"
+ADMIN_PATHS = r"^/api/v1/(agents/\{agent_id\}/|custom_object_types)"
 MAX_BODY_BYTES = Settings.model_fields["max_body_bytes"].default
 
 
@@ -171,6 +171,9 @@ class Seeded:
     article_ids: list[str]
     reply_ids: list[str]
     macro_ids: list[str]
+    object_type: str  # a custom object type's identifier (never changed by the run)
+    object_ids: list[str]  # its instances
+    object_external_ids: list[str]
     fin_token: str = ""  # to make a fresh visitor for each convert that names FRESH_VISITOR
     statuses: dict[str, Counter[int]] = field(default_factory=lambda: defaultdict(Counter))
 
@@ -184,6 +187,19 @@ FRESH_REPLY = "rep_fresh-for-this-call"
 FRESH_MACRO = "mac_fresh-for-this-call"
 # Stands for a visitor made just before the call: a merge deletes the visitor it converts.
 FRESH_VISITOR = "usr_fresh-visitor-for-this-call"
+FRESH_OBJECT = "coi_fresh-for-this-call"
+FRESH_OBJECT_EXTERNAL_ID = "fresh-for-this-call"
+FRESH_TYPE = "FreshForThisCall"
+ORDER_TYPE = {
+    "name": "Order",
+    "attributes": [
+        {"name": "order_number", "type": "string", "label": "Order number"},
+        {"name": "total", "type": "decimal"},
+        {"name": "paid", "type": "boolean"},
+    ],
+    "title_attribute": "order_number",
+}
+ORDER_VALUES = {"order_number": "A-1", "total": "12.50", "paid": True}
 
 
 def _ok(response: httpx.Response, status: int = 200) -> Any:
@@ -242,6 +258,23 @@ def seeded(server: LiveServer) -> Iterator[Seeded]:
         target_token_ids = [t["id"] for t in _ok(api.get(f"/agents/{target_id}/tokens"))]
         reply_ids = [_ok(api.post("/saved-replies", json=SHARED_REPLY), 201)["id"]]
         macro_ids = [_ok(api.post("/macros", json=SHARED_MACRO), 201)["id"]]
+        object_type = f"Order{uuid.uuid4().hex[:8]}"
+        _ok(api.post("/custom_object_types", json={"identifier": object_type, **ORDER_TYPE}), 201)
+        instances = [
+            _ok(
+                api.post(
+                    f"/custom_object_instances/{object_type}",
+                    json={"external_id": f"order-{n}", "custom_attributes": ORDER_VALUES},
+                )
+            )
+            for n in range(3)
+        ]
+        for instance in instances:
+            _ok(
+                api.put(
+                    f"/custom_object_instances/{object_type}/{instance['id']}/contacts/{user['id']}"
+                )
+            )
     CURRENT["seeded"] = Seeded(
         base_url=server.base_url,
         token=admin_token,
@@ -260,6 +293,9 @@ def seeded(server: LiveServer) -> Iterator[Seeded]:
         reply_ids=reply_ids,
         macro_ids=macro_ids,
         fin_token=server.fin_token(),
+        object_type=object_type,
+        object_ids=[i["id"] for i in instances],
+        object_external_ids=[i["external_id"] for i in instances],
     )
     yield CURRENT["seeded"]
     CURRENT.clear()
@@ -319,6 +355,26 @@ def _with_known_ids(case: Case, seeded: Seeded, draw: st.DrawFn) -> None:
         # A visitor that exists, merged into the seeded user (who has an email).
         body["visitor"] = {"id": FRESH_VISITOR}
         body["user"] = {"id": seeded.user_id}
+    if "custom_object_type_identifier" in path and draw(COIN):
+        path["custom_object_type_identifier"] = seeded.object_type
+    if "id" in path and draw(COIN):
+        deletes = case.method == "DELETE" and case.path.endswith("{id}")
+        path["id"] = FRESH_OBJECT if deletes else draw(st.sampled_from(seeded.object_ids))
+    if "contact_id" in path and draw(COIN):
+        path["contact_id"] = seeded.user_id
+    if "identifier" in path and draw(COIN):
+        # Changed or deleted: a type of its own; read: the seeded one.
+        path["identifier"] = FRESH_TYPE if case.method != "GET" else seeded.object_type
+    if query.get("external_id") is not None and draw(COIN):
+        query["external_id"] = (
+            FRESH_OBJECT_EXTERNAL_ID
+            if case.method == "DELETE"
+            else draw(st.sampled_from(seeded.object_external_ids))
+        )
+    if query.get("references_contact_id") is not None and draw(COIN):
+        query["references_contact_id"] = seeded.user_id
+    if query.get("references_conversation_id") is not None and draw(COIN):
+        query["references_conversation_id"] = draw(st.sampled_from(seeded.conversation_ids))
     messages = seeded.message_ids.get(conversation_id or "", [])
     if query.get("user_id") is not None and draw(COIN):
         query["user_id"] = seeded.user_id
@@ -377,6 +433,8 @@ def _as_the_rules_want(case: Case, seeded: Seeded) -> None:
         "PATCH",
     ):
         _saved_as_the_rules_want(body, seeded)
+    if case.path.startswith("/api/v1/custom_object_"):
+        _objects_as_the_rules_want(case, body)
     if case.headers and isinstance(case.headers.get(KEY_HEADER), str):
         # A new key per request, as clients must send (a reused one is a 422); the replays
         # themselves are tests/agent_api/test_idempotency.py's.
@@ -405,6 +463,35 @@ def _article_as_the_rules_want(case: Case, body: dict[str, Any]) -> None:
         body["body"] = "Some text."
     if case.path == "/api/v1/articles" and body.get("state") == "published" and "body" not in body:
         body["body"] = "Some text."
+
+
+def _objects_as_the_rules_want(case: Case, body: dict[str, Any]) -> None:
+    """objects.service's own checks: attribute values of the type's attributes (the seeded
+    type's, or none for another), a new type's identifier not taken, attribute names unique and
+    a title attribute among them."""
+    if case.method == "POST" and case.path.startswith("/api/v1/custom_object_instances"):
+        if body.get("custom_attributes") is not None:
+            body["custom_attributes"] = dict(ORDER_VALUES)
+    if case.path.startswith("/api/v1/custom_object_types") and case.method in ("POST", "PATCH"):
+        if case.method == "POST":
+            body["identifier"] = f"T{uuid.uuid4().hex[:12]}"
+        attributes = body.get("attributes")
+        if isinstance(attributes, list):
+            unique: dict[Any, Any] = {}
+            for attribute in attributes:
+                if isinstance(attribute, dict):
+                    unique.setdefault(attribute.get("name"), attribute)
+            body["attributes"] = list(unique.values())
+            names = set(unique)
+            if case.method == "PATCH" and "order_number" not in names:
+                # The fresh type's title attribute would be gone: a title must be named anew.
+                body.setdefault("title_attribute", None)
+        elif case.method == "PATCH":
+            names = {a["name"] for a in ORDER_TYPE["attributes"]}  # the fresh type's
+        else:
+            names = set()
+        if body.get("title_attribute") is not None and body["title_attribute"] not in names:
+            body["title_attribute"] = None
 
 
 def _shows_text(html: Any) -> bool:
@@ -474,6 +561,28 @@ def _prepared(case: Case, seeded: Seeded) -> None:
             headers={"Authorization": f"Bearer {seeded.fin_token}"},
         )
         visitor["id"] = _ok(created, 201)["id"]
+    headers = {"Authorization": f"Bearer {seeded.token}"}
+    if path.get("identifier") == FRESH_TYPE:
+        identifier = f"Fresh{uuid.uuid4().hex[:10]}"
+        created = httpx.post(
+            f"{seeded.base_url}/api/v1/custom_object_types",
+            json={"identifier": identifier, **ORDER_TYPE},
+            headers=headers,
+        )
+        path["identifier"] = _ok(created, 201)["identifier"]
+    query = case.query if isinstance(case.query, dict) else {}
+    if path.get("id") == FRESH_OBJECT or query.get("external_id") == FRESH_OBJECT_EXTERNAL_ID:
+        external_id = f"fresh-{uuid.uuid4().hex}"
+        created = httpx.post(
+            f"{seeded.base_url}/api/v1/custom_object_instances/{seeded.object_type}",
+            json={"external_id": external_id},
+            headers=headers,
+        )
+        fresh = _ok(created)
+        if path.get("id") == FRESH_OBJECT:
+            path["id"] = fresh["id"]
+        if query.get("external_id") == FRESH_OBJECT_EXTERNAL_ID:
+            query["external_id"] = external_id
     if isinstance(case.path_parameters, dict) and (
         case.path_parameters.get("article_id") == FRESH_ARTICLE
     ):
@@ -596,6 +705,8 @@ def test_every_operation_of_the_agent_api_is_fuzzed() -> None:
     agents = "/api/v1/agents/{agent_id}"
     replies = "/api/v1/saved-replies/{reply_id}"
     macros = "/api/v1/macros/{macro_id}"
+    objects = "/api/v1/custom_object_instances/{custom_object_type_identifier}"
+    types = "/api/v1/custom_object_types"
     expected = {
         "GET /api/v1/me", "GET /api/v1/agents", "GET /api/v1/conversations",
         "GET /api/v1/queues", "GET /api/v1/search", f"GET {conversations}",
@@ -615,10 +726,20 @@ def test_every_operation_of_the_agent_api_is_fuzzed() -> None:
         f"GET {macros}", f"PATCH {macros}", f"DELETE {macros}",
         f"POST {conversations}/macros/{{macro_id}}",
         "POST /api/v1/visitors/convert",
+        f"POST {objects}", f"GET {objects}", f"DELETE {objects}",
+        f"GET {objects}/{{id}}", f"DELETE {objects}/{{id}}",
+        f"PUT {objects}/{{id}}/contacts/{{contact_id}}",
+        f"DELETE {objects}/{{id}}/contacts/{{contact_id}}",
+        f"PUT {objects}/{{id}}/conversations/{{conversation_id}}",
+        f"DELETE {objects}/{{id}}/conversations/{{conversation_id}}",
+        f"GET {types}", f"POST {types}", f"GET {types}/{{identifier}}",
+        f"PATCH {types}/{{identifier}}", f"DELETE {types}/{{identifier}}",
     }  # fmt: skip
     assert ALL_OPERATIONS == expected
     admin_only = {op.ok().label for op in admin_schema.get_all_operations()}
-    assert admin_only == {label for label in expected if label.split(" ")[1].startswith(agents)}
+    assert admin_only == {
+        label for label in expected if label.split(" ")[1].startswith((agents, types))
+    }
 
 
 def test_no_operation_streams() -> None:

@@ -11,7 +11,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 from sqlalchemy import select
 from support.a11y import assert_accessible
 from support.server import LiveServer
-from web_support import start_server
+from web_support import link_orders, start_server
 
 from findesk import demo
 from findesk.conversations.models import Conversation
@@ -27,6 +27,7 @@ def demo_server(
     live = start_server(request, "sqlite", tmp_path_factory.mktemp("a11y"))
     with live.db.transaction() as session:
         credentials = demo.seed(session, live.settings.fin_agent_email)
+        link_orders(session)
     yield live, credentials
     live.stop()
 
@@ -55,7 +56,7 @@ def test_every_agent_page_passes_the_accessibility_check(
 ) -> None:
     live, credentials = demo_server
     with live.db.read_session() as session:
-        conversation_ids = list(session.scalars(select(Conversation.id)))
+        conversation_ids = list(session.scalars(select(Conversation.id).order_by(Conversation.id)))
         article_id = session.scalars(select(Article.id)).first()
         agent_id = credentials.fin_agent_id
     page = signed_in(context, live.base_url, credentials)
@@ -70,6 +71,8 @@ def test_every_agent_page_passes_the_accessibility_check(
         "an article": f"/inbox/articles/{article_id}",
         "the saved replies": "/inbox/saved-replies",
         "the macros": "/inbox/macros",
+        "the object types": "/inbox/admin/objects",
+        "a conversation's objects": f"/inbox/conversations/{conversation_ids[0]}/objects",
         "a page that is not there": "/inbox/conversations/nope",
     }
     for what, path in pages.items():

@@ -15,6 +15,7 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 from support.server import LiveServer, database_url
 
 from findesk.agents.models import Agent
@@ -24,6 +25,12 @@ from findesk.auth.models import AgentToken, OAuthClient, WebSession
 from findesk.conversations.models import Conversation, Message
 from findesk.knowledge.models import Article
 from findesk.notifier.models import OutboxEvent
+from findesk.objects.models import (
+    ObjectConversationLink,
+    ObjectInstance,
+    ObjectType,
+    ObjectUserLink,
+)
 from findesk.replies.models import Macro, SavedReply
 from findesk.users.models import EndUser
 
@@ -277,6 +284,31 @@ def lands_on_site(server: LiveServer, location: str) -> bool:
 # --- what the database holds ----------------------------------------------------------------
 
 
+def link_orders(session: Session) -> None:
+    """Seven orders of the first conversation's end user: cards in its side panel, and a page
+    of them all."""
+    conversation = session.scalars(select(Conversation).order_by(Conversation.id)).first()
+    assert conversation is not None
+    order = ObjectType(
+        identifier="Order",
+        name="Order",
+        attributes=[
+            {"name": "number", "type": "string", "label": "Order number"},
+            {"name": "total", "type": "decimal", "label": "Total"},
+            {"name": "paid", "type": "boolean", "label": "Paid"},
+        ],
+        title_attribute="number",
+    )
+    session.add(order)
+    session.flush()
+    for n in range(7):
+        values = {"number": f"ORDER-{n}", "total": "19.90", "paid": n % 2 == 0}
+        instance = ObjectInstance(type_id=order.id, external_id=f"o{n}", custom_attributes=values)
+        session.add(instance)
+        session.flush()
+        session.add(ObjectUserLink(user_id=conversation.user_id, instance_id=instance.id))
+
+
 def snapshot(server: LiveServer) -> dict[str, Any]:
     """Everything an inbox action could change (sessions' last-seen times aside)."""
     with server.db.read_session() as session:
@@ -313,6 +345,25 @@ def snapshot(server: LiveServer) -> dict[str, Any]:
             "macros": sorted(
                 (m.id, m.name, repr(m.actions), m.owner_id or "")
                 for m in session.scalars(select(Macro))
+            ),
+            "object_types": sorted(
+                (t.identifier, t.name, repr(t.attributes), t.title_attribute or "")
+                for t in session.scalars(select(ObjectType))
+            ),
+            "object_instances": sorted(
+                (i.id, i.external_id, repr(i.custom_attributes), i.updated_at)
+                for i in session.scalars(select(ObjectInstance))
+            ),
+            "object_links": sorted(
+                [
+                    *session.execute(select(ObjectUserLink.user_id, ObjectUserLink.instance_id)),
+                    *session.execute(
+                        select(
+                            ObjectConversationLink.conversation_id,
+                            ObjectConversationLink.instance_id,
+                        )
+                    ),
+                ]
             ),
         }
 

@@ -66,6 +66,7 @@ from findesk.kit.streams import (
 from findesk.kit.timeutil import as_utc, isoformat, utcnow
 from findesk.notifier import service as outbox
 from findesk.notifier.models import OutboxEvent
+from findesk.objects import service as objects
 from findesk.replies import service as replies
 from findesk.search import service as search
 from findesk.users import service as users
@@ -101,6 +102,7 @@ SNOOZE_CHOICES = {
     "10080": "for a week",
 }
 OTHER_CONVERSATIONS = 5  # of the same end user, in the side panel
+OBJECT_CARDS = 5  # the newest custom objects linked to the end user or conversation
 FLASH_MAX = 500  # characters of a notice or error kept for the next page
 IMAGE_TYPES = {"png", "jpg", "jpeg", "gif", "webp"}
 SECURITY_HEADERS = {
@@ -423,6 +425,12 @@ def _conversation_context(
         macros = replies.list_macros(session, viewer.agent)
         read_up_to = conversations.read_up_to(session, viewer.agent.id, conversation_id)
         suggestions = users.merge_suggestions(session, conversation.user)
+        object_cards = objects.cards_for(
+            session,
+            user_id=conversation.user_id,
+            conversation_id=conversation.id,
+            limit=OBJECT_CARDS,
+        )
     newest_shown = max((m.seq for m in messages), default=0)
     if mark_read and newest_shown > read_up_to:
         # The only write of a GET, and only when there is something new: reading a page again
@@ -434,6 +442,7 @@ def _conversation_context(
         "conversation_attributes": attribute_rows(conversation.attributes),
         "other_conversations": [(c, owner_kind(c)) for c in others],
         "merge_suggestions": suggestions,
+        "object_cards": object_cards,
         "known_tags": tags_known,
         "timeline": entries,
         "viewer": viewer,

@@ -210,6 +210,11 @@ class GuardedRoute(APIRoute):
     async def guard(self, request: Request) -> None:
         raise NotImplementedError
 
+    def respond(self, problem: Problem) -> Response:
+        """The answer to a refused request: an RFC 7807 problem (a route class of an API with
+        its own error shape answers in that shape)."""
+        return problem_response(problem, envelope=self.envelope)
+
     async def confirm(self, request: Request) -> None:
         """Called when a request that passed ``guard`` is refused: a guard that left part of
         its check to the endpoint finishes it here, so that the refusal is not answered
@@ -217,7 +222,7 @@ class GuardedRoute(APIRoute):
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
-        envelope, guard, confirm = self.envelope, self.guard, self.confirm
+        guard, confirm, respond = self.guard, self.confirm, self.respond
 
         async def route(request: Request) -> Response:
             try:
@@ -229,12 +234,11 @@ class GuardedRoute(APIRoute):
                     await confirm(request)
                     raise
             except Problem as exc:
-                return problem_response(exc, envelope=envelope)
+                return respond(exc)
             except RequestValidationError as exc:
-                return problem_response(validation_problem(exc), envelope=envelope)
+                return respond(validation_problem(exc))
             except HTTPException as exc:
-                problem = Problem(str(exc.detail), status=exc.status_code, code="http_error")
-                return problem_response(problem, envelope=envelope)
+                return respond(Problem(str(exc.detail), status=exc.status_code, code="http_error"))
             except ClientDisconnect:  # gone before its body arrived: nobody to answer, no crash
                 return Response(status_code=400)
 

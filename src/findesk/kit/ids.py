@@ -30,3 +30,5 @@ AGENT_TOKEN = "tok"  # noqa: S105 (a personal token's public id; its secret star
 ARTICLE = "art"
 SAVED_REPLY = "rep"
 MACRO = "mac"
+OBJECT_TYPE = "cot"
+OBJECT_INSTANCE = "coi"
