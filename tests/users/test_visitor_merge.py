@@ -19,6 +19,7 @@ from support.server import LiveServer
 
 from findesk.conversations.models import ConversationEvent
 from findesk.notifier.models import OutboxEvent
+from findesk.objects.models import ObjectInstance, ObjectType, ObjectUserLink
 
 
 def email() -> str:
@@ -367,3 +368,34 @@ def test_a_merge_fills_only_what_the_user_lacks(
         assert all(user.attributes[k] == v for k, v in user_attributes.items())
         assert user.name == (user_name if user_name is not None else visitor_name)
         assert user.role == "user"
+
+
+def test_a_merge_moves_the_visitors_objects_to_the_user(
+    server: LiveServer, fin_world: World, agent_client: httpx.Client
+) -> None:
+    """The orders linked to the visitor are the user's afterwards; one linked to both stays
+    linked once."""
+    visitor = fin_world.user(name="Anon")
+    user = fin_world.user(email=email())
+    with server.db.transaction() as session:
+        kind = ObjectType(identifier=unique("Order").replace("-", ""), name="Order", attributes=[])
+        session.add(kind)
+        session.flush()
+        orders = [
+            ObjectInstance(type_id=kind.id, external_id=name, custom_attributes={})
+            for name in ("visitors", "both", "users")
+        ]
+        session.add_all(orders)
+        session.flush()
+        links = [(visitor, orders[0]), (visitor, orders[1]), (user, orders[1]), (user, orders[2])]
+        for who, order in links:
+            session.add(ObjectUserLink(user_id=who["id"], instance_id=order.id))
+        identifier = kind.identifier
+
+    converted(agent_client, {"id": visitor["id"]}, {"id": user["id"]})
+
+    listed = agent_client.get(
+        f"/custom_object_instances/{identifier}", params={"references_contact_id": user["id"]}
+    )
+    assert listed.status_code == 200, listed.text
+    assert sorted(i["external_id"] for i in listed.json()["data"]) == ["both", "users", "visitors"]

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, select, union
+from sqlalchemy import ColumnElement, delete, func, select, union, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -187,3 +187,19 @@ def upsert_many(session: Session, rows: list[dict[str, Any]]) -> None:
         },
     )
     session.execute(statement, rows)
+
+
+def move_user_links(session: Session, from_user_id: str, to_user_id: str) -> None:
+    """The objects linked to one end user, linked to another instead (a visitor merged into a
+    user); those linked to both already stay linked once."""
+    theirs = select(ObjectUserLink.instance_id).where(ObjectUserLink.user_id == to_user_id)
+    session.execute(
+        delete(ObjectUserLink).where(
+            ObjectUserLink.user_id == from_user_id, ObjectUserLink.instance_id.in_(theirs)
+        )
+    )
+    session.execute(
+        update(ObjectUserLink)
+        .where(ObjectUserLink.user_id == from_user_id)
+        .values(user_id=to_user_id)
+    )

@@ -24,6 +24,7 @@ from findesk.kit.errors import Conflict, NotFound
 from findesk.kit.schemas import check_email, check_http_url
 from findesk.kit.text import NAME_MAX, clean_text, invalid
 from findesk.kit.timeutil import utcnow
+from findesk.objects import repository as object_repository
 from findesk.users import repository
 from findesk.users.models import EndUser
 
@@ -156,6 +157,7 @@ def merge_into(session: Session, visitor: EndUser, user: EndUser, actor: Actor) 
             detail={"from_name": visitor.name, "to_name": user.name or user.email},
         )
     conversation_repository.move_authored_messages(session, visitor.id, user.id)
+    object_repository.move_user_links(session, visitor.id, user.id)
     merged_attributes = {**(visitor.attributes or {}), **(user.attributes or {})}
     dirty = merged_attributes != (user.attributes or {})
     if dirty:
