@@ -47,6 +47,7 @@ from findesk.notifier.typing import TypingSender
 from findesk.notifier.worker import Worker
 from findesk.ops.endpoints import router as ops_router
 from findesk.replies.endpoints import router as replies_api_router
+from findesk.tickets.endpoints import router as tickets_api_router
 
 INBOX_STATIC = INBOX_HERE / "static"
 FIN_API = "/api/fin"
@@ -165,6 +166,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(agent_router)
     app.include_router(agent_articles_router)
     app.include_router(replies_api_router)
+    app.include_router(tickets_api_router)
     app.include_router(help_router)
     app.include_router(ops_router)
     app.include_router(files_router)

@@ -22,6 +22,7 @@ from findesk.notifier.models import OutboxEvent, TypingSignal
 from findesk.replies.models import Macro, SavedReply
 from findesk.search.models import SearchHead
 from findesk.throttle.models import ThrottleCounter
+from findesk.tickets.models import Ticket, TicketState, TicketType
 from findesk.users.models import EndUser
 
 __all__ = [
@@ -51,6 +52,9 @@ __all__ = [
     "SeenRequestSignature",
     "StoredFile",
     "ThrottleCounter",
+    "Ticket",
+    "TicketState",
+    "TicketType",
     "TypingSignal",
     "WebSession",
 ]

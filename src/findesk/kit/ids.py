@@ -21,3 +21,6 @@ AGENT_TOKEN = "tok"  # noqa: S105 (a personal token's public id; its secret star
 ARTICLE = "art"
 SAVED_REPLY = "rep"
 MACRO = "mac"
+TICKET = "tkt"
+TICKET_TYPE = "tty"
+TICKET_ATTRIBUTE = "tta"
