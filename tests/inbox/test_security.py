@@ -50,10 +50,13 @@ from findesk.agents.service import set_password
 from findesk.app import create_app
 from findesk.auth.models import WebSession
 from findesk.auth.service import issue_agent_token
+from findesk.kit.actor import SYSTEM
 from findesk.kit.secrets import hash_secret
 from findesk.kit.timeutil import utcnow
 from findesk.knowledge.service import ArticleDraft, create_article
 from findesk.replies.models import Macro, SavedReply
+from findesk.tickets import service as tickets
+from findesk.tickets.schemas import TicketTypeCreate
 
 try:  # FastAPI 0.13x+ keeps included routers lazily: walk them through their contexts
     from fastapi.routing import iter_route_contexts
@@ -203,6 +206,11 @@ def inbox_form(path: str, ids: dict[str, str]) -> dict[str, str]:
         "/inbox/macros": {"name": unique("Macro"), "step0_type": "take_over"},
         "/inbox/macros/{macro_id}": {"name": unique("Edited"), "step0_type": "take_over"},
         "/inbox/conversations/{conversation_id}/macros": {"macro_id": ids.get("macro_id", "")},
+        "/inbox/conversations/{conversation_id}/ticket": {
+            "ticket_type_id": ids.get("ticket_type_id", ""),
+            "title": "Found a bug",
+        },
+        "/inbox/conversations/{conversation_id}/ticket/state": {"state_id": "in_progress"},
     }
     return dict(forms.get(path, {}))
 
@@ -233,7 +241,31 @@ API_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("PATCH", "/api/v1/saved-replies/{reply_id}"): {"title": "Renamed through the API"},
     ("POST", "/api/v1/macros"): {"name": "From the API", "actions": [{"type": "take_over"}]},
     ("PATCH", "/api/v1/macros/{macro_id}"): {"name": "Renamed through the API"},
+    ("POST", "/api/v1/ticket_types"): {"name": "{unique}"},
+    ("PUT", "/api/v1/ticket_types/{ticket_type_id}"): {"description": "Changed through the API"},
+    ("POST", "/api/v1/ticket_types/{ticket_type_id}/attributes"): {
+        "name": "{unique}",
+        "data_type": "string",
+    },
+    ("PUT", "/api/v1/ticket_types/{ticket_type_id}/attributes/{attribute_id}"): {
+        "description": "Changed through the API"
+    },
+    ("POST", "/api/v1/conversations/{conversation_id}/convert"): {
+        "ticket_type_id": "{ticket_type_id}",
+        "attributes": {"_default_title_": "Found a bug"},
+    },
+    ("PUT", "/api/v1/tickets/{ticket_id}"): {"ticket_state_id": "in_progress"},
 }
+
+
+def api_body(method: str, path: str, ids: dict[str, str]) -> dict[str, Any]:
+    """The route's body in API_BODIES, its "{name}" strings filled in from ``ids`` (and
+    "{unique}" a new name)."""
+    ids = {**ids, "unique": unique("From the API")}
+    return {
+        key: fill(value, ids) if isinstance(value, str) else value
+        for key, value in API_BODIES.get((method, path), {}).items()
+    }
 
 
 def changes_nothing(path: str) -> bool:
@@ -251,7 +283,18 @@ def make_ids(server: LiveServer, world: World, other: Person, path: str = "") ->
         "article_id": failed_article(server),
         "token_id": personal_token(server, other.id),
         **shared_reply_and_macro(server),
+        **ticket_type_and_ticket(server, world),
     }
+    if path.endswith("/ticket/state"):
+        # The ticket form changes the state of the conversation's ticket: it needs one.
+        with server.db.transaction() as session:
+            tickets.convert(
+                session,
+                ids["conversation_id"],
+                SYSTEM,
+                ticket_type_id=ids["ticket_type_id"],
+                attributes={"_default_title_": "Found a bug"},
+            )
     if "/agents/{agent_id}" in path:
         # Deactivating or revoking changes an agent for good: these act on one of their own
         # (inactive already for reactivating, so that every route has something to change).
@@ -272,6 +315,34 @@ def shared_reply_and_macro(server: LiveServer) -> dict[str, str]:
         session.add_all([reply, macro])
         session.flush()
         return {"reply_id": reply.id, "macro_id": macro.id}
+
+
+def ticket_type_and_ticket(server: LiveServer, world: World) -> dict[str, str]:
+    """A customer ticket type (an attribute to change) and a ticket of that type."""
+    admin_id = new_agent(server, "Tia Types", role="admin").id
+    conversation_id = waiting_conversation(world)
+    with server.db.transaction() as session:
+        admin = session.get(Agent, admin_id)
+        assert admin is not None
+        body = TicketTypeCreate.model_validate(
+            {
+                "name": unique("Refund"),
+                "ticket_type_attributes": [{"name": "note", "data_type": "string"}],
+            }
+        )
+        ticket_type = tickets.create_type(session, admin, body)
+        ticket = tickets.convert(
+            session,
+            conversation_id,
+            SYSTEM,
+            ticket_type_id=ticket_type.id,
+            attributes={"_default_title_": "Found a bug"},
+        )
+        return {
+            "ticket_type_id": ticket_type.id,
+            "attribute_id": ticket_type.attributes[-1]["id"],
+            "ticket_id": ticket.id,
+        }
 
 
 def personal_token(server: LiveServer, agent_id: str) -> str:
@@ -307,7 +378,7 @@ def send(
     options: dict[str, Any] = {}
     if is_api(path):
         if is_unsafe(method):
-            options["json"] = API_BODIES.get((method, path), {})
+            options["json"] = api_body(method, path, ids)
             if csrf is not None:
                 options["headers"] = {"X-CSRF-Token": csrf}
     elif is_unsafe(method):
@@ -480,7 +551,7 @@ def test_the_agent_api_through_the_session_cookie_needs_the_csrf_header(
     for method, path in changes:
         ids = make_ids(server, world, agent, path)
         url = fill(path, ids)
-        body = API_BODIES.get((method, path), {})
+        body = api_body(method, path, ids)
         for label, token in bad_tokens(agent_web).items():
             headers = {"X-CSRF-Token": token["header"]} if "header" in token else {}
             if "field" in token:

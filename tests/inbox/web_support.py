@@ -25,6 +25,7 @@ from findesk.conversations.models import Conversation, Message
 from findesk.knowledge.models import Article
 from findesk.notifier.models import OutboxEvent
 from findesk.replies.models import Macro, SavedReply
+from findesk.tickets.models import Ticket, TicketType
 
 PASSWORD = "correct horse battery staple"
 SESSION_COOKIE = "findesk_session"
@@ -309,6 +310,13 @@ def snapshot(server: LiveServer) -> dict[str, Any]:
             "macros": sorted(
                 (m.id, m.name, repr(m.actions), m.owner_id or "")
                 for m in session.scalars(select(Macro))
+            ),
+            "ticket_types": sorted(
+                (t.id, t.name, t.description, repr(t.attributes))
+                for t in session.scalars(select(TicketType))
+            ),
+            "tickets": sorted(
+                (t.id, t.state_id, repr(t.attributes)) for t in session.scalars(select(Ticket))
             ),
         }
 

@@ -20,7 +20,7 @@ LIST_ITEMS_MAX = 250  # in one list attribute
 
 
 class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class ListItemIn(_In):
