@@ -9,13 +9,18 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from support.a11y import assert_accessible
 from support.server import LiveServer
 from web_support import start_server
 
 from findesk import demo
+from findesk.agents.models import Agent
 from findesk.conversations.models import Conversation
+from findesk.kit.actor import SYSTEM
 from findesk.knowledge.models import Article
+from findesk.tickets import service as tickets
+from findesk.tickets.schemas import TicketTypeCreate
 
 SCHEMES = ("light", "dark")
 
@@ -27,8 +32,22 @@ def demo_server(
     live = start_server(request, "sqlite", tmp_path_factory.mktemp("a11y"))
     with live.db.transaction() as session:
         credentials = demo.seed(session, live.settings.fin_agent_email)
+        _one_ticket(session)
     yield live, credentials
     live.stop()
+
+
+def _one_ticket(session: Session) -> None:
+    """A customer ticket type (the side panel offers to convert) and one conversation converted
+    (its panel shows the ticket card)."""
+    admin = session.scalars(select(Agent).where(Agent.role == "admin")).first()
+    assert admin is not None
+    refund = tickets.create_type(session, admin, TicketTypeCreate(name="Refund"))
+    first = session.scalars(select(Conversation.id).order_by(Conversation.id)).first()
+    assert first is not None
+    tickets.convert(
+        session, first, SYSTEM, ticket_type_id=refund.id, attributes={"_default_title_": "Refund"}
+    )
 
 
 @pytest.fixture(params=SCHEMES)
