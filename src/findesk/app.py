@@ -34,6 +34,7 @@ from findesk.inbox.articles import router as articles_router
 from findesk.inbox.endpoints import HERE as INBOX_HERE
 from findesk.inbox.endpoints import router as inbox_router
 from findesk.inbox.replies import router as inbox_replies_router
+from findesk.inbox.tickets import router as inbox_tickets_router
 from findesk.kit.db import Database
 from findesk.kit.errors import Problem
 from findesk.kit.http import BodySizeLimit, problem_response, validation_problem
@@ -173,6 +174,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(inbox_router)
     app.include_router(articles_router)
     app.include_router(inbox_replies_router)
+    app.include_router(inbox_tickets_router)
     app.include_router(apidocs_router)
     app.mount("/static", StaticFiles(directory=INBOX_STATIC), name="static")
 

@@ -89,6 +89,7 @@ def test_every_agent_page_passes_the_accessibility_check(
         "an article": f"/inbox/articles/{article_id}",
         "the saved replies": "/inbox/saved-replies",
         "the macros": "/inbox/macros",
+        "the tickets": "/inbox/tickets",
         "a page that is not there": "/inbox/conversations/nope",
     }
     for what, path in pages.items():

@@ -140,3 +140,38 @@ def test_the_form_says_what_is_wrong(server: LiveServer, world: World, web: Web)
     )
     assert page.find("p", "error").text == "This conversation is not a ticket."
     assert "ticket" not in world.api.get_conversation(cid).data["attributes"]
+
+
+def test_the_tickets_page_lists_them_by_state_and_type(
+    server: LiveServer, world: World, web: Web, refund: str
+) -> None:
+    other = _ticket_type(server)
+    made = {}
+    for ticket_type, title in ((refund, unique("Parcel lost")), (other, unique("Wrong size"))):
+        created, _ = world.conversation(title=title)
+        follow(
+            web,
+            web.post(
+                f"/inbox/conversations/{created['id']}/ticket",
+                {"ticket_type_id": ticket_type, "title": title},
+            ),
+        )
+        made[title] = str(created["id"])
+    lost, wrong = made
+    follow(
+        web, web.post(f"/inbox/conversations/{made[wrong]}/ticket/state", {"state_id": "resolved"})
+    )
+
+    def listed(**params: str) -> list[str]:
+        page = web.page("/inbox/tickets", **params)
+        return [row.find("td").text for row in page.find_all("tr", "ticket-item")]
+
+    everything = listed()
+    assert any(lost in row for row in everything) and any(wrong in row for row in everything)
+    assert not any(wrong in row for row in listed(state="submitted"))
+    assert any(wrong in row for row in listed(state="resolved"))
+    assert [row for row in listed(type=other) if lost in row] == []
+    row = web.page("/inbox/tickets").find_all("tr", "ticket-item")[0]
+    assert row.find("a").attrs["href"] == f"/inbox/conversations/{made[wrong]}"
+    # Unknown filters are ignored, as the queues' are.
+    assert listed(state="nope", page="x") == everything
