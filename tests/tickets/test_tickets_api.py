@@ -320,6 +320,15 @@ def test_a_state_change_is_in_the_history_and_reaches_fin_with_the_external_labe
         ("Submitted", "Waiting on customer", "state"),
         ("Waiting on customer", "Resolved", "state"),
     ]
+    # The agent API's history says it too, with the ticket's id and number.
+    rows = [
+        e for e in ok(alice.get(f"/conversations/{cid}/history"))["items"] if e["kind"] == "ticket"
+    ]
+    assert [(e["to_value"], e["detail"]["ticket_id"]) for e in rows] == [
+        ("Submitted", ticket["id"]),
+        ("Waiting on customer", ticket["id"]),
+        ("Resolved", ticket["id"]),
+    ]
     # The same state again changes nothing and tells Fin nothing.
     before = outbox_reasons(server, cid)
     ok(alice.put(f"/tickets/{ticket['id']}", json={"ticket_state_id": "resolved"}))
