@@ -503,9 +503,14 @@ def _tickets_as_the_rules_want(
             path["conversation_id"] = FRESH_CONVERSATION  # never convert the seeded ones
         body["ticket_type_id"] = seeded.ticket_type_id
         body["attributes"] = dict(TICKET_ATTRIBUTES)
+    if case.path == "/api/v1/tickets" and case.method == "POST":
+        # A customer ticket for the seeded end user.
+        body["ticket_type_id"] = seeded.ticket_type_id
+        body["ticket_attributes"] = dict(TICKET_ATTRIBUTES)
+        body["contacts"] = [{"id": seeded.user_id}]
     if body.get("ticket_state_id") is not None:
         body["ticket_state_id"] = TICKET_STATES[len(str(body["ticket_state_id"])) % 4]
-    if isinstance(body.get("ticket_attributes"), dict):
+    if isinstance(body.get("ticket_attributes"), dict) and case.method == "PUT":
         body["ticket_attributes"] = {"_default_description_": "Updated"}
     if case.path.startswith("/api/v1/ticket_types") and case.method in ("POST", "PUT"):
         if path.get("ticket_type_id") in (seeded.ticket_type_id, seeded.target_type_id):
@@ -721,7 +726,7 @@ def test_every_operation_of_the_agent_api_is_fuzzed() -> None:
         f"POST {conversations}/convert", "GET /api/v1/ticket_types", "POST /api/v1/ticket_types",
         f"GET {types}", f"PUT {types}", f"POST {types}/attributes",
         f"PUT {types}/attributes/{{attribute_id}}", "GET /api/v1/ticket_states",
-        "GET /api/v1/tickets", "GET /api/v1/tickets/{ticket_id}",
+        "GET /api/v1/tickets", "POST /api/v1/tickets", "GET /api/v1/tickets/{ticket_id}",
         "PUT /api/v1/tickets/{ticket_id}",
     }  # fmt: skip
     assert ALL_OPERATIONS == expected

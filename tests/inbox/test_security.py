@@ -255,6 +255,11 @@ API_BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "attributes": {"_default_title_": "Found a bug"},
     },
     ("PUT", "/api/v1/tickets/{ticket_id}"): {"ticket_state_id": "in_progress"},
+    ("POST", "/api/v1/tickets"): {
+        "ticket_type_id": "{ticket_type_id}",
+        "contacts": [{"id": "{user_id}"}],
+        "ticket_attributes": {"_default_title_": "Found a bug"},
+    },
 }
 
 
@@ -262,10 +267,17 @@ def api_body(method: str, path: str, ids: dict[str, str]) -> dict[str, Any]:
     """The route's body in API_BODIES, its "{name}" strings filled in from ``ids`` (and
     "{unique}" a new name)."""
     ids = {**ids, "unique": unique("From the API")}
-    return {
-        key: fill(value, ids) if isinstance(value, str) else value
-        for key, value in API_BODIES.get((method, path), {}).items()
-    }
+
+    def filled(value: Any) -> Any:
+        if isinstance(value, str):
+            return fill(value, ids)
+        if isinstance(value, list):
+            return [filled(item) for item in value]
+        if isinstance(value, dict):
+            return {key: filled(item) for key, item in value.items()}
+        return value
+
+    return dict(filled(API_BODIES.get((method, path), {})))
 
 
 def changes_nothing(path: str) -> bool:
@@ -342,6 +354,7 @@ def ticket_type_and_ticket(server: LiveServer, world: World) -> dict[str, str]:
             "ticket_type_id": ticket_type.id,
             "attribute_id": ticket_type.attributes[-1]["id"],
             "ticket_id": ticket.id,
+            "user_id": ticket.user_id or "",
         }
 
 

@@ -440,3 +440,74 @@ def test_a_malformed_body_is_a_422(alice: httpx.Client, fin_side: World) -> None
     cid = conversation(fin_side)
     response = alice.post(f"/conversations/{cid}/convert", json={"attributes": {}})
     assert response.status_code == 422, response.text
+
+
+# --- tickets without a conversation -----------------------------------------------------------
+
+
+def test_a_ticket_without_a_conversation(
+    admin: httpx.Client,
+    alice: httpx.Client,
+    fin_side: World,
+    refund: dict[str, Any],
+    tracker: dict[str, Any],
+) -> None:
+    back_office = ok(
+        alice.post(
+            "/tickets",
+            json={"ticket_type_id": tracker["id"], "ticket_attributes": {"_default_title_": "Bug"}},
+        )
+    )
+    assert back_office["category"] == "Tracker" and back_office["is_shared"] is False
+    assert back_office["conversation_id"] is None
+    assert back_office["linked_objects"] == {
+        "type": "list",
+        "total_count": 0,
+        "has_more": False,
+        "data": [],
+    }
+    assert back_office["contacts"]["contacts"] == []
+    user_id = fin_side.user(name="Ola")["id"]
+    customer = ok(
+        alice.post(
+            "/tickets",
+            json={
+                "ticket_type_id": refund["id"],
+                "contacts": [{"id": user_id}],
+                "ticket_attributes": {
+                    "_default_title_": "Refund",
+                    "priority": item_id(refund, "priority", "Low"),
+                },
+                "ticket_state_id": "in_progress",
+            },
+        )
+    )
+    assert customer["contacts"]["contacts"][0]["id"] == user_id
+    assert customer["ticket_state"]["id"] == "in_progress"
+    assert int(customer["ticket_id"]) > int(back_office["ticket_id"])
+    # A state change of a ticket without a conversation: nothing to tell Fin, still saved.
+    moved = ok(alice.put(f"/tickets/{customer['id']}", json={"ticket_state_id": "resolved"}))
+    assert moved["open"] is False
+    intercom_error(
+        alice.post(
+            "/tickets",
+            json={"ticket_type_id": refund["id"], "ticket_attributes": {"_default_title_": "x"}},
+        ),
+        400,
+        "parameter_not_found",
+    )
+    intercom_error(
+        alice.post(
+            "/tickets",
+            json={
+                "ticket_type_id": tracker["id"],
+                "contacts": [{"id": "usr_nope"}],
+                "ticket_attributes": {"_default_title_": "x"},
+            },
+        ),
+        404,
+        "not_found",
+    )
+    intercom_error(
+        alice.post("/tickets", json={"ticket_type_id": tracker["id"]}), 400, "parameter_not_found"
+    )

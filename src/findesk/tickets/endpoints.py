@@ -232,6 +232,27 @@ def convert_conversation(request: Request, conversation_id: str, body: s.Convert
         return ticket_view(session, ticket)
 
 
+@router.post(
+    "/tickets",
+    response_model=s.TicketOut,
+    responses={**INTERCOM_400, 404: _problem("Intercom's `not_found`: no such contact.")},
+)
+def create_ticket(request: Request, body: s.TicketCreate) -> s.TicketOut:
+    """A ticket without a conversation (Intercom's Create Ticket): a back-office or tracker
+    ticket, or a customer ticket for an end user (`contacts: [{id}]`)."""
+    me = current_agent(request)
+    with db_of(request).transaction() as session:
+        ticket = service.create_ticket(
+            session,
+            agent_actor(me.id),
+            ticket_type_id=body.ticket_type_id,
+            user_id=body.contacts[0].id if body.contacts else None,
+            attributes=body.ticket_attributes,
+            state_id=body.ticket_state_id,
+        )
+        return ticket_view(session, ticket)
+
+
 @router.get("/tickets", response_model=s.TicketListOut)
 def list_tickets(
     request: Request,

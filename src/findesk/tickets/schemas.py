@@ -90,6 +90,23 @@ class ConvertIn(_In):
     )
 
 
+class ContactIn(_In):
+    id: Id = Field(description="The end user's id (`usr_…`).")
+
+
+class TicketCreate(_In):
+    """Intercom's Create Ticket: a ticket without a conversation (a back-office or tracker
+    ticket, or a customer ticket opened for an end user)."""
+
+    ticket_type_id: Id
+    contacts: Annotated[list[ContactIn], Field(max_length=1)] = Field(
+        default_factory=list,
+        description="The end user it is for (at most one); a customer ticket needs one.",
+    )
+    ticket_attributes: AttributesIn | None = None
+    ticket_state_id: Id | None = None
+
+
 class TicketUpdate(_In):
     ticket_attributes: AttributesIn | None = Field(
         default=None, description="Merged by name; null removes an optional one."

@@ -46,6 +46,7 @@ from findesk.tickets.schemas import (
     TicketTypeCreate,
     TicketTypeUpdate,
 )
+from findesk.users import repository as user_repository
 
 STRING_MAX = 65_535
 
@@ -427,6 +428,45 @@ def convert(
         },
     )
     _tell_fin(session, ticket, actor)
+    return ticket
+
+
+def create_ticket(
+    session: Session,
+    actor: Actor,
+    *,
+    ticket_type_id: str,
+    user_id: str | None,
+    attributes: dict[str, Any] | None,
+    state_id: str | None = None,
+) -> Ticket:
+    """A ticket without a conversation (Intercom's Create Ticket): of any category; a customer
+    ticket is for an end user. No conversation, so no history row and nothing for Fin."""
+    ticket_type = repository.get_type(session, ticket_type_id)
+    if ticket_type is None:
+        raise _invalid("Ticket type not found", "ticket_type_id")
+    if ticket_type.archived:
+        raise _invalid("Ticket type is archived", "ticket_type_id")
+    if user_id is not None and user_repository.get(session, user_id) is None:
+        raise intercom_error(404, "not_found", "Contact not found", "contacts")
+    if user_id is None and ticket_type.category == "Customer":
+        raise intercom_error(
+            400, "parameter_not_found", "A customer ticket needs a contact", "contacts"
+        )
+    state = _state(session, state_id)
+    now = utcnow()
+    ticket = Ticket(
+        number=repository.next_number(session),
+        ticket_type=ticket_type,
+        state=state,
+        attributes=checked_attributes(ticket_type, attributes),
+        user_id=user_id,
+        created_by_id=actor.agent_id,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(ticket)
+    session.flush()
     return ticket
 
 
