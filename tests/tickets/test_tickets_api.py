@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -511,3 +512,23 @@ def test_a_ticket_without_a_conversation(
     intercom_error(
         alice.post("/tickets", json={"ticket_type_id": tracker["id"]}), 400, "parameter_not_found"
     )
+
+
+def test_tickets_made_at_once_get_numbers_of_their_own(
+    server: LiveServer, alice: httpx.Client, fin_side: World, refund: dict[str, Any]
+) -> None:
+    """Numbers are the highest plus one: concurrent conversions take turns (an advisory lock on
+    PostgreSQL, the one writer on SQLite), never the same number or a unique-key error."""
+    conversations = [conversation(fin_side) for _ in range(6)]
+    body = {
+        "ticket_type_id": refund["id"],
+        "attributes": {"_default_title_": "Rush", "priority": item_id(refund, "priority", "Low")},
+    }
+
+    def convert(cid: str) -> httpx.Response:
+        return alice.post(f"/conversations/{cid}/convert", json=body)
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        responses = list(pool.map(convert, conversations))
+    numbers = [int(ok(response)["ticket_id"]) for response in responses]
+    assert len(set(numbers)) == len(numbers)
