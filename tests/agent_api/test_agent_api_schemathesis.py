@@ -497,7 +497,8 @@ def _tickets_as_the_rules_want(
     its required title only) and a state that exists; a ticket type's name is unique (and not
     blank); an attribute's name is unique on its type, a list attribute has items (of known
     ids, different labels, not all archived), and only a list attribute has them. The type
-    conversions use is never changed (its changes go to the run's target type)."""
+    conversions use is never changed (its changes go to the run's target type), and a ticket
+    links only to a tracker ticket (none is seeded)."""
     if case.path.endswith("/convert"):
         if path.get("conversation_id") in seeded.conversation_ids:
             path["conversation_id"] = FRESH_CONVERSATION  # never convert the seeded ones
@@ -512,6 +513,8 @@ def _tickets_as_the_rules_want(
         body["ticket_state_id"] = TICKET_STATES[len(str(body["ticket_state_id"])) % 4]
     if isinstance(body.get("ticket_attributes"), dict) and case.method == "PUT":
         body["ticket_attributes"] = {"_default_description_": "Updated"}
+    if "tracker_ticket_id" in body:
+        body["tracker_ticket_id"] = None  # no tracker ticket is seeded: unlinking always works
     if case.path.startswith("/api/v1/ticket_types") and case.method in ("POST", "PUT"):
         if path.get("ticket_type_id") in (seeded.ticket_type_id, seeded.target_type_id):
             if case.path.endswith("/attributes"):

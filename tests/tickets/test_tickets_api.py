@@ -532,3 +532,55 @@ def test_tickets_made_at_once_get_numbers_of_their_own(
         responses = list(pool.map(convert, conversations))
     numbers = [int(ok(response)["ticket_id"]) for response in responses]
     assert len(set(numbers)) == len(numbers)
+
+
+def test_a_tracker_ticket_moves_the_customer_tickets_linked_to_it(
+    server: LiveServer,
+    alice: httpx.Client,
+    fin_side: World,
+    refund: dict[str, Any],
+    tracker: dict[str, Any],
+) -> None:
+    bug = ok(
+        alice.post(
+            "/tickets",
+            json={"ticket_type_id": tracker["id"], "ticket_attributes": {"_default_title_": "Bug"}},
+        )
+    )
+    body = {
+        "ticket_type_id": refund["id"],
+        "attributes": {"_default_title_": "Broken", "priority": item_id(refund, "priority", "Low")},
+    }
+    cids = [conversation(fin_side) for _ in range(2)]
+    customers = [ok(alice.post(f"/conversations/{cid}/convert", json=body)) for cid in cids]
+    for customer in customers:
+        linked = ok(alice.put(f"/tickets/{customer['id']}", json={"tracker_ticket_id": bug["id"]}))
+        assert {"type": "ticket", "id": bug["id"], "category": "Tracker"} in linked[
+            "linked_objects"
+        ]["data"]
+    shown = ok(alice.get(f"/tickets/{bug['id']}"))["linked_objects"]
+    assert [o["id"] for o in shown["data"]] == [c["id"] for c in customers]
+    before = {cid: outbox_reasons(server, cid) for cid in cids}
+
+    ok(alice.put(f"/tickets/{bug['id']}", json={"ticket_state_id": "resolved"}))
+    for cid, customer in zip(cids, customers, strict=True):
+        assert ok(alice.get(f"/tickets/{customer['id']}"))["ticket_state"]["id"] == "resolved"
+        assert fin_side.api.get_conversation(cid).data["attributes"]["ticket"]["open"] is False
+        assert outbox_reasons(server, cid) - before[cid] == Counter({"attributes": 1})
+        assert ticket_history(server, cid)[-1] == ("Submitted", "Resolved", "state")
+
+    # Unlinked, a customer ticket no longer follows; only customer tickets link, to trackers.
+    ok(alice.put(f"/tickets/{customers[0]['id']}", json={"tracker_ticket_id": None}))
+    ok(alice.put(f"/tickets/{bug['id']}", json={"ticket_state_id": "in_progress"}))
+    states = [ok(alice.get(f"/tickets/{c['id']}"))["ticket_state"]["id"] for c in customers]
+    assert states == ["resolved", "in_progress"]
+    intercom_error(
+        alice.put(f"/tickets/{customers[0]['id']}", json={"tracker_ticket_id": customers[1]["id"]}),
+        400,
+        "parameter_invalid",
+    )
+    intercom_error(
+        alice.put(f"/tickets/{bug['id']}", json={"tracker_ticket_id": bug["id"]}),
+        400,
+        "parameter_invalid",
+    )

@@ -114,7 +114,9 @@ def describe(event: ConversationEvent, agents: Mapping[str, Agent]) -> str:
         number = detail.get("number")
         if detail.get("action") == "converted":
             return f"{who} converted it to ticket #{number} ({detail.get('type')}) · {after}"
-        return f"{who} moved ticket #{number} from {before} to {after}"
+        text = f"{who} moved ticket #{number} from {before} to {after}"
+        tracker = detail.get("tracker_number")
+        return f"{text} · with tracker ticket #{tracker}" if tracker is not None else text
     if kind == "priority":
         return f"{who} set the priority to {after}" if after is not None else ""
     if kind == "macro":

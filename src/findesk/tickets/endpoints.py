@@ -108,6 +108,13 @@ def ticket_view(session: Session, ticket: Ticket) -> s.TicketOut:
             if not conversation.assignee.is_bot:
                 assignee_id = conversation.assignee_id
         linked.append(s.LinkedObject(type="conversation", id=ticket.conversation_id, category=None))
+    if ticket.tracker_id is not None:
+        linked.append(s.LinkedObject(type="ticket", id=ticket.tracker_id, category="Tracker"))
+    if ticket.ticket_type.category == "Tracker":
+        linked += [
+            s.LinkedObject(type="ticket", id=t.id, category=t.ticket_type.category)
+            for t in service.linked_tickets(session, ticket)
+        ]
     category = ticket.ticket_type.category
     return s.TicketOut(
         id=ticket.id,
@@ -284,8 +291,15 @@ def get_ticket(request: Request, ticket_id: str) -> s.TicketOut:
 @router.put("/tickets/{ticket_id}", response_model=s.TicketOut, responses=INTERCOM_400)
 def update_ticket(request: Request, ticket_id: str, body: s.TicketUpdate) -> s.TicketOut:
     """Intercom's Update Ticket: `ticket_attributes` merged by name, `ticket_state_id` moves
-    it (in the conversation's history; Fin hears of it through the `ticket` attribute)."""
+    it (in the conversation's history; Fin hears of it through the `ticket` attribute). A
+    customer ticket links to a tracker ticket with `tracker_ticket_id` (null unlinks); moving
+    the tracker moves every ticket linked to it."""
     me = current_agent(request)
+    link = (
+        {"tracker_id": body.tracker_ticket_id}
+        if "tracker_ticket_id" in body.model_fields_set
+        else {}
+    )
     with db_of(request).transaction() as session:
         ticket = service.update_ticket(
             session,
@@ -293,5 +307,6 @@ def update_ticket(request: Request, ticket_id: str, body: s.TicketUpdate) -> s.T
             agent_actor(me.id),
             attributes=body.ticket_attributes,
             state_id=body.ticket_state_id,
+            **link,
         )
         return ticket_view(session, ticket)

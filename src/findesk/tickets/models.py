@@ -87,6 +87,11 @@ class Ticket(Base):
         ForeignKey("conversations.id", ondelete="SET NULL"), unique=True
     )
     user_id: Mapped[str | None] = mapped_column(ForeignKey("end_users.id", ondelete="SET NULL"))
+    # A customer ticket linked to the tracker ticket of the problem behind it (a bug): the
+    # tracker's state changes move it too (``service.update_ticket``).
+    tracker_id: Mapped[str | None] = mapped_column(
+        ForeignKey("tickets.id", ondelete="SET NULL"), index=True
+    )
     created_by_id: Mapped[str | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

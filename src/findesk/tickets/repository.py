@@ -55,6 +55,12 @@ def of_conversation(session: Session, conversation_id: str) -> Ticket | None:
     return session.scalars(select(Ticket).where(Ticket.conversation_id == conversation_id)).first()
 
 
+def linked_to(session: Session, tracker_id: str) -> Sequence[Ticket]:
+    """The tickets linked to a tracker ticket, oldest first."""
+    statement = select(Ticket).where(Ticket.tracker_id == tracker_id).order_by(Ticket.number)
+    return session.scalars(statement).all()
+
+
 def next_number(session: Session) -> int:
     """The next short number. On PostgreSQL a transaction-scoped advisory lock makes concurrent
     creations take turns (SQLite has one writer at a time anyway)."""

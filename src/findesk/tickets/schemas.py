@@ -112,6 +112,11 @@ class TicketUpdate(_In):
         default=None, description="Merged by name; null removes an optional one."
     )
     ticket_state_id: Id | None = None
+    tracker_ticket_id: Id | None = Field(
+        default=None,
+        description="Link a customer ticket to a tracker ticket (its state changes then move "
+        "this one too); null unlinks it.",
+    )
 
 
 # --- out --------------------------------------------------------------------------------------

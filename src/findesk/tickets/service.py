@@ -481,6 +481,50 @@ def ticket_of_conversation(session: Session, conversation_id: str) -> Ticket | N
     return repository.of_conversation(session, conversation_id)
 
 
+UNCHANGED: Any = object()
+
+
+def _link(session: Session, ticket: Ticket, tracker_id: str | None) -> None:
+    if tracker_id is None:
+        ticket.tracker_id = None
+        return
+    if ticket.ticket_type.category != "Customer":
+        raise _invalid("Only a customer ticket is linked to a tracker ticket", "tracker_ticket_id")
+    tracker = repository.get(session, tracker_id)
+    if tracker is None or tracker.ticket_type.category != "Tracker":
+        raise _invalid("Tracker ticket not found", "tracker_ticket_id")
+    ticket.tracker_id = tracker.id
+
+
+def _move(
+    session: Session, ticket: Ticket, state: TicketState, actor: Actor, via: Ticket | None
+) -> None:
+    """Move the ticket to ``state``: a history row on its conversation, Fin told through the
+    conversation's ``ticket`` attribute. ``via``: the tracker ticket whose change moved it."""
+    before = ticket.state
+    ticket.state = state
+    ticket.updated_at = utcnow()
+    session.flush()
+    if ticket.conversation_id is not None:
+        detail: dict[str, Any] = {
+            "action": "state",
+            "ticket_id": ticket.id,
+            "number": ticket.number,
+        }
+        if via is not None:
+            detail["tracker_ticket_id"], detail["tracker_number"] = via.id, via.number
+        history.record(
+            session,
+            ticket.conversation_id,
+            "ticket",
+            actor,
+            from_value=before.internal_label,
+            to_value=state.internal_label,
+            detail=detail,
+        )
+    _tell_fin(session, ticket, actor)
+
+
 def update_ticket(
     session: Session,
     ticket_id: str,
@@ -488,9 +532,11 @@ def update_ticket(
     *,
     attributes: dict[str, Any] | None = None,
     state_id: str | None = None,
+    tracker_id: str | None = UNCHANGED,
 ) -> Ticket:
-    """Merge attributes and move to a state; a state change is in the conversation's history
-    and reaches Fin through its ``ticket`` attribute."""
+    """Merge attributes, link to a tracker ticket (``None`` unlinks) and move to a state. A
+    state change is in the conversation's history and reaches Fin through its ``ticket``
+    attribute; a tracker ticket's state change moves every ticket linked to it the same way."""
     ticket = repository.get_for_update(session, ticket_id)
     if ticket is None:
         raise intercom_error(404, "not_found", "Ticket not found", "id")
@@ -499,25 +545,22 @@ def update_ticket(
         if merged != ticket.attributes:
             ticket.attributes = merged
             ticket.updated_at = utcnow()
+    if tracker_id is not UNCHANGED and tracker_id != ticket.tracker_id:
+        _link(session, ticket, tracker_id)
+        ticket.updated_at = utcnow()
     if state_id is not None and state_id != ticket.state_id:
         state = _state(session, state_id)
-        before = ticket.state
-        ticket.state = state
-        ticket.updated_at = utcnow()
-        session.flush()
-        if ticket.conversation_id is not None:
-            history.record(
-                session,
-                ticket.conversation_id,
-                "ticket",
-                actor,
-                from_value=before.internal_label,
-                to_value=state.internal_label,
-                detail={"action": "state", "ticket_id": ticket.id, "number": ticket.number},
-            )
-        _tell_fin(session, ticket, actor)
+        _move(session, ticket, state, actor, None)
+        if ticket.ticket_type.category == "Tracker":
+            for linked in repository.linked_to(session, ticket.id):
+                if linked.state_id != state.id:
+                    _move(session, linked, state, actor, ticket)
     session.flush()
     return ticket
+
+
+def linked_tickets(session: Session, tracker: Ticket) -> list[Ticket]:
+    return list(repository.linked_to(session, tracker.id))
 
 
 def list_tickets(

@@ -80,6 +80,7 @@ def upgrade() -> None:
         sa.Column("attributes", JSON, nullable=False),
         sa.Column("conversation_id", sa.String(length=40), nullable=True),
         sa.Column("user_id", sa.String(length=40), nullable=True),
+        sa.Column("tracker_id", sa.String(length=40), nullable=True),
         sa.Column("created_by_id", sa.String(length=40), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
@@ -104,6 +105,12 @@ def upgrade() -> None:
             name=op.f("fk_tickets_ticket_type_id_ticket_types"),
         ),
         sa.ForeignKeyConstraint(
+            ["tracker_id"],
+            ["tickets.id"],
+            name=op.f("fk_tickets_tracker_id_tickets"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
             ["user_id"],
             ["end_users.id"],
             name=op.f("fk_tickets_user_id_end_users"),
@@ -119,10 +126,12 @@ def upgrade() -> None:
             "ix_tickets_type_updated", ["ticket_type_id", "updated_at"], unique=False
         )
         batch_op.create_index("ix_tickets_updated", ["updated_at"], unique=False)
+        batch_op.create_index(batch_op.f("ix_tickets_tracker_id"), ["tracker_id"], unique=False)
 
 
 def downgrade() -> None:
     with op.batch_alter_table("tickets", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_tickets_tracker_id"))
         batch_op.drop_index("ix_tickets_updated")
         batch_op.drop_index("ix_tickets_type_updated")
         batch_op.drop_index("ix_tickets_state_updated")
