@@ -37,6 +37,7 @@ from findesk.inbox.endpoints import HERE as INBOX_HERE
 from findesk.inbox.endpoints import router as inbox_router
 from findesk.inbox.objects import router as inbox_objects_router
 from findesk.inbox.replies import router as inbox_replies_router
+from findesk.inbox.tickets import router as inbox_tickets_router
 from findesk.kit.db import Database
 from findesk.kit.errors import Problem
 from findesk.kit.http import BodySizeLimit, problem_response, validation_problem
@@ -52,6 +53,7 @@ from findesk.objects.endpoints import instances as objects_api_router
 from findesk.objects.endpoints import types as object_types_router
 from findesk.ops.endpoints import router as ops_router
 from findesk.replies.endpoints import router as replies_api_router
+from findesk.tickets.endpoints import router as tickets_api_router
 
 INBOX_STATIC = INBOX_HERE / "static"
 FIN_API = "/api/fin"
@@ -173,6 +175,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(replies_api_router)
     app.include_router(objects_api_router)
     app.include_router(object_types_router)
+    app.include_router(tickets_api_router)
     app.include_router(help_router)
     app.include_router(ops_router)
     app.include_router(files_router)
@@ -180,6 +183,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(articles_router)
     app.include_router(inbox_replies_router)
     app.include_router(inbox_objects_router)
+    app.include_router(inbox_tickets_router)
     app.include_router(apidocs_router)
     app.mount("/static", StaticFiles(directory=INBOX_STATIC), name="static")
 

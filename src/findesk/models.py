@@ -28,6 +28,7 @@ from findesk.objects.models import (
 from findesk.replies.models import Macro, SavedReply
 from findesk.search.models import SearchHead
 from findesk.throttle.models import ThrottleCounter
+from findesk.tickets.models import Ticket, TicketState, TicketType
 from findesk.users.models import EndUser, EndUserAlias
 
 __all__ = [
@@ -62,6 +63,9 @@ __all__ = [
     "SeenRequestSignature",
     "StoredFile",
     "ThrottleCounter",
+    "Ticket",
+    "TicketState",
+    "TicketType",
     "TypingSignal",
     "WebSession",
 ]

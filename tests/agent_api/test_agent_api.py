@@ -140,7 +140,14 @@ BAD_CREDENTIALS = {
 }
 
 
-INTERCOM_SHAPED = {"/api/v1/visitors/convert"}
+# The routes that mirror Intercom's API, and answer its error.list.
+INTERCOM_SHAPED = {"/api/v1/visitors/convert", "/api/v1/conversations/{conversation_id}/convert"}
+INTERCOM_PREFIXES = (
+    "/api/v1/custom_object_instances",
+    "/api/v1/tickets",
+    "/api/v1/ticket_types",
+    "/api/v1/ticket_states",
+)
 
 
 @pytest.mark.parametrize("credentials", list(BAD_CREDENTIALS), ids=list(BAD_CREDENTIALS))
@@ -159,7 +166,7 @@ def test_every_route_refuses_missing_or_bad_credentials(
             body = {"title": "sneaky"}
         response = httpx.request(method, url, headers=headers, json=body, timeout=30)
         # The routes that mirror Intercom's API answer in its error shape (error.list).
-        intercom = path in INTERCOM_SHAPED or path.startswith("/api/v1/custom_object_instances")
+        intercom = path in INTERCOM_SHAPED or path.startswith(INTERCOM_PREFIXES)
         content_type = "application/json" if intercom else PROBLEM_JSON
         problems = []
         if response.status_code != 401:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -174,6 +174,13 @@ class Seeded:
     object_type: str  # a custom object type's identifier (never changed by the run)
     object_ids: list[str]  # its instances
     object_external_ids: list[str]
+    # Tickets: conversions use ticket_type_id (a customer type, never changed by the run);
+    # fuzzed type and attribute changes happen to target_type_id and its list attribute.
+    ticket_type_id: str
+    target_type_id: str
+    target_attribute_id: str
+    ticket_ids: list[str]
+    new_conversation: Callable[[], str]
     fin_token: str = ""  # to make a fresh visitor for each convert that names FRESH_VISITOR
     statuses: dict[str, Counter[int]] = field(default_factory=lambda: defaultdict(Counter))
 
@@ -200,6 +207,9 @@ ORDER_TYPE = {
     "title_attribute": "order_number",
 }
 ORDER_VALUES = {"order_number": "A-1", "total": "12.50", "paid": True}
+# A conversation converts once; attributes added to a type stay: each call gets a new one.
+FRESH_CONVERSATION = "conv_fresh-for-this-call"
+FRESH_TICKET_TYPE = "tty_fresh-for-this-call"
 
 
 def _ok(response: httpx.Response, status: int = 200) -> Any:
@@ -275,6 +285,20 @@ def seeded(server: LiveServer) -> Iterator[Seeded]:
                     f"/custom_object_instances/{object_type}/{instance['id']}/contacts/{user['id']}"
                 )
             )
+        ticket_type_id = _ok(api.post("/ticket_types", json=_ticket_type()))["id"]
+        target = _ok(api.post("/ticket_types", json=_ticket_type()))
+        (target_attribute_id,) = [
+            a["id"] for a in target["ticket_type_attributes"]["data"] if a["data_type"] == "list"
+        ]
+        converted, _ = fin.conversation(user, body="<p>My order never came</p>")
+        ticket_ids = [
+            _ok(
+                api.post(
+                    f"/conversations/{converted['id']}/convert",
+                    json={"ticket_type_id": ticket_type_id, "attributes": TICKET_ATTRIBUTES},
+                )
+            )["id"]
+        ]
     CURRENT["seeded"] = Seeded(
         base_url=server.base_url,
         token=admin_token,
@@ -296,6 +320,11 @@ def seeded(server: LiveServer) -> Iterator[Seeded]:
         object_type=object_type,
         object_ids=[i["id"] for i in instances],
         object_external_ids=[i["external_id"] for i in instances],
+        ticket_type_id=ticket_type_id,
+        target_type_id=target["id"],
+        target_attribute_id=target_attribute_id,
+        ticket_ids=ticket_ids,
+        new_conversation=lambda: str(fin.conversation(user, body="<p>Help</p>")[0]["id"]),
     )
     yield CURRENT["seeded"]
     CURRENT.clear()
@@ -304,6 +333,19 @@ def seeded(server: LiveServer) -> Iterator[Seeded]:
 SHARED_REPLY = {"title": "Thanks", "body": "<p>Thanks, {{user.name|there}}!</p>", "shared": True}
 # Applied again and again to the seeded conversations: a change that can always be made.
 SHARED_MACRO = {"name": "VIP", "actions": [{"type": "add_tags", "tags": ["vip"]}], "shared": True}
+TICKET_ATTRIBUTES = {"_default_title_": "Found a bug"}
+TICKET_STATES = ["submitted", "in_progress", "waiting_on_customer", "resolved"]
+
+
+def _ticket_type() -> dict[str, Any]:
+    """A customer ticket type, a name of its own: an optional string and an optional list."""
+    return {
+        "name": f"Refund {uuid.uuid4().hex[:10]}",
+        "ticket_type_attributes": [
+            {"name": "note", "data_type": "string"},
+            {"name": "priority", "data_type": "list", "list_items": [{"label": "Low"}]},
+        ],
+    }
 
 
 def flatmap_case(context: schemathesis.HookContext, case: Case) -> st.SearchStrategy[Case]:
@@ -375,6 +417,21 @@ def _with_known_ids(case: Case, seeded: Seeded, draw: st.DrawFn) -> None:
         query["references_contact_id"] = seeded.user_id
     if query.get("references_conversation_id") is not None and draw(COIN):
         query["references_conversation_id"] = draw(st.sampled_from(seeded.conversation_ids))
+    if "ticket_id" in path and draw(COIN):
+        path["ticket_id"] = draw(st.sampled_from(seeded.ticket_ids))
+    if "ticket_type_id" in path and draw(COIN):
+        if case.method == "POST":
+            path["ticket_type_id"] = FRESH_TICKET_TYPE
+        elif "attribute_id" in path or case.method == "PUT":
+            path["ticket_type_id"] = seeded.target_type_id
+        else:
+            path["ticket_type_id"] = draw(
+                st.sampled_from([seeded.ticket_type_id, seeded.target_type_id])
+            )
+    if "attribute_id" in path and draw(COIN):
+        path["attribute_id"] = seeded.target_attribute_id
+    if case.path.endswith("/convert") and draw(COIN):
+        path["conversation_id"] = FRESH_CONVERSATION
     messages = seeded.message_ids.get(conversation_id or "", [])
     if query.get("user_id") is not None and draw(COIN):
         query["user_id"] = seeded.user_id
@@ -435,6 +492,8 @@ def _as_the_rules_want(case: Case, seeded: Seeded) -> None:
         _saved_as_the_rules_want(body, seeded)
     if case.path.startswith("/api/v1/custom_object_"):
         _objects_as_the_rules_want(case, body)
+    if case.path.startswith(("/api/v1/ticket", "/api/v1/conversations/{conversation_id}/convert")):
+        _tickets_as_the_rules_want(case, path, body, seeded)
     if case.headers and isinstance(case.headers.get(KEY_HEADER), str):
         # A new key per request, as clients must send (a reused one is a 422); the replays
         # themselves are tests/agent_api/test_idempotency.py's.
@@ -525,6 +584,66 @@ def _saved_as_the_rules_want(body: dict[str, Any], seeded: Seeded) -> None:
             action["tags"] = list(seeded.tags)
 
 
+def _tickets_as_the_rules_want(
+    case: Case, path: dict[str, Any], body: dict[str, Any], seeded: Seeded
+) -> None:
+    """tickets.service's own checks, about what exists rather than the request's shape: a
+    conversation converts once, to a customer type, with the attributes that type has (here
+    its required title only) and a state that exists; a ticket type's name is unique (and not
+    blank); an attribute's name is unique on its type, a list attribute has items (of known
+    ids, different labels, not all archived), and only a list attribute has them. The type
+    conversions use is never changed (its changes go to the run's target type), and a ticket
+    links only to a tracker ticket (none is seeded)."""
+    if case.path.endswith("/convert"):
+        if path.get("conversation_id") in seeded.conversation_ids:
+            path["conversation_id"] = FRESH_CONVERSATION  # never convert the seeded ones
+        body["ticket_type_id"] = seeded.ticket_type_id
+        body["attributes"] = dict(TICKET_ATTRIBUTES)
+    if case.path == "/api/v1/tickets" and case.method == "POST":
+        # A customer ticket for the seeded end user.
+        body["ticket_type_id"] = seeded.ticket_type_id
+        body["ticket_attributes"] = dict(TICKET_ATTRIBUTES)
+        body["contacts"] = [{"id": seeded.user_id}]
+    if body.get("ticket_state_id") is not None:
+        body["ticket_state_id"] = TICKET_STATES[len(str(body["ticket_state_id"])) % 4]
+    if isinstance(body.get("ticket_attributes"), dict) and case.method == "PUT":
+        body["ticket_attributes"] = {"_default_description_": "Updated"}
+    if "tracker_ticket_id" in body:
+        body["tracker_ticket_id"] = None  # no tracker ticket is seeded: unlinking always works
+    if case.path.startswith("/api/v1/ticket_types") and case.method in ("POST", "PUT"):
+        if path.get("ticket_type_id") in (seeded.ticket_type_id, seeded.target_type_id):
+            if case.path.endswith("/attributes"):
+                path["ticket_type_id"] = FRESH_TICKET_TYPE  # attributes only ever accumulate
+            else:
+                path["ticket_type_id"] = seeded.target_type_id
+        if "attribute_id" in path and path.get("ticket_type_id") == seeded.target_type_id:
+            path["attribute_id"] = seeded.target_attribute_id
+        if isinstance(body.get("name"), str):
+            body["name"] = f"{body['name'].strip()[:200] or 'Type'} {uuid.uuid4().hex[:10]}"
+        if case.path.endswith("/attributes"):
+            _attribute_as_the_rules_want(body)
+        for attribute in body.get("ticket_type_attributes") or []:
+            if isinstance(attribute, dict):
+                attribute["name"] = f"a-{uuid.uuid4().hex[:10]}"
+                _attribute_as_the_rules_want(attribute)
+        if isinstance(body.get("list_items"), list):
+            body["list_items"] = _list_items(body["list_items"])
+
+
+def _attribute_as_the_rules_want(attribute: dict[str, Any]) -> None:
+    if isinstance(attribute.get("name"), str):
+        attribute["name"] = f"a-{uuid.uuid4().hex[:10]}"
+    if attribute.get("data_type") == "list":
+        attribute["list_items"] = _list_items(attribute.get("list_items") or [])
+    elif "data_type" in attribute:
+        attribute.pop("list_items", None)
+
+
+def _list_items(items: list[Any]) -> list[dict[str, Any]]:
+    """New items (no ids), labels of their own, not archived; at least one."""
+    return [{"label": f"Item {n}"} for n in range(max(1, min(len(items), 5)))]
+
+
 def _mislabelled_positive(case: Case) -> bool:
     """A positive case with a negative part: schemathesis's coverage phase, when it finds no
     valid body in time for its template (a busy machine), keeps a negative one (`0`) and still
@@ -539,8 +658,18 @@ def _mislabelled_positive(case: Case) -> bool:
 
 def _prepared(case: Case, seeded: Seeded) -> None:
     """Just before the call: make the article, saved reply or macro that a DELETE case
-    deletes, and the visitor that a convert merges."""
+    deletes, the visitor that a convert merges, the conversation a conversion converts, the
+    ticket type an attribute is added to."""
     path = case.path_parameters if isinstance(case.path_parameters, dict) else {}
+    if path.get("conversation_id") == FRESH_CONVERSATION:
+        path["conversation_id"] = seeded.new_conversation()
+    if path.get("ticket_type_id") == FRESH_TICKET_TYPE:
+        created = httpx.post(
+            f"{seeded.base_url}/api/v1/ticket_types",
+            json=_ticket_type(),
+            headers={"Authorization": f"Bearer {seeded.token}"},
+        )
+        path["ticket_type_id"] = _ok(created)["id"]
     for name, fresh, collection, body in (
         ("reply_id", FRESH_REPLY, "saved-replies", SHARED_REPLY),
         ("macro_id", FRESH_MACRO, "macros", SHARED_MACRO),
@@ -607,7 +736,6 @@ def after_call(
 @schema.parametrize()
 @settings(CI_SETTINGS, max_examples=MAX_EXAMPLES)
 def test_agent_api_conforms_to_its_schema(case: Case, seeded: Seeded) -> None:
-    _prepared(case, seeded)
     checks = CHECKS
     if _mislabelled_positive(case):
         checks = [name for name in CHECKS if name != "positive_data_acceptance"]
@@ -619,6 +747,7 @@ def test_agent_api_conforms_to_its_schema(case: Case, seeded: Seeded) -> None:
             # The bot that represents Fin cannot be deactivated: a 422 by design (pinned by
             # tests/agents/test_lifecycle.py), a rule about which agent, not the request's shape.
             checks = [name for name in CHECKS if name != "positive_data_acceptance"]
+    _prepared(case, seeded)  # after the rules: they may ask for a fresh object
     case.call_and_validate(
         base_url=seeded.base_url,
         headers={"Authorization": f"Bearer {seeded.token}"},
@@ -706,7 +835,8 @@ def test_every_operation_of_the_agent_api_is_fuzzed() -> None:
     replies = "/api/v1/saved-replies/{reply_id}"
     macros = "/api/v1/macros/{macro_id}"
     objects = "/api/v1/custom_object_instances/{custom_object_type_identifier}"
-    types = "/api/v1/custom_object_types"
+    object_types = "/api/v1/custom_object_types"
+    ticket_types = "/api/v1/ticket_types/{ticket_type_id}"
     expected = {
         "GET /api/v1/me", "GET /api/v1/agents", "GET /api/v1/conversations",
         "GET /api/v1/queues", "GET /api/v1/search", f"GET {conversations}",
@@ -732,13 +862,18 @@ def test_every_operation_of_the_agent_api_is_fuzzed() -> None:
         f"DELETE {objects}/{{id}}/contacts/{{contact_id}}",
         f"PUT {objects}/{{id}}/conversations/{{conversation_id}}",
         f"DELETE {objects}/{{id}}/conversations/{{conversation_id}}",
-        f"GET {types}", f"POST {types}", f"GET {types}/{{identifier}}",
-        f"PATCH {types}/{{identifier}}", f"DELETE {types}/{{identifier}}",
+        f"GET {object_types}", f"POST {object_types}", f"GET {object_types}/{{identifier}}",
+        f"PATCH {object_types}/{{identifier}}", f"DELETE {object_types}/{{identifier}}",
+        f"POST {conversations}/convert", "GET /api/v1/ticket_types", "POST /api/v1/ticket_types",
+        f"GET {ticket_types}", f"PUT {ticket_types}", f"POST {ticket_types}/attributes",
+        f"PUT {ticket_types}/attributes/{{attribute_id}}", "GET /api/v1/ticket_states",
+        "GET /api/v1/tickets", "POST /api/v1/tickets", "GET /api/v1/tickets/{ticket_id}",
+        "PUT /api/v1/tickets/{ticket_id}",
     }  # fmt: skip
     assert ALL_OPERATIONS == expected
     admin_only = {op.ok().label for op in admin_schema.get_all_operations()}
     assert admin_only == {
-        label for label in expected if label.split(" ")[1].startswith((agents, types))
+        label for label in expected if label.split(" ")[1].startswith((agents, object_types))
     }
 
 

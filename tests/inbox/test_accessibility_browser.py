@@ -9,13 +9,18 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from support.a11y import assert_accessible
 from support.server import LiveServer
 from web_support import link_orders, start_server
 
 from findesk import demo
+from findesk.agents.models import Agent
 from findesk.conversations.models import Conversation
+from findesk.kit.actor import SYSTEM
 from findesk.knowledge.models import Article
+from findesk.tickets import service as tickets
+from findesk.tickets.schemas import TicketTypeCreate
 
 SCHEMES = ("light", "dark")
 
@@ -28,8 +33,22 @@ def demo_server(
     with live.db.transaction() as session:
         credentials = demo.seed(session, live.settings.fin_agent_email)
         link_orders(session)
+        _one_ticket(session)
     yield live, credentials
     live.stop()
+
+
+def _one_ticket(session: Session) -> None:
+    """A customer ticket type (the side panel offers to convert) and one conversation converted
+    (its panel shows the ticket card)."""
+    admin = session.scalars(select(Agent).where(Agent.role == "admin")).first()
+    assert admin is not None
+    refund = tickets.create_type(session, admin, TicketTypeCreate(name="Refund"))
+    first = session.scalars(select(Conversation.id).order_by(Conversation.id)).first()
+    assert first is not None
+    tickets.convert(
+        session, first, SYSTEM, ticket_type_id=refund.id, attributes={"_default_title_": "Refund"}
+    )
 
 
 @pytest.fixture(params=SCHEMES)
@@ -73,6 +92,7 @@ def test_every_agent_page_passes_the_accessibility_check(
         "the macros": "/inbox/macros",
         "the object types": "/inbox/admin/objects",
         "a conversation's objects": f"/inbox/conversations/{conversation_ids[0]}/objects",
+        "the tickets": "/inbox/tickets",
         "a page that is not there": "/inbox/conversations/nope",
     }
     for what, path in pages.items():

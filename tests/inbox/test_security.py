@@ -50,6 +50,7 @@ from findesk.agents.service import set_password
 from findesk.app import create_app
 from findesk.auth.models import WebSession
 from findesk.auth.service import issue_agent_token
+from findesk.kit.actor import SYSTEM
 from findesk.kit.secrets import hash_secret
 from findesk.kit.timeutil import utcnow
 from findesk.knowledge.service import ArticleDraft, create_article
@@ -60,6 +61,8 @@ from findesk.objects.models import (
     ObjectUserLink,
 )
 from findesk.replies.models import Macro, SavedReply
+from findesk.tickets import service as tickets
+from findesk.tickets.schemas import TicketTypeCreate
 
 try:  # FastAPI 0.13x+ keeps included routers lazily: walk them through their contexts
     from fastapi.routing import iter_route_contexts
@@ -171,7 +174,14 @@ def is_api(path: str) -> bool:
 
 def is_intercom_shaped(path: str) -> bool:
     """Routes that mirror Intercom's API answer its ``error.list``, not a problem."""
-    return path == CONVERT or path.startswith("/api/v1/custom_object_instances")
+    return path in (CONVERT, "/api/v1/conversations/{conversation_id}/convert") or path.startswith(
+        (
+            "/api/v1/custom_object_instances",
+            "/api/v1/tickets",
+            "/api/v1/ticket_types",
+            "/api/v1/ticket_states",
+        )
+    )
 
 
 def refused_as(
@@ -234,6 +244,11 @@ def inbox_form(path: str, ids: dict[str, str]) -> dict[str, str]:
             "attributes": "order_number string Order number",
             "title_attribute": "order_number",
         },
+        "/inbox/conversations/{conversation_id}/ticket": {
+            "ticket_type_id": ids.get("ticket_type_id", ""),
+            "title": "Found a bug",
+        },
+        "/inbox/conversations/{conversation_id}/ticket/state": {"state_id": "in_progress"},
     }
     return dict(forms.get(path, {}))
 
@@ -269,6 +284,30 @@ API_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/v1/custom_object_instances/{custom_object_type_identifier}"): {
         "external_id": "from-the-api"
     },
+    ("POST", "/api/v1/ticket_types"): {"name": "{unique}"},
+    ("PUT", "/api/v1/ticket_types/{ticket_type_id}"): {"description": "Changed through the API"},
+    ("POST", "/api/v1/ticket_types/{ticket_type_id}/attributes"): {
+        "name": "{unique}",
+        "data_type": "string",
+    },
+    ("PUT", "/api/v1/ticket_types/{ticket_type_id}/attributes/{attribute_id}"): {
+        "description": "Changed through the API"
+    },
+    ("POST", "/api/v1/conversations/{conversation_id}/convert"): {
+        "ticket_type_id": "{ticket_type_id}",
+        "attributes": {"_default_title_": "Found a bug"},
+    },
+    ("PUT", "/api/v1/tickets/{ticket_id}"): {"ticket_state_id": "in_progress"},
+    ("POST", "/api/v1/visitors/convert"): {
+        "type": "user",
+        "visitor": {"id": "{visitor_id}"},
+        "user": {"id": "{user_id}"},
+    },
+    ("POST", "/api/v1/tickets"): {
+        "ticket_type_id": "{ticket_type_id}",
+        "contacts": [{"id": "{user_id}"}],
+        "ticket_attributes": {"_default_title_": "Found a bug"},
+    },
 }
 # Query strings a change needs.
 API_QUERIES: dict[tuple[str, str], str] = {
@@ -282,14 +321,20 @@ CONVERT = "/api/v1/visitors/convert"
 
 
 def api_body(method: str, path: str, ids: dict[str, str]) -> dict[str, Any]:
-    """The body of a change through the agent API that succeeds (with the ids made for it)."""
-    if path == CONVERT:
-        return {
-            "type": "user",
-            "visitor": {"id": ids.get("visitor_id", "usr_none")},
-            "user": {"id": ids.get("user_id", "usr_none")},
-        }
-    return API_BODIES.get((method, path), {})
+    """The route's body in API_BODIES, its "{name}" strings filled in from ``ids`` (and
+    "{unique}" a new name)."""
+    ids = {**ids, "unique": unique("From the API")}
+
+    def filled(value: Any) -> Any:
+        if isinstance(value, str):
+            return fill(value, ids)
+        if isinstance(value, list):
+            return [filled(item) for item in value]
+        if isinstance(value, dict):
+            return {key: filled(item) for key, item in value.items()}
+        return value
+
+    return dict(filled(API_BODIES.get((method, path), {})))
 
 
 def changes_nothing(path: str) -> bool:
@@ -311,12 +356,23 @@ def make_ids(
         "token_id": personal_token(server, other.id),
         **shared_reply_and_macro(server),
         **custom_objects(server, world, conversation_id if method == "DELETE" else None),
+        **ticket_type_and_ticket(server, world),
     }
     if path.endswith("/merge"):  # a user to merge the conversation's visitor into
         ids["merge_email"] = world.user(email=f"{unique('known')}@example.com")["email"]
     if path == CONVERT:  # a visitor, merged into a user
         ids["visitor_id"] = world.user()["id"]
         ids["user_id"] = world.user(email=f"{unique('known')}@example.com")["id"]
+    if path.endswith("/ticket/state"):
+        # The ticket form changes the state of the conversation's ticket: it needs one.
+        with server.db.transaction() as session:
+            tickets.convert(
+                session,
+                ids["conversation_id"],
+                SYSTEM,
+                ticket_type_id=ids["ticket_type_id"],
+                attributes={"_default_title_": "Found a bug"},
+            )
     if "/agents/{agent_id}" in path:
         # Deactivating or revoking changes an agent for good: these act on one of their own
         # (inactive already for reactivating, so that every route has something to change).
@@ -362,6 +418,35 @@ def custom_objects(
             "id": instance.id,
             "contact_id": str(user["id"]),
             "identifier": spare.identifier,
+        }
+
+
+def ticket_type_and_ticket(server: LiveServer, world: World) -> dict[str, str]:
+    """A customer ticket type (an attribute to change) and a ticket of that type."""
+    admin_id = new_agent(server, "Tia Types", role="admin").id
+    conversation_id = waiting_conversation(world)
+    with server.db.transaction() as session:
+        admin = session.get(Agent, admin_id)
+        assert admin is not None
+        body = TicketTypeCreate.model_validate(
+            {
+                "name": unique("Refund"),
+                "ticket_type_attributes": [{"name": "note", "data_type": "string"}],
+            }
+        )
+        ticket_type = tickets.create_type(session, admin, body)
+        ticket = tickets.convert(
+            session,
+            conversation_id,
+            SYSTEM,
+            ticket_type_id=ticket_type.id,
+            attributes={"_default_title_": "Found a bug"},
+        )
+        return {
+            "ticket_type_id": ticket_type.id,
+            "attribute_id": ticket_type.attributes[-1]["id"],
+            "ticket_id": ticket.id,
+            "user_id": ticket.user_id or "",
         }
 
 

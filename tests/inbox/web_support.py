@@ -32,6 +32,7 @@ from findesk.objects.models import (
     ObjectUserLink,
 )
 from findesk.replies.models import Macro, SavedReply
+from findesk.tickets.models import Ticket, TicketType
 from findesk.users.models import EndUser
 
 PASSWORD = "correct horse battery staple"
@@ -364,6 +365,13 @@ def snapshot(server: LiveServer) -> dict[str, Any]:
                         )
                     ),
                 ]
+            ),
+            "ticket_types": sorted(
+                (t.id, t.name, t.description, repr(t.attributes))
+                for t in session.scalars(select(TicketType))
+            ),
+            "tickets": sorted(
+                (t.id, t.state_id, repr(t.attributes)) for t in session.scalars(select(Ticket))
             ),
         }
 

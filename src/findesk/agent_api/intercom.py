@@ -1,5 +1,5 @@
 """The agent API's routes that mirror Intercom's (convert visitor, custom object instances,
-convert to ticket) answer every refusal in Intercom's ``error.list`` shape, so that a team's
+tickets and their types) answer every refusal in Intercom's ``error.list`` shape, so that a team's
 scripts written for Intercom port over. One route class does it for all of them.
 """
 
@@ -45,12 +45,13 @@ def error_list(
     status: int, detail: str | None, errors: list[dict[str, Any]] | None
 ) -> IntercomError:
     """A refusal (a problem's status, detail and per-field errors) as ``error.list``: one
-    error a refused field (``parameter_not_found`` for a missing one), or one for the whole
-    request."""
+    error a refused field (with the Intercom code the domain gave it, else
+    ``parameter_not_found`` for a missing one, else the status's), or one for the request."""
     code = _CODES.get(status, "server_error" if status >= 500 else "bad_request")
     items = [
         IntercomErrorItem(
-            code="parameter_not_found" if error.get("type") == "missing" else code,
+            code=error.get("code")
+            or ("parameter_not_found" if error.get("type") == "missing" else code),
             message=error.get("message") or error.get("msg") or detail,
             field=_field(error),
         )

@@ -168,7 +168,7 @@ class ConversationRead(Base):
     read_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-# What a history row may record; later issues add team, SLA and ticket kinds.
+# What a history row may record; later issues add team and SLA kinds.
 HistoryKind = Literal[
     "created",
     "handover",
@@ -186,6 +186,7 @@ HistoryKind = Literal[
     "macro",
     "snooze",
     "wake",
+    "ticket",
 ]
 
 

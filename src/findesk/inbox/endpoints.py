@@ -69,6 +69,8 @@ from findesk.notifier.models import OutboxEvent
 from findesk.objects import service as objects
 from findesk.replies import service as replies
 from findesk.search import service as search
+from findesk.tickets import service as tickets
+from findesk.tickets.models import FIN_ATTRIBUTE as TICKET_ATTRIBUTE
 from findesk.users import service as users
 
 HERE = Path(__file__).parent
@@ -431,6 +433,7 @@ def _conversation_context(
             conversation_id=conversation.id,
             limit=OBJECT_CARDS,
         )
+        ticket = _ticket_card(session, conversation_id)
     newest_shown = max((m.seq for m in messages), default=0)
     if mark_read and newest_shown > read_up_to:
         # The only write of a GET, and only when there is something new: reading a page again
@@ -439,7 +442,11 @@ def _conversation_context(
             conversations.mark_read(session, viewer.agent.id, conversation_id, newest_shown)
     return {
         "user_attributes": attribute_rows(conversation.user.attributes),
-        "conversation_attributes": attribute_rows(conversation.attributes),
+        # The ticket attribute group (Fin's) is the ticket card's to show.
+        "conversation_attributes": attribute_rows(
+            {k: v for k, v in conversation.attributes.items() if k != TICKET_ATTRIBUTE}
+        ),
+        "ticket": ticket,
         "other_conversations": [(c, owner_kind(c)) for c in others],
         "merge_suggestions": suggestions,
         "object_cards": object_cards,
@@ -854,6 +861,74 @@ async def merge_end_user(request: Request, conversation_id: str) -> Response:
             f"Merged into {who}: {moved} conversation{'s' if moved != 1 else ''} moved, and Fin"
             " still knows them by the old ids."
         )
+
+    return await _act(request, conversation_id, change)
+
+
+def _ticket_card(session: Any, conversation_id: str) -> dict[str, Any]:
+    """The conversation's ticket (its number, type, state and the states to move it to), or the
+    customer ticket types it may be converted to."""
+    ticket = tickets.ticket_of_conversation(session, conversation_id)
+    states = [(s.id, s.internal_label, s.external_label) for s in tickets.list_states(session)]
+    if ticket is None:
+        types = [
+            (t.id, t.name)
+            for t in tickets.list_types(session)
+            if t.category == "Customer" and not t.archived
+        ]
+        return {"ticket": None, "types": types, "states": states}
+    return {
+        "ticket": {
+            "id": ticket.id,
+            "number": ticket.number,
+            "type": ticket.ticket_type.name,
+            "icon": ticket.ticket_type.icon,
+            "title": ticket.attributes.get("_default_title_"),
+            "state_id": ticket.state_id,
+            "state": ticket.state.internal_label,
+            "external": ticket.state.external_label,
+            "open": ticket.state.category != "resolved",
+        },
+        "types": [],
+        "states": states,
+    }
+
+
+@router.post("/inbox/conversations/{conversation_id}/ticket")
+async def convert_to_ticket(request: Request, conversation_id: str) -> Response:
+    """Convert the conversation to a ticket of a customer type, with its title and description
+    (a type that requires more attributes is converted through the agent API)."""
+
+    def change(session: Any, viewer: Viewer, form: Any) -> str:
+        attributes = {
+            "_default_title_": str(form.get("title") or "").strip() or None,
+            "_default_description_": str(form.get("description") or "").strip() or None,
+        }
+        ticket = tickets.convert(
+            session,
+            conversation_id,
+            agent_actor(viewer.agent.id),
+            ticket_type_id=str(form.get("ticket_type_id") or ""),
+            attributes={k: v for k, v in attributes.items() if v is not None},
+        )
+        return f"Converted to ticket #{ticket.number}: Fin can tell the customer."
+
+    return await _act(request, conversation_id, change)
+
+
+@router.post("/inbox/conversations/{conversation_id}/ticket/state")
+async def set_ticket_state(request: Request, conversation_id: str) -> Response:
+    def change(session: Any, viewer: Viewer, form: Any) -> str:
+        ticket = tickets.ticket_of_conversation(session, conversation_id)
+        if ticket is None:
+            raise Invalid("This conversation is not a ticket.")
+        ticket = tickets.update_ticket(
+            session,
+            ticket.id,
+            agent_actor(viewer.agent.id),
+            state_id=str(form.get("state_id") or "") or None,
+        )
+        return f"Ticket #{ticket.number}: {ticket.state.internal_label}."
 
     return await _act(request, conversation_id, change)
 

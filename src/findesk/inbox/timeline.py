@@ -11,6 +11,7 @@ from typing import Any
 from findesk.agents.models import Agent
 from findesk.conversations.models import ConversationEvent, Message
 from findesk.kit.timeutil import as_utc
+from findesk.tickets.models import FIN_ATTRIBUTE as TICKET_ATTRIBUTE
 
 STATUS_WORDS = {
     "open": "reopened it",
@@ -106,7 +107,16 @@ def describe(event: ConversationEvent, agents: Mapping[str, Agent]) -> str:
     if kind == "title":
         return f"{who} renamed it “{after}”" if after else f"{who} removed the title"
     if kind == "attributes":
-        return f"{who} set {_attributes(after or {})}"
+        # The ``ticket`` attribute group tells Fin about a ticket: the "ticket" row says it.
+        shown = {k: v for k, v in (after or {}).items() if k != TICKET_ATTRIBUTE}
+        return f"{who} set {_attributes(shown)}" if shown else ""
+    if kind == "ticket":
+        number = detail.get("number")
+        if detail.get("action") == "converted":
+            return f"{who} converted it to ticket #{number} ({detail.get('type')}) · {after}"
+        text = f"{who} moved ticket #{number} from {before} to {after}"
+        tracker = detail.get("tracker_number")
+        return f"{text} · with tracker ticket #{tracker}" if tracker is not None else text
     if kind == "priority":
         return f"{who} set the priority to {after}" if after is not None else ""
     if kind == "macro":
