@@ -5,7 +5,6 @@ every change once."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
@@ -14,35 +13,9 @@ import pytest
 from support.fin import World
 from support.long_conversation import add_change, open_long
 from support.server import LiveServer
-from web_support import Node, Person, Web, new_agent, sign_in, start_server, unique
+from web_support import Node, Person, Web, unique
 
 MESSAGES = 130  # three pages: 50, 50 and 30
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def server(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[LiveServer]:
-    live = start_server(request, request.param, tmp_path_factory.mktemp("long"))
-    yield live
-    live.stop()
-
-
-@pytest.fixture(scope="module")
-def world(server: LiveServer) -> World:
-    return server.fin_world()
-
-
-@pytest.fixture(scope="module")
-def me(server: LiveServer) -> Person:
-    return new_agent(server, "Ada Agent")
-
-
-@pytest.fixture(scope="module")
-def web(server: LiveServer, me: Person) -> Iterator[Web]:
-    signed_in = sign_in(server, me)
-    yield signed_in
-    signed_in.close()
 
 
 @dataclass(frozen=True)

@@ -5,43 +5,16 @@ show, and the refusals an agent reads next to the form."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import httpx
 import pytest
 from support.fin import World
 from support.server import LiveServer
-from web_support import Node, Person, Web, new_agent, sign_in, start_server, unique
+from web_support import Node, Web, unique
 
 from findesk.agents.service import create_agent
 from findesk.tickets import service as tickets
 from findesk.tickets.schemas import TicketTypeCreate
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def server(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[LiveServer]:
-    live = start_server(request, request.param, tmp_path_factory.mktemp("tickets"))
-    yield live
-    live.stop()
-
-
-@pytest.fixture(scope="module")
-def world(server: LiveServer) -> World:
-    return server.fin_world()
-
-
-@pytest.fixture(scope="module")
-def me(server: LiveServer) -> Person:
-    return new_agent(server, "Ada Agent")
-
-
-@pytest.fixture(scope="module")
-def web(server: LiveServer, me: Person) -> Iterator[Web]:
-    signed_in = sign_in(server, me)
-    yield signed_in
-    signed_in.close()
 
 
 def _ticket_type(server: LiveServer, category: str = "Customer", **fields: object) -> str:
