@@ -22,7 +22,6 @@ from findesk.conversations.models import ConversationEvent
 from findesk.notifier.models import OutboxEvent
 
 
-
 def _client(server: LiveServer, name: str, role: str = "agent") -> httpx.Client:
     email = f"{name.split()[0].lower()}-{uuid.uuid4().hex[:8]}@example.com"
     with server.db.transaction() as session:
