@@ -1,8 +1,9 @@
 """End to end with the Fin emulator's sync engine, on SQLite and on PostgreSQL: an anonymous
 Messenger visitor asks, Fin answers from the content library, hands over on request, an agent
-merges the visitor into a known user, and Fin, still holding the visitor's id, carries on: the
-end user's next message (written with the old id), the next sync run, and a new conversation
-started for the old id all work, on the user."""
+converts the conversation to a ticket and moves it on (Fin's next sync reads the ticket's state
+in the conversation's attributes), merges the visitor into a known user, and Fin, still holding
+the visitor's id, carries on: the end user's next message (written with the old id), the next
+sync run, and a new conversation started for the old id all work, on the user."""
 
 from __future__ import annotations
 
@@ -10,11 +11,16 @@ import uuid
 
 import httpx
 import pytest
+from sqlalchemy import select
 from support.server import LiveServer
 
+from findesk.agents.models import Agent
+from findesk.agents.service import create_agent
 from findesk.emulator.answerer import RetrievalAnswerer
 from findesk.emulator.content_store import ContentStore
 from findesk.emulator.sync import HelpdeskConnection, SyncEngine
+from findesk.tickets import service as tickets
+from findesk.tickets.schemas import TicketTypeCreate
 
 
 @pytest.fixture
@@ -46,6 +52,16 @@ def engine(server: LiveServer, tmp_path) -> SyncEngine:
     engine.close()
 
 
+def customer_ticket_type(server: LiveServer) -> str:
+    with server.db.transaction() as session:
+        admin = session.scalars(select(Agent).where(Agent.role == "admin")).first()
+        if admin is None:
+            admin = create_agent(
+                session, email=f"admin-{uuid.uuid4().hex[:8]}@example.com", name="A", role="admin"
+            )
+        return tickets.create_type(session, admin, TicketTypeCreate(name="Refund request")).id
+
+
 def test_fin_carries_on_after_the_visitor_is_merged(
     server: LiveServer, engine: SyncEngine, agent_client: httpx.Client
 ) -> None:
@@ -60,6 +76,26 @@ def test_fin_carries_on_after_the_visitor_is_merged(
     assert asked.ok and asked.decision is not None and asked.decision.hand_over
     visitor_id = engine.memory.seen(cid).user_id
     assert visitor_id is not None
+
+    # The agent converts it to a ticket, then waits on the customer: Fin's next sync reads
+    # where the ticket stands, in the words the customer is to be told.
+    ticket_type_id = customer_ticket_type(server)
+    converted = agent_client.post(
+        f"/conversations/{cid}/convert",
+        json={"ticket_type_id": ticket_type_id, "attributes": {"_default_title_": "Refund"}},
+    )
+    assert converted.status_code == 200, converted.text
+    moved = agent_client.put(
+        f"/tickets/{converted.json()['id']}", json={"ticket_state_id": "waiting_on_customer"}
+    )
+    assert moved.status_code == 200, moved.text
+    assert engine.sync(cid).ok
+    seen = engine.connection.api.get_conversation(cid).data["attributes"]["ticket"]
+    assert (seen["type"], seen["state"], seen["open"]) == (
+        "Refund request",
+        "Awaiting your reply",
+        True,
+    )
 
     known = f"known-{uuid.uuid4().hex[:8]}@example.com"
     user_id = server.fin_world().user(name="Known Customer", email=known)["id"]
