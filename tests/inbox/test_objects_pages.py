@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import event, insert
 from support.fin import World
 from support.server import LiveServer
-from web_support import Web, new_agent, parse_html, sign_in, start_server, unique
+from web_support import Web, new_agent, parse_html, sign_in, unique
 
 from findesk.agents.service import create_agent
 from findesk.auth.service import create_agent_token
@@ -32,20 +32,6 @@ ORDER = {
     ],
     "title_attribute": "order_number",
 }
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def server(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[LiveServer]:
-    live = start_server(request, request.param, tmp_path_factory.mktemp("objects"))
-    yield live
-    live.stop()
-
-
-@pytest.fixture(scope="module")
-def world(server: LiveServer) -> World:
-    return server.fin_world()
 
 
 @pytest.fixture(scope="module")

@@ -10,23 +10,9 @@ from collections.abc import Iterator
 import pytest
 from support.fin import World
 from support.server import LiveServer
-from web_support import Web, new_agent, sign_in, start_server, unique
+from web_support import Web, new_agent, sign_in, unique
 
 from findesk.replies.models import Macro, SavedReply
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def server(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[LiveServer]:
-    live = start_server(request, request.param, tmp_path_factory.mktemp("replies"))
-    yield live
-    live.stop()
-
-
-@pytest.fixture(scope="module")
-def world(server: LiveServer) -> World:
-    return server.fin_world()
 
 
 @pytest.fixture(scope="module")

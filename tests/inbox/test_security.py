@@ -39,7 +39,6 @@ from web_support import (
     parse_html,
     sign_in,
     snapshot,
-    start_server,
     submit_login,
     unique,
     with_cookie,
@@ -79,20 +78,6 @@ expect.set_options(timeout=WAIT_MS)
 
 
 # --- fixtures -------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def server(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[LiveServer]:
-    live = start_server(request, request.param, tmp_path_factory.mktemp("security"))
-    yield live
-    live.stop()
-
-
-@pytest.fixture(scope="module")
-def world(server: LiveServer) -> World:
-    return server.fin_world()
 
 
 @pytest.fixture(scope="module")

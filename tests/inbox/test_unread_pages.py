@@ -13,24 +13,10 @@ import pytest
 from sqlalchemy import event, select
 from support.fin import World
 from support.server import LiveServer
-from web_support import Node, Person, Web, new_agent, parse_html, sign_in, start_server, unique
+from web_support import Node, Person, Web, new_agent, parse_html, sign_in, unique
 
 from findesk.conversations import service as conversations
 from findesk.conversations.models import ConversationRead, Message
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def server(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[LiveServer]:
-    live = start_server(request, request.param, tmp_path_factory.mktemp("unread"))
-    yield live
-    live.stop()
-
-
-@pytest.fixture(scope="module")
-def world(server: LiveServer) -> World:
-    return server.fin_world()
 
 
 @pytest.fixture(scope="module")
