@@ -9,6 +9,7 @@ agent manages their personal ones here; administrators also the team's shared on
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -58,22 +59,29 @@ def _replies_context(request: Request, viewer: Viewer, reply_id: str | None) -> 
         }
 
 
-@router.get(REPLIES)
-async def replies_page(request: Request) -> Response:
+async def _page(
+    request: Request,
+    template: str,
+    context_of: Callable[[Request, Viewer, str | None], dict[str, Any]],
+    chosen: str | None,
+) -> Response:
+    """A list page (saved replies, macros), with ``chosen`` open in its form."""
+
     async def run(viewer: Viewer) -> Response:
-        context = await run_in_threadpool(_replies_context, request, viewer, None)
-        return render(request, "saved_replies.html", **context, flash=True)
+        context = await run_in_threadpool(context_of, request, viewer, chosen)
+        return render(request, template, **context, flash=True)
 
     return await guarded(request, run, page=True)
+
+
+@router.get(REPLIES)
+async def replies_page(request: Request) -> Response:
+    return await _page(request, "saved_replies.html", _replies_context, None)
 
 
 @router.get(REPLIES + "/{reply_id}")
 async def reply_page(request: Request, reply_id: str) -> Response:
-    async def run(viewer: Viewer) -> Response:
-        context = await run_in_threadpool(_replies_context, request, viewer, reply_id)
-        return render(request, "saved_replies.html", **context, flash=True)
-
-    return await guarded(request, run, page=True)
+    return await _page(request, "saved_replies.html", _replies_context, reply_id)
 
 
 def _text(form: FormData, name: str) -> str:
@@ -217,20 +225,12 @@ def _describe_step(action: dict[str, Any], names: dict[str, str]) -> str:
 
 @router.get(MACROS)
 async def macros_page(request: Request) -> Response:
-    async def run(viewer: Viewer) -> Response:
-        context = await run_in_threadpool(_macros_context, request, viewer, None)
-        return render(request, "macros.html", **context, flash=True)
-
-    return await guarded(request, run, page=True)
+    return await _page(request, "macros.html", _macros_context, None)
 
 
 @router.get(MACROS + "/{macro_id}")
 async def macro_page(request: Request, macro_id: str) -> Response:
-    async def run(viewer: Viewer) -> Response:
-        context = await run_in_threadpool(_macros_context, request, viewer, macro_id)
-        return render(request, "macros.html", **context, flash=True)
-
-    return await guarded(request, run, page=True)
+    return await _page(request, "macros.html", _macros_context, macro_id)
 
 
 def _actions_of(form: FormData) -> list[dict[str, Any]]:
