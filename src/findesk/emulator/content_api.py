@@ -294,8 +294,10 @@ def create_content_api(
     window: float = 10.0,
     *,
     clock: Callable[[], float] = time.time,
+    articles: dict[str, Any] | None = None,
 ) -> FastAPI:
-    """The AI Content API emulator, its tables created in ``db_url`` if missing."""
+    """The AI Content API emulator, its tables created in ``db_url`` if missing; with the
+    Articles API (``articles``: keyword arguments of ``articles_api.add_articles_api``)."""
     accepted = [token.encode() for token in tokens if token]
     if not accepted:
         raise ValueError("the content API emulator needs at least one access token")
@@ -315,6 +317,9 @@ def create_content_api(
         redoc_url=None,
     )
     app.state.content_store = store
+    from findesk.emulator.articles_api import add_articles_api  # here: it imports this module
+
+    add_articles_api(app, store.engine, clock=clock, **(articles or {}))
 
     def token_of(request: Request) -> str | None:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
