@@ -1255,6 +1255,7 @@ def emulator(
         grant_format=checked_format,
         live_streams_per_session=get_settings().live_streams_per_session,
         live_streams_max=get_settings().live_streams_max,
+        public_url=f"http://{host}:{port or get_settings().emulator_port}",
     )
     port = port or get_settings().emulator_port
     hook = f"http://{host}:{port}/hooks/standalone/custom_helpdesk_conversation_event/"

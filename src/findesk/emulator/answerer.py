@@ -43,6 +43,21 @@ What it does on each run (one call of :meth:`RetrievalAnswerer.answer`):
   (``answered``/``unanswered``/``handed_over``), ``fin_source_url`` and ``fin_source_title``
   (None when not answering, which removes them under the merge rule of spec 4.6) and, on
   handover, ``fin_handover_reason`` (``human_requested``/``no_match``/``unanswered_turns``).
+* **Languages.** Pages may carry a ``locale`` (the Articles API's published translations do;
+  the AI Content API's external pages are English); the library keeps one index per language
+  (primary subtag: ``pt-BR`` is ``pt``), each with its own analyzer (English: the tokenizer
+  above, unchanged; German, French, Spanish, Dutch, Italian, Portuguese: Unicode words folded
+  to ASCII, with umlauts spelt out, their stop words dropped, a light suffix stripper). The end
+  user's language is a locale the helpdesk sends (conversation attributes, then user
+  attributes: ``language_override``, ``locale``, ``language``, ``browser_language``), else
+  the question's (:func:`detect_language`, stop-word counting; its limits are documented
+  there), else their earlier messages', else English. Retrieval uses only content in that
+  language when the library has any, else the English content (*decision:* the passage is then
+  quoted in English, as Fin has nothing else to quote, while the fixed phrases stay in the
+  user's language). The fixed phrases (:data:`PHRASES`: the "couldn't find" fallback, the
+  handover sentence, the "Source:" label) exist in all seven languages; any other language
+  gets English ones. Asking for a human is recognised in English always and, in the user's
+  language, by a few common phrasings.
 * With no new end-user question the run says nothing (``reply_html=None``) and changes nothing
   but the title/tags it would keep anyway.
 """
@@ -53,6 +68,7 @@ import html as _html
 import math
 import re
 import threading
+import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -282,6 +298,7 @@ class Passage:
     heading: str | None
     kind: str  # "text" | "heading" | "list"
     lines: tuple[str, ...]
+    locale: str = "en"
 
     @property
     def text(self) -> str:
@@ -307,7 +324,8 @@ def split_passages(page: PageLike) -> list[Passage]:
 
 
 def _passage(page: PageLike, heading: str | None, kind: str, lines: tuple[str, ...]) -> Passage:
-    return Passage(page.id, page.title or "", page.url, heading, kind, lines)
+    locale = getattr(page, "locale", None) or "en"
+    return Passage(page.id, page.title or "", page.url, heading, kind, lines, locale)
 
 
 # --- BM25 -------------------------------------------------------------------------------------
@@ -321,13 +339,20 @@ class _Match:
 
 
 class _Index:
-    def __init__(self, passages: list[Passage], k1: float = 1.2, b: float = 0.75) -> None:
+    def __init__(
+        self,
+        passages: list[Passage],
+        k1: float = 1.2,
+        b: float = 0.75,
+        analyze: Callable[[str], list[str]] = tokenize,
+    ) -> None:
         self.passages = passages
+        self.analyze = analyze
         self.k1, self.b = k1, b
         self.docs: list[Counter[str]] = []
         for p in passages:
             context = f"{p.page_title} {p.heading or ''}"
-            self.docs.append(Counter(tokenize(context) + tokenize(p.text)))
+            self.docs.append(Counter(analyze(context) + analyze(p.text)))
         self.lengths = [sum(d.values()) for d in self.docs]
         self.avg_length = (sum(self.lengths) / len(self.lengths)) if self.lengths else 0.0
         df: Counter[str] = Counter()
@@ -339,7 +364,7 @@ class _Index:
         self.unseen_idf = max(self.idf.values(), default=1.0)
 
     def best(self, question: str) -> _Match | None:
-        terms = list(dict.fromkeys(tokenize(question)))
+        terms = list(dict.fromkeys(self.analyze(question)))
         if not terms or not self.docs:
             return None
         total_weight = sum(self.idf.get(t, self.unseen_idf) for t in terms)
@@ -394,6 +419,295 @@ def asks_for_human(text: str) -> bool:
     return any(p.search(part) for part in parts if part for p in HUMAN_REQUEST_PATTERNS)
 
 
+# --- languages --------------------------------------------------------------------------------
+
+#: Languages the answerer detects and speaks (its fixed phrases are translated into each).
+LANGUAGES = ("en", "de", "fr", "es", "nl", "it", "pt")
+
+
+@dataclass(frozen=True)
+class Phrases:
+    """Fin's fixed sentences in one language."""
+
+    handover: str
+    fallback_prefix: str
+    fallback: str
+    source: str  # the label before the citation, colon included
+
+
+PHRASES: dict[str, Phrases] = {
+    "en": Phrases(HANDOVER_TEXT, FALLBACK_PREFIX, FALLBACK_TEXT, "Source:"),
+    "de": Phrases(
+        "Ich verbinde Sie mit einem Teammitglied.",
+        "Dazu habe ich leider keine Antwort gefunden",
+        "Dazu habe ich leider keine Antwort gefunden in unseren Hilfeartikeln. Können Sie Ihre "
+        "Frage anders formulieren? Sie können auch darum bitten, mit einem Menschen zu sprechen.",
+        "Quelle:",
+    ),
+    "fr": Phrases(
+        "Je vous mets en relation avec un membre de l'équipe.",
+        "Je n'ai pas trouvé de réponse à cette question",
+        "Je n'ai pas trouvé de réponse à cette question dans notre centre d'aide. Pourriez-vous "
+        "la reformuler ? Vous pouvez aussi demander à parler à une personne.",
+        "Source :",
+    ),
+    "es": Phrases(
+        "Le pongo en contacto con un miembro del equipo.",
+        "No he encontrado una respuesta a eso",
+        "No he encontrado una respuesta a eso en nuestro contenido de ayuda. ¿Podría reformular "
+        "su pregunta? También puede pedir hablar con una persona.",
+        "Fuente:",
+    ),
+    "nl": Phrases(
+        "Ik verbind u door met een teamlid.",
+        "Ik heb daar geen antwoord op gevonden",
+        "Ik heb daar geen antwoord op gevonden in onze helpartikelen. Kunt u uw vraag anders "
+        "formuleren? U kunt ook vragen om een medewerker te spreken.",
+        "Bron:",
+    ),
+    "it": Phrases(
+        "La metto in contatto con un membro del team.",
+        "Non ho trovato una risposta a questa domanda",
+        "Non ho trovato una risposta a questa domanda nei nostri contenuti di assistenza. Può "
+        "riformularla? Può anche chiedere di parlare con una persona.",
+        "Fonte:",
+    ),
+    "pt": Phrases(
+        "Vou transferir você para um membro da equipe.",
+        "Não encontrei uma resposta para isso",
+        "Não encontrei uma resposta para isso no nosso conteúdo de ajuda. Pode reformular a sua "
+        "pergunta? Também pode pedir para falar com uma pessoa.",
+        "Fonte:",
+    ),
+}
+
+_FALLBACK_PREFIXES = tuple(_normalise(p.fallback_prefix) for p in PHRASES.values())
+#: Attributes (conversation's first, then the user's) that may carry the end user's locale.
+LOCALE_ATTRIBUTES = ("language_override", "locale", "language", "browser_language")
+_LOCALE_RE = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$")
+
+_GERMAN_FOLD = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss"})
+_WORD_RE = re.compile(r"[^\W_]+")
+
+
+def _fold(word: str, language: str) -> str:
+    """Lowercase ASCII: German umlauts spelt out (ü -> ue, as Germans type without them),
+    other accents dropped, so "Rückerstattung" and "rueckerstattung" meet."""
+    word = word.lower()
+    if language == "de":
+        word = word.translate(_GERMAN_FOLD)
+    return unicodedata.normalize("NFKD", word).encode("ascii", "ignore").decode()
+
+
+_STOP_WORD_TEXT = {
+    "de": """
+        aber alle allem allen aller alles als also am an auch auf aus bei beim bin bis bitte
+        bist da dann darf das dass dem den denn der des dich die dies diese diesem dieser doch
+        dort du durch ein eine einem einen einer eines es etwas euch euer für gibt habe haben
+        hallo hat hatte ich ihm ihn ihr ihre im in ist ja jetzt kann kein keine können könnte
+        man mein meine meinem meinen meiner mich mir mit muss nach nicht noch nun nur ob oder
+        ohne sehr sein seine sich sie sind so soll über um und uns unser unsere vom von vor
+        war was weil welche wenn wer werde werden wie wieder wir wird wo wurde zu zum zur
+        lange wann warum wieso danke guten tag dauert dauern dauer
+    """,
+    "fr": """
+        au aux avec ce ces cette dans de des du elle en est et être il ils je la le les leur
+        lui ma mais me mes moi mon ne nos notre nous on ou où par pas pour qu que qui sa se
+        ses son sur ta te tes toi ton tu un une vos votre vous suis sont ai avez peux peut
+        puis comment combien quand quoi pourquoi quel quelle quels quelles faire fait bonjour
+        merci svp y a temps prend prendre
+    """,
+    "es": """
+        al algo como con cual cuando cuándo cómo cuál cuánto de del donde dónde el ella en
+        es esta está este esto hay la las le les lo los me mi mis muy más no nos o para pero
+        por porque qué que se si sin sobre su sus también te tengo tiene un una uno usted y
+        ya yo puedo puede quiero hola gracias cuanto tarda tiempo
+    """,
+    "nl": """
+        aan al als bij dan dat de der deze die dit doe doen door een en er geen had heb
+        hebben heeft hem het hier hij hoe hoelang hun ik in is ja je jij kan kun kunnen maar
+        me met mij mijn na naar niet nog nu of om onder ons ook op over te tot u uw van veel
+        voor waar wanneer wat we wel wie wij wil zal ze zij zijn zo zou hallo bedankt dank
+        lang duurt
+    """,
+    "it": """
+        a al alla alle anche ancora che chi ci come con cosa da dal dalla dei del della delle
+        di dove e è gli ha hanno ho i il in io la le lei lo loro lui ma mi mia mio ne nel
+        nella no non per perché più può posso quale quando quanto questa questo se si sono
+        su sua suo ti tra tu un una uno vi voi ciao grazie buongiorno tempo vuole
+    """,
+    "pt": """
+        a ao aos as às até com como da das de do dos e é ela ele em entre era essa esse esta
+        está este eu foi há isso isto já lhe mais mas me meu minha muito na não nas no nos
+        nós o os ou para pela pelo por porque posso pode qual quando quanto que se sem ser
+        seu sua são também te tem tenho um uma você vocês olá obrigado obrigada demora tempo
+    """,
+}
+_STOP_WORDS_BY_LANGUAGE: dict[str, frozenset[str]] = {
+    "en": _STOP_WORDS,
+    **{
+        language: frozenset(_fold(w, language) for w in text.split())
+        for language, text in _STOP_WORD_TEXT.items()
+    },
+}
+#: Letters only some of the languages use: a little evidence each.
+_LETTER_HINTS = {"de": "äöüß", "es": "ñ¿¡", "pt": "ãõ", "fr": "œùû", "it": "ì"}
+
+
+def detect_language(text: str) -> str | None:
+    """The language of ``text`` among :data:`LANGUAGES`, or None when it gives no sign.
+
+    Deterministic and small: each word found in a language's stop-word list counts for that
+    language, divided by the number of lists holding it ("de" is French, Spanish and
+    Portuguese); a few letters add a little (ß, ñ, ã...). The best score wins; ties go to the
+    earlier language of :data:`LANGUAGES` (English first). *Limits:* a question with no
+    function word ("Rückerstattung Status?") is not recognised; close languages sharing most
+    function words (Spanish/Portuguese, Dutch/German) can be confused in a very short text;
+    mixed-language text goes to whichever has more function words; any other language is
+    either None or mistaken for the nearest listed one.
+    """
+    scores = dict.fromkeys(LANGUAGES, 0.0)
+    lowered = text.lower().replace("\u2019", "'")
+    for word in _WORD_RE.findall(lowered.replace("'", " ")):
+        holders = [
+            language
+            for language in LANGUAGES
+            if _fold(word, language) in _STOP_WORDS_BY_LANGUAGE[language]
+            # The English list is matched as the English tokenizer sees words (ASCII only).
+            and (language != "en" or word.isascii())
+        ]
+        for language in holders:
+            scores[language] += 1.0 / len(holders)
+    for language, letters in _LETTER_HINTS.items():
+        if any(letter in lowered for letter in letters):
+            scores[language] += 0.5
+    best = max(LANGUAGES, key=lambda language: (scores[language], -LANGUAGES.index(language)))
+    return best if scores[best] > 0 else None
+
+
+def _primary(locale: str) -> str:
+    """``pt-BR`` -> ``pt``; lowercased."""
+    return locale.strip().replace("_", "-").split("-")[0].lower()
+
+
+def _stem_german(word: str) -> str:
+    """A light German suffix stripper in the manner of CISTEM (Weissweiler & Fraser 2017)."""
+    while len(word) > 4:
+        if len(word) > 5 and word.endswith(("em", "er", "nd")):
+            word = word[:-2]
+        elif word.endswith(("t", "e", "s", "n")):
+            word = word[:-1]
+        else:
+            break
+    return word
+
+
+def _stem_romance(word: str) -> str:
+    """French, Spanish, Italian, Portuguese: plural, then common derivations, then the final
+    vowel ("remboursement", "rembourser", "remboursé" -> "rembours")."""
+    if len(word) > 4 and word.endswith(("s", "x")):
+        word = word[:-1]
+    for suffix in ("amente", "mente", "ement", "ment", "aciones", "acion", "azione", "ation",
+                   "cao", "er", "ez", "ar", "ir", "re"):  # fmt: skip
+        if word.endswith(suffix) and len(word) - len(suffix) >= 4:
+            word = word[: -len(suffix)]
+            break
+    if len(word) > 4 and word[-1] in "aeiou":
+        word = word[:-1]
+    return word
+
+
+def _stem_dutch(word: str) -> str:
+    if len(word) > 5 and word.endswith("en"):
+        word = word[:-2]
+    elif len(word) > 4 and word.endswith("s"):
+        word = word[:-1]
+    if len(word) > 4 and word[-1] == word[-2] and word[-1] not in "aeiou":
+        word = word[:-1]  # terugbetall(en) -> terugbetal
+    return word
+
+
+_STEMMERS: dict[str, Callable[[str], str]] = {
+    "de": _stem_german,
+    "fr": _stem_romance,
+    "es": _stem_romance,
+    "it": _stem_romance,
+    "pt": _stem_romance,
+    "nl": _stem_dutch,
+}
+
+
+def _unstemmed(word: str) -> str:
+    return word
+
+
+def analyzer(language: str) -> Callable[[str], list[str]]:
+    """The tokenizer for text in ``language``: :func:`tokenize` for English (unchanged); for
+    the others Unicode words, folded, that language's stop words dropped, lightly stemmed (any
+    language without a list or stemmer: folded words only)."""
+    if language == "en":
+        return tokenize
+    stop = _STOP_WORDS_BY_LANGUAGE.get(language, frozenset())
+    stem = _STEMMERS.get(language, _unstemmed)
+
+    def analyze(text: str) -> list[str]:
+        words = (_fold(w, language) for w in _WORD_RE.findall(_normalise(text)))
+        return [
+            w if w.isdigit() else stem(w)
+            for w in words
+            if w and w not in stop and (len(w) > 1 or w.isdigit())
+        ]
+
+    return analyze
+
+
+def without_stop_words(text: str, language: str) -> str:
+    """``text`` without ``language``'s stop words (a question searched in another language's
+    content should not count its own function words as missing terms)."""
+    stop = _STOP_WORDS_BY_LANGUAGE.get(language, frozenset())
+    words = _WORD_RE.findall(_normalise(text).replace("'", " "))
+    return " ".join(w for w in words if _fold(w, language) not in stop)
+
+
+_HUMAN_REQUEST_BY_LANGUAGE: dict[str, tuple[re.Pattern[str], ...]] = {
+    language: tuple(re.compile(p) for p in patterns)
+    for language, patterns in {
+        "de": (
+            r"\b(?:mit|an) (?:einem|einer|einen|dem|der) (?:echten |richtigen )?"
+            r"(?:menschen|mitarbeiter(?:in)?|person|berater(?:in)?|support)\b",
+            r"\b(?:mensch|mitarbeiter|berater)[,!. ]*bitte\b",
+        ),
+        "fr": (
+            r"\bparler (?:à|a|avec) (?:un|une|quelqu'un|quelqu un)"
+            r"(?: (?:humain|personne|agent|conseiller|conseillère))?\b",
+            r"\b(?:un|une) (?:vrai|vraie) (?:personne|humain)\b",
+        ),
+        "es": (
+            r"\bhablar con (?:un|una|alguien)(?: (?:humano|persona|agente|asesor))?\b",
+            r"\b(?:una persona real|un humano)\b",
+        ),
+        "nl": (r"\b(?:met|naar) (?:een|de) (?:mens|medewerker|persoon|echt persoon)\b",),
+        "it": (
+            r"\bparlare con (?:un|una|qualcuno)(?: (?:operatore|umano|persona|agente))?\b",
+            r"\b(?:un|una) (?:operatore|persona reale)\b",
+        ),
+        "pt": (
+            r"\bfalar com (?:um|uma|alguém|alguem)(?: (?:humano|pessoa|atendente|agente))?\b",
+            r"\b(?:um atendente|uma pessoa real)\b",
+        ),
+    }.items()
+}
+
+
+def asks_for_human_in(text: str, language: str) -> bool:
+    """:func:`asks_for_human`, plus a few phrasings in ``language`` when it is not English."""
+    if asks_for_human(text):
+        return True
+    patterns = _HUMAN_REQUEST_BY_LANGUAGE.get(language, ())
+    norm = _clean(_normalise(text))
+    return any(p.search(norm) for p in patterns)
+
+
 # --- the answerer -----------------------------------------------------------------------------
 
 
@@ -423,6 +737,9 @@ def _paragraph(text: str) -> str:
 PagesSource = Callable[[], Iterable[PageLike]] | Iterable[PageLike]
 
 
+_Library = dict[str, _Index]
+
+
 class RetrievalAnswerer:
     """Satisfies ``sync.Answerer``: answers from the content library or hands over."""
 
@@ -445,21 +762,62 @@ class RetrievalAnswerer:
         self.max_unanswered_turns = max_unanswered_turns
         self.max_title_length = max_title_length
         self._lock = threading.Lock()
-        self._cache: tuple[tuple[tuple[int, str, str, str | None], ...], _Index] | None = None
+        self._cache: tuple[tuple[tuple[int, str, str, str | None, str], ...], _Library] | None = (
+            None
+        )
 
     # -- library --
 
-    def _index(self) -> _Index:
+    def _library(self) -> _Library:
+        """One index per language of the pages (a page without ``locale`` is English)."""
         source = self._pages
         pages = list(source() if callable(source) else source)
-        key = tuple((p.id, p.title, p.html, p.url) for p in pages)
+        key = tuple(
+            (p.id, p.title, p.html, p.url, getattr(p, "locale", None) or "en") for p in pages
+        )
         with self._lock:
             if self._cache is not None and self._cache[0] == key:
                 return self._cache[1]
-        index = _Index([passage for page in pages for passage in split_passages(page)])
+        by_language: dict[str, list[Passage]] = {}
+        for page in pages:
+            language = _primary(getattr(page, "locale", None) or "en")
+            by_language.setdefault(language, []).extend(split_passages(page))
+        library = {
+            language: _Index(passages, analyze=analyzer(language))
+            for language, passages in by_language.items()
+        }
         with self._lock:
-            self._cache = (key, index)
-        return index
+            self._cache = (key, library)
+        return library
+
+    # -- language --
+
+    def language_of(
+        self,
+        conversation: dict[str, Any],
+        user: dict[str, Any],
+        texts: Sequence[str],
+        earlier: Sequence[str] = (),
+    ) -> str:
+        """The end user's language (a primary subtag such as ``de``).
+
+        A locale the helpdesk sends wins: the first of :data:`LOCALE_ATTRIBUTES` found in the
+        conversation's attributes, then in the user's. Else the question's language
+        (:func:`detect_language`), else that of the end user's earlier messages, else English.
+        """
+        for holder in (conversation, user):
+            attributes = holder.get("attributes") if isinstance(holder, dict) else None
+            if not isinstance(attributes, dict):
+                continue
+            for name in LOCALE_ATTRIBUTES:
+                value = attributes.get(name)
+                if isinstance(value, str) and _LOCALE_RE.match(value.strip()):
+                    return _primary(value)
+        for text in (" ".join(texts), " ".join(earlier)):
+            detected = detect_language(text)
+            if detected is not None:
+                return detected
+        return "en"
 
     # -- messages --
 
@@ -512,7 +870,7 @@ class RetrievalAnswerer:
                 pending = True
             elif self._is_fin(message):
                 text = _normalise(self._text(message))
-                if text.startswith(_normalise(FALLBACK_PREFIX)):
+                if text.startswith(_FALLBACK_PREFIXES):
                     streak = streak + 1 if pending else streak
                 else:
                     streak = 0
@@ -538,23 +896,37 @@ class RetrievalAnswerer:
             return Decision(None, False, title, list(dict.fromkeys(existing)), {})
         question = " ".join(new_texts)
 
-        if any(asks_for_human(t) for t in new_texts):
-            return self._hand_over(title, existing, "human_requested")
+        earlier = [
+            t for m in ordered[: last_fin + 1] if self._is_end_user(m) and (t := self._text(m))
+        ]
+        language = self.language_of(conversation, user, new_texts, earlier)
+        phrases = PHRASES.get(language, PHRASES["en"])
 
-        match = self._index().best(question)
+        if any(asks_for_human_in(t, language) for t in new_texts):
+            return self._hand_over(title, existing, "human_requested", phrases)
+
+        library = self._library()
+        # Content in the user's language when there is any; English otherwise (Fin has nothing
+        # else to quote), searched without the question's own function words.
+        if language in library:
+            index: _Index | None = library[language]
+        else:
+            index = library.get("en")
+            question = without_stop_words(question, language)
+        match = index.best(question) if index is not None else None
         if (
             match is not None
             and match.coverage >= self.min_coverage
             and match.score >= self.min_score
         ):
-            return self._answered(title, existing, match.passage)
+            return self._answered(title, existing, match.passage, phrases)
         if match is None:
-            return self._hand_over(title, existing, "no_match")
+            return self._hand_over(title, existing, "no_match", phrases)
         unanswered = self._earlier_unanswered(ordered, last_fin, conversation) + 1
         if unanswered >= self.max_unanswered_turns:
-            return self._hand_over(title, existing, "unanswered_turns")
+            return self._hand_over(title, existing, "unanswered_turns", phrases)
         return Decision(
-            reply_html=_paragraph(FALLBACK_TEXT),
+            reply_html=_paragraph(phrases.fallback),
             hand_over=False,
             title=title,
             tags=self._tags(existing, [TAG_UNANSWERED]),
@@ -588,7 +960,13 @@ class RetrievalAnswerer:
         kept = [t for t in existing if t not in _RESOLUTION_TAGS]
         return list(dict.fromkeys([*kept, *new]))
 
-    def _answered(self, title: str | None, existing: list[str], passage: Passage) -> Decision:
+    def _answered(
+        self,
+        title: str | None,
+        existing: list[str],
+        passage: Passage,
+        phrases: Phrases = PHRASES["en"],
+    ) -> Decision:
         if passage.kind == "list":
             items = "".join(f"<li>{_html.escape(line, quote=False)}</li>" for line in passage.lines)
             body = f"<ul>{items}</ul>"
@@ -597,7 +975,8 @@ class RetrievalAnswerer:
         url = passage.page_url if _citable(passage.page_url) else None
         if url is not None:
             label = _html.escape(passage.page_title or url, quote=False)
-            body += f'<p>Source: <a href="{_html.escape(url, quote=True)}">{label}</a></p>'
+            link = f'<a href="{_html.escape(url, quote=True)}">{label}</a>'
+            body += f"<p>{_html.escape(phrases.source, quote=False)} {link}</p>"
         return Decision(
             reply_html=body,
             hand_over=False,
@@ -612,9 +991,15 @@ class RetrievalAnswerer:
             },
         )
 
-    def _hand_over(self, title: str | None, existing: list[str], reason: str) -> Decision:
+    def _hand_over(
+        self,
+        title: str | None,
+        existing: list[str],
+        reason: str,
+        phrases: Phrases = PHRASES["en"],
+    ) -> Decision:
         return Decision(
-            reply_html=_paragraph(HANDOVER_TEXT),
+            reply_html=_paragraph(phrases.handover),
             hand_over=True,
             title=title,
             tags=self._tags(existing, [TAG_HANDED_OVER]),

@@ -7,7 +7,10 @@
 * ``GET /emulator/errors`` is the error log Fin keeps on its settings page;
   ``GET /emulator/typing/{conversation_id}`` tells whether an agent is typing.
 * ``/messenger`` is the Messenger page end users talk to Fin on (see ``messenger``).
-* Everything else is the AI Content API (the content library the answerer answers from).
+* ``/help/{locale}/articles/{id}-{slug}`` is the public help centre (published articles), where
+  Fin's citations of articles point.
+* Everything else is the AI Content API (the content library the answerer answers from) and the
+  Articles API (whose published translations the answerer answers from in the user's language).
 """
 
 from __future__ import annotations
@@ -24,7 +27,13 @@ from typing import Any
 from fastapi import FastAPI, Request
 from starlette.responses import JSONResponse
 
-from findesk.emulator.answerer import RetrievalAnswerer
+from findesk.emulator.answerer import PageLike, RetrievalAnswerer
+from findesk.emulator.articles_api import (
+    DEFAULT_HELP_CENTER_URL,
+    DEFAULT_TEAMMATE_IDS,
+    articles_of,
+    help_center_router,
+)
 from findesk.emulator.content_api import create_content_api, store_of
 from findesk.emulator.messenger import AgentNames, create_messenger, origin_of
 from findesk.emulator.sync import GrantFormat, HelpdeskConnection, SyncEngine
@@ -58,6 +67,8 @@ class EmulatorConfig:
     live_streams_per_session: int = 8  # Messenger streams per visitor
     live_streams_max: int = 1000  # in all
     typing_seconds: float = TYPING_SECONDS  # how long one agent_typing event shows
+    public_url: str | None = None  # where end users reach the emulator (its help centre's base)
+    teammate_ids: tuple[int, ...] = DEFAULT_TEAMMATE_IDS  # valid Articles API author_ids
 
 
 class TypingBoard:
@@ -96,6 +107,12 @@ def create_emulator(config: EmulatorConfig) -> FastAPI:
         [config.content_token],
         config.rate_limit,
         config.rate_window,
+        articles={
+            "teammate_ids": config.teammate_ids,
+            "help_center_url": f"{config.public_url.rstrip('/')}/help"
+            if config.public_url
+            else DEFAULT_HELP_CENTER_URL,
+        },
     )
     connection = HelpdeskConnection(
         config.helpdesk_base_url,
@@ -106,7 +123,13 @@ def create_emulator(config: EmulatorConfig) -> FastAPI:
         variant=config.variant,
     )
     transcripts = TranscriptStore(f"sqlite:///{config.state_dir / 'messenger.db'}")
-    answerer = RetrievalAnswerer(store_of(content).pages, fin_agent_id=config.fin_agent_id)
+    articles = articles_of(content)
+
+    def library() -> list[PageLike]:
+        # The content library's (English) pages and every published locale of the articles.
+        return [*store_of(content).pages(), *articles.published_pages()]
+
+    answerer = RetrievalAnswerer(library, fin_agent_id=config.fin_agent_id)
     engine = SyncEngine(
         connection,
         answerer,
@@ -142,6 +165,7 @@ def create_emulator(config: EmulatorConfig) -> FastAPI:
     app.state.messenger_streams = StreamSlots(
         config.live_streams_per_session, config.live_streams_max
     )
+    app.include_router(help_center_router(articles))
     app.include_router(
         create_messenger(
             engine,
