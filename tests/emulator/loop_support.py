@@ -54,19 +54,21 @@ def emulator_config(findesk: LiveServer, state_dir: Path, **overrides: Any) -> E
     return replace(config, **overrides)
 
 
-def start_loop(tmp: Path, **emulator_overrides: Any) -> Loop:
-    """findesk (its notifier aimed at the emulator) and the emulator, with one page (refunds)
-    in the content library; ``emulator_overrides`` change the emulator's config."""
+def start_loop(tmp: Path, database_url: str | None = None, **emulator_overrides: Any) -> Loop:
+    """findesk (its notifier aimed at the emulator; on ``database_url``, default a SQLite file)
+    and the emulator, with one page (refunds) in the content library; ``emulator_overrides``
+    change the emulator's config."""
     port = free_port()
     findesk = LiveServer(
-        f"sqlite:///{tmp / 'findesk.db'}",
+        database_url or f"sqlite:///{tmp / 'findesk.db'}",
         {
             "fin_webhook_url": f"http://127.0.0.1:{port}{HOOK}",
             "fin_webhook_key": KEY,
             "notifier_poll_seconds": 0.2,
         },
     ).start()
-    config = emulator_config(findesk, tmp / "emulator", **emulator_overrides)
+    overrides = {"public_url": f"http://127.0.0.1:{port}", **emulator_overrides}
+    config = emulator_config(findesk, tmp / "emulator", **overrides)
     emulator = ServedApp(create_emulator(config), port=port)
     source = emulator.store.create_source("https://help.example.com", "api", "active")
     emulator.store.upsert_page(

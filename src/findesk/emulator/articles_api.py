@@ -499,6 +499,9 @@ class _Validator:
 def _main_raw(body: dict[str, Any], translations: dict[str, Any]) -> dict[str, Any]:
     """The default locale's content as sent: ``translated_content.en`` under the top level."""
     nested = translations.get(DEFAULT_LOCALE)
+    if nested is not None and not isinstance(nested, dict):
+        field = f"translated_content.{DEFAULT_LOCALE}"
+        raise _invalid(field, f"{field} must be an object")
     merged = dict(nested) if isinstance(nested, dict) else {}
     merged.update({name: body[name] for name in CONTENT_FIELDS if name in body})
     return merged
