@@ -229,6 +229,8 @@ def test_english_is_unchanged(answerer: RetrievalAnswerer) -> None:
         ("Quanto tempo demora um reembolso? Obrigado", "pt"),
         ("Do you ship to Germany?", "en"),
         ("refund status", None),
+        ("Die cast parts?", None),
+        ("Rückerstattung?", None),
     ],
 )
 def test_detect_language(text: str, language: str | None) -> None:

@@ -283,6 +283,10 @@ def test_put_changes_only_what_is_sent_and_merges_locales(api: httpx.Client) -> 
     assert body["title"] == "Refunds and returns" and body["parent_id"] == 4
     assert body["url"].endswith(f"/en/articles/{aid}-refunds-and-returns")
     assert set(body["translated_content"]) == {"type", "en", "de", "fr"}
+    moved = api.put(f"/articles/{aid}", json={"parent_type": "section"}).json()
+    assert (moved["parent_id"], moved["parent_type"]) == (4, "section")
+    detached = api.put(f"/articles/{aid}", json={"parent_id": None}).json()
+    assert (detached["parent_id"], detached["parent_type"]) == (None, None)
 
     removed = api.put(f"/articles/{aid}", json={"translated_content": {"fr": None}})
     assert set(removed.json()["translated_content"]) == {"type", "en", "de"}

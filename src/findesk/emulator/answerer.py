@@ -560,7 +560,8 @@ def detect_language(text: str) -> str | None:
     Deterministic and small: each word found in a language's stop-word list counts for that
     language, divided by the number of lists holding it ("de" is French, Spanish and
     Portuguese); a few letters add a little (ß, ñ, ã...). The best score wins; ties go to the
-    earlier language of :data:`LANGUAGES` (English first). *Limits:* a question with no
+    earlier language of :data:`LANGUAGES` (English first); below one word's worth of evidence
+    the answer is None. *Limits:* a question with no
     function word ("Rückerstattung Status?") is not recognised; close languages sharing most
     function words (Spanish/Portuguese, Dutch/German) can be confused in a very short text;
     mixed-language text goes to whichever has more function words; any other language is
@@ -582,7 +583,8 @@ def detect_language(text: str) -> str | None:
         if any(letter in lowered for letter in letters):
             scores[language] += 0.5
     best = max(LANGUAGES, key=lambda language: (scores[language], -LANGUAGES.index(language)))
-    return best if scores[best] > 0 else None
+    # At least one word's worth: "Die cast parts?" (half a German, half a Dutch word) says none.
+    return best if scores[best] >= 1.0 else None
 
 
 def _primary(locale: str) -> str:

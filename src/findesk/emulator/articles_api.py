@@ -55,7 +55,8 @@ Decisions where Intercom's text is silent
       (public, published content only) by :func:`help_center_router`, so Fin's citation opens.
     * ``GET /articles/search`` takes ``phrase`` (words all found, case-insensitively, in the
       title, description or body text of some locale) and ``state`` (``published``|``draft``|
-      ``all``, default all), and answers ``{"type": "list", "total_count", "data": {"articles":
+      ``all``, default all; an article has a state when one of its locales has it), and
+      answers ``{"type": "list", "total_count", "data": {"articles":
       [...], "highlights": []}, "pages": {...}}``. No highlights are computed.
 """
 
@@ -484,16 +485,24 @@ class _Validator:
             out[key] = value
         return out
 
-    def parent(self, body: dict[str, Any], current_type: str | None) -> dict[str, Any]:
-        fields: dict[str, Any] = {}
+    def parent(
+        self, body: dict[str, Any], current_id: int | None, current_type: str | None
+    ) -> dict[str, Any]:
+        """The ``parent_id``/``parent_type`` columns to set; a type needs a parent."""
+        parent_id, parent_type = current_id, current_type
         if "parent_id" in body:
-            if body["parent_id"] is None:
-                return {"parent_id": None, "parent_type": None}
-            fields["parent_id"] = _positive_int(body["parent_id"], "parent_id")
-            fields["parent_type"] = current_type or "collection"
+            parent_id = (
+                None if body["parent_id"] is None else _positive_int(body["parent_id"], "parent_id")
+            )
         if body.get("parent_type") is not None:
-            fields["parent_type"] = _one_of(body["parent_type"], "parent_type", PARENT_TYPES)
-        return fields
+            parent_type = _one_of(body["parent_type"], "parent_type", PARENT_TYPES)
+        if parent_id is None:
+            parent_type = None
+        elif parent_type is None:
+            parent_type = "collection"
+        if (parent_id, parent_type) == (current_id, current_type):
+            return {}
+        return {"parent_id": parent_id, "parent_type": parent_type}
 
 
 def _main_raw(body: dict[str, Any], translations: dict[str, Any]) -> dict[str, Any]:
@@ -653,7 +662,7 @@ def add_articles_api(
                 new=True,
                 default_author=main["author_id"],
             )
-        parent = check.parent(body, None)
+        parent = check.parent(body, None, None)
         article = store.create(parent.get("parent_id"), parent.get("parent_type"), contents)
         return article_json(article)
 
@@ -721,7 +730,7 @@ def add_articles_api(
                     raw, field, new=locale not in current.contents, default_author=default_author
                 )
             )
-        article_fields = check.parent(body, current.parent_type)
+        article_fields = check.parent(body, current.parent_id, current.parent_type)
         article = store.update(current.id, article_fields, contents)
         if article is None:  # deleted in between
             raise ApiError(404, "not_found", "Article not found")
