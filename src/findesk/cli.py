@@ -43,6 +43,11 @@ objects_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(objects_app, name="objects")
+connectors_app = typer.Typer(
+    help="Intercom's Data Connectors that Fin calls, kept in step with findesk's lookups.",
+    no_args_is_help=True,
+)
+app.add_typer(connectors_app, name="connectors")
 
 
 console = Console()
@@ -1443,3 +1448,65 @@ def objects_import(
 
 def main() -> None:
     app()
+
+
+@connectors_app.command("sync")
+def connectors_sync(
+    no_results: Annotated[
+        bool,
+        typer.Option("--no-results", help="Do not read the connectors' execution results back."),
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Create, update and delete Intercom's Data Connectors so that they match findesk's
+    lookups, then read their execution results back. Exit code 1 if any connector failed
+    (it keeps its error and is tried again on the next sync)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from findesk.connectors.service import definition_source, sync_connectors
+
+    settings = get_settings()
+    if settings.intercom_access_token is None:
+        err.print(
+            "[red]error:[/red] no Intercom access token: set FINDESK_INTERCOM_ACCESS_TOKEN "
+            "(and FINDESK_FIN_REGION or FINDESK_INTERCOM_API_URL) to sync Data Connectors."
+        )
+        raise typer.Exit(2)
+    source = definition_source()
+    if source is None:
+        err.print(
+            "[red]error:[/red] no connector definitions: findesk's lookups are not installed."
+        )
+        raise typer.Exit(2)
+    definitions_for, mint_token = source
+    db = migrate_and_seed()
+    columns = (TextColumn("Syncing Data Connectors"), BarColumn(), MofNCompleteColumn())
+    try:
+        with Progress(*columns, TimeElapsedColumn(), console=err, disable=as_json) as progress:
+            task = progress.add_task("sync", total=None)
+            summary = sync_connectors(
+                db,
+                settings,
+                definitions_for,
+                mint_token,
+                lambda done, total: progress.update(task, completed=done, total=total),
+                read_results=not no_results,
+            )
+    finally:
+        db.dispose()
+    if as_json:
+        _emit(summary.to_dict())
+    elif summary.ok:
+        console.print(f"Intercom's Data Connectors: {summary.describe()}.")
+    else:
+        err.print(f"[red]Intercom's Data Connectors:[/red] {_escape_markup(summary.describe())}.")
+        for key, error in summary.failures.items():
+            err.print(f"  {_escape_markup(key)}: {_escape_markup(error)}")
+    if not summary.ok:
+        raise typer.Exit(1)
+
+
+def _escape_markup(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
