@@ -296,8 +296,11 @@ def create_content_api(
     window: float = 10.0,
     *,
     clock: Callable[[], float] = time.time,
+    object_types: Iterable[str] = (),
 ) -> FastAPI:
-    """The AI Content API emulator, its tables created in ``db_url`` if missing."""
+    """The AI Content API emulator, its tables created in ``db_url`` if missing; it serves
+    the Data Connectors and Custom Object Instances APIs too (``object_types``: the custom
+    object types Intercom knows)."""
     accepted = [token.encode() for token in tokens if token]
     if not accepted:
         raise ValueError("the content API emulator needs at least one access token")
@@ -381,8 +384,10 @@ def create_content_api(
         )
 
     from findesk.emulator.data_connectors_api import include_data_connectors  # imports us
+    from findesk.emulator.objects_api import ObjectStore, include_objects  # imports us
 
     include_data_connectors(app, DataConnectorStore(store.engine, clock))
+    include_objects(app, ObjectStore(store.engine, clock), object_types)
 
     # --- content import sources ---------------------------------------------------------------
 
