@@ -367,9 +367,14 @@ class ConnectorSync:
             )
             outcome = "adopted"
         else:
-            answer = self.client.request(
-                "POST", "/data_connectors", {**payload, "headers": headers}, retry=False
-            ).json()
+            try:
+                answer = self.client.request(
+                    "POST", "/data_connectors", {**payload, "headers": headers}, retry=False
+                ).json()
+            except ContentApiError as exc:
+                if not exc.transient:  # refused: nothing was made, nothing to adopt later
+                    self._save(key, lambda row: setattr(row, "state", None))
+                raise
             intercom_id = str(answer["id"])
             if self._listed is not None:
                 self._listed.append(answer)
