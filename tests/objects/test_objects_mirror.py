@@ -3,6 +3,8 @@ Object Instances API on loopback, behind the fault-injecting tap (``support.tap`
 
 from __future__ import annotations
 
+import json
+import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -297,3 +299,52 @@ def test_serve_mirrors_in_the_background_once_the_api_turns_the_flag_on(
             assert eventually(lambda: "ord_9" not in intercom.orders(), timeout=15)
     finally:
         server.stop()
+
+
+# --- the command line -------------------------------------------------------------------------
+
+
+def test_cli_set_mirror_and_mirror(
+    tmp_path: Path, intercom: Intercom, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from findesk import cli
+    from findesk.kit.settings import get_settings
+
+    for name in list(os.environ):
+        if name.startswith("FINDESK_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("FINDESK_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("FINDESK_INTERCOM_API_URL", intercom.base_url)
+    db_url = f"sqlite:///{tmp_path / 'findesk.db'}"
+    upgrade(db_url)
+    db = Database(db_url)
+    runner = CliRunner()
+    get_settings.cache_clear()
+    try:
+        new_type(db, mirror=False)
+        put(db, "ord_1")
+        unknown = runner.invoke(cli.app, ["objects", "set-mirror", "Nope"])
+        assert unknown.exit_code == 1 and "Nope" in unknown.output
+        on = runner.invoke(cli.app, ["objects", "set-mirror", "Order", "--json"])
+        assert on.exit_code == 0, on.output
+        assert json.loads(on.stdout.strip().splitlines()[-1])["mirror_to_intercom"] is True
+        assert instance(db, "ord_1").intercom_pending
+
+        no_token = runner.invoke(cli.app, ["objects", "mirror"])
+        assert no_token.exit_code == 2 and "FINDESK_INTERCOM_ACCESS_TOKEN" in no_token.output
+        monkeypatch.setenv("FINDESK_INTERCOM_ACCESS_TOKEN", TOKEN)
+        get_settings.cache_clear()
+        result = runner.invoke(cli.app, ["objects", "mirror", "--json"])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout.strip().splitlines()[-1])["sent"] == 1
+        assert "ord_1" in intercom.orders()
+        full = runner.invoke(cli.app, ["objects", "mirror", "--full"])
+        assert full.exit_code == 0 and "1 sent" in full.output
+
+        off = runner.invoke(cli.app, ["objects", "set-mirror", "Order", "--off"])
+        assert off.exit_code == 0 and "off" in off.output
+    finally:
+        get_settings.cache_clear()
+        db.dispose()
