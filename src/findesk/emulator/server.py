@@ -58,6 +58,7 @@ class EmulatorConfig:
     live_streams_per_session: int = 8  # Messenger streams per visitor
     live_streams_max: int = 1000  # in all
     typing_seconds: float = TYPING_SECONDS  # how long one agent_typing event shows
+    object_types: tuple[str, ...] = ()  # custom object types Intercom knows (objects_api)
 
 
 class TypingBoard:
@@ -96,6 +97,7 @@ def create_emulator(config: EmulatorConfig) -> FastAPI:
         [config.content_token],
         config.rate_limit,
         config.rate_window,
+        object_types=config.object_types,
     )
     connection = HelpdeskConnection(
         config.helpdesk_base_url,
