@@ -51,6 +51,7 @@ from findesk.notifier.typing import TypingSender
 from findesk.notifier.worker import Worker
 from findesk.objects.endpoints import instances as objects_api_router
 from findesk.objects.endpoints import types as object_types_router
+from findesk.objects.mirror import MirrorLoop
 from findesk.ops.endpoints import router as ops_router
 from findesk.replies.endpoints import router as replies_api_router
 from findesk.tickets.endpoints import router as tickets_api_router
@@ -108,15 +109,23 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         waker_task = asyncio.create_task(waker.run(), name="findesk-snooze-waker")
     publisher: PublisherLoop | None = None
     publisher_task: asyncio.Task[None] | None = None
+    mirror: MirrorLoop | None = None
+    mirror_task: asyncio.Task[None] | None = None
     if settings.intercom_access_token is not None and settings.kb_publish_in_process:
         publisher = PublisherLoop(app.state.db, settings)
         publisher_task = asyncio.create_task(publisher.run(), name="findesk-kb-publisher")
+        # Custom objects of mirrored types, kept in step with Intercom beside the articles.
+        mirror = MirrorLoop(app.state.db, settings)
+        mirror_task = asyncio.create_task(mirror.run(), name="findesk-objects-mirror")
     try:
         yield
     finally:
         if publisher is not None and publisher_task is not None:
             publisher.stop()
             await publisher_task
+        if mirror is not None and mirror_task is not None:
+            mirror.stop()
+            await mirror_task
         if worker is not None:
             worker.stop()
             await app.state.worker_task

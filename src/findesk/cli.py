@@ -43,6 +43,11 @@ objects_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(objects_app, name="objects")
+connectors_app = typer.Typer(
+    help="Intercom's Data Connectors that Fin calls, kept in step with findesk's lookups.",
+    no_args_is_help=True,
+)
+app.add_typer(connectors_app, name="connectors")
 
 
 console = Console()
@@ -319,6 +324,7 @@ def worker() -> None:
     from findesk.kit import logs
     from findesk.knowledge.publisher import PublisherLoop
     from findesk.notifier.worker import Worker
+    from findesk.objects.mirror import MirrorLoop
 
     settings = get_settings()
     db = migrate_and_seed()
@@ -327,18 +333,23 @@ def worker() -> None:
     waker = Waker(db, settings.snooze_check_seconds)
     # With an Intercom access token, workers also publish articles to Fin's Content Library.
     publisher = PublisherLoop(db, settings) if settings.intercom_access_token else None
+    # And mirror the custom objects of mirrored types to Intercom.
+    mirror = MirrorLoop(db, settings) if settings.intercom_access_token else None
 
     def stop() -> None:
         delivery.stop()
         waker.stop()
         if publisher is not None:
             publisher.stop()
+        if mirror is not None:
+            mirror.stop()
 
     async def run() -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop)
-        await asyncio.gather(delivery.run(), waker.run(), *([publisher.run()] if publisher else []))
+        loops = [each.run() for each in (publisher, mirror) if each is not None]
+        await asyncio.gather(delivery.run(), waker.run(), *loops)
 
     asyncio.run(run())
     db.dispose()
@@ -1444,3 +1455,143 @@ def objects_import(
 
 def main() -> None:
     app()
+
+
+@objects_app.command("set-mirror")
+def objects_set_mirror(
+    type_identifier: Annotated[
+        str, typer.Argument(metavar="TYPE", help="The custom object type's identifier (Order).")
+    ],
+    off: Annotated[
+        bool, typer.Option("--off", help="Stop mirroring (Intercom keeps its copies).")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Mirror TYPE's instances to Intercom's Custom Object Instances API (a type with the same
+    identifier must exist in Intercom), or stop with --off."""
+    from findesk.kit.errors import Problem
+    from findesk.objects.service import set_mirror
+
+    db = migrate_and_seed()
+    try:
+        with db.transaction() as session:
+            found = set_mirror(session, type_identifier, not off)
+            state = {"identifier": found.identifier, "mirror_to_intercom": found.mirror_to_intercom}
+    except Problem as exc:
+        _fail(exc.detail)
+        return
+    finally:
+        db.dispose()
+    if as_json:
+        _emit(state)
+    else:
+        console.print(
+            f"{_escape_markup(type_identifier)}: mirror to Intercom "
+            f"{'on' if state['mirror_to_intercom'] else 'off'}."
+        )
+
+
+@objects_app.command("mirror")
+def objects_mirror(
+    full: Annotated[
+        bool, typer.Option("--full", help="Resend every instance of every mirrored type.")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Send the instances of mirrored types that changed (and the deletes) to Intercom now;
+    every instance with --full. Exit code 1 if any failed (retried later)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from findesk.objects.mirror import Mirror
+
+    settings = get_settings()
+    if settings.intercom_access_token is None:
+        err.print(
+            "[red]error:[/red] no Intercom access token: set FINDESK_INTERCOM_ACCESS_TOKEN "
+            "(and FINDESK_FIN_REGION or FINDESK_INTERCOM_API_URL) to mirror custom objects."
+        )
+        raise typer.Exit(2)
+    db = migrate_and_seed()
+    columns = (TextColumn("Mirroring to Intercom"), BarColumn(), MofNCompleteColumn())
+    try:
+        with (
+            Mirror(db, settings) as mirror,
+            Progress(*columns, TimeElapsedColumn(), console=err, disable=as_json) as progress,
+        ):
+            task = progress.add_task("mirror", total=None)
+            summary = mirror.sync(
+                full=full,
+                progress=lambda done, total: progress.update(task, completed=done, total=total),
+            )
+    finally:
+        db.dispose()
+    if as_json:
+        _emit(summary.to_dict())
+    elif summary.ok:
+        console.print(f"Intercom's custom objects: {summary.describe()}.")
+    else:
+        err.print(f"[red]Intercom's custom objects:[/red] {_escape_markup(summary.describe())}.")
+    if not summary.ok:
+        raise typer.Exit(1)
+
+
+@connectors_app.command("sync")
+def connectors_sync(
+    no_results: Annotated[
+        bool,
+        typer.Option("--no-results", help="Do not read the connectors' execution results back."),
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Create, update and delete Intercom's Data Connectors so that they match findesk's
+    lookups, then read their execution results back. Exit code 1 if any connector failed
+    (it keeps its error and is tried again on the next sync)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from findesk.connectors.service import definition_source, sync_connectors
+
+    settings = get_settings()
+    if settings.intercom_access_token is None:
+        err.print(
+            "[red]error:[/red] no Intercom access token: set FINDESK_INTERCOM_ACCESS_TOKEN "
+            "(and FINDESK_FIN_REGION or FINDESK_INTERCOM_API_URL) to sync Data Connectors."
+        )
+        raise typer.Exit(2)
+    source = definition_source()
+    if source is None:
+        err.print(
+            "[red]error:[/red] no connector definitions: findesk's lookups are not installed."
+        )
+        raise typer.Exit(2)
+    definitions_for, mint_token = source
+    db = migrate_and_seed()
+    columns = (TextColumn("Syncing Data Connectors"), BarColumn(), MofNCompleteColumn())
+    try:
+        with Progress(*columns, TimeElapsedColumn(), console=err, disable=as_json) as progress:
+            task = progress.add_task("sync", total=None)
+            summary = sync_connectors(
+                db,
+                settings,
+                definitions_for,
+                mint_token,
+                lambda done, total: progress.update(task, completed=done, total=total),
+                read_results=not no_results,
+            )
+    finally:
+        db.dispose()
+    if as_json:
+        _emit(summary.to_dict())
+    elif summary.ok:
+        console.print(f"Intercom's Data Connectors: {summary.describe()}.")
+    else:
+        err.print(f"[red]Intercom's Data Connectors:[/red] {_escape_markup(summary.describe())}.")
+        for key, error in summary.failures.items():
+            err.print(f"  {_escape_markup(key)}: {_escape_markup(error)}")
+    if not summary.ok:
+        raise typer.Exit(1)
+
+
+def _escape_markup(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)

@@ -4,6 +4,7 @@ from findesk.agents.models import Agent
 from findesk.attachments.models import StoredFile
 from findesk.audit.models import AuditEntry
 from findesk.auth.models import AccessToken, AgentToken, OAuthClient, WebSession
+from findesk.connectors.models import IntercomConnector, IntercomConnectorExecution
 from findesk.conversations.models import (
     Conversation,
     ConversationCount,
@@ -20,6 +21,7 @@ from findesk.knowledge.models import Article, ContentSource
 from findesk.live.models import Activity
 from findesk.notifier.models import OutboxEvent, TypingSignal
 from findesk.objects.models import (
+    IntercomObjectDelete,
     ObjectConversationLink,
     ObjectInstance,
     ObjectType,
@@ -49,6 +51,9 @@ __all__ = [
     "EndUserAlias",
     "FinCall",
     "IdempotencyKey",
+    "IntercomConnector",
+    "IntercomConnectorExecution",
+    "IntercomObjectDelete",
     "Macro",
     "Message",
     "OAuthClient",

@@ -1,9 +1,9 @@
 """The publisher against the emulated AI Content API served on loopback: findesk's articles
 kept in step with Fin's Content Library (issue 6).
 
-Every request the publisher makes passes through ``Tap``, an ASGI middleware in front of the
-emulator that records it (method, path, status) and can answer chosen writes with an error,
-before the emulator's own rate limit counts them.
+Every request the publisher makes passes through ``Tap`` (``support.tap``), an ASGI middleware in
+front of the emulator that records it (method, path, status) and can answer chosen writes with an
+error, before the emulator's own rate limit counts them.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from sqlalchemy import text
 from support import aio
 from support.receiver import eventually
 from support.server import LiveServer, database_url
+from support.tap import Tap, Traffic
 
 from findesk.emulator.content_api import create_content_api
 from findesk.emulator.content_store import Page, Source
@@ -52,112 +52,12 @@ PAGES = "/ai/external_pages"
 # --- the emulated content library, tapped -----------------------------------------------------
 
 
-@dataclass
-class Hit:
-    method: str
-    path: str
-    status: int
-    window: str | None  # X-RateLimit-Reset: the rate-limit window the request was counted in
-
-
-@dataclass
-class Fault:
-    status: int
-    method: str
-    path: str
-    times: int | None  # None: until cleared
-
-
-@dataclass
-class Traffic:
-    hits: list[Hit] = field(default_factory=list)
-    faults: list[Fault] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def fail(
-        self, status: int, *, method: str = "POST", path: str = PAGES, times: int | None = None
-    ) -> None:
-        with self.lock:
-            self.faults.append(Fault(status, method, path, times))
-
-    def clear_faults(self) -> None:
-        with self.lock:
-            self.faults.clear()
-
-    def take_fault(self, method: str, path: str) -> int | None:
-        with self.lock:
-            for fault in self.faults:
-                if fault.method == method and path.startswith(fault.path):
-                    if fault.times is not None:
-                        fault.times -= 1
-                        if fault.times == 0:
-                            self.faults.remove(fault)
-                    return fault.status
-        return None
-
-    def record(self, hit: Hit) -> None:
-        with self.lock:
-            self.hits.append(hit)
-
-    def mark(self) -> int:
-        with self.lock:
-            return len(self.hits)
-
-    def since(self, mark: int = 0) -> list[Hit]:
-        with self.lock:
-            return list(self.hits[mark:])
-
-    def count(self, mark: int = 0, *, method: str | None = None, status: int | None = None) -> int:
-        return sum(
-            1
-            for hit in self.since(mark)
-            if (method is None or hit.method == method) and (status is None or hit.status == status)
-        )
-
-
-class Tap:
-    """Records every request and answers the planned faults, in front of the emulator."""
-
-    def __init__(self, app: Any, traffic: Traffic) -> None:
-        self.app = app
-        self.traffic = traffic
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        method, path = scope["method"], scope["path"]
-        fault = self.traffic.take_fault(method, path)
-        if fault is not None:
-            body = json.dumps(
-                {
-                    "type": "error.list",
-                    "request_id": "tap",
-                    "errors": [{"code": "injected", "message": f"injected {fault}"}],
-                }
-            ).encode()
-            headers = [(b"content-type", b"application/json")]
-            await send({"type": "http.response.start", "status": fault, "headers": headers})
-            await send({"type": "http.response.body", "body": body})
-            self.traffic.record(Hit(method, path, fault, None))
-            return
-
-        async def capture(message: Any) -> None:
-            if message["type"] == "http.response.start":
-                reset = dict(message.get("headers") or []).get(b"x-ratelimit-reset")
-                window = reset.decode() if reset else None
-                self.traffic.record(Hit(method, path, message["status"], window))
-            await send(message)
-
-        await self.app(scope, receive, capture)
-
-
 class Library:
     """The emulated AI Content API with its tap."""
 
     def __init__(self, db_path: Path, rate_limit: int = 100_000, window: float = 10.0) -> None:
         app = create_content_api(f"sqlite:///{db_path}", [TOKEN], rate_limit, window)
-        self.traffic = Traffic()
+        self.traffic = Traffic(default_path=PAGES)
         app.add_middleware(Tap, traffic=self.traffic)
         self.served = ServedApp(app)
         self.base_url = self.served.base_url

@@ -14,7 +14,8 @@ Requests
       10 s (about Intercom's 10,000 a minute).
     * ``Intercom-Version``: optional; absent means ``DEFAULT_VERSION`` (2.14, the version of seed
       003). A value outside ``SUPPORTED_VERSIONS`` is 400 ``intercom_version_invalid``. The
-      version does not change behaviour here (this API's shape is the same in 2.10+).
+      version does not change behaviour here (this API's shape is the same in 2.10+). The same
+      app serves the Data Connectors API (``data_connectors_api``; 2.16 and Preview only).
     * Bodies must be JSON objects (else 400 ``bad_request``). Unknown fields are ignored, as
       Intercom does. Missing required fields are 400 ``parameter_not_found``, present but wrong
       ones 400 ``parameter_invalid``; both name the ``field``.
@@ -83,12 +84,13 @@ from findesk.emulator.content_store import (
     Source,
     SourceNotFound,
 )
+from findesk.emulator.data_connectors_store import DataConnectorStore
 from findesk.kit.errors import Problem
 from findesk.kit.http import load_json
 
 DEFAULT_VERSION = "2.14"
 SUPPORTED_VERSIONS = frozenset(
-    [f"1.{n}" for n in range(5)] + [f"2.{n}" for n in range(16)] + ["Unstable"]
+    [f"1.{n}" for n in range(5)] + [f"2.{n}" for n in range(17)] + ["Preview", "Unstable"]
 )
 SYNC_BEHAVIORS = ("api", "automatic", "automated", "manual")
 SOURCE_STATUSES = ("active", "deactivated")
@@ -295,9 +297,12 @@ def create_content_api(
     *,
     clock: Callable[[], float] = time.time,
     articles: dict[str, Any] | None = None,
+    object_types: Iterable[str] = (),
 ) -> FastAPI:
-    """The AI Content API emulator, its tables created in ``db_url`` if missing; with the
-    Articles API (``articles``: keyword arguments of ``articles_api.add_articles_api``)."""
+    """The AI Content API emulator, its tables created in ``db_url`` if missing; it serves the
+    Articles API (``articles``: keyword arguments of ``articles_api.add_articles_api``), the Data
+    Connectors API and the Custom Object Instances API (``object_types``: the custom object
+    types Intercom knows) too."""
     accepted = [token.encode() for token in tokens if token]
     if not accepted:
         raise ValueError("the content API emulator needs at least one access token")
@@ -382,6 +387,12 @@ def create_content_api(
             error_body(request.state.request_id, code, str(exc.detail)),
             status_code=exc.status_code,
         )
+
+    from findesk.emulator.data_connectors_api import include_data_connectors  # imports us
+    from findesk.emulator.objects_api import ObjectStore, include_objects  # imports us
+
+    include_data_connectors(app, DataConnectorStore(store.engine, clock))
+    include_objects(app, ObjectStore(store.engine, clock), object_types)
 
     # --- content import sources ---------------------------------------------------------------
 

@@ -69,6 +69,7 @@ class EmulatorConfig:
     typing_seconds: float = TYPING_SECONDS  # how long one agent_typing event shows
     public_url: str | None = None  # where end users reach the emulator (its help centre's base)
     teammate_ids: tuple[int, ...] = DEFAULT_TEAMMATE_IDS  # valid Articles API author_ids
+    object_types: tuple[str, ...] = ()  # custom object types Intercom knows (objects_api)
 
 
 class TypingBoard:
@@ -113,6 +114,7 @@ def create_emulator(config: EmulatorConfig) -> FastAPI:
             if config.public_url
             else DEFAULT_HELP_CENTER_URL,
         },
+        object_types=config.object_types,
     )
     connection = HelpdeskConnection(
         config.helpdesk_base_url,

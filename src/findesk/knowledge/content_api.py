@@ -200,8 +200,15 @@ class ContentApiClient:
         path: str,
         body: dict[str, Any] | None = None,
         params: dict[str, Any] | None = None,
+        *,
+        retry: bool = True,
     ) -> httpx.Response:
-        """Send until it succeeds (2xx), waiting out 429s; raises ContentApiError or Stopped."""
+        """Send until it succeeds (2xx), waiting out 429s; raises ContentApiError or Stopped.
+
+        ``retry=False``: a transient failure (network, timeout, 408, 5xx) is raised at once, not
+        retried, for a request that must not be repeated blindly (a create that may have been
+        done before the answer was lost). A 429 is still waited out: it was not done."""
+        attempts = self._attempts if retry else 1
         failures = 0
         rate_limited = 0
         while True:
@@ -213,7 +220,7 @@ class ContentApiClient:
                 kind = "timeout" if isinstance(exc, httpx.TimeoutException) else "network"
                 error = ContentApiError(f"{kind}: {type(exc).__name__}: {exc}", transient=True)
                 failures += 1
-                if failures >= self._attempts:
+                if failures >= attempts:
                     raise error from exc
                 self._pause(self._backoff[min(failures, len(self._backoff)) - 1])
                 continue
@@ -230,7 +237,7 @@ class ContentApiClient:
                 return response
             if status == 408 or status >= 500:
                 failures += 1
-                if failures >= self._attempts:
+                if failures >= attempts:
                     raise _error(response, transient=True)
                 self._pause(self._backoff[min(failures, len(self._backoff)) - 1])
                 continue

@@ -274,6 +274,7 @@ def type_view(object_type: ObjectType, count: int) -> s.ObjectTypeView:
         name=object_type.name,
         attributes=[s.AttributeDef.model_validate(a) for a in object_type.attributes],
         title_attribute=object_type.title_attribute,
+        mirror_to_intercom=object_type.mirror_to_intercom,
         instance_count=count,
         created_at=object_type.created_at,
         updated_at=object_type.updated_at,
@@ -307,6 +308,7 @@ def create_type(request: Request, response: Response, body: s.ObjectTypeCreate) 
             name=body.name,
             attributes=body.attributes,
             title_attribute=body.title_attribute,
+            mirror_to_intercom=body.mirror_to_intercom,
         )
         view = type_view(created, 0)
     response.headers["Location"] = f"/api/v1/custom_object_types/{view.identifier}"
@@ -339,6 +341,8 @@ def update_type(
         changes["attributes"] = body.attributes
     if "title_attribute" in body.model_fields_set:
         changes["title_attribute"] = body.title_attribute
+    if body.mirror_to_intercom is not None:
+        changes["mirror_to_intercom"] = body.mirror_to_intercom
     with db_of(request).transaction() as session:
         found = service.update_type(session, me, identifier, changes)
         return type_view(found, service.instance_counts(session, [found]).get(found.id, 0))

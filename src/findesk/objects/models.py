@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from findesk.kit import ids
@@ -25,6 +25,8 @@ class ObjectType(Base):
     name: Mapped[str] = mapped_column(String(255))
     attributes: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
     title_attribute: Mapped[str | None] = mapped_column(String(64))
+    # Instances are kept in step with Intercom's Custom Object Instances API (objects.mirror).
+    mirror_to_intercom: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -38,6 +40,7 @@ class ObjectInstance(Base):
         UniqueConstraint("type_id", "external_id", name="uq_custom_object_instances_external"),
         # The list of a type, newest first.
         Index("ix_custom_object_instances_type_created", "type_id", "created_at"),
+        Index("ix_custom_object_instances_intercom_pending", "intercom_pending"),
     )
 
     id: Mapped[str] = mapped_column(
@@ -50,6 +53,14 @@ class ObjectInstance(Base):
     external_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    # --- Intercom's copy (objects.mirror): set pending in the transaction of each change ---
+    intercom_pending: Mapped[bool] = mapped_column(Boolean, default=False)
+    intercom_id: Mapped[str | None] = mapped_column(String(64))
+    intercom_hash: Mapped[str | None] = mapped_column(String(64))  # of the last body sent
+    intercom_error: Mapped[str | None] = mapped_column(Text)
+    intercom_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    intercom_next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     object_type: Mapped[ObjectType] = relationship(lazy="joined", innerjoin=True)
 
@@ -81,4 +92,18 @@ class ObjectConversationLink(Base):
     instance_id: Mapped[str] = mapped_column(
         ForeignKey("custom_object_instances.id", ondelete="CASCADE"), primary_key=True
     )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class IntercomObjectDelete(Base):
+    """A deleted instance of a mirrored type whose copy in Intercom is still to be deleted (a
+    tombstone, written in the transaction of the delete, so that a delete is never lost)."""
+
+    __tablename__ = "intercom_object_deletes"
+
+    type_identifier: Mapped[str] = mapped_column(String(64), primary_key=True)
+    external_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, delete, func, select, union, update
@@ -11,6 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from findesk.objects.models import (
+    IntercomObjectDelete,
     ObjectConversationLink,
     ObjectInstance,
     ObjectType,
@@ -184,6 +186,7 @@ def upsert_many(session: Session, rows: list[dict[str, Any]]) -> None:
             "external_created_at": statement.excluded.external_created_at,
             "external_updated_at": statement.excluded.external_updated_at,
             "updated_at": statement.excluded.updated_at,
+            "intercom_pending": statement.excluded.intercom_pending,
         },
     )
     session.execute(statement, rows)
@@ -203,3 +206,99 @@ def move_user_links(session: Session, from_user_id: str, to_user_id: str) -> Non
         .where(ObjectUserLink.user_id == from_user_id)
         .values(user_id=to_user_id)
     )
+
+
+# --- Intercom's copy (objects.mirror) --------------------------------------------------------
+
+
+def mark_type_pending(session: Session, type_id: str) -> None:
+    """Every instance of a type waits to be sent to Intercom."""
+    session.execute(
+        update(ObjectInstance)
+        .where(ObjectInstance.type_id == type_id)
+        .values(intercom_pending=True, intercom_attempts=0, intercom_next_attempt_at=None)
+    )
+
+
+def add_intercom_delete(session: Session, type_identifier: str, external_id: str) -> None:
+    """A tombstone: Intercom's copy of this instance is to be deleted."""
+    session.merge(
+        IntercomObjectDelete(
+            type_identifier=type_identifier,
+            external_id=external_id,
+            attempts=0,
+            next_attempt_at=None,
+            error=None,
+        )
+    )
+
+
+def mirror_candidates(
+    session: Session, *, due_before: datetime | None, everything: bool, limit: int
+) -> list[str]:
+    """Ids of the instances of mirrored types to look at: the pending ones (whose retry is due
+    before ``due_before``, when given), or with ``everything`` all of them."""
+    query = (
+        select(ObjectInstance.id)
+        .join(ObjectType, ObjectType.id == ObjectInstance.type_id)
+        .where(ObjectType.mirror_to_intercom.is_(True))
+    )
+    if not everything:
+        query = query.where(ObjectInstance.intercom_pending.is_(True))
+        if due_before is not None:
+            query = query.where(
+                (ObjectInstance.intercom_next_attempt_at.is_(None))
+                | (ObjectInstance.intercom_next_attempt_at <= due_before)
+            )
+    return list(session.scalars(query.order_by(ObjectInstance.id).limit(limit)))
+
+
+def instance_for_update(session: Session, instance_id: str) -> ObjectInstance | None:
+    return session.scalars(
+        select(ObjectInstance).where(ObjectInstance.id == instance_id).with_for_update()
+    ).one_or_none()
+
+
+def intercom_deletes(
+    session: Session, *, due_before: datetime | None, limit: int
+) -> Sequence[IntercomObjectDelete]:
+    query = select(IntercomObjectDelete)
+    if due_before is not None:
+        query = query.where(
+            (IntercomObjectDelete.next_attempt_at.is_(None))
+            | (IntercomObjectDelete.next_attempt_at <= due_before)
+        )
+    return session.scalars(query.order_by(IntercomObjectDelete.created_at).limit(limit)).all()
+
+
+def intercom_delete_for_update(
+    session: Session, type_identifier: str, external_id: str
+) -> IntercomObjectDelete | None:
+    return session.scalars(
+        select(IntercomObjectDelete)
+        .where(
+            IntercomObjectDelete.type_identifier == type_identifier,
+            IntercomObjectDelete.external_id == external_id,
+        )
+        .with_for_update()
+    ).one_or_none()
+
+
+def instance_exists(session: Session, type_identifier: str, external_id: str) -> bool:
+    found = session.scalar(
+        select(ObjectInstance.id)
+        .join(ObjectType, ObjectType.id == ObjectInstance.type_id)
+        .where(ObjectType.identifier == type_identifier, ObjectInstance.external_id == external_id)
+    )
+    return found is not None
+
+
+def earliest_mirror_retry(session: Session) -> datetime | None:
+    instances = session.scalar(
+        select(func.min(ObjectInstance.intercom_next_attempt_at)).where(
+            ObjectInstance.intercom_pending.is_(True)
+        )
+    )
+    deletes = session.scalar(select(func.min(IntercomObjectDelete.next_attempt_at)))
+    found = [d for d in (instances, deletes) if d is not None]
+    return min(found) if found else None

@@ -67,6 +67,11 @@ class ObjectTypeCreate(_In):
     title_attribute: AttributeName | None = Field(
         default=None, description="The attribute shown as an instance's title on its card."
     )
+    mirror_to_intercom: bool = Field(
+        default=False,
+        description="Keep the instances in step with Intercom's Custom Object Instances API "
+        "(a type of the same identifier must exist in Intercom).",
+    )
 
 
 class ObjectTypePatch(_In):
@@ -76,6 +81,11 @@ class ObjectTypePatch(_In):
     name: Label | None = None
     attributes: AttributeList | None = None
     title_attribute: AttributeName | None = None
+    mirror_to_intercom: bool | None = Field(
+        default=None,
+        description="Turned on, every instance is sent to Intercom; turned off, Intercom's "
+        "copies are left as they are.",
+    )
 
 
 class ObjectTypeView(BaseModel):
@@ -84,6 +94,7 @@ class ObjectTypeView(BaseModel):
     name: str
     attributes: list[AttributeDef]
     title_attribute: str | None
+    mirror_to_intercom: bool
     instance_count: int
     created_at: Timestamp
     updated_at: Timestamp

@@ -25,6 +25,7 @@ from findesk.agents.models import Agent
 from findesk.conversations import repository as conversation_repository
 from findesk.conversations.models import Conversation
 from findesk.kit import ids
+from findesk.kit.commit_signal import CommitSignal
 from findesk.kit.errors import Conflict, Forbidden, Invalid, NotFound
 from findesk.kit.text import text_problem
 from findesk.kit.timeutil import as_utc, isoformat, utcnow
@@ -45,6 +46,9 @@ from findesk.users import repository as user_repository
 from findesk.users.models import EndUser
 
 _INSTANCE_IN: TypeAdapter[InstanceIn] = TypeAdapter(InstanceIn)
+
+# Wakes this process's mirror (objects.mirror) after a commit that left instances for Intercom.
+mirror_requested = CommitSignal("objects_mirror")
 
 
 class TypeNotFound(NotFound):
@@ -117,6 +121,7 @@ def create_type(
     name: str | None,
     attributes: list[AttributeDef],
     title_attribute: str | None,
+    mirror_to_intercom: bool = False,
 ) -> ObjectType:
     _require_admin(agent)
     if repository.type_by_identifier(session, identifier) is not None:
@@ -127,6 +132,7 @@ def create_type(
         name=name or identifier,
         attributes=_checked_attributes(attributes, title_attribute),
         title_attribute=title_attribute,
+        mirror_to_intercom=mirror_to_intercom,
         created_at=now,
         updated_at=now,
     )
@@ -143,7 +149,8 @@ def update_type(
     session: Session, agent: Agent, identifier: str, changes: Mapping[str, Any]
 ) -> ObjectType:
     """``changes`` holds the fields to change: ``name``, ``attributes`` (the whole list, as
-    ``AttributeDef``), ``title_attribute`` (None: no title)."""
+    ``AttributeDef``), ``title_attribute`` (None: no title), ``mirror_to_intercom`` (turned on:
+    every instance is queued for Intercom; turned off: Intercom's copies are left alone)."""
     _require_admin(agent)
     found = get_type(session, identifier)
     attributes = changes.get("attributes")
@@ -158,8 +165,30 @@ def update_type(
         found.name = changes["name"]
     found.attributes = checked
     found.title_attribute = title
+    if changes.get("mirror_to_intercom") is not None:
+        _set_mirror(session, found, bool(changes["mirror_to_intercom"]))
     found.updated_at = utcnow()
     return found
+
+
+def set_mirror(session: Session, identifier: str, mirror: bool) -> ObjectType:
+    """Turn "mirror to Intercom" on or off (``findesk objects set-mirror``: the operator)."""
+    found = get_type(session, identifier)
+    if found.mirror_to_intercom != mirror:
+        _set_mirror(session, found, mirror)
+        found.updated_at = utcnow()
+    return found
+
+
+def _set_mirror(session: Session, found: ObjectType, mirror: bool) -> None:
+    """On: every instance waits to be sent. Off: Intercom's copies are left as they are."""
+    if mirror == found.mirror_to_intercom:
+        return
+    found.mirror_to_intercom = mirror
+    if mirror:
+        session.flush()
+        repository.mark_type_pending(session, found.id)
+        mirror_requested.mark(session)
 
 
 def delete_type(session: Session, agent: Agent, identifier: str) -> None:
@@ -287,6 +316,7 @@ def upsert_instance(session: Session, identifier: str, body: InstanceIn) -> Upse
             created_at=now,
             updated_at=now,
         )
+        _queue_for_intercom(session, object_type, found)
         try:
             # A savepoint (begin_nested flushes what is pending first: add inside it).
             with session.begin_nested():
@@ -313,8 +343,18 @@ def upsert_instance(session: Session, identifier: str, body: InstanceIn) -> Upse
     if "external_updated_at" in fields:
         found.external_updated_at = _from_unix(body.external_updated_at)
     found.updated_at = now
+    _queue_for_intercom(session, object_type, found)
     session.flush()
     return Upserted(found, created=False)
+
+
+def _queue_for_intercom(session: Session, object_type: ObjectType, found: ObjectInstance) -> None:
+    """A changed instance of a mirrored type waits for ``objects.mirror`` (same transaction)."""
+    if object_type.mirror_to_intercom:
+        found.intercom_pending = True
+        found.intercom_attempts = 0
+        found.intercom_next_attempt_at = None
+        mirror_requested.mark(session)
 
 
 def get_instance(session: Session, identifier: str, instance_id: str) -> ObjectInstance:
@@ -337,6 +377,13 @@ def get_by_external_id(session: Session, identifier: str, external_id: str) -> O
 
 
 def delete_instance(session: Session, instance: ObjectInstance) -> None:
+    """Deleted; an instance of a mirrored type leaves a tombstone, in the same transaction, until
+    its copy in Intercom is deleted too."""
+    if instance.object_type.mirror_to_intercom:
+        repository.add_intercom_delete(
+            session, instance.object_type.identifier, instance.external_id
+        )
+        mirror_requested.mark(session)
     session.delete(instance)
     session.flush()
 
@@ -578,6 +625,7 @@ def check_row(object_type: ObjectType, raw: Any, *, now: datetime) -> dict[str, 
         "external_updated_at": _from_unix(body.external_updated_at),
         "created_at": now,
         "updated_at": now,
+        "intercom_pending": object_type.mirror_to_intercom,
     }
 
 
@@ -586,3 +634,5 @@ def upsert_rows(session: Session, rows: Iterable[dict[str, Any]]) -> None:
     same external id wins."""
     unique = {row["external_id"]: row for row in rows}
     repository.upsert_many(session, list(unique.values()))
+    if any(row.get("intercom_pending") for row in unique.values()):
+        mirror_requested.mark(session)
