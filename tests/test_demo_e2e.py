@@ -8,66 +8,24 @@ it) and replies; the reply appears in the Messenger. The screenshots in the READ
 
 from __future__ import annotations
 
-import json
-import os
-import queue
 import re
-import signal
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, expect
+from support.demo import running_demo, sign_in
 from support.screenshots import save
-from support.server import free_port
 
 QUESTION = "How long do refunds take?"
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    data_dir = tmp_path_factory.mktemp("demo")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FINDESK_")}
-    env["FINDESK_DATA_DIR"] = str(data_dir)
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "findesk",
-            "demo",
-            "--json",
-            "--port",
-            str(free_port()),
-            "--emulator-port",
-            str(free_port()),
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=lambda: lines.put(process.stdout.readline()), daemon=True).start()
-    try:
-        first = lines.get(timeout=120)
-    except queue.Empty:
-        process.kill()
-        pytest.fail("findesk demo printed nothing in 120 s")
-    if not first:
-        process.wait()
-        pytest.fail(f"findesk demo failed: {process.stderr.read()}")
-    info = json.loads(first)
-    yield info
-    process.send_signal(signal.SIGINT)
-    assert process.wait(timeout=30) == 0, "Ctrl-C should stop the demo cleanly"
-    logs = Path(info["logs"])
-    for name in ("findesk", "emulator"):
-        assert "Traceback" not in (logs / f"{name}.log").read_text(), f"{name} logged a crash"
+    with running_demo(tmp_path_factory.mktemp("demo")) as info:
+        yield info
 
 
 def test_the_demo_publishes_its_articles_to_fin_before_it_says_ready(demo) -> None:
@@ -143,14 +101,6 @@ def test_question_answer_handover_and_human_reply(demo, browser: Browser) -> Non
     finally:
         user.close()
         agent.close()
-
-
-def sign_in(page: Page, demo: dict[str, Any]) -> None:
-    page.goto(demo["inbox_url"].removesuffix("/inbox") + "/login")
-    page.get_by_label("Email").fill(demo["agent_email"])
-    page.get_by_label("Password").fill(demo["agent_password"])
-    page.get_by_role("button", name="Sign in").click()
-    expect(page).to_have_url(re.compile(r"/inbox(\?|$)"))
 
 
 def test_an_article_published_in_the_inbox_is_answered_from_within_seconds(

@@ -10,6 +10,10 @@ What it does on each run (one call of :meth:`RetrievalAnswerer.answer`):
   lowercased, stop-word-filtered, lightly stemmed tokens; the page title and the nearest heading
   are indexed with the passage so "Billing" pages win billing questions. Pages are read afresh
   on every run (the library changes) and the index is rebuilt only when they did.
+* **Actions first.** With ``actions`` (``actions.ConnectorActions``), a question that carries a
+  value a live, Fin-usable Data Connector's inputs take ("Where is my order A-1042?") is
+  answered from that connector's call (rules in :mod:`findesk.emulator.actions`); a call that
+  fails falls through to the articles.
 * **Is it good enough?** BM25 scores are not comparable between libraries (and IDF is nearly flat
   in a library of 3-10 pages), so the gate is *coverage*: the share of the question's IDF weight
   that the best passage contains (a question term the library never uses weighs as much as the
@@ -73,10 +77,13 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from html.parser import HTMLParser
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 from findesk.emulator.sync import Decision
+
+if TYPE_CHECKING:
+    from findesk.emulator.actions import ConnectorActions, LookupAnswer
 
 __all__ = [
     "FALLBACK_PREFIX",
@@ -754,6 +761,7 @@ class RetrievalAnswerer:
         min_score: float = 0.0,
         max_unanswered_turns: int = 2,
         max_title_length: int = 80,
+        actions: ConnectorActions | None = None,
     ) -> None:
         if max_unanswered_turns < 1:
             raise ValueError("max_unanswered_turns must be at least 1")
@@ -763,6 +771,7 @@ class RetrievalAnswerer:
         self.min_score = min_score
         self.max_unanswered_turns = max_unanswered_turns
         self.max_title_length = max_title_length
+        self.actions = actions
         self._lock = threading.Lock()
         self._cache: tuple[tuple[tuple[int, str, str, str | None, str], ...], _Library] | None = (
             None
@@ -907,6 +916,12 @@ class RetrievalAnswerer:
         if any(asks_for_human_in(t, language) for t in new_texts):
             return self._hand_over(title, existing, "human_requested", phrases)
 
+        if self.actions is not None:
+            analyzers = [analyzer(lang) for lang in dict.fromkeys(["en", language])]
+            looked_up = self.actions.attempt(question, analyzers, language, conversation, user)
+            if looked_up is not None:
+                return self._looked_up(title, existing, looked_up)
+
         library = self._library()
         # Content in the user's language when there is any; English otherwise (Fin has nothing
         # else to quote), searched without the question's own function words.
@@ -990,6 +1005,21 @@ class RetrievalAnswerer:
                 "fin_handover_reason": None,
                 "fin_source_url": url,
                 "fin_source_title": passage.page_title or None,
+            },
+        )
+
+    def _looked_up(self, title: str | None, existing: list[str], answer: LookupAnswer) -> Decision:
+        return Decision(
+            reply_html=answer.reply_html,
+            hand_over=False,
+            title=title,
+            tags=self._tags(existing, [TAG_ANSWERED, f"lookup-{_slug(answer.connector_name)}"]),
+            attributes={
+                "fin_resolution": "answered",
+                UNANSWERED_ATTRIBUTE: None,
+                "fin_handover_reason": None,
+                "fin_source_url": None,
+                "fin_source_title": None,
             },
         )
 

@@ -27,6 +27,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from starlette.responses import JSONResponse
 
+from findesk.emulator.actions import ConnectorActions
 from findesk.emulator.answerer import PageLike, RetrievalAnswerer
 from findesk.emulator.articles_api import (
     DEFAULT_HELP_CENTER_URL,
@@ -35,6 +36,7 @@ from findesk.emulator.articles_api import (
     help_center_router,
 )
 from findesk.emulator.content_api import create_content_api, store_of
+from findesk.emulator.data_connectors_api import connectors_store_of
 from findesk.emulator.messenger import AgentNames, create_messenger, origin_of
 from findesk.emulator.sync import GrantFormat, HelpdeskConnection, SyncEngine
 from findesk.emulator.transcripts import TranscriptStore
@@ -131,7 +133,11 @@ def create_emulator(config: EmulatorConfig) -> FastAPI:
         # The content library's (English) pages and every published locale of the articles.
         return [*store_of(content).pages(), *articles.published_pages()]
 
-    answerer = RetrievalAnswerer(library, fin_agent_id=config.fin_agent_id)
+    answerer = RetrievalAnswerer(
+        library,
+        fin_agent_id=config.fin_agent_id,
+        actions=ConnectorActions(connectors_store_of(content)),
+    )
     engine = SyncEngine(
         connection,
         answerer,
