@@ -109,6 +109,20 @@ def _content(title: str, description: str, body: str, state: str, author_id: int
     }
 
 
+def translation_is_current(translation: ArticleTranslation, author_id: int | None) -> bool:
+    """Whether Intercom has this translation's content as it is now."""
+    if author_id is None or translation.intercom_hash is None:
+        return False
+    sent = _content(
+        translation.title,
+        translation.description,
+        translation.body_html,
+        translation.state,
+        author_id,
+    )
+    return fingerprint(sent) == translation.intercom_hash
+
+
 @dataclass
 class PhaseCounts:
     created: int = 0

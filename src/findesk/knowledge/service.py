@@ -190,6 +190,10 @@ def translation_locale(value: str) -> str:
     return locale
 
 
+def get_article(session: Session, article_id: str) -> Article:
+    return _get(session, article_id)
+
+
 def get_translation(session: Session, article_id: str, locale: str) -> ArticleTranslation:
     article = _get(session, article_id)
     return _get_translation(session, article, locale)
