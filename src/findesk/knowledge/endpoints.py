@@ -26,7 +26,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from findesk.kit import html
 from findesk.kit.http import db_of, settings_of
 from findesk.kit.timeutil import as_utc
-from findesk.knowledge import locales, repository, service
+from findesk.knowledge import collections, locales, repository, service
 from findesk.knowledge.models import Article
 
 HERE = Path(__file__).parent
@@ -84,6 +84,26 @@ def _published_locales(session: Any) -> set[str]:
     """Every Intercom locale the help centre has something published in."""
     own = {locales.intercom_locale(tag) for tag in repository.published_own_locales(session)}
     return {code for code in own if code} | repository.published_translation_locales(session)
+
+
+GROUPED_MAX = 500  # articles looked at for the index's collections
+
+
+def _groups(
+    session: Any, locale: str, entries: list[tuple[str, dict[str, Any]]]
+) -> list[dict[str, Any]]:
+    """The collections, in order, each with its entries (article id, entry) in this language;
+    empty collections left out."""
+    views = collections.in_locale(session, locale)
+    if not views:
+        return []
+    membership = collections.members(session, [article_id for article_id, _ in entries])
+    groups = []
+    for view in views:
+        inside = [entry for article_id, entry in entries if membership.get(article_id) == view.id]
+        if inside:
+            groups.append({"name": view.name, "description": view.description, "articles": inside})
+    return groups
 
 
 def _own_published(article: Article) -> bool:
@@ -164,10 +184,22 @@ def help_index(request: Request) -> Response:
             }
             for a in rows[:PAGE_SIZE]
         ]
+        groups: list[dict[str, Any]] = []
+        if not q and page == 1:
+            everything = repository.search(session, state="published", limit=GROUPED_MAX)
+            groups = _groups(
+                session,
+                locales.DEFAULT,
+                [
+                    (a.id, {"title": a.title, "href": f"/help/{a.slug}", "locale": a.locale})
+                    for a in everything
+                ],
+            )
     return _page(
         request,
         "help_index.html",
         q=q,
+        groups=groups,
         articles=articles,
         page=page,
         previous_url=_link(q, page - 1) if page > 1 else None,
@@ -309,6 +341,22 @@ def _locale_index(request: Request, locale: str) -> Response:
             for a, t in translated
         ]
         entries.sort(key=lambda e: as_utc(e["updated_at"]), reverse=True)
+        groups: list[dict[str, Any]] = []
+        if not q and page == 1:
+            every_own = repository.published_in_own_locale(
+                session, tags, query=None, limit=GROUPED_MAX, offset=0
+            )
+            every_translated = repository.published_translations_in(
+                session, locale, query=None, limit=GROUPED_MAX, offset=0
+            )
+            link_of = {
+                a.id: {"title": a.title, "href": f"/help/{locale}/{a.slug}", "locale": locale}
+                for a in every_own
+            } | {
+                a.id: {"title": t.title, "href": f"/help/{locale}/{a.slug}", "locale": locale}
+                for a, t in every_translated
+            }
+            groups = _groups(session, locale, list(link_of.items()))
         rows = entries[(page - 1) * PAGE_SIZE :]
         available = sorted(_published_locales(session))
 
@@ -324,6 +372,7 @@ def _locale_index(request: Request, locale: str) -> Response:
         lang=locale,
         home=home,
         q=q,
+        groups=groups,
         articles=rows[:PAGE_SIZE],
         page=page,
         previous_url=link(page - 1) if page > 1 else None,
