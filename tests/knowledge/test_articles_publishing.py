@@ -284,3 +284,142 @@ def test_without_an_author_id_nothing_is_sent_and_the_error_says_what_to_set(
     assert stored.intercom_error == NO_AUTHOR
     assert "FINDESK_INTERCOM_ARTICLE_AUTHOR_ID" in NO_AUTHOR
     assert intercom.traffic.since(0, "/articles") == []
+
+
+# --- the migration of older non-English articles --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def test_older_non_english_articles_get_intercoms_locale_and_are_queued(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path, intercom: Intercom
+) -> None:
+    from datetime import UTC, datetime
+
+    from alembic import command
+    from sqlalchemy import create_engine, text
+
+    from findesk.migrations import alembic_config
+
+    url = database_url(backend, request, tmp_path)
+    command.upgrade(alembic_config(url), "0019")
+    now = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
+    stamp = now.replace(tzinfo=None) if url.startswith("sqlite") else now
+    engine = create_engine(url)
+    rows = (
+        ("art_de", "de-DE", "published"),
+        ("art_pt", "pt-br", "published"),
+        ("art_fr", "fr-CA", "draft"),
+        ("art_en", "en-GB", "published"),
+        ("art_xx", "tlh", "published"),
+    )
+    with engine.begin() as connection:
+        for article_id, locale, state in rows:
+            connection.execute(
+                text(
+                    "INSERT INTO articles (id, title, slug, body_format, body_source,"
+                    " body_html, locale, state, created_at, updated_at, fin_pending,"
+                    " fin_attempts) VALUES (:id, :id, :id, 'markdown', 'x', '<p>x</p>',"
+                    " :locale, :state, :t, :t, :f, 0)"
+                ),
+                {"id": article_id, "locale": locale, "state": state, "t": stamp, "f": False},
+            )
+    engine.dispose()
+    upgrade(url)
+    db = Database(url)
+    try:
+        found = {a: (must(db, a).locale, must(db, a).intercom_pending) for a, _, _ in rows}
+        assert found == {
+            "art_de": ("de", True),
+            "art_pt": ("pt-BR", True),
+            "art_fr": ("fr", False),  # a draft: nothing to send yet
+            "art_en": ("en-GB", False),
+            "art_xx": ("tlh", False),  # no such language at Intercom: left as it was
+        }
+        # The next pass sends the published ones, each in its own language.
+        with publisher(db, intercom) as pub:
+            summary = pub.sync()
+        assert summary.intercom_created == 2, summary
+        sent = [h.body["translated_content"] for h in intercom.traffic.since(0, "/articles")]
+        assert sorted(tuple(c) for c in sent) == [("de",), ("pt-BR",)]
+    finally:
+        db.dispose()
+
+
+# --- in the background and from the command line -------------------------------------------------
+
+
+def test_serve_publishes_translations_in_the_background(tmp_path: Path, intercom: Intercom) -> None:
+    from support.receiver import eventually
+    from support.server import LiveServer
+
+    overrides = {
+        "intercom_access_token": intercom.token,
+        "intercom_api_url": intercom.base_url,
+        "intercom_article_author_id": AUTHOR,
+        "kb_retry_seconds": 0.2,
+    }
+    live = LiveServer(f"sqlite:///{tmp_path / 'live.db'}", overrides).start()
+    try:
+        article_id = new_article(live.db, "Background", state="draft")
+        translate(live.db, article_id, "sv", title="Bakgrund")
+        assert eventually(lambda: must(live.db, article_id).intercom_article_id is not None, 15)
+        intercom_id = must(live.db, article_id).intercom_article_id
+        assert intercom_id is not None
+        copy = fetch(intercom, intercom_id).json()
+        assert copy["translated_content"]["sv"]["title"] == "Bakgrund"
+        edit_translation(live.db, article_id, "sv", state="archived")  # nothing left to show
+        assert eventually(lambda: fetch(intercom, intercom_id).status_code == 404, 15)
+    finally:
+        live.stop()
+
+
+def test_cli_kb_sync_runs_the_articles_api_phase(tmp_path: Path, intercom: Intercom) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    url = f"sqlite:///{data_dir / 'findesk.db'}"
+    upgrade(url)
+    db = Database(url)
+    try:
+        article_id = new_article(db, "Cli", state="draft")
+        translate(db, article_id, "pl", title="Polski")
+    finally:
+        db.dispose()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FINDESK_")}
+    env |= {
+        "FINDESK_DATA_DIR": str(data_dir),
+        "FINDESK_INTERCOM_ACCESS_TOKEN": intercom.token,
+        "FINDESK_INTERCOM_API_URL": intercom.base_url,
+        "FINDESK_PUBLIC_BASE_URL": BASE,
+        "COLUMNS": "200",
+    }
+
+    def kb_sync(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "findesk", "kb", "sync", *args],
+            env=env | extra,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    unconfigured = kb_sync()
+    assert unconfigured.returncode == 0, unconfigured.stderr
+    assert "1 waiting for FINDESK_INTERCOM_ARTICLE_AUTHOR_ID" in " ".join(
+        unconfigured.stdout.split()
+    )
+    result = kb_sync("--json", FINDESK_INTERCOM_ARTICLE_AUTHOR_ID=str(AUTHOR))
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert (summary["intercom_created"], summary["intercom_failed"], summary["ok"]) == (1, 0, True)
+    intercom.traffic.fail(400, method="PUT", times=5)
+    result = kb_sync("--full", FINDESK_INTERCOM_ARTICLE_AUTHOR_ID=str(AUTHOR))
+    assert result.returncode == 1
+    said = " ".join(result.stderr.split())
+    assert "Articles API: 0 created, 0 updated, 0 deleted, 0 unchanged, 1 failed" in said

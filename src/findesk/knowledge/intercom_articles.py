@@ -149,6 +149,9 @@ class ArticlesPhase:
             now = utcnow() if due_only else utcnow() + timedelta(days=365 * 100)
             with self.db.read_session() as session:
                 ids = repository.intercom_pending_ids(session, now, BATCH + len(seen))
+                if self.author_id is not None and not seen:
+                    # Refused for want of the setting, which is now there.
+                    ids += repository.intercom_error_ids(session, NO_AUTHOR, BATCH)
                 if full and not seen:
                     ids = list(dict.fromkeys(ids + repository.all_ids(session)))
             batch = [i for i in ids if i not in seen]

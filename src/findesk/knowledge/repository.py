@@ -210,6 +210,18 @@ def intercom_pending_ids(session: Session, now: datetime, limit: int) -> list[st
     return list(rows)
 
 
+def intercom_error_ids(session: Session, error: str, limit: int) -> list[str]:
+    """Articles whose last Intercom attempt ended with exactly ``error``."""
+    return list(
+        session.scalars(
+            select(Article.id)
+            .where(Article.intercom_error == error)
+            .order_by(Article.updated_at, Article.id)
+            .limit(limit)
+        )
+    )
+
+
 def earliest_intercom_retry(session: Session) -> datetime | None:
     return session.scalar(
         select(func.min(Article.intercom_next_attempt_at)).where(Article.intercom_pending.is_(True))
