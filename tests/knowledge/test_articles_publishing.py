@@ -168,6 +168,26 @@ def test_a_translated_article_is_created_updated_only_when_changed_and_deleted_o
         copy = fetch(intercom, stored.intercom_article_id).json()
         assert copy["translated_content"]["de"]["body"] == "<p>Neuer Text.</p>"
 
+        # A deleted translation: Intercom keeps a language an update leaves out, so its
+        # article is made again without it.
+        translate(db, article_id, "it", title="Reimpostare")
+        assert pub.sync().intercom_updated == 1
+        with db.transaction() as session:
+            service.delete_translation(session, article_id, "it")
+        mark = intercom.traffic.mark()
+        redone = pub.sync()
+        assert redone.ok and redone.intercom_updated == 1, redone
+        old_id = stored.intercom_article_id
+        stored = must(db, article_id)
+        assert writes(intercom, mark) == [
+            ("DELETE", f"/articles/{old_id}", 200),
+            ("POST", "/articles", 200),
+        ]
+        assert stored.intercom_article_id is not None
+        copy = fetch(intercom, stored.intercom_article_id).json()
+        assert "it" not in copy["translated_content"] and "de" in copy["translated_content"]
+        assert pub.sync().requests == 0
+
         # Archived: the Intercom article is deleted (and the external page).
         with db.transaction() as session:
             service.archive(session, article_id)

@@ -116,6 +116,10 @@ def test_bad_translations_are_refused_with_a_clear_error(agent_client: httpx.Cli
     assert agent_client.patch(f"{path}/sv", json={"title": "x"}).status_code == 404
     assert agent_client.get("/articles/art_nothing/translations").status_code == 404
     assert [t["locale"] for t in agent_client.get(path).json()["items"]] == ["it"]
+    # Nor may the article itself move into a language it has a translation in.
+    moved = agent_client.patch(f"/articles/{article['id']}", json={"locale": "it-IT"})
+    assert moved.status_code == 422 and problem_field(moved) == "locale"
+    assert agent_client.get(f"/articles/{article['id']}").json()["locale"] == "en"
 
 
 def test_translations_need_an_agent_token(server: LiveServer, agent_client: httpx.Client) -> None:

@@ -34,6 +34,7 @@ from findesk.kit.timeutil import utcnow
 from findesk.knowledge import locales, repository
 from findesk.knowledge.content_api import ContentApiClient, ContentApiError
 from findesk.knowledge.models import Article, ArticleTranslation
+from findesk.knowledge.service import RECREATE
 
 log = logging.getLogger("findesk.knowledge.intercom_articles")
 
@@ -205,7 +206,10 @@ class ArticlesPhase:
         assert plan.body is not None
         known = article.intercom_article_id
         answer: dict[str, Any] | None = None
-        if known is not None:
+        if known is not None and article.intercom_hash == RECREATE:
+            self.client.delete_article(known)  # a language was deleted: made again without it
+            answer = self.client.create_article(plan.body)
+        elif known is not None:
             try:
                 answer = self.client.update_article(known, plan.body)
             except ContentApiError as exc:

@@ -32,6 +32,7 @@ MAX_TITLE = ARTICLE_TITLE_MAX
 MAX_BODY = ARTICLE_BODY_MAX_BYTES
 MAX_URL = URL_MAX
 MAX_DESCRIPTION = 1000
+RECREATE = "recreate"  # intercom_hash: Intercom's article must be deleted and created again
 _UNSET: Any = object()
 
 # Wakes this process's publisher after a commit that left articles for it.
@@ -101,6 +102,13 @@ def update_article(session: Session, article_id: str, draft: ArticleDraft) -> Ar
         article.url = _url(draft.url)
     if draft.locale is not None:
         article.locale = _locale(draft.locale)
+        own = own_locale(article)
+        if own is not None and repository.get_translation(session, article.id, own) is not None:
+            raise _invalid(
+                f"The article has a {own} translation: delete it before writing the article "
+                "itself in that language.",
+                field="locale",
+            )
     if draft.slug is not None:
         article.slug = _unique_slug(session, draft.slug, article.id)
     if draft.state is not None:
@@ -265,6 +273,9 @@ def set_translation_state(
 def delete_translation(session: Session, article_id: str, locale: str) -> None:
     article = _get(session, article_id)
     translation = _get_translation(session, article, locale)
+    if translation.intercom_hash is not None:
+        # Intercom keeps a language an update leaves out: its article is made again without it.
+        article.intercom_hash = RECREATE
     session.delete(translation)
     request_intercom(article)
     session.flush()
