@@ -3,7 +3,10 @@ emulator's own ``/articles`` is merged: ``POST/GET/PUT/DELETE /articles`` in Int
 added to the AI Content API emulator's app, so that both phases of the publisher talk to one
 base URL with one token (the settings ``kb_settings`` gives), as they do to Intercom.
 
-Swapping it for the emulator's is one line: ``Intercom.__init__``'s ``install_articles``.
+Swapping it for the emulator's (``findesk.emulator.articles_api``, on main since) is one line in
+``Intercom.__init__``: drop ``install_articles(app)`` and make the app with
+``create_content_api(..., articles={"teammate_ids": (991_234,)})`` (the tests' author id). The
+publisher's tests were run that way once, against main's emulator, and passed.
 
 Every request is recorded (method, path, status, JSON body) and chosen ones can be answered
 with an error first (``fail``), 429s with an ``X-RateLimit-Reset``.

@@ -280,6 +280,10 @@ def test_english_only_articles_never_reach_the_articles_api_nor_german_the_conte
         assert intercom.traffic.since(0, "/articles") and [
             h.body["translated_content"].keys() for h in intercom.traffic.since(0, "/articles")
         ] == [{"de", "en"}]
+        # Its English version is a draft: so is the top level, Intercom's default language.
+        [sent] = [h.body for h in intercom.traffic.since(0, "/articles")]
+        assert (sent["title"], sent["state"]) == ("Nur Deutsch", "draft")
+        assert sent["translated_content"]["de"]["state"] == "published"
         # The English article is an external page only; the German one is no page at all.
         assert intercom.external_ids() == [english]
         assert must(db, english).intercom_article_id is None

@@ -4,7 +4,8 @@ step with Intercom's help centre through the Articles API (spec 8).
 External pages (the first phase, ``knowledge.publisher``) are English only. Every article that
 has a published version in another language (a translation, or its own content when an older
 findesk stored it in another language) is also one Intercom article: ``POST /articles`` with
-``title``, ``author_id``, ``state`` and ``translated_content`` keyed by Intercom's locale, each
+``title``, ``author_id``, ``state`` (those of the English version, Intercom's default language)
+and ``translated_content`` keyed by Intercom's locale, each
 ``{type: "article_content", title, description, body, author_id, state}``; ``PUT
 /articles/{id}`` when what would be sent changed (a fingerprint of the whole body is kept, so an
 unchanged article costs no request); ``DELETE`` when it is archived, deleted (a tombstone waits
@@ -90,10 +91,14 @@ def plan_for(
         content[own] = _content(article.title, "", article.body_html, article.state, author_id)
     for t in translations:
         content[t.locale] = _content(t.title, t.description, t.body_html, t.state, author_id)
+    # The top level is the default language's content (Intercom's workspace default, English):
+    # published only when the English version is; an article with no English version gets
+    # its own title there, as a draft, since Intercom's article needs a title.
+    english = content.get(locales.DEFAULT)
     body = {
-        "title": article.title,
+        "title": english["title"] if english else article.title,
         "author_id": author_id,
-        "state": "published",
+        "state": english["state"] if english else "draft",
         "translated_content": content,
     }
     return Plan(body, {locale: fingerprint(c) for locale, c in content.items()})
