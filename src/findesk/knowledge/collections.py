@@ -7,15 +7,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from findesk.kit.errors import NotFound
 from findesk.kit.text import invalid, text_problem
 from findesk.kit.timeutil import utcnow
-from findesk.knowledge import locales, service
+from findesk.knowledge import locales, repository, service
 from findesk.knowledge.models import (
-    Article,
     ArticleCollection,
     CollectionMember,
     CollectionTranslation,
@@ -36,42 +34,29 @@ class CollectionView:
     position: int
 
 
-# --- SQL ---------------------------------------------------------------------------------------
+# --- reading -------------------------------------------------------------------------------------
 
 
 def all_collections(session: Session) -> Sequence[ArticleCollection]:
-    return session.scalars(
-        select(ArticleCollection).order_by(
-            ArticleCollection.position, ArticleCollection.name, ArticleCollection.id
-        )
-    ).all()
+    return repository.collections(session)
 
 
 def get(session: Session, collection_id: str) -> ArticleCollection:
-    collection = session.get(ArticleCollection, collection_id)
+    collection = repository.get_collection(session, collection_id)
     if collection is None:
         raise NotFound(f"No collection {collection_id}.")
     return collection
 
 
 def names(session: Session, collection_id: str) -> Sequence[CollectionTranslation]:
-    return session.scalars(
-        select(CollectionTranslation)
-        .where(CollectionTranslation.collection_id == collection_id)
-        .order_by(CollectionTranslation.locale)
-    ).all()
+    return repository.collection_names(session, collection_id)
 
 
 def in_locale(session: Session, locale: str) -> list[CollectionView]:
     """Every collection, in order, named in ``locale`` (English where it has no name there)."""
-    local = {
-        t.collection_id: t
-        for t in session.scalars(
-            select(CollectionTranslation).where(CollectionTranslation.locale == locale)
-        )
-    }
+    local = {t.collection_id: t for t in repository.collection_names_in(session, locale)}
     views = []
-    for c in all_collections(session):
+    for c in repository.collections(session):
         own = local.get(c.id)
         views.append(
             CollectionView(
@@ -85,29 +70,17 @@ def in_locale(session: Session, locale: str) -> list[CollectionView]:
 
 
 def collection_of(session: Session, article_id: str) -> str | None:
-    member = session.get(CollectionMember, article_id)
-    return None if member is None else member.collection_id
+    return repository.members(session, [article_id]).get(article_id)
 
 
 def members(session: Session, article_ids: Sequence[str]) -> dict[str, str]:
     """article id → collection id, for those in one."""
-    if not article_ids:
-        return {}
-    rows = session.execute(
-        select(CollectionMember.article_id, CollectionMember.collection_id).where(
-            CollectionMember.article_id.in_(list(article_ids))
-        )
-    ).all()
-    return {a: c for a, c in rows}
+    return repository.members(session, article_ids)
 
 
 def member_ids(session: Session) -> dict[str, str]:
-    rows = session.execute(
-        select(CollectionMember.article_id, CollectionMember.collection_id)
-        .join(Article, Article.id == CollectionMember.article_id)
-        .where(Article.deleted_at.is_(None))
-    ).all()
-    return {a: c for a, c in rows}
+    """Every article (not deleted) in a collection → its collection id."""
+    return repository.all_members(session)
 
 
 # --- actions -----------------------------------------------------------------------------------
@@ -152,10 +125,7 @@ def update_collection(
 def delete_collection(session: Session, collection_id: str) -> None:
     """Its articles stay, in no collection."""
     collection = get(session, collection_id)
-    session.execute(delete(CollectionMember).where(CollectionMember.collection_id == collection.id))
-    session.execute(
-        delete(CollectionTranslation).where(CollectionTranslation.collection_id == collection.id)
-    )
+    repository.forget_collection(session, collection.id)
     session.delete(collection)
     session.flush()
 

@@ -8,7 +8,14 @@ from datetime import datetime
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from findesk.knowledge.models import Article, ArticleTranslation, ContentSource
+from findesk.knowledge.models import (
+    Article,
+    ArticleCollection,
+    ArticleTranslation,
+    CollectionMember,
+    CollectionTranslation,
+    ContentSource,
+)
 
 
 def get(session: Session, article_id: str) -> Article | None:
@@ -316,4 +323,62 @@ def published_own_locales(session: Session) -> set[str]:
             .where(Article.state == "published", Article.deleted_at.is_(None))
             .distinct()
         )
+    )
+
+
+# --- collections -------------------------------------------------------------------------------
+
+
+def collections(session: Session) -> Sequence[ArticleCollection]:
+    """In order: position, then name."""
+    return session.scalars(
+        select(ArticleCollection).order_by(
+            ArticleCollection.position, ArticleCollection.name, ArticleCollection.id
+        )
+    ).all()
+
+
+def get_collection(session: Session, collection_id: str) -> ArticleCollection | None:
+    return session.get(ArticleCollection, collection_id)
+
+
+def collection_names(session: Session, collection_id: str) -> Sequence[CollectionTranslation]:
+    return session.scalars(
+        select(CollectionTranslation)
+        .where(CollectionTranslation.collection_id == collection_id)
+        .order_by(CollectionTranslation.locale)
+    ).all()
+
+
+def collection_names_in(session: Session, locale: str) -> Sequence[CollectionTranslation]:
+    return session.scalars(
+        select(CollectionTranslation).where(CollectionTranslation.locale == locale)
+    ).all()
+
+
+def members(session: Session, article_ids: Sequence[str]) -> dict[str, str]:
+    if not article_ids:
+        return {}
+    rows = session.execute(
+        select(CollectionMember.article_id, CollectionMember.collection_id).where(
+            CollectionMember.article_id.in_(list(article_ids))
+        )
+    ).all()
+    return {a: c for a, c in rows}
+
+
+def all_members(session: Session) -> dict[str, str]:
+    rows = session.execute(
+        select(CollectionMember.article_id, CollectionMember.collection_id)
+        .join(Article, Article.id == CollectionMember.article_id)
+        .where(Article.deleted_at.is_(None))
+    ).all()
+    return {a: c for a, c in rows}
+
+
+def forget_collection(session: Session, collection_id: str) -> None:
+    """Its members leave it and its names go (before the collection itself is deleted)."""
+    session.execute(delete(CollectionMember).where(CollectionMember.collection_id == collection_id))
+    session.execute(
+        delete(CollectionTranslation).where(CollectionTranslation.collection_id == collection_id)
     )
