@@ -244,3 +244,14 @@ def test_a_right_to_left_language_is_marked(
     page = visitor.get(f"/help/ar/{article['slug']}")
     assert '<html lang="ar" dir="rtl">' in page.text
     assert "<h1>مساعدة</h1>" in page.text
+
+
+def test_a_slug_never_hides_behind_a_language_index(
+    agent_client: httpx.Client, visitor: httpx.Client
+) -> None:
+    article = create(agent_client, title="It", state="published")  # "it": Italian's code
+    assert article["slug"] != "it" and article["slug"].startswith("it-")
+    assert (
+        visitor.get(article["url"].replace(visitor.base_url.__str__().rstrip("/"), "")).status_code
+        == 200
+    )

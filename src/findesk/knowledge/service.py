@@ -53,8 +53,14 @@ class ArticleDraft:
 
 
 def public_url(article: Article, base_url: str) -> str:
-    """The URL Fin cites: the article's own, or its page in findesk's help centre."""
-    return article.url or f"{base_url.rstrip('/')}/help/{article.slug}"
+    """The URL Fin cites: the article's own, or its page in findesk's help centre (under its
+    language when its slug is a language's code, which ``/help/{code}`` lists)."""
+    if article.url:
+        return article.url
+    if locales.exact(article.slug) == article.slug:
+        language = own_locale(article) or locales.DEFAULT
+        return f"{base_url.rstrip('/')}/help/{language}/{article.slug}"
+    return f"{base_url.rstrip('/')}/help/{article.slug}"
 
 
 def is_publishable(article: Article) -> bool:
@@ -407,7 +413,8 @@ def _url(value: str | None) -> str | None:
 def _unique_slug(session: Session, wanted: str, article_id: str | None) -> str:
     base = slugify(wanted)
     slug, number = base, 1
-    while repository.slug_taken(session, slug, article_id):
+    # ``/help/de`` is the German index: a new slug is never a language's code.
+    while locales.exact(slug) == slug or repository.slug_taken(session, slug, article_id):
         number += 1
         slug = f"{base}-{number}"
     return slug
