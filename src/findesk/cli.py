@@ -1382,7 +1382,10 @@ def kb_sync(
         console.print(f"Fin's Content Library: {summary.describe()}.")
     else:
         err.print(f"[red]Fin's Content Library:[/red] {summary.describe()}.")
-        err.print("Failed articles keep their error (fin_error); they are retried later.")
+        err.print(
+            "Failed articles keep their error (fin_error, or intercom_error for Intercom's "
+            "help centre); they are retried later."
+        )
     if not summary.ok:
         raise typer.Exit(1)
 

@@ -17,7 +17,14 @@ from findesk.fin_api.models import SeenRequestSignature
 from findesk.fin_ledger.models import FinCall, PendingFetch
 from findesk.idempotency.models import IdempotencyKey
 from findesk.kit.db import Base
-from findesk.knowledge.models import Article, ContentSource
+from findesk.knowledge.models import (
+    Article,
+    ArticleCollection,
+    ArticleTranslation,
+    CollectionMember,
+    CollectionTranslation,
+    ContentSource,
+)
 from findesk.live.models import Activity
 from findesk.notifier.models import OutboxEvent, TypingSignal
 from findesk.objects.models import (
@@ -39,8 +46,12 @@ __all__ = [
     "Agent",
     "AgentToken",
     "Article",
+    "ArticleCollection",
+    "ArticleTranslation",
     "AuditEntry",
     "Base",
+    "CollectionMember",
+    "CollectionTranslation",
     "ContentSource",
     "Conversation",
     "ConversationCount",

@@ -51,6 +51,7 @@ from findesk.kit.errors import Invalid
 from findesk.kit.html import is_blank, sanitize
 from findesk.kit.settings import Settings
 from findesk.kit.timeutil import isoformat, utcnow
+from findesk.knowledge import locales
 from findesk.knowledge import service as knowledge
 from findesk.knowledge.markdown import render
 from findesk.replies.placeholders import problems
@@ -190,6 +191,7 @@ CURRENT: dict[str, Seeded] = {}
 # Stands for an article made just before the call: DELETE would otherwise delete the seeded
 # ones once, then answer 404 for the rest of the run.
 FRESH_ARTICLE = "art_fresh-for-this-call"
+FRESH_LOCALE = "fresh-locale-for-this-call"
 FRESH_REPLY = "rep_fresh-for-this-call"
 FRESH_MACRO = "mac_fresh-for-this-call"
 # Stands for a visitor made just before the call: a merge deletes the visitor it converts.
@@ -265,6 +267,8 @@ def seeded(server: LiveServer) -> Iterator[Seeded]:
                 {"title": "Shipping", "body": "<p>Two days.</p>", "body_format": "html"},
             )
         ]
+        translation = {"locale": "de", "title": "Versand", "body": "Zwei Tage."}
+        _ok(api.post(f"/articles/{article_ids[1]}/translations", json=translation), 201)
         target_token_ids = [t["id"] for t in _ok(api.get(f"/agents/{target_id}/tokens"))]
         reply_ids = [_ok(api.post("/saved-replies", json=SHARED_REPLY), 201)["id"]]
         macro_ids = [_ok(api.post("/macros", json=SHARED_MACRO), 201)["id"]]
@@ -385,7 +389,15 @@ def _with_known_ids(case: Case, seeded: Seeded, draw: st.DrawFn) -> None:
     if "token_id" in path and draw(COIN):
         path["token_id"] = draw(st.sampled_from(seeded.target_token_ids))
     if "article_id" in path and draw(COIN):
-        choices = [FRESH_ARTICLE] if case.method == "DELETE" else seeded.article_ids
+        # A translation is made (POST) or deleted on an article of its own; the seeded second
+        # article has a German one to read and change.
+        fresh = case.method == "DELETE" or (
+            case.method == "POST" and case.path.endswith("/translations")
+        )
+        choices = [FRESH_ARTICLE] if fresh else seeded.article_ids
+        if "locale" in path:
+            choices = [FRESH_ARTICLE] if fresh else seeded.article_ids[1:]
+            path["locale"] = FRESH_LOCALE if fresh else "de"
         path["article_id"] = draw(st.sampled_from(choices))
     for name, fresh, known in (
         ("reply_id", FRESH_REPLY, seeded.reply_ids),
@@ -522,6 +534,24 @@ def _article_as_the_rules_want(case: Case, body: dict[str, Any]) -> None:
         body["body"] = "Some text."
     if case.path == "/api/v1/articles" and body.get("state") == "published" and "body" not in body:
         body["body"] = "Some text."
+    locale = body.get("locale")
+    if case.path == "/api/v1/articles/{article_id}" and isinstance(locale, str):
+        # The seeded second article has a German translation: it cannot itself become German.
+        if locales.intercom_locale(locale) == "de":
+            body["locale"] = "en"
+    if "/translations" in case.path:
+        # One of Intercom's locales, not the article's own (English); a description of text.
+        locale = body.get("locale")
+        if isinstance(locale, str) and locales.exact(locale) in (None, "en"):
+            body["locale"] = "de"
+        description = body.get("description")
+        if isinstance(description, str):
+            try:
+                knowledge._description(description)
+            except Invalid:
+                body["description"] = "Short."
+        if case.method == "POST" and body.get("state") == "published" and "body" not in body:
+            body["body"] = "Some text."
 
 
 def _objects_as_the_rules_want(case: Case, body: dict[str, Any]) -> None:
@@ -721,6 +751,15 @@ def _prepared(case: Case, seeded: Seeded) -> None:
             headers={"Authorization": f"Bearer {seeded.token}"},
         )
         case.path_parameters["article_id"] = _ok(created, 201)["id"]
+        if case.path_parameters.get("locale") == FRESH_LOCALE:
+            translation = {"locale": "de", "title": "Bald weg", "body": "Bald weg."}
+            created = httpx.post(
+                f"{seeded.base_url}/api/v1/articles/{case.path_parameters['article_id']}"
+                "/translations",
+                json=translation,
+                headers={"Authorization": f"Bearer {seeded.token}"},
+            )
+            case.path_parameters["locale"] = _ok(created, 201)["locale"]
 
 
 @schema.hook
@@ -849,6 +888,9 @@ def test_every_operation_of_the_agent_api_is_fuzzed() -> None:
         "GET /api/v1/articles", "POST /api/v1/articles", "POST /api/v1/articles/preview",
         f"GET {articles}", f"PATCH {articles}", f"DELETE {articles}",
         f"POST {articles}/publish", f"POST {articles}/archive",
+        f"GET {articles}/translations", f"POST {articles}/translations",
+        f"GET {articles}/translations/{{locale}}", f"PATCH {articles}/translations/{{locale}}",
+        f"DELETE {articles}/translations/{{locale}}",
         "GET /api/v1/saved-replies", "POST /api/v1/saved-replies",
         f"GET {replies}", f"PATCH {replies}", f"DELETE {replies}",
         f"GET {conversations}/saved-replies/{{reply_id}}/render",

@@ -18,7 +18,9 @@ from findesk import demo
 from findesk.agents.models import Agent
 from findesk.conversations.models import Conversation
 from findesk.kit.actor import SYSTEM
-from findesk.knowledge.models import Article
+from findesk.knowledge import collections
+from findesk.knowledge.models import Article, ArticleCollection
+from findesk.knowledge.service import TranslationDraft, create_translation
 from findesk.tickets import service as tickets
 from findesk.tickets.schemas import TicketTypeCreate
 
@@ -34,8 +36,22 @@ def demo_server(
         credentials = demo.seed(session, live.settings.fin_agent_email)
         link_orders(session)
         _one_ticket(session)
+        _a_translation_and_a_collection(session)
     yield live, credentials
     live.stop()
+
+
+def _a_translation_and_a_collection(session: Session) -> None:
+    """The first published article in German too, and in a collection named in German."""
+    article = session.scalars(
+        select(Article).where(Article.state == "published").order_by(Article.id)
+    ).first()
+    assert article is not None
+    draft = TranslationDraft(title="Hilfe", description="Kurz.", body="Text.", state="published")
+    create_translation(session, article.id, "de", draft)
+    collection = collections.create_collection(session, "Getting started", "First steps")
+    collections.name_in(session, collection.id, "de", "Erste Schritte")
+    collections.put_article(session, article.id, collection.id)
 
 
 def _one_ticket(session: Session) -> None:
@@ -77,6 +93,10 @@ def test_every_agent_page_passes_the_accessibility_check(
     with live.db.read_session() as session:
         conversation_ids = list(session.scalars(select(Conversation.id).order_by(Conversation.id)))
         article_id = session.scalars(select(Article.id)).first()
+        translated_id = session.scalars(
+            select(Article.id).where(Article.state == "published").order_by(Article.id)
+        ).first()
+        collection_id = session.scalars(select(ArticleCollection.id)).first()
         agent_id = credentials.fin_agent_id
     page = signed_in(context, live.base_url, credentials)
     pages = {
@@ -88,6 +108,10 @@ def test_every_agent_page_passes_the_accessibility_check(
         "the articles": "/inbox/articles",
         "a new article": "/inbox/articles/new",
         "an article": f"/inbox/articles/{article_id}",
+        "an article's translation": f"/inbox/articles/{translated_id}/translations/de",
+        "a new translation": f"/inbox/articles/{translated_id}/translations/ar",
+        "the collections": "/inbox/article-collections",
+        "a collection": f"/inbox/article-collections/{collection_id}",
         "the saved replies": "/inbox/saved-replies",
         "the macros": "/inbox/macros",
         "the object types": "/inbox/admin/objects",
@@ -110,3 +134,8 @@ def test_the_help_center_passes_the_accessibility_check(
     page.locator("main a[href^='/help/']").first.click()
     expect(page.locator("h1")).to_be_visible()
     assert_accessible(page, "a help article")
+    page.goto(f"{live.base_url}/help/de")
+    assert_accessible(page, "the German help center")
+    page.locator("main a[href^='/help/de/']").first.click()
+    expect(page.locator("html")).to_have_attribute("lang", "de")
+    assert_accessible(page, "a German help article, with its language switcher")

@@ -52,7 +52,13 @@ from findesk.auth.service import issue_agent_token
 from findesk.kit.actor import SYSTEM
 from findesk.kit.secrets import hash_secret
 from findesk.kit.timeutil import utcnow
-from findesk.knowledge.service import ArticleDraft, create_article
+from findesk.knowledge.collections import create_collection, name_in
+from findesk.knowledge.service import (
+    ArticleDraft,
+    TranslationDraft,
+    create_article,
+    create_translation,
+)
 from findesk.objects.models import (
     ObjectConversationLink,
     ObjectInstance,
@@ -124,6 +130,7 @@ PUBLIC = {
     ("*", "/static"): "the inbox's CSS and JavaScript",
     ("GET", "/help"): "the public help centre: published articles only",
     ("GET", "/help/{slug}"): "the public help centre: published articles only",
+    ("GET", "/help/{locale}/{slug}"): "the public help centre: published translations only",
     ("GET", "/help/static/help.css"): "the help centre's stylesheet",
 }
 # Authenticated otherwise (Fin's bearer tokens; tested in tests/fin_api).
@@ -219,6 +226,24 @@ def inbox_form(path: str, ids: dict[str, str]) -> dict[str, str]:
         "/inbox/articles": ARTICLE_FORM,
         "/inbox/articles/{article_id}": {**ARTICLE_FORM, "title": unique("Edited")},
         "/inbox/articles/preview": {"body": "**bold**", "body_format": "markdown"},
+        "/inbox/articles/{article_id}/translations/{locale}": {
+            "title": unique("Bearbeitet"),
+            "description": "",
+            "body": "Neu.",
+            "body_format": "markdown",
+            "action": "save",
+        },
+        "/inbox/articles/{article_id}/collection": {"collection_id": ids.get("collection_id", "")},
+        "/inbox/article-collections": {"name": unique("Collection")},
+        "/inbox/article-collections/{collection_id}": {
+            "name": unique("Renamed"),
+            "description": "",
+            "position": "7",
+        },
+        "/inbox/article-collections/{collection_id}/names": {
+            "locale": "fr",
+            "name": unique("Collection en français"),
+        },
         "/inbox/saved-replies": {"title": unique("Hi"), "body": "<p>Hi</p>", "shared": "yes"},
         "/inbox/saved-replies/{reply_id}": {"title": unique("Edited"), "body": "<p>Edited</p>"},
         "/inbox/macros": {"name": unique("Macro"), "step0_type": "take_over"},
@@ -260,6 +285,8 @@ API_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/v1/articles"): {"title": "From the API", "body": "Text."},
     ("PATCH", "/api/v1/articles/{article_id}"): {"title": "Renamed through the API"},
     ("POST", "/api/v1/articles/preview"): {"body": "**bold**"},
+    ("POST", "/api/v1/articles/{article_id}/translations"): {"locale": "fr", "title": "Titre"},
+    ("PATCH", "/api/v1/articles/{article_id}/translations/{locale}"): {"title": "Umbenannt"},
     ("POST", "/api/v1/saved-replies"): {"title": "From the API", "body": "<p>Hi</p>"},
     ("PATCH", "/api/v1/saved-replies/{reply_id}"): {"title": "Renamed through the API"},
     ("POST", "/api/v1/macros"): {"name": "From the API", "actions": [{"type": "take_over"}]},
@@ -338,6 +365,8 @@ def make_ids(
         "client_id": client_id,
         "agent_id": other.id,
         "article_id": failed_article(server),
+        "locale": "de",
+        "collection_id": a_collection(server),
         "token_id": personal_token(server, other.id),
         **shared_reply_and_macro(server),
         **custom_objects(server, world, conversation_id if method == "DELETE" else None),
@@ -452,7 +481,24 @@ def failed_article(server: LiveServer) -> str:
         )
         article.fin_error = "503 from Intercom"
         article.fin_attempts = 3
+        # Intercom's help centre failed too (a retry re-queues it), and it has a German draft.
+        article.intercom_error = "400 from Intercom"
+        article.intercom_attempts = 2
+        article.intercom_pending = False
+        session.flush()
+        create_translation(
+            session, article.id, "de", TranslationDraft(title=unique("Titel"), body="Text.")
+        )
+        article.intercom_pending = False
         return article.id
+
+
+def a_collection(server: LiveServer) -> str:
+    """A collection with a German name (routes change or delete it)."""
+    with server.db.transaction() as session:
+        collection = create_collection(session, unique("Collection"))
+        name_in(session, collection.id, "de", unique("Sammlung"))
+        return collection.id
 
 
 def send(

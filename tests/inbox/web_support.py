@@ -23,7 +23,13 @@ from findesk.agents.service import create_agent
 from findesk.attachments.models import StoredFile
 from findesk.auth.models import AgentToken, OAuthClient, WebSession
 from findesk.conversations.models import Conversation, Message
-from findesk.knowledge.models import Article
+from findesk.knowledge.models import (
+    Article,
+    ArticleCollection,
+    ArticleTranslation,
+    CollectionMember,
+    CollectionTranslation,
+)
 from findesk.notifier.models import OutboxEvent
 from findesk.objects.models import (
     ObjectConversationLink,
@@ -336,8 +342,33 @@ def snapshot(server: LiveServer) -> dict[str, Any]:
                 (t.id, t.revoked_at is not None) for t in session.scalars(select(AgentToken))
             ),
             "articles": sorted(
-                (a.id, a.title, a.state, a.body_source, a.fin_pending, a.deleted_at is not None)
+                (
+                    a.id,
+                    a.title,
+                    a.state,
+                    a.body_source,
+                    a.fin_pending,
+                    a.deleted_at is not None,
+                    a.intercom_pending,
+                    a.intercom_attempts,
+                )
                 for a in session.scalars(select(Article))
+            ),
+            "article_translations": sorted(
+                (t.article_id, t.locale, t.title, t.state, t.body_source)
+                for t in session.scalars(select(ArticleTranslation))
+            ),
+            "article_collections": sorted(
+                (c.id, c.name, c.description, c.position)
+                for c in session.scalars(select(ArticleCollection))
+            )
+            + sorted(
+                (n.collection_id, n.locale, n.name, n.description)
+                for n in session.scalars(select(CollectionTranslation))
+            )
+            + sorted(
+                (m.article_id, m.collection_id, "", 0)
+                for m in session.scalars(select(CollectionMember))
             ),
             "saved_replies": sorted(
                 (r.id, r.title, r.body, r.owner_id or "", r.article_id or "")

@@ -13,7 +13,7 @@ from findesk.kit.http import db_of, settings_of
 from findesk.knowledge import repository, service
 from findesk.knowledge import schemas as s
 from findesk.knowledge.markdown import render
-from findesk.knowledge.models import Article
+from findesk.knowledge.models import Article, ArticleTranslation
 
 router = agent_api_router(tag="Knowledge base", not_found="No such article.")
 
@@ -94,3 +94,72 @@ def archive_article(request: Request, article_id: str) -> s.ArticleView:
     """Take it out of the help centre and out of Fin's library; kept in findesk."""
     with db_of(request).transaction() as session:
         return _view(request, service.archive(session, article_id))
+
+
+# --- translations ------------------------------------------------------------------------------
+
+
+def _translation_view(
+    request: Request, article: Article, translation: ArticleTranslation
+) -> s.TranslationView:
+    settings = settings_of(request)
+    return s.TranslationView.of(
+        article, translation, settings.base_url, settings.intercom_article_author_id
+    )
+
+
+@router.get("/articles/{article_id}/translations", response_model=s.TranslationList)
+def list_translations(request: Request, article_id: str) -> s.TranslationList:
+    """The article in other languages, by locale."""
+    with db_of(request).read_session() as session:
+        article = repository.get(session, article_id)
+        if article is None:
+            raise NotFound(f"No article {article_id}.")
+        items = [
+            _translation_view(request, article, t)
+            for t in repository.translations(session, article.id)
+        ]
+    return s.TranslationList(items=items)
+
+
+@router.post(
+    "/articles/{article_id}/translations", response_model=s.TranslationView, status_code=201
+)
+def create_translation(
+    request: Request, response: Response, article_id: str, body: s.TranslationCreate
+) -> s.TranslationView:
+    """The article in one more language; published at once with `state: published` (and then
+    sent to Intercom's help centre through the Articles API)."""
+    with db_of(request).transaction() as session:
+        translation = service.create_translation(session, article_id, body.locale, body.to_draft())
+        article = service.get_article(session, article_id)
+        view = _translation_view(request, article, translation)
+    response.headers["Location"] = f"/api/v1/articles/{article_id}/translations/{view.locale}"
+    return view
+
+
+@router.get("/articles/{article_id}/translations/{locale}", response_model=s.TranslationView)
+def get_translation(request: Request, article_id: str, locale: str) -> s.TranslationView:
+    with db_of(request).read_session() as session:
+        translation = service.get_translation(session, article_id, locale)
+        article = service.get_article(session, article_id)
+        return _translation_view(request, article, translation)
+
+
+@router.patch("/articles/{article_id}/translations/{locale}", response_model=s.TranslationView)
+def update_translation(
+    request: Request, article_id: str, locale: str, body: s.TranslationPatch
+) -> s.TranslationView:
+    """Only the fields given change; `state` publishes, archives or takes it back to draft."""
+    with db_of(request).transaction() as session:
+        translation = service.update_translation(session, article_id, locale, body.to_draft())
+        article = service.get_article(session, article_id)
+        return _translation_view(request, article, translation)
+
+
+@router.delete("/articles/{article_id}/translations/{locale}", status_code=204)
+def delete_translation(request: Request, article_id: str, locale: str) -> Response:
+    """Gone from findesk, its help centre and Intercom's copy of the article."""
+    with db_of(request).transaction() as session:
+        service.delete_translation(session, article_id, locale)
+    return Response(status_code=204)

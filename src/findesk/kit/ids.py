@@ -28,6 +28,7 @@ MESSAGE = "msg"
 CLIENT = "fcl"
 AGENT_TOKEN = "tok"  # noqa: S105 (a personal token's public id; its secret starts with fpt_)
 ARTICLE = "art"
+ARTICLE_COLLECTION = "acl"
 SAVED_REPLY = "rep"
 MACRO = "mac"
 OBJECT_TYPE = "cot"

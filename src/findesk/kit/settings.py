@@ -253,6 +253,13 @@ class Settings(BaseSettings):
     intercom_version: str = Field(
         default="2.14", description="`Intercom-Version` header sent to Intercom's REST API."
     )
+    intercom_article_author_id: int | None = Field(
+        default=None,
+        ge=1,
+        description="Intercom teammate id named as the author of the help centre articles "
+        "findesk publishes through the Articles API (its languages other than English); "
+        "without it those are not sent.",
+    )
     kb_publish_in_process: bool = Field(
         default=True,
         description="Publish article changes to Fin from inside `findesk serve` (turn off "

@@ -167,6 +167,24 @@ class ContentApiClient:
     def list_pages(self) -> Iterator[dict[str, Any]]:
         return self._list("/ai/external_pages")
 
+    # --- help centre articles (Articles API) ------------------------------------------------
+
+    def create_article(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self._json(self.request("POST", "/articles", body))
+
+    def update_article(self, article_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self._json(self.request("PUT", f"/articles/{article_id}", body))
+
+    def delete_article(self, article_id: str) -> bool:
+        """Delete an article; False when it was already gone (404 counts as done)."""
+        try:
+            self.request("DELETE", f"/articles/{article_id}")
+        except ContentApiError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
     # --- plumbing -----------------------------------------------------------------------------
 
     def _list(self, path: str) -> Iterator[dict[str, Any]]:

@@ -53,6 +53,7 @@ from findesk.kit.settings import Settings
 from findesk.kit.timeutil import as_utc, utcnow
 from findesk.knowledge import repository
 from findesk.knowledge.content_api import ApiStats, ContentApiClient, ContentApiError, Stopped
+from findesk.knowledge.intercom_articles import ArticlesPhase
 from findesk.knowledge.models import Article, ContentSource
 from findesk.knowledge.service import is_english, is_publishable, public_url, publish_requested
 
@@ -122,17 +123,45 @@ class SyncSummary:
     rate_limited: int = 0  # 429 responses met (each one waited out)
     paced: int = 0  # waits for a used-up window that avoided a 429
     source_id: int | None = None
+    # The Articles API phase (knowledge.intercom_articles): languages other than English.
+    intercom_created: int = 0
+    intercom_updated: int = 0
+    intercom_deleted: int = 0
+    intercom_unchanged: int = 0
+    intercom_failed: int = 0
+    intercom_unconfigured: int = 0  # wanted there, but FINDESK_INTERCOM_ARTICLE_AUTHOR_ID unset
     seconds: float = 0.0
     error: str | None = None  # why the pass stopped early
     skipped: bool = False  # another publisher was running (background passes only)
 
     @property
     def ok(self) -> bool:
-        return self.failed == 0 and self.error is None
+        return self.failed == 0 and self.intercom_failed == 0 and self.error is None
 
     @property
     def changed(self) -> bool:
-        return bool(self.created or self.updated or self.deleted or self.failed or self.error)
+        return bool(
+            self.created
+            or self.updated
+            or self.deleted
+            or self.failed
+            or self.error
+            or self.intercom_created
+            or self.intercom_updated
+            or self.intercom_deleted
+            or self.intercom_failed
+        )
+
+    @property
+    def intercom_touched(self) -> bool:
+        return bool(
+            self.intercom_created
+            or self.intercom_updated
+            or self.intercom_deleted
+            or self.intercom_unchanged
+            or self.intercom_failed
+            or self.intercom_unconfigured
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "ok": self.ok}
@@ -144,6 +173,13 @@ class SyncSummary:
             f"{self.not_publishable} not publishable; {self.requests} requests, "
             f"{self.rate_limited} rate-limited (429) in {self.seconds:.1f} s"
         )
+        if self.intercom_touched:
+            line += (
+                f"; Articles API: {self.intercom_created} created, {self.intercom_updated} "
+                f"updated, {self.intercom_deleted} deleted, {self.intercom_unchanged} unchanged, "
+                f"{self.intercom_failed} failed, {self.intercom_unconfigured} waiting for "
+                "FINDESK_INTERCOM_ARTICLE_AUTHOR_ID"
+            )
         return line if self.error is None else f"{line}; stopped: {self.error}"
 
 
@@ -246,6 +282,16 @@ class Publisher:
             except ContentApiError as exc:
                 summary.error = exc.message
             summary.source_id = self._source_id
+            # The second phase: the same pass, lock and client (spec 8, Articles API); it runs
+            # unless the token is refused or the pass was stopped (the content import source
+            # failing does not concern it).
+            if summary.error is None or not (summary.error == "stopped" or self._refused()):
+                try:
+                    self._run_articles_phase(summary, due_only=due_only, full=full)
+                except Stopped:
+                    summary.error = "stopped"
+                except ContentApiError as exc:
+                    summary.error = summary.error or exc.message
         after = self._stats()
         summary.requests = after.requests - before.requests
         summary.rate_limited = after.rate_limited - before.rate_limited
@@ -262,10 +308,26 @@ class Publisher:
     def seconds_until_due(self, ceiling: float) -> float:
         """How long until a failed article's retry is due (at most ``ceiling``)."""
         with self.db.read_session() as session:
-            due = repository.earliest_retry(session)
-        if due is None:
-            return ceiling
-        return min(ceiling, max(0.0, (as_utc(due) - utcnow()).total_seconds()))
+            dues = [repository.earliest_retry(session), repository.earliest_intercom_retry(session)]
+        for due in dues:
+            if due is not None:
+                ceiling = min(ceiling, max(0.0, (as_utc(due) - utcnow()).total_seconds()))
+        return ceiling
+
+    def _refused(self) -> bool:
+        failure = self._source_failure
+        return isinstance(failure, ContentApiError) and failure.unauthorized
+
+    def _run_articles_phase(self, summary: SyncSummary, *, due_only: bool, full: bool) -> None:
+        counts = ArticlesPhase(self.db, self.settings, self.client).run(
+            due_only=due_only, full=full
+        )
+        summary.intercom_created += counts.created
+        summary.intercom_updated += counts.updated
+        summary.intercom_deleted += counts.deleted
+        summary.intercom_unchanged += counts.unchanged
+        summary.intercom_failed += counts.failed
+        summary.intercom_unconfigured += counts.unconfigured
 
     def _stats(self) -> ApiStats:
         stats = self.client.stats
@@ -500,7 +562,13 @@ class Publisher:
                 return
             current = row.updated_at == snapshot.updated_at
             change(row, current)
-            if drop_tombstone and current and row.deleted_at is not None:
+            # A tombstone also waits for its Intercom article (the Articles API phase).
+            if (
+                drop_tombstone
+                and current
+                and row.deleted_at is not None
+                and row.intercom_article_id is None
+            ):
                 session.delete(row)
 
     # --- the content import source ----------------------------------------------------------

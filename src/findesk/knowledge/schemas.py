@@ -8,8 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from findesk.kit.schemas import Timestamp
 from findesk.kit.text import ARTICLE_TITLE_MAX, STORABLE, limited
-from findesk.knowledge import service
-from findesk.knowledge.models import Article
+from findesk.knowledge import intercom_articles, locales, service
+from findesk.knowledge.models import Article, ArticleTranslation
 
 BodyFormat = Literal["markdown", "html"]
 State = Literal["draft", "published", "archived"]
@@ -112,6 +112,29 @@ class FinCopy(BaseModel):
     note: str | None = Field(description="Why the article is not in Fin's library, if it is not.")
 
 
+class IntercomCopy(BaseModel):
+    """The article's copy in Intercom's help centre (Articles API): its languages other than
+    English, with English as the default language."""
+
+    article_id: str | None = Field(description="Intercom's id of the article; null while none.")
+    pending: bool = Field(description="A change is waiting to be sent to Intercom.")
+    published_at: Timestamp | None = Field(description="When Intercom last accepted it.")
+    error: str | None = Field(description="Why the last attempt failed; null after a success.")
+    error_at: Timestamp | None
+    attempts: int = Field(description="Failed attempts since the last success.")
+
+    @classmethod
+    def of(cls, article: Article) -> IntercomCopy:
+        return cls(
+            article_id=article.intercom_article_id,
+            pending=article.intercom_pending,
+            published_at=article.intercom_published_at,
+            error=article.intercom_error,
+            error_at=article.intercom_error_at,
+            attempts=article.intercom_attempts,
+        )
+
+
 class ArticleView(BaseModel):
     id: str
     title: str
@@ -128,6 +151,7 @@ class ArticleView(BaseModel):
     updated_at: Timestamp
     published_at: Timestamp | None
     fin: FinCopy
+    intercom: IntercomCopy
 
     @classmethod
     def of(cls, article: Article, base_url: str) -> ArticleView:
@@ -156,6 +180,7 @@ class ArticleView(BaseModel):
                 publishable=service.is_publishable(article),
                 note=_fin_note(article),
             ),
+            intercom=IntercomCopy.of(article),
         )
 
 
@@ -194,3 +219,113 @@ def _fin_note(article: Article) -> str | None:
             f"{article.locale})."
         )
     return None
+
+
+# --- translations ------------------------------------------------------------------------------
+
+DescriptionText = Annotated[str, limited(service.MAX_DESCRIPTION * 4), STORABLE]
+_LOCALE_DESCRIPTION = f"One of Intercom's help centre languages: {locales.supported_list()}."
+
+
+class TranslationCreate(_In):
+    locale: str = Field(max_length=16, description=_LOCALE_DESCRIPTION)
+    title: TitleText = Field(description=_TITLE_DESCRIPTION)
+    description: DescriptionText = Field(default="", description="A short summary, plain text.")
+    body: BodyText = Field(default="", description=_BODY_DESCRIPTION)
+    body_format: BodyFormat = "markdown"
+    state: State = "draft"
+
+    def to_draft(self) -> service.TranslationDraft:
+        return service.TranslationDraft(
+            title=self.title,
+            description=self.description,
+            body=self.body,
+            body_format=self.body_format,
+            state=self.state,
+        )
+
+
+def _no_nulls(schema: dict[str, Any]) -> None:
+    for prop in schema["properties"].values():
+        if "anyOf" in prop:
+            [kept] = [branch for branch in prop.pop("anyOf") if branch.get("type") != "null"]
+            prop.update(kept)
+            prop.pop("default", None)
+
+
+class TranslationPatch(_In):
+    """Only the fields present change."""
+
+    model_config = ConfigDict(json_schema_extra=_no_nulls)
+
+    title: TitleText | None = Field(default=None, description=_TITLE_DESCRIPTION)
+    description: DescriptionText | None = None
+    body: BodyText | None = Field(default=None, description=_BODY_DESCRIPTION)
+    body_format: BodyFormat | None = None
+    state: State | None = None
+
+    @model_validator(mode="after")
+    def _no_null(self) -> TranslationPatch:
+        for name in sorted(self.model_fields_set):
+            if getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be null")
+        return self
+
+    def to_draft(self) -> service.TranslationDraft:
+        return service.TranslationDraft(
+            title=self.title,
+            description=self.description,
+            body=self.body,
+            body_format=self.body_format,
+            state=self.state,
+        )
+
+
+class TranslationView(BaseModel):
+    article_id: str
+    locale: str
+    title: str
+    description: str
+    body: str = Field(description="The source, as written, in `body_format`.")
+    body_format: BodyFormat
+    body_html: str = Field(description="The rendered, sanitised HTML shown and sent.")
+    state: State
+    url: str = Field(description="Its page in findesk's help centre (once published).")
+    created_at: Timestamp
+    updated_at: Timestamp
+    published_at: Timestamp | None
+    intercom_sent_at: Timestamp | None = Field(
+        description="When Intercom last accepted this language's content."
+    )
+    intercom_current: bool = Field(description="Intercom has this language's content as it is now.")
+    intercom: IntercomCopy = Field(description="The article's copy in Intercom (all languages).")
+
+    @classmethod
+    def of(
+        cls,
+        article: Article,
+        translation: ArticleTranslation,
+        base_url: str,
+        author_id: int | None,
+    ) -> TranslationView:
+        return cls(
+            article_id=article.id,
+            locale=translation.locale,
+            title=translation.title,
+            description=translation.description,
+            body=translation.body_source,
+            body_format="html" if translation.body_format == "html" else "markdown",
+            body_html=translation.body_html,
+            state=_state(translation.state),
+            url=f"{base_url.rstrip('/')}/help/{translation.locale}/{article.slug}",
+            created_at=translation.created_at,
+            updated_at=translation.updated_at,
+            published_at=translation.published_at,
+            intercom_sent_at=translation.intercom_sent_at,
+            intercom_current=intercom_articles.translation_is_current(translation, author_id),
+            intercom=IntercomCopy.of(article),
+        )
+
+
+class TranslationList(BaseModel):
+    items: list[TranslationView]

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, object_session
 
 from findesk.kit import html
 from findesk.kit.commit_signal import CommitSignal
-from findesk.kit.errors import Invalid, NotFound
+from findesk.kit.errors import Conflict, Invalid, NotFound
 from findesk.kit.text import (
     ARTICLE_BODY_MAX_BYTES,
     ARTICLE_TITLE_MAX,
@@ -24,13 +24,15 @@ from findesk.kit.text import (
     text_problem,
 )
 from findesk.kit.timeutil import utcnow
-from findesk.knowledge import repository
+from findesk.knowledge import locales, repository
 from findesk.knowledge.markdown import render, slugify
-from findesk.knowledge.models import BODY_FORMATS, STATES, Article
+from findesk.knowledge.models import BODY_FORMATS, STATES, Article, ArticleTranslation
 
 MAX_TITLE = ARTICLE_TITLE_MAX
 MAX_BODY = ARTICLE_BODY_MAX_BYTES
 MAX_URL = URL_MAX
+MAX_DESCRIPTION = 1000
+RECREATE = "recreate"  # intercom_hash: Intercom's article must be deleted and created again
 _UNSET: Any = object()
 
 # Wakes this process's publisher after a commit that left articles for it.
@@ -51,8 +53,14 @@ class ArticleDraft:
 
 
 def public_url(article: Article, base_url: str) -> str:
-    """The URL Fin cites: the article's own, or its page in findesk's help centre."""
-    return article.url or f"{base_url.rstrip('/')}/help/{article.slug}"
+    """The URL Fin cites: the article's own, or its page in findesk's help centre (under its
+    language when its slug is a language's code, which ``/help/{code}`` lists)."""
+    if article.url:
+        return article.url
+    if locales.exact(article.slug) == article.slug:
+        language = own_locale(article) or locales.DEFAULT
+        return f"{base_url.rstrip('/')}/help/{language}/{article.slug}"
+    return f"{base_url.rstrip('/')}/help/{article.slug}"
 
 
 def is_publishable(article: Article) -> bool:
@@ -100,6 +108,13 @@ def update_article(session: Session, article_id: str, draft: ArticleDraft) -> Ar
         article.url = _url(draft.url)
     if draft.locale is not None:
         article.locale = _locale(draft.locale)
+        own = own_locale(article)
+        if own is not None and repository.get_translation(session, article.id, own) is not None:
+            raise _invalid(
+                f"The article has a {own} translation: delete it before writing the article "
+                "itself in that language.",
+                field="locale",
+            )
     if draft.slug is not None:
         article.slug = _unique_slug(session, draft.slug, article.id)
     if draft.state is not None:
@@ -131,7 +146,7 @@ def delete_article(session: Session, article_id: str) -> None:
     """Gone for everyone; a page in Fin's library is deleted first, so the row waits for it."""
     article = _get(session, article_id)
     article.deleted_at = utcnow()
-    if article.fin_page_id is None:
+    if article.fin_page_id is None and article.intercom_article_id is None:
         session.delete(article)
     else:
         _touch(article)
@@ -146,6 +161,162 @@ def request_publish(article: Article) -> None:
     session = object_session(article)
     if session is not None:
         publish_requested.mark(session)
+
+
+def request_intercom(article: Article) -> None:
+    """Mark the article for the publisher's Articles API phase (its languages other than
+    English, as one Intercom article); a new try clears the retry schedule."""
+    article.intercom_pending = True
+    article.intercom_attempts = 0
+    article.intercom_next_attempt_at = None
+    session = object_session(article)
+    if session is not None:
+        publish_requested.mark(session)
+
+
+# --- translations ----------------------------------------------------------------------------
+
+
+@dataclass
+class TranslationDraft:
+    """A translation as an author sends it; ``None`` fields of an update are left as they are."""
+
+    title: str | None = None
+    description: str | None = None
+    body: str | None = None
+    body_format: str | None = None
+    state: str | None = None
+
+
+def own_locale(article: Article) -> str | None:
+    """The Intercom locale of the article's own content (None: a tag Intercom has not)."""
+    return locales.intercom_locale(article.locale)
+
+
+def translation_locale(value: str) -> str:
+    """Intercom's code for a translation's locale; anything else is refused, clearly."""
+    locale = locales.exact(value) if len(value) <= 16 else None
+    if locale is None:
+        raise _invalid(
+            f"locale must be one of Intercom's help centre languages: {locales.supported_list()}.",
+            field="locale",
+        )
+    return locale
+
+
+def get_article(session: Session, article_id: str) -> Article:
+    return _get(session, article_id)
+
+
+def get_translation(session: Session, article_id: str, locale: str) -> ArticleTranslation:
+    article = _get(session, article_id)
+    return _get_translation(session, article, locale)
+
+
+def create_translation(
+    session: Session, article_id: str, locale: str, draft: TranslationDraft
+) -> ArticleTranslation:
+    article = _get(session, article_id)
+    code = translation_locale(locale)
+    if code == own_locale(article):
+        raise _invalid(
+            f"The article itself is written in {article.locale}: edit the article for that "
+            "language.",
+            field="locale",
+        )
+    if repository.get_translation(session, article.id, code) is not None:
+        raise Conflict(f"The article already has a {code} translation.")
+    if draft.title is None:
+        raise _invalid("title is required.", field="title")
+    translation = ArticleTranslation(
+        article_id=article.id,
+        locale=code,
+        title=_title(draft.title),
+        description=_description(draft.description or ""),
+        body_format=_body_format(draft.body_format or "markdown"),
+        body_source=_body(draft.body or ""),
+        state="draft",
+    )
+    translation.body_html = render(translation.body_source, translation.body_format)
+    _set_translation_state(translation, _state(draft.state or "draft"))
+    session.add(translation)
+    _touch_translation(article, translation)
+    session.flush()
+    return translation
+
+
+def update_translation(
+    session: Session, article_id: str, locale: str, draft: TranslationDraft
+) -> ArticleTranslation:
+    """Partial update: only the fields given change."""
+    article = _get(session, article_id)
+    translation = _get_translation(session, article, locale)
+    if draft.title is not None:
+        translation.title = _title(draft.title)
+    if draft.description is not None:
+        translation.description = _description(draft.description)
+    if draft.body_format is not None:
+        translation.body_format = _body_format(draft.body_format)
+    if draft.body is not None:
+        translation.body_source = _body(draft.body)
+    if draft.body is not None or draft.body_format is not None:
+        translation.body_html = render(translation.body_source, translation.body_format)
+    if draft.state is not None:
+        _set_translation_state(translation, _state(draft.state))
+    if translation.state == "published" and html.is_blank(translation.body_html):
+        raise _invalid("A published translation cannot have an empty body.", field="body")
+    _touch_translation(article, translation)
+    session.flush()
+    return translation
+
+
+def set_translation_state(
+    session: Session, article_id: str, locale: str, state: str
+) -> ArticleTranslation:
+    return update_translation(session, article_id, locale, TranslationDraft(state=state))
+
+
+def delete_translation(session: Session, article_id: str, locale: str) -> None:
+    article = _get(session, article_id)
+    translation = _get_translation(session, article, locale)
+    if translation.intercom_hash is not None:
+        # Intercom keeps a language an update leaves out: its article is made again without it.
+        article.intercom_hash = RECREATE
+    session.delete(translation)
+    request_intercom(article)
+    session.flush()
+
+
+def _get_translation(session: Session, article: Article, locale: str) -> ArticleTranslation:
+    code = locales.exact(locale) if len(locale) <= 16 else None
+    translation = None if code is None else repository.get_translation(session, article.id, code)
+    if translation is None:
+        raise NotFound(f"Article {article.id} has no {locale[:16]} translation.")
+    return translation
+
+
+def _touch_translation(article: Article, translation: ArticleTranslation) -> None:
+    translation.updated_at = utcnow()
+    request_intercom(article)
+
+
+def _set_translation_state(translation: ArticleTranslation, state: str) -> None:
+    if state == "published" and translation.state != "published":
+        if html.is_blank(translation.body_html):
+            raise _invalid("A translation needs a body before it is published.", field="body")
+        translation.published_at = utcnow()
+    translation.state = state
+
+
+def _description(value: str) -> str:
+    problem = text_problem(value)
+    if problem is not None:
+        raise _invalid(f"description {problem}.", field="description")
+    description = " ".join(value.split())
+    if len(description) > MAX_DESCRIPTION:
+        detail = f"description must be at most {MAX_DESCRIPTION} characters."
+        raise _invalid(detail, field="description")
+    return description
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -166,6 +337,9 @@ def _touch(article: Article) -> None:
     article.updated_at = utcnow()
     if is_publishable(article) or article.fin_page_id is not None:
         request_publish(article)
+    # The Articles API phase decides, from the article and its translations, whether Intercom
+    # should have it; an article with nothing to send there costs it no request.
+    request_intercom(article)
 
 
 def _set_state(article: Article, state: str) -> None:
@@ -239,7 +413,8 @@ def _url(value: str | None) -> str | None:
 def _unique_slug(session: Session, wanted: str, article_id: str | None) -> str:
     base = slugify(wanted)
     slug, number = base, 1
-    while repository.slug_taken(session, slug, article_id):
+    # ``/help/de`` is the German index: a new slug is never a language's code.
+    while locales.exact(slug) == slug or repository.slug_taken(session, slug, article_id):
         number += 1
         slug = f"{base}-{number}"
     return slug
