@@ -1,7 +1,7 @@
 """The publisher's Articles API phase (issue 15): articles with a published translation other
 than English become one Intercom help centre article each, with ``translated_content`` per
-locale; English stays an external page only. Real HTTP on loopback against the Articles API
-stand-in of ``articles_api_fake`` (the lead points it at the emulator's own at merge)."""
+locale; English stays an external page only. Real HTTP on loopback against the emulator's AI
+Content and Articles APIs (one base URL, one token, as Intercom), behind the fault tap."""
 
 from __future__ import annotations
 
@@ -12,9 +12,11 @@ from typing import Any
 
 import httpx
 import pytest
-from articles_api_fake import Intercom
+from emulator.content_api_server import TOKEN, ServedApp
 from support.server import database_url
+from support.tap import Tap, Traffic
 
+from findesk.emulator.content_api import create_content_api
 from findesk.kit.db import Database
 from findesk.kit.settings import Settings
 from findesk.knowledge import service
@@ -26,6 +28,26 @@ from findesk.migrations import upgrade
 
 BASE = "https://help.example.com"
 AUTHOR = 991_234
+
+
+class Intercom:
+    """The emulator's AI Content and Articles APIs on one loopback base URL, tapped."""
+
+    def __init__(self, db_path: Path) -> None:
+        app = create_content_api(
+            f"sqlite:///{db_path}", [TOKEN], 100_000, 10.0, articles={"teammate_ids": (AUTHOR,)}
+        )
+        self.traffic = Traffic(default_path="/articles")
+        app.add_middleware(Tap, traffic=self.traffic)
+        self.served = ServedApp(app)
+        self.base_url = self.served.base_url
+        self.token = TOKEN
+
+    def external_ids(self) -> list[str]:
+        return [p.external_id for p in self.served.store.list_pages(0, 1_000_000)[0]]
+
+    def stop(self) -> None:
+        self.served.stop()
 
 
 @pytest.fixture
@@ -127,7 +149,7 @@ def test_a_translated_article_is_created_updated_only_when_changed_and_deleted_o
         assert first.ok and first.intercom_created == 1, first
         [(method, path, status)] = writes(intercom)
         assert (method, path, status) == ("POST", "/articles", 200)
-        [sent] = [h.body for h in intercom.traffic.since(0, "/articles")]
+        [sent] = [h.json() for h in intercom.traffic.since(0, "/articles")]
         assert sent["title"] == "Reset your password"
         assert (sent["author_id"], sent["state"]) == (AUTHOR, "published")
         content = sent["translated_content"]
@@ -278,10 +300,10 @@ def test_english_only_articles_never_reach_the_articles_api_nor_german_the_conte
         summary = pub.sync()
         assert summary.ok, summary
         assert intercom.traffic.since(0, "/articles") and [
-            h.body["translated_content"].keys() for h in intercom.traffic.since(0, "/articles")
+            h.json()["translated_content"].keys() for h in intercom.traffic.since(0, "/articles")
         ] == [{"de", "en"}]
         # Its English version is a draft: so is the top level, Intercom's default language.
-        [sent] = [h.body for h in intercom.traffic.since(0, "/articles")]
+        [sent] = [h.json() for h in intercom.traffic.since(0, "/articles")]
         assert (sent["title"], sent["state"]) == ("Nur Deutsch", "draft")
         assert sent["translated_content"]["de"]["state"] == "published"
         # The English article is an external page only; the German one is no page at all.
@@ -365,7 +387,7 @@ def test_older_non_english_articles_get_intercoms_locale_and_are_queued(
         with publisher(db, intercom) as pub:
             summary = pub.sync()
         assert summary.intercom_created == 2, summary
-        sent = [h.body["translated_content"] for h in intercom.traffic.since(0, "/articles")]
+        sent = [h.json()["translated_content"] for h in intercom.traffic.since(0, "/articles")]
         assert sorted(tuple(c) for c in sent) == [("de",), ("pt-BR",)]
     finally:
         db.dispose()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +35,7 @@ class Fault:
     times: int | None  # None: until cleared
     code: str = "injected"
     after: bool = False  # the emulator does the request, then its answer is replaced (lost)
+    reset_in: float | None = None  # X-RateLimit-Reset this many seconds ahead (for a 429)
 
 
 @dataclass
@@ -52,11 +54,14 @@ class Traffic:
         times: int | None = None,
         code: str = "injected",
         after: bool = False,
+        reset_in: float | None = None,
     ) -> None:
         """Answer ``status`` to requests whose path starts with ``path`` (``after``: once the
         emulator has done them, as when an answer is lost on the way back)."""
         with self.lock:
-            self.faults.append(Fault(status, method, path or self.default_path, times, code, after))
+            self.faults.append(
+                Fault(status, method, path or self.default_path, times, code, after, reset_in)
+            )
 
     def clear_faults(self) -> None:
         with self.lock:
@@ -81,9 +86,10 @@ class Traffic:
         with self.lock:
             return len(self.hits)
 
-    def since(self, mark: int = 0) -> list[Hit]:
+    def since(self, mark: int = 0, prefix: str = "") -> list[Hit]:
+        """The requests since ``mark`` whose path starts with ``prefix``."""
         with self.lock:
-            return list(self.hits[mark:])
+            return [h for h in self.hits[mark:] if h.path.startswith(prefix)]
 
     def count(self, mark: int = 0, *, method: str | None = None, status: int | None = None) -> int:
         return sum(
@@ -142,6 +148,9 @@ class Tap:
                 }
             ).encode()
             headers = [(b"content-type", b"application/json")]
+            if fault.reset_in is not None:
+                reset = str(time.time() + fault.reset_in).encode()
+                headers.append((b"x-ratelimit-reset", reset))
             await send({"type": "http.response.start", "status": fault.status, "headers": headers})
             await send({"type": "http.response.body", "body": payload})
             self.traffic.record(Hit(method, path, fault.status, None, body))
