@@ -18,6 +18,7 @@ from findesk.idempotency.models import IdempotencyKey
 from findesk.kit.db import Base
 from findesk.knowledge.models import Article, ContentSource
 from findesk.live.models import Activity
+from findesk.lookups.models import Lookup, LookupCall, LookupToken
 from findesk.notifier.models import OutboxEvent, TypingSignal
 from findesk.objects.models import (
     ObjectConversationLink,
@@ -49,6 +50,9 @@ __all__ = [
     "EndUserAlias",
     "FinCall",
     "IdempotencyKey",
+    "Lookup",
+    "LookupCall",
+    "LookupToken",
     "Macro",
     "Message",
     "OAuthClient",
