@@ -126,8 +126,9 @@ PUBLIC = {
     ("GET", "/help/{slug}"): "the public help centre: published articles only",
     ("GET", "/help/static/help.css"): "the help centre's stylesheet",
 }
-# Authenticated otherwise (Fin's bearer tokens; tested in tests/fin_api).
-OTHER_CREDENTIALS = ("/api/fin/",)
+# Authenticated otherwise (Fin's bearer tokens; tested in tests/fin_api; the lookups' own
+# tokens, in tests/lookups).
+OTHER_CREDENTIALS = ("/api/fin/", "/api/connectors/")
 NEEDS_SESSION = ("/inbox", "/logout", "/api/v1/")
 NOT_PAGES = ("/inbox/fragments/", "/inbox/live")  # fetched by the page's script: 401, no redirect
 

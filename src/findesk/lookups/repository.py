@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, delete, func, select, update
+from sqlalchemy import ColumnElement, case, delete, func, select
 from sqlalchemy.orm import Session
 
 from findesk.lookups.models import Lookup, LookupCall, LookupToken
@@ -69,19 +69,6 @@ def token(session: Session, token_id: str) -> LookupToken | None:
 
 def token_by_hash(session: Session, token_hash: str) -> LookupToken | None:
     return session.scalars(select(LookupToken).where(LookupToken.token_hash == token_hash)).first()
-
-
-def touch_token(session: Session, token_id: str, now: datetime, stale_before: datetime) -> None:
-    """Note the token's use, at most once in a while: a call a second does not write the same
-    row a second (on PostgreSQL every caller would queue on its lock)."""
-    session.execute(
-        update(LookupToken)
-        .where(
-            LookupToken.id == token_id,
-            (LookupToken.last_used_at.is_(None)) | (LookupToken.last_used_at < stale_before),
-        )
-        .values(last_used_at=now)
-    )
 
 
 # --- calls ------------------------------------------------------------------------------------

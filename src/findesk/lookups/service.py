@@ -655,8 +655,12 @@ def answer_call(
         answer = refused.answer()
         outcome = refused.outcome
         summary = refused.message
-    if token is not None:
-        repository.touch_token(session, token.id, now, now - TOKEN_TOUCH_EVERY)
+    # The token's use is noted at most once a minute: a call a second does not write the same
+    # row a second (on PostgreSQL every caller would queue on its lock).
+    if token is not None and (
+        token.last_used_at is None or token.last_used_at < now - TOKEN_TOUCH_EVERY
+    ):
+        token.last_used_at = now
     summary = summary[:SUMMARY_MAX]
     repository.add_call(
         session,
