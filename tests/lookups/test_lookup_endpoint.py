@@ -92,6 +92,13 @@ def test_an_order_is_answered_with_its_fields_only_and_a_redacted_one_masked(
         # Fin is not told of its own lookup: nothing it reads changed.
         assert session.scalar(select(func.count()).select_from(OutboxEvent)) == outbox_before
     assert [(e.actor, e.detail["summary"]) for e in told] == [("fin", "order A-1042: shipped")]
+    # The agent API's history tells it too.
+    agents = server.agent_http(f"hist-{conversation[-8:]}@example.com")
+    page = agents.get(f"/conversations/{conversation}/history")
+    agents.close()
+    assert page.status_code == 200, page.text
+    assert [(e["kind"], e["detail"]["summary"]) for e in page.json()["items"]
+            if e["kind"] == "lookup"] == [("lookup", "order A-1042: shipped")]  # fmt: skip
 
 
 def test_another_users_order_is_not_found_as_if_it_did_not_exist(
@@ -318,3 +325,29 @@ def test_the_order_is_read_by_the_unique_index(
         assert "(type_id=? AND external_id=?)" in detail, detail
     else:
         assert "Index Scan using uq_custom_object_instances_external" in detail, detail
+
+
+def test_the_connector_definitions_for_the_intercom_sync(server: LiveServer, boss: Agent) -> None:
+    identifier = order_type(server, boss)
+    lookup_id, _ = define(server, boss, object_type=identifier, direct_fin_usage=False,
+                          audiences=["users", "leads"], **ORDER_LOOKUP)  # fmt: skip
+    disabled_id, _ = define(server, boss, object_type=identifier, enabled=False, **ORDER_LOOKUP)
+    with server.db.read_session() as session:
+        found = lookups.connector_definitions(session, "https://help.example.com/")
+    keys = [d.key for d in found]
+    assert lookup_id in keys and disabled_id not in keys
+    [definition] = [d for d in found if d.key == lookup_id]
+    assert definition.http_method == "get"
+    assert definition.url == (
+        f"https://help.example.com/api/connectors/{lookup_id}?order_id={{{{order_id}}}}"
+        "&user_id={{user_id}}&conversation_id={{conversation_id}}"
+    )
+    assert definition.data_inputs == [
+        {"name": "order_id", "type": "string", "description": "The order number", "required": True}
+    ]
+    assert (definition.direct_fin_usage, definition.audiences) == (False, ["leads", "users"])
+    assert definition.mock_response == {
+        "found": True,
+        "order": {"id": "A-1042", "status": "sample status", "email": "****mail",
+                  "total": "19.90"},
+    }  # fmt: skip
