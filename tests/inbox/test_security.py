@@ -53,6 +53,8 @@ from findesk.kit.actor import SYSTEM
 from findesk.kit.secrets import hash_secret
 from findesk.kit.timeutil import utcnow
 from findesk.knowledge.service import ArticleDraft, create_article
+from findesk.lookups import service as lookups
+from findesk.lookups.models import Lookup
 from findesk.objects.models import (
     ObjectConversationLink,
     ObjectInstance,
@@ -235,8 +237,21 @@ def inbox_form(path: str, ids: dict[str, str]) -> dict[str, str]:
             "title": "Found a bug",
         },
         "/inbox/conversations/{conversation_id}/ticket/state": {"state_id": "in_progress"},
+        "/inbox/admin/lookups": {**LOOKUP_FORM, "name": unique("Lookup")},
+        "/inbox/admin/lookups/{lookup_id}": {**LOOKUP_FORM, "name": unique("Edited")},
+        "/inbox/admin/lookups/{lookup_id}/tokens": {"label": "Intercom"},
     }
     return dict(forms.get(path, {}))
+
+
+LOOKUP_FORM = {
+    "description": "The end user's open tickets",
+    "kind": "user_open_tickets",
+    "fields": "ticket_id\nstate",
+    "audiences": "users",
+    "user_scoped": "on",
+    "enabled": "on",
+}
 
 
 ARTICLE_FORM = {
@@ -359,6 +374,16 @@ def make_ids(
                 ticket_type_id=ids["ticket_type_id"],
                 attributes={"_default_title_": "Found a bug"},
             )
+    if path.startswith("/inbox/admin/lookups/"):
+        # A lookup with a token of its own (disabled already for enabling: a change to make).
+        with server.db.transaction() as session:
+            made = Lookup(name=unique("Lookup"), description="Open tickets",
+                          kind="user_open_tickets", inputs=[], fields=[{"name": "state"}],
+                          audiences=["users"], enabled=not path.endswith("/enable"))  # fmt: skip
+            session.add(made)
+            session.flush()
+            ids["lookup_id"] = made.id
+            ids["token_id"], _ = lookups.issue_token(session, made.id, "Intercom")
     if "/agents/{agent_id}" in path:
         # Deactivating or revoking changes an agent for good: these act on one of their own
         # (inactive already for reactivating, so that every route has something to change).
