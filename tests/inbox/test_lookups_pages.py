@@ -208,9 +208,12 @@ def test_a_call_for_a_conversation_is_told_in_its_timeline_and_live(
 
     assert call(order_id="A-1042", user_id=user, conversation_id=conversation).status_code == 200
     assert call(order_id="A-9", user_id=user, conversation_id=conversation).status_code == 200
+    hostile = "<img src=x onerror=alert(1)>"
+    assert call(order_id=hostile, user_id=user, conversation_id=conversation).status_code == 200
 
-    changes = read_changes(web, last, 2)
+    changes = read_changes(web, last, 3)
     assert [(c["conversation_id"], c["kind"], c["actor"]) for c in changes] == [
+        (conversation, "lookup", "fin"),
         (conversation, "lookup", "fin"),
         (conversation, "lookup", "fin"),
     ]
@@ -221,4 +224,6 @@ def test_a_call_for_a_conversation_is_told_in_its_timeline_and_live(
     assert told == [
         "Fin looked up order A-1042: shipped",
         "Fin looked up order A-9: found nothing",
+        f"Fin looked up order {hostile}: found nothing",  # as text
     ]
+    assert hostile not in web.get(f"/inbox/conversations/{conversation}").text
