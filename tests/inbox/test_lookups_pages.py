@@ -115,6 +115,9 @@ def test_an_admin_defines_a_lookup_and_its_token_works_until_revoked(
     listed = admin_web.page(LOOKUPS).find("tr", "lookup-item", data_lookup_id=lookup_id)
     assert listed.find("td", "lookup-calls").text == "2"
     assert listed.find("td", "lookup-errors").text == "1"
+    last = listed.find_all("span", "lookup-last-call")
+    assert [c.attrs["data-status"] for c in last] == ["401", "200"]
+    assert "order A-1042: shipped" in last[1].text
     calls = admin_web.page(f"{LOOKUPS}/{lookup_id}").find_all("tr", "lookup-call")
     assert [c.attrs["data-status"] for c in calls] == ["401", "200"]
     assert "order A-1042: shipped" in calls[1].text

@@ -55,6 +55,7 @@ TOKEN_TOUCH_EVERY = timedelta(minutes=1)
 TIMELINE_KIND = "lookup"  # the history and live-feed kind of a call told in a conversation
 SUMMARY_MAX = 200
 TICKETS_MAX = 20
+LAST_CALLS_LISTED = 3
 OBJECT_KINDS = ("object_by_external_id", "object_by_attribute")
 # Which object attribute types an input of each type may be compared with.
 COMPARABLE = {
@@ -700,6 +701,7 @@ class LookupRow:
     calls: int
     errors: int
     last_call_at: datetime | None
+    last_calls: list[Any]
 
 
 def overview(session: Session, agent: Agent, since: datetime) -> list[LookupRow]:
@@ -709,7 +711,9 @@ def overview(session: Session, agent: Agent, since: datetime) -> list[LookupRow]
     rows = []
     for lookup in lookups:
         calls, errors, last = stats.get(lookup.id, (0, 0, None))
-        rows.append(LookupRow(lookup, object_type_of(session, lookup), calls, errors, last))
+        # Its last few calls: a read by the index (lookup_id, at) each (a team has a few).
+        newest = list(repository.recent_calls(session, lookup.id, LAST_CALLS_LISTED))
+        rows.append(LookupRow(lookup, object_type_of(session, lookup), calls, errors, last, newest))
     return rows
 
 
