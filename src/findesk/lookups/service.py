@@ -498,6 +498,7 @@ def _summary_value(lookup: Lookup, item: Mapping[str, Any]) -> str | None:
 class _Result:
     items: list[dict[str, Any]]
     summary: str
+    object_type: ObjectType | None = None
 
 
 def _run(
@@ -525,10 +526,11 @@ def _run(
             ):
                 instance = None
             if instance is None:
-                return _Result([], f"{subject}: found nothing")
+                return _Result([], f"{subject}: found nothing", object_type)
             item = _object_item(lookup, instance)
             shown = _summary_value(lookup, item)
-            return _Result([item], f"{subject}: {shown}" if shown is not None else subject)
+            told = f"{subject}: {shown}" if shown is not None else subject
+            return _Result([item], told, object_type)
         types = {a["name"]: a["type"] for a in object_type.attributes}
         attribute = str(lookup.attribute)
         found = repository.instances_by_attribute(
@@ -537,8 +539,9 @@ def _run(
         )  # fmt: skip
         subject = f"{label} with {attribute} {value}"
         if not found:
-            return _Result([], f"{subject}: found nothing")
-        return _Result([_object_item(lookup, i) for i in found], f"{subject}: {len(found)} found")
+            return _Result([], f"{subject}: found nothing", object_type)
+        items = [_object_item(lookup, i) for i in found]
+        return _Result(items, f"{subject}: {len(found)} found", object_type)
     if lookup.kind == "user_open_tickets":
         tickets = repository.open_tickets_of(session, str(user_id), TICKETS_MAX)
         if not tickets:
@@ -647,8 +650,7 @@ def answer_call(
         conversation_id = _context(params, "conversation_id")
         _check_scope(session, lookup, user_id, conversation_id)
         result = _run(session, lookup, values, user_id, conversation_id)
-        object_type = object_type_of(session, lookup) if lookup.kind in OBJECT_KINDS else None
-        answer = CallAnswer(200, _found_body(lookup, object_type, result.items))
+        answer = CallAnswer(200, _found_body(lookup, result.object_type, result.items))
         outcome = "found" if result.items else "not_found"
         summary = result.summary
         timeline_conversation = conversation_id
