@@ -6,6 +6,7 @@ every call recorded; the lookup by external id reads by the unique index."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -18,6 +19,7 @@ from support.server import LiveServer
 from findesk.agents.models import Agent
 from findesk.conversations.models import ConversationEvent
 from findesk.kit.actor import agent as agent_actor
+from findesk.kit.timeutil import utcnow
 from findesk.lookups import service as lookups
 from findesk.lookups.models import LookupCall
 from findesk.notifier.models import OutboxEvent
@@ -295,14 +297,26 @@ def test_the_order_is_read_by_the_unique_index(
             [{"id": f"coi_{type_id[-8:]}{n:06d}", "type_id": type_id, "external_id": f"Z-{n}",
               "custom_attributes": {"status": "new"}} for n in range(5000)],
         )  # fmt: skip
+        # Calls of other lookups, and of this one an hour ago.
+        old = utcnow() - timedelta(hours=1)
+        session.execute(
+            insert(LookupCall),
+            [{"lookup_id": lookup_id if n % 2 else f"lkp_other{n % 50}", "inputs": {},
+              "status_code": 200, "outcome": "found", "counted": True, "duration_ms": 1,
+              "summary": "", "at": old} for n in range(5000)],
+        )  # fmt: skip
     with server.db.engine.connect() as connection:
         connection.exec_driver_sql("ANALYZE")
         connection.commit()
     statements: list[tuple[str, Any]] = []
 
+    counts: list[tuple[str, Any]] = []
+
     def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
         if "custom_object_instances" in statement:
             statements.append((statement, parameters))
+        if "count(*)" in statement and "lookup_calls" in statement:
+            counts.append((statement, parameters))
 
     event.listen(server.db.engine, "before_cursor_execute", capture)
     try:
@@ -312,6 +326,21 @@ def test_the_order_is_read_by_the_unique_index(
     # One read of the instance (by type and external id); the link is read by its key.
     [(statement, parameters)] = statements
     assert "external_id" in statement
+    detail = explain(server, statement, parameters)
+    if server.db.is_sqlite:  # (SQLite names a unique constraint's index itself)
+        assert "custom_object_instances USING INDEX sqlite_autoindex" in detail, detail
+        assert "(type_id=? AND external_id=?)" in detail, detail
+    else:
+        assert "Index Scan using uq_custom_object_instances_external" in detail, detail
+    # The rate limit's count of the last minute's calls: on an index of the lookup's calls by
+    # time (the planner may pick either), never a scan of every call.
+    [(statement, parameters)] = counts
+    plan = explain(server, statement, parameters)
+    assert "ix_lookup_calls_rate" in plan or "ix_lookup_calls_lookup_at" in plan, plan
+    assert "Seq Scan" not in plan and "SCAN lookup_calls" not in plan, plan
+
+
+def explain(server: LiveServer, statement: str, parameters: Any) -> str:
     with server.db.engine.connect() as connection:
         if server.db.is_sqlite:
             plan = connection.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)
@@ -320,11 +349,7 @@ def test_the_order_is_read_by_the_unique_index(
             plan = connection.exec_driver_sql("EXPLAIN " + statement, parameters)
             detail = " ".join(str(row[0]) for row in plan)
         connection.rollback()
-    if server.db.is_sqlite:  # (SQLite names a unique constraint's index itself)
-        assert "custom_object_instances USING INDEX sqlite_autoindex" in detail, detail
-        assert "(type_id=? AND external_id=?)" in detail, detail
-    else:
-        assert "Index Scan using uq_custom_object_instances_external" in detail, detail
+    return detail
 
 
 def test_the_connector_definitions_for_the_intercom_sync(server: LiveServer, boss: Agent) -> None:

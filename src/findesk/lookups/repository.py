@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, delete, func, select
+from sqlalchemy import ColumnElement, case, delete, func, select, true
 from sqlalchemy.orm import Session
 
 from findesk.lookups.models import Lookup, LookupCall, LookupToken
@@ -85,7 +85,7 @@ def counted_since(session: Session, lookup_id: str, since: datetime, cap: int) -
         select(LookupCall.id)
         .where(
             LookupCall.lookup_id == lookup_id,
-            LookupCall.counted.is_(True),
+            LookupCall.counted == true(),  # (`= true`: an index condition; `IS true` is not)
             LookupCall.at >= since,
         )
         .limit(cap)
@@ -103,7 +103,7 @@ def nth_newest_counted(
         select(LookupCall.at)
         .where(
             LookupCall.lookup_id == lookup_id,
-            LookupCall.counted.is_(True),
+            LookupCall.counted == true(),  # (`= true`: an index condition; `IS true` is not)
             LookupCall.at >= since,
         )
         .order_by(LookupCall.at.desc())
