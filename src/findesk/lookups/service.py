@@ -436,11 +436,18 @@ def _parse(spec: Mapping[str, Any], raw: str) -> Any:
     return raw
 
 
+def _given(params: Mapping[str, str], name: str) -> str:
+    """The parameter's value; empty when absent, empty, or a template Intercom left unfilled
+    (``{{user_id}}`` where it knows no user)."""
+    raw = params.get(name, "")
+    return "" if raw.startswith("{{") and raw.endswith("}}") else raw
+
+
 def _inputs(lookup: Lookup, params: Mapping[str, str]) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for spec in lookup.inputs:
         name = str(spec["name"])
-        raw = params.get(name, "")
+        raw = _given(params, name)
         if raw == "":
             if spec.get("required", True):
                 raise _Refused(400, "missing_input", f"{name} is required.", input_name=name)
@@ -450,7 +457,7 @@ def _inputs(lookup: Lookup, params: Mapping[str, str]) -> dict[str, Any]:
 
 
 def _context(params: Mapping[str, str], name: str) -> str | None:
-    raw = params.get(name, "")
+    raw = _given(params, name)
     if raw == "":
         return None
     if len(raw) > 40 or _CONTROL.search(raw):
