@@ -8,7 +8,8 @@ each new token)::
 
 every input of the lookup as a query parameter, then the context variables ``user_id`` and
 ``conversation_id``: findesk's ids of the end user and the conversation, which Fin knows from
-the Custom Helpdesk contract. An empty value counts as absent. The header
+the Custom Helpdesk contract. An empty value, or a ``{{…}}`` template Intercom left unfilled,
+counts as absent. The header
 ``Authorization: Bearer flk_…`` carries one of the lookup's tokens.
 
 Answers (JSON):
