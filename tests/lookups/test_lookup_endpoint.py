@@ -5,7 +5,9 @@ every call recorded; the lookup by external id reads by the unique index."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -376,3 +378,25 @@ def test_the_connector_definitions_for_the_intercom_sync(server: LiveServer, bos
         "order": {"id": "A-1042", "status": "sample status", "email": "****mail",
                   "total": "19.90"},
     }  # fmt: skip
+
+
+def test_concurrent_callers_get_no_more_than_the_limit(
+    server: LiveServer, world: World, boss: Agent
+) -> None:
+    identifier = order_type(server, boss)
+    user, _, _ = people(world)
+    lookup_id, token = define(
+        server, boss, object_type=identifier, rate_limit_per_minute=5, **ORDER_LOOKUP
+    )
+    start = threading.Barrier(12)
+
+    def one(_: int) -> int:
+        with httpx.Client(base_url=server.base_url, timeout=30) as client:
+            call = Caller(client, lookup_id, token)
+            start.wait(timeout=30)
+            return call(order_id="X", user_id=user).status_code
+
+    with ThreadPoolExecutor(12) as pool:
+        statuses = sorted(pool.map(one, range(12)))
+    # Near its limit a lookup's callers take its row lock in turn: the count they read is exact.
+    assert statuses == [200] * 5 + [429] * 7
