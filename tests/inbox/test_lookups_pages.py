@@ -13,11 +13,13 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 from support.fin import World
 from support.server import LiveServer
 from web_support import Web, new_agent, parse_html, sign_in
 
 from findesk.agents.models import Agent
+from findesk.audit.models import AuditEntry
 from findesk.live import service as live
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "lookups"))
@@ -111,6 +113,15 @@ def test_an_admin_defines_a_lookup_and_its_token_works_until_revoked(
     assert revoked.status_code == 303
     assert call(order_id="A-1042", user_id=user).status_code == 401
     assert "revoked" in admin_web.page(f"{LOOKUPS}/{lookup_id}").find("tr", "lookup-token").text
+    with server.db.read_session() as session:
+        logged = session.scalars(
+            select(AuditEntry).where(AuditEntry.target_id == token_id).order_by(AuditEntry.id)
+        ).all()
+    assert [(e.action, e.actor_agent_id) for e in logged] == [
+        ("lookup_token.issued", admin_web.person.id),  # type: ignore[union-attr]
+        ("lookup_token.revoked", admin_web.person.id),  # type: ignore[union-attr]
+    ]
+    assert token not in repr([e.detail for e in logged])
 
     listed = admin_web.page(LOOKUPS).find("tr", "lookup-item", data_lookup_id=lookup_id)
     assert listed.find("td", "lookup-calls").text == "2"

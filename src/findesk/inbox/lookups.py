@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.responses import Response
 
+from findesk.audit.service import AuditActor
 from findesk.inbox.endpoints import back, guarded, render
 from findesk.inbox.security import Viewer
 from findesk.kit.errors import Forbidden, Invalid, NotFound, Problem
@@ -33,6 +34,11 @@ KIND_LABELS = {
     "user_open_tickets": "The end user's open tickets",
     "conversation_ticket_state": "The conversation's ticket and its state",
 }
+
+
+def _audit_actor(request: Request, viewer: Viewer) -> AuditActor:
+    """The signed-in admin and the address they came from, for the audit log."""
+    return AuditActor.for_agent(viewer.agent, request.client.host if request.client else None)
 
 
 def _require_admin(viewer: Viewer) -> None:
@@ -360,7 +366,10 @@ async def issue_token(request: Request, lookup_id: str) -> Response:
             with db.transaction() as session:
                 lookups.get_lookup(session, viewer.agent, lookup_id)
                 _, plain = lookups.issue_token(
-                    session, lookup_id, label if isinstance(label, str) else ""
+                    session,
+                    lookup_id,
+                    label if isinstance(label, str) else "",
+                    actor=_audit_actor(request, viewer),
                 )
             return plain, _detail_context(request, viewer, lookup_id)
 
@@ -378,7 +387,7 @@ async def revoke_token(request: Request, lookup_id: str, token_id: str) -> Respo
         token = next((t for t in lookups.tokens_of(session, lookup_id) if t.id == token_id), None)
         if token is None:
             raise NotFound("No such token for this lookup.")
-        lookups.revoke_token(session, token_id)
+        lookups.revoke_token(session, token_id, actor=_audit_actor(request, viewer))
 
     return await _action(request, lookup_id, act, "Token revoked: calls with it get 401.",
                          f"{LOOKUPS}/{lookup_id}")  # fmt: skip

@@ -25,6 +25,8 @@ from urllib.parse import quote
 from sqlalchemy.orm import Session
 
 from findesk.agents.models import Agent
+from findesk.audit import service as audit
+from findesk.audit.service import AuditActor
 from findesk.conversations import history
 from findesk.conversations import repository as conversation_repository
 from findesk.kit.actor import FIN
@@ -245,10 +247,13 @@ def as_form(lookup: Lookup, object_type: ObjectType | None) -> LookupIn:
 # --- tokens -----------------------------------------------------------------------------------
 
 
-def issue_token(session: Session, lookup_id: str, label: str) -> tuple[str, str]:
+def issue_token(
+    session: Session, lookup_id: str, label: str, *, actor: AuditActor | None = None
+) -> tuple[str, str]:
     """A new bearer token for the lookup: (token id, plain token). Only its hash is kept: the
-    plain token exists now only."""
-    if repository.get(session, lookup_id) is None:
+    plain token exists now only. The audit log records it (``actor`` None: findesk itself)."""
+    lookup = repository.get(session, lookup_id)
+    if lookup is None:
         raise NotFound(f"No lookup with id {lookup_id!r}.")
     label = _CONTROL.sub("", label).strip()[:255] or "token"
     plain = new_secret(TOKEN_PREFIX)
@@ -257,16 +262,20 @@ def issue_token(session: Session, lookup_id: str, label: str) -> tuple[str, str]
     )
     session.add(token)
     session.flush()
+    audit.record(session, actor, "lookup_token.issued", "lookup_token", token.id,
+                 {"lookup_id": lookup.id, "lookup": lookup.name, "label": label})  # fmt: skip
     return token.id, plain
 
 
-def revoke_token(session: Session, token_id: str) -> None:
+def revoke_token(session: Session, token_id: str, *, actor: AuditActor | None = None) -> None:
     """The token stops working at once; again: no change."""
     token = repository.token(session, token_id)
     if token is None:
         raise NotFound(f"No lookup token with id {token_id!r}.")
     if token.revoked_at is None:
         token.revoked_at = utcnow()
+        audit.record(session, actor, "lookup_token.revoked", "lookup_token", token.id,
+                     {"lookup_id": token.lookup_id, "label": token.label})  # fmt: skip
 
 
 def tokens_of(session: Session, lookup_id: str) -> list[LookupToken]:
