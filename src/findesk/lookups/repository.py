@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, case, delete, func, select, true
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, lazyload
 
 from findesk.lookups.models import Lookup, LookupCall, LookupToken
 from findesk.objects.models import ObjectInstance, ObjectType, ObjectUserLink
@@ -160,9 +160,12 @@ def _linked_to(user_id: str) -> ColumnElement[bool]:
 def instance_by_external_id(
     session: Session, type_id: str, external_id: str
 ) -> ObjectInstance | None:
-    """By the unique index ``uq_custom_object_instances_external``."""
-    statement = select(ObjectInstance).where(
-        ObjectInstance.type_id == type_id, ObjectInstance.external_id == external_id
+    """By the unique index ``uq_custom_object_instances_external`` (without the type, which the
+    caller has: the model joins it by default)."""
+    statement = (
+        select(ObjectInstance)
+        .options(lazyload(ObjectInstance.object_type))
+        .where(ObjectInstance.type_id == type_id, ObjectInstance.external_id == external_id)
     )
     return session.scalars(statement).first()
 
@@ -196,6 +199,7 @@ def instances_by_attribute(
         conditions.append(_linked_to(user_id))
     statement = (
         select(ObjectInstance)
+        .options(lazyload(ObjectInstance.object_type))
         .where(*conditions)
         .order_by(ObjectInstance.created_at.desc(), ObjectInstance.id.desc())
         .limit(limit)
