@@ -20,6 +20,7 @@ from support.server import LiveServer
 
 from findesk.agents.models import Agent
 from findesk.conversations.models import ConversationEvent
+from findesk.kit.actor import SYSTEM
 from findesk.kit.actor import agent as agent_actor
 from findesk.kit.timeutil import utcnow
 from findesk.lookups import service as lookups
@@ -28,6 +29,8 @@ from findesk.notifier.models import OutboxEvent
 from findesk.objects.models import ObjectInstance, ObjectType
 from findesk.tickets import service as tickets
 from findesk.tickets.schemas import TicketTypeCreate
+from findesk.users.models import EndUser
+from findesk.users.service import merge_into
 
 
 @pytest.fixture(scope="module")
@@ -400,3 +403,23 @@ def test_concurrent_callers_get_no_more_than_the_limit(
         statuses = sorted(pool.map(one, range(12)))
     # Near its limit a lookup's callers take its row lock in turn: the count they read is exact.
     assert statuses == [200] * 5 + [429] * 7
+
+
+def test_fin_may_keep_the_id_of_a_visitor_merged_into_a_user(
+    server: LiveServer, http: httpx.Client, world: World, boss: Agent
+) -> None:
+    identifier = order_type(server, boss)
+    visitor_conversation, _ = world.conversation(user=world.user(name="Visitor"))
+    visitor_id, conversation = visitor_conversation["user"]["id"], visitor_conversation["id"]
+    known = world.user(name="Known", email=f"known-{conversation[-8:]}@example.com")
+    order(server, identifier, "M-1", str(known["id"]), status="shipped")
+    with server.db.transaction() as session:
+        merge_into(session, session.get(EndUser, visitor_id), session.get(EndUser, known["id"]),
+                   SYSTEM)  # fmt: skip
+    lookup_id, token = define(server, boss, object_type=identifier, **ORDER_LOOKUP)
+    # The visitor's old id, which Fin still holds, stands for the user it was merged into.
+    answered = Caller(http, lookup_id, token)(
+        order_id="M-1", user_id=visitor_id, conversation_id=conversation
+    )
+    assert answered.status_code == 200, answered.text
+    assert answered.json()["order"]["status"] == "shipped"

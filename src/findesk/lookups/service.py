@@ -45,6 +45,7 @@ from findesk.lookups.schemas import (
 )
 from findesk.objects.models import ObjectInstance, ObjectType
 from findesk.tickets.models import TITLE, Ticket
+from findesk.users import repository as user_repository
 
 TOKEN_PREFIX = "flk"  # noqa: S105 (the prefix of a lookup token's secret)
 PATH = "/api/connectors"
@@ -539,6 +540,9 @@ def _run(
                 instance is not None
                 and scope is not None
                 and not repository.user_is_linked(session, instance.id, scope)
+                and not repository.user_is_linked(
+                    session, instance.id, _current_user_id(session, scope)
+                )
             ):
                 instance = None
             if instance is None:
@@ -551,7 +555,8 @@ def _run(
         attribute = str(lookup.attribute)
         found = repository.instances_by_attribute(
             session, object_type.id, attribute, types.get(attribute, "string"), value,
-            user_id=scope, limit=ATTRIBUTE_MATCHES_MAX,
+            user_id=_current_user_id(session, scope) if scope is not None else None,
+            limit=ATTRIBUTE_MATCHES_MAX,
         )  # fmt: skip
         subject = f"{label} with {attribute} {value}"
         if not found:
@@ -559,7 +564,9 @@ def _run(
         items = [_object_item(lookup, i) for i in found]
         return _Result(items, f"{subject}: {len(found)} found", object_type)
     if lookup.kind == "user_open_tickets":
-        tickets = repository.open_tickets_of(session, str(user_id), TICKETS_MAX)
+        tickets = repository.open_tickets_of(
+            session, _current_user_id(session, str(user_id)), TICKETS_MAX
+        )
         if not tickets:
             return _Result([], "open tickets: found nothing")
         listed = ", ".join(f"#{t.number} {t.state.external_label}" for t in tickets[:3])
@@ -610,6 +617,11 @@ def _check_rate(session: Session, lookup: Lookup, now: datetime) -> None:
     )  # fmt: skip
 
 
+def _current_user_id(session: Session, user_id: str) -> str:
+    """The end user's id now: Fin keeps the id of a visitor merged into a user since."""
+    return user_repository.alias_target_id(session, "id", user_id) or user_id
+
+
 def _check_scope(
     session: Session, lookup: Lookup, user_id: str | None, conversation_id: str | None
 ) -> None:
@@ -622,7 +634,9 @@ def _check_scope(
                        input_name="conversation_id")  # fmt: skip
     if conversation_id is not None:
         conversation = conversation_repository.get(session, conversation_id)
-        if conversation is None or (user_id is not None and conversation.user_id != user_id):
+        if conversation is None or (
+            user_id is not None and conversation.user_id != _current_user_id(session, user_id)
+        ):
             # One refusal for both: whether the conversation exists is not told either.
             raise _Refused(403, "conversation_not_of_user",
                            "conversation_id is not a conversation of this end user.",
