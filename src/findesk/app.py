@@ -35,6 +35,7 @@ from findesk.fin_ledger.recorder import LedgerRecorder
 from findesk.inbox.articles import router as articles_router
 from findesk.inbox.endpoints import HERE as INBOX_HERE
 from findesk.inbox.endpoints import router as inbox_router
+from findesk.inbox.lookups import router as inbox_lookups_router
 from findesk.inbox.objects import router as inbox_objects_router
 from findesk.inbox.replies import router as inbox_replies_router
 from findesk.inbox.tickets import router as inbox_tickets_router
@@ -47,6 +48,7 @@ from findesk.kit.streams import StreamSlots
 from findesk.knowledge.endpoints import router as help_router
 from findesk.knowledge.publisher import PublisherLoop
 from findesk.live.broker import LiveFeed
+from findesk.lookups.endpoints import router as lookups_router
 from findesk.notifier.typing import TypingSender
 from findesk.notifier.worker import Worker
 from findesk.objects.endpoints import instances as objects_api_router
@@ -185,6 +187,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(objects_api_router)
     app.include_router(object_types_router)
     app.include_router(tickets_api_router)
+    app.include_router(lookups_router)
     app.include_router(help_router)
     app.include_router(ops_router)
     app.include_router(files_router)
@@ -192,6 +195,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(articles_router)
     app.include_router(inbox_replies_router)
     app.include_router(inbox_objects_router)
+    app.include_router(inbox_lookups_router)
     app.include_router(inbox_tickets_router)
     app.include_router(apidocs_router)
     app.mount("/static", StaticFiles(directory=INBOX_STATIC), name="static")

@@ -26,6 +26,7 @@ from findesk.knowledge.models import (
     ContentSource,
 )
 from findesk.live.models import Activity
+from findesk.lookups.models import Lookup, LookupCall, LookupToken
 from findesk.notifier.models import OutboxEvent, TypingSignal
 from findesk.objects.models import (
     IntercomObjectDelete,
@@ -65,6 +66,9 @@ __all__ = [
     "IntercomConnector",
     "IntercomConnectorExecution",
     "IntercomObjectDelete",
+    "Lookup",
+    "LookupCall",
+    "LookupToken",
     "Macro",
     "Message",
     "OAuthClient",

@@ -115,6 +115,8 @@ def test_every_agent_page_passes_the_accessibility_check(
         "the saved replies": "/inbox/saved-replies",
         "the macros": "/inbox/macros",
         "the object types": "/inbox/admin/objects",
+        "the lookups": "/inbox/admin/lookups",
+        "a new lookup": "/inbox/admin/lookups/new",
         "a conversation's objects": f"/inbox/conversations/{conversation_ids[0]}/objects",
         "the tickets": "/inbox/tickets",
         "a page that is not there": "/inbox/conversations/nope",

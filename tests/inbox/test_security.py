@@ -59,6 +59,8 @@ from findesk.knowledge.service import (
     create_article,
     create_translation,
 )
+from findesk.lookups import service as lookups
+from findesk.lookups.models import Lookup
 from findesk.objects.models import (
     ObjectConversationLink,
     ObjectInstance,
@@ -133,8 +135,9 @@ PUBLIC = {
     ("GET", "/help/{locale}/{slug}"): "the public help centre: published translations only",
     ("GET", "/help/static/help.css"): "the help centre's stylesheet",
 }
-# Authenticated otherwise (Fin's bearer tokens; tested in tests/fin_api).
-OTHER_CREDENTIALS = ("/api/fin/",)
+# Authenticated otherwise (Fin's bearer tokens; tested in tests/fin_api; the lookups' own
+# tokens, in tests/lookups).
+OTHER_CREDENTIALS = ("/api/fin/", "/api/connectors/")
 NEEDS_SESSION = ("/inbox", "/logout", "/api/v1/")
 NOT_PAGES = ("/inbox/fragments/", "/inbox/live")  # fetched by the page's script: 401, no redirect
 
@@ -259,8 +262,21 @@ def inbox_form(path: str, ids: dict[str, str]) -> dict[str, str]:
             "title": "Found a bug",
         },
         "/inbox/conversations/{conversation_id}/ticket/state": {"state_id": "in_progress"},
+        "/inbox/admin/lookups": {**LOOKUP_FORM, "name": unique("Lookup")},
+        "/inbox/admin/lookups/{lookup_id}": {**LOOKUP_FORM, "name": unique("Edited")},
+        "/inbox/admin/lookups/{lookup_id}/tokens": {"label": "Intercom"},
     }
     return dict(forms.get(path, {}))
+
+
+LOOKUP_FORM = {
+    "description": "The end user's open tickets",
+    "kind": "user_open_tickets",
+    "fields": "ticket_id\nstate",
+    "audiences": "users",
+    "user_scoped": "on",
+    "enabled": "on",
+}
 
 
 ARTICLE_FORM = {
@@ -351,8 +367,9 @@ def api_body(method: str, path: str, ids: dict[str, str]) -> dict[str, Any]:
 
 def changes_nothing(path: str) -> bool:
     """Routes whose success leaves the database as it was (typing goes to Fin, not to disk; a
-    preview renders and forgets)."""
-    return path.endswith(("/typing", "/preview"))
+    preview renders and forgets; the sync to Intercom, which this server has no token for, says
+    so and does nothing)."""
+    return path.endswith(("/typing", "/preview", "/lookups/sync"))
 
 
 def make_ids(
@@ -387,6 +404,16 @@ def make_ids(
                 ticket_type_id=ids["ticket_type_id"],
                 attributes={"_default_title_": "Found a bug"},
             )
+    if path.startswith("/inbox/admin/lookups/"):
+        # A lookup with a token of its own (disabled already for enabling: a change to make).
+        with server.db.transaction() as session:
+            made = Lookup(name=unique("Lookup"), description="Open tickets",
+                          kind="user_open_tickets", inputs=[], fields=[{"name": "state"}],
+                          audiences=["users"], enabled=not path.endswith("/enable"))  # fmt: skip
+            session.add(made)
+            session.flush()
+            ids["lookup_id"] = made.id
+            ids["token_id"], _ = lookups.issue_token(session, made.id, "Intercom")
     if "/agents/{agent_id}" in path:
         # Deactivating or revoking changes an agent for good: these act on one of their own
         # (inactive already for reactivating, so that every route has something to change).

@@ -30,6 +30,7 @@ from findesk.knowledge.models import (
     CollectionMember,
     CollectionTranslation,
 )
+from findesk.lookups.models import Lookup, LookupToken
 from findesk.notifier.models import OutboxEvent
 from findesk.objects.models import (
     ObjectConversationLink,
@@ -403,6 +404,13 @@ def snapshot(server: LiveServer) -> dict[str, Any]:
             ),
             "tickets": sorted(
                 (t.id, t.state_id, repr(t.attributes)) for t in session.scalars(select(Ticket))
+            ),
+            "lookups": sorted(
+                (x.id, x.name, x.enabled, repr(x.inputs), repr(x.fields))
+                for x in session.scalars(select(Lookup))
+            ),
+            "lookup_tokens": sorted(
+                (t.id, t.revoked_at is not None) for t in session.scalars(select(LookupToken))
             ),
         }
 

@@ -46,12 +46,15 @@ ACTIONS: dict[str, str] = {
     "oauth_client.revoked": "OAuth client revoked",
     "agent_token.issued": "Personal token issued",
     "agent_token.revoked": "Personal token revoked",
+    "lookup_token.issued": "Lookup token issued",
+    "lookup_token.revoked": "Lookup token revoked",
     "setting.changed": "Setting changed",
 }
 TARGET_TYPES: dict[str, str] = {
     "agent": "Agent",
     "oauth_client": "OAuth client",
     "agent_token": "Personal token",
+    "lookup_token": "Lookup token",
     "setting": "Setting",
 }
 # Keys that would hold a secret: refused outright, whatever their value.

@@ -187,6 +187,7 @@ HistoryKind = Literal[
     "snooze",
     "wake",
     "ticket",
+    "lookup",  # Fin called a lookup for the conversation (findesk.lookups)
 ]
 
 

@@ -135,6 +135,8 @@ def describe(event: ConversationEvent, agents: Mapping[str, Agent]) -> str:
         source = detail.get("from_name") or "a visitor"
         target = detail.get("to_name") or "a user"
         return f"{who} merged {source} into {target}: the conversation is {target}'s now"
+    if kind == "lookup":  # (lookups.service.answer_call: Fin called a lookup for it)
+        return f"{who} looked up {detail.get('summary') or 'something'}"
     if kind == "conversion":
         return f"{who} converted it"
     return ""

@@ -36,3 +36,5 @@ OBJECT_INSTANCE = "coi"
 TICKET = "tkt"
 TICKET_TYPE = "tty"
 TICKET_ATTRIBUTE = "tta"
+LOOKUP = "lkp"
+LOOKUP_TOKEN = "lkt"  # noqa: S105 (a lookup token's public id; its secret starts with flk_)

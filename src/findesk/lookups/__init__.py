@@ -1,0 +1,1 @@
+"""Lookups: admin-defined reads of findesk's data that Fin calls as Data Connectors."""
