@@ -1551,7 +1551,7 @@ def connectors_sync(
     (it keeps its error and is tried again on the next sync)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from findesk.connectors.service import definition_source, sync_connectors
+    from findesk.lookups import intercom
 
     settings = get_settings()
     if settings.intercom_access_token is None:
@@ -1560,23 +1560,14 @@ def connectors_sync(
             "(and FINDESK_FIN_REGION or FINDESK_INTERCOM_API_URL) to sync Data Connectors."
         )
         raise typer.Exit(2)
-    source = definition_source()
-    if source is None:
-        err.print(
-            "[red]error:[/red] no connector definitions: findesk's lookups are not installed."
-        )
-        raise typer.Exit(2)
-    definitions_for, mint_token = source
     db = migrate_and_seed()
     columns = (TextColumn("Syncing Data Connectors"), BarColumn(), MofNCompleteColumn())
     try:
         with Progress(*columns, TimeElapsedColumn(), console=err, disable=as_json) as progress:
             task = progress.add_task("sync", total=None)
-            summary = sync_connectors(
+            summary = intercom.sync(
                 db,
                 settings,
-                definitions_for,
-                mint_token,
                 lambda done, total: progress.update(task, completed=done, total=total),
                 read_results=not no_results,
             )

@@ -22,7 +22,6 @@ from support.server import database_url
 from support.tap import Tap, Traffic
 from typer.testing import CliRunner
 
-from findesk.connectors import service
 from findesk.connectors.models import IntercomConnector, IntercomConnectorExecution
 from findesk.connectors.schemas import ConnectorDefinition
 from findesk.connectors.service import ConnectorSync, sync_connectors
@@ -438,10 +437,11 @@ def test_a_refused_token_stops_the_sync(dc_db: Database, intercom: Intercom) -> 
 def test_cli_connectors_sync(
     tmp_path: Path, intercom: Intercom, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """In process: the definitions come from a source registered here (the lookups register
-    theirs when findesk is wired)."""
+    """In process, with the lookups' definitions and tokens replaced by this test's."""
     from findesk import cli
     from findesk.kit.settings import get_settings
+    from findesk.lookups import intercom as lookups_intercom
+    from findesk.lookups import service as lookups_service
 
     for name in list(os.environ):
         if name.startswith("FINDESK_"):
@@ -450,8 +450,12 @@ def test_cli_connectors_sync(
     monkeypatch.setenv("FINDESK_INTERCOM_API_URL", intercom.base_url)
     lookups = Lookups()
     lookups.add("orders")
-    monkeypatch.setattr(service, "_source", None)
-    service.set_definition_source(lookups.definitions_for, lookups.mint_token)
+    monkeypatch.setattr(
+        lookups_service,
+        "connector_definitions",
+        lambda session, _base: lookups.definitions_for(session),
+    )
+    monkeypatch.setattr(lookups_intercom, "mint_token", lookups.mint_token)
     runner = CliRunner()
     get_settings.cache_clear()
     try:

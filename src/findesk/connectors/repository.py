@@ -14,6 +14,10 @@ def all_connectors(session: Session) -> Sequence[IntercomConnector]:
     return session.scalars(select(IntercomConnector).order_by(IntercomConnector.key)).all()
 
 
+def get(session: Session, key: str) -> IntercomConnector | None:
+    return session.get(IntercomConnector, key)
+
+
 def get_for_update(session: Session, key: str) -> IntercomConnector | None:
     return session.scalars(
         select(IntercomConnector).where(IntercomConnector.key == key).with_for_update()

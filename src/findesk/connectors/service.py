@@ -633,25 +633,3 @@ def sync_connectors(
         db, settings, transport=transport, retry_delays=retry_delays, pace=pace
     ) as syncer:
         return syncer.sync(definitions_for, mint_token, progress, read_results=read_results)
-
-
-# --- where the CLI finds the definitions ----------------------------------------------------
-
-_source: tuple[DefinitionsFor, MintToken] | None = None
-
-
-def set_definition_source(definitions_for: DefinitionsFor, mint_token: MintToken) -> None:
-    """Register where ``findesk connectors sync`` gets its definitions and tokens (the lookups
-    package does, when imported)."""
-    global _source
-    _source = (definitions_for, mint_token)
-
-
-def definition_source() -> tuple[DefinitionsFor, MintToken] | None:
-    """The registered source; importing ``findesk.lookups`` (when installed) registers one."""
-    if _source is None:
-        try:
-            __import__("findesk.lookups")
-        except ImportError:
-            return None
-    return _source

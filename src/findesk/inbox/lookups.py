@@ -15,11 +15,13 @@ from starlette.datastructures import FormData
 from starlette.responses import Response
 
 from findesk.audit.service import AuditActor
+from findesk.connectors import repository as connector_repository
 from findesk.inbox.endpoints import back, guarded, render
 from findesk.inbox.security import Viewer
 from findesk.kit.errors import Forbidden, Invalid, NotFound, Problem
 from findesk.kit.http import db_of, settings_of
 from findesk.kit.timeutil import utcnow
+from findesk.lookups import intercom
 from findesk.lookups import service as lookups
 from findesk.lookups.models import KINDS
 from findesk.lookups.schemas import AUDIENCES, INPUT_TYPES, TICKET_FIELDS, LookupIn
@@ -28,6 +30,7 @@ from findesk.objects import repository as object_repository
 router = APIRouter(include_in_schema=False)
 LOOKUPS = "/inbox/admin/lookups"
 STATS_SINCE = timedelta(hours=24)
+EXECUTIONS = 20  # execution results read back from Intercom, shown on a lookup's page
 KIND_LABELS = {
     "object_by_external_id": "A custom object, by its external id",
     "object_by_attribute": "Custom objects whose attribute equals the input (at most 20)",
@@ -235,6 +238,28 @@ async def create_lookup(request: Request) -> Response:
     return await guarded(request, run, page=False)
 
 
+@router.post(LOOKUPS + "/sync")
+async def sync_to_intercom(request: Request) -> Response:
+    """Create, update or delete the Data Connectors in Intercom to match the lookups, then read
+    their execution results back; back to the page the button was on."""
+
+    async def run(viewer: Viewer) -> Response:
+        _require_admin(viewer)
+        form = await request.form()
+        lookup_id = str(form.get("lookup_id") or "")
+        to = f"{LOOKUPS}/{lookup_id}" if lookup_id.startswith("lkp_") else LOOKUPS
+        settings = settings_of(request)
+        if settings.intercom_access_token is None:
+            return back(to, error="Set FINDESK_INTERCOM_ACCESS_TOKEN to sync with Intercom.")
+        summary = await run_in_threadpool(intercom.sync, db_of(request), settings)
+        if summary.ok:
+            return back(to, notice=f"Synced with Intercom: {summary.describe()}.")
+        failures = "; ".join(summary.failures.values())
+        return back(to, error=f"Sync with Intercom: {summary.describe()}. {failures}".strip())
+
+    return await guarded(request, run, page=False)
+
+
 def _detail_context(request: Request, viewer: Viewer, lookup_id: str) -> dict[str, Any]:
     with db_of(request).read_session() as session:
         lookup = lookups.get_lookup(session, viewer.agent, lookup_id)
@@ -247,6 +272,8 @@ def _detail_context(request: Request, viewer: Viewer, lookup_id: str) -> dict[st
             "url_template": lookups.url_template(settings_of(request).base_url, lookup),
             "tokens": lookups.tokens_of(session, lookup.id),
             "calls": lookups.recent_calls(session, viewer.agent, lookup.id),
+            "connector": connector_repository.get(session, lookup.id),
+            "executions": connector_repository.recent_executions(session, lookup.id, EXECUTIONS),
         }
 
 

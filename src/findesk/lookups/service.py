@@ -7,8 +7,8 @@ conversation is with, a rate limit. Fin calls it as a Data Connector (``answer_c
 for a conversation is told in that conversation's timeline ("Fin looked up order A-1042:
 shipped"). Fin is never notified through the outbox of its own lookups: nothing it reads changed.
 
-The Intercom sync uses ``ConnectorDefinition``, ``connector_definitions``, ``issue_token`` and
-``revoke_token``.
+``lookups.intercom`` publishes them to Intercom as Data Connectors through ``connector_definitions``
+and ``issue_token``.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from findesk.agents.models import Agent
 from findesk.audit import service as audit
 from findesk.audit.service import AuditActor
+from findesk.connectors.schemas import ConnectorDefinition
 from findesk.conversations import history
 from findesk.conversations import repository as conversation_repository
 from findesk.kit.actor import FIN
@@ -284,19 +285,6 @@ def tokens_of(session: Session, lookup_id: str) -> list[LookupToken]:
 
 
 # --- what Intercom is told --------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ConnectorDefinition:
-    key: str  # the lookup's id (stable)
-    name: str
-    description: str
-    http_method: str  # "get"
-    url: str  # absolute, with {{input}} templates, from settings.public_base_url
-    data_inputs: list[dict[str, Any]]  # Intercom's shape: name, type, description, required
-    direct_fin_usage: bool
-    audiences: list[str]
-    mock_response: dict[str, Any]  # a sample response built from the lookup's fields
 
 
 def url_template(base_url: str, lookup: Lookup) -> str:
