@@ -151,3 +151,69 @@ def test_an_article_published_in_the_inbox_is_answered_from_within_seconds(
     finally:
         agent.close()
         user.close()
+
+
+def test_a_german_translation_is_answered_in_german_and_the_english_from_external_pages(
+    demo, browser: Browser
+) -> None:
+    agent = browser.new_context(viewport={"width": 1280, "height": 900})
+    user = browser.new_context(viewport={"width": 480, "height": 860}, locale="de-DE")
+    try:
+        inbox = agent.new_page()
+        sign_in(inbox, demo)
+        inbox.goto(f"{demo['inbox_url']}/articles")
+        inbox.get_by_role("link", name="New article").click()
+        inbox.get_by_label("Title").fill("Returns by post")
+        inbox.get_by_label("Body").fill(
+            "Send your return by post with the prepaid label from your order email."
+        )
+        inbox.get_by_role("button", name="Publish").click()
+        expect(inbox.get_by_role("status")).to_have_text("Published.")
+        english_url = inbox.locator('aside.article-meta a[href*="/help/"]').get_attribute("href")
+        article_url = inbox.url
+
+        inbox.get_by_label("Add a translation").select_option("de")
+        inbox.get_by_role("button", name="Write").click()
+        inbox.get_by_label("Title").fill("Rücksendung per Post")
+        inbox.get_by_label("Body").fill(
+            "Schicken Sie Ihre Rücksendung per Post mit dem vorfrankierten Etikett aus der "
+            "Bestellbestätigung."
+        )
+        inbox.get_by_role("button", name="Publish").click()
+        # findesk's publisher sends the article with its German content to Intercom's Articles
+        # API; the agent reloads the article to see it arrive.
+        inbox.goto(article_url)
+        german = inbox.locator('tr.translation-item[data-locale="de"] [data-intercom]')
+        deadline = time.monotonic() + 20
+        while german.get_attribute("data-intercom") != "published":
+            assert time.monotonic() < deadline, german.inner_text()
+            inbox.reload()
+        meta = inbox.locator("aside.article-meta")
+        while "Published to Fin" not in meta.inner_text():  # the English one: an external page
+            assert time.monotonic() < deadline, meta.inner_text()
+            inbox.reload()
+
+        messenger = user.new_page()
+        messenger.goto(demo["messenger_url"])
+        messenger.get_by_label("Name").fill("Jonas Weber")
+        messenger.get_by_label("Email").fill("jonas@example.com")
+        messenger.get_by_role("button", name="Start chatting").click()
+        box = messenger.get_by_role("textbox", name="Message")
+        box.fill("Wie schicke ich meine Rücksendung per Post?")
+        box.press("Enter")
+        answer = messenger.locator(".message.from-fin").last
+        expect(answer).to_contain_text("vorfrankierten Etikett")
+        expect(answer).to_contain_text("Quelle:")
+        cited = answer.get_by_role("link", name="Rücksendung per Post")
+        expect(cited).to_have_attribute("href", re.compile(r"/help/de/"))
+
+        box.fill("How do I send my return by post?")
+        box.press("Enter")
+        english = messenger.locator(".message.from-fin").last
+        expect(english).to_contain_text("prepaid label")
+        expect(english.get_by_role("link", name="Returns by post")).to_have_attribute(
+            "href", english_url or ""
+        )
+    finally:
+        agent.close()
+        user.close()

@@ -124,6 +124,8 @@ class Stack:
             "FINDESK_FIN_WEBHOOK_KEY": w.webhook_key,
             "FINDESK_INTERCOM_API_URL": w.emulator_url,
             "FINDESK_INTERCOM_ACCESS_TOKEN": w.content_token,
+            # A teammate the emulator's Articles API knows (its default ids are 1, 2 and 3).
+            "FINDESK_INTERCOM_ARTICLE_AUTHOR_ID": "1",
         }
         emulator_env = {
             **base_env,
@@ -255,5 +257,6 @@ _DEMO_OWNED = {
     "FINDESK_FIN_WEBHOOK_KEY",
     "FINDESK_INTERCOM_API_URL",
     "FINDESK_INTERCOM_ACCESS_TOKEN",
+    "FINDESK_INTERCOM_ARTICLE_AUTHOR_ID",
     "FINDESK_PUBLIC_BASE_URL",
 }
