@@ -24,6 +24,7 @@ from findesk.kit.actor import SYSTEM
 from findesk.kit.actor import agent as agent_actor
 from findesk.kit.timeutil import utcnow
 from findesk.lookups import service as lookups
+from findesk.lookups.intercom import mint_token
 from findesk.lookups.models import LookupCall
 from findesk.notifier.models import OutboxEvent
 from findesk.objects.models import ObjectInstance, ObjectType
@@ -423,3 +424,18 @@ def test_fin_may_keep_the_id_of_a_visitor_merged_into_a_user(
     )
     assert answered.status_code == 200, answered.text
     assert answered.json()["order"]["status"] == "shipped"
+
+
+def test_a_new_intercom_token_ends_the_connectors_earlier_one_but_not_an_admins(
+    server: LiveServer, http: httpx.Client, world: World, boss: Agent
+) -> None:
+    identifier = order_type(server, boss)
+    user, _, _ = people(world)
+    lookup_id, by_hand = define(server, boss, object_type=identifier, **ORDER_LOOKUP)
+    with server.db.transaction() as session:
+        first = mint_token(session, lookup_id)  # the connector's create
+    with server.db.transaction() as session:
+        second = mint_token(session, lookup_id)  # recreated after Intercom lost it
+    assert Caller(http, lookup_id, first)(order_id="X", user_id=user).status_code == 401
+    assert Caller(http, lookup_id, second)(order_id="X", user_id=user).status_code == 200
+    assert Caller(http, lookup_id, by_hand)(order_id="X", user_id=user).status_code == 200
