@@ -41,19 +41,18 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
 import httpx
-from sqlalchemy import text
 
 from findesk.connectors import repository
 from findesk.connectors.models import IntercomConnector, IntercomConnectorExecution
 from findesk.connectors.schemas import ConnectorDefinition, DefinitionsFor, MintToken
 from findesk.kit.db import Database
+from findesk.kit.exclusive import exclusive
 from findesk.kit.settings import Settings
 from findesk.kit.timeutil import utcnow
 from findesk.knowledge.content_api import ContentApiClient, ContentApiError, Stopped
@@ -69,14 +68,6 @@ MAX_ERROR_LENGTH = 2000
 MISSING = object()
 
 Progress = Callable[[int, int], None]  # (connectors done, connectors to do)
-
-_process_locks: dict[str, threading.Lock] = {}
-_process_locks_guard = threading.Lock()
-
-
-def _process_lock(url: str) -> threading.Lock:
-    with _process_locks_guard:
-        return _process_locks.setdefault(url, threading.Lock())
 
 
 def fingerprint(payload: dict[str, Any]) -> str:
@@ -220,7 +211,7 @@ class ConnectorSync:
         started = time.perf_counter()
         before = (self.client.stats.requests, self.client.stats.rate_limited)
         paced_before = self.client.stats.paced
-        with self._exclusive(wait) as acquired:
+        with exclusive(self.db, ADVISORY_LOCK_KEY, wait=wait, stop=self._stop) as acquired:
             if not acquired:
                 summary.skipped = True
                 return summary
@@ -549,35 +540,6 @@ class ConnectorSync:
             row = repository.get_for_update(session, key)
             if row is not None:
                 session.delete(row)
-
-    @contextmanager
-    def _exclusive(self, wait: bool) -> Iterator[bool]:
-        """One sync at a time: on PostgreSQL an advisory lock, on SQLite a lock per database
-        in this process (one process serves a SQLite database)."""
-        if self.db.is_sqlite:
-            local = _process_lock(self.db.url)
-            while not local.acquire(blocking=wait, timeout=0.5 if wait else -1):
-                if not wait or self._stop.is_set():
-                    yield False
-                    return
-            try:
-                yield True
-            finally:
-                local.release()
-            return
-        with self.db.engine.connect() as connection:
-            connection.execution_options(isolation_level="AUTOCOMMIT")
-            lock = text("SELECT pg_try_advisory_lock(:key)")
-            while not connection.scalar(lock, {"key": ADVISORY_LOCK_KEY}):
-                if not wait or self._stop.wait(0.5):
-                    yield False
-                    return
-            try:
-                yield True
-            finally:
-                connection.execute(
-                    text("SELECT pg_advisory_unlock(:key)"), {"key": ADVISORY_LOCK_KEY}
-                )
 
 
 def _clear_error(row: IntercomConnector) -> None:

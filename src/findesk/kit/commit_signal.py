@@ -8,11 +8,15 @@ back transaction calls no one. Other processes find the rows when they next poll
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import Callable
+from typing import Protocol
 
 from sqlalchemy import event
 from sqlalchemy.orm import Session
+
+log = logging.getLogger("findesk.background")
 
 
 class CommitSignal:
@@ -100,3 +104,69 @@ class BackgroundLoop:
     async def _sleep(self, seconds: float) -> None:
         if not self._stopping:
             await self._alarm.sleep(seconds)
+
+
+class PassJob(Protocol):
+    """A job done in passes (the knowledge publisher, the object mirror): what ``PassLoop``
+    runs."""
+
+    def sync(self, *, due_only: bool, wait: bool) -> PassSummary: ...
+    def seconds_until_due(self, ceiling: float) -> float: ...
+    def stop(self) -> None: ...
+    def close(self) -> None: ...
+
+
+class PassSummary(Protocol):
+    @property
+    def error(self) -> str | None: ...
+    @property
+    def skipped(self) -> bool: ...
+
+
+class PassLoop(BackgroundLoop):
+    """Runs a job's passes in the background until ``stop()``: at once when ``requested`` says
+    a commit gave it work, else when its next retry is due (at most ``poll_seconds`` away);
+    after a pass that failed as a whole, not before ``retry_seconds``."""
+
+    def __init__(
+        self,
+        job: PassJob,
+        requested: CommitSignal,
+        *,
+        name: str,
+        poll_seconds: float,
+        retry_seconds: float,
+    ) -> None:
+        self.job = job
+        self.requested = requested
+        self.name = name
+        self.poll_seconds = poll_seconds
+        self.retry_seconds = retry_seconds
+        super().__init__()
+
+    def stop(self) -> None:
+        self.job.stop()
+        super().stop()
+
+    async def run(self) -> None:
+        self._alarm.arm()
+        unsubscribe = self.requested.subscribe(lambda _count: self.wake())
+        log.info("%s started", self.name)
+        try:
+            while not self._stopping:
+                delay = self.poll_seconds
+                try:
+                    summary = await asyncio.to_thread(self.job.sync, due_only=True, wait=False)
+                    if summary.error is not None and not self._stopping:
+                        delay = max(self.poll_seconds, self.retry_seconds)
+                    elif not summary.skipped:
+                        delay = await asyncio.to_thread(
+                            self.job.seconds_until_due, self.poll_seconds
+                        )
+                except Exception:  # a database hiccup must not end the loop
+                    log.exception("%s pass failed", self.name)
+                await self._sleep(delay)
+        finally:
+            unsubscribe()
+            await asyncio.to_thread(self.job.close)
+            log.info("%s stopped", self.name)

@@ -31,24 +31,22 @@ by ``service.publish_requested`` after commits and otherwise every few seconds f
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import text
 
-from findesk.kit.commit_signal import BackgroundLoop
+from findesk.kit.commit_signal import PassLoop
 from findesk.kit.db import Database, insert_once
+from findesk.kit.exclusive import exclusive
 from findesk.kit.settings import Settings
 from findesk.kit.timeutil import as_utc, utcnow
 from findesk.knowledge import repository
@@ -70,14 +68,6 @@ NOT_ENGLISH = (
 )
 
 Progress = Callable[[int, int], None]  # (articles done, articles to do)
-
-_process_locks: dict[str, threading.Lock] = {}
-_process_locks_guard = threading.Lock()
-
-
-def _process_lock(url: str) -> threading.Lock:
-    with _process_locks_guard:
-        return _process_locks.setdefault(url, threading.Lock())
 
 
 def source_url(settings: Settings) -> str:
@@ -258,7 +248,7 @@ class Publisher:
         summary = SyncSummary(full=full)
         started = time.perf_counter()
         before = self._stats()
-        with self._exclusive(wait) as acquired:
+        with exclusive(self.db, ADVISORY_LOCK_KEY, wait=wait, stop=self._stop) as acquired:
             if not acquired:
                 summary.skipped = True
                 return summary
@@ -332,35 +322,6 @@ class Publisher:
     def _stats(self) -> ApiStats:
         stats = self.client.stats
         return ApiStats(stats.requests, stats.rate_limited, stats.paced, stats.waited_seconds)
-
-    @contextmanager
-    def _exclusive(self, wait: bool) -> Iterator[bool]:
-        """One pass at a time: on PostgreSQL an advisory lock (whatever process or connection
-        holds it); on SQLite, which one process serves, a lock in this process."""
-        if self.db.is_sqlite:
-            local = _process_lock(self.db.url)
-            while not local.acquire(blocking=wait, timeout=0.5 if wait else -1):
-                if not wait or self._stop.is_set():
-                    yield False
-                    return
-            try:
-                yield True
-            finally:
-                local.release()
-            return
-        with self.db.engine.connect() as connection:
-            connection.execution_options(isolation_level="AUTOCOMMIT")
-            lock = text("SELECT pg_try_advisory_lock(:key)")
-            while not connection.scalar(lock, {"key": ADVISORY_LOCK_KEY}):
-                if not wait or self._stop.wait(0.5):
-                    yield False
-                    return
-            try:
-                yield True
-            finally:
-                connection.execute(
-                    text("SELECT pg_advisory_unlock(:key)"), {"key": ADVISORY_LOCK_KEY}
-                )
 
     def _begin_pass(self) -> None:
         self._replacements = 0
@@ -749,7 +710,7 @@ class _Counter:
             self.progress(done, total)
 
 
-class PublisherLoop(BackgroundLoop):
+class PublisherLoop(PassLoop):
     """Publishes pending articles in the background until ``stop()``: at once when woken by a
     commit that marked articles, else every ``poll_seconds`` for retries that became due."""
 
@@ -761,41 +722,11 @@ class PublisherLoop(BackgroundLoop):
         poll_seconds: float = 5.0,
         publisher: Publisher | None = None,
     ) -> None:
-        self.settings = settings
-        self.poll_seconds = poll_seconds
         self.publisher = publisher or Publisher(db, settings)
-        super().__init__()
-
-    def stop(self) -> None:
-        self.publisher.stop()
-        super().stop()
-
-    async def run(self) -> None:
-        self._alarm.arm()
-        unsubscribe = publish_requested.subscribe(lambda _count: self.wake())
-        log.info(
-            "kb publisher started",
-            extra={
-                "fields": {"api": self.publisher.api_base, "source_url": self.publisher.source_url}
-            },
+        super().__init__(
+            self.publisher,
+            publish_requested,
+            name="kb publisher",
+            poll_seconds=poll_seconds,
+            retry_seconds=settings.kb_retry_seconds,
         )
-        try:
-            while not self._stopping:
-                delay = self.poll_seconds
-                try:
-                    summary = await asyncio.to_thread(
-                        self.publisher.sync, due_only=True, wait=False
-                    )
-                    if summary.error is not None and not self._stopping:
-                        delay = max(self.poll_seconds, self.settings.kb_retry_seconds)
-                    elif not summary.skipped:
-                        delay = await asyncio.to_thread(
-                            self.publisher.seconds_until_due, self.poll_seconds
-                        )
-                except Exception:  # a database hiccup must not end the loop
-                    log.exception("kb publisher pass failed")
-                await self._sleep(delay)
-        finally:
-            unsubscribe()
-            await asyncio.to_thread(self.publisher.close)
-            log.info("kb publisher stopped")

@@ -30,24 +30,22 @@ copies as they are.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
 import httpx
-from sqlalchemy import text
 
-from findesk.kit.commit_signal import BackgroundLoop
+from findesk.kit.commit_signal import PassLoop
 from findesk.kit.db import Database
+from findesk.kit.exclusive import exclusive
 from findesk.kit.settings import Settings
 from findesk.kit.timeutil import as_utc, utcnow
 from findesk.knowledge.content_api import ApiStats, ContentApiClient, ContentApiError, Stopped
@@ -63,14 +61,6 @@ MAX_ERROR_LENGTH = 2000
 BATCH = 1000
 
 Progress = Callable[[int, int], None]
-
-_process_locks: dict[str, threading.Lock] = {}
-_process_locks_guard = threading.Lock()
-
-
-def _process_lock(url: str) -> threading.Lock:
-    with _process_locks_guard:
-        return _process_locks.setdefault(url, threading.Lock())
 
 
 def _unix(value: datetime | None) -> int | None:
@@ -184,7 +174,7 @@ class Mirror:
         summary = MirrorSummary(full=full)
         started = time.perf_counter()
         before = self._stats()
-        with self._exclusive(wait) as acquired:
+        with exclusive(self.db, ADVISORY_LOCK_KEY, wait=wait, stop=self._stop) as acquired:
             if not acquired:
                 summary.skipped = True
                 return summary
@@ -366,33 +356,6 @@ class Mirror:
             delay = retry_delay(self.settings, row.attempts)
             row.next_attempt_at = now + timedelta(seconds=delay)
 
-    @contextmanager
-    def _exclusive(self, wait: bool) -> Iterator[bool]:
-        if self.db.is_sqlite:
-            local = _process_lock(self.db.url)
-            while not local.acquire(blocking=wait, timeout=0.5 if wait else -1):
-                if not wait or self._stop.is_set():
-                    yield False
-                    return
-            try:
-                yield True
-            finally:
-                local.release()
-            return
-        with self.db.engine.connect() as connection:
-            connection.execution_options(isolation_level="AUTOCOMMIT")
-            lock = text("SELECT pg_try_advisory_lock(:key)")
-            while not connection.scalar(lock, {"key": ADVISORY_LOCK_KEY}):
-                if not wait or self._stop.wait(0.5):
-                    yield False
-                    return
-            try:
-                yield True
-            finally:
-                connection.execute(
-                    text("SELECT pg_advisory_unlock(:key)"), {"key": ADVISORY_LOCK_KEY}
-                )
-
 
 def _settled(row: ObjectInstance, current: bool) -> None:
     if current:
@@ -402,7 +365,7 @@ def _settled(row: ObjectInstance, current: bool) -> None:
         row.intercom_error = None
 
 
-class MirrorLoop(BackgroundLoop):
+class MirrorLoop(PassLoop):
     """Mirrors pending instances in the background until ``stop()``: at once when woken by a
     commit that marked some, else every ``poll_seconds`` for retries that became due."""
 
@@ -414,32 +377,11 @@ class MirrorLoop(BackgroundLoop):
         poll_seconds: float = 5.0,
         mirror: Mirror | None = None,
     ) -> None:
-        self.settings = settings
-        self.poll_seconds = poll_seconds
         self.mirror = mirror or Mirror(db, settings)
-        super().__init__()
-
-    def stop(self) -> None:
-        self.mirror.stop()
-        super().stop()
-
-    async def run(self) -> None:
-        self._alarm.arm()
-        unsubscribe = mirror_requested.subscribe(lambda _count: self.wake())
-        try:
-            while not self._stopping:
-                delay = self.poll_seconds
-                try:
-                    summary = await asyncio.to_thread(self.mirror.sync, due_only=True, wait=False)
-                    if summary.error is not None and not self._stopping:
-                        delay = max(self.poll_seconds, self.settings.kb_retry_seconds)
-                    elif not summary.skipped:
-                        delay = await asyncio.to_thread(
-                            self.mirror.seconds_until_due, self.poll_seconds
-                        )
-                except Exception:  # a database hiccup must not end the loop
-                    log.exception("objects mirror pass failed")
-                await self._sleep(delay)
-        finally:
-            unsubscribe()
-            await asyncio.to_thread(self.mirror.close)
+        super().__init__(
+            self.mirror,
+            mirror_requested,
+            name="objects mirror",
+            poll_seconds=poll_seconds,
+            retry_seconds=settings.kb_retry_seconds,
+        )
