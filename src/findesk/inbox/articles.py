@@ -9,12 +9,14 @@ shown again with the agent's input and the errors next to the fields.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.responses import JSONResponse, Response
@@ -250,6 +252,24 @@ def _refused(exc: Problem) -> tuple[dict[str, str], str]:
 # --- the list ----------------------------------------------------------------------------------
 
 
+async def _change_then_back(
+    request: Request, change: Callable[[Session], object], to: str
+) -> Response:
+    """A form that makes one change in a transaction, then goes back to ``to``."""
+
+    async def run(viewer: Viewer) -> Response:
+        db = db_of(request)
+
+        def apply() -> None:
+            with db.transaction() as session:
+                change(session)
+
+        await run_in_threadpool(apply)
+        return back(to)
+
+    return await guarded(request, run, page=False)
+
+
 @router.get(BASE)
 async def article_list(request: Request) -> Response:
     async def run(viewer: Viewer) -> Response:
@@ -390,17 +410,11 @@ async def retry(request: Request, article_id: str) -> Response:
 
 @router.post(BASE + "/{article_id}/delete")
 async def delete(request: Request, article_id: str) -> Response:
-    async def run(viewer: Viewer) -> Response:
-        db = db_of(request)
-
-        def apply() -> None:
-            with db.transaction() as session:
-                service.delete_article(session, article_id)
-
-        await run_in_threadpool(apply)
-        return back(f"{BASE}?notice=deleted")
-
-    return await guarded(request, run, page=False)
+    return await _change_then_back(
+        request,
+        lambda session: service.delete_article(session, article_id),
+        f"{BASE}?notice=deleted",
+    )
 
 
 # --- translations --------------------------------------------------------------------------------
@@ -578,34 +592,22 @@ async def save_translation(request: Request, article_id: str, locale: str) -> Re
 
 @router.post(BASE + "/{article_id}/translations/{locale}/delete")
 async def delete_translation(request: Request, article_id: str, locale: str) -> Response:
-    async def run(viewer: Viewer) -> Response:
-        db = db_of(request)
-
-        def apply() -> None:
-            with db.transaction() as session:
-                service.delete_translation(session, article_id, locale)
-
-        await run_in_threadpool(apply)
-        return back(f"{BASE}/{article_id}?notice=translation-deleted")
-
-    return await guarded(request, run, page=False)
+    return await _change_then_back(
+        request,
+        lambda session: service.delete_translation(session, article_id, locale),
+        f"{BASE}/{article_id}?notice=translation-deleted",
+    )
 
 
 @router.post(BASE + "/{article_id}/intercom-retry")
 async def retry_intercom(request: Request, article_id: str) -> Response:
     """Send to Intercom's help centre again now, without waiting for the back-off."""
 
-    async def run(viewer: Viewer) -> Response:
-        db = db_of(request)
-
-        def apply() -> None:
-            with db.transaction() as session:
-                service.request_intercom(service.get_article(session, article_id))
-
-        await run_in_threadpool(apply)
-        return back(f"{BASE}/{article_id}?notice=intercom-retry")
-
-    return await guarded(request, run, page=False)
+    return await _change_then_back(
+        request,
+        lambda session: service.request_intercom(service.get_article(session, article_id)),
+        f"{BASE}/{article_id}?notice=intercom-retry",
+    )
 
 
 # --- collections ---------------------------------------------------------------------------------
@@ -794,32 +796,20 @@ async def name_collection(request: Request, collection_id: str) -> Response:
 
 @router.post(COLLECTIONS + "/{collection_id}/names/{locale}/delete")
 async def unname_collection(request: Request, collection_id: str, locale: str) -> Response:
-    async def run(viewer: Viewer) -> Response:
-        db = db_of(request)
-
-        def apply() -> None:
-            with db.transaction() as session:
-                collections.remove_name_in(session, collection_id, locale)
-
-        await run_in_threadpool(apply)
-        return back(f"{COLLECTIONS}/{collection_id}?notice=unnamed")
-
-    return await guarded(request, run, page=False)
+    return await _change_then_back(
+        request,
+        lambda session: collections.remove_name_in(session, collection_id, locale),
+        f"{COLLECTIONS}/{collection_id}?notice=unnamed",
+    )
 
 
 @router.post(COLLECTIONS + "/{collection_id}/delete")
 async def delete_collection(request: Request, collection_id: str) -> Response:
-    async def run(viewer: Viewer) -> Response:
-        db = db_of(request)
-
-        def apply() -> None:
-            with db.transaction() as session:
-                collections.delete_collection(session, collection_id)
-
-        await run_in_threadpool(apply)
-        return back(f"{COLLECTIONS}?notice=deleted")
-
-    return await guarded(request, run, page=False)
+    return await _change_then_back(
+        request,
+        lambda session: collections.delete_collection(session, collection_id),
+        f"{COLLECTIONS}?notice=deleted",
+    )
 
 
 @router.post(BASE + "/{article_id}/collection")
