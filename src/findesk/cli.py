@@ -14,8 +14,12 @@ from rich.table import Table
 from findesk.kit.errors import Problem
 
 if TYPE_CHECKING:  # loaded on demand: SQLAlchemy and pydantic-settings would slow every --help
+    from collections.abc import Callable
+
     from findesk.kit.db import Database
     from findesk.kit.settings import Settings
+
+    PassProgress = Callable[[int, int], None]  # (done, to do)
 
 app = typer.Typer(
     help="findesk: the helpdesk for teams that run Intercom's Fin.", no_args_is_help=True
@@ -1351,43 +1355,21 @@ def kb_sync(
 ) -> None:
     """Publish article changes to Fin's Content Library now (the articles waiting for it;
     every article with --full). Exit code 1 if any failed."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from findesk.knowledge.publisher import Publisher
 
+    def publish(db: Database, progress: PassProgress) -> Any:
+        with Publisher(db, settings) as publisher:
+            return publisher.sync(full=full, progress=progress)
+
     settings = get_settings()
-    if settings.intercom_access_token is None:
-        err.print(
-            "[red]error:[/red] no Intercom access token: set FINDESK_INTERCOM_ACCESS_TOKEN "
-            "(and FINDESK_FIN_REGION or FINDESK_INTERCOM_API_URL) to publish to Fin."
-        )
-        raise typer.Exit(2)
-    db = migrate_and_seed()
-    columns = (TextColumn("Publishing to Fin"), BarColumn(), MofNCompleteColumn())
-    try:
-        with (
-            Publisher(db, settings) as publisher,
-            Progress(*columns, TimeElapsedColumn(), console=err, disable=as_json) as progress,
-        ):
-            task = progress.add_task("sync", total=None)
-            summary = publisher.sync(
-                full=full,
-                progress=lambda done, total: progress.update(task, completed=done, total=total),
-            )
-    finally:
-        db.dispose()
-    if as_json:
-        _emit(summary.to_dict())
-    elif summary.ok:
-        console.print(f"Fin's Content Library: {summary.describe()}.")
-    else:
-        err.print(f"[red]Fin's Content Library:[/red] {summary.describe()}.")
-        err.print(
-            "Failed articles keep their error (fin_error, or intercom_error for Intercom's "
-            "help centre); they are retried later."
-        )
-    if not summary.ok:
-        raise typer.Exit(1)
+    summary = _intercom_pass("Publishing to Fin", "publish to Fin", as_json, publish)
+    _report(
+        "Fin's Content Library",
+        summary,
+        as_json,
+        "Failed articles keep their error (fin_error, or intercom_error for Intercom's "
+        "help centre); they are retried later.",
+    )
 
 
 @objects_app.command("import")
@@ -1503,39 +1485,15 @@ def objects_mirror(
 ) -> None:
     """Send the instances of mirrored types that changed (and the deletes) to Intercom now;
     every instance with --full. Exit code 1 if any failed (retried later)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from findesk.objects.mirror import Mirror
 
+    def mirror(db: Database, progress: PassProgress) -> Any:
+        with Mirror(db, settings) as job:
+            return job.sync(full=full, progress=progress)
+
     settings = get_settings()
-    if settings.intercom_access_token is None:
-        err.print(
-            "[red]error:[/red] no Intercom access token: set FINDESK_INTERCOM_ACCESS_TOKEN "
-            "(and FINDESK_FIN_REGION or FINDESK_INTERCOM_API_URL) to mirror custom objects."
-        )
-        raise typer.Exit(2)
-    db = migrate_and_seed()
-    columns = (TextColumn("Mirroring to Intercom"), BarColumn(), MofNCompleteColumn())
-    try:
-        with (
-            Mirror(db, settings) as mirror,
-            Progress(*columns, TimeElapsedColumn(), console=err, disable=as_json) as progress,
-        ):
-            task = progress.add_task("mirror", total=None)
-            summary = mirror.sync(
-                full=full,
-                progress=lambda done, total: progress.update(task, completed=done, total=total),
-            )
-    finally:
-        db.dispose()
-    if as_json:
-        _emit(summary.to_dict())
-    elif summary.ok:
-        console.print(f"Intercom's custom objects: {summary.describe()}.")
-    else:
-        err.print(f"[red]Intercom's custom objects:[/red] {_escape_markup(summary.describe())}.")
-    if not summary.ok:
-        raise typer.Exit(1)
+    summary = _intercom_pass("Mirroring to Intercom", "mirror custom objects", as_json, mirror)
+    _report("Intercom's custom objects", summary, as_json)
 
 
 @connectors_app.command("sync")
@@ -1549,38 +1507,52 @@ def connectors_sync(
     """Create, update and delete Intercom's Data Connectors so that they match findesk's
     lookups, then read their execution results back. Exit code 1 if any connector failed
     (it keeps its error and is tried again on the next sync)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from findesk.lookups import intercom
 
+    def sync(db: Database, progress: PassProgress) -> Any:
+        return intercom.sync(db, settings, progress, read_results=not no_results)
+
     settings = get_settings()
-    if settings.intercom_access_token is None:
+    summary = _intercom_pass("Syncing Data Connectors", "sync Data Connectors", as_json, sync)
+    failures = [f"  {key}: {error}" for key, error in summary.failures.items()]
+    _report("Intercom's Data Connectors", summary, as_json, *failures)
+
+
+def _intercom_pass(
+    label: str, purpose: str, as_json: bool, run: Callable[[Database, PassProgress], Any]
+) -> Any:
+    """One pass of a job that talks to Intercom, with a progress bar on stderr (none with
+    --json); exit code 2 without an Intercom access token."""
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import Progress as Bar
+
+    if get_settings().intercom_access_token is None:
         err.print(
             "[red]error:[/red] no Intercom access token: set FINDESK_INTERCOM_ACCESS_TOKEN "
-            "(and FINDESK_FIN_REGION or FINDESK_INTERCOM_API_URL) to sync Data Connectors."
+            f"(and FINDESK_FIN_REGION or FINDESK_INTERCOM_API_URL) to {purpose}."
         )
         raise typer.Exit(2)
     db = migrate_and_seed()
-    columns = (TextColumn("Syncing Data Connectors"), BarColumn(), MofNCompleteColumn())
+    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     try:
-        with Progress(*columns, TimeElapsedColumn(), console=err, disable=as_json) as progress:
-            task = progress.add_task("sync", total=None)
-            summary = intercom.sync(
-                db,
-                settings,
-                lambda done, total: progress.update(task, completed=done, total=total),
-                read_results=not no_results,
-            )
+        with Bar(*columns, console=err, disable=as_json) as bar:
+            task = bar.add_task("pass", total=None)
+            return run(db, lambda done, total: bar.update(task, completed=done, total=total))
     finally:
         db.dispose()
+
+
+def _report(title: str, summary: Any, as_json: bool, *notes: str) -> None:
+    """The pass's summary (JSON, or a sentence); ``notes`` after a failed one; exit code 1
+    when anything failed."""
     if as_json:
         _emit(summary.to_dict())
     elif summary.ok:
-        console.print(f"Intercom's Data Connectors: {summary.describe()}.")
+        console.print(f"{title}: {summary.describe()}.")
     else:
-        err.print(f"[red]Intercom's Data Connectors:[/red] {_escape_markup(summary.describe())}.")
-        for key, error in summary.failures.items():
-            err.print(f"  {_escape_markup(key)}: {_escape_markup(error)}")
+        err.print(f"[red]{title}:[/red] {_escape_markup(summary.describe())}.")
+        for note in notes:
+            err.print(_escape_markup(note))
     if not summary.ok:
         raise typer.Exit(1)
 
