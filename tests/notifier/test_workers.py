@@ -228,8 +228,8 @@ def insert_events(db: Database, conversation_ids: list[str]) -> datetime:
         }
         for conversation_id in conversation_ids
     ]
-    with db.engine.begin() as connection:
-        connection.execute(insert(OutboxEvent.__table__), rows)
+    with db.transaction() as session:  # a writer's BEGIN IMMEDIATE, queued with the server's
+        session.execute(insert(OutboxEvent.__table__), rows)
     return now
 
 

@@ -72,8 +72,8 @@ def add_messages(
                 "created_at": start + timedelta(seconds=n),
             }
         )
-    with db.engine.begin() as connection:
-        connection.execute(insert(Message.__table__), rows)
+    with db.transaction() as session:  # a writer's BEGIN IMMEDIATE, queued with the server's
+        session.execute(insert(Message.__table__), rows)
     with db.read_session() as session:
         stored = session.execute(
             select(Message.id, Message.created_at)
