@@ -38,7 +38,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -55,7 +54,7 @@ from findesk.kit.db import Database
 from findesk.kit.exclusive import exclusive
 from findesk.kit.settings import Settings
 from findesk.kit.timeutil import utcnow
-from findesk.knowledge.content_api import ContentApiClient, ContentApiError, Stopped
+from findesk.knowledge.content_api import ContentApiError, IntercomJob, Stopped
 
 log = logging.getLogger("findesk.connectors")
 
@@ -150,51 +149,12 @@ class _Aborted(Exception):
     """Nothing more can be done in this sync (the token is refused)."""
 
 
-class ConnectorSync:
+class ConnectorSync(IntercomJob):
     """Runs connector syncs against one Intercom workspace (its own HTTP client)."""
 
-    def __init__(
-        self,
-        db: Database,
-        settings: Settings,
-        *,
-        retry_delays: tuple[float, ...] = (0.5, 1.0, 2.0),
-        pace: bool = True,
-        timeout: float = 15.0,
-        max_rate_limit_wait: float = 60.0,
-        transport: httpx.BaseTransport | None = None,
-    ) -> None:
-        token = settings.intercom_access_token
-        if token is None:
-            raise ValueError("syncing Data Connectors needs FINDESK_INTERCOM_ACCESS_TOKEN")
-        self.db = db
-        self.settings = settings
-        self._stop = threading.Event()
-        self.client = ContentApiClient(
-            settings.intercom_api_base,
-            token.get_secret_value(),
-            CONNECTORS_VERSION,
-            timeout=timeout,
-            attempts=len(retry_delays) + 1,
-            backoff=retry_delays or (0.5,),
-            max_wait=max_rate_limit_wait,
-            pace=pace,
-            stop=self._stop,
-            transport=transport,
-        )
-        self._listed: list[dict[str, Any]] | None = None
-
-    def __enter__(self) -> ConnectorSync:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self.client.close()
-
-    def stop(self) -> None:
-        self._stop.set()
+    purpose = "syncing Data Connectors"
+    version = CONNECTORS_VERSION
+    _listed: list[dict[str, Any]] | None = None  # Intercom's connectors, listed once a sync
 
     # --- a sync -------------------------------------------------------------------------------
 

@@ -16,11 +16,15 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Self
 
 import httpx
 
 from findesk import __version__
+
+if TYPE_CHECKING:
+    from findesk.kit.db import Database
+    from findesk.kit.settings import Settings
 
 PER_PAGE = 150  # the most the API lists at once
 MAX_RATE_LIMIT_WAITS = 100  # consecutive 429s for one request before it counts as failed
@@ -339,3 +343,56 @@ def _error(response: httpx.Response, *, transient: bool) -> ContentApiError:
         field=field if isinstance(field, str) else None,
         transient=transient,
     )
+
+
+class IntercomJob:
+    """What the jobs that keep Intercom in step share (the knowledge publisher, the connector
+    sync, the object mirror): the access-token check, one HTTP client that honours ``stop()``,
+    and closing it. ``purpose`` names the job in the missing-token error; ``version`` is the
+    ``Intercom-Version`` it sends (None: the configured one)."""
+
+    purpose = "talking to Intercom"
+    version: str | None = None
+
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        *,
+        retry_delays: tuple[float, ...] = (0.5, 1.0, 2.0),
+        pace: bool = True,
+        timeout: float = 15.0,
+        max_rate_limit_wait: float = 60.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        token = settings.intercom_access_token
+        if token is None:
+            raise ValueError(f"{self.purpose} needs FINDESK_INTERCOM_ACCESS_TOKEN")
+        self.db = db
+        self.settings = settings
+        self._stop = threading.Event()
+        self.client = ContentApiClient(
+            settings.intercom_api_base,
+            token.get_secret_value(),
+            self.version or settings.intercom_version,
+            timeout=timeout,
+            attempts=len(retry_delays) + 1,
+            backoff=retry_delays or (0.5,),
+            max_wait=max_rate_limit_wait,
+            pace=pace,
+            stop=self._stop,
+            transport=transport,
+        )
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.client.close()
+
+    def stop(self) -> None:
+        """Make the pass in progress (and any later one) end at the next request or wait."""
+        self._stop.set()

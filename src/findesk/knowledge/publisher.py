@@ -50,7 +50,7 @@ from findesk.kit.exclusive import exclusive
 from findesk.kit.settings import Settings
 from findesk.kit.timeutil import as_utc, utcnow
 from findesk.knowledge import repository
-from findesk.knowledge.content_api import ApiStats, ContentApiClient, ContentApiError, Stopped
+from findesk.knowledge.content_api import ApiStats, ContentApiError, IntercomJob, Stopped
 from findesk.knowledge.intercom_articles import ArticlesPhase
 from findesk.knowledge.models import Article, ContentSource
 from findesk.knowledge.service import is_english, is_publishable, public_url, publish_requested
@@ -177,8 +177,10 @@ class _PassAborted(Exception):
     """Nothing more can be done in this pass (the token is refused, the source cannot be had)."""
 
 
-class Publisher:
+class Publisher(IntercomJob):
     """Runs publishing passes; one per process is enough (thread-safe, one pass at a time)."""
+
+    purpose = "publishing to Fin"
 
     def __init__(
         self,
@@ -192,45 +194,23 @@ class Publisher:
         max_rate_limit_wait: float = 60.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        token = settings.intercom_access_token
-        if token is None:
-            raise ValueError("publishing to Fin needs FINDESK_INTERCOM_ACCESS_TOKEN")
-        self.db = db
-        self.settings = settings
+        super().__init__(
+            db,
+            settings,
+            retry_delays=retry_delays,
+            pace=pace,
+            timeout=timeout,
+            max_rate_limit_wait=max_rate_limit_wait,
+            transport=transport,
+        )
         self.api_base = settings.intercom_api_base
         self.source_url = source_url(settings)
         self.concurrency = max(1, concurrency)
-        self._stop = threading.Event()
-        self.client = ContentApiClient(
-            self.api_base,
-            token.get_secret_value(),
-            settings.intercom_version,
-            timeout=timeout,
-            attempts=len(retry_delays) + 1,
-            backoff=retry_delays or (0.5,),
-            max_wait=max_rate_limit_wait,
-            pace=pace,
-            stop=self._stop,
-            transport=transport,
-        )
         self._source_lock = threading.Lock()
         self._source_id: int | None = None
         self._source_failure: Exception | None = None
         self._replacements = 0
         self._source_replaced = threading.Event()
-
-    def __enter__(self) -> Publisher:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self.client.close()
-
-    def stop(self) -> None:
-        """Make the pass in progress (and any later one) end at the next request or wait."""
-        self._stop.set()
 
     # --- a pass -----------------------------------------------------------------------------
 

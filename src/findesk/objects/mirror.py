@@ -33,7 +33,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -41,14 +40,12 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
-import httpx
-
 from findesk.kit.commit_signal import PassLoop
 from findesk.kit.db import Database
 from findesk.kit.exclusive import exclusive
 from findesk.kit.settings import Settings
 from findesk.kit.timeutil import as_utc, utcnow
-from findesk.knowledge.content_api import ApiStats, ContentApiClient, ContentApiError, Stopped
+from findesk.knowledge.content_api import ApiStats, ContentApiError, IntercomJob, Stopped
 from findesk.objects import repository
 from findesk.objects.models import ObjectInstance
 from findesk.objects.service import mirror_requested
@@ -118,50 +115,10 @@ class MirrorSummary:
         return line if self.error is None else f"{line}; stopped: {self.error}"
 
 
-class Mirror:
+class Mirror(IntercomJob):
     """Runs mirroring passes (thread-safe, one pass at a time)."""
 
-    def __init__(
-        self,
-        db: Database,
-        settings: Settings,
-        *,
-        retry_delays: tuple[float, ...] = (0.5, 1.0, 2.0),
-        pace: bool = True,
-        timeout: float = 15.0,
-        max_rate_limit_wait: float = 60.0,
-        transport: httpx.BaseTransport | None = None,
-    ) -> None:
-        token = settings.intercom_access_token
-        if token is None:
-            raise ValueError("mirroring custom objects needs FINDESK_INTERCOM_ACCESS_TOKEN")
-        self.db = db
-        self.settings = settings
-        self._stop = threading.Event()
-        self.client = ContentApiClient(
-            settings.intercom_api_base,
-            token.get_secret_value(),
-            settings.intercom_version,
-            timeout=timeout,
-            attempts=len(retry_delays) + 1,
-            backoff=retry_delays or (0.5,),
-            max_wait=max_rate_limit_wait,
-            pace=pace,
-            stop=self._stop,
-            transport=transport,
-        )
-
-    def __enter__(self) -> Mirror:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self.client.close()
-
-    def stop(self) -> None:
-        self._stop.set()
+    purpose = "mirroring custom objects"
 
     def sync(
         self,
