@@ -602,7 +602,6 @@ async def delete_translation(request: Request, article_id: str, locale: str) -> 
 @router.post(BASE + "/{article_id}/intercom-retry")
 async def retry_intercom(request: Request, article_id: str) -> Response:
     """Send to Intercom's help centre again now, without waiting for the back-off."""
-
     return await _change_then_back(
         request,
         lambda session: service.request_intercom(service.get_article(session, article_id)),

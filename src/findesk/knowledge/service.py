@@ -238,7 +238,7 @@ def create_translation(
         state="draft",
     )
     translation.body_html = render(translation.body_source, translation.body_format)
-    _set_translation_state(translation, _state(draft.state or "draft"))
+    _set_state(translation, _state(draft.state or "draft"))
     session.add(translation)
     _touch_translation(article, translation)
     session.flush()
@@ -262,7 +262,7 @@ def update_translation(
     if draft.body is not None or draft.body_format is not None:
         translation.body_html = render(translation.body_source, translation.body_format)
     if draft.state is not None:
-        _set_translation_state(translation, _state(draft.state))
+        _set_state(translation, _state(draft.state))
     if translation.state == "published" and html.is_blank(translation.body_html):
         raise _invalid("A published translation cannot have an empty body.", field="body")
     _touch_translation(article, translation)
@@ -300,14 +300,6 @@ def _touch_translation(article: Article, translation: ArticleTranslation) -> Non
     request_intercom(article)
 
 
-def _set_translation_state(translation: ArticleTranslation, state: str) -> None:
-    if state == "published" and translation.state != "published":
-        if html.is_blank(translation.body_html):
-            raise _invalid("A translation needs a body before it is published.", field="body")
-        translation.published_at = utcnow()
-    translation.state = state
-
-
 def _description(value: str) -> str:
     problem = text_problem(value)
     if problem is not None:
@@ -342,12 +334,14 @@ def _touch(article: Article) -> None:
     request_intercom(article)
 
 
-def _set_state(article: Article, state: str) -> None:
-    if state == "published" and article.state != "published":
-        if html.is_blank(article.body_html):
-            raise _invalid("An article needs a body before it is published.", field="body")
-        article.published_at = utcnow()
-    article.state = state
+def _set_state(row: Article | ArticleTranslation, state: str) -> None:
+    """An article's or a translation's state; publishing needs a body."""
+    if state == "published" and row.state != "published":
+        if html.is_blank(row.body_html):
+            noun = "A translation" if isinstance(row, ArticleTranslation) else "An article"
+            raise _invalid(f"{noun} needs a body before it is published.", field="body")
+        row.published_at = utcnow()
+    row.state = state
 
 
 def _title(value: str) -> str:
