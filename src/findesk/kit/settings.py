@@ -198,6 +198,20 @@ class Settings(BaseSettings):
     def _expand(cls, value: Path) -> Path:
         return value.expanduser()
 
+    # --- reports ---------------------------------------------------------------------------
+    reports_timezone: str = Field(
+        default="UTC",
+        description="The IANA time zone reports count days and weeks in (e.g. Europe/Berlin).",
+    )
+    reports_reopen_window_days: int = Field(
+        default=7,
+        ge=1,
+        le=90,
+        description=(
+            "Days after Fin resolves a conversation during which the end user coming back "
+            "counts as a reopen (after which the resolution is durable)."
+        ),
+    )
     # --- the web inbox ----------------------------------------------------------------------
     public_base_url: str | None = Field(
         default=None,
