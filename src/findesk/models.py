@@ -36,6 +36,7 @@ from findesk.objects.models import (
     ObjectUserLink,
 )
 from findesk.replies.models import Macro, SavedReply
+from findesk.reports.models import ReportDay, ReportFact, ReportState
 from findesk.search.models import SearchHead
 from findesk.throttle.models import ThrottleCounter
 from findesk.tickets.models import Ticket, TicketState, TicketType
@@ -78,6 +79,9 @@ __all__ = [
     "ObjectUserLink",
     "OutboxEvent",
     "PendingFetch",
+    "ReportDay",
+    "ReportFact",
+    "ReportState",
     "SavedReply",
     "SearchHead",
     "SeenRequestSignature",

@@ -212,6 +212,12 @@ class Settings(BaseSettings):
             "counts as a reopen (after which the resolution is durable)."
         ),
     )
+    reports_refresh_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="How often the reports' facts are brought up to date (and how old they may "
+        "be when a report is read before it refreshes them).",
+    )
     # --- the web inbox ----------------------------------------------------------------------
     public_base_url: str | None = Field(
         default=None,

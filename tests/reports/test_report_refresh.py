@@ -1,0 +1,84 @@
+"""The reports' facts kept current from what Fin and the agents do over HTTP, and the report
+summed from them: the same numbers from the daily sums and from the facts (a tag filter),
+SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import httpx
+from support.server import LiveServer
+
+from findesk.kit.timeutil import utcnow
+from findesk.reports import service
+from findesk.reports.schemas import ReportQuery
+
+
+def report(server: LiveServer, **filters: str) -> service.Report:
+    today = utcnow().date()
+    query = ReportQuery(start=today - timedelta(days=1), end=today + timedelta(days=1), **filters)
+    with server.db.read_session() as session:
+        return service.build_report(session, server.settings, query)
+
+
+def test_the_report_follows_fin_and_the_agents_minute_by_minute(
+    server: LiveServer, agent_client: httpx.Client
+) -> None:
+    world = server.fin_world()
+    me = agent_client.agent_id  # type: ignore[attr-defined]
+    # A: Fin answers and resolves it alone.
+    user = world.user()
+    a, _ = world.conversation(user)
+    world.fin_says(str(a["id"]))
+    world.update(str(a["id"]), status="resolved", tags=["shipping"])
+    # B: Fin hands over (billing); the agent takes over, replies twice, resolves.
+    b, _ = world.conversation()
+    bid = str(b["id"])
+    world.fin_says(bid)
+    world.update(bid, attributes={"fin_handover_reason": "billing"}, tags=["shipping"])
+    world.hand_over(bid)
+    assert agent_client.post(f"/conversations/{bid}/take-over").status_code == 200
+    for text in ("<p>Looking.</p>", "<p>Refunded.</p>"):
+        assert (
+            agent_client.post(f"/conversations/{bid}/messages", json={"body": text}).status_code
+            == 201
+        )
+    assert (
+        agent_client.patch(f"/conversations/{bid}", json={"status": "resolved"}).status_code == 200
+    )
+
+    first = service.refresh(server.db, server.settings)
+    assert first.full and first.conversations == 2
+    r = report(server)
+    t = r.totals
+    assert (t.conversations, t.fin_resolved, t.handed_over, t.taken_over, t.resolved) == (
+        2,
+        1,
+        1,
+        1,
+        2,
+    )
+    assert (t.fin_resolution_rate, t.handover_rate) == (0.5, 0.5)
+    assert (t.replies, t.human_replies, t.first_human_replies) == (4, 2, 1)
+    assert t.fin_reopened == 0 and t.durable_fin_resolutions == 0  # its window is still open
+    assert [(c.key, c.count) for c in r.handover_reasons] == [("billing", 1)]
+    assert [(c.key, c.count) for c in r.channels] == [("messenger", 2)]
+    assert [(row.agent_id, row.conversations, row.human_replies) for row in r.agents] == [
+        (me, 1, 2)
+    ]
+    assert sum(c.count for c in r.response_times) == 1
+    assert r.series[0].measures == t
+    # Summed from the facts (a tag filter) or from the daily sums: the same numbers.
+    assert report(server, tag="shipping").totals == t
+
+    # The end user comes back to A with a new conversation: only the change is recomputed, and
+    # Fin's resolution of A becomes a reopen.
+    world.conversation(user)
+    second = service.refresh(server.db, server.settings)
+    assert not second.full and second.conversations >= 1
+    t = report(server).totals
+    assert (t.conversations, t.fin_reopened, t.fin_reopen_rate) == (3, 1, 1.0)
+
+    assert report(server, reason="billing").totals.conversations == 1
+    assert report(server, agent_id=me).totals.human_replies == 2
+    assert report(server, tag="nothing-has-it").totals.conversations == 0
