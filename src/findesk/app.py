@@ -56,6 +56,7 @@ from findesk.objects.endpoints import types as object_types_router
 from findesk.objects.mirror import MirrorLoop
 from findesk.ops.endpoints import router as ops_router
 from findesk.replies.endpoints import router as replies_api_router
+from findesk.reports.refresher import Refresher
 from findesk.tickets.endpoints import router as tickets_api_router
 
 INBOX_STATIC = INBOX_HERE / "static"
@@ -109,6 +110,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.worker_task = asyncio.create_task(worker.run(), name="findesk-notifier")
         waker = Waker(app.state.db, settings.snooze_check_seconds)
         waker_task = asyncio.create_task(waker.run(), name="findesk-snooze-waker")
+    # The reports' facts, current to the minute (one process at a time refreshes them).
+    refresher = Refresher(app.state.db, settings)
+    refresher_task = asyncio.create_task(refresher.run(), name="findesk-reports")
     publisher: PublisherLoop | None = None
     publisher_task: asyncio.Task[None] | None = None
     mirror: MirrorLoop | None = None
@@ -134,6 +138,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         if waker is not None and waker_task is not None:
             waker.stop()
             await waker_task
+        refresher.stop()
+        await refresher_task
         recorder.stop()  # after the last request: it writes what is still buffered
         await recorder_task
         await app.state.live.stop()

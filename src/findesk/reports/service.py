@@ -95,21 +95,21 @@ def _refresh(
             total = len(ids)
 
     def recompute(chunk: list[str]) -> set[date]:
-        with db.transaction() as session:
-            days = repository.days_of(session, chunk)
+        # Read and compute outside the write transaction (SQLite has one writer at a time); a
+        # conversation that changes meanwhile is newer than ``started``: the next refresh has it.
+        with db.read_session() as session:
             rows = _facts(session, chunk, bots, timezone, window)
-            repository.replace_facts(session, chunk, rows)
             # A new conversation may be the reopen of the same user's recent Fin resolution.
-            again = repository.fin_resolved_of_users(
+            again = sorted(repository.fin_resolved_of_users(
                 session, {row["user_id"] for row in rows}, started - window - MARGIN, set(chunk)
-            )
+            ))  # fmt: skip
+            again_rows = _facts(session, again, bots, timezone, window) if again else []
+        with db.transaction() as session:
+            days = repository.days_of(session, chunk + again)
+            repository.replace_facts(session, chunk, rows)
             if again:
-                again_list = sorted(again)
-                days |= repository.days_of(session, again_list)
-                repository.replace_facts(
-                    session, again_list, _facts(session, again_list, bots, timezone, window)
-                )
-            days |= {row["day"] for row in rows}
+                repository.replace_facts(session, again, again_rows)
+            days |= {row["day"] for row in rows + again_rows}
             repository.rebuild_days(session, days)
             return days
 
