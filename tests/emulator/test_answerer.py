@@ -475,3 +475,31 @@ def test_answers_from_a_real_content_store(tmp_path: Path) -> None:
         assert parrots.hand_over is True
     finally:
         store.dispose()
+
+
+def test_a_thank_you_after_an_answer_resolves_the_conversation(fin: RetrievalAnswerer) -> None:
+    question = user_msg("How do I reset my password?")
+    answer = ask(fin, question)
+    assert answer.attributes["fin_resolution"] == "answered" and answer.status is None
+    thanks = user_msg("<p>Thanks, that helped!</p>")
+    after = ask(fin, question, agent_msg(answer.reply_html), thanks,
+                attributes=answer.attributes, tags=answer.tags)  # fmt: skip
+    assert after.status == "resolved" and after.hand_over is False
+    assert after.attributes["fin_resolution"] == "resolved"
+    assert "fin-resolved" in after.tags and "fin-answered" not in after.tags
+    assert "Glad I could help" in after.reply_html
+
+
+@pytest.mark.parametrize(
+    "text", ["thanks, but it did not work", "Thanks! And how do I get a refund?", "no"]
+)
+def test_a_thank_you_with_more_to_it_is_not_a_resolution(fin: RetrievalAnswerer, text: str) -> None:
+    question = user_msg("How do I reset my password?")
+    answer = ask(fin, question)
+    after = ask(fin, question, agent_msg(answer.reply_html), user_msg(text),
+                attributes=answer.attributes)  # fmt: skip
+    assert after.status is None
+
+
+def test_a_thank_you_for_no_answer_is_not_a_resolution(fin: RetrievalAnswerer) -> None:
+    assert ask(fin, user_msg("thank you")).status is None

@@ -39,6 +39,11 @@ What it does on each run (one call of :meth:`RetrievalAnswerer.answer`):
   streak. Because the sync engine may pass only the messages Fin has not seen, the streak is
   also kept in the conversation attribute ``fin_unanswered_turns`` and read back from it.
   ``max_unanswered_turns=1`` hands over at the first question that cannot be answered.
+* **Confirmed resolution** (``status="resolved"``, reply :data:`RESOLVED_TEXT`, tag
+  ``fin-resolved``, ``fin_resolution: resolved``): after an answer (``fin_resolution`` is
+  ``answered``), the end user's new messages are all a thank-you or a confirmation
+  (:func:`confirms_answer`, English phrases: "thanks, that helped!", "perfect", "got it").
+  Intercom's Fin counts such a conversation as a confirmed resolution, the outcome it bills.
 * **Title, tags, attributes** are set on every run, as Fin does: the title is the conversation's
   own if it has one, else the first end-user message (whitespace collapsed, cut at a word
   boundary to ``max_title_length``). Tags keep the conversation's existing ones (Fin's update
@@ -110,7 +115,9 @@ UNANSWERED_ATTRIBUTE = "fin_unanswered_turns"
 TAG_ANSWERED = "fin-answered"
 TAG_UNANSWERED = "fin-unanswered"
 TAG_HANDED_OVER = "handed-over"
-_RESOLUTION_TAGS = frozenset({TAG_ANSWERED, TAG_UNANSWERED, TAG_HANDED_OVER})
+TAG_RESOLVED = "fin-resolved"
+_RESOLUTION_TAGS = frozenset({TAG_ANSWERED, TAG_UNANSWERED, TAG_HANDED_OVER, TAG_RESOLVED})
+RESOLVED_TEXT = "Glad I could help! I'll close this conversation: write again any time."
 
 
 class PageLike(Protocol):
@@ -424,6 +431,23 @@ def asks_for_human(text: str) -> bool:
     # The whole text, and each sentence on its own (for "... password? Agent!").
     parts = [_clean(norm), *(_clean(p) for p in re.split(r"[.!?\n]+", norm))]
     return any(p.search(part) for part in parts if part for p in HUMAN_REQUEST_PATTERNS)
+
+
+# --- the end user confirms the answer -------------------------------------------------------
+
+_THANKS = re.compile(
+    r"^(?:(?:ok(?:ay)?|great|perfect|awesome|brilliant|cool|yes|yep|yeah|got it|all good|"
+    r"that (?:helped|helps|worked|works|did it|solved it|fixed it|answers it|answered it)|"
+    r"(?:that'?s|this is) (?:all|it|great|perfect|helpful)|it worked|problem solved|solved|"
+    r"many thanks|thanks(?: a lot| so much)?|thank you(?: very much| so much)?|thx|ty|cheers)"
+    r"[\s,!.]*)+$"
+)
+
+
+def confirms_answer(text: str) -> bool:
+    """True when the end user's whole message is a thank-you or a confirmation ("thanks, that
+    helped!"): after an answer, Fin takes it as a confirmed resolution. English only."""
+    return bool(_THANKS.match(_clean(re.sub(r"[^\w\s,!.']", " ", _normalise(text)))))
 
 
 # --- languages --------------------------------------------------------------------------------
@@ -916,6 +940,11 @@ class RetrievalAnswerer:
         if any(asks_for_human_in(t, language) for t in new_texts):
             return self._hand_over(title, existing, "human_requested", phrases)
 
+        if conversation.get("attributes", {}).get("fin_resolution") == "answered" and all(
+            confirms_answer(t) for t in new_texts
+        ):
+            return self._resolved(title, existing)
+
         if self.actions is not None:
             analyzers = [analyzer(lang) for lang in dict.fromkeys(["en", language])]
             looked_up = self.actions.attempt(question, analyzers, language, conversation, user)
@@ -1006,6 +1035,17 @@ class RetrievalAnswerer:
                 "fin_source_url": url,
                 "fin_source_title": passage.page_title or None,
             },
+        )
+
+    def _resolved(self, title: str | None, existing: list[str]) -> Decision:
+        """The end user confirmed Fin's answer: Fin says so and resolves the conversation."""
+        return Decision(
+            reply_html=_paragraph(RESOLVED_TEXT),
+            hand_over=False,
+            title=title,
+            tags=self._tags(existing, [TAG_RESOLVED]),
+            attributes={"fin_resolution": "resolved", UNANSWERED_ATTRIBUTE: None},
+            status="resolved",
         )
 
     def _looked_up(self, title: str | None, existing: list[str], answer: LookupAnswer) -> Decision:

@@ -170,25 +170,27 @@ def _fact_sums() -> dict[str, ColumnElement[Any]]:
 MEASURE_COLUMNS: tuple[str, ...] = tuple(_fact_sums())
 
 
+def _days_from_facts(session: Session, *conditions: ColumnElement[bool]) -> None:
+    sums = _fact_sums()
+    keys = [F.day, *(F[name] for name in DIMENSIONS)]
+    query = select(*keys, *(v.label(n) for n, v in sums.items())).where(*conditions)
+    session.execute(
+        insert(ReportDay).from_select(["day", *DIMENSIONS, *sums], query.group_by(*keys))
+    )
+
+
 def rebuild_days(session: Session, days: Iterable[date]) -> None:
     """Sum the facts of ``days`` into ``report_days`` again."""
     days = sorted(set(days))
     for start in range(0, len(days), 500):
         chunk = days[start : start + 500]
         session.execute(delete(ReportDay).where(ReportDay.day.in_(chunk)))
-        sums = _fact_sums()
-        keys = [F.day, *(F[name] for name in DIMENSIONS)]
-        query = (
-            select(*keys, *(value.label(name) for name, value in sums.items()))
-            .where(F.day.in_(chunk))
-            .group_by(*keys)
-        )
-        session.execute(insert(ReportDay).from_select(["day", *DIMENSIONS, *sums], query))
+        _days_from_facts(session, F.day.in_(chunk))
 
 
-def clear(session: Session) -> None:
+def rebuild_all_days(session: Session) -> None:
     session.execute(delete(ReportDay))
-    session.execute(delete(ReportFact))
+    _days_from_facts(session)
 
 
 def state(session: Session) -> ReportState | None:

@@ -86,7 +86,6 @@ def _refresh(
         )
         bots = repository.bot_ids(session)
         if full:
-            repository.clear(session)
             ids: list[str] | None = None
             total = repository.count_all(session)
         else:
@@ -109,9 +108,7 @@ def _refresh(
             repository.replace_facts(session, chunk, rows)
             if again:
                 repository.replace_facts(session, again, again_rows)
-            days |= {row["day"] for row in rows + again_rows}
-            repository.rebuild_days(session, days)
-            return days
+            return days | {row["day"] for row in rows + again_rows}
 
     done = 0
     all_days: set[date] = set()
@@ -134,7 +131,13 @@ def _refresh(
             done += len(chunk)
             if progress is not None:
                 progress(done, total)
+    # The daily sums last, in one go: a crash before here leaves the state as it was, and the
+    # next refresh does it all again.
     with db.transaction() as session:
+        if full:
+            repository.rebuild_all_days(session)
+        else:
+            repository.rebuild_days(session, all_days)
         row = repository.state(session) or ReportState(id=1)
         row.timezone = settings.reports_timezone
         row.reopen_window_days = settings.reports_reopen_window_days
