@@ -98,8 +98,9 @@ def _refresh(
         # conversation that changes meanwhile is newer than ``started``: the next refresh has it.
         with db.read_session() as session:
             rows = _facts(session, chunk, bots, timezone, window)
-            # A new conversation may be the reopen of the same user's recent Fin resolution.
-            again = sorted(repository.fin_resolved_of_users(
+            # A new conversation may be the reopen of the same user's recent Fin resolution (a
+            # full refresh recomputes that one anyway).
+            again = [] if full else sorted(repository.fin_resolved_of_users(
                 session, {row["user_id"] for row in rows}, started - window - MARGIN, set(chunk)
             ))  # fmt: skip
             again_rows = _facts(session, again, bots, timezone, window) if again else []
