@@ -38,6 +38,7 @@ from findesk.inbox.endpoints import router as inbox_router
 from findesk.inbox.lookups import router as inbox_lookups_router
 from findesk.inbox.objects import router as inbox_objects_router
 from findesk.inbox.replies import router as inbox_replies_router
+from findesk.inbox.reports import router as inbox_reports_router
 from findesk.inbox.tickets import router as inbox_tickets_router
 from findesk.kit.db import Database
 from findesk.kit.errors import Problem
@@ -56,6 +57,7 @@ from findesk.objects.endpoints import types as object_types_router
 from findesk.objects.mirror import MirrorLoop
 from findesk.ops.endpoints import router as ops_router
 from findesk.replies.endpoints import router as replies_api_router
+from findesk.reports.endpoints import router as reports_api_router
 from findesk.reports.refresher import Refresher
 from findesk.tickets.endpoints import router as tickets_api_router
 
@@ -193,6 +195,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(objects_api_router)
     app.include_router(object_types_router)
     app.include_router(tickets_api_router)
+    app.include_router(reports_api_router)
     app.include_router(lookups_router)
     app.include_router(help_router)
     app.include_router(ops_router)
@@ -203,6 +206,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(inbox_objects_router)
     app.include_router(inbox_lookups_router)
     app.include_router(inbox_tickets_router)
+    app.include_router(inbox_reports_router)
     app.include_router(apidocs_router)
     app.mount("/static", StaticFiles(directory=INBOX_STATIC), name="static")
 
