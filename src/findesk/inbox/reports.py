@@ -38,12 +38,16 @@ Source = Annotated[ReportSource, Depends(report_source)]
 
 
 def duration(seconds: float | None) -> str:
-    """``42 s``, ``7 min``, ``3 h 5 min``, ``2 d 4 h``; an average of nothing is a dash."""
+    """``42 s``, ``2 min 30 s``, ``17 min``, ``3 h 5 min``, ``2 d 4 h``; an average of
+    nothing is a dash."""
     if seconds is None:
         return "-"
     whole = round(seconds)
     if whole < 60:
         return f"{whole} s"
+    if whole < 600:  # under ten minutes, the seconds still matter
+        minutes, rest = divmod(whole, 60)
+        return f"{minutes} min {rest} s" if rest else f"{minutes} min"
     minutes = round(seconds / 60)
     if minutes < 60:
         return f"{minutes} min"
