@@ -1438,6 +1438,160 @@ def objects_import(
         raise typer.Exit(1)
 
 
+REPORT_FORMATS = ("table", "json", "csv")
+
+
+@app.command()
+def report(
+    start: Annotated[
+        str | None, typer.Option(help="First day, YYYY-MM-DD (default: 29 days before --end).")
+    ] = None,
+    end: Annotated[
+        str | None, typer.Option(help="Last day, included, YYYY-MM-DD (default: today).")
+    ] = None,
+    bucket: Annotated[str, typer.Option(help="day or week (weeks start on Monday).")] = "day",
+    tag: Annotated[str | None, typer.Option(help="Only conversations with this tag.")] = None,
+    team: Annotated[str | None, typer.Option(help="Only this team's conversations (id).")] = None,
+    agent: Annotated[str | None, typer.Option(help="Only this agent's conversations (id).")] = None,
+    channel: Annotated[str | None, typer.Option(help="Only this channel.")] = None,
+    reason: Annotated[str | None, typer.Option(help="Only this handover reason of Fin's.")] = None,
+    view: Annotated[
+        str,
+        typer.Option(
+            help="overview (everything), totals, series, handover_reasons, channels, "
+            "response_times, agents, csat, or conversations (one row each)."
+        ),
+    ] = "overview",
+    output_format: Annotated[
+        str, typer.Option("--format", help="table (default), json or csv.")
+    ] = "table",
+    output: Annotated[
+        Path | None, typer.Option(help="Write to this file instead of the terminal.")
+    ] = None,
+) -> None:
+    """What Fin resolved and what the team did: the reports page's numbers (defined in the
+    README), by day or week, for the last 30 days unless told otherwise. The conversations
+    view streams one row per conversation; with --output it shows a progress bar."""
+    from findesk.reports import export
+    from findesk.reports import service as reports
+    from findesk.reports.filters import parse_query, today_in
+
+    settings = get_settings()
+    chosen = view if view == "overview" else export.normal_view(view)
+    if chosen is None:
+        _fail(f"--view must be overview or one of {', '.join(export.VIEWS)}.")
+        return
+    if output_format not in REPORT_FORMATS:
+        _fail(f"--format must be one of {', '.join(REPORT_FORMATS)}.")
+    given = {"start": start, "end": end, "bucket": bucket, "tag": tag, "team": team}
+    given.update(agent=agent, channel=channel, reason=reason)
+    try:
+        query = parse_query(given, today_in(settings.reports_timezone))
+    except Problem as exc:
+        _fail(exc.detail)
+        return
+    db = migrate_and_seed()
+    try:
+        with db.read_session() as session:
+            if chosen == "conversations":
+                _report_rows(session, settings, query, output_format, output)
+            else:
+                built = reports.build_report(session, settings, query)
+                _report_summary(built, chosen, output_format, output)
+    finally:
+        db.dispose()
+
+
+def _report_out(output: Path | None) -> Any:
+    return output.open("w", newline="", encoding="utf-8") if output else sys.stdout
+
+
+def _report_summary(built: Any, view: str, output_format: str, output: Path | None) -> None:
+    from findesk.reports import export
+
+    if output_format == "json":
+        if view == "overview":
+            text = built.model_dump_json()
+        else:
+            data = getattr(built, view)
+            text = json.dumps(
+                {
+                    "query": built.query.model_dump(mode="json"),
+                    "timezone": built.timezone,
+                    "computed_at": built.computed_at.isoformat(),
+                    "data": data.model_dump(mode="json")
+                    if hasattr(data, "model_dump")
+                    else [item.model_dump(mode="json") for item in data],
+                }
+            )
+        text += "\n"
+    elif output_format == "csv":
+        text = export.summary_csv(built, "totals" if view == "overview" else view)
+    else:
+        header, rows = export.table(built, "totals" if view == "overview" else view)
+        if view in ("overview", "totals"):  # one row: a name-value list reads better
+            header, rows = (
+                ["measure", "value"],
+                [[h, v] for h, v in zip(header, rows[0], strict=True)],
+            )
+        if output is None:
+            _print_table(
+                [(str(h), False) for h in header],
+                [[export.safe_cell(v) for v in row] for row in rows],
+            )
+            return
+        text = "".join(
+            "\t".join(export.safe_cell(v) for v in row) + "\n" for row in [header, *rows]
+        )
+    out = _report_out(output)
+    try:
+        out.write(text)
+    finally:
+        if output is not None:
+            out.close()
+    if output is not None:
+        err.print(f"Wrote {output}.")
+
+
+def _report_rows(
+    session: Any, settings: Settings, query: Any, output_format: str, output: Path | None
+) -> None:
+    """The conversations view: CSV, or JSON Lines (json), streamed; a progress bar when the
+    rows go to a file."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from findesk.reports import export
+    from findesk.reports import service as reports
+
+    total = reports.count_conversations(session, settings, query) if output else None
+    rows = reports.conversation_rows(session, settings, query)
+    done = 0
+
+    def counted() -> Any:
+        nonlocal done
+        for row in rows:
+            done += 1
+            yield row
+
+    if output_format == "json":
+        chunks: Any = (json.dumps(row, default=export.json_default) + "\n" for row in counted())
+    else:  # csv (a table of every conversation would not fit a terminal)
+        chunks = export.conversation_csv(counted())
+    out = _report_out(output)
+    columns = (TextColumn("Exporting"), BarColumn(), MofNCompleteColumn())
+    try:
+        with Progress(*columns, console=err, transient=True, disable=output is None) as progress:
+            task = progress.add_task("export", total=total)
+            for chunk in chunks:
+                out.write(chunk)
+                progress.update(task, completed=done)
+    finally:
+        if output is not None:
+            out.close()
+    if output is not None:
+        err.print(f"Wrote {done} conversation(s) to {output}.")
+
+
 def main() -> None:
     app()
 
