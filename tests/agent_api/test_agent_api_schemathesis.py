@@ -29,7 +29,7 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import httpx
@@ -80,7 +80,7 @@ CI_SETTINGS = settings(
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
-ADMIN_PATHS = r"^/api/v1/(agents/\{agent_id\}/|custom_object_types)"
+ADMIN_PATHS = r"^/api/v1/(agents/\{agent_id\}/|custom_object_types|reports/)"
 MAX_BODY_BYTES = Settings.model_fields["max_body_bytes"].default
 
 
@@ -504,6 +504,12 @@ def _as_the_rules_want(case: Case, seeded: Seeded) -> None:
         _saved_as_the_rules_want(body, seeded)
     if case.path.startswith("/api/v1/custom_object_"):
         _objects_as_the_rules_want(case, body)
+    if case.path.startswith("/api/v1/reports/") and query.get("start") and query.get("end"):
+        # A report's end is on or after its start, at most two years on: a rule about the two
+        # dates together (a 400), not the shape of either.
+        start, end = date.fromisoformat(query["start"]), date.fromisoformat(query["end"])
+        if not start <= end <= start + timedelta(days=365):
+            query["end"] = query["start"]
     if case.path.startswith(("/api/v1/ticket", "/api/v1/conversations/{conversation_id}/convert")):
         _tickets_as_the_rules_want(case, path, body, seeded)
     if case.headers and isinstance(case.headers.get(KEY_HEADER), str):
@@ -876,6 +882,7 @@ def test_every_operation_of_the_agent_api_is_fuzzed() -> None:
     objects = "/api/v1/custom_object_instances/{custom_object_type_identifier}"
     object_types = "/api/v1/custom_object_types"
     ticket_types = "/api/v1/ticket_types/{ticket_type_id}"
+    reports = "/api/v1/reports"
     expected = {
         "GET /api/v1/me", "GET /api/v1/agents", "GET /api/v1/conversations",
         "GET /api/v1/queues", "GET /api/v1/search", f"GET {conversations}",
@@ -911,11 +918,16 @@ def test_every_operation_of_the_agent_api_is_fuzzed() -> None:
         f"PUT {ticket_types}/attributes/{{attribute_id}}", "GET /api/v1/ticket_states",
         "GET /api/v1/tickets", "POST /api/v1/tickets", "GET /api/v1/tickets/{ticket_id}",
         "PUT /api/v1/tickets/{ticket_id}",
+        *(f"GET {reports}/{view}" for view in ("overview", "totals", "series", "channels")),
+        *(f"GET {reports}/{view}" for view in ("handover-reasons", "response-times")),
+        *(f"GET {reports}/{view}" for view in ("agents", "csat", "conversations")),
     }  # fmt: skip
     assert ALL_OPERATIONS == expected
     admin_only = {op.ok().label for op in admin_schema.get_all_operations()}
     assert admin_only == {
-        label for label in expected if label.split(" ")[1].startswith((agents, object_types))
+        label
+        for label in expected
+        if label.split(" ")[1].startswith((agents, object_types, f"{reports}/"))
     }
 
 

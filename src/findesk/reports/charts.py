@@ -19,7 +19,7 @@ from findesk.reports.schemas import Count, Period
 
 WIDTH = 640
 FONT = 13
-LABEL_CHARS = 26  # a bar's label is cut here (the tooltip and the table keep it whole)
+LABEL_CHARS = 60  # a label is cut here (the tooltip and the table keep it whole)
 
 
 @dataclass(frozen=True)
@@ -119,7 +119,7 @@ def time_series(periods: Sequence[Period], bucket: str = "day") -> Markup:
             f'width="12" height="12"/><text class="chart-label" x="{_num(legend_x + 17)}" '
             f'y="{_num(legend_h - 9)}">{escape(s.label)}</text>'
         )
-        legend_x += 30 + 8 * len(s.label)
+        legend_x += 34 + 10 * len(s.label)
     shown = max(1, math.ceil(len(periods) / 7))  # at most about 7 date labels
     for i, period in enumerate(periods):
         if i % shown == 0:
@@ -142,13 +142,13 @@ def time_series(periods: Sequence[Period], bucket: str = "day") -> Markup:
 
 
 def bar_chart(counts: Sequence[Count], label: str) -> Markup:
-    """Horizontal bars, one per count, longest for the largest, label on the left and the
-    number at the bar's end."""
+    """Horizontal bars, one per count, longest for the largest; each label above its bar (so
+    long reasons fit a phone) and the number at the bar's end."""
     if not counts:
         return _empty("bars", label)
     top = max(c.count for c in counts) or 1
-    label_w, row_h, bar_h, pad = 210.0, 28.0, 18.0, 8.0
-    left, right = label_w, WIDTH - 56.0
+    row_h, bar_h, pad = 46.0, 18.0, 6.0
+    left, right = 8.0, WIDTH - 64.0
     body = []
     for i, c in enumerate(counts):
         y = pad + i * row_h
@@ -156,12 +156,12 @@ def bar_chart(counts: Sequence[Count], label: str) -> Markup:
         text = escape(c.label)
         body.append(
             f'<g class="chart-row"><title>{text}: {c.count}</title>'
-            f'<text class="chart-label" x="{_num(left - 8)}" y="{_num(y + bar_h - 4)}" '
-            f'text-anchor="end">{escape(_short(c.label))}</text>'
+            f'<text class="chart-label" x="{_num(left)}" y="{_num(y + 14)}">'
+            f"{escape(_short(c.label))}</text>"
             f'<rect class="chart-bar" data-key="{escape(c.key)}" data-count="{c.count}" '
-            f'x="{_num(left)}" y="{_num(y)}" width="{_num(width)}" height="{_num(bar_h)}"/>'
+            f'x="{_num(left)}" y="{_num(y + 20)}" width="{_num(width)}" height="{_num(bar_h)}"/>'
             f'<text class="chart-value" x="{_num(left + width + 6)}" '
-            f'y="{_num(y + bar_h - 4)}">{c.count}</text></g>'
+            f'y="{_num(y + 20 + bar_h - 4)}">{c.count}</text></g>'
         )
     return _svg("bars", pad * 2 + row_h * len(counts), label, body)
 
@@ -182,7 +182,23 @@ def histogram(counts: Sequence[Count], label: str) -> Markup:
             f'<g class="chart-column"><title>{escape(c.label)}: {c.count}</title>'
             f'<rect class="chart-bar" data-key="{escape(c.key)}" data-count="{c.count}" '
             f'x="{_num(x + 1)}" y="{_num(y0 - h)}" width="{_num(width - 2)}" height="{_num(h)}"/>'
-            f'<text class="chart-tick" x="{_num(x + width / 2)}" y="{_num(y0 + 18)}" '
-            f'text-anchor="middle">{escape(_short(c.label))}</text></g>'
+            f'<text class="chart-tick" y="{_num(y0 + 18)}" text-anchor="middle">'
+            + "".join(
+                f'<tspan x="{_num(x + width / 2)}" dy="{18 if n else 0}">{escape(line)}</tspan>'
+                for n, line in enumerate(_two_lines(_short(c.label)))
+            )
+            + "</text></g>"
         )
-    return _svg("histogram", y0 + 30, label, body)
+    return _svg("histogram", y0 + 46, label, body)
+
+
+def _two_lines(label: str) -> list[str]:
+    """A bin's label on at most two lines (narrow columns): "under 1 min" → "under", "1 min"."""
+    words = label.split()
+    if len(words) < 2:
+        return [label]
+    best = min(
+        range(1, len(words)),
+        key=lambda i: abs(len(" ".join(words[:i])) - len(" ".join(words[i:]))),
+    )
+    return [" ".join(words[:best]), " ".join(words[best:])]

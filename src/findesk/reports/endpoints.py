@@ -69,7 +69,8 @@ def _question(request: Request) -> ReportQuery:
     if current_agent(request).role != "admin":
         raise Forbidden("Only administrators may see reports.")
     settings = settings_of(request)
-    return parse_query(request.query_params, today_in(settings.reports_timezone))
+    today = today_in(settings.reports_timezone)
+    return parse_query(request.query_params, today, blank_is_missing=False)
 
 
 def _report(request: Request, source: ReportSource) -> Report:
@@ -93,9 +94,27 @@ def _part(report: Report) -> dict[str, Any]:
 
 
 # The query string every view takes; declared so that the API document lists it.
-Start = Annotated[str | None, Query(description="First day, YYYY-MM-DD (default: 29 days ago).")]
-End = Annotated[str | None, Query(description="Last day, included (default: today).")]
-BucketQ = Annotated[str | None, Query(description="`day` (default) or `week`.")]
+# Dates stay strings here (documented as dates): a bad one is the report's own 400, as on
+# the page, not FastAPI's 422.
+Start = Annotated[
+    str | None,
+    Query(
+        description="First day, YYYY-MM-DD (default: 29 days before `end`).",
+        json_schema_extra={"format": "date"},
+    ),
+]
+End = Annotated[
+    str | None,
+    Query(
+        description="Last day, included, YYYY-MM-DD (default: today, or 29 days after "
+        "`start`). At most two years after `start`.",
+        json_schema_extra={"format": "date"},
+    ),
+]
+BucketQ = Annotated[
+    str | None,
+    Query(description="`day` (default) or `week`.", json_schema_extra={"enum": ["day", "week"]}),
+]
 Filter = Annotated[str | None, Query(max_length=255)]
 
 

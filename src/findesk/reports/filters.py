@@ -58,22 +58,38 @@ def _date(raw: str, name: str, errors: list[dict[str, Any]]) -> date | None:
         return None
 
 
-def parse_query(params: Mapping[str, str | None], today: date) -> ReportQuery:
+def _range(start: date | None, end: date | None, today: date) -> tuple[date, date]:
+    """The dates not given, from those given: 30 days up to ``end`` (or ``today``), or from
+    ``start`` (not past ``today``)."""
+    span = timedelta(days=DEFAULT_DAYS - 1)
+    if end is None:
+        end = today if start is None else min(today, start + min(span, date.max - start))
+        end = max(end, start) if start is not None else end
+    if start is None:
+        start = end - min(span, end - date.min)
+    return start, end
+
+
+def parse_query(
+    params: Mapping[str, str | None], today: date, *, blank_is_missing: bool = True
+) -> ReportQuery:
     """The ``ReportQuery`` of ``start``, ``end``, ``bucket`` and the filters (``tag``,
-    ``team``, ``agent``, ``channel``, ``reason``); empty values mean "not given". With no dates:
-    the 30 days up to ``today``; with one date, the other is 30 days away from it.
-    Raises ``InvalidReportQuery`` (400) listing every problem."""
+    ``team``, ``agent``, ``channel``, ``reason``); empty values mean "not given" (a GET form
+    sends its empty fields; the API, ``blank_is_missing=False``, takes an empty date or bucket
+    for the bad value it is). With no dates: the 30 days up to ``today``; with one date, the
+    other is 30 days away from it. Raises ``InvalidReportQuery`` (400) listing every problem."""
     errors: list[dict[str, Any]] = []
+    if not blank_is_missing:
+        for name in ("start", "end", "bucket"):
+            value = params.get(name)
+            if value is not None and not value.strip():
+                errors.append({"field": name, "msg": f"{name.capitalize()}: empty."})
     raw_start = (params.get("start") or "").strip()
     raw_end = (params.get("end") or "").strip()
     start = _date(raw_start, "start", errors) if raw_start else None
     end = _date(raw_end, "end", errors) if raw_end else None
     if not errors:
-        if end is None:
-            end = today if start is None else min(today, start + timedelta(days=DEFAULT_DAYS - 1))
-            end = max(end, start) if start is not None else end
-        if start is None:
-            start = end - timedelta(days=DEFAULT_DAYS - 1)
+        start, end = _range(start, end, today)
         if end < start:
             errors.append({"field": "end", "msg": "The end date is before the start date."})
         elif (end - start).days + 1 > MAX_DAYS:
