@@ -1492,6 +1492,7 @@ def report(
         return
     db = migrate_and_seed()
     try:
+        reports.refresh_if_stale(db, settings)  # facts current to the minute
         with db.read_session() as session:
             if chosen == "conversations":
                 _report_rows(session, settings, query, output_format, output)

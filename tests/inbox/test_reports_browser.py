@@ -44,7 +44,9 @@ def reports_server(
 ) -> Iterator[tuple[LiveServer, Person]]:
     live = start_server(request, "sqlite", tmp_path_factory.mktemp("reports-browser"))
     admin = new_agent(live, "Ann Admin", role="admin")
-    month = ReportSource(build=lambda _session, _settings, query: month_report(query))
+    month = ReportSource(
+        build=lambda _session, _settings, query: month_report(query), refresh=lambda *_: None
+    )
     live.app.dependency_overrides[report_source] = lambda: month
     yield live, admin
     live.stop()

@@ -119,7 +119,7 @@ def test_the_page_shows_a_reports_numbers_as_cards_charts_and_tables(
     assert reasons == [["Asked for a human", "9"], ["No answer found", "6"], [EVIL_REASON, "3"]]
     agents = rows(page.find("table", id="agents-table"))
     assert agents[0] == ["Ada Agent", "10", "25", "9", "5 min", "9", "4.50 (4)"]
-    assert agents[1][4] == "-"  # an average of nothing
+    assert agents[1][4] == "n/a"  # an average of nothing
     reason_bars = [
         r for r in page.find_all("svg")[1].iter() if r.tag == "rect" and "chart-bar" in r.classes
     ]

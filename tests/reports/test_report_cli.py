@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import sqlite3
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
@@ -17,20 +18,30 @@ from typer.testing import CliRunner
 
 from findesk import cli as findesk_cli
 from findesk.kit.settings import get_settings
+from findesk.reports import export
 from findesk.reports import service as reports
 from findesk.reports.schemas import Report, ReportQuery
 
 
 @pytest.fixture(scope="module")
 def cli(tmp_path_factory: pytest.TempPathFactory) -> Cli:
-    return Cli(tmp_path_factory.mktemp("report-cli") / "data")
+    """A data folder holding the demo's conversations (made today)."""
+    seeded = Cli(tmp_path_factory.mktemp("report-cli") / "data")
+    result = seeded.run("demo", "--seed-only", "--json")
+    assert result.returncode == 0, result.stderr
+    return seeded
+
+
+def conversations_in(cli: Cli) -> set[str]:
+    with sqlite3.connect(cli.database_path) as db:
+        return {row[0] for row in db.execute("select id from conversations")}
 
 
 def test_report_as_json_covers_the_last_30_days(cli: Cli) -> None:
     result = cli.run("report", "--format", "json")
     assert result.returncode == 0, result.stderr
     report = Report.model_validate(json.loads(result.stdout))
-    assert cli.database_path.exists()
+    assert report.totals.conversations == len(conversations_in(cli)) > 0
     assert report.query.end - report.query.start == timedelta(days=29)
     assert abs((report.query.end - date.today()).days) <= 1  # "today" in the report time zone
     weekly = cli.run("report", "--format", "json", "--view", "series", "--bucket", "week")
@@ -44,9 +55,12 @@ def test_conversations_as_csv_to_a_file(cli: Cli) -> None:
         "report", "--view", "conversations", "--format", "csv", "--output", str(target)
     )
     assert result.returncode == 0, result.stderr
-    assert "Wrote 0 conversation(s)" in result.stderr
+    expected = conversations_in(cli)
+    assert f"Wrote {len(expected)} conversation(s)" in result.stderr
     with target.open(newline="") as f:
-        assert next(csv.reader(f))[0] == "id"
+        table = list(csv.DictReader(f))
+    assert {row["conversation_id"] for row in table} == expected
+    assert list(table[0]) == export.conversation_columns()
 
 
 def test_the_summary_views_as_csv_and_table(cli: Cli) -> None:
@@ -91,6 +105,7 @@ def test_the_conversations_export_writes_every_row(
         return iter(CONVERSATION_ROWS * 600)  # more than one chunk
 
     monkeypatch.setattr(reports, "conversation_rows", rows)
+    monkeypatch.setattr(reports, "refresh_if_stale", lambda *_: None)
     monkeypatch.setattr(reports, "count_conversations", lambda *_: len(CONVERSATION_ROWS) * 600)
     target = tmp_path / "all.csv"
     args = ["report", "--view", "conversations", "--tag", "billing", "--output", str(target)]
@@ -111,6 +126,7 @@ def test_a_reports_numbers_on_the_command_line(
     in_process: CliRunner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(reports, "build_report", lambda _s, _c, query: sample_report(query))
+    monkeypatch.setattr(reports, "refresh_if_stale", lambda *_: None)
     agents = in_process.invoke(findesk_cli.app, ["report", "--view", "agents", "--format", "csv"])
     assert agents.exit_code == 0, agents.output
     assert "'-Bob" in agents.stdout

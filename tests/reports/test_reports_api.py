@@ -16,6 +16,7 @@ from support.server import LiveServer
 
 from findesk.agents.service import create_agent
 from findesk.auth.service import create_agent_token
+from findesk.reports import export, service
 from findesk.reports.schemas import Report
 
 VIEWS = {
@@ -121,9 +122,30 @@ def test_conversations_stream_as_ndjson_or_csv(
 
 
 def test_with_no_conversations_the_csv_still_has_its_header(admin_api: httpx.Client) -> None:
-    as_csv = admin_api.get("/reports/conversations", params={"format": "csv"})
+    as_csv = admin_api.get("/reports/conversations", params={"format": "csv", "end": "2001-01-31"})
     assert as_csv.status_code == 200
-    assert next(csv.reader(io.StringIO(as_csv.text)))[0] == "id"
+    assert list(csv.reader(io.StringIO(as_csv.text))) == [export.conversation_columns()]
+
+
+def test_the_engines_numbers_come_through(server: LiveServer, admin_api: httpx.Client) -> None:
+    """Fin resolves one conversation and hands one over (billing): once the facts are
+    refreshed (each minute, or at once here), the API reports both."""
+    world = server.fin_world()
+    solved, _ = world.conversation()
+    world.fin_says(str(solved["id"]))
+    world.update(str(solved["id"]), status="resolved")
+    handed, _ = world.conversation()
+    world.update(str(handed["id"]), attributes={"fin_handover_reason": "billing"})
+    world.hand_over(str(handed["id"]))
+    service.refresh(server.db, server.settings)
+    overview = admin_api.get("/reports/overview").json()
+    assert overview["totals"]["conversations"] >= 2
+    assert overview["totals"]["fin_resolved"] >= 1
+    assert {"key": "billing", "label": "billing", "count": 1} in overview["handover_reasons"]
+    rows = admin_api.get("/reports/conversations", params={"format": "csv"}).text
+    listed = {row["conversation_id"]: row for row in csv.DictReader(io.StringIO(rows))}
+    assert listed[str(handed["id"])]["reason"] == "billing"
+    assert listed[str(solved["id"])]["fin_resolved_at"]
 
 
 @pytest.mark.parametrize(

@@ -148,7 +148,12 @@ class HandBuilt:
             self.asked.append(query)
             return iter(CONVERSATION_ROWS)
 
-        return ReportSource(build=build, rows=rows, count=lambda *_: len(CONVERSATION_ROWS))
+        return ReportSource(
+            build=build,
+            rows=rows,
+            count=lambda *_: len(CONVERSATION_ROWS),
+            refresh=lambda *_: None,
+        )
 
 
 def serve_hand_built(server: LiveServer) -> HandBuilt:

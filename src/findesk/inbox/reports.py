@@ -39,9 +39,9 @@ Source = Annotated[ReportSource, Depends(report_source)]
 
 def duration(seconds: float | None) -> str:
     """``42 s``, ``2 min 30 s``, ``17 min``, ``3 h 5 min``, ``2 d 4 h``; an average of
-    nothing is a dash."""
+    nothing is "n/a" (never 0)."""
     if seconds is None:
-        return "-"
+        return "n/a"
     whole = round(seconds)
     if whole < 60:
         return f"{whole} s"
@@ -59,11 +59,11 @@ def duration(seconds: float | None) -> str:
 
 
 def percent(rate: float | None) -> str:
-    return "-" if rate is None else f"{rate * 100:.1f} %"
+    return "n/a" if rate is None else f"{rate * 100:.1f} %"
 
 
 def average(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}"
+    return "n/a" if value is None else f"{value:.2f}"
 
 
 templates.env.filters["report_duration"] = duration
@@ -132,7 +132,10 @@ def _context(request: Request, viewer: Viewer, source: ReportSource) -> tuple[di
         query = parse_query(params, today_in(settings.reports_timezone))
     except Problem as exc:
         errors = [e["msg"] for e in exc.errors or [{"msg": exc.detail}]]
-    with db_of(request).read_session() as session:
+    db = db_of(request)
+    if query is not None:
+        source.refresh(db, settings)
+    with db.read_session() as session:
         agents = [
             (a.id, a.name) for a in agent_repository.list_all(session) if not a.is_bot and a.active
         ]
@@ -197,6 +200,7 @@ async def reports_csv(request: Request, source: Source) -> Response:
             "Cache-Control": "no-store",
         }
         db = db_of(request)
+        await run_in_threadpool(source.refresh, db, settings)
         if view == "conversations":
 
             def rows() -> Any:

@@ -75,8 +75,10 @@ def _question(request: Request) -> ReportQuery:
 
 def _report(request: Request, source: ReportSource) -> Report:
     query = _question(request)
-    with db_of(request).read_session() as session:
-        return source.build(session, settings_of(request), query)
+    db, settings = db_of(request), settings_of(request)
+    source.refresh(db, settings)
+    with db.read_session() as session:
+        return source.build(session, settings, query)
 
 
 def _csv(report: Report, view: str) -> Response:
@@ -208,6 +210,7 @@ def report_conversations(
     behind the measures: NDJSON (one object a line) or CSV, streamed."""
     query = _question(request)
     db, settings = db_of(request), settings_of(request)
+    source.refresh(db, settings)
 
     def rows() -> Iterator[str]:
         with db.read_session() as session:

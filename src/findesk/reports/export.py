@@ -30,8 +30,15 @@ VIEWS = (
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 MEASURES = tuple(Measures.model_fields)
 AGENT_COLUMNS = tuple(AgentRow.model_fields)
-# The per-conversation header when no row says otherwise (rows name their own columns).
-CONVERSATION_COLUMNS = ("id", "created_at", "channel", "agent_id", "handover_reason")
+
+
+def conversation_columns() -> list[str]:
+    """The per-conversation header when there is no row to name its columns: the facts'."""
+    from findesk.reports.models import ReportFact
+
+    return [column.name for column in ReportFact.__table__.columns]
+
+
 FLUSH_ROWS = 500  # rows per chunk of a streamed CSV
 
 
@@ -114,7 +121,7 @@ def conversation_csv(rows: Iterator[dict[str, Any]]) -> Iterator[str]:
     """The per-conversation rows as CSV, streamed; the first row's keys are the header."""
     first = next(rows, None)
     if first is None:
-        yield from _lines(CONVERSATION_COLUMNS, ())
+        yield from _lines(conversation_columns(), ())
         return
     columns = list(first)
 

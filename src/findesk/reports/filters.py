@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy.orm import Session
 
+from findesk.kit.db import Database
 from findesk.kit.errors import Problem
 from findesk.kit.settings import Settings
 from findesk.kit.timeutil import utcnow
@@ -138,6 +139,10 @@ class ReportSource:
     rows: Rows = field(default=lambda s, c, q: service.conversation_rows(s, c, q))
     count: Callable[[Session, Settings, ReportQuery], int] = field(
         default=lambda s, c, q: service.count_conversations(s, c, q)
+    )
+    # Before a read: bring the facts up to date unless a refresh ran within the minute.
+    refresh: Callable[[Database, Settings], None] = field(
+        default=lambda d, c: service.refresh_if_stale(d, c)
     )
 
 
