@@ -1538,7 +1538,7 @@ def _report_summary(built: Any, view: str, output_format: str, output: Path | No
         if output is None:
             _print_table(
                 [(str(h), False) for h in header],
-                [[export.safe_cell(v) for v in row] for row in rows],
+                [["n/a" if v is None else export.safe_cell(v) for v in row] for row in rows],
             )
             return
         text = "".join(
