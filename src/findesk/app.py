@@ -37,8 +37,10 @@ from findesk.inbox.endpoints import HERE as INBOX_HERE
 from findesk.inbox.endpoints import router as inbox_router
 from findesk.inbox.lookups import router as inbox_lookups_router
 from findesk.inbox.objects import router as inbox_objects_router
+from findesk.inbox.reconciliation import router as inbox_reconciliation_router
 from findesk.inbox.replies import router as inbox_replies_router
 from findesk.inbox.tickets import router as inbox_tickets_router
+from findesk.intercom_export.endpoints import router as reconciliation_api_router
 from findesk.kit.db import Database
 from findesk.kit.errors import Problem
 from findesk.kit.http import BodySizeLimit, problem_response, validation_problem
@@ -188,6 +190,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(object_types_router)
     app.include_router(tickets_api_router)
     app.include_router(lookups_router)
+    app.include_router(reconciliation_api_router)
     app.include_router(help_router)
     app.include_router(ops_router)
     app.include_router(files_router)
@@ -197,6 +200,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(inbox_objects_router)
     app.include_router(inbox_lookups_router)
     app.include_router(inbox_tickets_router)
+    app.include_router(inbox_reconciliation_router)
     app.include_router(apidocs_router)
     app.mount("/static", StaticFiles(directory=INBOX_STATIC), name="static")
 
