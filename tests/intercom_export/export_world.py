@@ -86,16 +86,26 @@ class World:
         self.findesk.stop()
 
 
-def start_world(tmp: Path, database_url: str, *, job_seconds: float = 0.0) -> World:
+def start_world(
+    tmp: Path, database_url: str, *, job_seconds: float = 0.0, daily_export: bool = False
+) -> World:
+    """``daily_export``: findesk's own settings point at the emulator's Reporting Data Export,
+    with ``FINDESK_INTERCOM_EXPORT_DAILY`` on."""
     port = free_port()
-    findesk = LiveServer(
-        database_url,
-        {
-            "fin_webhook_url": f"http://127.0.0.1:{port}{HOOK}",
-            "fin_webhook_key": KEY,
-            "notifier_poll_seconds": 0.2,
-        },
-    ).start()
+    settings: dict[str, Any] = {
+        "fin_webhook_url": f"http://127.0.0.1:{port}{HOOK}",
+        "fin_webhook_key": KEY,
+        "notifier_poll_seconds": 0.2,
+    }
+    if daily_export:
+        settings.update(
+            intercom_access_token=ADMIN_TOKEN,
+            intercom_api_url=f"http://127.0.0.1:{port}",
+            intercom_app_id="app-1",
+            intercom_client_id="client-1",
+            intercom_export_daily=True,
+        )
+    findesk = LiveServer(database_url, settings).start()
     client_id, secret = findesk.new_oauth_client()
     app = create_emulator(
         EmulatorConfig(

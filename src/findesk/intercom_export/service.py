@@ -14,20 +14,26 @@ One export at a time per database (``kit.exclusive``).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from findesk.intercom_export import repository
 from findesk.intercom_export.client import ReportingClient, parse_csv
 from findesk.intercom_export.models import IntercomReportJob
+from findesk.kit.commit_signal import BackgroundLoop
 from findesk.kit.exclusive import exclusive
 from findesk.kit.timeutil import as_utc, utcnow
 from findesk.knowledge.content_api import ContentApiError, IntercomJob, Stopped
+
+if TYPE_CHECKING:
+    from findesk.kit.db import Database
+    from findesk.kit.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -362,3 +368,62 @@ class Exporter(IntercomJob):
             job.job_identifier = None
             job.error = message[:MAX_ERROR_LENGTH]
             job.updated_at = utcnow()
+
+
+class DailyExportLoop(BackgroundLoop):
+    """``FINDESK_INTERCOM_EXPORT_DAILY``: in ``findesk serve``, pulls the previous UTC day once
+    it has ended, once: every ``check_seconds`` it looks whether that day is downloaded (after
+    it ended) and, if not, exports it. One process at a time does it (``kit.exclusive``; the
+    others skip), and a day once downloaded is not fetched again, whichever process did it.
+    After a failed pull it tries again after ``retry_seconds``."""
+
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        *,
+        check_seconds: float = 3600.0,
+        exporter: Exporter | None = None,
+    ) -> None:
+        super().__init__()
+        self.db = db
+        self.exporter = exporter or Exporter(db, settings)
+        self.check_seconds = check_seconds
+        self.retry_seconds = settings.kb_retry_seconds
+
+    def stop(self) -> None:
+        self.exporter.stop()
+        super().stop()
+
+    def pull_yesterday(self) -> ExportSummary | None:
+        """Export yesterday (UTC) unless it is downloaded already (None then)."""
+        yesterday = utcnow().date() - timedelta(days=1)
+        start, end = day_ranges(yesterday, yesterday)[0]
+        with self.db.read_session() as session:
+            job = repository.job_for_range(session, CONVERSATION, start, end)
+            if (
+                job is not None
+                and job.status == "downloaded"
+                and job.downloaded_at is not None
+                and as_utc(job.downloaded_at) >= end
+            ):
+                return None
+        return self.exporter.export(yesterday, yesterday, wait=False)
+
+    async def run(self) -> None:
+        self._alarm.arm()
+        log.info("intercom daily export started")
+        try:
+            while not self._stopping:
+                delay = self.check_seconds
+                try:
+                    summary = await asyncio.to_thread(self.pull_yesterday)
+                    if summary is not None and not summary.ok and not summary.skipped:
+                        delay = min(delay, self.retry_seconds)
+                except Exception:  # a database hiccup must not end the loop
+                    log.exception("intercom daily export failed")
+                    delay = min(delay, self.retry_seconds)
+                await self._sleep(delay)
+        finally:
+            await asyncio.to_thread(self.exporter.close)
+            log.info("intercom daily export stopped")
