@@ -13,13 +13,14 @@ from starlette.responses import Response
 
 from findesk.inbox.endpoints import guarded, render
 from findesk.inbox.security import Viewer
-from findesk.intercom_export.endpoints import MAX_DAYS, csv_response, run_reconciliation
+from findesk.intercom_export.endpoints import csv_response, run_reconciliation
 from findesk.kit.errors import Forbidden
 from findesk.kit.http import settings_of
 
 router = APIRouter(include_in_schema=False)
 PAGE = "/inbox/reports/reconciliation"
 DEFAULT_DAYS = 7
+MAX_DAYS = 400  # days the page shows at once
 
 
 def _day(raw: str | None) -> date | None:

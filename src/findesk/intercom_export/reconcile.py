@@ -15,7 +15,9 @@ it, then **disputed**, with the evidence:
   or Fin's last public message when Intercom gives no time;
 * ``missing``: findesk has no such conversation.
 
-Days are those the conversations started on, in ``FINDESK_REPORTS_TIMEZONE``.
+Days are those the conversations started on, in ``FINDESK_REPORTS_TIMEZONE``; every day of the
+range is listed (a range longer than ``LISTED_DAYS``: only the days with exported rows; a range
+that ends before it starts: none).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import csv
 import io
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any, Literal
@@ -36,6 +39,9 @@ from findesk.intercom_export.service import CONVERSATION
 from findesk.kit.settings import Settings
 from findesk.kit.timeutil import as_utc, isoformat, utcnow
 
+EARLIEST = date(1970, 1, 1)
+LATEST = date(9999, 12, 30)
+LISTED_DAYS = 400  # a longer range lists only the days that have exported rows
 FIN_RESOLVED = frozenset({"assumed_resolution", "confirmed_resolution", "resolved"})
 EvidenceKind = Literal["handover", "human_reply", "came_back", "missing"]
 EVIDENCE_LABELS: dict[str, str] = {
@@ -163,13 +169,19 @@ def reconcile(session: Session, settings: Settings, start: date, end: date) -> R
     """The days ``start`` to ``end`` (both included, in the reports' time zone)."""
     zone = ZoneInfo(settings.reports_timezone)
     window = timedelta(days=settings.reports_reopen_window_days)
-    lower = datetime.combine(start, time(), tzinfo=zone)
-    upper = datetime.combine(end + timedelta(days=1), time(), tzinfo=zone)
-    rows = repository.rows_between(session, CONVERSATION, lower, upper)
-    days = {
-        start + timedelta(days=n): DayReconciliation(start + timedelta(days=n))
-        for n in range((end - start).days + 1)
-    }
+    # Any dates may be asked for; nothing was exported before 1970 or after 9999.
+    first, last = max(start, EARLIEST), min(end, LATEST)
+    rows: Sequence[IntercomReportRow] = []
+    if first <= last:
+        lower = datetime.combine(first, time(), tzinfo=zone)
+        upper = datetime.combine(last + timedelta(days=1), time(), tzinfo=zone)
+        rows = repository.rows_between(session, CONVERSATION, lower, upper)
+    days: dict[date, DayReconciliation] = {}
+    if first <= last and (last - first).days < LISTED_DAYS:
+        days = {
+            first + timedelta(days=n): DayReconciliation(first + timedelta(days=n))
+            for n in range((last - first).days + 1)
+        }
     claims = [r for r in rows if (r.fin_resolution_state or "") in FIN_RESOLVED]
     by_id, by_object = repository.conversations_by_reference(
         session,
@@ -195,7 +207,7 @@ def reconcile(session: Session, settings: Settings, start: date, end: date) -> R
     for row in claims:
         assert row.started_at is not None  # rows_between picked it by started_at
         day = as_utc(row.started_at).astimezone(zone).date()
-        tally = days[day]
+        tally = days.setdefault(day, DayReconciliation(day))
         tally.intercom_fin_resolutions += 1
         cid = findesk_id(row)
         claimed_at = as_utc(row.fin_resolved_at) if row.fin_resolved_at else None
@@ -260,7 +272,7 @@ def reconcile(session: Session, settings: Settings, start: date, end: date) -> R
         timezone=settings.reports_timezone,
         reopen_window_days=settings.reports_reopen_window_days,
         computed_at=utcnow(),
-        days=list(days.values()),
+        days=[days[day] for day in sorted(days)],
         exported_rows=len(rows),
     )
 
