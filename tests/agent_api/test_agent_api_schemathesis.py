@@ -80,7 +80,7 @@ CI_SETTINGS = settings(
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
-ADMIN_PATHS = r"^/api/v1/(agents/\{agent_id\}/|custom_object_types)"
+ADMIN_PATHS = r"^/api/v1/(agents/\{agent_id\}/|custom_object_types|reports/reconciliation$)"
 MAX_BODY_BYTES = Settings.model_fields["max_body_bytes"].default
 
 
@@ -911,11 +911,14 @@ def test_every_operation_of_the_agent_api_is_fuzzed() -> None:
         f"PUT {ticket_types}/attributes/{{attribute_id}}", "GET /api/v1/ticket_states",
         "GET /api/v1/tickets", "POST /api/v1/tickets", "GET /api/v1/tickets/{ticket_id}",
         "PUT /api/v1/tickets/{ticket_id}",
+        "GET /api/v1/reports/reconciliation",
     }  # fmt: skip
     assert ALL_OPERATIONS == expected
     admin_only = {op.ok().label for op in admin_schema.get_all_operations()}
     assert admin_only == {
-        label for label in expected if label.split(" ")[1].startswith((agents, object_types))
+        label
+        for label in expected
+        if label.split(" ")[1].startswith((agents, object_types, "/api/v1/reports/reconciliation"))
     }
 
 
