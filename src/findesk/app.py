@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -37,9 +38,12 @@ from findesk.inbox.endpoints import HERE as INBOX_HERE
 from findesk.inbox.endpoints import router as inbox_router
 from findesk.inbox.lookups import router as inbox_lookups_router
 from findesk.inbox.objects import router as inbox_objects_router
+from findesk.inbox.reconciliation import router as inbox_reconciliation_router
 from findesk.inbox.replies import router as inbox_replies_router
 from findesk.inbox.reports import router as inbox_reports_router
 from findesk.inbox.tickets import router as inbox_tickets_router
+from findesk.intercom_export.endpoints import router as reconciliation_api_router
+from findesk.intercom_export.service import DailyExportLoop
 from findesk.kit.db import Database
 from findesk.kit.errors import Problem
 from findesk.kit.http import BodySizeLimit, problem_response, validation_problem
@@ -62,6 +66,7 @@ from findesk.reports.refresher import Refresher
 from findesk.tickets.endpoints import router as tickets_api_router
 
 INBOX_STATIC = INBOX_HERE / "static"
+log = logging.getLogger(__name__)
 FIN_API = "/api/fin"
 
 DESCRIPTION = """
@@ -125,9 +130,26 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Custom objects of mirrored types, kept in step with Intercom beside the articles.
         mirror = MirrorLoop(app.state.db, settings)
         mirror_task = asyncio.create_task(mirror.run(), name="findesk-objects-mirror")
+    daily_export: DailyExportLoop | None = None
+    daily_export_task: asyncio.Task[None] | None = None
+    if settings.intercom_access_token is not None and settings.intercom_export_daily:
+        if settings.intercom_app_id and settings.intercom_client_id:
+            daily_export = DailyExportLoop(app.state.db, settings)
+            app.state.daily_export = daily_export
+            daily_export_task = asyncio.create_task(
+                daily_export.run(), name="findesk-intercom-daily-export"
+            )
+        else:
+            log.warning(
+                "FINDESK_INTERCOM_EXPORT_DAILY needs FINDESK_INTERCOM_APP_ID and "
+                "FINDESK_INTERCOM_CLIENT_ID: no daily export"
+            )
     try:
         yield
     finally:
+        if daily_export is not None and daily_export_task is not None:
+            daily_export.stop()
+            await daily_export_task
         if publisher is not None and publisher_task is not None:
             publisher.stop()
             await publisher_task
@@ -197,6 +219,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(tickets_api_router)
     app.include_router(reports_api_router)
     app.include_router(lookups_router)
+    app.include_router(reconciliation_api_router)
     app.include_router(help_router)
     app.include_router(ops_router)
     app.include_router(files_router)
@@ -207,6 +230,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(inbox_lookups_router)
     app.include_router(inbox_tickets_router)
     app.include_router(inbox_reports_router)
+    app.include_router(inbox_reconciliation_router)
     app.include_router(apidocs_router)
     app.mount("/static", StaticFiles(directory=INBOX_STATIC), name="static")
 

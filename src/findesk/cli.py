@@ -52,6 +52,11 @@ connectors_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(connectors_app, name="connectors")
+intercom_app = typer.Typer(
+    help="Intercom's own numbers: its Reporting Data Export, reconciled with findesk's history.",
+    no_args_is_help=True,
+)
+app.add_typer(intercom_app, name="intercom")
 
 
 console = Console()
@@ -1671,6 +1676,136 @@ def connectors_sync(
     summary = _intercom_pass("Syncing Data Connectors", "sync Data Connectors", as_json, sync)
     failures = [f"  {key}: {error}" for key, error in summary.failures.items()]
     _report("Intercom's Data Connectors", summary, as_json, *failures)
+
+
+def _day_option(value: str | None, name: str, default: Any) -> Any:
+    from datetime import date
+
+    if value is None:
+        return default
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        _fail(f"{name} must be a date (YYYY-MM-DD), not {value!r}.")
+        raise  # unreachable: _fail exits
+
+
+def _day_range(since: str | None, until: str | None, timezone: str = "UTC") -> tuple[Any, Any]:
+    """``--since``/``--until`` (both included; default: the last 7 days to today)."""
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    end = _day_option(until, "--until", datetime.now(ZoneInfo(timezone)).date())
+    start = _day_option(since, "--since", end - timedelta(days=6))
+    if start > end:
+        _fail("--since must not be after --until.")
+    if (end - start).days > 400:
+        _fail("At most 400 days at once.")
+    return start, end
+
+
+@intercom_app.command("export")
+def intercom_export(
+    since: Annotated[
+        str | None,
+        typer.Option(help="First day (YYYY-MM-DD, UTC); default: 6 days before --until."),
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="Last day, included (YYYY-MM-DD, UTC); default: today.")
+    ] = None,
+    dataset: Annotated[str, typer.Option(help="The dataset to export.")] = "conversation",
+    force: Annotated[
+        bool, typer.Option("--force", help="Fetch again the days already downloaded.")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Pull Intercom's Reporting Data Export into findesk, one job per day (at most 5 pending
+    at once). A run that was interrupted resumes its pending jobs; days downloaded after they
+    ended are not fetched again without --force. Exit code 1 if any day failed."""
+    from findesk.intercom_export.service import Exporter
+
+    start, end = _day_range(since, until)
+    settings = get_settings()
+    if not settings.intercom_app_id or not settings.intercom_client_id:
+        _fail("set FINDESK_INTERCOM_APP_ID and FINDESK_INTERCOM_CLIENT_ID to export.")
+
+    def export(db: Database, progress: PassProgress) -> Any:
+        with Exporter(db, settings) as exporter:
+            return exporter.export(start, end, dataset=dataset, force=force, progress=progress)
+
+    summary = _intercom_pass("Exporting from Intercom", "export reports", as_json, export)
+    failures = [f"  {day}: {error}" for day, error in summary.failures.items()]
+    _report("Intercom's Reporting Data Export", summary, as_json, *failures)
+
+
+@intercom_app.command("reconcile")
+def intercom_reconcile(
+    since: Annotated[
+        str | None,
+        typer.Option(help="First day (YYYY-MM-DD, reports' time zone); default: 6 days before."),
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="Last day, included (YYYY-MM-DD); default: today.")
+    ] = None,
+    output: Annotated[
+        str, typer.Option("--format", help="table, csv (the disagreements) or json.")
+    ] = "table",
+) -> None:
+    """Fin resolutions Intercom counts (from `findesk intercom export`) against findesk's own
+    history, per day: confirmed, or disputed with the evidence (handed over, a human replied,
+    the end user came back, no such conversation). Exit code 0 either way."""
+    from findesk.intercom_export.reconcile import reconcile, to_csv
+
+    if output not in ("table", "csv", "json"):
+        _fail("--format must be table, csv or json.")
+    settings = get_settings()
+    start, end = _day_range(since, until, settings.reports_timezone)
+    db = migrate_and_seed()
+    try:
+        with db.read_session() as session:
+            result = reconcile(session, settings, start, end)
+    finally:
+        db.dispose()
+    if output == "json":
+        _emit(result.to_dict())
+        return
+    if output == "csv":
+        sys.stdout.write(to_csv(result))
+        return
+    console.print(
+        f"Intercom counts {result.intercom_fin_resolutions} Fin resolution(s) from {start} to "
+        f"{end} ({result.timezone}): {result.confirmed} confirmed, {result.disputed} disputed."
+    )
+    _print_table(
+        [("Day", True), ("Fin resolutions", True), ("Confirmed", True), ("Disputed", True)],
+        [
+            [d.day.isoformat(), str(d.intercom_fin_resolutions), str(d.confirmed), str(d.disputed)]
+            for d in result.days
+        ],
+    )
+    if result.disagreements:
+        console.print()
+        console.print("Disagreements:")
+        _print_table(
+            [
+                ("Day", True),
+                ("Conversation", True),
+                ("Intercom says", True),
+                ("findesk saw", False),
+            ],
+            [
+                [
+                    item.day.isoformat(),
+                    item.conversation_id or item.external_reference or "-",
+                    item.claim,
+                    "; ".join(
+                        f"{e.label} ({e.at:%Y-%m-%d %H:%M:%S} UTC)" if e.at else e.label
+                        for e in item.evidence
+                    ),
+                ]
+                for item in result.disagreements
+            ],
+        )
 
 
 def _intercom_pass(

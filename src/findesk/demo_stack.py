@@ -126,6 +126,10 @@ class Stack:
             "FINDESK_INTERCOM_ACCESS_TOKEN": w.content_token,
             # A teammate the emulator's Articles API knows (its default ids are 1, 2 and 3).
             "FINDESK_INTERCOM_ARTICLE_AUTHOR_ID": "1",
+            # The emulator's Reporting Data Export takes any workspace and client id.
+            "FINDESK_INTERCOM_APP_ID": "demo",
+            "FINDESK_INTERCOM_CLIENT_ID": "demo",
+            "FINDESK_INTERCOM_EXPORT_DAILY": "true",
         }
         emulator_env = {
             **base_env,
@@ -258,5 +262,8 @@ _DEMO_OWNED = {
     "FINDESK_INTERCOM_API_URL",
     "FINDESK_INTERCOM_ACCESS_TOKEN",
     "FINDESK_INTERCOM_ARTICLE_AUTHOR_ID",
+    "FINDESK_INTERCOM_APP_ID",
+    "FINDESK_INTERCOM_CLIENT_ID",
+    "FINDESK_INTERCOM_EXPORT_DAILY",
     "FINDESK_PUBLIC_BASE_URL",
 }

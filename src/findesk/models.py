@@ -16,6 +16,7 @@ from findesk.conversations.models import (
 from findesk.fin_api.models import SeenRequestSignature
 from findesk.fin_ledger.models import FinCall, PendingFetch
 from findesk.idempotency.models import IdempotencyKey
+from findesk.intercom_export.models import IntercomReportJob, IntercomReportRow
 from findesk.kit.db import Base
 from findesk.knowledge.models import (
     Article,
@@ -67,6 +68,8 @@ __all__ = [
     "IntercomConnector",
     "IntercomConnectorExecution",
     "IntercomObjectDelete",
+    "IntercomReportJob",
+    "IntercomReportRow",
     "Lookup",
     "LookupCall",
     "LookupToken",

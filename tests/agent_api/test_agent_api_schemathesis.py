@@ -921,6 +921,7 @@ def test_every_operation_of_the_agent_api_is_fuzzed() -> None:
         *(f"GET {reports}/{view}" for view in ("overview", "totals", "series", "channels")),
         *(f"GET {reports}/{view}" for view in ("handover-reasons", "response-times")),
         *(f"GET {reports}/{view}" for view in ("agents", "csat", "conversations")),
+        "GET /api/v1/reports/reconciliation",
     }  # fmt: skip
     assert ALL_OPERATIONS == expected
     admin_only = {op.ok().label for op in admin_schema.get_all_operations()}

@@ -22,6 +22,7 @@ class Hit:
     status: int
     window: str | None  # X-RateLimit-Reset: the rate-limit window the request was counted in
     body: bytes = b""
+    at: float = field(default_factory=time.monotonic)  # when it was answered
 
     def json(self) -> Any:
         return json.loads(self.body) if self.body else None
@@ -36,6 +37,7 @@ class Fault:
     code: str = "injected"
     after: bool = False  # the emulator does the request, then its answer is replaced (lost)
     reset_in: float | None = None  # X-RateLimit-Reset this many seconds ahead (for a 429)
+    retry_after: float | None = None  # a Retry-After header of this many seconds (for a 429)
 
 
 @dataclass
@@ -55,12 +57,22 @@ class Traffic:
         code: str = "injected",
         after: bool = False,
         reset_in: float | None = None,
+        retry_after: float | None = None,
     ) -> None:
         """Answer ``status`` to requests whose path starts with ``path`` (``after``: once the
         emulator has done them, as when an answer is lost on the way back)."""
         with self.lock:
             self.faults.append(
-                Fault(status, method, path or self.default_path, times, code, after, reset_in)
+                Fault(
+                    status,
+                    method,
+                    path or self.default_path,
+                    times,
+                    code,
+                    after,
+                    reset_in,
+                    retry_after,
+                )
             )
 
     def clear_faults(self) -> None:
@@ -151,6 +163,8 @@ class Tap:
             if fault.reset_in is not None:
                 reset = str(time.time() + fault.reset_in).encode()
                 headers.append((b"x-ratelimit-reset", reset))
+            if fault.retry_after is not None:
+                headers.append((b"retry-after", f"{fault.retry_after:g}".encode()))
             await send({"type": "http.response.start", "status": fault.status, "headers": headers})
             await send({"type": "http.response.body", "body": payload})
             self.traffic.record(Hit(method, path, fault.status, None, body))

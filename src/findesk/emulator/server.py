@@ -9,6 +9,9 @@
 * ``/messenger`` is the Messenger page end users talk to Fin on (see ``messenger``).
 * ``/help/{locale}/articles/{id}-{slug}`` is the public help centre (published articles), where
   Fin's citations of articles point.
+* ``/export/reporting_data/…`` and ``/download/reporting_data/…`` are the Reporting Data Export
+  API, built from the emulator's record of Fin's runs (``reporting_api``);
+  ``POST /emulator/reporting/plant`` makes it report another outcome for one conversation.
 * Everything else is the AI Content API (the content library the answerer answers from) and the
   Articles API (whose published translations the answerer answers from in the user's language).
 """
@@ -38,6 +41,8 @@ from findesk.emulator.articles_api import (
 from findesk.emulator.content_api import create_content_api, store_of
 from findesk.emulator.data_connectors_api import connectors_store_of
 from findesk.emulator.messenger import AgentNames, create_messenger, origin_of
+from findesk.emulator.reporting_api import include_reporting
+from findesk.emulator.reporting_store import RESOLUTION_STATES, RecordingMemory, ReportingStore
 from findesk.emulator.sync import GrantFormat, HelpdeskConnection, SyncEngine
 from findesk.emulator.transcripts import TranscriptStore
 from findesk.fin_api.client import Variant
@@ -72,6 +77,7 @@ class EmulatorConfig:
     public_url: str | None = None  # where end users reach the emulator (its help centre's base)
     teammate_ids: tuple[int, ...] = DEFAULT_TEAMMATE_IDS  # valid Articles API author_ids
     object_types: tuple[str, ...] = ()  # custom object types Intercom knows (objects_api)
+    reporting_job_seconds: float = 1.0  # how long a reporting export job stays pending
 
 
 class TypingBoard:
@@ -127,6 +133,8 @@ def create_emulator(config: EmulatorConfig) -> FastAPI:
         variant=config.variant,
     )
     transcripts = TranscriptStore(f"sqlite:///{config.state_dir / 'messenger.db'}")
+    reporting = ReportingStore(store_of(content).engine, job_seconds=config.reporting_job_seconds)
+    include_reporting(content, reporting)
     articles = articles_of(content)
 
     def library() -> list[PageLike]:
@@ -145,7 +153,7 @@ def create_emulator(config: EmulatorConfig) -> FastAPI:
         retries=config.retries,
         retry_delay=config.retry_delay,
         debounce=config.debounce,
-        memory=transcripts,
+        memory=RecordingMemory(transcripts, reporting),
     )
     typing = TypingBoard(config.typing_seconds)
 
@@ -170,6 +178,7 @@ def create_emulator(config: EmulatorConfig) -> FastAPI:
     app.state.typing = typing
     app.state.content_store = store_of(content)
     app.state.transcripts = transcripts
+    app.state.reporting = reporting
     app.state.messenger_streams = StreamSlots(
         config.live_streams_per_session, config.live_streams_max
     )
@@ -245,6 +254,34 @@ def create_emulator(config: EmulatorConfig) -> FastAPI:
         if not admin_ok(request):
             return _problem(401, "A valid bearer token is required.")
         return JSONResponse({"typing": typing.current(conversation_id)})
+
+    @app.post("/emulator/reporting/plant")
+    async def plant(request: Request) -> JSONResponse:
+        """``{"conversation_id", "fin_ai_agent_resolution_state"}``: what the Reporting Data
+        Export reports for that conversation from now on (null: what happened)."""
+        if not admin_ok(request):
+            return _problem(401, "A valid bearer token is required.")
+        try:
+            body = load_json(await request.body())
+        except Problem as exc:
+            return _problem(exc.status, exc.detail)
+        if not isinstance(body, dict) or not isinstance(body.get("conversation_id"), str):
+            return _problem(400, "conversation_id is required.")
+        state = body.get("fin_ai_agent_resolution_state")
+        if state is not None and state not in RESOLUTION_STATES:
+            return _problem(
+                400, f"fin_ai_agent_resolution_state must be one of {RESOLUTION_STATES}."
+            )
+        outcome = reporting.plant(body["conversation_id"], state)
+        if outcome is None:
+            return _problem(404, "Fin has no record of that conversation.")
+        return JSONResponse(
+            {
+                "conversation_id": outcome.conversation_id,
+                "intercom_id": outcome.intercom_id,
+                "fin_ai_agent_resolution_state": outcome.resolution_state,
+            }
+        )
 
     app.mount("/", content)
     return app

@@ -280,6 +280,21 @@ class Settings(BaseSettings):
         "findesk publishes through the Articles API (its languages other than English); "
         "without it those are not sent.",
     )
+    intercom_app_id: str | None = Field(
+        default=None,
+        description="Intercom workspace id (app_id), sent with Reporting Data Export job "
+        "polls and downloads (`findesk intercom export`).",
+    )
+    intercom_client_id: str | None = Field(
+        default=None,
+        description="Intercom app's client id, sent with Reporting Data Export job polls "
+        "(Intercom requires it).",
+    )
+    intercom_export_daily: bool = Field(
+        default=False,
+        description="In `findesk serve` (with an Intercom token), pull the previous day's "
+        "Reporting Data Export once a day, for the reconciliation report.",
+    )
     kb_publish_in_process: bool = Field(
         default=True,
         description="Publish article changes to Fin from inside `findesk serve` (turn off "

@@ -224,19 +224,23 @@ class ContentApiClient:
         params: dict[str, Any] | None = None,
         *,
         retry: bool = True,
+        headers: dict[str, str] | None = None,
     ) -> httpx.Response:
         """Send until it succeeds (2xx), waiting out 429s; raises ContentApiError or Stopped.
 
         ``retry=False``: a transient failure (network, timeout, 408, 5xx) is raised at once, not
         retried, for a request that must not be repeated blindly (a create that may have been
-        done before the answer was lost). A 429 is still waited out: it was not done."""
+        done before the answer was lost). A 429 is still waited out: it was not done. ``headers``
+        are sent besides the client's own (e.g. another ``Accept``)."""
         attempts = self._attempts if retry else 1
         failures = 0
         rate_limited = 0
         while True:
             self._wait_for_window()
             try:
-                response = self._http.request(method, path, json=body, params=params)
+                response = self._http.request(
+                    method, path, json=body, params=params, headers=headers
+                )
             except httpx.TransportError as exc:
                 self._count(rate_limited=False)
                 kind = "timeout" if isinstance(exc, httpx.TimeoutException) else "network"

@@ -1,0 +1,1 @@
+"""Intercom's Reporting Data Export, fetched and reconciled with findesk's own history."""
