@@ -172,6 +172,9 @@ def test_a_bad_question_is_a_400_problem(
 
 
 def test_only_exact_paths_are_taken(admin_api: httpx.Client) -> None:
-    """``/api/v1/reports/reconciliation`` belongs to another part: nothing here catches it."""
-    assert admin_api.get("/reports/reconciliation").status_code == 404
+    """No catch-all: an unknown view is a 404, and the reconciliation is its own endpoint."""
     assert admin_api.get("/reports/everything").status_code == 404
+    reconciliation = admin_api.get(
+        "/reports/reconciliation", params={"start": "2026-01-01", "end": "2026-01-31"}
+    )
+    assert reconciliation.status_code == 200 and "days" in reconciliation.json()
