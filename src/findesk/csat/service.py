@@ -111,6 +111,11 @@ def after_status_change(
     )
 
 
+def rating_of(session: Session, conversation_id: str) -> CsatRating | None:
+    """The conversation's rating request (and rating), if it was asked."""
+    return repository.get(session, conversation_id)
+
+
 @dataclass(frozen=True)
 class RatingPage:
     """What the public page shows: whether it is rated, and how."""
