@@ -277,9 +277,11 @@ def test_rating_once_then_409_and_unchanged(
         before = session.get(Conversation, conversation_id)
         assert before is not None
         activity_before, updated_before = before.last_activity_at, before.updated_at
+    told_fin = outbox_events(server, conversation_id)
 
     response = public.post(f"/rate/{token}", data={"score": "4", "comment": "Quick and kind."})
     assert response.status_code == 200, response.text
+    assert outbox_events(server, conversation_id) == told_fin  # Fin is not told of a rating
     assert "Thank you" in response.text
     rating = stored_rating(server, conversation_id)
     assert rating is not None
