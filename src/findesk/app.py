@@ -29,6 +29,8 @@ from findesk.attachments.endpoints import router as files_router
 from findesk.auth.endpoints import router as oauth_router
 from findesk.auth.passwords import PasswordChecker
 from findesk.conversations.waker import Waker
+from findesk.csat.endpoints import SettingsInUse as CsatSettingsInUse
+from findesk.csat.endpoints import router as csat_router
 from findesk.fin_api import endpoints as fin
 from findesk.fin_api.schemas import ErrorEnvelope
 from findesk.fin_ledger.calls import FinLedger
@@ -221,6 +223,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(lookups_router)
     app.include_router(reconciliation_api_router)
     app.include_router(help_router)
+    app.include_router(csat_router)
     app.include_router(ops_router)
     app.include_router(files_router)
     app.include_router(inbox_router)
@@ -283,4 +286,6 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
             f"{FIN_API}{route.path}" for route in fin.posts.routes if isinstance(route, APIRoute)
         ),
     )
+    # The rating request reads this app's settings, whichever path resolves a conversation.
+    app.add_middleware(CsatSettingsInUse, settings=settings)
     return app

@@ -13,6 +13,7 @@ from findesk.conversations.models import (
     ConversationTag,
     Message,
 )
+from findesk.csat.models import CsatRating
 from findesk.fin_api.models import SeenRequestSignature
 from findesk.fin_ledger.models import FinCall, PendingFetch
 from findesk.idempotency.models import IdempotencyKey
@@ -61,6 +62,7 @@ __all__ = [
     "ConversationEvent",
     "ConversationRead",
     "ConversationTag",
+    "CsatRating",
     "EndUser",
     "EndUserAlias",
     "FinCall",

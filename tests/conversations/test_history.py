@@ -58,6 +58,7 @@ def test_every_change_is_in_the_history_with_who_and_what_before(
         ("tags", "fin", [], ["billing"]),
         ("assignment_ignored", "fin", me, me),
         ("status", "agent", "open", "resolved"),
+        ("rating_requested", "agent", None, None),  # a human resolved it: findesk.csat
         ("hand_back", "agent", me, server.fin_agent_id),
     ]
     by_kind = {e["kind"]: e for e in items}

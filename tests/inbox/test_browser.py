@@ -288,8 +288,9 @@ def test_an_agent_answers_a_handover_with_formatting_files_a_note_tags_and_resol
     messages = fin.api.get_messages(cid)
     assert messages.status == 200, messages.error
     from_ada = [m for m in messages.data if m["author"]["id"] == ada["id"]]
-    assert [m["visibility"] for m in from_ada] == ["public", "private"]
-    sent, private = from_ada
+    assert [m["visibility"] for m in from_ada] == ["public", "private", "public"]
+    sent, private, rating_request = from_ada
+    assert "/rate/rate_" in rating_request["body"]  # resolved by a person: findesk.csat asks
     assert "<b>Refund approved</b>" in sent["body"]
     assert '<a href="https://example.com/refunds"' in sent["body"]
     assert ">refund policy</a>" in sent["body"]
@@ -310,7 +311,15 @@ def test_an_agent_answers_a_handover_with_formatting_files_a_note_tags_and_resol
     # The notifier told Fin about every change: each event delivered, with the webhook key.
     assert eventually(lambda: {e.state for e in outbox(server, cid)} == {"delivered"})
     events = outbox(server, cid)
-    assert sorted(e.reason for e in events) == ["assignee", "message", "message", "status", "tags"]
+    # (the third message: the rating request findesk.csat writes when a person resolves)
+    assert sorted(e.reason for e in events) == [
+        "assignee",
+        "message",
+        "message",
+        "message",
+        "status",
+        "tags",
+    ]
     syncs = [r for r in receiver.for_conversation(cid) if "event_type" not in r.body]
     assert syncs
     for hit in syncs:

@@ -134,6 +134,9 @@ PUBLIC = {
     ("GET", "/help/{slug}"): "the public help centre: published articles only",
     ("GET", "/help/{locale}/{slug}"): "the public help centre: published translations only",
     ("GET", "/help/static/help.css"): "the help centre's stylesheet",
+    ("GET", "/rate/{token}"): "the rating page: the 256-bit token in the link is the credential",
+    ("POST", "/rate/{token}"): "rating: the 256-bit token in the link is the credential",
+    ("GET", "/rate/static/rate.css"): "the rating page's stylesheet",
 }
 # Authenticated otherwise (Fin's bearer tokens; tested in tests/fin_api; the lookups' own
 # tokens, in tests/lookups).

@@ -278,7 +278,15 @@ def test_a_macro_applies_every_action_through_the_conversations_actions(
     ]
     history = ok(alice.get(f"/conversations/{by_macro}/history"))["items"]
     kinds = [e["kind"] for e in history]
-    assert kinds[kinds.index("macro") :] == ["macro", "take_over", "tags", "attributes", "status"]
+    # (resolved by a person: findesk asks the customer for a rating, findesk.csat)
+    assert kinds[kinds.index("macro") :] == [
+        "macro",
+        "take_over",
+        "tags",
+        "attributes",
+        "status",
+        "rating_requested",
+    ]
     macro_event = history[kinds.index("macro")]
     assert macro_event["to_value"] == "Refund"
     assert macro_event["actor_agent"]["id"] == alice.agent_id  # type: ignore[attr-defined]
@@ -310,7 +318,8 @@ def test_a_macro_applies_every_action_through_the_conversations_actions(
     macro_events = outbox_reasons(server, by_macro) - before
     hand_events = outbox_reasons(server, by_hand) - hand_before
     assert macro_events == hand_events
-    assert macro_events["assignee"] == 1 and macro_events["message"] == 2
+    # Two replies and the rating request (findesk.csat) the resolve writes.
+    assert macro_events["assignee"] == 1 and macro_events["message"] == 3
 
 
 def test_a_macro_with_a_failing_action_changes_nothing(

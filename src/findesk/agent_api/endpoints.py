@@ -25,6 +25,7 @@ from findesk.conversations import history
 from findesk.conversations import service as conversations
 from findesk.conversations.repository import ConversationFilter
 from findesk.conversations.service import Author, NewMessage
+from findesk.csat import service as csat
 from findesk.fin_api.schemas import Status
 from findesk.kit.actor import agent as agent_actor
 from findesk.kit.errors import Forbidden
@@ -142,11 +143,13 @@ def get_conversation(
         conversation = conversations.get_conversation(session, conversation_id)
         found = conversations.message_page(session, conversation_id, limit=limit)
         page = message_page_view(found)
+        rating = csat.rating_of(session, conversation_id)
         detail = s.ConversationDetail(
             conversation=conversation_view(conversation),
             messages=page.items,
             has_more_before=page.has_more_before,
             before_cursor=page.before_cursor,
+            csat=s.CsatView.model_validate(rating, from_attributes=True) if rating else None,
         )
         read_up_to = conversations.read_up_to(session, me.id, conversation_id)
     newest_shown = max((m.seq for m in found.messages), default=0)

@@ -153,6 +153,15 @@ MAX_MESSAGE_PAGE_SIZE = 200
 OLDER_CURSOR = "Pass as `before` for the page of older messages; null when there are none."
 
 
+class CsatView(BaseModel):
+    """The rating request findesk sent when the conversation was resolved, and the rating."""
+
+    requested_at: Timestamp
+    score: int | None = Field(description="1 to 5; null until the end user rates.")
+    comment: str | None = Field(description="Plain text, as the end user typed it.")
+    rated_at: Timestamp | None
+
+
 class ConversationDetail(BaseModel):
     conversation: ConversationView
     messages: list[MessageView] = Field(
@@ -160,6 +169,9 @@ class ConversationDetail(BaseModel):
     )
     has_more_before: bool = Field(description="It has older messages than these.")
     before_cursor: str | None = Field(description=OLDER_CURSOR)
+    csat: CsatView | None = Field(
+        default=None, description="Its rating request and rating (CSAT); null if never asked."
+    )
 
 
 class MessagePage(BaseModel):

@@ -188,6 +188,8 @@ HistoryKind = Literal[
     "wake",
     "ticket",
     "lookup",  # Fin called a lookup for the conversation (findesk.lookups)
+    "rating_requested",  # findesk asked the end user for a rating (findesk.csat)
+    "rating",  # the end user rated the conversation: to_value the score (findesk.csat)
 ]
 
 

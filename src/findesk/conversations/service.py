@@ -52,6 +52,17 @@ SNOOZE_MAX = timedelta(days=365)
 # Wakes this process's waker when a snooze is committed: it may end before the waker looks.
 snoozed = CommitSignal("snooze")
 
+# Called after every status change, in its transaction, with the status it had before: what
+# other domains do when a conversation is resolved (csat's rating request), without this module
+# importing them. ``on_status_change`` adds one; adding the same one again does nothing.
+StatusHook = Callable[[Session, "Conversation", str, Actor], None]
+_status_hooks: list[StatusHook] = []
+
+
+def on_status_change(hook: StatusHook) -> None:
+    if hook not in _status_hooks:
+        _status_hooks.append(hook)
+
 
 @dataclass(frozen=True)
 class Author:
@@ -67,6 +78,9 @@ class NewMessage:
     attachments: list[dict[str, Any]] = field(default_factory=list)
     object_id: str | None = None
     created_at: datetime | None = None
+    # Written by findesk in an agent's name (the rating request): it neither takes the
+    # conversation over nor counts as the first human reply.
+    automated: bool = False
 
 
 def changed(
@@ -314,7 +328,10 @@ def add_message(
     # Fin wrote while a human owns the conversation (a sync run that began before the take-over):
     # kept, since the end user has seen it already, and marked for the agents.
     message.after_take_over = (
-        isinstance(author, Agent) and author.is_bot and owner_kind(conversation) == "human"
+        isinstance(author, Agent)
+        and author.is_bot
+        and owner_kind(conversation) == "human"
+        and not new.automated
     )
     if new.object_id is None:
         session.add(message)  # written with the rest of the change, in one flush
@@ -332,11 +349,11 @@ def add_message(
     conversation.updated_at = now
     if isinstance(author, Agent):
         if not author.is_bot and new.visibility == "public":
-            if conversation.first_human_reply_at is None:
+            if conversation.first_human_reply_at is None and not new.automated:
                 conversation.first_human_reply_at = now
             session.flush()  # the receipt slot refers to the message's row
             expect_fetch(session, message)
-            if owner_kind(conversation) != "human":
+            if owner_kind(conversation) != "human" and not new.automated:
                 _change_owner(session, conversation, author, actor)
     else:
         # The end user wrote: a snoozed conversation comes back to its queue at once.
@@ -532,14 +549,15 @@ def set_status(session: Session, conversation: Conversation, status: str, actor:
         raise Invalid(f"Status must be one of {', '.join(STATUSES)}.")
     if status == conversation.status:
         return
-    history.record(
-        session, conversation.id, "status", actor, from_value=conversation.status, to_value=status
-    )
+    before = conversation.status
+    history.record(session, conversation.id, "status", actor, from_value=before, to_value=status)
     conversation.status = status
     if status != "open":
         conversation.snoozed_until = None  # the status change says why it left "Snoozed"
     _touch(conversation)
     changed(session, conversation.id, "status", actor, conversation)
+    for hook in _status_hooks:
+        hook(session, conversation, before, actor)
 
 
 def assign(

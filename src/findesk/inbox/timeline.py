@@ -137,6 +137,9 @@ def describe(event: ConversationEvent, agents: Mapping[str, Agent]) -> str:
         return f"{who} merged {source} into {target}: the conversation is {target}'s now"
     if kind == "lookup":  # (lookups.service.answer_call: Fin called a lookup for it)
         return f"{who} looked up {detail.get('summary') or 'something'}"
+    if kind == "rating":  # (csat.service.rate: the end user rated it on the rating page)
+        comment = detail.get("comment")
+        return f"Rated {after}/5: “{comment}”" if comment else f"Rated {after}/5"
     if kind == "conversion":
         return f"{who} converted it"
     return ""

@@ -218,6 +218,24 @@ class Settings(BaseSettings):
         description="How often the reports' facts are brought up to date (and how old they may "
         "be when a report is read before it refreshes them).",
     )
+
+    # --- CSAT: the rating request when a conversation is resolved ---------------------------
+    csat_enabled: bool = Field(
+        default=True,
+        description="When a human agent resolves or closes a conversation, write a message with "
+        "a link to a rating page (once per conversation).",
+    )
+    csat_for_fin_resolved: bool = Field(
+        default=False,
+        description="Also ask for a rating when Fin resolves a conversation (written as the Fin "
+        "bot agent).",
+    )
+    csat_message: str = Field(
+        default="How did we do? Rate this conversation:",
+        min_length=1,
+        max_length=500,
+        description="The text of the rating request, before the link to the rating page.",
+    )
     # --- the web inbox ----------------------------------------------------------------------
     public_base_url: str | None = Field(
         default=None,
