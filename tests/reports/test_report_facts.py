@@ -183,3 +183,13 @@ def test_a_conversation_a_person_opened_is_theirs_and_names_its_channel() -> Non
     assert f.channel == "agent" and f.agent_id == ANNA and f.human_handled
     assert f.handed_over_at is None and f.seconds_to_first_human_reply is None
     assert fact([created()], [], attributes={"channel": " email "}).channel == "email"
+
+
+def test_the_rating_request_written_for_a_person_is_not_a_reply() -> None:
+    asked = EventIn("rating_requested", "agent", None, None, {"message_id": "msg_ask"}, at(41))
+    events = [created(), owner("handover", 10, FIN, None), owner("take_over", 12, None, ANNA),
+              status(40, "resolved"), asked]  # fmt: skip
+    request = MessageIn(at(41), "agent", ANNA, "public", "comment", "msg_ask")
+    f = fact(events, [request], csat=5)
+    assert (f.replies, f.human_replies, f.seconds_to_first_human_reply) == (0, 0, None)
+    assert f.csat_score == 5

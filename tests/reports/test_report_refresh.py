@@ -1,9 +1,10 @@
-"""The reports' facts kept current from what Fin and the agents do over HTTP, and the report
-summed from them: the same numbers from the daily sums and from the facts (a tag filter),
-SQLite and PostgreSQL."""
+"""The reports' facts kept current from what Fin, the agents and the end users do over HTTP, and
+the report summed from them: the same numbers from the daily sums and from the facts (a tag
+filter), SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import httpx
@@ -11,10 +12,10 @@ from support.server import LiveServer
 
 from findesk.kit.timeutil import utcnow
 from findesk.reports import service
-from findesk.reports.schemas import ReportQuery
+from findesk.reports.schemas import Report, ReportQuery
 
 
-def report(server: LiveServer, **filters: str) -> service.Report:
+def report(server: LiveServer, **filters: str) -> Report:
     today = utcnow().date()
     query = ReportQuery(start=today - timedelta(days=1), end=today + timedelta(days=1), **filters)
     with server.db.read_session() as session:
@@ -39,34 +40,33 @@ def test_the_report_follows_fin_and_the_agents_minute_by_minute(
     world.hand_over(bid)
     assert agent_client.post(f"/conversations/{bid}/take-over").status_code == 200
     for text in ("<p>Looking.</p>", "<p>Refunded.</p>"):
-        assert (
-            agent_client.post(f"/conversations/{bid}/messages", json={"body": text}).status_code
-            == 201
-        )
-    assert (
-        agent_client.patch(f"/conversations/{bid}", json={"status": "resolved"}).status_code == 200
-    )
+        sent = agent_client.post(f"/conversations/{bid}/messages", json={"body": text})
+        assert sent.status_code == 201
+    resolved = agent_client.patch(f"/conversations/{bid}", json={"status": "resolved"})
+    assert resolved.status_code == 200
+    # The end user follows the rating request's link (written for the agent: not a reply).
+    asked = world.api.get_messages(bid).data[-1]["body"]
+    token = re.search(r"/rate/(rate_[\w-]+)", asked)
+    assert token is not None, asked
+    rated = httpx.post(f"{server.base_url}/rate/{token[1]}", data={"score": "4", "comment": "ok"})
+    assert rated.status_code == 200
 
     first = service.refresh(server.db, server.settings)
     assert first.conversations == 2  # (the server refreshed the empty database when it started)
     r = report(server)
     t = r.totals
-    assert (t.conversations, t.fin_resolved, t.handed_over, t.taken_over, t.resolved) == (
-        2,
-        1,
-        1,
-        1,
-        2,
-    )
+    assert (t.conversations, t.fin_resolved, t.handed_over) == (2, 1, 1)
+    assert (t.taken_over, t.resolved) == (1, 2)
     assert (t.fin_resolution_rate, t.handover_rate) == (0.5, 0.5)
     assert (t.replies, t.human_replies, t.first_human_replies) == (4, 2, 1)
     assert t.fin_reopened == 0 and t.durable_fin_resolutions == 0  # its window is still open
     assert [(c.key, c.count) for c in r.handover_reasons] == [("billing", 1)]
     assert [(c.key, c.count) for c in r.channels] == [("messenger", 2)]
-    assert [(row.agent_id, row.conversations, row.human_replies) for row in r.agents] == [
-        (me, 1, 2)
-    ]
+    assert [(a.agent_id, a.conversations, a.human_replies) for a in r.agents] == [(me, 1, 2)]
     assert sum(c.count for c in r.response_times) == 1
+    assert [(c.label, c.ratings, c.average) for c in r.csat] == [
+        ("Fin only", 0, None), ("Human-handled", 1, 4.0)]  # fmt: skip
+    assert (t.csat_ratings, t.csat_average) == (1, 4.0)
     assert r.series[0].measures == t
     # Summed from the facts (a tag filter) or from the daily sums: the same numbers.
     assert report(server, tag="shipping").totals == t
@@ -78,7 +78,6 @@ def test_the_report_follows_fin_and_the_agents_minute_by_minute(
     assert not second.full and second.conversations >= 1
     t = report(server).totals
     assert (t.conversations, t.fin_reopened, t.fin_reopen_rate) == (3, 1, 1.0)
-
     assert report(server, reason="billing").totals.conversations == 1
     assert report(server, agent_id=me).totals.human_replies == 2
     assert report(server, tag="nothing-has-it").totals.conversations == 0

@@ -21,7 +21,8 @@ reads the rows and writes the facts (``service.refresh``).
   the end user wrote in that conversation again, or opened another conversation (a visitor since
   merged into the user counts as the user), or the conversation was handed over. A Fin
   resolution is **durable** once its window has passed with none of these.
-- **Replies**: public comments by agents (Fin's and humans'); **human replies** by humans.
+- **Replies**: public comments by agents (Fin's and humans'); **human replies** by humans. The
+  rating request findesk writes on a person's behalf (CSAT) is neither.
 - **Human-handled**: handed over, or a human replied or owned it at any point.
 - Conversions to a ticket, ticket state changes, tags, titles and attribute changes do not move
   any of these: a conversation Fin converts to a ticket stays Fin's until it is handed over.
@@ -38,6 +39,7 @@ from zoneinfo import ZoneInfo
 from findesk.conversations.history import OWNERSHIP_KINDS
 
 RESOLVED_STATUSES = frozenset({"resolved", "closed"})
+RATING_REQUESTED = "rating_requested"  # csat's history event: its message is not a reply
 CHANNEL_ATTRIBUTE = "channel"
 UNSPECIFIED_REASON = "unspecified"
 TAKEN_FROM_FIN = "taken over from Fin"
@@ -60,6 +62,7 @@ class MessageIn:
     author_agent_id: str | None
     visibility: str
     message_type: str
+    id: str = ""
 
 
 @dataclass(frozen=True)
@@ -163,11 +166,17 @@ def conversation_fact(
             else:
                 status_at = None
 
+    automated = {
+        str((event.detail or {}).get("message_id"))
+        for event in events
+        if event.kind == RATING_REQUESTED
+    }
     replies = human_replies = 0
     first_human_reply_at: datetime | None = None
     for message in messages:
         is_reply = (
-            message.author_type == "agent"
+            message.id not in automated
+            and message.author_type == "agent"
             and message.visibility == "public"
             and message.message_type == "comment"
         )

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from findesk.agents.models import Agent
 from findesk.conversations.models import Conversation, ConversationEvent, ConversationTag, Message
+from findesk.csat.models import CsatRating
 from findesk.reports.facts import ConversationIn, EventIn, MessageIn
 from findesk.reports.models import ReportDay, ReportFact, ReportState
 from findesk.reports.schemas import DISTRIBUTION_BOUNDS, ReportQuery
@@ -85,13 +86,13 @@ def messages(session: Session, ids: Sequence[str]) -> dict[str, list[MessageIn]]
     found: dict[str, list[MessageIn]] = {}
     rows = session.execute(
         select(Message.conversation_id, Message.created_at, Message.author_type,
-               Message.author_agent_id, Message.visibility, Message.message_type)
+               Message.author_agent_id, Message.visibility, Message.message_type, Message.id)
         .where(Message.conversation_id.in_(ids))
         .order_by(Message.conversation_id, Message.seq)
     )  # fmt: skip
-    for cid, created_at, author_type, agent_id, visibility, message_type in rows:
+    for cid, created_at, author_type, agent_id, visibility, message_type, mid in rows:
         found.setdefault(cid, []).append(
-            MessageIn(created_at, author_type, agent_id, visibility, message_type)
+            MessageIn(created_at, author_type, agent_id, visibility, message_type, mid)
         )
     return found
 
@@ -285,5 +286,10 @@ def count_facts(session: Session, query: ReportQuery) -> int:
 
 
 def ratings(session: Session, ids: Sequence[str]) -> dict[str, int]:
-    """The end users' ratings (1..5) of these conversations. (CSAT lands with its own table.)"""
-    return {}
+    """The end users' ratings (1..5) of these conversations."""
+    rows = session.execute(
+        select(CsatRating.conversation_id, CsatRating.score).where(
+            CsatRating.conversation_id.in_(ids), CsatRating.score.is_not(None)
+        )
+    )
+    return {cid: score for cid, score in rows if score is not None}
