@@ -9,10 +9,11 @@ it, then **disputed**, with the evidence:
 
 * ``handover``: the conversation was handed over (a ``handover`` history row), whenever;
 * ``human_reply``: a human agent wrote a public reply in it, whenever;
-* ``came_back``: the end user wrote after Fin's resolution, within
-  ``FINDESK_REPORTS_REOPEN_WINDOW_DAYS``. Fin's resolution is the last public message of Fin's
-  before Intercom's resolution time (Intercom gives whole seconds: before it plus one second),
-  or Fin's last public message when Intercom gives no time;
+* ``came_back``: the end user wrote after Fin's resolution, or opened another conversation
+  (as the reports count a reopen), within ``FINDESK_REPORTS_REOPEN_WINDOW_DAYS``. Fin's
+  resolution is the last public message of Fin's before Intercom's resolution time (Intercom
+  gives whole seconds: before it plus one second), or Fin's last public message when Intercom
+  gives no time;
 * ``missing``: findesk has no such conversation.
 
 Days are those the conversations started on, in ``FINDESK_REPORTS_TIMEZONE``; every day of the
@@ -203,6 +204,9 @@ def reconcile(session: Session, settings: Settings, start: date, end: date) -> R
     messages: dict[str, list[tuple[str, bool, str | None, datetime]]] = defaultdict(list)
     for message_of, author_type, by_fin, name, at in repository.public_messages(session, found):
         messages[message_of].append((author_type, by_fin, name, as_utc(at)))
+    opened: dict[str, list[datetime]] = defaultdict(list)
+    for of, at in repository.others_opened(session, found):
+        opened[of].append(as_utc(at))
 
     for row in claims:
         assert row.started_at is not None  # rows_between picked it by started_at
@@ -248,6 +252,15 @@ def reconcile(session: Session, settings: Settings, start: date, end: date) -> R
                             "came_back",
                             back[0],
                             f"the end user wrote {len(back)} message(s) after Fin's resolution",
+                        )
+                    )
+                again = sorted(at for at in opened[cid] if anchor < at <= anchor + window)
+                if again:
+                    evidence.append(
+                        Evidence(
+                            "came_back",
+                            again[0],
+                            "the end user opened another conversation after Fin's resolution",
                         )
                     )
         if evidence:

@@ -154,3 +154,22 @@ def public_messages(
         )
         found.extend((str(c), str(t), bool(bot), name, at) for c, t, bot, name, at in rows)
     return found
+
+
+def others_opened(session: Session, conversation_ids: Sequence[str]) -> list[tuple[str, datetime]]:
+    """``(conversation_id, created_at)`` of every other conversation of the same end user (a
+    visitor merged into the user included: merging moves the conversations)."""
+    from sqlalchemy.orm import aliased
+
+    from findesk.conversations.models import Conversation
+
+    other = aliased(Conversation)
+    found: list[tuple[str, datetime]] = []
+    for chunk in _chunks(list(conversation_ids)):
+        rows = session.execute(
+            select(Conversation.id, other.created_at)
+            .join(other, (other.user_id == Conversation.user_id) & (other.id != Conversation.id))
+            .where(Conversation.id.in_(chunk))
+        )
+        found.extend((str(c), at) for c, at in rows)
+    return found
