@@ -1,7 +1,7 @@
 """The reports page in a real Chromium, at phone width (375 px) and on a desktop (1280 px), in
 the light and the dark colour scheme: no horizontal scroll on the phone, every chart drawn and
-coloured from the scheme's variables, no accessibility violation. Writes docs/reports.png and
-docs/reports-dark.png for the README."""
+coloured from the scheme's variables, no accessibility violation. (The README's screenshots come
+from the end-to-end test, with real numbers: tests/reports/test_reports_e2e.py.)"""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ import pytest
 from playwright.sync_api import Browser, expect
 from support.a11y import assert_accessible
 from support.reports import sample_report
-from support.screenshots import save
 from support.server import LiveServer
 from web_support import Person, new_agent, signed_in_page, start_server
 
@@ -94,12 +93,5 @@ def test_the_reports_page_fits_and_draws_its_charts(
         brightness = sum(int(c) for c in text[text.index("(") + 1 : -1].split(",")[:3])
         assert (brightness > 400) == (scheme == "dark"), text
         assert_accessible(page, f"the reports page at {width}px, {scheme}")
-        if (width, scheme) == (1280, "light"):  # the cards and the first chart
-            page.set_viewport_size({"width": 1280, "height": 1280})
-            save(page, "reports.png")
-        if (width, scheme) == (375, "dark"):  # a phone: from the cards on
-            page.set_viewport_size({"width": 375, "height": 1100})
-            page.evaluate("document.getElementById('report-headline').scrollIntoView()")
-            save(page, "reports-dark.png")
     finally:
         context.close()
