@@ -77,3 +77,19 @@ def test_attachments_and_their_folder_are_private(tmp_path: Path) -> None:
         assert stored.size == 10
     finally:
         db.dispose()
+
+
+def test_a_database_in_a_shared_sticky_folder_leaves_the_folder_to_everyone(tmp_path: Path) -> None:
+    shared = tmp_path / "shared-tmp"
+    shared.mkdir()
+    shared.chmod(0o1777)  # as /tmp is: a database put there must not take /tmp from the machine
+    url = f"sqlite:///{shared / 'findesk.db'}"
+    upgrade(url)
+    db = Database(url)
+    try:
+        with db.transaction() as session:
+            session.execute(text("CREATE TABLE probe (x INTEGER)"))
+        assert stat.S_IMODE(shared.stat().st_mode) == 0o1777
+        assert mode(shared / "findesk.db") == 0o600
+    finally:
+        db.dispose()

@@ -7,6 +7,7 @@ holds end users' messages and the hashes of every credential.
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 FOLDER_MODE = 0o700
@@ -14,8 +15,14 @@ FILE_MODE = 0o600
 
 
 def private_folder(path: Path) -> Path:
+    """Make ``path`` (and its parents) if need be, readable by its owner only. A folder shared
+    by design (sticky, as ``/tmp``: a database put there) is left as it is: its files are
+    private anyway, and taking it from everyone else would break the machine."""
     path.mkdir(parents=True, exist_ok=True, mode=FOLDER_MODE)
-    if path.stat().st_mode & 0o777 != FOLDER_MODE:
+    mode = path.stat().st_mode
+    if mode & stat.S_ISVTX:
+        return path
+    if mode & 0o777 != FOLDER_MODE:
         path.chmod(FOLDER_MODE)
     return path
 

@@ -120,10 +120,7 @@ BucketQ = Annotated[
 Filter = Annotated[str | None, Query(max_length=255)]
 
 
-@router.get("/reports/overview", response_model=Report, responses=RESPONSES)
-def overview(
-    request: Request,
-    source: Source,
+def _format(
     start: Start = None,
     end: End = None,
     bucket: BucketQ = None,
@@ -133,7 +130,17 @@ def overview(
     channel: Filter = None,
     reason: Filter = None,
     format: Format = "json",
-) -> Any:
+) -> Format:
+    """Every view's query string, declared once for the API document (``_question`` reads and
+    checks it); the answer's format."""
+    return format
+
+
+Asked = Annotated[Format, Depends(_format)]
+
+
+@router.get("/reports/overview", response_model=Report, responses=RESPONSES)
+def overview(request: Request, source: Source, format: Asked) -> Any:
     """The whole report: totals, the series, every breakdown, agents and CSAT (the totals
     as CSV with `format=csv`). Every measure is defined in the README."""
     report = _report(request, source)
@@ -141,19 +148,7 @@ def overview(
 
 
 def _view(path: str, view: str, model: type[ReportPart], summary: str) -> None:
-    def endpoint(
-        request: Request,
-        source: Source,
-        start: Start = None,
-        end: End = None,
-        bucket: BucketQ = None,
-        tag: Filter = None,
-        team: Filter = None,
-        agent: Filter = None,
-        channel: Filter = None,
-        reason: Filter = None,
-        format: Format = "json",
-    ) -> Any:
+    def endpoint(request: Request, source: Source, format: Asked) -> Any:
         report = _report(request, source)
         if format == "csv":
             return _csv(report, view)
@@ -193,19 +188,7 @@ _view("/reports/csat", "csat", CsatOut, "CSAT ratings, Fin only and human-handle
         },
     },
 )
-def report_conversations(
-    request: Request,
-    source: Source,
-    start: Start = None,
-    end: End = None,
-    bucket: BucketQ = None,
-    tag: Filter = None,
-    team: Filter = None,
-    agent: Filter = None,
-    channel: Filter = None,
-    reason: Filter = None,
-    format: Format = "json",
-) -> Response:
+def report_conversations(request: Request, source: Source, format: Asked) -> Response:
     """Every conversation the question picks, oldest first, with the timestamps and counts
     behind the measures: NDJSON (one object a line) or CSV, streamed."""
     query = _question(request)
