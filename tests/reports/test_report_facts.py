@@ -193,3 +193,13 @@ def test_the_rating_request_written_for_a_person_is_not_a_reply() -> None:
     f = fact(events, [request], csat=5)
     assert (f.replies, f.human_replies, f.seconds_to_first_human_reply) == (0, 0, None)
     assert f.csat_score == 5
+
+
+def test_the_wait_for_a_person_is_counted_by_the_clock_it_is_given() -> None:
+    events = [created(), owner("handover", 10, FIN, None), owner("take_over", 12, None, ANNA)]
+    half = conversation_fact(
+        ConversationIn("cnv_1", "usr_1", T0, {}), events, [reply(20, ANNA)],
+        bots=frozenset({FIN}), timezone=ZoneInfo("UTC"), reopen_window=timedelta(days=7),
+        waited=lambda start, end: (end - start).total_seconds() / 2,  # half the hours are open
+    )  # fmt: skip
+    assert (half.seconds_to_take_over, half.seconds_to_first_human_reply) == (60.0, 300.0)

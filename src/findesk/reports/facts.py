@@ -30,7 +30,7 @@ reads the rows and writes the facts (``service.refresh``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -99,6 +99,11 @@ class Fact:
         return dict(self.__dict__)
 
 
+# The seconds an end user waited between two moments (the hook for business hours: teams and
+# SLAs will pass one that counts only their team's open hours).
+Waited = Callable[[datetime, datetime], float]
+
+
 def _seconds(start: datetime, end: datetime) -> float:
     return round(max((end - start).total_seconds(), 0.0), 3)
 
@@ -123,9 +128,12 @@ def conversation_fact(
     csat_score: int | None = None,
     timezone: ZoneInfo,
     reopen_window: timedelta,
+    waited: Waited | None = None,
 ) -> Fact:
     """The conversation's fact. ``events`` and ``messages`` oldest first; ``others_created``: when
-    the same end user's other conversations were opened."""
+    the same end user's other conversations were opened; ``waited``: how the time an end user
+    waits for a person is counted (default: every second; business hours arrive with teams)."""
+    waited = waited or _seconds
 
     def kind_of(owner: str | None) -> str:
         return "waiting" if owner is None else ("fin" if owner in bots else "human")
@@ -216,12 +224,12 @@ def conversation_fact(
         reason=reason,
         handed_over_at=handed_over_at,
         seconds_to_take_over=(
-            _seconds(handed_over_at, taken_over_at)
+            waited(handed_over_at, taken_over_at)
             if handed_over_at is not None and taken_over_at is not None
             else None
         ),
         seconds_to_first_human_reply=(
-            _seconds(handed_over_at, first_human_reply_at)
+            waited(handed_over_at, first_human_reply_at)
             if handed_over_at is not None and first_human_reply_at is not None
             else None
         ),
