@@ -4,6 +4,7 @@ credentials it gave working (issue 11)."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -174,5 +175,36 @@ def test_a_revoked_demo_client_is_replaced_and_the_rest_kept(tmp_path: Path) -> 
     try:
         assert oauth_token(live, second).status_code == 200
         assert oauth_token(live, first).status_code == 401
+    finally:
+        live.stop()
+
+
+def test_the_demo_has_four_weeks_behind_its_reports_and_its_queues_stay_as_they_were(
+    tmp_path: Path,
+) -> None:
+    cli = Cli(tmp_path / "data")
+    creds = cli.json("demo", "--seed-only")
+    cli.json("demo", "--seed-only")  # seeding again adds no second history
+
+    def report(*args: str) -> dict[str, Any]:
+        result = cli.run("report", "--format", "json", *args)
+        assert result.returncode == 0, result.stderr
+        answer: dict[str, Any] = json.loads(result.stdout)
+        return answer
+
+    days = report("--view", "series")["data"]
+    assert len(days) >= 20  # a month of days with conversations, weekends quieter
+    totals = report("--view", "totals")["data"]
+    assert 100 <= totals["conversations"] <= 250
+    assert totals["fin_resolved"] > 0 and totals["handed_over"] > 0
+    assert totals["avg_seconds_to_take_over"] > 60  # minutes, not the milliseconds of seeding
+    assert totals["csat_ratings"] > 0
+    assert sum(p["measures"]["conversations"] for p in days) == totals["conversations"]
+    live = LiveServer(cli.database_url).start()
+    try:
+        queues = httpx.get(f"{live.base_url}/api/v1/queues",
+                           headers={"Authorization": f"Bearer {creds['agent_token']}"})  # fmt: skip
+        # The past is resolved or closed: only the demo's own conversations are open.
+        assert queues.status_code == 200 and queues.json()["all"] <= 3
     finally:
         live.stop()

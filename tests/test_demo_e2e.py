@@ -217,3 +217,30 @@ def test_a_german_translation_is_answered_in_german_and_the_english_from_externa
     finally:
         agent.close()
         user.close()
+
+
+def test_the_reports_show_the_demos_four_weeks(demo, browser: Browser) -> None:
+    """The demo's past month in the reports page, on a desktop and on a phone in the dark: the
+    README's pictures of it."""
+    for width, scheme, picture in (
+        (1280, "light", "reports.png"),
+        (375, "dark", "reports-dark.png"),
+    ):
+        context = browser.new_context(
+            viewport={"width": width, "height": 1280}, color_scheme=scheme
+        )
+        try:
+            page = context.new_page()
+            sign_in(page, demo)
+            page.goto(f"{demo['inbox_url']}/reports")
+            expect(page.get_by_role("heading", name="Reports", exact=True)).to_be_visible()
+            points = page.locator("svg.chart-series circle")
+            expect(points.first).to_be_visible()
+            assert points.count() >= 3 * 20  # three lines over a month of days
+            resolved = page.locator("li.report-card").filter(has_text="Fin resolution rate")
+            expect(resolved).to_contain_text("%")
+            if scheme == "dark":
+                page.evaluate("document.getElementById('report-headline').scrollIntoView()")
+            save(page, picture)
+        finally:
+            context.close()

@@ -1,5 +1,6 @@
-"""Demo data for ``make run``: a human agent, an OAuth client for Fin, a few conversations and
-a few published help articles (which findesk then publishes to the emulated Fin).
+"""Demo data for ``make run``: a human agent, an OAuth client for Fin, a few conversations, four
+weeks of past ones for the reports (``demo_history``) and a few published help articles (which
+findesk then publishes to the emulated Fin).
 
 Seeding again never breaks a demo that runs: findesk stores only hashes of secrets, so the
 demo's credentials are kept in a file of the data folder (readable by its owner only) and reused
@@ -31,6 +32,7 @@ from findesk.auth.service import (
 )
 from findesk.conversations import service as conversations
 from findesk.conversations.service import Author, NewMessage
+from findesk.demo_history import seed_history
 from findesk.kit.actor import FIN, SYSTEM
 from findesk.kit.errors import Problem
 from findesk.knowledge import repository as article_repository
@@ -174,6 +176,7 @@ def seed(
             conversations.update_conversation(session, conversation.id, {"status": "resolved"}, FIN)
         elif outcome == "handed_over":
             conversations.hand_over(session, conversation.id, SYSTEM)
+    seed_history(session, fin, agent)  # four weeks behind the reports
     for slug, title, body in ARTICLES:
         if article_repository.slug_taken(session, slug):
             continue

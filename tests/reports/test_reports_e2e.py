@@ -2,7 +2,7 @@
 when thanked, hands over when asked for a person or when it knows nothing), a person takes over,
 replies and resolves some, end users rate some and come back to some; then the reports page in
 Chromium, its CSV, and Intercom's Reporting Data Export reconciled with two planted
-disagreements. Writes docs/reports.png and docs/reports-dark.png for the README."""
+disagreements."""
 
 from __future__ import annotations
 
@@ -21,7 +21,6 @@ from intercom_export.export_world import World, start_world
 from playwright.sync_api import Browser, expect
 from support.a11y import assert_accessible
 from support.receiver import eventually
-from support.screenshots import save
 from support.server import database_url
 
 from findesk.agents.service import create_agent
@@ -205,8 +204,6 @@ def test_the_reports_page_and_its_csv_in_chromium(scene: Scene, browser: Browser
             expect(reasons.locator("tr", has_text="no_match").first).to_contain_text("10")
             assert_accessible(page, f"the reports page with data at {width}px, {scheme}")
             if scheme == "light":
-                page.set_viewport_size({"width": 1280, "height": 1400})
-                save(page, "reports.png")
                 csv_link = page.get_by_role("link", name="CSV").first
                 expect(csv_link).to_be_visible()
                 rows = page.request.get(f"{findesk.base_url}/inbox/reports.csv?view=conversations")
@@ -226,9 +223,6 @@ def test_the_reports_page_and_its_csv_in_chromium(scene: Scene, browser: Browser
                 rated = {cid: r["csat_score"] for cid, r in by_id.items() if r["csat_score"]}
                 asked = zip(scene.outcomes.human_resolved, SCORES, strict=False)
                 assert rated == {cid: str(score) for cid, score in asked}
-            else:
-                page.evaluate("document.getElementById('report-headline').scrollIntoView()")
-                save(page, "reports-dark.png")
         finally:
             context.close()
 
