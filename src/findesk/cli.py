@@ -1692,10 +1692,11 @@ def _day_option(value: str | None, name: str, default: Any) -> Any:
 
 def _day_range(since: str | None, until: str | None, timezone: str = "UTC") -> tuple[Any, Any]:
     """``--since``/``--until`` (both included; default: the last 7 days to today)."""
-    from datetime import datetime, timedelta
-    from zoneinfo import ZoneInfo
+    from datetime import timedelta
 
-    end = _day_option(until, "--until", datetime.now(ZoneInfo(timezone)).date())
+    from findesk.reports.filters import today_in
+
+    end = _day_option(until, "--until", today_in(timezone))
     start = _day_option(since, "--since", end - timedelta(days=6))
     if start > end:
         _fail("--since must not be after --until.")

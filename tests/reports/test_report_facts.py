@@ -6,6 +6,10 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
+from pydantic import ValidationError
+
+from findesk.kit.settings import Settings
 from findesk.reports.facts import (
     TAKEN_FROM_FIN,
     UNSPECIFIED_REASON,
@@ -203,3 +207,10 @@ def test_the_wait_for_a_person_is_counted_by_the_clock_it_is_given() -> None:
         waited=lambda start, end: (end - start).total_seconds() / 2,  # half the hours are open
     )  # fmt: skip
     assert (half.seconds_to_take_over, half.seconds_to_first_human_reply) == (60.0, 300.0)
+
+
+def test_an_unknown_report_time_zone_is_refused_when_the_settings_are_read() -> None:
+    """Not at the first refresh or the first report, minutes later, in a log line."""
+    with pytest.raises(ValidationError, match="not an IANA time zone"):
+        Settings(reports_timezone="Mars/Olympus_Mons")
+    assert Settings(reports_timezone="Europe/Berlin").reports_timezone == "Europe/Berlin"

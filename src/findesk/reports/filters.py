@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
@@ -41,12 +41,8 @@ class InvalidReportQuery(Problem):
 
 
 def today_in(timezone: str) -> date:
-    """Today in the report time zone (UTC when the setting names no known zone)."""
-    try:
-        zone = ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        zone = ZoneInfo("UTC")
-    return utcnow().astimezone(zone).date()
+    """Today in the report time zone (``Settings`` checks it names a known zone)."""
+    return utcnow().astimezone(ZoneInfo(timezone)).date()
 
 
 def _date(raw: str, name: str, errors: list[dict[str, Any]]) -> date | None:

@@ -263,10 +263,10 @@ def build_report(
         for start in sorted(by_period)
     ]
 
-    def counts(group: str, labels: dict[str, str] | None = None) -> list[Count]:
+    def counts(group: str) -> list[Count]:
         rows = repository.sums_by(session, query, group)
         found = [
-            Count(key=r["key"], label=(labels or {}).get(r["key"], r["key"]), count=n)
+            Count(key=r["key"], label=r["key"], count=n)
             for r in rows
             if r["key"] and (n := int(r["handed_over" if group == "reason" else "conversations"]))
         ]
