@@ -65,6 +65,8 @@ from findesk.ops.endpoints import router as ops_router
 from findesk.replies.endpoints import router as replies_api_router
 from findesk.reports.endpoints import router as reports_api_router
 from findesk.reports.refresher import Refresher
+from findesk.routing.endpoints import router as routing_api_router
+from findesk.teams.endpoints import router as teams_api_router
 from findesk.tickets.endpoints import router as tickets_api_router
 
 INBOX_STATIC = INBOX_HERE / "static"
@@ -216,6 +218,8 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(agent_articles_router)
     app.include_router(agent_visitors_router)
     app.include_router(replies_api_router)
+    app.include_router(teams_api_router)
+    app.include_router(routing_api_router)
     app.include_router(objects_api_router)
     app.include_router(object_types_router)
     app.include_router(tickets_api_router)
