@@ -43,6 +43,7 @@ from findesk.inbox.objects import router as inbox_objects_router
 from findesk.inbox.reconciliation import router as inbox_reconciliation_router
 from findesk.inbox.replies import router as inbox_replies_router
 from findesk.inbox.reports import router as inbox_reports_router
+from findesk.inbox.teams import router as inbox_teams_router
 from findesk.inbox.tickets import router as inbox_tickets_router
 from findesk.intercom_export.endpoints import router as reconciliation_api_router
 from findesk.intercom_export.service import DailyExportLoop
@@ -233,6 +234,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(inbox_router)
     app.include_router(articles_router)
     app.include_router(inbox_replies_router)
+    app.include_router(inbox_teams_router)
     app.include_router(inbox_objects_router)
     app.include_router(inbox_lookups_router)
     app.include_router(inbox_tickets_router)

@@ -37,10 +37,13 @@ USER_FIELDS = ("email", "name")  # the end user's own fields, besides their attr
 
 
 def _same(actual: Any, expected: Any) -> bool:
-    if isinstance(actual, str) and isinstance(expected, str):
-        return actual.strip().casefold() == expected.strip().casefold()
+    """Equal, text ignoring case and surrounding spaces; a number equals its text (``3`` and
+    ``"3"``: a rule written in a form has text only)."""
     if isinstance(actual, bool) or isinstance(expected, bool):
-        return actual is expected
+        return actual is expected or str(actual).casefold() == str(expected).casefold()
+    if isinstance(actual, str | int | float) and isinstance(expected, str | int | float):
+        if isinstance(actual, str) or isinstance(expected, str):
+            return str(actual).strip().casefold() == str(expected).strip().casefold()
     return bool(actual == expected)
 
 

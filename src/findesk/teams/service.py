@@ -38,6 +38,10 @@ def get_team(session: Session, team_id: str) -> Team:
     return team
 
 
+def find_team(session: Session, team_id: str) -> Team | None:
+    return repository.get(session, team_id)
+
+
 def list_teams(session: Session) -> list[Team]:
     return list(repository.list_all(session))
 
@@ -174,7 +178,7 @@ def set_presence(session: Session, agent_id: str, presence: Presence) -> Agent:
 def seen(session: Session, agent_id: str) -> None:
     """The agent is at the inbox (its heartbeat): an online agent stays online."""
     agent = agent_repository.get(session, agent_id)
-    if agent is not None:
+    if agent is not None and agent.presence == "online":
         agent.last_seen_at = utcnow()
 
 
