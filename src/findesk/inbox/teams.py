@@ -4,10 +4,11 @@ is a CSRF-checked POST (``guarded``), then a redirect back with a notice or an e
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import APIRouter, Request
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.responses import Response
@@ -19,11 +20,12 @@ from findesk.inbox.security import Viewer
 from findesk.kit.errors import Forbidden, Invalid, Problem
 from findesk.kit.http import db_of
 from findesk.routing import service as routing
-from findesk.routing.schemas import Actions, Condition, RuleIn, RulePatch
+from findesk.routing.schemas import VALUE_FIELD, Actions, Condition, RuleIn, RulePatch
 from findesk.teams import service as teams
 from findesk.teams.models import ASSIGNMENT_METHODS
 
 router = APIRouter(include_in_schema=False)
+CONDITION: TypeAdapter[Condition] = TypeAdapter(Condition)
 TEAMS = "/inbox/admin/teams"
 RULES = "/inbox/admin/routing"
 PRESENCES = ("online", "away", "offline")
@@ -200,6 +202,19 @@ async def set_capacity(request: Request, agent_id: str) -> Response:
 # --- routing rules ------------------------------------------------------------------------------
 
 
+def _condition_refusal(field: str, exc: ValidationError) -> str:
+    """What is wrong, told by the kind of condition the field names (not every kind's)."""
+    if not re.match(VALUE_FIELD, field) and field not in ("tag", "time"):
+        return "the field is tag, time, channel, conversation.<attribute> or user.<attribute>"
+    kind = {"tag": "TagCondition", "time": "TimeCondition"}.get(field, "ValueCondition")
+    for error in exc.errors():
+        if error["loc"] and error["loc"][0] == kind:
+            where = ".".join(str(part) for part in error["loc"][1:])
+            message = str(error["msg"]).removeprefix("Value error, ")
+            return f"{where}: {message}" if where else message
+    return _refusal(exc)
+
+
 def parse_conditions(text: str) -> list[Condition]:
     """One condition a line, ``field op value``: ``tag is Billing``, ``conversation.issue_type
     in Billing, Refunds``, ``user.plan is vip``, ``conversation.amount gt 100``, ``channel is
@@ -233,9 +248,9 @@ def parse_conditions(text: str) -> list[Condition]:
                 except ValueError:
                     raise Invalid(f"Condition line {number}: days are numbers 0-6.") from None
         try:
-            conditions.append(Condition(field=field, op=op, value=value))
+            conditions.append(CONDITION.validate_python({"field": field, "op": op, "value": value}))
         except ValidationError as exc:
-            raise Invalid(f"Condition line {number}: {_refusal(exc)}") from None
+            raise Invalid(f"Condition line {number}: {_condition_refusal(field, exc)}") from None
     return conditions
 
 

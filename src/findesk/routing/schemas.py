@@ -4,44 +4,39 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from findesk.kit.text import TAG_MAX
+from findesk.kit.text import STORABLE, TagText, limited
+from findesk.teams.schemas import WHOLE
 
-Op = Literal["is", "is_not", "in", "contains", "exists", "not_exists", "gt", "lt", "between"]
-FIELD = re.compile(r"^(tag|channel|time|conversation\.[^.\s]{1,255}|user\.[^.\s]{1,255})$")
+ValueOp = Literal["is", "is_not", "in", "contains", "exists", "not_exists", "gt", "lt"]
+TagOp = Literal["is", "is_not", "in"]
+VALUE_FIELD = r"^(channel|(conversation|user)\.[^.\s]{1,255})$"
 CLOCK = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 CONDITIONS_MAX = 20
-# The operators each kind of field takes.
-TAG_OPS = {"is", "is_not", "in"}
-VALUE_OPS = {"is", "is_not", "in", "contains", "exists", "not_exists", "gt", "lt"}
+LIST_MAX = 50
+ShortText = Annotated[str, limited(255), STORABLE]
+Scalar = ShortText | float | bool
+Day = Annotated[int, WHOLE, Field(ge=0, le=6)]
+Position = Annotated[int, WHOLE, Field(ge=0, le=1_000_000)]
 
 
 class TimeWindow(BaseModel):
     """From ``start`` until ``end`` (local times, ``HH:MM``; an ``end`` before ``start`` runs
-    past midnight) on ``days`` (0 Monday … 6 Sunday), in ``timezone``."""
+    past midnight) on ``days`` (0 Monday … 6 Sunday), in ``timezone`` (an IANA name)."""
 
     model_config = ConfigDict(extra="forbid")
-    start: str
-    end: str
-    days: list[int] = Field(default_factory=lambda: list(range(7)))
-    timezone: str = "UTC"
-
-    @field_validator("start", "end")
-    @classmethod
-    def _clock(cls, value: str) -> str:
-        if not CLOCK.match(value):
-            raise ValueError("must be a time of day as HH:MM")
-        return value
+    start: str = Field(pattern=CLOCK.pattern, examples=["09:00"])
+    end: str = Field(pattern=CLOCK.pattern, examples=["17:00"])
+    days: list[Day] = Field(default_factory=lambda: list(range(7)), min_length=1, max_length=7)
+    timezone: str = Field(default="UTC", max_length=64, examples=["Europe/Paris"])
 
     @field_validator("days")
     @classmethod
     def _days(cls, value: list[int]) -> list[int]:
-        if not value or any(day not in range(7) for day in value):
-            raise ValueError("must list days from 0 (Monday) to 6 (Sunday)")
         return sorted(set(value))
 
     @field_validator("timezone")
@@ -64,84 +59,110 @@ class TimeWindow(BaseModel):
         return clock < self.end and (local.weekday() - 1) % 7 in self.days
 
 
-class Condition(BaseModel):
-    """One test. ``field``: ``tag`` (the conversation has the tag), ``channel`` (the
-    conversation's ``channel`` attribute, else ``messenger``), ``time`` (now, in a
-    ``TimeWindow``), ``conversation.<attribute>`` or ``user.<attribute>`` (the end user's
-    attribute; ``user.email`` and ``user.name`` are theirs too). Text compares ignoring case."""
+class TagCondition(BaseModel):
+    """The conversation has the tag (``is``; ``in``: one of them), or has none of them
+    (``is_not``). Tags compare ignoring case."""
 
     model_config = ConfigDict(extra="forbid")
-    field: str = Field(max_length=300, examples=["conversation.issue_type"])
-    op: Op = "is"
-    value: Any = None
+    field: Literal["tag"]
+    op: TagOp = "is"
+    value: TagText | Annotated[list[TagText], Field(min_length=1, max_length=LIST_MAX)] = Field(
+        examples=["Billing"]
+    )
+
+    @field_validator("value")
+    @classmethod
+    def _some(cls, value: str | list[str]) -> str | list[str]:
+        values = value if isinstance(value, list) else [value]
+        if not any(v.strip() for v in values):
+            raise ValueError("name a tag")
+        return value
+
+
+class TimeCondition(BaseModel):
+    """Now is within the window."""
+
+    model_config = ConfigDict(extra="forbid")
+    field: Literal["time"]
+    op: Literal["between"] = "between"
+    value: TimeWindow
+
+
+class ValueCondition(BaseModel):
+    """A value of the conversation: ``channel`` (its ``channel`` attribute, else
+    ``messenger``), ``conversation.<attribute>``, or ``user.<attribute>`` (the end user's;
+    ``user.email`` and ``user.name`` are theirs too). ``is``, ``is_not``, ``contains`` take one
+    value, ``in`` a list, ``gt`` and ``lt`` a number, ``exists`` and ``not_exists`` none. Text
+    compares ignoring case."""
+
+    model_config = ConfigDict(extra="forbid")
+    field: str = Field(pattern=VALUE_FIELD, max_length=300, examples=["conversation.issue_type"])
+    op: ValueOp = "is"
+    value: Scalar | Annotated[list[Scalar], Field(max_length=LIST_MAX)] | None = Field(
+        default=None, examples=["Billing"]
+    )
 
     @model_validator(mode="after")
-    def _check(self) -> Condition:
-        if not FIELD.match(self.field):
-            raise ValueError(
-                "field must be tag, channel, time, conversation.<attribute> or user.<attribute>"
-            )
-        if self.field == "time":
-            if self.op != "between":
-                raise ValueError("a time condition's op is between")
-            self.value = TimeWindow.model_validate(self.value).model_dump()
-            return self
-        allowed = TAG_OPS if self.field == "tag" else VALUE_OPS
-        if self.op not in allowed:
-            raise ValueError(f"{self.field} takes the ops {', '.join(sorted(allowed))}")
+    def _fits(self) -> ValueCondition:
+        value = self.value
         if self.op in ("exists", "not_exists"):
             self.value = None
         elif self.op == "in":
-            if not isinstance(self.value, list) or not self.value:
-                raise ValueError("in takes a non-empty list of values")
+            if not isinstance(value, list) or not value:
+                raise ValueError(f"in takes a list of 1 to {LIST_MAX} values")
         elif self.op in ("gt", "lt"):
-            if isinstance(self.value, bool) or not isinstance(self.value, int | float):
+            if isinstance(value, bool) or not isinstance(value, int | float):
                 raise ValueError(f"{self.op} takes a number")
-        elif self.value is None or isinstance(self.value, dict | list):
+        elif value is None or isinstance(value, list):
             raise ValueError(f"{self.op} takes one value")
         return self
 
 
+Condition = Annotated[TagCondition | TimeCondition | ValueCondition, Field(union_mode="smart")]
+
+
 class Actions(BaseModel):
     """What a matching rule does: put the conversation in a team's queue (and give it to one
-    of its members if one can take it), set its ``priority`` attribute, add tags."""
+    of its members if one can take it), set its ``priority`` attribute, add tags. At least
+    one of them."""
 
     model_config = ConfigDict(extra="forbid")
-    team_id: str | None = Field(default=None, max_length=40)
-    priority: str | None = Field(default=None, min_length=1, max_length=64)
-    add_tags: list[str] = Field(default_factory=list, max_length=10)
+    team_id: Annotated[str, Field(min_length=1, max_length=40)] | None = None
+    priority: Annotated[str, limited(64), STORABLE, Field(min_length=1)] | None = None
+    add_tags: list[TagText] = Field(default_factory=list, max_length=10)
 
     @field_validator("add_tags")
     @classmethod
     def _tags(cls, value: list[str]) -> list[str]:
-        cleaned = [tag.strip() for tag in value]
-        if any(not tag or len(tag) > TAG_MAX for tag in cleaned):
-            raise ValueError(f"tags must be 1 to {TAG_MAX} characters")
-        return list(dict.fromkeys(cleaned))
+        # As a conversation's tags are set: blank ones dropped, each kept once.
+        return list(dict.fromkeys(tag.strip() for tag in value if tag.strip()))
 
     @model_validator(mode="after")
     def _something(self) -> Actions:
-        if self.team_id is None and self.priority is None and not self.add_tags:
+        if self.team_id is None and not (self.priority or "").strip() and not self.add_tags:
             raise ValueError("a rule must do something: team_id, priority or add_tags")
         return self
 
 
+RuleName = Annotated[str, limited(255), STORABLE, Field(min_length=1)]
+
+
 class RuleIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=255)
-    position: int | None = Field(
-        default=None, ge=0, le=1_000_000, description="Tried in ascending order; default last."
+    name: RuleName
+    position: Position | None = Field(
+        default=None, description="Tried in ascending order; default last."
     )
-    enabled: bool = True
+    enabled: bool = Field(default=True, strict=True)
     conditions: list[Condition] = Field(default_factory=list, max_length=CONDITIONS_MAX)
     actions: Actions
 
 
 class RulePatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str | None = Field(default=None, min_length=1, max_length=255)
-    position: int | None = Field(default=None, ge=0, le=1_000_000)
-    enabled: bool | None = None
+    name: RuleName | None = None
+    position: Position | None = None
+    enabled: bool | None = Field(default=None, strict=True)
     conditions: list[Condition] | None = Field(default=None, max_length=CONDITIONS_MAX)
     actions: Actions | None = None
 
@@ -160,7 +181,9 @@ class RuleView(BaseModel):
 class PreviewIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     conditions: list[Condition] = Field(max_length=CONDITIONS_MAX)
-    recent: int = Field(default=100, ge=1, le=500, description="How many recent conversations.")
+    recent: Annotated[int, WHOLE, Field(ge=1, le=500)] = Field(
+        default=100, description="How many recent conversations."
+    )
 
 
 class PreviewMatch(BaseModel):

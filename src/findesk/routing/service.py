@@ -71,7 +71,7 @@ def holds(condition: dict[str, Any], conversation: Conversation, now: datetime) 
         return TimeWindow.model_validate(expected).holds(now)
     if field == "tag":
         tags = [t.casefold() for t in conversation.tags]
-        wanted = expected if op == "in" else [expected]
+        wanted = expected if isinstance(expected, list) else [expected]
         has = any(str(w).strip().casefold() in tags for w in wanted)
         return not has if op == "is_not" else has
     present, actual = _value_of(conversation, field)
@@ -187,7 +187,7 @@ def _conditions(conditions: list[Condition]) -> list[dict[str, Any]]:
 def create_rule(session: Session, rule: RuleIn) -> RoutingRule:
     now = utcnow()
     row = RoutingRule(
-        name=rule.name.strip(),
+        name=rule.name.strip() or rule.name,
         position=rule.position if rule.position is not None else repository.next_position(session),
         enabled=rule.enabled,
         conditions=_conditions(rule.conditions),
@@ -203,7 +203,7 @@ def create_rule(session: Session, rule: RuleIn) -> RoutingRule:
 def update_rule(session: Session, rule_id: str, patch: RulePatch) -> RoutingRule:
     rule = get_rule(session, rule_id)
     if patch.name is not None:
-        rule.name = patch.name.strip()
+        rule.name = patch.name.strip() or patch.name
     if patch.position is not None:
         rule.position = patch.position
     if patch.enabled is not None:

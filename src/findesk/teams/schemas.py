@@ -1,27 +1,42 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from findesk.kit.text import STORABLE, limited
 
 AssignmentMethod = Literal["round_robin", "least_busy"]
 PresenceIn = Literal["online", "away", "offline"]
+TeamName = Annotated[str, limited(255), STORABLE, Field(min_length=1)]
+AgentId = Annotated[str, Field(min_length=1, max_length=40)]
+
+
+def _not_a_boolean(value: object) -> object:
+    # JSON's true is not 1 (pydantic's lax mode would take it as one); 3.0 stays 3.
+    if isinstance(value, bool):
+        raise ValueError("must be a whole number, not true or false")
+    return value
+
+
+WHOLE = BeforeValidator(_not_a_boolean)
+Capacity = Annotated[int, WHOLE, Field(ge=0, le=1000)]
 
 
 class TeamIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=255)
+    name: TeamName
     assignment_method: AssignmentMethod = "round_robin"
-    capacity_default: int = Field(default=10, ge=0, le=1000)
-    member_ids: list[str] = Field(default_factory=list, max_length=500)
+    capacity_default: Capacity = 10
+    member_ids: list[AgentId] = Field(default_factory=list, max_length=500)
 
 
 class TeamPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str | None = Field(default=None, min_length=1, max_length=255)
+    name: TeamName | None = None
     assignment_method: AssignmentMethod | None = None
-    capacity_default: int | None = Field(default=None, ge=0, le=1000)
+    capacity_default: Capacity | None = None
 
 
 class TeamView(BaseModel):
@@ -48,7 +63,7 @@ class PresenceSet(BaseModel):
 
 class CapacitySet(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    capacity: int | None = Field(ge=0, le=1000, description="None: the team's default.")
+    capacity: Capacity | None = Field(description="None: the team's default.")
 
 
 class PresenceView(BaseModel):

@@ -94,9 +94,9 @@ def downgrade() -> None:
     op.drop_table("team_members")
     op.drop_table("teams")
     op.drop_index("ix_conversations_team_status", table_name="conversations")
-    with op.batch_alter_table("conversations") as batch:
-        batch.drop_column("team_id")
-    with op.batch_alter_table("agents") as batch:
-        batch.drop_column("capacity")
-        batch.drop_column("last_seen_at")
-        batch.drop_column("presence")
+    # Plain DROP COLUMNs (SQLite 3.35+): a rebuild of either table would trip the triggers
+    # that name them.
+    op.drop_column("conversations", "team_id")
+    op.drop_column("agents", "capacity")
+    op.drop_column("agents", "last_seen_at")
+    op.drop_column("agents", "presence")
