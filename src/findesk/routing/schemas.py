@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, field_validator, model_validator
 
 from findesk.kit.text import STORABLE, TagText, limited
 from findesk.teams.schemas import WHOLE
@@ -19,9 +19,10 @@ CLOCK = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 CONDITIONS_MAX = 20
 LIST_MAX = 50
 ShortText = Annotated[str, limited(255), STORABLE]
-Scalar = ShortText | float | bool
-Day = Annotated[int, WHOLE, Field(ge=0, le=6)]
-Position = Annotated[int, WHOLE, Field(ge=0, le=1_000_000)]
+# Each strictly: "12" is text, never the number a lax union would read in it.
+Scalar = Annotated[ShortText, Strict()] | Annotated[float, Strict()] | Annotated[bool, Strict()]
+Day = Annotated[int, Field(ge=0, le=6), WHOLE]
+Position = Annotated[int, Field(ge=0, le=1_000_000), WHOLE]
 
 
 class TimeWindow(BaseModel):
@@ -181,7 +182,7 @@ class RuleView(BaseModel):
 class PreviewIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     conditions: list[Condition] = Field(max_length=CONDITIONS_MAX)
-    recent: Annotated[int, WHOLE, Field(ge=1, le=500)] = Field(
+    recent: Annotated[int, Field(ge=1, le=500), WHOLE] = Field(
         default=100, description="How many recent conversations."
     )
 

@@ -21,7 +21,7 @@ def _not_a_boolean(value: object) -> object:
 
 
 WHOLE = BeforeValidator(_not_a_boolean)
-Capacity = Annotated[int, WHOLE, Field(ge=0, le=1000)]
+Capacity = Annotated[int, Field(ge=0, le=1000), WHOLE]
 
 
 class TeamIn(BaseModel):
