@@ -43,6 +43,7 @@ from findesk.inbox.objects import router as inbox_objects_router
 from findesk.inbox.reconciliation import router as inbox_reconciliation_router
 from findesk.inbox.replies import router as inbox_replies_router
 from findesk.inbox.reports import router as inbox_reports_router
+from findesk.inbox.teams import router as inbox_teams_router
 from findesk.inbox.tickets import router as inbox_tickets_router
 from findesk.intercom_export.endpoints import router as reconciliation_api_router
 from findesk.intercom_export.service import DailyExportLoop
@@ -65,6 +66,8 @@ from findesk.ops.endpoints import router as ops_router
 from findesk.replies.endpoints import router as replies_api_router
 from findesk.reports.endpoints import router as reports_api_router
 from findesk.reports.refresher import Refresher
+from findesk.routing.endpoints import router as routing_api_router
+from findesk.teams.endpoints import router as teams_api_router
 from findesk.tickets.endpoints import router as tickets_api_router
 
 INBOX_STATIC = INBOX_HERE / "static"
@@ -216,6 +219,8 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(agent_articles_router)
     app.include_router(agent_visitors_router)
     app.include_router(replies_api_router)
+    app.include_router(teams_api_router)
+    app.include_router(routing_api_router)
     app.include_router(objects_api_router)
     app.include_router(object_types_router)
     app.include_router(tickets_api_router)
@@ -229,6 +234,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(inbox_router)
     app.include_router(articles_router)
     app.include_router(inbox_replies_router)
+    app.include_router(inbox_teams_router)
     app.include_router(inbox_objects_router)
     app.include_router(inbox_lookups_router)
     app.include_router(inbox_tickets_router)

@@ -39,7 +39,9 @@ from findesk.objects.models import (
 )
 from findesk.replies.models import Macro, SavedReply
 from findesk.reports.models import ReportDay, ReportFact, ReportState
+from findesk.routing.models import RoutingRule
 from findesk.search.models import SearchHead
+from findesk.teams.models import Team, TeamMember
 from findesk.throttle.models import ThrottleCounter
 from findesk.tickets.models import Ticket, TicketState, TicketType
 from findesk.users.models import EndUser, EndUserAlias
@@ -87,10 +89,13 @@ __all__ = [
     "ReportDay",
     "ReportFact",
     "ReportState",
+    "RoutingRule",
     "SavedReply",
     "SearchHead",
     "SeenRequestSignature",
     "StoredFile",
+    "Team",
+    "TeamMember",
     "ThrottleCounter",
     "Ticket",
     "TicketState",

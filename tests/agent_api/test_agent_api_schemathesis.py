@@ -80,7 +80,7 @@ CI_SETTINGS = settings(
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
-ADMIN_PATHS = r"^/api/v1/(agents/\{agent_id\}/|custom_object_types|reports/)"
+ADMIN_PATHS = r"^/api/v1/(agents/\{agent_id\}/|custom_object_types|reports/|routing-rules/preview)"
 MAX_BODY_BYTES = Settings.model_fields["max_body_bytes"].default
 
 
@@ -183,6 +183,8 @@ class Seeded:
     ticket_ids: list[str]
     new_conversation: Callable[[], str]
     fin_token: str = ""  # to make a fresh visitor for each convert that names FRESH_VISITOR
+    team_ids: list[str] = field(default_factory=list)  # never deleted by the run
+    rule_ids: list[str] = field(default_factory=list)  # never deleted by the run
     statuses: dict[str, Counter[int]] = field(default_factory=lambda: defaultdict(Counter))
 
 
@@ -212,6 +214,14 @@ ORDER_VALUES = {"order_number": "A-1", "total": "12.50", "paid": True}
 # A conversation converts once; attributes added to a type stay: each call gets a new one.
 FRESH_CONVERSATION = "conv_fresh-for-this-call"
 FRESH_TICKET_TYPE = "tty_fresh-for-this-call"
+# A team (with the target agent as its member) or a routing rule made just before a DELETE.
+FRESH_TEAM = "team_fresh-for-this-call"
+FRESH_RULE = "rrl_fresh-for-this-call"
+SEEDED_RULE = {
+    "name": "Billing",
+    "conditions": [{"field": "tag", "op": "is", "value": "billing"}],
+    "actions": {"priority": "High"},
+}
 
 
 def _ok(response: httpx.Response, status: int = 200) -> Any:
@@ -303,6 +313,16 @@ def seeded(server: LiveServer) -> Iterator[Seeded]:
                 )
             )["id"]
         ]
+        team_ids = [
+            _ok(
+                api.post(
+                    "/teams",
+                    json={"name": f"Fuzzed {uuid.uuid4().hex[:8]}", "member_ids": [agent_id]},
+                ),
+                201,
+            )["id"]
+        ]
+        rule_ids = [_ok(api.post("/routing-rules", json=SEEDED_RULE), 201)["id"]]
     CURRENT["seeded"] = Seeded(
         base_url=server.base_url,
         token=admin_token,
@@ -328,6 +348,8 @@ def seeded(server: LiveServer) -> Iterator[Seeded]:
         target_type_id=target["id"],
         target_attribute_id=target_attribute_id,
         ticket_ids=ticket_ids,
+        team_ids=team_ids,
+        rule_ids=rule_ids,
         new_conversation=lambda: str(fin.conversation(user, body="<p>Help</p>")[0]["id"]),
     )
     yield CURRENT["seeded"]
@@ -444,6 +466,14 @@ def _with_known_ids(case: Case, seeded: Seeded, draw: st.DrawFn) -> None:
         path["attribute_id"] = seeded.target_attribute_id
     if case.path.endswith("/convert") and draw(COIN):
         path["conversation_id"] = FRESH_CONVERSATION
+    if "team_id" in path and draw(COIN):
+        # Deleted, or a member removed: a team of its own, with the target as its member.
+        deletes = case.method == "DELETE"
+        path["team_id"] = FRESH_TEAM if deletes else seeded.team_ids[0]
+        if deletes and "agent_id" in path:
+            path["agent_id"] = seeded.target_id
+    if "rule_id" in path and draw(COIN):
+        path["rule_id"] = FRESH_RULE if case.method == "DELETE" else seeded.rule_ids[0]
     messages = seeded.message_ids.get(conversation_id or "", [])
     if query.get("user_id") is not None and draw(COIN):
         query["user_id"] = seeded.user_id
@@ -512,6 +542,11 @@ def _as_the_rules_want(case: Case, seeded: Seeded) -> None:
             query["end"] = query["start"]
     if case.path.startswith(("/api/v1/ticket", "/api/v1/conversations/{conversation_id}/convert")):
         _tickets_as_the_rules_want(case, path, body, seeded)
+    if case.path.startswith(("/api/v1/teams", "/api/v1/routing-rules")) and case.method in (
+        "POST",
+        "PATCH",
+    ):
+        _routing_as_the_rules_want(case, body, seeded)
     if case.headers and isinstance(case.headers.get(KEY_HEADER), str):
         # A new key per request, as clients must send (a reused one is a 422); the replays
         # themselves are tests/agent_api/test_idempotency.py's.
@@ -558,6 +593,45 @@ def _article_as_the_rules_want(case: Case, body: dict[str, Any]) -> None:
                 body["description"] = "Short."
         if case.method == "POST" and body.get("state") == "published" and "body" not in body:
             body["body"] = "Some text."
+
+
+def _routing_as_the_rules_want(case: Case, body: dict[str, Any], seeded: Seeded) -> None:
+    """teams and routing's own checks: a team's name not blank once trimmed and not taken,
+    its members agents who exist; a rule's team one that exists, a time zone that exists, a
+    value that fits its operator (``in`` a list, ``gt`` and ``lt`` a number, ``is``,
+    ``is_not`` and ``contains`` one value), a tag condition naming a tag, and something to do.
+    """
+    if case.path.startswith("/api/v1/teams"):
+        if isinstance(body.get("name"), str):
+            body["name"] = f"Team {uuid.uuid4().hex[:12]}"
+        if isinstance(body.get("member_ids"), list):
+            body["member_ids"] = [seeded.agent_id] if body["member_ids"] else []
+        return
+    for condition in body.get("conditions") or []:
+        if not isinstance(condition, dict):
+            continue
+        value, op = condition.get("value"), condition.get("op", "is")
+        if condition.get("field") == "time":
+            if isinstance(value, dict):
+                value["timezone"] = "UTC"
+        elif condition.get("field") == "tag":
+            values = value if isinstance(value, list) else [value]
+            if not any(isinstance(v, str) and v.strip() for v in values):
+                condition["value"] = "billing"
+        elif op == "in" and not (isinstance(value, list) and value):
+            condition["value"] = ["Billing"]
+        elif op in ("gt", "lt") and (isinstance(value, bool) or not isinstance(value, int | float)):
+            condition["value"] = 1
+        elif op in ("is", "is_not", "contains") and (value is None or isinstance(value, list)):
+            condition["value"] = "Billing"
+    actions = body.get("actions")
+    if isinstance(actions, dict):
+        if actions.get("team_id") is not None:
+            actions["team_id"] = seeded.team_ids[0]
+        tags = [t for t in actions.get("add_tags") or [] if isinstance(t, str) and t.strip()]
+        priority = actions.get("priority")
+        if not (actions.get("team_id") or tags or (isinstance(priority, str) and priority.strip())):
+            actions["priority"] = "High"
 
 
 def _objects_as_the_rules_want(case: Case, body: dict[str, Any]) -> None:
@@ -717,6 +791,20 @@ def _prepared(case: Case, seeded: Seeded) -> None:
                 headers={"Authorization": f"Bearer {seeded.token}"},
             )
             path[name] = _ok(created, 201)["id"]
+    if path.get("team_id") == FRESH_TEAM:
+        created = httpx.post(
+            f"{seeded.base_url}/api/v1/teams",
+            json={"name": f"Fresh {uuid.uuid4().hex[:10]}", "member_ids": [seeded.target_id]},
+            headers={"Authorization": f"Bearer {seeded.token}"},
+        )
+        path["team_id"] = _ok(created, 201)["id"]
+    if path.get("rule_id") == FRESH_RULE:
+        created = httpx.post(
+            f"{seeded.base_url}/api/v1/routing-rules",
+            json=SEEDED_RULE,
+            headers={"Authorization": f"Bearer {seeded.token}"},
+        )
+        path["rule_id"] = _ok(created, 201)["id"]
     body = case.body if isinstance(case.body, dict) else {}
     visitor = body.get("visitor")
     if isinstance(visitor, dict) and visitor.get("id") == FRESH_VISITOR:
@@ -883,6 +971,8 @@ def test_every_operation_of_the_agent_api_is_fuzzed() -> None:
     object_types = "/api/v1/custom_object_types"
     ticket_types = "/api/v1/ticket_types/{ticket_type_id}"
     reports = "/api/v1/reports"
+    teams = "/api/v1/teams/{team_id}"
+    rules = "/api/v1/routing-rules/{rule_id}"
     expected = {
         "GET /api/v1/me", "GET /api/v1/agents", "GET /api/v1/conversations",
         "GET /api/v1/queues", "GET /api/v1/search", f"GET {conversations}",
@@ -922,13 +1012,21 @@ def test_every_operation_of_the_agent_api_is_fuzzed() -> None:
         *(f"GET {reports}/{view}" for view in ("handover-reasons", "response-times")),
         *(f"GET {reports}/{view}" for view in ("agents", "csat", "conversations")),
         "GET /api/v1/reports/reconciliation",
+        "GET /api/v1/teams", "POST /api/v1/teams", f"GET {teams}", f"PATCH {teams}",
+        f"DELETE {teams}", f"PUT {teams}/members/{{agent_id}}",
+        f"DELETE {teams}/members/{{agent_id}}", "GET /api/v1/team-queues",
+        "GET /api/v1/me/presence", "PUT /api/v1/me/presence", f"PUT {agents}/capacity",
+        "GET /api/v1/routing-rules", "POST /api/v1/routing-rules", f"GET {rules}",
+        f"PATCH {rules}", f"DELETE {rules}", "POST /api/v1/routing-rules/preview",
     }  # fmt: skip
     assert ALL_OPERATIONS == expected
     admin_only = {op.ok().label for op in admin_schema.get_all_operations()}
     assert admin_only == {
         label
         for label in expected
-        if label.split(" ")[1].startswith((agents, object_types, f"{reports}/"))
+        if label.split(" ")[1].startswith(
+            (agents, object_types, f"{reports}/", "/api/v1/routing-rules/preview")
+        )
     }
 
 

@@ -268,6 +268,13 @@ def inbox_form(path: str, ids: dict[str, str]) -> dict[str, str]:
         "/inbox/admin/lookups": {**LOOKUP_FORM, "name": unique("Lookup")},
         "/inbox/admin/lookups/{lookup_id}": {**LOOKUP_FORM, "name": unique("Edited")},
         "/inbox/admin/lookups/{lookup_id}/tokens": {"label": "Intercom"},
+        "/inbox/presence": {"presence": "online"},
+        "/inbox/admin/teams": {"name": unique("Team")},
+        "/inbox/admin/teams/{team_id}": {"name": unique("Renamed"), "capacity_default": "7"},
+        "/inbox/admin/teams/{team_id}/members": {"agent_id": ids.get("new_member_id", "")},
+        "/inbox/admin/agents/{agent_id}/capacity": {"capacity": "7"},
+        "/inbox/admin/routing": {"name": "Rule", "conditions": "tag is billing", "priority": "1"},
+        "/inbox/admin/routing/preview": {"conditions": "tag is billing"},
     }
     return dict(forms.get(path, {}))
 
@@ -339,6 +346,13 @@ API_BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "contacts": [{"id": "{user_id}"}],
         "ticket_attributes": {"_default_title_": "Found a bug"},
     },
+    ("POST", "/api/v1/teams"): {"name": "{unique}"},
+    ("PATCH", "/api/v1/teams/{team_id}"): {"name": "{unique}"},
+    ("PUT", "/api/v1/me/presence"): {"presence": "away"},
+    ("PUT", "/api/v1/agents/{agent_id}/capacity"): {"capacity": 7},
+    ("POST", "/api/v1/routing-rules"): {"name": "Rule", "actions": {"priority": "1"}},
+    ("PATCH", "/api/v1/routing-rules/{rule_id}"): {"name": "{unique}"},
+    ("POST", "/api/v1/routing-rules/preview"): {"conditions": []},
 }
 # Query strings a change needs.
 API_QUERIES: dict[tuple[str, str], str] = {
@@ -368,6 +382,19 @@ def api_body(method: str, path: str, ids: dict[str, str]) -> dict[str, Any]:
     return dict(filled(API_BODIES.get((method, path), {})))
 
 
+def team_and_rule(server: LiveServer, member_id: str) -> dict[str, str]:
+    """A team with ``member_id`` in it (to remove), an agent not in it (to add), a rule."""
+    from findesk.routing import service as routing
+    from findesk.routing.schemas import Actions, RuleIn
+    from findesk.teams import service as teams
+
+    newcomer = new_agent(server, "Nia Newcomer")
+    with server.db.transaction() as session:
+        team = teams.create_team(session, name=unique("Team"), member_ids=[member_id])
+        rule = routing.create_rule(session, RuleIn(name="Rule", actions=Actions(priority="High")))
+        return {"team_id": team.id, "rule_id": rule.id, "new_member_id": newcomer.id}
+
+
 def changes_nothing(path: str) -> bool:
     """Routes whose success leaves the database as it was (typing goes to Fin, not to disk; a
     preview renders and forgets; the sync to Intercom, which this server has no token for, says
@@ -392,6 +419,10 @@ def make_ids(
         **custom_objects(server, world, conversation_id if method == "DELETE" else None),
         **ticket_type_and_ticket(server, world),
     }
+    if "{team_id}" in path or "{rule_id}" in path or "/teams" in path or "/routing" in path:
+        ids.update(team_and_rule(server, other.id))
+        if method == "PUT" and path.endswith("/members/{agent_id}"):
+            ids["agent_id"] = ids["new_member_id"]  # one who is not a member yet
     if path.endswith("/merge"):  # a user to merge the conversation's visitor into
         ids["merge_email"] = world.user(email=f"{unique('known')}@example.com")["email"]
     if path == CONVERT:  # a visitor, merged into a user

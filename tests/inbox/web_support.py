@@ -39,6 +39,8 @@ from findesk.objects.models import (
     ObjectUserLink,
 )
 from findesk.replies.models import Macro, SavedReply
+from findesk.routing.models import RoutingRule
+from findesk.teams.models import Team, TeamMember
 from findesk.tickets.models import Ticket, TicketType
 from findesk.users.models import EndUser
 
@@ -332,7 +334,7 @@ def snapshot(server: LiveServer) -> dict[str, Any]:
             "files": session.scalar(select(func.count()).select_from(StoredFile)),
             "events": session.scalar(select(func.count()).select_from(OutboxEvent)),
             "agents": sorted(
-                (a.email, a.role, a.active, a.password_hash or "")
+                (a.email, a.role, a.active, a.password_hash or "", a.presence, a.capacity or -1)
                 for a in session.scalars(select(Agent))
             ),
             "clients": sorted(
@@ -411,6 +413,16 @@ def snapshot(server: LiveServer) -> dict[str, Any]:
             ),
             "lookup_tokens": sorted(
                 (t.id, t.revoked_at is not None) for t in session.scalars(select(LookupToken))
+            ),
+            "teams": sorted(
+                (t.id, t.name, t.assignment_method, t.capacity_default)
+                for t in session.scalars(select(Team))
+            ),
+            "team_members": sorted(
+                session.execute(select(TeamMember.team_id, TeamMember.agent_id))
+            ),
+            "routing_rules": sorted(
+                (r.id, r.name, r.enabled, r.position) for r in session.scalars(select(RoutingRule))
             ),
         }
 

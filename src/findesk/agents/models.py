@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, String
+from sqlalchemy import Boolean, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from findesk.kit import ids
@@ -26,5 +26,14 @@ class Agent(Base):
     role: Mapped[str] = mapped_column(String(16), default="agent")  # agent | admin
     password_hash: Mapped[str | None] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # online | away | offline, as the agent set it (``teams.service.effective_presence`` turns an
+    # online agent silent for a while into away); routing gives conversations to online ones.
+    presence: Mapped[str] = mapped_column(
+        String(16), default="offline", server_default=text("'offline'")
+    )
+    # When the agent last said they were there (set presence, or the inbox's heartbeat).
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Open conversations routing may give them at once; None: their team's default.
+    capacity: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -37,6 +37,8 @@ class Conversation(Base):
             "ix_conversations_status_assignee_activity", "status", "assignee_id", "last_activity_at"
         ),
         Index("ix_conversations_activity", "last_activity_at"),
+        # A team's queue: its open conversations (``findesk.teams``).
+        Index("ix_conversations_team_status", "team_id", "status"),
         # "All" and "Fin is handling": by status, newest first, without sorting every row.
         Index("ix_conversations_status_activity", "status", "last_activity_at"),
         # The snoozed ones only: which are due to wake, how many each queue has set aside.
@@ -72,6 +74,9 @@ class Conversation(Base):
     # Set aside by an agent until then: out of its queue (in "Snoozed"), back when the waker
     # clears it, the end user writes, or it is resolved. Fin is not told (``snooze``).
     snoozed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The team whose queue it is in (routing sets it); no foreign key, so that adding it needs
+    # no table rebuild on SQLite: deleting a team clears it (``teams.repository.delete``).
+    team_id: Mapped[str | None] = mapped_column(String(40))
 
     user: Mapped[EndUser] = relationship(lazy="joined", innerjoin=True)
     assignee: Mapped[Agent | None] = relationship(lazy="joined")
@@ -190,6 +195,8 @@ HistoryKind = Literal[
     "lookup",  # Fin called a lookup for the conversation (findesk.lookups)
     "rating_requested",  # findesk asked the end user for a rating (findesk.csat)
     "rating",  # the end user rated the conversation: to_value the score (findesk.csat)
+    "routed",  # a routing rule matched: detail has the rule (findesk.routing)
+    "team",  # the conversation's team changed: from_value and to_value team ids
 ]
 
 

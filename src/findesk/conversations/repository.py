@@ -394,6 +394,7 @@ class ConversationFilter:
     tag: str | None = None
     user_id: str | None = None
     snoozed: bool | None = None
+    team_id: str | None = None  # only this team's (``findesk.teams``)
 
     @classmethod
     def queue(cls, name: str, agent_id: str, **narrowed: Any) -> ConversationFilter:
@@ -426,6 +427,8 @@ def filtered(query: AnySelect, f: ConversationFilter) -> AnySelect:
         )
     if f.user_id:
         query = query.where(Conversation.user_id == f.user_id)
+    if f.team_id:
+        query = query.where(Conversation.team_id == f.team_id)
     if f.snoozed is not None:
         query = query.where(SNOOZED if f.snoozed else Conversation.snoozed_until.is_(None))
     return query

@@ -64,6 +64,25 @@ def on_status_change(hook: StatusHook) -> None:
         _status_hooks.append(hook)
 
 
+# Called, in its transaction, when a conversation comes to wait for a person: Fin handed it
+# over, or it was opened with nobody assigned. What routing does (``findesk.routing``), without
+# this module importing it. ``on_waiting`` adds one; adding the same one again does nothing.
+WaitingHook = Callable[[Session, "Conversation", Actor], None]
+_waiting_hooks: list[WaitingHook] = []
+
+
+def on_waiting(hook: WaitingHook) -> None:
+    if hook not in _waiting_hooks:
+        _waiting_hooks.append(hook)
+
+
+def route_to(session: Session, conversation: Conversation, agent: Agent, actor: Actor) -> None:
+    """Give a conversation waiting for a person to ``agent`` (routing's choice): the
+    ownership change, its history and what Fin and the inbox hear."""
+    _change_owner(session, conversation, agent, actor)
+    changed(session, conversation.id, "assignee", actor, conversation)
+
+
 @dataclass(frozen=True)
 class Author:
     user_type: Literal["end_user", "agent"]
@@ -303,6 +322,9 @@ def open_conversation(
         to_value={"assignee_id": conversation.assignee_id, "status": conversation.status},
     )
     changed(session, conversation.id, "conversation", actor, conversation)
+    if conversation.assignee_id is None:
+        for hook in _waiting_hooks:
+            hook(session, conversation, actor)
     return conversation, message, True
 
 
@@ -643,6 +665,9 @@ def _change_owner(
     if kind == "hand_back":
         conversation.snoozed_until = None  # Fin answers now: nothing to come back to
     conversation.last_activity_at = conversation.updated_at = now
+    if kind == "handover" and agent is None:
+        for hook in _waiting_hooks:
+            hook(session, conversation, actor)
 
 
 def snooze(

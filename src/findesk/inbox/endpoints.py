@@ -69,6 +69,7 @@ from findesk.notifier.models import OutboxEvent
 from findesk.objects import service as objects
 from findesk.replies import service as replies
 from findesk.search import service as search
+from findesk.teams import service as teams
 from findesk.tickets import service as tickets
 from findesk.tickets.models import FIN_ATTRIBUTE as TICKET_ATTRIBUTE
 from findesk.users import service as users
@@ -299,6 +300,7 @@ async def logout(request: Request) -> Response:
         def end() -> None:
             with db.transaction() as session:
                 web_sessions.sign_out(session, raw)
+                teams.signed_out(session, viewer.agent.id)  # routing gives them no more
 
         await run_in_threadpool(end)
         response = RedirectResponse("/login", status_code=303)
@@ -335,7 +337,11 @@ def _filter(viewer: Viewer, params: dict[str, str]) -> ConversationFilter:
     else:
         statuses = ("open",)
     return ConversationFilter.queue(
-        queue, viewer.agent.id, statuses=statuses, tag=params.get("tag") or None
+        queue,
+        viewer.agent.id,
+        statuses=statuses,
+        tag=params.get("tag") or None,
+        team_id=(params.get("team") or "")[:40] or None,
     )
 
 
@@ -360,18 +366,26 @@ def _list_context(request: Request, viewer: Viewer) -> dict[str, Any]:
             rows = conversations.list_conversations(session, f, limit=PAGE_SIZE + 1, before=before)
             page, more = rows[:PAGE_SIZE], len(rows) > PAGE_SIZE
         counts = conversations.queue_counts(session, viewer.agent.id)
+        team_queues = teams.team_queues(session, viewer.agent.id)
+        team = teams.find_team(session, f.team_id) if f.team_id else None
         agent_list = list(agents.list_agents(session))
         shown = [c.id for c in page]
         previews = conversations.latest_messages(session, shown)
         unread = conversations.unread_among(session, viewer.agent.id, shown)
     next_cursor = encode_cursor(page[-1].last_activity_at, page[-1].id) if more else None
-    keep = {k: v for k, v in params.items() if k in ("queue", "status", "tag", "q", "within") and v}
+    keep = {
+        k: v
+        for k, v in params.items()
+        if k in ("queue", "status", "tag", "q", "within", "team") and v
+    }
     keep["queue"] = queue
     return {
         "viewer": viewer,
         "queues": QUEUES,
         "queue": queue,
         "counts": counts,
+        "team_queues": team_queues,
+        "team": team,
         "items": [(c, owner_kind(c)) for c in page],
         "snippets": snippets,
         "previews": previews,
@@ -992,6 +1006,14 @@ async def bulk(request: Request) -> Response:
 # --- live -------------------------------------------------------------------------------------
 
 HEARTBEAT_SECONDS = 15.0
+# How often an open live stream tells that its agent is still there (``teams.service.seen``):
+# an online agent whose tabs are all closed turns away after FINDESK_PRESENCE_AWAY_MINUTES.
+SEEN_EVERY_SECONDS = 60.0
+
+
+def _note_seen(request: Request, agent_id: str) -> None:
+    with db_of(request).transaction() as session:
+        teams.seen(session, agent_id)
 
 
 @router.get("/inbox/live")
@@ -1031,6 +1053,8 @@ async def live(request: Request) -> Response:
                 yield evicted_message()
                 return
             yield b"retry: 2000\n\n"
+            await run_in_threadpool(_note_seen, request, viewer.agent.id)
+            seen_at = asyncio.get_running_loop().time()
             sent: set[int] = set()
             for item in await run_in_threadpool(feed.backlog, after_id):
                 sent.add(item["id"])
@@ -1048,6 +1072,10 @@ async def live(request: Request) -> Response:
                     if feed.was_dropped(queue) or await load_viewer(request) is None:
                         return
                     yield b": keep-alive\n\n"
+                    now = asyncio.get_running_loop().time()
+                    if now - seen_at >= SEEN_EVERY_SECONDS:
+                        await run_in_threadpool(_note_seen, request, viewer.agent.id)
+                        seen_at = now
                 elif item is None:
                     return
                 elif item["id"] not in sent and (item["id"] > after_id or item["id"] <= horizon):

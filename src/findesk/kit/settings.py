@@ -230,6 +230,14 @@ class Settings(BaseSettings):
         "be when a report is read before it refreshes them).",
     )
 
+    # --- Teams: agents' presence --------------------------------------------------------------
+    presence_away_minutes: float = Field(
+        default=15.0,
+        gt=0,
+        description="An agent who set themselves online and has not been seen for this long "
+        "counts as away: routing gives them no new conversations.",
+    )
+
     # --- CSAT: the rating request when a conversation is resolved ---------------------------
     csat_enabled: bool = Field(
         default=True,

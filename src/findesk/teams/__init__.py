@@ -1,0 +1,1 @@
+"""Teams: their members, how a team gives out its conversations, agents' presence and capacity."""

@@ -1,0 +1,157 @@
+"""``/api/v1/teams``, team queues, and agents' presence and capacity. Thin: authenticate, call
+the domain, shape. Reading is for every agent; changing teams and capacities, for admins."""
+
+from __future__ import annotations
+
+from fastapi import Request, Response
+from sqlalchemy.orm import Session
+
+from findesk.agent_api.security import agent_api_router, current_agent
+from findesk.agents.models import Agent
+from findesk.kit.errors import Forbidden
+from findesk.kit.http import db_of
+from findesk.teams import schemas as s
+from findesk.teams import service
+from findesk.teams.models import Team
+
+router = agent_api_router(tag="Teams", not_found="No such team or agent.")
+ADMIN_ONLY: dict[int | str, dict[str, str]] = {
+    403: {"description": "The calling agent is not an administrator."}
+}
+
+
+def require_admin(request: Request) -> Agent:
+    me = current_agent(request)
+    if me.role != "admin":
+        raise Forbidden("Only administrators may do this.")
+    return me
+
+
+def team_view(session: Session, team: Team) -> s.TeamView:
+    member_ids = service.members(session, [team])[team.id]
+    return s.TeamView(
+        id=team.id,
+        name=team.name,
+        assignment_method=team.assignment_method,
+        capacity_default=team.capacity_default,
+        member_ids=member_ids,
+        created_at=team.created_at,
+        updated_at=team.updated_at,
+    )
+
+
+def presence_view(agent: Agent) -> s.PresenceView:
+    return s.PresenceView(
+        agent_id=agent.id,
+        presence=agent.presence,
+        effective=service.effective_presence(agent),
+        capacity=agent.capacity,
+        last_seen_at=agent.last_seen_at,
+    )
+
+
+@router.get("/teams", response_model=list[s.TeamView])
+def list_teams(request: Request) -> list[s.TeamView]:
+    current_agent(request)
+    with db_of(request).read_session() as session:
+        return [team_view(session, t) for t in service.list_teams(session)]
+
+
+@router.post("/teams", response_model=s.TeamView, status_code=201, responses=ADMIN_ONLY)
+def create_team(request: Request, response: Response, body: s.TeamIn) -> s.TeamView:
+    """A team (409 if the name is taken), with its first members."""
+    require_admin(request)
+    with db_of(request).transaction() as session:
+        team = service.create_team(
+            session,
+            name=body.name,
+            assignment_method=body.assignment_method,
+            capacity_default=body.capacity_default,
+            member_ids=body.member_ids,
+        )
+        view = team_view(session, team)
+    response.headers["Location"] = f"/api/v1/teams/{view.id}"
+    return view
+
+
+@router.get("/teams/{team_id}", response_model=s.TeamView)
+def get_team(request: Request, team_id: str) -> s.TeamView:
+    current_agent(request)
+    with db_of(request).read_session() as session:
+        return team_view(session, service.get_team(session, team_id))
+
+
+@router.patch("/teams/{team_id}", response_model=s.TeamView, responses=ADMIN_ONLY)
+def update_team(request: Request, team_id: str, body: s.TeamPatch) -> s.TeamView:
+    require_admin(request)
+    with db_of(request).transaction() as session:
+        team = service.update_team(
+            session,
+            team_id,
+            name=body.name,
+            assignment_method=body.assignment_method,
+            capacity_default=body.capacity_default,
+        )
+        return team_view(session, team)
+
+
+@router.delete("/teams/{team_id}", status_code=204, responses=ADMIN_ONLY)
+def delete_team(request: Request, team_id: str) -> Response:
+    """The team goes; its conversations leave its queue and keep their owner."""
+    require_admin(request)
+    with db_of(request).transaction() as session:
+        service.delete_team(session, team_id)
+    return Response(status_code=204)
+
+
+@router.put("/teams/{team_id}/members/{agent_id}", response_model=s.TeamView, responses=ADMIN_ONLY)
+def add_member(request: Request, team_id: str, agent_id: str) -> s.TeamView:
+    require_admin(request)
+    with db_of(request).transaction() as session:
+        service.add_member(session, team_id, agent_id)
+        return team_view(session, service.get_team(session, team_id))
+
+
+@router.delete(
+    "/teams/{team_id}/members/{agent_id}", response_model=s.TeamView, responses=ADMIN_ONLY
+)
+def remove_member(request: Request, team_id: str, agent_id: str) -> s.TeamView:
+    require_admin(request)
+    with db_of(request).transaction() as session:
+        service.remove_member(session, team_id, agent_id)
+        return team_view(session, service.get_team(session, team_id))
+
+
+@router.get("/team-queues", response_model=list[s.TeamQueueView])
+def team_queues(request: Request) -> list[s.TeamQueueView]:
+    """The caller's teams, each with its open and waiting conversations."""
+    me = current_agent(request)
+    with db_of(request).read_session() as session:
+        return [
+            s.TeamQueueView(team_id=q.team.id, name=q.team.name, open=q.open, waiting=q.waiting)
+            for q in service.team_queues(session, me.id)
+        ]
+
+
+@router.get("/me/presence", response_model=s.PresenceView)
+def get_presence(request: Request) -> s.PresenceView:
+    me = current_agent(request)
+    with db_of(request).read_session() as session:
+        return presence_view(service.get_agent(session, me.id))
+
+
+@router.put("/me/presence", response_model=s.PresenceView)
+def set_presence(request: Request, body: s.PresenceSet) -> s.PresenceView:
+    """Online (routing may give you conversations), away or offline. Setting it also counts as
+    being seen: an online agent not seen for ``FINDESK_PRESENCE_AWAY_MINUTES`` is away."""
+    me = current_agent(request)
+    with db_of(request).transaction() as session:
+        return presence_view(service.set_presence(session, me.id, body.presence))
+
+
+@router.put("/agents/{agent_id}/capacity", response_model=s.PresenceView, responses=ADMIN_ONLY)
+def set_capacity(request: Request, agent_id: str, body: s.CapacitySet) -> s.PresenceView:
+    """Open conversations routing may give the agent at once (null: each team's default)."""
+    require_admin(request)
+    with db_of(request).transaction() as session:
+        return presence_view(service.set_capacity(session, agent_id, body.capacity))

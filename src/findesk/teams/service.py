@@ -1,0 +1,234 @@
+"""Team actions: teams and their members, agents' presence and capacity, and picking the member
+who gets a conversation. Services never commit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from findesk.agents import repository as agent_repository
+from findesk.agents.models import Agent
+from findesk.kit.errors import Conflict, NotFound
+from findesk.kit.settings import get_settings
+from findesk.kit.text import clean_text, invalid
+from findesk.kit.timeutil import as_utc, utcnow
+from findesk.teams import repository
+from findesk.teams.models import Team
+
+Presence = Literal["online", "away", "offline"]
+PRESENCES: tuple[Presence, ...] = ("online", "away", "offline")
+TEAM_NAME_MAX = 255
+
+
+@dataclass(frozen=True)
+class TeamQueue:
+    team: Team
+    open: int  # open conversations of the team
+    waiting: int  # of them, waiting for a person (nobody assigned, not snoozed)
+
+
+def get_team(session: Session, team_id: str) -> Team:
+    team = repository.get(session, team_id)
+    if team is None:
+        raise NotFound(f"No team with id {team_id!r}.")
+    return team
+
+
+def find_team(session: Session, team_id: str) -> Team | None:
+    return repository.get(session, team_id)
+
+
+def list_teams(session: Session) -> list[Team]:
+    return list(repository.list_all(session))
+
+
+def members(session: Session, teams: list[Team]) -> dict[str, list[str]]:
+    return repository.member_ids(session, [t.id for t in teams])
+
+
+def _name(name: str) -> str:
+    cleaned = clean_text(name, field="name", max_length=TEAM_NAME_MAX, label="The name")
+    if not cleaned:
+        raise invalid("A team needs a name.", field="name")
+    return cleaned
+
+
+def _unique_name(session: Session, name: str, team_id: str | None) -> None:
+    same = repository.get_by_name(session, name)
+    if same is not None and same.id != team_id:
+        raise Conflict(f"A team named {name!r} exists already.")
+
+
+def _human(session: Session, agent_id: str) -> Agent:
+    agent = agent_repository.get(session, agent_id)
+    if agent is None or agent.is_bot:
+        raise NotFound(f"No human agent with id {agent_id!r}.")
+    return agent
+
+
+def create_team(
+    session: Session,
+    *,
+    name: str,
+    assignment_method: str = "round_robin",
+    capacity_default: int = 10,
+    member_ids: list[str] | None = None,
+) -> Team:
+    name = _name(name)
+    _unique_name(session, name, None)
+    team = Team(name=name, assignment_method=assignment_method, capacity_default=capacity_default)
+    session.add(team)
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError:  # created meanwhile under the same name
+        raise Conflict(f"A team named {name!r} exists already.") from None
+    for agent_id in dict.fromkeys(member_ids or []):
+        add_member(session, team.id, agent_id)
+    return team
+
+
+def update_team(
+    session: Session,
+    team_id: str,
+    *,
+    name: str | None = None,
+    assignment_method: str | None = None,
+    capacity_default: int | None = None,
+) -> Team:
+    team = get_team(session, team_id)
+    if name is not None:
+        name = _name(name)
+        _unique_name(session, name, team.id)
+        team.name = name
+    if assignment_method is not None:
+        team.assignment_method = assignment_method
+    if capacity_default is not None:
+        team.capacity_default = capacity_default
+    team.updated_at = utcnow()
+    session.flush()
+    return team
+
+
+def delete_team(session: Session, team_id: str) -> None:
+    repository.delete_team(session, get_team(session, team_id))
+
+
+def add_member(session: Session, team_id: str, agent_id: str) -> None:
+    get_team(session, team_id)
+    _human(session, agent_id)
+    if not repository.is_member(session, team_id, agent_id):
+        repository.add_member(session, team_id, agent_id)
+
+
+def remove_member(session: Session, team_id: str, agent_id: str) -> None:
+    get_team(session, team_id)
+    if not repository.remove_member(session, team_id, agent_id):
+        raise NotFound(f"Agent {agent_id!r} is not a member of this team.")
+
+
+def team_queues(session: Session, agent_id: str) -> list[TeamQueue]:
+    """The teams the agent belongs to, each with its counts: the inbox's team queues."""
+    team_ids = repository.team_ids_of(session, agent_id)
+    counts = repository.open_counts(session, team_ids)
+    teams = [repository.get(session, team_id) for team_id in team_ids]
+    return sorted(
+        (TeamQueue(t, *counts[t.id]) for t in teams if t is not None), key=lambda q: q.team.name
+    )
+
+
+# --- presence and capacity -----------------------------------------------------------------
+
+
+def effective_presence(agent: Agent, now: datetime | None = None) -> Presence:
+    """The presence routing goes by: an agent online but not seen for
+    ``presence_away_minutes`` is away."""
+    if agent.presence != "online":
+        return "away" if agent.presence == "away" else "offline"
+    seen = agent.last_seen_at
+    away_after = timedelta(minutes=get_settings().presence_away_minutes)
+    if seen is None or as_utc(seen) < (now or utcnow()) - away_after:
+        return "away"
+    return "online"
+
+
+def get_agent(session: Session, agent_id: str) -> Agent:
+    agent = agent_repository.get(session, agent_id)
+    if agent is None:
+        raise NotFound(f"No agent with id {agent_id!r}.")
+    return agent
+
+
+def set_presence(session: Session, agent_id: str, presence: Presence) -> Agent:
+    agent = agent_repository.get(session, agent_id)
+    if agent is None or not agent.active:
+        raise NotFound(f"No active agent with id {agent_id!r}.")
+    now = utcnow()
+    agent.presence = presence
+    agent.last_seen_at = now
+    agent.updated_at = now
+    session.flush()
+    return agent
+
+
+def seen(session: Session, agent_id: str) -> None:
+    """The agent is at the inbox (its heartbeat): an online agent stays online."""
+    agent = agent_repository.get(session, agent_id)
+    if agent is not None and agent.presence == "online":
+        agent.last_seen_at = utcnow()
+
+
+def signed_out(session: Session, agent_id: str) -> None:
+    agent = agent_repository.get(session, agent_id)
+    if agent is not None and agent.presence != "offline":
+        agent.presence = "offline"
+        agent.updated_at = utcnow()
+
+
+def set_capacity(session: Session, agent_id: str, capacity: int | None) -> Agent:
+    agent = _human(session, agent_id)
+    agent.capacity = capacity
+    agent.updated_at = utcnow()
+    session.flush()
+    return agent
+
+
+def capacity_of(agent: Agent, team: Team) -> int:
+    return agent.capacity if agent.capacity is not None else team.capacity_default
+
+
+def pick_member(session: Session, team_id: str) -> Agent | None:
+    """The member who gets the team's next conversation: among its online members under
+    capacity, the next after the last one given one (round robin) or the one with the fewest
+    open conversations, ties in round-robin order (least busy). None: nobody can take it now
+    (it stays in the team queue).
+
+    On PostgreSQL the team's row is locked first, then its members' (in id order), and only
+    then are their loads counted: a concurrent routing to the same team or agent waits until
+    this transaction commits, and then counts the conversation given here."""
+    team = repository.get_locked(session, team_id)
+    if team is None:
+        return None
+    now = utcnow()
+    candidates = [
+        a
+        for a in repository.members_locked(session, team.id)
+        if effective_presence(a, now) == "online"
+    ]
+    loads = repository.open_loads(session, [a.id for a in candidates])
+    free = [a for a in candidates if loads[a.id] < capacity_of(a, team)]
+    if not free:
+        return None
+    cursor = team.last_assigned_agent_id or ""
+    # Round-robin order: the members after the cursor, then from the start.
+    ordered = [a for a in free if a.id > cursor] + [a for a in free if a.id <= cursor]
+    if team.assignment_method == "least_busy":
+        chosen = min(ordered, key=lambda a: loads[a.id])  # min keeps the first of equals
+    else:
+        chosen = ordered[0]
+    team.last_assigned_agent_id = chosen.id
+    return chosen
