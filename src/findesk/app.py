@@ -24,6 +24,7 @@ from findesk.agent_api.articles import router as agent_articles_router
 from findesk.agent_api.endpoints import router as agent_router
 from findesk.agent_api.schemas import IntercomError
 from findesk.agent_api.visitors import router as agent_visitors_router
+from findesk.alerts.endpoints import router as alerts_router
 from findesk.apidocs.endpoints import router as apidocs_router
 from findesk.attachments.endpoints import router as files_router
 from findesk.auth.endpoints import router as oauth_router
@@ -215,6 +216,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(agent_router)
     app.include_router(agent_articles_router)
     app.include_router(agent_visitors_router)
+    app.include_router(alerts_router)
     app.include_router(replies_api_router)
     app.include_router(objects_api_router)
     app.include_router(object_types_router)

@@ -64,6 +64,28 @@ def on_status_change(hook: StatusHook) -> None:
         _status_hooks.append(hook)
 
 
+# Called after every ownership change, in its transaction, with its kind (``handover``,
+# ``assigned``, ``take_over``, ``hand_back``): alerts tell people of handovers and assignments.
+OwnerHook = Callable[[Session, "Conversation", str, Actor], None]
+_owner_hooks: list[OwnerHook] = []
+
+
+def on_owner_change(hook: OwnerHook) -> None:
+    if hook not in _owner_hooks:
+        _owner_hooks.append(hook)
+
+
+# Called after a human's public reply (not findesk's automated ones) is written, in its
+# transaction: reply continuity emails it to an end user who has not read it.
+ReplyHook = Callable[[Session, "Conversation", "Message", Actor], None]
+_reply_hooks: list[ReplyHook] = []
+
+
+def on_public_reply(hook: ReplyHook) -> None:
+    if hook not in _reply_hooks:
+        _reply_hooks.append(hook)
+
+
 @dataclass(frozen=True)
 class Author:
     user_type: Literal["end_user", "agent"]
@@ -355,6 +377,9 @@ def add_message(
             expect_fetch(session, message)
             if owner_kind(conversation) != "human" and not new.automated:
                 _change_owner(session, conversation, author, actor)
+            if not new.automated:
+                for reply_hook in _reply_hooks:
+                    reply_hook(session, conversation, message, actor)
     else:
         # The end user wrote: a snoozed conversation comes back to its queue at once.
         _wake(session, conversation, SYSTEM, reason="end_user")
@@ -643,6 +668,8 @@ def _change_owner(
     if kind == "hand_back":
         conversation.snoozed_until = None  # Fin answers now: nothing to come back to
     conversation.last_activity_at = conversation.updated_at = now
+    for hook in _owner_hooks:
+        hook(session, conversation, kind, actor)
 
 
 def snooze(
