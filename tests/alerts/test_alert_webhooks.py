@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -19,7 +20,9 @@ from support.fin import World
 from support.receiver import Attempt, Receiver, eventually
 from support.server import LiveServer, database_url
 
+from findesk.alerts import service as alerts
 from findesk.alerts import urlguard
+from findesk.conversations import service as conversations
 from findesk.notifier import service as outbox
 from findesk.notifier.models import OutboxEvent
 
@@ -237,3 +240,29 @@ def test_slack_format(server, admin, fin, hooks) -> None:
         "&lt;https://evil.example|click&gt;>"
     )
     assert body["blocks"] == [{"type": "section", "text": {"type": "mrkdwn", "text": body["text"]}}]
+
+
+def test_the_sla_code_can_raise_a_breach(server, admin, fin, hooks) -> None:
+    """``alerts.service.raise_sla_breach``, as the SLA code will call it in the transaction
+    that records a breach: the ``sla.breached`` webhook goes out, signed."""
+    path = f"/sla-{server.port}"
+    secret = register(admin, hooks, path, ["sla.breached"], "json")
+    conversation_id = handed_over(fin)
+    with server.db.transaction() as session:
+        conversation = conversations.get_conversation(session, conversation_id)
+        alerts.raise_sla_breach(
+            session, conversation, "first_response", {"due_at": "2026-12-04T10:00:00.000Z"}
+        )
+    assert hooks.wait_for(lambda _: bool(hits(hooks, path, "sla.breached", conversation_id)))
+    hit = hits(hooks, path, "sla.breached", conversation_id)[0]
+    verify_standard_webhook(secret, hit.headers, hit.raw)
+    assert hit.body["data"]["target"] == "first_response"
+    assert hit.body["data"]["detail"] == {"due_at": "2026-12-04T10:00:00.000Z"}
+    # Only what it subscribed to: the handover before it was not sent to this endpoint.
+    assert hits(hooks, path, HANDED_OVER, conversation_id) == []
+
+
+def test_digest_slots() -> None:
+    now = datetime(2026, 12, 4, 21, 7, 30, tzinfo=UTC)
+    assert alerts.digest_slot_end(now, 15) == datetime(2026, 12, 4, 21, 15, tzinfo=UTC)
+    assert alerts.digest_slot_end(now, 60) == datetime(2026, 12, 4, 22, 0, tzinfo=UTC)
