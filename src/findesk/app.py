@@ -25,6 +25,7 @@ from findesk.agent_api.endpoints import router as agent_router
 from findesk.agent_api.schemas import IntercomError
 from findesk.agent_api.visitors import router as agent_visitors_router
 from findesk.alerts.endpoints import router as alerts_router
+from findesk.alerts.pages import router as alerts_pages_router
 from findesk.apidocs.endpoints import router as apidocs_router
 from findesk.attachments.endpoints import router as files_router
 from findesk.auth.endpoints import router as oauth_router
@@ -233,6 +234,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(inbox_replies_router)
     app.include_router(inbox_objects_router)
     app.include_router(inbox_lookups_router)
+    app.include_router(alerts_pages_router)
     app.include_router(inbox_tickets_router)
     app.include_router(inbox_reports_router)
     app.include_router(inbox_reconciliation_router)
