@@ -80,7 +80,7 @@ CI_SETTINGS = settings(
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
-ADMIN_PATHS = r"^/api/v1/(agents/\{agent_id\}/|custom_object_types|reports/)"
+ADMIN_PATHS = r"^/api/v1/(agents/\{agent_id\}/|custom_object_types|reports/|webhooks)"
 MAX_BODY_BYTES = Settings.model_fields["max_body_bytes"].default
 
 
@@ -193,6 +193,10 @@ CURRENT: dict[str, Seeded] = {}
 FRESH_ARTICLE = "art_fresh-for-this-call"
 FRESH_LOCALE = "fresh-locale-for-this-call"
 FRESH_REPLY = "rep_fresh-for-this-call"
+FRESH_WEBHOOK = "whe_fresh-for-this-call"
+# A webhook the schema test may register: a public address (no DNS here: a literal one),
+# subscribed to the one event nothing raises in this run, so no call ever goes out.
+WEBHOOK_BODY = {"url": "https://1.1.1.1/findesk-schema-test", "events": ["sla.breached"]}
 FRESH_MACRO = "mac_fresh-for-this-call"
 # Stands for a visitor made just before the call: a merge deletes the visitor it converts.
 FRESH_VISITOR = "usr_fresh-visitor-for-this-call"
@@ -405,6 +409,8 @@ def _with_known_ids(case: Case, seeded: Seeded, draw: st.DrawFn) -> None:
     ):
         if name in path and draw(COIN):
             path[name] = fresh if case.method == "DELETE" else draw(st.sampled_from(known))
+    if "endpoint_id" in path and draw(COIN):
+        path["endpoint_id"] = FRESH_WEBHOOK  # deleted: one of its own
     if case.path == "/api/v1/visitors/convert" and draw(COIN):
         # A visitor that exists, merged into the seeded user (who has an email).
         body["visitor"] = {"id": FRESH_VISITOR}
@@ -512,6 +518,8 @@ def _as_the_rules_want(case: Case, seeded: Seeded) -> None:
             query["end"] = query["start"]
     if case.path.startswith(("/api/v1/ticket", "/api/v1/conversations/{conversation_id}/convert")):
         _tickets_as_the_rules_want(case, path, body, seeded)
+    if case.path == "/api/v1/webhooks" and case.method == "POST":
+        body.update(WEBHOOK_BODY)  # the URL must resolve to a public address
     if case.headers and isinstance(case.headers.get(KEY_HEADER), str):
         # A new key per request, as clients must send (a reused one is a 422); the replays
         # themselves are tests/agent_api/test_idempotency.py's.
@@ -717,6 +725,13 @@ def _prepared(case: Case, seeded: Seeded) -> None:
                 headers={"Authorization": f"Bearer {seeded.token}"},
             )
             path[name] = _ok(created, 201)["id"]
+    if path.get("endpoint_id") == FRESH_WEBHOOK:
+        created = httpx.post(
+            f"{seeded.base_url}/api/v1/webhooks",
+            json=WEBHOOK_BODY,
+            headers={"Authorization": f"Bearer {seeded.token}"},
+        )
+        path["endpoint_id"] = _ok(created, 201)["id"]
     body = case.body if isinstance(case.body, dict) else {}
     visitor = body.get("visitor")
     if isinstance(visitor, dict) and visitor.get("id") == FRESH_VISITOR:
@@ -922,13 +937,15 @@ def test_every_operation_of_the_agent_api_is_fuzzed() -> None:
         *(f"GET {reports}/{view}" for view in ("handover-reasons", "response-times")),
         *(f"GET {reports}/{view}" for view in ("agents", "csat", "conversations")),
         "GET /api/v1/reports/reconciliation",
+        "GET /api/v1/webhooks", "POST /api/v1/webhooks", "DELETE /api/v1/webhooks/{endpoint_id}",
+        "GET /api/v1/me/alerts", "PUT /api/v1/me/alerts",
     }  # fmt: skip
     assert ALL_OPERATIONS == expected
     admin_only = {op.ok().label for op in admin_schema.get_all_operations()}
     assert admin_only == {
         label
         for label in expected
-        if label.split(" ")[1].startswith((agents, object_types, f"{reports}/"))
+        if label.split(" ")[1].startswith((agents, object_types, f"{reports}/", "/api/v1/webhooks"))
     }
 
 

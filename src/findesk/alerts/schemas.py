@@ -3,12 +3,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 EventName = Literal["conversation.handed_over", "conversation.assigned", "sla.breached"]
 
 
 class WebhookEndpointIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
     url: str = Field(max_length=2048, description="Where to POST events (http or https).")
     events: list[EventName] = Field(min_length=1, max_length=3)
     format: Literal["json", "slack"] = Field(
@@ -35,6 +37,8 @@ class WebhookEndpointCreated(WebhookEndpointView):
 
 
 class AlertPreferencesIO(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
     email_handover: bool = Field(
         default=False, description="Email me when Fin hands a conversation over to my queue."
     )
