@@ -114,7 +114,7 @@ async def create_webhook(request: Request) -> Response:
         context = await run_in_threadpool(
             _context, request, viewer, created={"url": created_url, "secret": secret}
         )
-        return render(request, "alerts.html", 201, **context)
+        return render(request, "alerts.html", **context)
 
     return await guarded(request, run, page=False)
 
