@@ -24,6 +24,8 @@ from findesk.agent_api.articles import router as agent_articles_router
 from findesk.agent_api.endpoints import router as agent_router
 from findesk.agent_api.schemas import IntercomError
 from findesk.agent_api.visitors import router as agent_visitors_router
+from findesk.alerts.endpoints import router as alerts_router
+from findesk.alerts.pages import router as alerts_pages_router
 from findesk.apidocs.endpoints import router as apidocs_router
 from findesk.attachments.endpoints import router as files_router
 from findesk.auth.endpoints import router as oauth_router
@@ -218,6 +220,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(agent_router)
     app.include_router(agent_articles_router)
     app.include_router(agent_visitors_router)
+    app.include_router(alerts_router)
     app.include_router(replies_api_router)
     app.include_router(teams_api_router)
     app.include_router(routing_api_router)
@@ -237,6 +240,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(inbox_teams_router)
     app.include_router(inbox_objects_router)
     app.include_router(inbox_lookups_router)
+    app.include_router(alerts_pages_router)
     app.include_router(inbox_tickets_router)
     app.include_router(inbox_reports_router)
     app.include_router(inbox_reconciliation_router)

@@ -1,6 +1,7 @@
 """Every table, imported in one place so that the metadata (and Alembic) sees them all."""
 
 from findesk.agents.models import Agent
+from findesk.alerts.models import AlertPreference, WebhookEndpoint
 from findesk.attachments.models import StoredFile
 from findesk.audit.models import AuditEntry
 from findesk.auth.models import AccessToken, AgentToken, OAuthClient, WebSession
@@ -51,6 +52,7 @@ __all__ = [
     "Activity",
     "Agent",
     "AgentToken",
+    "AlertPreference",
     "Article",
     "ArticleCollection",
     "ArticleTranslation",
@@ -102,4 +104,5 @@ __all__ = [
     "TicketType",
     "TypingSignal",
     "WebSession",
+    "WebhookEndpoint",
 ]

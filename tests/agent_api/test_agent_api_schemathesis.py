@@ -80,7 +80,9 @@ CI_SETTINGS = settings(
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
-ADMIN_PATHS = r"^/api/v1/(agents/\{agent_id\}/|custom_object_types|reports/|routing-rules/preview)"
+ADMIN_PATHS = (
+    r"^/api/v1/(agents/\{agent_id\}/|custom_object_types|reports/|routing-rules/preview|webhooks)"
+)
 MAX_BODY_BYTES = Settings.model_fields["max_body_bytes"].default
 
 
@@ -195,6 +197,10 @@ CURRENT: dict[str, Seeded] = {}
 FRESH_ARTICLE = "art_fresh-for-this-call"
 FRESH_LOCALE = "fresh-locale-for-this-call"
 FRESH_REPLY = "rep_fresh-for-this-call"
+FRESH_WEBHOOK = "whe_fresh-for-this-call"
+# A webhook the schema test may register: a public address (no DNS here: a literal one),
+# subscribed to the one event nothing raises in this run, so no call ever goes out.
+WEBHOOK_BODY = {"url": "https://1.1.1.1/findesk-schema-test", "events": ["sla.breached"]}
 FRESH_MACRO = "mac_fresh-for-this-call"
 # Stands for a visitor made just before the call: a merge deletes the visitor it converts.
 FRESH_VISITOR = "usr_fresh-visitor-for-this-call"
@@ -427,6 +433,8 @@ def _with_known_ids(case: Case, seeded: Seeded, draw: st.DrawFn) -> None:
     ):
         if name in path and draw(COIN):
             path[name] = fresh if case.method == "DELETE" else draw(st.sampled_from(known))
+    if "endpoint_id" in path and draw(COIN):
+        path["endpoint_id"] = FRESH_WEBHOOK  # deleted: one of its own
     if case.path == "/api/v1/visitors/convert" and draw(COIN):
         # A visitor that exists, merged into the seeded user (who has an email).
         body["visitor"] = {"id": FRESH_VISITOR}
@@ -547,6 +555,8 @@ def _as_the_rules_want(case: Case, seeded: Seeded) -> None:
         "PATCH",
     ):
         _routing_as_the_rules_want(case, body, seeded)
+    if case.path == "/api/v1/webhooks" and case.method == "POST":
+        body.update(WEBHOOK_BODY)  # the URL must resolve to a public address
     if case.headers and isinstance(case.headers.get(KEY_HEADER), str):
         # A new key per request, as clients must send (a reused one is a 422); the replays
         # themselves are tests/agent_api/test_idempotency.py's.
@@ -805,6 +815,13 @@ def _prepared(case: Case, seeded: Seeded) -> None:
             headers={"Authorization": f"Bearer {seeded.token}"},
         )
         path["rule_id"] = _ok(created, 201)["id"]
+    if path.get("endpoint_id") == FRESH_WEBHOOK:
+        created = httpx.post(
+            f"{seeded.base_url}/api/v1/webhooks",
+            json=WEBHOOK_BODY,
+            headers={"Authorization": f"Bearer {seeded.token}"},
+        )
+        path["endpoint_id"] = _ok(created, 201)["id"]
     body = case.body if isinstance(case.body, dict) else {}
     visitor = body.get("visitor")
     if isinstance(visitor, dict) and visitor.get("id") == FRESH_VISITOR:
@@ -1018,6 +1035,8 @@ def test_every_operation_of_the_agent_api_is_fuzzed() -> None:
         "GET /api/v1/me/presence", "PUT /api/v1/me/presence", f"PUT {agents}/capacity",
         "GET /api/v1/routing-rules", "POST /api/v1/routing-rules", f"GET {rules}",
         f"PATCH {rules}", f"DELETE {rules}", "POST /api/v1/routing-rules/preview",
+        "GET /api/v1/webhooks", "POST /api/v1/webhooks", "DELETE /api/v1/webhooks/{endpoint_id}",
+        "GET /api/v1/me/alerts", "PUT /api/v1/me/alerts",
     }  # fmt: skip
     assert ALL_OPERATIONS == expected
     admin_only = {op.ok().label for op in admin_schema.get_all_operations()}
@@ -1025,7 +1044,13 @@ def test_every_operation_of_the_agent_api_is_fuzzed() -> None:
         label
         for label in expected
         if label.split(" ")[1].startswith(
-            (agents, object_types, f"{reports}/", "/api/v1/routing-rules/preview")
+            (
+                agents,
+                object_types,
+                f"{reports}/",
+                "/api/v1/routing-rules/preview",
+                "/api/v1/webhooks",
+            )
         )
     }
 

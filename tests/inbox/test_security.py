@@ -46,6 +46,8 @@ from web_support import (
 
 from findesk.agents.models import Agent
 from findesk.agents.service import set_password
+from findesk.alerts import service as alerts
+from findesk.alerts.models import WebhookEndpoint
 from findesk.app import create_app
 from findesk.auth.models import WebSession
 from findesk.auth.service import issue_agent_token
@@ -229,6 +231,8 @@ def inbox_form(path: str, ids: dict[str, str]) -> dict[str, str]:
             "role": "admin",
         },
         "/inbox/admin/clients": {"name": "Fin (second)"},
+        "/inbox/alerts/preferences": {"email_handover": "on", "digest_minutes": "15"},
+        "/inbox/alerts/webhooks": {"url": WEBHOOK_URL, "events": "sla.breached"},
         "/inbox/articles": ARTICLE_FORM,
         "/inbox/articles/{article_id}": {**ARTICLE_FORM, "title": unique("Edited")},
         "/inbox/articles/preview": {"body": "**bold**", "body_format": "markdown"},
@@ -305,7 +309,13 @@ def inbox_files(path: str) -> list[tuple[str, tuple[str, bytes, str]]] | None:
     return None
 
 
+# A public address (a literal one: no DNS here) for a webhook subscribed to an event nothing
+# raises in these tests: no call ever goes out.
+WEBHOOK_URL = "https://1.1.1.1/findesk-security-test"
+
 API_BODIES: dict[tuple[str, str], dict[str, Any]] = {
+    ("POST", "/api/v1/webhooks"): {"url": WEBHOOK_URL, "events": ["sla.breached"]},
+    ("PUT", "/api/v1/me/alerts"): {"email_handover": True, "digest_minutes": 15},
     ("POST", "/api/v1/conversations/{conversation_id}/messages"): {"body": "<p>From the API</p>"},
     ("PATCH", "/api/v1/conversations/{conversation_id}"): {"status": "closed", "tags": ["api"]},
     ("POST", "/api/v1/articles"): {"title": "From the API", "body": "Text."},
@@ -415,6 +425,7 @@ def make_ids(
         "locale": "de",
         "collection_id": a_collection(server),
         "token_id": personal_token(server, other.id),
+        "endpoint_id": a_webhook(server),
         **shared_reply_and_macro(server),
         **custom_objects(server, world, conversation_id if method == "DELETE" else None),
         **ticket_type_and_ticket(server, world),
@@ -531,6 +542,22 @@ def personal_token(server: LiveServer, agent_id: str) -> str:
         agent = session.get(Agent, agent_id)
         assert agent is not None
         return issue_agent_token(session, agent)[0].id
+
+
+def a_webhook(server: LiveServer) -> str:
+    endpoint_id = unique("whe")
+    with server.db.transaction() as session:
+        session.add(
+            WebhookEndpoint(
+                id=endpoint_id,
+                url=WEBHOOK_URL,
+                events=["sla.breached"],
+                format="json",
+                secret=alerts.new_signing_secret(),
+                active=True,
+            )
+        )
+    return endpoint_id
 
 
 def failed_article(server: LiveServer) -> str:

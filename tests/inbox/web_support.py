@@ -20,6 +20,7 @@ from support.server import LiveServer, database_url
 
 from findesk.agents.models import Agent
 from findesk.agents.service import create_agent
+from findesk.alerts.models import AlertPreference, WebhookEndpoint
 from findesk.attachments.models import StoredFile
 from findesk.auth.models import AgentToken, OAuthClient, WebSession
 from findesk.conversations.models import Conversation, Message
@@ -372,6 +373,13 @@ def snapshot(server: LiveServer) -> dict[str, Any]:
             + sorted(
                 (m.article_id, m.collection_id, "", 0)
                 for m in session.scalars(select(CollectionMember))
+            ),
+            "webhook_endpoints": sorted(
+                (e.id, e.url, e.format) for e in session.scalars(select(WebhookEndpoint))
+            ),
+            "alert_preferences": sorted(
+                (p.agent_id, p.email_handover, p.email_assigned, p.digest_minutes or 0)
+                for p in session.scalars(select(AlertPreference))
             ),
             "saved_replies": sorted(
                 (r.id, r.title, r.body, r.owner_id or "", r.article_id or "")

@@ -41,6 +41,7 @@ class Attempt:
     body: dict[str, Any]
     at: float  # time.monotonic() when the request was read
     wall: float  # time.time() then (the worker schedules on the wall clock)
+    raw: bytes = b""  # the body as sent (what a signature covers)
 
     @property
     def conversation_id(self) -> str:
@@ -106,7 +107,9 @@ class Receiver:
                     status, answered = receiver._status, receiver._headers
                     if 200 <= status < 300:
                         receiver.received.append(Received(self.path, sent, body, at))
-                    receiver.log.append(Attempt(self.path, status, sent, answered, body, at, wall))
+                    receiver.log.append(
+                        Attempt(self.path, status, sent, answered, body, at, wall, raw)
+                    )
                     receiver._cond.notify_all()
                 receiver._gate.wait(timeout=60)
                 self.send_response(status)

@@ -78,9 +78,32 @@ def on_waiting(hook: WaitingHook) -> None:
 
 def route_to(session: Session, conversation: Conversation, agent: Agent, actor: Actor) -> None:
     """Give a conversation waiting for a person to ``agent`` (routing's choice): the
-    ownership change, its history and what Fin and the inbox hear."""
-    _change_owner(session, conversation, agent, actor)
+    ownership change, its history and what Fin and the inbox hear. The ownership hooks are not
+    called here: the change that made it wait calls them once, with what routing decided."""
+    _change_owner(session, conversation, agent, actor, call_hooks=False)
     changed(session, conversation.id, "assignee", actor, conversation)
+
+
+# Called after every ownership change, in its transaction, with its kind (``handover``,
+# ``assigned``, ``take_over``, ``hand_back``): alerts tell people of handovers and assignments.
+OwnerHook = Callable[[Session, "Conversation", str, Actor], None]
+_owner_hooks: list[OwnerHook] = []
+
+
+def on_owner_change(hook: OwnerHook) -> None:
+    if hook not in _owner_hooks:
+        _owner_hooks.append(hook)
+
+
+# Called after a human's public reply (not findesk's automated ones) is written, in its
+# transaction: reply continuity emails it to an end user who has not read it.
+ReplyHook = Callable[[Session, "Conversation", "Message", Actor], None]
+_reply_hooks: list[ReplyHook] = []
+
+
+def on_public_reply(hook: ReplyHook) -> None:
+    if hook not in _reply_hooks:
+        _reply_hooks.append(hook)
 
 
 @dataclass(frozen=True)
@@ -325,6 +348,9 @@ def open_conversation(
     if conversation.assignee_id is None:
         for hook in _waiting_hooks:
             hook(session, conversation, actor)
+        if conversation.assignee_id is not None:  # routing gave it to someone
+            for owner_hook in _owner_hooks:
+                owner_hook(session, conversation, "assigned", SYSTEM)
     return conversation, message, True
 
 
@@ -377,6 +403,9 @@ def add_message(
             expect_fetch(session, message)
             if owner_kind(conversation) != "human" and not new.automated:
                 _change_owner(session, conversation, author, actor)
+            if not new.automated:
+                for reply_hook in _reply_hooks:
+                    reply_hook(session, conversation, message, actor)
     else:
         # The end user wrote: a snoozed conversation comes back to its queue at once.
         _wake(session, conversation, SYSTEM, reason="end_user")
@@ -620,7 +649,12 @@ def fin_may_assign(conversation: Conversation) -> bool:
 
 
 def _change_owner(
-    session: Session, conversation: Conversation, agent: Agent | None, actor: Actor
+    session: Session,
+    conversation: Conversation,
+    agent: Agent | None,
+    actor: Actor,
+    *,
+    call_hooks: bool = True,
 ) -> None:
     """Apply an ownership change: history, the handover and take-over columns, the assignee."""
     now = utcnow()
@@ -665,9 +699,14 @@ def _change_owner(
     if kind == "hand_back":
         conversation.snoozed_until = None  # Fin answers now: nothing to come back to
     conversation.last_activity_at = conversation.updated_at = now
+    if not call_hooks:
+        return
     if kind == "handover" and agent is None:
-        for hook in _waiting_hooks:
-            hook(session, conversation, actor)
+        # Routing first, so that alerts of the handover name the team and agent it chose.
+        for waiting_hook in _waiting_hooks:
+            waiting_hook(session, conversation, actor)
+    for owner_hook in _owner_hooks:
+        owner_hook(session, conversation, kind, actor)
 
 
 def snooze(

@@ -343,6 +343,34 @@ class Settings(BaseSettings):
         description="First delay before a failed publish is retried "
         "(doubles each time, up to an hour).",
     )
+    # --- alerts: email and outbound webhooks (sent through the outbox) ----------------------
+    smtp_host: str | None = Field(
+        default=None, description="SMTP server for alert emails; unset, no email is sent."
+    )
+    smtp_port: int = Field(default=587, description="SMTP port (465 with `SMTP_TLS`).")
+    smtp_username: str | None = Field(default=None, description="SMTP login, if any.")
+    smtp_password: SecretStr | None = Field(default=None, description="SMTP password.")
+    smtp_starttls: bool = Field(default=True, description="Upgrade the SMTP connection (STARTTLS).")
+    smtp_tls: bool = Field(default=False, description="Connect with TLS from the start (port 465).")
+    smtp_from: str = Field(
+        default="findesk@localhost", description="The From address of alert emails."
+    )
+    reply_email_delay_minutes: float = Field(
+        default=10.0,
+        gt=0,
+        description="A human's reply the end user has not read after this long is emailed to them.",
+    )
+    reply_email_link_url: str | None = Field(
+        default=None,
+        description="Where an end user continues the conversation (the page with the "
+        "Messenger), linked from reply emails; `{conversation_id}` is replaced. "
+        "Default: the public base URL.",
+    )
+    webhooks_allow_loopback: bool = Field(
+        default=False,
+        description="Let outbound webhooks go to loopback addresses (tests, development); "
+        "private and link-local ones stay refused.",
+    )
 
     @model_validator(mode="after")
     def _lease_outlasts_a_call(self) -> Settings:

@@ -37,6 +37,11 @@ class OutboxEvent(Base):
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Stable across retries, sent as X-Findesk-Delivery so one delivery can be traced.
     delivery_id: Mapped[str | None] = mapped_column(String(40))
+    # What the delivery is: ``fin`` (the webhook to Fin: ``conversation_id`` is the
+    # conversation) or an alert kind (``alerts.delivery``: ``conversation_id`` is then the
+    # delivery's grouping key and ``payload`` what to send).
+    kind: Mapped[str] = mapped_column(String(16), default="fin", server_default="fin")
+    payload: Mapped[str | None] = mapped_column(Text)
 
 
 class TypingSignal(Base):

@@ -41,8 +41,12 @@ def claim(
     lease_until: datetime,
     conversations: int,
     skip_locked: bool,
+    fin: bool = True,
 ) -> Sequence[OutboxEvent]:
     """Lease every pending event of up to ``conversations`` conversations that have a due one.
+
+    Without ``fin``, only alert events (webhooks, emails: ``kind`` other than ``fin``); their
+    ``conversation_id`` is their grouping key, so this holds for them too.
 
     All of a conversation's pending events go together (one delivery covers them). A
     conversation waiting out a back-off (or Fin's Retry-After) is not due until it ends, even if
@@ -55,6 +59,7 @@ def claim(
             OutboxEvent.next_attempt_at <= now,
             _unleased(now),
             ~_backing_off(now),
+            *_kinds(fin),
         )
         # Not also by id: with many events due at the same instant (a bulk backlog, a replay)
         # that tie-break made PostgreSQL sort every pending event on each claim, not read the
@@ -109,6 +114,10 @@ def _try_lock_conversations(session: Session, candidates: list[str], limit: int)
     )
     got = set(locked)
     return [c for c in candidates if c in got]
+
+
+def _kinds(fin: bool) -> list[ColumnElement[bool]]:
+    return [] if fin else [OutboxEvent.kind != "fin"]
 
 
 def set_delivery_ids(session: Session, delivery_ids: Mapping[int, str]) -> None:
@@ -168,7 +177,7 @@ def release(session: Session, ids: Sequence[int], owner: str) -> None:
     )
 
 
-def next_due_at(session: Session, now: datetime) -> datetime | None:
+def next_due_at(session: Session, now: datetime, *, fin: bool = True) -> datetime | None:
     """When the next event this worker could claim is due (leased ones are their owner's;
     one due now in a conversation that is backing off is due when that back-off ends)."""
     return session.scalar(
@@ -176,6 +185,7 @@ def next_due_at(session: Session, now: datetime) -> datetime | None:
             OutboxEvent.state == PENDING,
             _unleased(now),
             or_(OutboxEvent.next_attempt_at > now, ~_backing_off(now)),
+            *_kinds(fin),
         )
     )
 

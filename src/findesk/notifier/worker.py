@@ -16,6 +16,7 @@ import socket
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import httpx
 from starlette.concurrency import run_in_threadpool
@@ -45,6 +46,9 @@ class Delivery:
     attempts: int
     oldest_created_at: datetime
     first_failed_at: datetime | None
+    # ``fin``, or an alert kind (webhook, email): then what ``alerts.delivery`` prepared.
+    kind: str = "fin"
+    prepared: Any = None
 
 
 @dataclass
@@ -156,10 +160,11 @@ class Worker(BackgroundLoop):
 
     def _seconds_until_due(self) -> float:
         poll = self.settings.notifier_poll_seconds
-        if self.settings.fin_webhook_target is None:
-            return poll
         with self.db.read_session() as session:
-            due = repository.next_due_at(session, utcnow())
+            # Without Fin configured, only alerts (webhooks, emails) are delivered.
+            due = repository.next_due_at(
+                session, utcnow(), fin=self.settings.fin_webhook_target is not None
+            )
         if due is None:
             return poll
         return min(poll, max(0.0, (as_utc(due) - utcnow()).total_seconds()))
@@ -169,9 +174,8 @@ class Worker(BackgroundLoop):
     async def run_once(self, http: httpx.AsyncClient) -> int:
         """Claim up to ``notifier_concurrency`` conversations, deliver them, record the
         outcomes; returns how many webhook calls were made."""
+        # Fin's events wait, recorded, until Fin is configured; alerts go meanwhile.
         target = self.settings.fin_webhook_target
-        if target is None:
-            return 0  # events wait, recorded, until Fin is configured
         deliveries = await run_in_threadpool(self._claim)
         if not deliveries:
             return 0
@@ -180,6 +184,8 @@ class Worker(BackgroundLoop):
         return len(deliveries)
 
     def _claim(self) -> list[Delivery]:
+        from findesk.alerts import delivery as alerts  # it builds on this module
+
         now = utcnow()
         lease_until = now + timedelta(seconds=self.settings.notifier_lease_seconds)
         with self.db.transaction() as session:
@@ -190,6 +196,7 @@ class Worker(BackgroundLoop):
                 lease_until=lease_until,
                 conversations=self.settings.notifier_concurrency,
                 skip_locked=not self.db.is_sqlite,
+                fin=self.settings.fin_webhook_target is not None,
             )
             groups: dict[str, list[OutboxEvent]] = {}
             for row in rows:
@@ -201,6 +208,10 @@ class Worker(BackgroundLoop):
                     (e.delivery_id for e in events if e.delivery_id), None
                 ) or ids.new_id("dlv")
                 event_ids = [e.id for e in events]
+                kind = events[0].kind
+                prepared = None
+                if kind != "fin":
+                    prepared = alerts.prepare(session, self.settings, conversation_id, events)
                 fresh.update((e.id, delivery_id) for e in events if e.delivery_id is None)
                 deliveries.append(
                     Delivery(
@@ -213,12 +224,23 @@ class Worker(BackgroundLoop):
                             (as_utc(e.first_failed_at) for e in events if e.first_failed_at),
                             default=None,
                         ),
+                        kind=kind,
+                        prepared=prepared,
                     )
                 )
             repository.set_delivery_ids(session, fresh)
             return deliveries
 
-    async def _send(self, http: httpx.AsyncClient, target: str, delivery: Delivery) -> Outcome:
+    async def _send(
+        self, http: httpx.AsyncClient, target: str | None, delivery: Delivery
+    ) -> Outcome:
+        if delivery.kind != "fin" or target is None:
+            started = time.perf_counter()
+            from findesk.alerts import delivery as alerts  # it builds on this module
+
+            outcome = await alerts.send(http, self.settings, delivery.prepared)
+            outcome.seconds = time.perf_counter() - started
+            return outcome
         key = self.settings.fin_webhook_key
         headers = {
             "X-Findesk-Delivery": delivery.delivery_id,

@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+EventName = Literal["conversation.handed_over", "conversation.assigned", "sla.breached"]
+
+
+class WebhookEndpointIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    url: str = Field(max_length=2048, description="Where to POST events (http or https).")
+    events: list[EventName] = Field(min_length=1, max_length=3)
+    format: Literal["json", "slack"] = Field(
+        default="json",
+        description="`json`: the event as Standard Webhooks' payload (`type`, `timestamp`, "
+        "`data`); `slack`: a Slack incoming-webhook message (`text`, `blocks`).",
+    )
+
+
+class WebhookEndpointView(BaseModel):
+    id: str
+    url: str
+    events: list[str]
+    format: str
+    active: bool
+    created_at: datetime
+
+
+class WebhookEndpointCreated(WebhookEndpointView):
+    secret: str = Field(
+        description="The signing secret (`whsec_…`), shown this once: verify "
+        "`webhook-signature` with it."
+    )
+
+
+class AlertPreferencesIO(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    email_handover: bool = Field(
+        default=False, description="Email me when Fin hands a conversation over to my queue."
+    )
+    email_assigned: bool = Field(
+        default=True, description="Email me when a conversation is assigned to me."
+    )
+    digest_minutes: int | None = Field(
+        default=None,
+        ge=1,
+        le=1440,
+        description="Gather my alert emails and send them every N minutes; null: at once.",
+    )
