@@ -28,7 +28,7 @@ _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 @cache
-def _zones() -> frozenset[str]:
+def zone_names() -> frozenset[str]:
     return frozenset(available_timezones())
 
 
@@ -37,7 +37,7 @@ def check_timezone(value: str | None, *, field: str = "timezone") -> str | None:
     if value is None or not value.strip():
         return None
     value = value.strip()
-    if value not in _zones():
+    if value not in zone_names():
         raise invalid(
             f"Unknown time zone {value[:64]!r}: use an IANA name such as Europe/Paris.",
             field=field,
@@ -58,9 +58,10 @@ def _minutes(value: object, *, field: str) -> int:
 def check_weekly(
     value: Mapping[str, Any] | None, *, field: str = "business_hours"
 ) -> dict[str, list[list[str]]] | None:
-    """The weekly hours as stored (days in week order, each day's intervals sorted, a midnight
-    end written ``"24:00"``), or None (always open). Each interval is ``[start, end)``: start
-    before end, or end ``"24:00"``/``"00:00"``; a day's intervals do not overlap."""
+    """The weekly hours as stored (days in week order, closed days left out, each day's
+    intervals sorted, a midnight end written ``"24:00"``), or None (always open). Each interval
+    is ``[start, end)``: start before end, or end ``"24:00"``/``"00:00"``; a day's intervals do
+    not overlap."""
     if value is None:
         return None
     if not isinstance(value, Mapping):
@@ -103,7 +104,8 @@ def check_weekly(
         for (_, end_a), (start_b, _) in pairwise(spans):
             if start_b < end_a:
                 raise invalid(f"{day}: intervals overlap.", field=where)
-        weekly[day] = [[_clock(a), _clock(b)] for a, b in spans]
+        if spans:  # a day left empty is closed, as one left out
+            weekly[day] = [[_clock(a), _clock(b)] for a, b in spans]
     if not any(weekly.values()):
         raise invalid(
             "Business hours need at least one open interval (null means always open).",
