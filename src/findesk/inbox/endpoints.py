@@ -448,6 +448,7 @@ def _conversation_context(
             limit=OBJECT_CARDS,
         )
         ticket = _ticket_card(session, conversation_id)
+        team = teams.find_team(session, conversation.team_id) if conversation.team_id else None
     newest_shown = max((m.seq for m in messages), default=0)
     if mark_read and newest_shown > read_up_to:
         # The only write of a GET, and only when there is something new: reading a page again
@@ -461,6 +462,7 @@ def _conversation_context(
             {k: v for k, v in conversation.attributes.items() if k != TICKET_ATTRIBUTE}
         ),
         "ticket": ticket,
+        "team": team,
         "other_conversations": [(c, owner_kind(c)) for c in others],
         "merge_suggestions": suggestions,
         "object_cards": object_cards,
