@@ -278,6 +278,12 @@ async def login(request: Request) -> Response:
         if "Retry-After" in exc.headers:
             response.headers["Retry-After"] = exc.headers["Retry-After"]
         return response
+
+    def present() -> None:
+        with db_of(request).transaction() as session:
+            teams.signed_in(session, signed_in.agent.id)
+
+    await run_in_threadpool(present)
     redirect = RedirectResponse(target, status_code=303)
     redirect.set_cookie(
         COOKIE,
