@@ -31,7 +31,6 @@ from findesk.attachments.endpoints import router as files_router
 from findesk.auth.endpoints import router as oauth_router
 from findesk.auth.passwords import PasswordChecker
 from findesk.conversations.waker import Waker
-from findesk.csat.endpoints import SettingsInUse as CsatSettingsInUse
 from findesk.csat.endpoints import router as csat_router
 from findesk.fin_api import endpoints as fin
 from findesk.fin_api.schemas import ErrorEnvelope
@@ -54,6 +53,7 @@ from findesk.kit.errors import Problem
 from findesk.kit.http import BodySizeLimit, problem_response, validation_problem
 from findesk.kit.schemas import ProblemOut
 from findesk.kit.settings import Settings, get_settings
+from findesk.kit.settings_in_use import SettingsInUse
 from findesk.kit.streams import StreamSlots
 from findesk.knowledge.endpoints import router as help_router
 from findesk.knowledge.publisher import PublisherLoop
@@ -296,6 +296,6 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
             f"{FIN_API}{route.path}" for route in fin.posts.routes if isinstance(route, APIRoute)
         ),
     )
-    # The rating request reads this app's settings, whichever path resolves a conversation.
-    app.add_middleware(CsatSettingsInUse, settings=settings)
+    # The hooks (CSAT, alerts, SLAs) read this app's settings, whichever path changes things.
+    app.add_middleware(SettingsInUse, settings=settings)
     return app

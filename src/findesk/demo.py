@@ -1,6 +1,6 @@
-"""Demo data for ``make run``: a human agent, an OAuth client for Fin, a few conversations, four
-weeks of past ones for the reports (``demo_history``) and a few published help articles (which
-findesk then publishes to the emulated Fin).
+"""Demo data for ``make run``: a human agent, an OAuth client for Fin, two teams with their
+routing rules, a few conversations, four weeks of past ones for the reports (``demo_history``)
+and a few published help articles (which findesk then publishes to the emulated Fin).
 
 Seeding again never breaks a demo that runs: findesk stores only hashes of secrets, so the
 demo's credentials are kept in a file of the data folder (readable by its owner only) and reused
@@ -37,6 +37,10 @@ from findesk.kit.actor import FIN, SYSTEM
 from findesk.kit.errors import Problem
 from findesk.knowledge import repository as article_repository
 from findesk.knowledge.service import ArticleDraft, create_article
+from findesk.routing import service as routing
+from findesk.routing.schemas import RuleIn
+from findesk.teams import repository as team_repository
+from findesk.teams import service as teams
 from findesk.users import repository as user_repository
 from findesk.users.service import create_user
 
@@ -155,6 +159,7 @@ def seed(
     # The password first: setting one revokes the agent's personal tokens.
     password = _agent_password(session, agent, saved.get("agent_password"))
     token = _agent_token(session, agent, saved.get("agent_token"))
+    _seed_teams(session, agent)
     for object_id, name, email, title, question, answer, outcome in CONVERSATIONS:
         if user_repository.get_by_object_id(session, object_id) is not None:
             continue
@@ -186,6 +191,29 @@ def seed(
             author_id=agent.id,
         )
     return DemoCredentials(DEMO_AGENT_EMAIL, password, token, client_id, client_secret, fin.id)
+
+
+# The demo's teams, each with the routing rule that fills its queue from what the emulated Fin
+# detected (its handover tag: ``emulator.answerer.ISSUE_TYPES``). Alex is in Billing.
+DEMO_TEAMS = (("Billing", "billing"), ("Shipping", "shipping"))
+
+
+def _seed_teams(session: Session, agent: Agent) -> None:
+    for name, tag in DEMO_TEAMS:
+        if team_repository.get_by_name(session, name) is not None:
+            continue
+        members = [agent.id] if name == "Billing" else []
+        team = teams.create_team(session, name=name, member_ids=members)
+        routing.create_rule(
+            session,
+            RuleIn.model_validate(
+                {
+                    "name": f"{name} questions to the {name} team",
+                    "conditions": [{"field": "tag", "op": "is", "value": tag}],
+                    "actions": {"team_id": team.id},
+                }
+            ),
+        )
 
 
 def _demo_client(session: Session, saved: Mapping[str, str]) -> tuple[str, str]:

@@ -6,6 +6,7 @@ reply continuity (an unread reply is emailed once after the delay; a read one is
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 
@@ -202,3 +203,53 @@ def test_unread_reply_is_emailed_once_read_one_is_not(server, fin, smtp, ada) ->
     assert eventually(lambda: settled(server, "reply_email"), timeout=20)
     assert smtp.to(reader["email"]) == []  # read: never emailed
     assert len(smtp.to(away["email"])) == 1  # once per reply
+
+
+def test_a_routed_handover_emails_its_team_and_the_agent_routing_chose(
+    server, fin, smtp, ada
+) -> None:
+    """A handover routed to a team: the member routing gave it to is told it is theirs, the
+    other members who asked hear of it, and those outside the team (Ada asked for every
+    handover) do not."""
+    admin = agent_client(server, "Ana Admin", role="admin")
+    carol, dave, ed = (agent_client(server, name) for name in ("Carol", "Dave", "Ed"))
+    for who in (ada, dave, ed):
+        assert who.put("/me/alerts", json={"email_handover": True, "email_assigned": True})
+    assert carol.put("/me/presence", json={"presence": "online"}).is_success
+    team = admin.post(
+        "/teams",
+        json={"name": f"Billing {server.port}", "member_ids": [carol.agent_id, dave.agent_id]},
+    )
+    assert team.status_code == 201, team.text
+    tag = f"billing-{server.port}"
+    rule = admin.post(
+        "/routing-rules",
+        json={
+            "name": "Billing to the billing team",
+            "conditions": [{"field": "tag", "op": "is", "value": tag}],
+            "actions": {"team_id": team.json()["id"]},
+        },
+    )
+    assert rule.status_code == 201, rule.text
+
+    conversation, _ = fin.conversation(assignee_id=fin.fin_agent_id, title="Double charge")
+    conversation_id = str(conversation["id"])
+    fin.update(conversation_id, tags=[tag])
+    fin.hand_over(conversation_id)
+
+    assert smtp.wait_until(
+        lambda s: bool(
+            about(s, carol.email, conversation_id) and about(s, dave.email, conversation_id)
+        )
+    )
+    to_carol = about(smtp, carol.email, conversation_id)
+    assert [m.subject for m in to_carol] == ["Assigned to you: Double charge"]
+    assert "Fin handed it over" in to_carol[0].part("plain")
+    to_dave = about(smtp, dave.email, conversation_id)
+    assert [m.subject for m in to_dave] == ["Waiting for a human: Double charge"]
+    assert "It is Carol's." in to_dave[0].part("plain")
+    # Every email of this handover was queued in its transaction: none is for Ada or Ed.
+    with server.db.read_session() as session:
+        queued = session.scalars(select(OutboxEvent).where(OutboxEvent.kind == "email")).all()
+    to = sorted(json.loads(e.payload)["to"] for e in queued if conversation_id in e.payload)
+    assert to == sorted([carol.email, dave.email])

@@ -14,15 +14,15 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 from support.alerts import agent_client, verify_standard_webhook
 from support.fin import World
 from support.receiver import Attempt, Receiver, eventually
 from support.server import LiveServer, database_url
 
 from findesk.alerts import service as alerts
-from findesk.alerts import urlguard
 from findesk.conversations import service as conversations
+from findesk.kit import urlguard
 from findesk.notifier import service as outbox
 from findesk.notifier.models import OutboxEvent
 
@@ -103,6 +103,9 @@ def test_handover_and_assignment_arrive_signed(server, admin, alice, fin, hooks)
     listed = admin.get("/webhooks").json()
     assert [e["url"] for e in listed] == [f"{hooks.url}{path}"]
     assert all("secret" not in e for e in listed)  # shown once, never again
+    with server.db.transaction() as session:  # and not kept: derived from the server's key
+        stored = repr(session.execute(text("SELECT * FROM webhook_endpoints")).all())
+    assert secret.removeprefix("whsec_") not in stored
 
     conversation_id = handed_over(fin)
     assert hooks.wait_for(

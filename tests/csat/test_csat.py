@@ -21,6 +21,7 @@ from findesk.csat import service as csat
 from findesk.csat.models import CsatRating
 from findesk.kit.actor import agent as agent_actor
 from findesk.kit.settings import Settings
+from findesk.kit.settings_in_use import using_settings
 from findesk.notifier.models import OutboxEvent
 
 LINK = re.compile(r"/rate/(rate_[A-Za-z0-9_-]+)")
@@ -188,7 +189,7 @@ def test_fin_resolving_asks_nothing_by_default(server: LiveServer, world: World)
 
 def test_no_request_when_csat_is_off(server: LiveServer, world: World, me: Person) -> None:
     conversation_id = handed_over(world)
-    with csat.using_settings(Settings(csat_enabled=False)), server.db.transaction() as session:
+    with using_settings(Settings(csat_enabled=False)), server.db.transaction() as session:
         conversations.update_conversation(
             session, conversation_id, {"status": "resolved"}, agent_actor(me.id)
         )

@@ -13,6 +13,7 @@ from findesk.emulator.answerer import (
     HANDOVER_TEXT,
     RetrievalAnswerer,
     asks_for_human,
+    issue_type_of,
     split_passages,
 )
 from findesk.emulator.content_store import ContentPage, ContentStore
@@ -382,6 +383,7 @@ def test_title_tags_and_attributes_when_answering(fin: RetrievalAnswerer) -> Non
         "fin_handover_reason": None,
         "fin_source_url": "https://help.example.com/articles/reset-password",
         "fin_source_title": "Resetting your password",
+        "issue_type": "Account",
     }
 
 
@@ -396,6 +398,29 @@ def test_title_tags_and_attributes_when_handing_over(fin: RetrievalAnswerer) -> 
         "fin_source_url": None,
         "fin_source_title": None,
     }
+
+
+def test_fin_detects_the_issue_type_and_tags_a_handover_with_it(fin: RetrievalAnswerer) -> None:
+    """Intercom's Fin attributes: what the conversation is about, for the helpdesk's routing."""
+    billing = ask(fin, user_msg("I was charged twice, I want a refund. Let me talk to a human"))
+    assert billing.hand_over is True
+    assert billing.attributes["issue_type"] == "Billing"
+    assert billing.tags == ["handed-over", "billing"]
+    # Detected once and kept: a later message about something else does not change it.
+    kept = ask(
+        fin,
+        user_msg("And my password no longer works, human please"),
+        tags=["billing"],
+        attributes={"issue_type": "Billing"},
+    )
+    assert "issue_type" not in kept.attributes
+    assert kept.tags == ["billing", "handed-over"]
+    # Nothing in the words names a type: no attribute and no tag.
+    vague = ask(fin, user_msg("I need to speak to a human"))
+    assert "issue_type" not in vague.attributes
+    assert vague.tags == ["handed-over"]
+    assert issue_type_of(["Where is my parcel? The tracking shows nothing"]) == "Shipping"
+    assert issue_type_of(["hello there"]) is None
 
 
 def test_title_is_trimmed_and_an_existing_title_is_kept(fin: RetrievalAnswerer) -> None:

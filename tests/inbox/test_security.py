@@ -46,7 +46,6 @@ from web_support import (
 
 from findesk.agents.models import Agent
 from findesk.agents.service import set_password
-from findesk.alerts import service as alerts
 from findesk.alerts.models import WebhookEndpoint
 from findesk.app import create_app
 from findesk.auth.models import WebSession
@@ -272,7 +271,7 @@ def inbox_form(path: str, ids: dict[str, str]) -> dict[str, str]:
         "/inbox/admin/lookups": {**LOOKUP_FORM, "name": unique("Lookup")},
         "/inbox/admin/lookups/{lookup_id}": {**LOOKUP_FORM, "name": unique("Edited")},
         "/inbox/admin/lookups/{lookup_id}/tokens": {"label": "Intercom"},
-        "/inbox/presence": {"presence": "online"},
+        "/inbox/presence": {"presence": "away"},
         "/inbox/admin/teams": {"name": unique("Team")},
         "/inbox/admin/teams/{team_id}": {"name": unique("Renamed"), "capacity_default": "7"},
         "/inbox/admin/teams/{team_id}/members": {"agent_id": ids.get("new_member_id", "")},
@@ -554,7 +553,7 @@ def a_webhook(server: LiveServer) -> str:
                 url=WEBHOOK_URL,
                 events=["sla.breached"],
                 format="json",
-                secret=alerts.new_signing_secret(),
+                secret_nonce="0" * 32,
                 active=True,
             )
         )

@@ -13,6 +13,9 @@ from support.server import LiveServer
 from findesk.kit.timeutil import utcnow
 from findesk.reports import service
 from findesk.reports.schemas import Report, ReportQuery
+from findesk.routing import service as routing
+from findesk.routing.schemas import RuleIn
+from findesk.teams import service as teams
 
 
 def report(server: LiveServer, **filters: str) -> Report:
@@ -81,3 +84,30 @@ def test_the_report_follows_fin_and_the_agents_minute_by_minute(
     assert report(server, reason="billing").totals.conversations == 1
     assert report(server, agent_id=me).totals.human_replies == 2
     assert report(server, tag="nothing-has-it").totals.conversations == 0
+
+
+def test_the_report_counts_a_conversation_under_the_team_routing_gave_it_to(
+    server: LiveServer,
+) -> None:
+    with server.db.transaction() as session:
+        team = teams.create_team(session, name="Reports VIP")
+        routing.create_rule(
+            session,
+            RuleIn.model_validate(
+                {
+                    "name": "VIP to the VIP team",
+                    "conditions": [{"field": "tag", "op": "is", "value": "vip-reports"}],
+                    "actions": {"team_id": team.id},
+                }
+            ),
+        )
+        team_id = team.id
+    world = server.fin_world()
+    routed, _ = world.conversation()
+    world.update(str(routed["id"]), tags=["vip-reports"])
+    world.hand_over(str(routed["id"]))
+    world.conversation()  # another, in no team
+    service.refresh(server.db, server.settings)
+    t = report(server, team_id=team_id).totals
+    assert (t.conversations, t.handed_over) == (1, 1)
+    assert report(server).totals.conversations > 1

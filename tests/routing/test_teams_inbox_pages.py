@@ -84,22 +84,26 @@ def test_a_form_without_its_csrf_token_changes_nothing(server: LiveServer, admin
         assert session.scalars(select(Team).where(Team.name == "Forged")).first() is None
 
 
-def test_presence_is_set_in_the_top_bar_and_signing_out_makes_one_offline(
+def test_presence_is_set_in_the_top_bar_signing_in_makes_one_online_and_out_offline(
     server: LiveServer,
 ) -> None:
     person = new_agent(server, "Pat Present")
+    assert agent_row(server, person.id).presence == "offline"  # agents start offline
     web = sign_in(server, person)
     page = web.page("/inbox")
     chosen = page.find("select", id="my-presence").find("option", selected="")
-    assert chosen.attrs["value"] == "offline"
-    assert web.post("/inbox/presence", {"presence": "online"}).status_code == 303
-    assert agent_row(server, person.id).presence == "online"
+    assert chosen.attrs["value"] == "online"
+    assert web.post("/inbox/presence", {"presence": "away"}).status_code == 303
+    assert agent_row(server, person.id).presence == "away"
     page = web.page("/inbox")
     assert page.find("select", id="my-presence").find("option", selected="").attrs["value"] == (
-        "online"
+        "away"
     )
     assert web.post("/inbox/presence", {"presence": "asleep"}).status_code == 303
-    assert agent_row(server, person.id).presence == "online"
+    assert agent_row(server, person.id).presence == "away"
+    # Signing in again (another tab, another device) leaves a chosen "away" as it is.
+    sign_in(server, person)
+    assert agent_row(server, person.id).presence == "away"
     assert web.post("/logout").status_code == 303
     assert agent_row(server, person.id).presence == "offline"
 
@@ -172,6 +176,7 @@ def test_admins_build_a_team_and_a_rule_and_handovers_land_in_its_queue(
     # The member is offline: a matching handover waits in the team's queue, which only the
     # team's members see in their sidebar.
     member_web = sign_in(server, member)
+    assert member_web.post("/inbox/presence", {"presence": "offline"}).status_code == 303
     other_web = sign_in(server, other)
     try:
         first, _ = world.conversation(assignee_id=world.fin_agent_id)

@@ -23,10 +23,14 @@ from support.server import free_port
 
 
 @contextmanager
-def running_demo(data_dir: Path) -> Iterator[dict[str, Any]]:
+def running_demo(
+    data_dir: Path, settings: dict[str, str] | None = None
+) -> Iterator[dict[str, Any]]:
     """The demo's `--json` description (URLs, credentials, ``data_dir``) while it runs; stops it
-    with Ctrl-C, which must end it cleanly, and fails if either process logged a crash."""
+    with Ctrl-C, which must end it cleanly, and fails if either process logged a crash.
+    ``settings``: ``FINDESK_`` variables for it (``{"SMTP_HOST": …}``)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FINDESK_")}
+    env |= {f"FINDESK_{name}": value for name, value in (settings or {}).items()}
     env["FINDESK_DATA_DIR"] = str(data_dir)
     process = subprocess.Popen(
         [

@@ -30,9 +30,9 @@ from typing import Any
 import httpx
 from sqlalchemy.orm import Session
 
-from findesk.alerts import repository, service, urlguard
+from findesk.alerts import repository, service
 from findesk.conversations import repository as conversation_repository
-from findesk.kit import html
+from findesk.kit import html, urlguard
 from findesk.kit.settings import Settings
 from findesk.kit.timeutil import as_utc, utcnow
 from findesk.notifier.models import OutboxEvent
@@ -74,7 +74,7 @@ def prepare(session: Session, settings: Settings, key: str, events: list[OutboxE
     kind = events[0].kind
     payloads = [json.loads(e.payload or "{}") for e in events]
     if kind == service.WEBHOOK:
-        return _prepare_webhook(session, key, payloads[0])
+        return _prepare_webhook(session, settings, key, payloads[0])
     if kind == service.EMAIL:
         return _prepare_email(key, payloads)
     if kind == service.REPLY_EMAIL:
@@ -82,7 +82,9 @@ def prepare(session: Session, settings: Settings, key: str, events: list[OutboxE
     return Refused(f"unknown delivery kind {kind!r}")
 
 
-def _prepare_webhook(session: Session, key: str, payload: dict[str, Any]) -> Prepared:
+def _prepare_webhook(
+    session: Session, settings: Settings, key: str, payload: dict[str, Any]
+) -> Prepared:
     endpoint = repository.endpoint(session, str(payload.get("endpoint_id")))
     if endpoint is None or not endpoint.active:
         return Refused("the webhook endpoint was removed")
@@ -90,7 +92,7 @@ def _prepare_webhook(session: Session, key: str, payload: dict[str, Any]) -> Pre
     if endpoint.format == "slack":
         body = slack_message(body)
     raw = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
-    return WebhookCall(key, endpoint.url, endpoint.secret, raw)
+    return WebhookCall(key, endpoint.url, service.signing_secret(settings, endpoint), raw)
 
 
 def _prepare_email(key: str, payloads: list[dict[str, Any]]) -> Prepared:

@@ -57,7 +57,9 @@ def create_webhook(request: Request, body: WebhookEndpointIn) -> WebhookEndpoint
             format=body.format,
             created_by=admin.id,
         )
-        return WebhookEndpointCreated(**_view(endpoint).model_dump(), secret=endpoint.secret)
+        return WebhookEndpointCreated(
+            **_view(endpoint).model_dump(), secret=service.signing_secret(settings, endpoint)
+        )
 
 
 @router.delete("/webhooks/{endpoint_id}", status_code=204, responses=ADMIN_ONLY)

@@ -12,8 +12,9 @@ from findesk.kit.timeutil import utcnow
 class WebhookEndpoint(Base):
     """Where an admin asked findesk to send events, in which format, signed with which secret.
 
-    Signing needs the secret itself (HMAC), so it is kept as given, like the other secrets
-    findesk must send (``FINDESK_FIN_WEBHOOK_KEY``); it is shown once, when created.
+    Signing needs the secret itself (HMAC), so it cannot be kept hashed: it is derived from the
+    server's key and ``secret_nonce`` (``alerts.service.signing_secret``), and the database holds
+    the nonce only. It is shown once, when created.
     """
 
     __tablename__ = "webhook_endpoints"
@@ -22,7 +23,7 @@ class WebhookEndpoint(Base):
     url: Mapped[str] = mapped_column(String(2048))
     events: Mapped[list[str]] = mapped_column(JSONType, default=list)
     format: Mapped[str] = mapped_column(String(16), default="json")  # json | slack
-    secret: Mapped[str] = mapped_column(String(128))
+    secret_nonce: Mapped[str] = mapped_column(String(64))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_by: Mapped[str | None] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

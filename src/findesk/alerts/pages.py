@@ -104,7 +104,7 @@ async def create_webhook(request: Request) -> Response:
                     format=fmt,
                     created_by=viewer.agent.id,
                 )
-                return endpoint.url, endpoint.secret
+                return endpoint.url, service.signing_secret(settings, endpoint)
 
         try:
             created_url, secret = await run_in_threadpool(create)

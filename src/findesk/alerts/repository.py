@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from findesk.agents.models import Agent
 from findesk.alerts.models import AlertPreference, WebhookEndpoint
+from findesk.teams.models import TeamMember
 
 
 def endpoints(session: Session) -> Sequence[WebhookEndpoint]:
@@ -31,9 +32,12 @@ def preference(session: Session, agent_id: str) -> AlertPreference | None:
     return session.get(AlertPreference, agent_id)
 
 
-def agents_wanting_handovers(session: Session) -> Sequence[tuple[Agent, AlertPreference]]:
-    """Active human agents who asked for an email on every handover to the shared queue."""
-    rows = session.execute(
+def agents_wanting_handovers(
+    session: Session, team_id: str | None
+) -> Sequence[tuple[Agent, AlertPreference]]:
+    """Active human agents who asked for an email on every handover: the team's members when
+    the handover went to a team's queue, else everyone who asked."""
+    query = (
         select(Agent, AlertPreference)
         .join(AlertPreference, AlertPreference.agent_id == Agent.id)
         .where(
@@ -42,5 +46,9 @@ def agents_wanting_handovers(session: Session) -> Sequence[tuple[Agent, AlertPre
             Agent.is_bot.is_(False),
         )
         .order_by(Agent.id)
-    ).all()
-    return [(agent, pref) for agent, pref in rows]
+    )
+    if team_id is not None:
+        query = query.join(
+            TeamMember, (TeamMember.agent_id == Agent.id) & (TeamMember.team_id == team_id)
+        )
+    return [(agent, pref) for agent, pref in session.execute(query).all()]

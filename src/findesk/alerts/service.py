@@ -21,7 +21,7 @@ import base64
 import hashlib
 import json
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from html import escape
@@ -31,15 +31,15 @@ from sqlalchemy.orm import Session
 
 from findesk.agents import repository as agent_repository
 from findesk.agents.models import Agent
-from findesk.alerts import repository, urlguard
+from findesk.alerts import repository
 from findesk.alerts.models import AlertPreference, WebhookEndpoint
 from findesk.conversations import service as conversations
 from findesk.conversations.models import Conversation, Message
-from findesk.csat.service import current_settings
-from findesk.kit import ids
+from findesk.kit import ids, serverkey, urlguard
 from findesk.kit.actor import Actor
 from findesk.kit.errors import Invalid, NotFound
 from findesk.kit.settings import Settings
+from findesk.kit.settings_in_use import current_settings
 from findesk.kit.timeutil import isoformat, utcnow
 from findesk.notifier.models import OutboxEvent
 from findesk.notifier.service import recorded
@@ -58,9 +58,14 @@ DIGEST_MINUTES_MAX = 24 * 60
 # --- webhook endpoints ---------------------------------------------------------------------------
 
 
-def new_signing_secret() -> str:
-    """A Standard Webhooks secret: ``whsec_`` and 32 random bytes in base64."""
-    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+SIGNING_PURPOSE = "webhook-signing"
+
+
+def signing_secret(settings: Settings, endpoint: WebhookEndpoint) -> str:
+    """The endpoint's Standard Webhooks secret: ``whsec_`` and 32 bytes in base64, derived
+    from the server's key and the endpoint's nonce (``kit.serverkey``)."""
+    key = serverkey.derived(settings, SIGNING_PURPOSE, endpoint.secret_nonce)
+    return "whsec_" + base64.b64encode(key).decode()
 
 
 def create_endpoint(
@@ -72,7 +77,7 @@ def create_endpoint(
     format: str,
     created_by: str | None,
 ) -> WebhookEndpoint:
-    """Register an endpoint; its ``secret`` is for the caller to show once."""
+    """Register an endpoint; its ``signing_secret`` is for the caller to show once."""
     unknown = sorted(set(events) - set(EVENTS))
     if not events or unknown:
         raise Invalid(
@@ -87,7 +92,7 @@ def create_endpoint(
         url=url,
         events=list(dict.fromkeys(events)),
         format=format,
-        secret=new_signing_secret(),
+        secret_nonce=secrets.token_hex(16),
         active=True,
         created_by=created_by,
         created_at=utcnow(),
@@ -122,6 +127,7 @@ def _conversation_data(
         "assignee": {"id": assignee.id, "name": assignee.name, "email": assignee.email}
         if assignee is not None
         else None,
+        "team_id": conversation.team_id,
         "tags": conversation.tags,
         "priority": (conversation.attributes or {}).get(conversations.PRIORITY_ATTRIBUTE),
         "url": conversation_link(settings, conversation.id),
@@ -244,24 +250,6 @@ def _alert_email(
     return Email(to=to, subject=subject, text=text, html=html)
 
 
-# Who hears of a handover by email: today every agent who asked to (one shared queue). Teams
-# replace it with the team's members who asked to (``set_handover_recipients``).
-HandoverRecipients = Callable[[Session, Conversation], Sequence[tuple[Agent, AlertPreference]]]
-
-
-def _everyone_who_asked(
-    session: Session, conversation: Conversation
-) -> Sequence[tuple[Agent, AlertPreference]]:
-    return repository.agents_wanting_handovers(session)
-
-
-_handover_recipients: list[HandoverRecipients] = [_everyone_who_asked]
-
-
-def set_handover_recipients(recipients: HandoverRecipients) -> None:
-    _handover_recipients[0] = recipients
-
-
 def _email_assignee(
     session: Session, settings: Settings, conversation: Conversation, headline: str, detail: str
 ) -> None:
@@ -283,12 +271,18 @@ def after_owner_change(
         return
     settings = current_settings()
     assignee = conversation.assignee
+    reason = (conversation.attributes or {}).get(conversations.HANDOVER_REASON_ATTRIBUTE)
     if kind == "handover":
-        record_webhooks(session, HANDED_OVER, _conversation_data(settings, conversation, None))
+        # Routing has run: the data names the team and the agent it chose, if any.
+        record_webhooks(session, HANDED_OVER, _conversation_data(settings, conversation, assignee))
         if settings.smtp_host:
-            reason = (conversation.attributes or {}).get(conversations.HANDOVER_REASON_ATTRIBUTE)
             detail = f"Fin handed it over: {reason}" if reason else "Fin handed it over."
-            for agent, prefs in _handover_recipients[0](session, conversation):
+            if assignee is not None:
+                detail += f" It is {assignee.name}'s."
+            recipients = repository.agents_wanting_handovers(session, conversation.team_id)
+            for agent, prefs in recipients:
+                if agent.id == conversation.assignee_id:
+                    continue  # told it is theirs, below
                 email = _alert_email(
                     settings, agent.email, "Waiting for a human", conversation, detail
                 )
@@ -300,8 +294,11 @@ def after_owner_change(
     record_webhooks(session, ASSIGNED, data)
     # Nobody needs an email about taking a conversation themselves.
     if settings.smtp_host and kind != "take_over" and actor.agent_id != conversation.assignee_id:
-        by = agent_repository.get(session, actor.agent_id) if actor.agent_id else None
-        detail = f"Assigned to you by {by.name}." if by is not None else "Assigned to you."
+        if kind == "handover":
+            detail = f"Fin handed it over to you: {reason}" if reason else "Fin handed it over."
+        else:
+            by = agent_repository.get(session, actor.agent_id) if actor.agent_id else None
+            detail = f"Assigned to you by {by.name}." if by is not None else "Assigned to you."
         _email_assignee(session, settings, conversation, "Assigned to you", detail)
 
 

@@ -12,12 +12,10 @@ from fastapi import APIRouter, Request
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, Response
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from findesk.csat import service
 from findesk.kit.errors import Conflict, Invalid, NotFound
 from findesk.kit.http import db_of
-from findesk.kit.settings import Settings
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -39,19 +37,6 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 ALREADY = "You have rated this conversation already."
-
-
-class SettingsInUse:
-    """Makes the app's settings those the CSAT hook reads while a request runs (a conversation
-    may be resolved by any of the inbox, the agent API or the Fin API)."""
-
-    def __init__(self, app: ASGIApp, settings: Settings) -> None:
-        self.app = app
-        self.settings = settings
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        with service.using_settings(self.settings):
-            await self.app(scope, receive, send)
 
 
 def _page(request: Request, status_code: int = 200, **context: Any) -> HTMLResponse:

@@ -5,15 +5,12 @@ notifier tells Fin and Fin shows it in the Messenger) with a link to ``/rate/{to
 the token's SHA-256 is stored. Asked once per conversation, ever: a conversation reopened and
 resolved again is not asked again. Rated once: the first rating stands.
 
-The settings in force are those of the app serving the request (``using_settings``, which the
-app's middleware sets); outside a request, the environment's. Services never commit.
+The settings in force are those of the app serving the request (``kit.settings_in_use``).
+Services never commit.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
 from dataclasses import dataclass
 from html import escape
 
@@ -28,7 +25,8 @@ from findesk.csat.models import CsatRating
 from findesk.kit.actor import SYSTEM, Actor
 from findesk.kit.errors import Conflict, Invalid, NotFound
 from findesk.kit.secrets import hash_secret, new_secret
-from findesk.kit.settings import Settings, get_settings
+from findesk.kit.settings import Settings
+from findesk.kit.settings_in_use import current_settings
 from findesk.kit.text import clean_text
 from findesk.kit.timeutil import utcnow
 from findesk.live import service as live
@@ -39,21 +37,6 @@ SCORES = range(1, 6)
 COMMENT_MAX = 2000
 RATING_KIND = "rating"  # the history event (and live-feed kind) of a rating
 REQUEST_KIND = "rating_requested"  # the history event of the request (its message's id)
-
-_settings: ContextVar[Settings | None] = ContextVar("findesk_csat_settings", default=None)
-
-
-@contextmanager
-def using_settings(settings: Settings) -> Iterator[None]:
-    token = _settings.set(settings)
-    try:
-        yield
-    finally:
-        _settings.reset(token)
-
-
-def current_settings() -> Settings:
-    return _settings.get() or get_settings()
 
 
 def rating_url(settings: Settings, token: str) -> str:

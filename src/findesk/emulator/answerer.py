@@ -67,6 +67,12 @@ What it does on each run (one call of :meth:`RetrievalAnswerer.answer`):
   handover sentence, the "Source:" label) exist in all seven languages; any other language
   gets English ones. Asking for a human is recognised in English always and, in the user's
   language, by a few common phrasings.
+* **Issue type** (Intercom's *Fin attributes*: what the conversation is about, detected from
+  the end user's messages, for workflows and routing): ``issue_type`` is set to ``Billing``,
+  ``Shipping``, ``Account`` or ``Technical`` when the end user's words name one
+  (:data:`ISSUE_TYPES`, English keywords; the most named wins, ties in that order), and kept
+  once set. On handover the type is also added as a tag (``billing``…), so that the helpdesk's
+  routing rules can use either.
 * With no new end-user question the run says nothing (``reply_html=None``) and changes nothing
   but the title/tags it would keep anyway.
 """
@@ -111,6 +117,27 @@ FALLBACK_TEXT = (
 )
 
 UNANSWERED_ATTRIBUTE = "fin_unanswered_turns"
+ISSUE_TYPE_ATTRIBUTE = "issue_type"
+# What the emulated Fin detects a conversation is about: each type and the words that name it.
+ISSUE_TYPES: dict[str, tuple[str, ...]] = {
+    "Billing": (
+        "bill", "billing", "billed", "invoice", "invoices", "refund", "refunds", "charge",
+        "charged", "charges", "payment", "payments", "pay", "paid", "subscription", "price",
+        "card", "receipt",
+    ),
+    "Shipping": (
+        "order", "orders", "parcel", "package", "delivery", "delivered", "shipping", "shipped",
+        "tracking", "courier", "arrive", "arrived",
+    ),
+    "Account": (
+        "account", "password", "login", "log", "sign", "signin", "username", "email", "locked",
+        "verify", "verification", "2fa",
+    ),
+    "Technical": (
+        "error", "bug", "crash", "crashes", "broken", "working", "fails", "failed", "api",
+        "slow", "outage", "down",
+    ),
+}  # fmt: skip
 
 TAG_ANSWERED = "fin-answered"
 TAG_UNANSWERED = "fin-unanswered"
@@ -442,6 +469,14 @@ _THANKS = re.compile(
     r"many thanks|thanks(?: a lot| so much)?|thank you(?: very much| so much)?|thx|ty|cheers)"
     r"[\s,!.]*)+$"
 )
+
+
+def issue_type_of(texts: Iterable[str]) -> str | None:
+    """The :data:`ISSUE_TYPES` entry the end user's words name most (ties: the first), or None."""
+    words = Counter(w for text in texts for w in re.findall(r"[a-z0-9]+", _normalise(text)))
+    counts = {kind: sum(words[w] for w in names) for kind, names in ISSUE_TYPES.items()}
+    best = max(counts, key=lambda kind: counts[kind])  # max keeps the first of equals
+    return best if counts[best] else None
 
 
 def confirms_answer(text: str) -> bool:
@@ -917,6 +952,21 @@ class RetrievalAnswerer:
     # -- the run --
 
     def answer(
+        self, conversation: dict[str, Any], messages: list[dict[str, Any]], user: dict[str, Any]
+    ) -> Decision:
+        decision = self._decide(conversation, messages, user)
+        known = (conversation.get("attributes") or {}).get(ISSUE_TYPE_ATTRIBUTE)
+        texts = [t for m in messages if self._is_end_user(m) and (t := self._text(m))]
+        issue_type = known if isinstance(known, str) and known else issue_type_of(texts)
+        if issue_type is None:
+            return decision
+        if issue_type != known:
+            decision.attributes[ISSUE_TYPE_ATTRIBUTE] = issue_type
+        if decision.hand_over:
+            decision.tags = list(dict.fromkeys([*decision.tags, issue_type.lower()]))
+        return decision
+
+    def _decide(
         self, conversation: dict[str, Any], messages: list[dict[str, Any]], user: dict[str, Any]
     ) -> Decision:
         ordered = list(messages)

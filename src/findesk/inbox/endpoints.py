@@ -278,6 +278,12 @@ async def login(request: Request) -> Response:
         if "Retry-After" in exc.headers:
             response.headers["Retry-After"] = exc.headers["Retry-After"]
         return response
+
+    def present() -> None:
+        with db_of(request).transaction() as session:
+            teams.signed_in(session, signed_in.agent.id)
+
+    await run_in_threadpool(present)
     redirect = RedirectResponse(target, status_code=303)
     redirect.set_cookie(
         COOKIE,
@@ -448,6 +454,7 @@ def _conversation_context(
             limit=OBJECT_CARDS,
         )
         ticket = _ticket_card(session, conversation_id)
+        team = teams.find_team(session, conversation.team_id) if conversation.team_id else None
     newest_shown = max((m.seq for m in messages), default=0)
     if mark_read and newest_shown > read_up_to:
         # The only write of a GET, and only when there is something new: reading a page again
@@ -461,6 +468,7 @@ def _conversation_context(
             {k: v for k, v in conversation.attributes.items() if k != TICKET_ATTRIBUTE}
         ),
         "ticket": ticket,
+        "team": team,
         "other_conversations": [(c, owner_kind(c)) for c in others],
         "merge_suggestions": suggestions,
         "object_cards": object_cards,

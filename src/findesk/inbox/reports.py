@@ -27,6 +27,7 @@ from findesk.reports.filters import (
     today_in,
 )
 from findesk.reports.schemas import Report, ReportQuery
+from findesk.teams import repository as team_repository
 
 router = APIRouter(include_in_schema=False)
 
@@ -139,13 +140,14 @@ def _context(request: Request, viewer: Viewer, source: ReportSource) -> tuple[di
         agents = [
             (a.id, a.name) for a in agent_repository.list_all(session) if not a.is_bot and a.active
         ]
+        teams = [(t.id, t.name) for t in team_repository.list_all(session)]
         report = source.build(session, settings, query) if query is not None else None
     context: dict[str, Any] = {
         "viewer": viewer,
         "filters": given,
         "errors": errors,
         "agents": agents,
-        "teams": [],  # teams arrive with issue 17
+        "teams": teams,
         "report": report,
         "reconciliation": RECONCILIATION,
     }

@@ -25,6 +25,10 @@ HANDOVER_REASONS = {
     "unanswered_turns": "Fin could not resolve it",
 }
 MAX_LISTED_ATTRIBUTES = 4
+# Who owns it and whose queue it is in: these changes stand out in the timeline.
+IMPORTANT = frozenset(
+    ("handover", "take_over", "hand_back", "assigned", "assignment_ignored", "team")
+)
 
 
 @dataclass(frozen=True)
@@ -55,7 +59,14 @@ def build(
                     event=event,
                     text=text,
                     important=event.kind
-                    in ("handover", "take_over", "hand_back", "assigned", "assignment_ignored"),
+                    in (
+                        "handover",
+                        "take_over",
+                        "hand_back",
+                        "assigned",
+                        "assignment_ignored",
+                        "team",
+                    ),
                 )
             )
     entries.sort(key=lambda entry: (entry.at, entry.message is not None))
@@ -117,6 +128,13 @@ def describe(event: ConversationEvent, agents: Mapping[str, Agent]) -> str:
         text = f"{who} moved ticket #{number} from {before} to {after}"
         tracker = detail.get("tracker_number")
         return f"{text} · with tracker ticket #{tracker}" if tracker is not None else text
+    if kind == "routed":  # (routing.service: the first rule that matched)
+        return f"Routing rule “{detail.get('rule_name') or after}” matched"
+    if kind == "team":  # (routing, or an SLA escalation: the team's name as it was then)
+        name = detail.get("team_name")
+        if after is None:
+            return f"{who} took it out of its team's queue"
+        return f"{who} put it in the {name} team's queue" if name else f"{who} changed its team"
     if kind == "priority":
         return f"{who} set the priority to {after}" if after is not None else ""
     if kind == "macro":

@@ -170,6 +170,13 @@ class Settings(BaseSettings):
         ge=0,
         description="At most one typing event per conversation and agent in this time.",
     )
+    secret_key: SecretStr | None = Field(
+        default=None,
+        min_length=32,
+        description="The server's key for the secrets it must use again (outbound webhooks' "
+        "signing secrets are derived from it); at least 32 characters. Unset: a random key made "
+        "once in `secret.key` in the data folder. Set it when processes run on several machines.",
+    )
     metrics_token: SecretStr | None = Field(
         default=None,
         description="Bearer token for `/metrics`; unset, only loopback clients may scrape.",

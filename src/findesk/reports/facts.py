@@ -71,6 +71,7 @@ class ConversationIn:
     user_id: str
     created_at: datetime
     attributes: dict[str, Any]
+    team_id: str | None = None  # the team whose queue it is in now
 
 
 @dataclass
@@ -219,7 +220,7 @@ def conversation_fact(
         created_at=conversation.created_at,
         day=conversation.created_at.astimezone(timezone).date(),
         channel=channel_of(conversation, events),
-        team_id="",
+        team_id=conversation.team_id or "",
         agent_id=first_human or "",
         reason=reason,
         handed_over_at=handed_over_at,

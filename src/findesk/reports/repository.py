@@ -59,10 +59,11 @@ def count_all(session: Session) -> int:
 def conversations(session: Session, ids: Sequence[str]) -> list[ConversationIn]:
     rows = session.execute(
         select(Conversation.id, Conversation.user_id, Conversation.created_at,
-               Conversation.attributes).where(Conversation.id.in_(ids))
+               Conversation.attributes, Conversation.team_id).where(Conversation.id.in_(ids))
     )  # fmt: skip
     return [
-        ConversationIn(id, user_id, created, attrs or {}) for id, user_id, created, attrs in rows
+        ConversationIn(id, user_id, created, attrs or {}, team_id)
+        for id, user_id, created, attrs, team_id in rows
     ]
 
 

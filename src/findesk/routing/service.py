@@ -139,7 +139,8 @@ def _apply(session: Session, conversation: Conversation, rule: RoutingRule) -> N
             session, conversation, {conversations.PRIORITY_ATTRIBUTE: priority}, SYSTEM
         )
     team_id = actions.get("team_id")
-    if team_id is None or team_repository.get(session, team_id) is None:
+    team = team_repository.get(session, team_id) if team_id is not None else None
+    if team_id is None or team is None:
         return  # (a team deleted since the rule was written: the rest still applies)
     if conversation.team_id != team_id:
         history.record(
@@ -149,7 +150,7 @@ def _apply(session: Session, conversation: Conversation, rule: RoutingRule) -> N
             SYSTEM,
             from_value=conversation.team_id,
             to_value=team_id,
-            detail={"rule_id": rule.id},
+            detail={"rule_id": rule.id, "team_name": team.name},
         )
         conversation.team_id = team_id
     agent = teams.pick_member(session, team_id)

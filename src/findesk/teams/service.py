@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from findesk.agents import repository as agent_repository
 from findesk.agents.models import Agent
 from findesk.kit.errors import Conflict, NotFound
-from findesk.kit.settings import get_settings
+from findesk.kit.settings_in_use import current_settings
 from findesk.kit.text import clean_text, invalid
 from findesk.kit.timeutil import as_utc, utcnow
 from findesk.teams import calendar, hours, repository
@@ -185,7 +185,7 @@ def effective_presence(agent: Agent, now: datetime | None = None) -> Presence:
     if agent.presence != "online":
         return "away" if agent.presence == "away" else "offline"
     seen = agent.last_seen_at
-    away_after = timedelta(minutes=get_settings().presence_away_minutes)
+    away_after = timedelta(minutes=current_settings().presence_away_minutes)
     if seen is None or as_utc(seen) < (now or utcnow()) - away_after:
         return "away"
     return "online"
@@ -215,6 +215,14 @@ def seen(session: Session, agent_id: str) -> None:
     agent = agent_repository.get(session, agent_id)
     if agent is not None and agent.presence == "online":
         agent.last_seen_at = utcnow()
+
+
+def signed_in(session: Session, agent_id: str) -> None:
+    """Signing in to the inbox makes an offline agent online (as the messengers' inboxes do);
+    one who set themselves away stays away."""
+    agent = agent_repository.get(session, agent_id)
+    if agent is not None and agent.presence == "offline":
+        set_presence(session, agent_id, "online")
 
 
 def signed_out(session: Session, agent_id: str) -> None:

@@ -2,7 +2,7 @@
 kind and payload (webhooks and emails go through the outbox)
 
 Revision ID: 0027
-Revises: 0025
+Revises: 0026
 Create Date: 2026-12-04 22:00:00.000000
 """
 
@@ -32,7 +32,7 @@ def upgrade() -> None:
         sa.Column("url", sa.String(length=2048), nullable=False),
         sa.Column("events", JSON, nullable=False),
         sa.Column("format", sa.String(length=16), nullable=False),
-        sa.Column("secret", sa.String(length=128), nullable=False),
+        sa.Column("secret_nonce", sa.String(length=64), nullable=False),
         sa.Column("active", sa.Boolean(), nullable=False),
         sa.Column("created_by", sa.String(length=40), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),

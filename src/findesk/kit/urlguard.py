@@ -1,9 +1,10 @@
-"""Where outbound webhooks may go: public addresses only (no SSRF into the company's network
-or the cloud's metadata service). Loopback is allowed only by ``FINDESK_WEBHOOKS_ALLOW_LOOPBACK``
-(tests, development); private, link-local and reserved addresses never are.
+"""Where findesk may send a request to a URL someone gave it (outbound webhooks today): public
+addresses only, so that nobody can aim the server at the company's network or the cloud's
+metadata service. Loopback is allowed only when the caller says so (a setting for tests and
+development); private, link-local and reserved addresses never are.
 
-The host is resolved when the endpoint is registered and again before every delivery, so a
-name that later points inward is refused then.
+Callers check a URL when it is given and again before every request, so that a name that later
+resolves inward is refused then.
 """
 
 from __future__ import annotations
@@ -52,13 +53,13 @@ def check(url: str, *, allow_loopback: bool) -> None:
             raise RefusedURL(f"{parts.hostname} resolves to a non-public address ({address})")
 
 
-def checked(url: str, *, allow_loopback: bool) -> str:
+def checked(url: str, *, allow_loopback: bool, field: str = "url") -> str:
     """``check`` for input: a refused URL is a 422 naming the field."""
     try:
         check(url, allow_loopback=allow_loopback)
     except RefusedURL as exc:
         raise Invalid(
-            f"The webhook URL is refused: {exc}.",
-            errors=[{"loc": ["url"], "msg": str(exc), "type": "url_refused"}],
+            f"The URL is refused: {exc}.",
+            errors=[{"loc": [field], "msg": str(exc), "type": "url_refused"}],
         ) from None
     return url
