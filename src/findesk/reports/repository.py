@@ -67,17 +67,6 @@ def conversations(session: Session, ids: Sequence[str]) -> list[ConversationIn]:
     ]
 
 
-def team_ids(session: Session, ids: Sequence[str]) -> dict[str, str]:
-    """The team of each of the conversations that is in one (its wait counts in the team's
-    business hours)."""
-    rows = session.execute(
-        select(Conversation.id, Conversation.team_id).where(
-            Conversation.id.in_(ids), Conversation.team_id.is_not(None)
-        )
-    )
-    return {cid: team_id for cid, team_id in rows if team_id is not None}
-
-
 def events(session: Session, ids: Sequence[str]) -> dict[str, list[EventIn]]:
     found: dict[str, list[EventIn]] = {}
     rows = session.execute(

@@ -163,11 +163,10 @@ def _facts(
     messages = repository.messages(session, ids)
     ratings = repository.ratings(session, ids)
     opened = repository.conversations_of_users(session, {c.user_id for c in conversations})
-    teams_of = repository.team_ids(session, ids)
     calendars: dict[str, BusinessHours] = {}
     rows = []
     for conversation in conversations:
-        team_id = teams_of.get(conversation.id)
+        team_id = conversation.team_id
         if team_id is not None and team_id not in calendars:
             calendars[team_id] = teams.calendar_for(session, team_id)
         calendar = calendars.get(team_id) if team_id is not None else None
