@@ -275,6 +275,7 @@ def inbox_form(path: str, ids: dict[str, str]) -> dict[str, str]:
         "/inbox/admin/teams": {"name": unique("Team")},
         "/inbox/admin/teams/{team_id}": {"name": unique("Renamed"), "capacity_default": "7"},
         "/inbox/admin/teams/{team_id}/members": {"agent_id": ids.get("new_member_id", "")},
+        "/inbox/admin/teams/{team_id}/hours": {"timezone": "Europe/Paris", "mon": "09:00-17:00"},
         "/inbox/admin/agents/{agent_id}/capacity": {"capacity": "7"},
         "/inbox/admin/routing": {"name": "Rule", "conditions": "tag is billing", "priority": "1"},
         "/inbox/admin/routing/preview": {"conditions": "tag is billing"},

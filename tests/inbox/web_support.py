@@ -423,7 +423,15 @@ def snapshot(server: LiveServer) -> dict[str, Any]:
                 (t.id, t.revoked_at is not None) for t in session.scalars(select(LookupToken))
             ),
             "teams": sorted(
-                (t.id, t.name, t.assignment_method, t.capacity_default)
+                (
+                    t.id,
+                    t.name,
+                    t.assignment_method,
+                    t.capacity_default,
+                    t.timezone or "",
+                    repr(t.business_hours),
+                    repr(t.holidays),
+                )
                 for t in session.scalars(select(Team))
             ),
             "team_members": sorted(

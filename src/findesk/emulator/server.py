@@ -249,6 +249,25 @@ def create_emulator(config: EmulatorConfig) -> FastAPI:
             ]
         )
 
+    @app.get("/emulator/conversations/{conversation_id}/fetched")
+    def fetched(request: Request, conversation_id: str) -> JSONResponse:
+        """The conversation as Fin's latest sync run fetched it: its attributes are what a Fin
+        workflow would see (e.g. those findesk writes at handover)."""
+        if not admin_ok(request):
+            return _problem(401, "A valid bearer token is required.")
+        found = engine.last_fetched(conversation_id)
+        if found is None:
+            return _problem(404, "No sync run has fetched this conversation.")
+        return JSONResponse(
+            {
+                "conversation_id": conversation_id,
+                "fetched_at": found.fetched_at,
+                "sync_runs": found.runs,
+                "attributes": found.conversation.get("attributes") or {},
+                "conversation": found.conversation,
+            }
+        )
+
     @app.get("/emulator/typing/{conversation_id}")
     def typing_state(request: Request, conversation_id: str) -> JSONResponse:
         if not admin_ok(request):

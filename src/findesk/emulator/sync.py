@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -231,6 +231,19 @@ class Seen:
     user_id: str | None = None
 
 
+FETCHED_KEPT = 1000  # conversations whose latest fetch the engine keeps for inspection
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """A conversation as a sync run fetched it (``get_conversation``), and how many sync runs
+    have fetched it."""
+
+    conversation: dict[str, Any]
+    fetched_at: str
+    runs: int
+
+
 #: Who answers a conversation, as the Messenger shows it.
 Owner = Literal["fin", "waiting", "human"]
 
@@ -324,6 +337,9 @@ class SyncEngine:
         self._running = 0
         self._idle = threading.Condition()
         self._closing = threading.Event()
+        # What each sync run fetched of its conversation (the newest FETCHED_KEPT of them), so
+        # that what Fin saw, the attributes the helpdesk wrote included, can be inspected.
+        self._fetched: OrderedDict[str, Fetched] = OrderedDict()
 
     # --- entry points ---
 
@@ -405,6 +421,11 @@ class SyncEngine:
         with self._conversation_lock(conversation_id):
             return self._with_retries(conversation_id, attempt)
 
+    def last_fetched(self, conversation_id: str) -> Fetched | None:
+        """The conversation as the latest sync run fetched it, or None if none has."""
+        with self._state_lock:
+            return self._fetched.get(conversation_id)
+
     def last_seen_id(self, conversation_id: str) -> str | None:
         return self.memory.seen(conversation_id).last_id
 
@@ -426,6 +447,7 @@ class SyncEngine:
     def _sync_once(self, conversation_id: str, reply_object_id: str) -> RunResult:
         api = self.connection.api
         conversation = self._call("get_conversation", lambda: api.get_conversation(conversation_id))
+        self._record_fetched(conversation_id, conversation)
         user_id = str(conversation["user"]["id"])
         user = self._call("get_user", lambda: api.get_user(user_id))
         seen = self.memory.seen(conversation_id)
@@ -563,6 +585,17 @@ class SyncEngine:
             owner,
             status=str(status) if status is not None else None,
         )
+
+    def _record_fetched(self, conversation_id: str, conversation: dict[str, Any]) -> None:
+        with self._state_lock:
+            before = self._fetched.pop(conversation_id, None)
+            self._fetched[conversation_id] = Fetched(
+                conversation=dict(conversation),
+                fetched_at=_iso_now(),
+                runs=(before.runs if before else 0) + 1,
+            )
+            while len(self._fetched) > FETCHED_KEPT:
+                self._fetched.popitem(last=False)
 
     @contextmanager
     def _conversation_lock(self, conversation_id: str) -> Iterator[None]:

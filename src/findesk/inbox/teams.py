@@ -19,10 +19,12 @@ from findesk.inbox.endpoints import back, guarded, render
 from findesk.inbox.security import Viewer
 from findesk.kit.errors import Forbidden, Invalid, Problem
 from findesk.kit.http import db_of
+from findesk.kit.timeutil import utcnow
 from findesk.routing import service as routing
 from findesk.routing.schemas import VALUE_FIELD, Actions, Condition, RuleIn, RulePatch
+from findesk.teams import calendar
 from findesk.teams import service as teams
-from findesk.teams.models import ASSIGNMENT_METHODS
+from findesk.teams.models import ASSIGNMENT_METHODS, Team
 
 router = APIRouter(include_in_schema=False)
 CONDITION: TypeAdapter[Condition] = TypeAdapter(Condition)
@@ -52,6 +54,36 @@ def _number(form: FormData, name: str, *, default: int | None = None) -> int | N
     if not 0 <= value <= 1000:
         raise Invalid(f"{name.replace('_', ' ').capitalize()} must be from 0 to 1000.")
     return value
+
+
+DAY_LABELS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+def _intervals(text: str, day: str) -> list[list[str]]:
+    """``"09:00-12:30, 13:30-17:00"`` as ``[["09:00", "12:30"], ["13:30", "17:00"]]``; blank:
+    closed that day (the calendar checks the times)."""
+    found = []
+    for part in re.split(r"[,;]", text):
+        if not part.strip():
+            continue
+        start, dash, end = part.replace("\u2013", "-").partition("-")
+        if not dash:
+            raise Invalid(f"{day}: write each interval as HH:MM-HH:MM, e.g. 09:00-17:00.")
+        found.append([start.strip(), end.strip()])
+    return found
+
+
+def _hours_view(team: Team, now: Any) -> dict[str, Any]:
+    weekly = team.business_hours
+    return {
+        "status": calendar.status_text(teams.calendar_of(team), now),
+        "always_open": weekly is None,
+        "days": {
+            day: ", ".join(f"{a}-{b}" for a, b in (weekly or {}).get(day, []))
+            for day in calendar.DAYS
+        },
+        "holidays": "\n".join(team.holidays or []),
+    }
 
 
 def _refusal(exc: ValidationError) -> str:
@@ -91,7 +123,11 @@ def _teams_context(request: Request, viewer: Viewer) -> dict[str, Any]:
         members = teams.members(session, found)
         humans = [a for a in agent_repository.list_all(session) if not a.is_bot and a.active]
         by_id = {a.id: a for a in humans}
+        now = utcnow()
         return {
+            "hours_of": {t.id: _hours_view(t, now) for t in found},
+            "days": list(zip(calendar.DAYS, DAY_LABELS, strict=True)),
+            "zones": sorted(calendar.zone_names()),
             "viewer": viewer,
             "teams": [(t, [by_id[i] for i in members[t.id] if i in by_id]) for t in found],
             "agents": humans,
@@ -165,6 +201,23 @@ async def update_team(request: Request, team_id: str) -> Response:
         )
 
     return await _team_change(request, change, "Team saved.")
+
+
+@router.post(TEAMS + "/{team_id}/hours")
+async def set_hours(request: Request, team_id: str) -> Response:
+    def change(session: Any, form: FormData) -> None:
+        weekly = None
+        if not form.get("always_open"):
+            weekly = {day: _intervals(_text(form, day), day) for day in calendar.DAYS}
+        teams.update_team(
+            session,
+            team_id,
+            timezone=_text(form, "timezone") or None,
+            business_hours=weekly,
+            holidays=[d for d in re.split(r"[\s,;]+", _text(form, "holidays")) if d],
+        )
+
+    return await _team_change(request, change, "Business hours saved.")
 
 
 @router.post(TEAMS + "/{team_id}/delete")

@@ -22,7 +22,7 @@ from findesk.kit.exclusive import exclusive
 from findesk.kit.settings import Settings
 from findesk.kit.timeutil import utcnow
 from findesk.reports import repository
-from findesk.reports.facts import conversation_fact
+from findesk.reports.facts import Waited, conversation_fact
 from findesk.reports.models import ReportState
 from findesk.reports.schemas import (
     DISTRIBUTION_LABELS,
@@ -34,6 +34,9 @@ from findesk.reports.schemas import (
     Report,
     ReportQuery,
 )
+from findesk.teams import hours
+from findesk.teams import service as teams
+from findesk.teams.hours import BusinessHours
 
 ADVISORY_LOCK_KEY = 0x66696E7270  # b"finrp": one refresh per database at a time
 # Changes are looked for from this long before the last refresh began: a transaction that
@@ -160,8 +163,13 @@ def _facts(
     messages = repository.messages(session, ids)
     ratings = repository.ratings(session, ids)
     opened = repository.conversations_of_users(session, {c.user_id for c in conversations})
+    calendars: dict[str, BusinessHours] = {}
     rows = []
     for conversation in conversations:
+        team_id = conversation.team_id
+        if team_id is not None and team_id not in calendars:
+            calendars[team_id] = teams.calendar_for(session, team_id)
+        calendar = calendars.get(team_id) if team_id is not None else None
         fact = conversation_fact(
             conversation,
             events.get(conversation.id, []),
@@ -173,9 +181,17 @@ def _facts(
             csat_score=ratings.get(conversation.id),
             timezone=timezone,
             reopen_window=window,
+            waited=_in_business_hours(calendar),
         )
         rows.append(fact.row())
     return rows
+
+
+def _in_business_hours(calendar: BusinessHours | None) -> Waited | None:
+    """The wait for a person counted in the team's business hours (None: every second)."""
+    if calendar is None or calendar == hours.ALWAYS:
+        return None
+    return lambda start, end: round(hours.elapsed(calendar, start, end), 3)
 
 
 def refresh_if_stale(db: Database, settings: Settings) -> None:
