@@ -152,6 +152,7 @@ def _apply(session: Session, conversation: Conversation, rule: RoutingRule) -> N
             detail={"rule_id": rule.id},
         )
         conversation.team_id = team_id
+        conversations.activity(session, conversation, "team")
     agent = teams.pick_member(session, team_id)
     if agent is not None:
         conversations.route_to(session, conversation, agent, SYSTEM)
