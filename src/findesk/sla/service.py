@@ -439,9 +439,11 @@ class Chip:
     target_seconds: int
 
 
-def span(seconds: float) -> str:
-    """``12 min``, ``2 h 5 min``, ``3 d 4 h`` (whole minutes, rounded up; ``<1 min``)."""
-    minutes = math.ceil(max(seconds, 0.0) / 60)
+def span(seconds: float, *, up: bool = True) -> str:
+    """``12 min``, ``2 h 5 min``, ``3 d 4 h``: whole minutes, rounded up for the time left,
+    down for the time overdue (``<1 min`` under one)."""
+    whole = math.ceil if up else math.floor
+    minutes = whole(max(seconds, 0.0) / 60)
     if minutes < 1:
         return "<1 min"
     if minutes < 60:
@@ -470,7 +472,7 @@ def chip_of(conversation: Conversation, timers: list[SlaTimer], now: datetime) -
     label = LABELS[timer.target]
     if left <= 0 or timer.breached_at is not None:
         state: ChipState = "breached"
-        text = f"{label} overdue {span(-left)}"
+        text = f"{label} overdue {span(-left, up=False)}"
     else:
         state = "due" if left < DUE_FRACTION * timer.target_seconds else "ok"
         text = f"{label} in {span(left)}"

@@ -5,8 +5,9 @@
 (() => {
   "use strict";
 
-  function span(seconds) {
-    const minutes = Math.ceil(Math.max(seconds, 0) / 60);
+  // Whole minutes: rounded up for the time left, down for the time overdue (as the server).
+  function span(seconds, up) {
+    const minutes = (up ? Math.ceil : Math.floor)(Math.max(seconds, 0) / 60);
     if (minutes < 1) return "<1 min";
     if (minutes < 60) return `${minutes} min`;
     if (minutes < 48 * 60) {
@@ -26,10 +27,10 @@
     let state, text;
     if (left <= 0 || chip.dataset.sla === "breached") {
       state = "breached";
-      text = `${label} overdue ${span(-left)}`;
+      text = `${label} overdue ${span(-left, false)}`;
     } else {
       state = left < 0.25 * target ? "due" : "ok";
-      text = `${label} in ${span(left)}`;
+      text = `${label} in ${span(left, true)}`;
     }
     if (chip.dataset.sla !== state) chip.dataset.sla = state;
     if (chip.textContent !== text) chip.textContent = text;
