@@ -472,3 +472,37 @@ def test_no_policy_no_timer_and_a_create_with_nobody_assigned_starts_one(
         )
         created = conversation.id
     assert world.due(created, "first_response") == T0 + 30 * MIN
+
+
+def test_due_times_count_the_team_business_hours_and_skip_the_closed_night(
+    world: World, policies: list[str]
+) -> None:
+    if not hasattr(teams, "calendar_for"):
+        pytest.skip("teams have no business hours yet (teams.service.calendar_for)")
+    weekdays = {day: [["09:00", "17:00"]] for day in ("mon", "tue", "wed", "thu", "fri")}
+    with world.db.transaction() as session:
+        team = teams.create_team(  # type: ignore[call-arg]
+            session,
+            name=f"Paris {uuid.uuid4().hex[:6]}",
+            timezone="Europe/Paris",
+            business_hours=weekdays,
+        )
+        team_id = team.id
+    policy(world, policies, "Paris", team_id=team_id, first_response_minutes=60)
+    # Monday 16:30 in Paris (15:30 UTC): half an hour today, the other half from 09:00 on
+    # Tuesday (08:00 UTC): due 09:30 Paris, after the closed night.
+    handed = datetime(2026, 12, 7, 15, 30, tzinfo=UTC)
+    with world.at(handed) as session:
+        conversation, _, _ = conversations.open_conversation(
+            session,
+            user_id=world.user_id,
+            first=NewMessage(Author("end_user", world.user_id), "<p>Help</p>"),
+            actor=FIN,
+            assignee_id=world.fin_id,
+        )
+        conversation.team_id = team_id
+        conversations.hand_over(session, conversation.id, FIN)
+        conversation_id = conversation.id
+    assert world.due(conversation_id, "first_response") == datetime(2026, 12, 8, 8, 30, tzinfo=UTC)
+    assert sla.breach_due(world.db, datetime(2026, 12, 8, 7, 0, tzinfo=UTC)) == 0
+    assert sla.breach_due(world.db, datetime(2026, 12, 8, 8, 31, tzinfo=UTC)) == 1
