@@ -5,6 +5,7 @@ alert; re-evaluation on a change of priority or team."""
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 from collections.abc import Iterator
@@ -23,9 +24,11 @@ from findesk.alerts.models import WebhookEndpoint
 from findesk.conversations import service as conversations
 from findesk.conversations.models import Conversation, ConversationEvent
 from findesk.conversations.service import Author, NewMessage
+from findesk.csat.service import using_settings
 from findesk.kit.actor import FIN, SYSTEM
 from findesk.kit.actor import agent as agent_actor
 from findesk.kit.db import Database
+from findesk.kit.settings import get_settings
 from findesk.kit.timeutil import as_utc
 from findesk.migrations import upgrade
 from findesk.notifier.models import OutboxEvent
@@ -420,7 +423,7 @@ def test_reassign_escalation_moves_to_the_team_and_its_online_member(
             session, name=f"Escalations {uuid.uuid4().hex[:6]}", member_ids=[other.id]
         )
         teams.set_presence(session, other.id, "online")
-        team_id, other_id = escalations.id, other.id
+        team_id, other_id, other_email = escalations.id, other.id, other.email
     policy(
         world,
         policies,
@@ -430,9 +433,19 @@ def test_reassign_escalation_moves_to_the_team_and_its_online_member(
         escalation_team_id=team_id,
     )
     conversation_id = world.handed_over(T0)
-    assert sla.check(world.db, T0 + 16 * MIN) == 1
+    with using_settings(get_settings().model_copy(update={"smtp_host": "127.0.0.1"})):
+        assert sla.check(world.db, T0 + 16 * MIN) == 1
     row = world.conversation(conversation_id)
     assert (row.team_id, row.assignee_id) == (team_id, other_id)
+    # The alert's email goes to the one it was given to.
+    with world.db.read_session() as session:
+        emails = [
+            json.loads(e.payload)
+            for e in session.scalars(select(OutboxEvent).where(OutboxEvent.kind == "email"))
+        ]
+    (email,) = [e for e in emails if e["subject"].startswith("SLA breached")]
+    assert email["to"] == other_email
+    assert "first_response" in email["text"]
     with world.db.read_session() as session:
         kinds = [
             (e.kind, e.to_value)
