@@ -55,6 +55,7 @@ from findesk.knowledge import locales
 from findesk.knowledge import service as knowledge
 from findesk.knowledge.markdown import render
 from findesk.replies.placeholders import problems
+from findesk.teams import calendar
 
 MAX_EXAMPLES = 30  # fuzzing phase, per operation (the examples and coverage phases add their own)
 NON_ADMIN_EXAMPLES = 10  # per administrators' operation
@@ -649,6 +650,7 @@ def _routing_as_the_rules_want(case: Case, body: dict[str, Any], seeded: Seeded)
             body["name"] = f"Team {uuid.uuid4().hex[:12]}"
         if isinstance(body.get("member_ids"), list):
             body["member_ids"] = [seeded.agent_id] if body["member_ids"] else []
+        _team_hours_as_the_rules_want(body)
         return
     for condition in body.get("conditions") or []:
         if not isinstance(condition, dict):
@@ -675,6 +677,22 @@ def _routing_as_the_rules_want(case: Case, body: dict[str, Any], seeded: Seeded)
         priority = actions.get("priority")
         if not (actions.get("team_id") or tags or (isinstance(priority, str) and priority.strip())):
             actions["priority"] = "High"
+
+
+def _team_hours_as_the_rules_want(body: dict[str, Any]) -> None:
+    """teams.calendar's own checks: a time zone that exists, a day's intervals that start
+    before they end and do not overlap, at least one of them, dates that exist."""
+    if isinstance(body.get("timezone"), str):
+        body["timezone"] = "Europe/Paris"
+    for name, check, fallback in (
+        ("business_hours", calendar.check_weekly, {"mon": [["09:00", "17:00"]]}),
+        ("holidays", calendar.check_holidays, ["2026-12-25"]),
+    ):
+        if body.get(name) is not None:
+            try:
+                check(body[name])
+            except Invalid:
+                body[name] = fallback
 
 
 def _objects_as_the_rules_want(case: Case, body: dict[str, Any]) -> None:

@@ -138,6 +138,7 @@ def test_handovers_go_to_the_team_the_tags_and_attributes_say_round_robin(
             ("priority", "system"),
             ("team", "system"),
             ("assigned", "system"),
+            ("attributes", "system"),  # what Fin is told of the team (teams.availability)
         ]
         routed = next(e for e in history if e.kind == "routed")
         assert routed.detail == {"rule_id": billing_rule, "rule_name": "Billing by tag"}

@@ -10,8 +10,13 @@ from findesk.agent_api.security import agent_api_router, current_agent
 from findesk.agents.models import Agent
 from findesk.kit.errors import Forbidden
 from findesk.kit.http import db_of
+from findesk.kit.timeutil import utcnow
+from findesk.teams import (
+    availability,  # noqa: F401  (registers what Fin is told at handover)
+    hours,
+    service,
+)
 from findesk.teams import schemas as s
-from findesk.teams import service
 from findesk.teams.models import Team
 
 router = agent_api_router(tag="Teams", not_found="No such team or agent.")
@@ -29,12 +34,19 @@ def require_admin(request: Request) -> Agent:
 
 def team_view(session: Session, team: Team) -> s.TeamView:
     member_ids = service.members(session, [team])[team.id]
+    calendar, now = service.calendar_of(team), utcnow()
+    open_now = hours.is_open(calendar, now)
     return s.TeamView(
         id=team.id,
         name=team.name,
         assignment_method=team.assignment_method,
         capacity_default=team.capacity_default,
         member_ids=member_ids,
+        timezone=team.timezone,
+        business_hours=team.business_hours,
+        holidays=list(team.holidays or []),
+        open_now=open_now,
+        opens_at=None if open_now else hours.next_open(calendar, now),
         created_at=team.created_at,
         updated_at=team.updated_at,
     )
@@ -68,6 +80,9 @@ def create_team(request: Request, response: Response, body: s.TeamIn) -> s.TeamV
             assignment_method=body.assignment_method,
             capacity_default=body.capacity_default,
             member_ids=body.member_ids,
+            timezone=body.timezone,
+            business_hours=body.business_hours,
+            holidays=body.holidays,
         )
         view = team_view(session, team)
     response.headers["Location"] = f"/api/v1/teams/{view.id}"
@@ -83,7 +98,10 @@ def get_team(request: Request, team_id: str) -> s.TeamView:
 
 @router.patch("/teams/{team_id}", response_model=s.TeamView, responses=ADMIN_ONLY)
 def update_team(request: Request, team_id: str, body: s.TeamPatch) -> s.TeamView:
+    """Change what is given; ``timezone``, ``business_hours`` and ``holidays`` take null (UTC,
+    always open, none)."""
     require_admin(request)
+    given = body.model_fields_set
     with db_of(request).transaction() as session:
         team = service.update_team(
             session,
@@ -91,6 +109,11 @@ def update_team(request: Request, team_id: str, body: s.TeamPatch) -> s.TeamView
             name=body.name,
             assignment_method=body.assignment_method,
             capacity_default=body.capacity_default,
+            timezone=body.timezone if "timezone" in given else service.UNCHANGED,
+            business_hours=(
+                body.business_hours if "business_hours" in given else service.UNCHANGED
+            ),
+            holidays=body.holidays if "holidays" in given else service.UNCHANGED,
         )
         return team_view(session, team)
 

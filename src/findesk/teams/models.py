@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from findesk.kit import ids
-from findesk.kit.db import Base, UTCDateTime
+from findesk.kit.db import Base, JSONType, UTCDateTime
 from findesk.kit.timeutil import utcnow
 
 ASSIGNMENT_METHODS = ("round_robin", "least_busy")
@@ -33,6 +34,11 @@ class Team(Base):
     capacity_default: Mapped[int] = mapped_column(Integer, default=10)
     # Round robin's cursor: the member given the team's latest conversation.
     last_assigned_agent_id: Mapped[str | None] = mapped_column(String(40))
+    # Business hours (``teams.calendar``): an IANA zone (None: UTC), the weekly hours as
+    # ``{"mon": [["09:00", "17:00"]], ...}`` (None: always open), holidays as ISO dates.
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    business_hours: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    holidays: Mapped[list[str]] = mapped_column(JSONType, default=list, server_default=text("'[]'"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from findesk.agents.models import Agent
-from findesk.conversations.models import Conversation
+from findesk.conversations.models import Conversation, ConversationEvent
 from findesk.teams.models import Team, TeamMember
 
 
@@ -131,3 +133,21 @@ def open_counts(session: Session, team_ids: Collection[str]) -> dict[str, tuple[
         if team_id is not None:
             counts[team_id] = (int(total), int(waits or 0))
     return counts
+
+
+def first_takes(
+    session: Session, team_id: str, since: datetime
+) -> list[tuple[datetime, dict[str, Any]]]:
+    """(when, detail) of the ownership changes since ``since`` of the team's conversations that
+    may be a first person taking one after Fin's handover (their detail says
+    ``seconds_after_handover``)."""
+    rows = session.execute(
+        select(ConversationEvent.at, ConversationEvent.detail)
+        .join(Conversation, Conversation.id == ConversationEvent.conversation_id)
+        .where(
+            Conversation.team_id == team_id,
+            ConversationEvent.kind.in_(("take_over", "assigned")),
+            ConversationEvent.at >= since,
+        )
+    )
+    return [(at, detail or {}) for at, detail in rows]

@@ -3,9 +3,10 @@ who gets a conversation. Services never commit."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -16,8 +17,11 @@ from findesk.kit.errors import Conflict, NotFound
 from findesk.kit.settings import get_settings
 from findesk.kit.text import clean_text, invalid
 from findesk.kit.timeutil import as_utc, utcnow
-from findesk.teams import repository
+from findesk.teams import calendar, hours, repository
+from findesk.teams.hours import BusinessHours
 from findesk.teams.models import Team
+
+UNCHANGED: Any = ...  # update_team: leave the business hours as they are
 
 Presence = Literal["online", "away", "offline"]
 PRESENCES: tuple[Presence, ...] = ("online", "away", "offline")
@@ -77,10 +81,20 @@ def create_team(
     assignment_method: str = "round_robin",
     capacity_default: int = 10,
     member_ids: list[str] | None = None,
+    timezone: str | None = None,
+    business_hours: Mapping[Any, Any] | None = None,
+    holidays: list[str] | None = None,
 ) -> Team:
     name = _name(name)
     _unique_name(session, name, None)
-    team = Team(name=name, assignment_method=assignment_method, capacity_default=capacity_default)
+    team = Team(
+        name=name,
+        assignment_method=assignment_method,
+        capacity_default=capacity_default,
+        timezone=calendar.check_timezone(timezone),
+        business_hours=calendar.check_weekly(business_hours),
+        holidays=calendar.check_holidays(holidays),
+    )
     session.add(team)
     try:
         with session.begin_nested():
@@ -99,8 +113,19 @@ def update_team(
     name: str | None = None,
     assignment_method: str | None = None,
     capacity_default: int | None = None,
+    timezone: str | None = UNCHANGED,
+    business_hours: Mapping[Any, Any] | None = UNCHANGED,
+    holidays: list[str] | None = UNCHANGED,
 ) -> Team:
+    """Change what is given; for the business hours, None is a value (UTC, always open, no
+    holidays) and ``UNCHANGED`` leaves them."""
     team = get_team(session, team_id)
+    if timezone is not UNCHANGED:
+        team.timezone = calendar.check_timezone(timezone)
+    if business_hours is not UNCHANGED:
+        team.business_hours = calendar.check_weekly(business_hours)
+    if holidays is not UNCHANGED:
+        team.holidays = calendar.check_holidays(holidays)
     if name is not None:
         name = _name(name)
         _unique_name(session, name, team.id)
@@ -112,6 +137,16 @@ def update_team(
     team.updated_at = utcnow()
     session.flush()
     return team
+
+
+def calendar_of(team: Team) -> BusinessHours:
+    return calendar.business_hours(team.timezone, team.business_hours, team.holidays)
+
+
+def calendar_for(session: Session, team_id: str | None) -> BusinessHours:
+    """The team's business hours; ``hours.ALWAYS`` for no team (or one gone) or no hours set."""
+    team = repository.get(session, team_id) if team_id is not None else None
+    return calendar_of(team) if team is not None else hours.ALWAYS
 
 
 def delete_team(session: Session, team_id: str) -> None:
