@@ -70,13 +70,8 @@ def now_of(session: Session) -> datetime:
 
 
 def calendar(session: Session, team_id: str | None) -> hours.BusinessHours:
-    """The business hours a team's timers count in: its calendar once teams have them
-    (``teams.service.calendar_for``), else open every second."""
-    calendar_for = getattr(teams, "calendar_for", None)
-    if calendar_for is None:
-        return hours.ALWAYS
-    found: hours.BusinessHours = calendar_for(session, team_id)
-    return found
+    """The business hours a team's timers count in (open every second without a team)."""
+    return teams.calendar_for(session, team_id)
 
 
 # --- which policy ------------------------------------------------------------------------------
