@@ -83,3 +83,26 @@ def test_the_chip_counts_down_turns_due_then_breached_and_pauses_on_a_reply(
         colleague.close()
     expect(chip).to_have_attribute("data-sla", "paused")
     expect(chip).to_have_text("Paused")
+
+
+def test_an_admin_adds_a_policy_on_the_sla_page(browser: Browser, server: LiveServer) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        page = signed_in_page(context, server, new_agent(server, "Ada Admin", role="admin"))
+        page.goto(f"{server.base_url}/inbox/admin")
+        page.get_by_role("link", name="SLA policies").click()
+        expect(page.get_by_role("heading", name="SLA policies", level=1)).to_be_visible()
+        assert_accessible(page, "the SLA policies page")
+        page.get_by_label("Name").fill("Urgent ones")
+        page.get_by_label("Priority (empty: any)").fill("urgent")
+        page.get_by_label("First response, in minutes").fill("10")
+        page.get_by_label("On breach").select_option("raise_priority")
+        page.get_by_role("button", name="Create the policy").click()
+        expect(page.get_by_role("status")).to_have_text("Policy created.")
+        row = page.locator("tr.policy").filter(has_text="Urgent ones")
+        expect(row).to_contain_text("priority urgent")
+        expect(row).to_contain_text("first response 10")
+        expect(row).to_contain_text("raise priority")
+        assert_accessible(page, "the SLA policies page with two policies")
+    finally:
+        context.close()

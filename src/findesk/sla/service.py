@@ -108,7 +108,10 @@ def policy_for(session: Session, conversation: Conversation) -> SlaPolicy | None
 
 def _due(cal: hours.BusinessHours, timer: SlaTimer) -> datetime:
     seconds = timer.target_seconds + timer.paused_seconds
-    return hours.deadline(cal, as_utc(timer.started_at), seconds)
+    try:
+        return hours.deadline(cal, as_utc(timer.started_at), seconds)
+    except ValueError:  # a calendar that never opens: count every second rather than fail
+        return hours.deadline(hours.ALWAYS, as_utc(timer.started_at), seconds)
 
 
 def _start(
