@@ -44,6 +44,7 @@ from findesk.inbox.objects import router as inbox_objects_router
 from findesk.inbox.reconciliation import router as inbox_reconciliation_router
 from findesk.inbox.replies import router as inbox_replies_router
 from findesk.inbox.reports import router as inbox_reports_router
+from findesk.inbox.sla import router as inbox_sla_router
 from findesk.inbox.teams import router as inbox_teams_router
 from findesk.inbox.tickets import router as inbox_tickets_router
 from findesk.intercom_export.endpoints import router as reconciliation_api_router
@@ -69,6 +70,8 @@ from findesk.replies.endpoints import router as replies_api_router
 from findesk.reports.endpoints import router as reports_api_router
 from findesk.reports.refresher import Refresher
 from findesk.routing.endpoints import router as routing_api_router
+from findesk.sla.checker import Checker as SlaChecker
+from findesk.sla.endpoints import router as sla_api_router
 from findesk.teams.endpoints import router as teams_api_router
 from findesk.tickets.endpoints import router as tickets_api_router
 
@@ -127,6 +130,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     # The reports' facts, current to the minute (one process at a time refreshes them).
     refresher = Refresher(app.state.db, settings)
     refresher_task = asyncio.create_task(refresher.run(), name="findesk-reports")
+    # SLA breaches and their escalations (one process at a time checks).
+    sla_checker = SlaChecker(app.state.db, settings.sla_check_seconds)
+    sla_checker_task = asyncio.create_task(sla_checker.run(), name="findesk-sla-checker")
     publisher: PublisherLoop | None = None
     publisher_task: asyncio.Task[None] | None = None
     mirror: MirrorLoop | None = None
@@ -169,6 +175,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         if waker is not None and waker_task is not None:
             waker.stop()
             await waker_task
+        sla_checker.stop()
+        await sla_checker_task
         refresher.stop()
         await refresher_task
         recorder.stop()  # after the last request: it writes what is still buffered
@@ -224,6 +232,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(replies_api_router)
     app.include_router(teams_api_router)
     app.include_router(routing_api_router)
+    app.include_router(sla_api_router)
     app.include_router(objects_api_router)
     app.include_router(object_types_router)
     app.include_router(tickets_api_router)
@@ -238,6 +247,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(articles_router)
     app.include_router(inbox_replies_router)
     app.include_router(inbox_teams_router)
+    app.include_router(inbox_sla_router)
     app.include_router(inbox_objects_router)
     app.include_router(inbox_lookups_router)
     app.include_router(alerts_pages_router)

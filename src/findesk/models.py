@@ -42,6 +42,7 @@ from findesk.replies.models import Macro, SavedReply
 from findesk.reports.models import ReportDay, ReportFact, ReportState
 from findesk.routing.models import RoutingRule
 from findesk.search.models import SearchHead
+from findesk.sla.models import SlaPolicy, SlaTimer
 from findesk.teams.models import Team, TeamMember
 from findesk.throttle.models import ThrottleCounter
 from findesk.tickets.models import Ticket, TicketState, TicketType
@@ -95,6 +96,8 @@ __all__ = [
     "SavedReply",
     "SearchHead",
     "SeenRequestSignature",
+    "SlaPolicy",
+    "SlaTimer",
     "StoredFile",
     "Team",
     "TeamMember",

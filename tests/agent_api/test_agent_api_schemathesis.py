@@ -188,6 +188,7 @@ class Seeded:
     fin_token: str = ""  # to make a fresh visitor for each convert that names FRESH_VISITOR
     team_ids: list[str] = field(default_factory=list)  # never deleted by the run
     rule_ids: list[str] = field(default_factory=list)  # never deleted by the run
+    policy_ids: list[str] = field(default_factory=list)  # never deleted by the run
     statuses: dict[str, Counter[int]] = field(default_factory=lambda: defaultdict(Counter))
 
 
@@ -224,6 +225,16 @@ FRESH_TICKET_TYPE = "tty_fresh-for-this-call"
 # A team (with the target agent as its member) or a routing rule made just before a DELETE.
 FRESH_TEAM = "team_fresh-for-this-call"
 FRESH_RULE = "rrl_fresh-for-this-call"
+# An SLA policy made just before a DELETE; the seeded one has every target (a patch may clear
+# some: a policy must keep one).
+FRESH_POLICY = "slp_fresh-for-this-call"
+SEEDED_POLICY = {
+    "name": "Default",
+    "first_response_minutes": 30,
+    "next_response_minutes": 60,
+    "resolution_minutes": 480,
+}
+SLA_MINUTES = ("first_response_minutes", "next_response_minutes", "resolution_minutes")
 SEEDED_RULE = {
     "name": "Billing",
     "conditions": [{"field": "tag", "op": "is", "value": "billing"}],
@@ -330,6 +341,7 @@ def seeded(server: LiveServer) -> Iterator[Seeded]:
             )["id"]
         ]
         rule_ids = [_ok(api.post("/routing-rules", json=SEEDED_RULE), 201)["id"]]
+        policy_ids = [_ok(api.post("/sla-policies", json=SEEDED_POLICY), 201)["id"]]
     CURRENT["seeded"] = Seeded(
         base_url=server.base_url,
         token=admin_token,
@@ -357,6 +369,7 @@ def seeded(server: LiveServer) -> Iterator[Seeded]:
         ticket_ids=ticket_ids,
         team_ids=team_ids,
         rule_ids=rule_ids,
+        policy_ids=policy_ids,
         new_conversation=lambda: str(fin.conversation(user, body="<p>Help</p>")[0]["id"]),
     )
     yield CURRENT["seeded"]
@@ -483,6 +496,8 @@ def _with_known_ids(case: Case, seeded: Seeded, draw: st.DrawFn) -> None:
             path["agent_id"] = seeded.target_id
     if "rule_id" in path and draw(COIN):
         path["rule_id"] = FRESH_RULE if case.method == "DELETE" else seeded.rule_ids[0]
+    if "policy_id" in path and draw(COIN):
+        path["policy_id"] = FRESH_POLICY if case.method == "DELETE" else seeded.policy_ids[0]
     messages = seeded.message_ids.get(conversation_id or "", [])
     if query.get("user_id") is not None and draw(COIN):
         query["user_id"] = seeded.user_id
@@ -556,6 +571,8 @@ def _as_the_rules_want(case: Case, seeded: Seeded) -> None:
         "PATCH",
     ):
         _routing_as_the_rules_want(case, body, seeded)
+    if case.path.startswith("/api/v1/sla-policies") and case.method in ("POST", "PATCH"):
+        _sla_as_the_rules_want(case, body, seeded)
     if case.path == "/api/v1/webhooks" and case.method == "POST":
         body.update(WEBHOOK_BODY)  # the URL must resolve to a public address
     if case.headers and isinstance(case.headers.get(KEY_HEADER), str):
@@ -604,6 +621,22 @@ def _article_as_the_rules_want(case: Case, body: dict[str, Any]) -> None:
                 body["description"] = "Short."
         if case.method == "POST" and body.get("state") == "published" and "body" not in body:
             body["body"] = "Some text."
+
+
+def _sla_as_the_rules_want(case: Case, body: dict[str, Any], seeded: Seeded) -> None:
+    """sla's own checks: teams that exist, a team to reassign to, and at least one target
+    (a patch never clears one here: the seeded policy keeps all three)."""
+    for key in ("team_id", "escalation_team_id"):
+        if body.get(key) is not None:
+            body[key] = seeded.team_ids[0]
+    if body.get("escalation") == "reassign" or "escalation_team_id" in body:
+        body["escalation_team_id"] = seeded.team_ids[0]
+    if case.method == "POST" and not any(body.get(name) for name in SLA_MINUTES):
+        body["first_response_minutes"] = 30
+    if case.method == "PATCH":
+        for name in SLA_MINUTES:
+            if name in body and body[name] is None:
+                body[name] = 30
 
 
 def _routing_as_the_rules_want(case: Case, body: dict[str, Any], seeded: Seeded) -> None:
@@ -833,6 +866,13 @@ def _prepared(case: Case, seeded: Seeded) -> None:
             headers={"Authorization": f"Bearer {seeded.token}"},
         )
         path["rule_id"] = _ok(created, 201)["id"]
+    if path.get("policy_id") == FRESH_POLICY:
+        created = httpx.post(
+            f"{seeded.base_url}/api/v1/sla-policies",
+            json=SEEDED_POLICY,
+            headers={"Authorization": f"Bearer {seeded.token}"},
+        )
+        path["policy_id"] = _ok(created, 201)["id"]
     if path.get("endpoint_id") == FRESH_WEBHOOK:
         created = httpx.post(
             f"{seeded.base_url}/api/v1/webhooks",
@@ -1008,6 +1048,7 @@ def test_every_operation_of_the_agent_api_is_fuzzed() -> None:
     reports = "/api/v1/reports"
     teams = "/api/v1/teams/{team_id}"
     rules = "/api/v1/routing-rules/{rule_id}"
+    policies = "/api/v1/sla-policies/{policy_id}"
     expected = {
         "GET /api/v1/me", "GET /api/v1/agents", "GET /api/v1/conversations",
         "GET /api/v1/queues", "GET /api/v1/search", f"GET {conversations}",
@@ -1055,6 +1096,8 @@ def test_every_operation_of_the_agent_api_is_fuzzed() -> None:
         f"PATCH {rules}", f"DELETE {rules}", "POST /api/v1/routing-rules/preview",
         "GET /api/v1/webhooks", "POST /api/v1/webhooks", "DELETE /api/v1/webhooks/{endpoint_id}",
         "GET /api/v1/me/alerts", "PUT /api/v1/me/alerts",
+        "GET /api/v1/sla-policies", "POST /api/v1/sla-policies", f"GET {policies}",
+        f"PATCH {policies}", f"DELETE {policies}", f"GET {conversations}/sla",
     }  # fmt: skip
     assert ALL_OPERATIONS == expected
     admin_only = {op.ok().label for op in admin_schema.get_all_operations()}

@@ -279,6 +279,12 @@ def inbox_form(path: str, ids: dict[str, str]) -> dict[str, str]:
         "/inbox/admin/agents/{agent_id}/capacity": {"capacity": "7"},
         "/inbox/admin/routing": {"name": "Rule", "conditions": "tag is billing", "priority": "1"},
         "/inbox/admin/routing/preview": {"conditions": "tag is billing"},
+        "/inbox/admin/sla": {"name": unique("Policy"), "first_response_minutes": "30"},
+        "/inbox/admin/sla/{policy_id}": {
+            "name": unique("Renamed"),
+            "resolution_minutes": "240",
+        },
+        "/inbox/admin/sla/{policy_id}/move": {"direction": "up"},
     }
     return dict(forms.get(path, {}))
 
@@ -363,6 +369,8 @@ API_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/v1/routing-rules"): {"name": "Rule", "actions": {"priority": "1"}},
     ("PATCH", "/api/v1/routing-rules/{rule_id}"): {"name": "{unique}"},
     ("POST", "/api/v1/routing-rules/preview"): {"conditions": []},
+    ("POST", "/api/v1/sla-policies"): {"name": "Policy", "first_response_minutes": 30},
+    ("PATCH", "/api/v1/sla-policies/{policy_id}"): {"name": "{unique}"},
 }
 # Query strings a change needs.
 API_QUERIES: dict[tuple[str, str], str] = {
@@ -405,6 +413,17 @@ def team_and_rule(server: LiveServer, member_id: str) -> dict[str, str]:
         return {"team_id": team.id, "rule_id": rule.id, "new_member_id": newcomer.id}
 
 
+def sla_policies(server: LiveServer) -> dict[str, str]:
+    """Two SLA policies: ``policy_id`` the second (so that moving it up changes the order)."""
+    from findesk.sla import service as sla
+    from findesk.sla.schemas import PolicyIn
+
+    with server.db.transaction() as session:
+        sla.create_policy(session, PolicyIn(name=unique("First"), first_response_minutes=30))
+        second = sla.create_policy(session, PolicyIn(name=unique("Second"), resolution_minutes=60))
+        return {"policy_id": second.id}
+
+
 def changes_nothing(path: str) -> bool:
     """Routes whose success leaves the database as it was (typing goes to Fin, not to disk; a
     preview renders and forgets; the sync to Intercom, which this server has no token for, says
@@ -434,6 +453,8 @@ def make_ids(
         ids.update(team_and_rule(server, other.id))
         if method == "PUT" and path.endswith("/members/{agent_id}"):
             ids["agent_id"] = ids["new_member_id"]  # one who is not a member yet
+    if "{policy_id}" in path or "/sla" in path:
+        ids.update(sla_policies(server))
     if path.endswith("/merge"):  # a user to merge the conversation's visitor into
         ids["merge_email"] = world.user(email=f"{unique('known')}@example.com")["email"]
     if path == CONVERT:  # a visitor, merged into a user

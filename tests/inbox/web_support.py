@@ -41,6 +41,7 @@ from findesk.objects.models import (
 )
 from findesk.replies.models import Macro, SavedReply
 from findesk.routing.models import RoutingRule
+from findesk.sla.models import SlaPolicy
 from findesk.teams.models import Team, TeamMember
 from findesk.tickets.models import Ticket, TicketType
 from findesk.users.models import EndUser
@@ -439,6 +440,10 @@ def snapshot(server: LiveServer) -> dict[str, Any]:
             ),
             "routing_rules": sorted(
                 (r.id, r.name, r.enabled, r.position) for r in session.scalars(select(RoutingRule))
+            ),
+            "sla_policies": sorted(
+                (p.id, p.name, p.position, p.first_response_minutes or 0, p.resolution_minutes or 0)
+                for p in session.scalars(select(SlaPolicy))
             ),
         }
 

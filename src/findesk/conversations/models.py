@@ -197,6 +197,7 @@ HistoryKind = Literal[
     "rating",  # the end user rated the conversation: to_value the score (findesk.csat)
     "routed",  # a routing rule matched: detail has the rule (findesk.routing)
     "team",  # the conversation's team changed: from_value and to_value team ids
+    "sla_breached",  # an SLA target was missed: to_value the target, detail its policy (sla)
 ]
 
 

@@ -106,6 +106,24 @@ def on_public_reply(hook: ReplyHook) -> None:
         _reply_hooks.append(hook)
 
 
+# Called, in its transaction, after a change that SLA timers follow and no hook above tells of:
+# the end user wrote (``user_message``), a snooze began or ended (``snooze``, ``wake``), the
+# priority or the team changed (``priority``, ``team``). ``on_activity`` adds one (once).
+ActivityHook = Callable[[Session, "Conversation", str], None]
+_activity_hooks: list[ActivityHook] = []
+
+
+def on_activity(hook: ActivityHook) -> None:
+    if hook not in _activity_hooks:
+        _activity_hooks.append(hook)
+
+
+def activity(session: Session, conversation: Conversation, kind: str) -> None:
+    """Tell the activity hooks of ``kind`` (for a change made outside this module, too)."""
+    for hook in _activity_hooks:
+        hook(session, conversation, kind)
+
+
 @dataclass(frozen=True)
 class Author:
     user_type: Literal["end_user", "agent"]
@@ -417,6 +435,7 @@ def add_message(
             assignee = conversation.assignee
             if assignee is not None and not assignee.active:
                 _change_owner(session, conversation, None, SYSTEM)
+        activity(session, conversation, "user_message")
     changed(session, conversation.id, "message", actor, conversation)
     return message, True
 
@@ -593,6 +612,8 @@ def merge_conversation_attributes(
     conversation.attributes = merged
     _touch(conversation)
     changed(session, conversation.id, "attributes", actor, conversation)
+    if PRIORITY_ATTRIBUTE in keys:
+        activity(session, conversation, "priority")
 
 
 def set_status(session: Session, conversation: Conversation, status: str, actor: Actor) -> None:
@@ -760,6 +781,7 @@ def set_snooze(
     _touch(conversation)
     live.record(session, conversation.id, "snooze", actor, owner_kind(conversation))
     snoozed.mark(session)
+    activity(session, conversation, "snooze")
 
 
 def _wake(session: Session, conversation: Conversation, actor: Actor, *, reason: str) -> None:
@@ -778,6 +800,7 @@ def _wake(session: Session, conversation: Conversation, actor: Actor, *, reason:
     conversation.snoozed_until = None
     _touch(conversation)
     live.record(session, conversation.id, "wake", actor, owner_kind(conversation))
+    activity(session, conversation, "wake")
 
 
 def wake_due(session: Session, now: datetime | None = None, limit: int = 100) -> int:

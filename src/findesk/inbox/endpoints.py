@@ -69,6 +69,7 @@ from findesk.notifier.models import OutboxEvent
 from findesk.objects import service as objects
 from findesk.replies import service as replies
 from findesk.search import service as search
+from findesk.sla import service as sla
 from findesk.teams import service as teams
 from findesk.tickets import service as tickets
 from findesk.tickets.models import FIN_ATTRIBUTE as TICKET_ATTRIBUTE
@@ -378,6 +379,7 @@ def _list_context(request: Request, viewer: Viewer) -> dict[str, Any]:
         shown = [c.id for c in page]
         previews = conversations.latest_messages(session, shown)
         unread = conversations.unread_among(session, viewer.agent.id, shown)
+        sla_chips = sla.chips(session, page)
     next_cursor = encode_cursor(page[-1].last_activity_at, page[-1].id) if more else None
     keep = {
         k: v
@@ -396,6 +398,7 @@ def _list_context(request: Request, viewer: Viewer) -> dict[str, Any]:
         "snippets": snippets,
         "previews": previews,
         "unread": unread,
+        "sla_chips": sla_chips,
         "next_cursor": next_cursor,
         "filters": keep,
         "query": urlencode(keep),
@@ -455,6 +458,7 @@ def _conversation_context(
         )
         ticket = _ticket_card(session, conversation_id)
         team = teams.find_team(session, conversation.team_id) if conversation.team_id else None
+        sla_chip = sla.chip(session, conversation)
     newest_shown = max((m.seq for m in messages), default=0)
     if mark_read and newest_shown > read_up_to:
         # The only write of a GET, and only when there is something new: reading a page again
@@ -487,6 +491,7 @@ def _conversation_context(
         "image_types": IMAGE_TYPES,
         "macros": macros,
         "snooze_choices": SNOOZE_CHOICES,
+        "sla_chip": sla_chip,
     }
 
 

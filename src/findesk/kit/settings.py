@@ -291,6 +291,12 @@ class Settings(BaseSettings):
         "(it also sleeps until the next one is due, and a snooze set in its own process wakes "
         "it at once).",
     )
+    sla_check_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="How often `findesk serve` looks for SLA timers past due, to record their "
+        "breach and escalate (one process at a time does it).",
+    )
     live_streams_per_session: int = Field(
         default=8,
         ge=1,

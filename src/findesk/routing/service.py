@@ -140,22 +140,9 @@ def _apply(session: Session, conversation: Conversation, rule: RoutingRule) -> N
         )
     team_id = actions.get("team_id")
     team = team_repository.get(session, team_id) if team_id is not None else None
-    if team_id is None or team is None:
-        return  # (a team deleted since the rule was written: the rest still applies)
-    if conversation.team_id != team_id:
-        history.record(
-            session,
-            conversation.id,
-            "team",
-            SYSTEM,
-            from_value=conversation.team_id,
-            to_value=team_id,
-            detail={"rule_id": rule.id, "team_name": team.name},
-        )
-        conversation.team_id = team_id
-    agent = teams.pick_member(session, team_id)
-    if agent is not None:
-        conversations.route_to(session, conversation, agent, SYSTEM)
+    if team is None:
+        return  # (none, or a team deleted since the rule was written: the rest still applies)
+    teams.give_to_team(session, conversation, team, {"rule_id": rule.id})
 
 
 conversations.on_waiting(_on_waiting)

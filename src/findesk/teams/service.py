@@ -13,6 +13,10 @@ from sqlalchemy.orm import Session
 
 from findesk.agents import repository as agent_repository
 from findesk.agents.models import Agent
+from findesk.conversations import history
+from findesk.conversations import service as conversations
+from findesk.conversations.models import Conversation
+from findesk.kit.actor import SYSTEM
 from findesk.kit.errors import Conflict, NotFound
 from findesk.kit.settings_in_use import current_settings
 from findesk.kit.text import clean_text, invalid
@@ -275,3 +279,27 @@ def pick_member(session: Session, team_id: str) -> Agent | None:
         chosen = ordered[0]
     team.last_assigned_agent_id = chosen.id
     return chosen
+
+
+def give_to_team(
+    session: Session, conversation: Conversation, team: Team, because: dict[str, Any]
+) -> Agent | None:
+    """Put the conversation in ``team``'s queue (a ``team`` history entry saying why, with the
+    team's name as it is now) and give it to the member ``pick_member`` chooses, if anyone can
+    take it; that member, or None. For routing and for SLA escalations, in their transaction."""
+    if conversation.team_id != team.id:
+        history.record(
+            session,
+            conversation.id,
+            "team",
+            SYSTEM,
+            from_value=conversation.team_id,
+            to_value=team.id,
+            detail={**because, "team_name": team.name},
+        )
+        conversation.team_id = team.id
+        conversations.activity(session, conversation, "team")
+    agent = pick_member(session, team.id)
+    if agent is not None and agent.id != conversation.assignee_id:
+        conversations.route_to(session, conversation, agent, SYSTEM)
+    return agent

@@ -1,0 +1,1 @@
+"""SLA policies, their timers on conversations waiting for a person, breaches and escalation."""
