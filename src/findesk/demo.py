@@ -39,6 +39,8 @@ from findesk.knowledge import repository as article_repository
 from findesk.knowledge.service import ArticleDraft, create_article
 from findesk.routing import service as routing
 from findesk.routing.schemas import RuleIn
+from findesk.sla import service as sla
+from findesk.sla.schemas import PolicyIn
 from findesk.teams import repository as team_repository
 from findesk.teams import service as teams
 from findesk.users import repository as user_repository
@@ -194,7 +196,9 @@ def seed(
 
 
 # The demo's teams, each with the routing rule that fills its queue from what the emulated Fin
-# detected (its handover tag: ``emulator.answerer.ISSUE_TYPES``). Alex is in Billing.
+# detected (its handover tag: ``emulator.answerer.ISSUE_TYPES``) and an SLA policy (first human
+# reply within 30 minutes of the handover, resolved within a day; a breach raises the priority).
+# Alex is in Billing.
 DEMO_TEAMS = (("Billing", "billing"), ("Shipping", "shipping"))
 
 
@@ -212,6 +216,16 @@ def _seed_teams(session: Session, agent: Agent) -> None:
                     "conditions": [{"field": "tag", "op": "is", "value": tag}],
                     "actions": {"team_id": team.id},
                 }
+            ),
+        )
+        sla.create_policy(
+            session,
+            PolicyIn(
+                name=f"{name}: reply in 30 minutes",
+                team_id=team.id,
+                first_response_minutes=30,
+                resolution_minutes=24 * 60,
+                escalation="raise_priority",
             ),
         )
 

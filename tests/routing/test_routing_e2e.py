@@ -3,16 +3,19 @@ real SMTP server and Chromium: Alex (a member of the demo's Billing team) signs 
 which makes him online; an end user asks the Messenger about a double charge and for a person;
 the emulated Fin detects a billing question and hands over with the tag ``billing``; the demo's
 routing rule puts the conversation in the Billing team's queue, given to Alex, the online
-member; the inbox shows it there, and Alex gets the email that it is his."""
+member; the inbox shows it there with the SLA timer of the team's policy, Alex gets the email
+that it is his, and his reply reaches the Messenger and meets the first-response target."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 from playwright.sync_api import Browser, expect
+from support import screenshots
 from support.demo import running_demo, sign_in
 from support.smtp import SmtpServer
 
@@ -70,6 +73,11 @@ def test_a_billing_handover_reaches_the_billing_teams_online_agent(
         header = inbox.locator(".conversation-head")
         expect(header).to_contain_text("You own this conversation.")
         expect(header.locator(".chip.team")).to_have_text("Billing team")
+        # The demo's Billing policy: a first human reply within 30 minutes of the handover.
+        chip = header.locator(".chip.sla")
+        expect(chip).to_have_attribute("data-sla", "ok")
+        expect(chip).to_have_text(re.compile(r"^First response in (29|30) min$"))
+        screenshots.save(inbox, "inbox-routed.png")
         thread = inbox.locator("article.conversation")
         expect(thread).to_contain_text(
             "Routing rule “Billing questions to the Billing team” matched"
@@ -82,6 +90,13 @@ def test_a_billing_handover_reaches_the_billing_teams_online_agent(
         mine = [m for m in smtp.to(demo["agent_email"]) if "charged twice" in m.part("plain")]
         assert mine[0].subject.startswith("Assigned to you: I was charged twice")
         assert "/inbox/conversations/" in mine[0].part("plain")
+
+        # Alex answers: the first-response target is met, the chip moves to the next target.
+        composer = inbox.locator("form.composer")
+        composer.get_by_role("textbox", name="Message").fill("Refunding the second charge now.")
+        composer.get_by_role("button", name="Send").click()
+        expect(chat.locator(".message").last).to_contain_text("Refunding the second charge")
+        expect(chip).not_to_contain_text("First response")
     finally:
         agent.close()
         customer.close()
