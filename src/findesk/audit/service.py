@@ -49,6 +49,15 @@ ACTIONS: dict[str, str] = {
     "lookup_token.issued": "Lookup token issued",
     "lookup_token.revoked": "Lookup token revoked",
     "setting.changed": "Setting changed",
+    "team.created": "Team created",
+    "team.updated": "Team changed",
+    "team.deleted": "Team deleted",
+    "team.member_added": "Team member added",
+    "team.member_removed": "Team member removed",
+    "agent.capacity_set": "Agent capacity set",
+    "routing_rule.created": "Routing rule created",
+    "routing_rule.updated": "Routing rule changed",
+    "routing_rule.deleted": "Routing rule deleted",
 }
 TARGET_TYPES: dict[str, str] = {
     "agent": "Agent",
@@ -56,6 +65,8 @@ TARGET_TYPES: dict[str, str] = {
     "agent_token": "Personal token",
     "lookup_token": "Lookup token",
     "setting": "Setting",
+    "team": "Team",
+    "routing_rule": "Routing rule",
 }
 # Keys that would hold a secret: refused outright, whatever their value.
 _SECRET_KEY = re.compile(r"password|secret|token$|token_hash|_hash$|credential", re.IGNORECASE)

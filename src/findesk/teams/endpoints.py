@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 
 from findesk.agent_api.security import agent_api_router, current_agent
 from findesk.agents.models import Agent
+from findesk.audit.service import AuditActor
 from findesk.kit.errors import Forbidden
 from findesk.kit.http import db_of
 from findesk.teams import schemas as s
@@ -25,6 +26,12 @@ def require_admin(request: Request) -> Agent:
     if me.role != "admin":
         raise Forbidden("Only administrators may do this.")
     return me
+
+
+def admin_actor(request: Request) -> AuditActor:
+    """The calling admin (403 otherwise) and the address they came from, for the audit log."""
+    admin = require_admin(request)
+    return AuditActor.for_agent(admin, request.client.host if request.client else None)
 
 
 def team_view(session: Session, team: Team) -> s.TeamView:
@@ -60,7 +67,7 @@ def list_teams(request: Request) -> list[s.TeamView]:
 @router.post("/teams", response_model=s.TeamView, status_code=201, responses=ADMIN_ONLY)
 def create_team(request: Request, response: Response, body: s.TeamIn) -> s.TeamView:
     """A team (409 if the name is taken), with its first members."""
-    require_admin(request)
+    by = admin_actor(request)
     with db_of(request).transaction() as session:
         team = service.create_team(
             session,
@@ -68,6 +75,7 @@ def create_team(request: Request, response: Response, body: s.TeamIn) -> s.TeamV
             assignment_method=body.assignment_method,
             capacity_default=body.capacity_default,
             member_ids=body.member_ids,
+            by=by,
         )
         view = team_view(session, team)
     response.headers["Location"] = f"/api/v1/teams/{view.id}"
@@ -83,7 +91,7 @@ def get_team(request: Request, team_id: str) -> s.TeamView:
 
 @router.patch("/teams/{team_id}", response_model=s.TeamView, responses=ADMIN_ONLY)
 def update_team(request: Request, team_id: str, body: s.TeamPatch) -> s.TeamView:
-    require_admin(request)
+    by = admin_actor(request)
     with db_of(request).transaction() as session:
         team = service.update_team(
             session,
@@ -91,6 +99,7 @@ def update_team(request: Request, team_id: str, body: s.TeamPatch) -> s.TeamView
             name=body.name,
             assignment_method=body.assignment_method,
             capacity_default=body.capacity_default,
+            by=by,
         )
         return team_view(session, team)
 
@@ -98,17 +107,17 @@ def update_team(request: Request, team_id: str, body: s.TeamPatch) -> s.TeamView
 @router.delete("/teams/{team_id}", status_code=204, responses=ADMIN_ONLY)
 def delete_team(request: Request, team_id: str) -> Response:
     """The team goes; its conversations leave its queue and keep their owner."""
-    require_admin(request)
+    by = admin_actor(request)
     with db_of(request).transaction() as session:
-        service.delete_team(session, team_id)
+        service.delete_team(session, team_id, by=by)
     return Response(status_code=204)
 
 
 @router.put("/teams/{team_id}/members/{agent_id}", response_model=s.TeamView, responses=ADMIN_ONLY)
 def add_member(request: Request, team_id: str, agent_id: str) -> s.TeamView:
-    require_admin(request)
+    by = admin_actor(request)
     with db_of(request).transaction() as session:
-        service.add_member(session, team_id, agent_id)
+        service.add_member(session, team_id, agent_id, by=by)
         return team_view(session, service.get_team(session, team_id))
 
 
@@ -116,9 +125,9 @@ def add_member(request: Request, team_id: str, agent_id: str) -> s.TeamView:
     "/teams/{team_id}/members/{agent_id}", response_model=s.TeamView, responses=ADMIN_ONLY
 )
 def remove_member(request: Request, team_id: str, agent_id: str) -> s.TeamView:
-    require_admin(request)
+    by = admin_actor(request)
     with db_of(request).transaction() as session:
-        service.remove_member(session, team_id, agent_id)
+        service.remove_member(session, team_id, agent_id, by=by)
         return team_view(session, service.get_team(session, team_id))
 
 
@@ -152,6 +161,6 @@ def set_presence(request: Request, body: s.PresenceSet) -> s.PresenceView:
 @router.put("/agents/{agent_id}/capacity", response_model=s.PresenceView, responses=ADMIN_ONLY)
 def set_capacity(request: Request, agent_id: str, body: s.CapacitySet) -> s.PresenceView:
     """Open conversations routing may give the agent at once (null: each team's default)."""
-    require_admin(request)
+    by = admin_actor(request)
     with db_of(request).transaction() as session:
-        return presence_view(service.set_capacity(session, agent_id, body.capacity))
+        return presence_view(service.set_capacity(session, agent_id, body.capacity, by=by))
