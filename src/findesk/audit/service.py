@@ -1,4 +1,5 @@
-"""The audit log: who changed agents, credentials and settings, when, and from where.
+"""The audit log: who changed agents, credentials, settings, teams and routing rules, when,
+and from where.
 
 An entry is written by the action itself, in the transaction that makes the change: a change
 that rolls back leaves no entry, and no committed change lacks one. Entries name things by id
