@@ -15,11 +15,15 @@ from typing import Any
 import httpx
 import pytest
 from inbox.web_support import Person, Web, new_agent, parse_html, sign_in, start_server
+from pydantic import TypeAdapter
 from routing_support import agent_client, conversation_row, events, go_online, ok
+from sqlalchemy import event
 from support.fin import World
 from support.server import LiveServer
 
 from findesk.audit.service import AuditFilter, list_entries
+from findesk.routing import service as routing
+from findesk.routing.schemas import Condition
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
@@ -406,3 +410,46 @@ def test_the_admin_form_takes_ticket_and_object_lines_and_every_change_is_audite
         assert "Routing rule created" in log and "Routing rule deleted" in log
     finally:
         web.close()
+
+
+def test_tickets_and_objects_are_read_once_per_evaluation_whatever_the_rules_and_conversations(
+    server: LiveServer, world: World, admin: httpx.Client
+) -> None:
+    """ "Test this rule" over many conversations (and routing over many rules) reads the tickets
+    in one query and the linked objects in two; with no such condition, not at all."""
+    order = f"Order{uuid.uuid4().hex[:6]}"
+    body = {"identifier": order, "attributes": [{"name": "status", "type": "string"}]}
+    ok(admin.post("/custom_object_types", json=body), 201)
+    for _ in range(6):
+        fin_conversation(world)
+    conditions: list[dict[str, Any]] = [
+        {"field": "ticket.type", "op": "is", "value": "Refund"},
+        {"field": "ticket", "op": "exists"},
+        {"field": f"object.{order}.status", "op": "is", "value": "lost"},
+        {"field": f"object.{order}", "op": "exists"},
+    ]
+    adapter: TypeAdapter[list[Condition]] = TypeAdapter(list[Condition])
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    def linked_reads(given: list[dict[str, Any]]) -> tuple[int, int, int]:
+        statements.clear()
+        event.listen(server.db.engine, "before_cursor_execute", seen)
+        try:
+            with server.db.read_session() as session:
+                examined, _ = routing.preview(session, adapter.validate_python(given), 500)
+        finally:
+            event.remove(server.db.engine, "before_cursor_execute", seen)
+        reads = [s for s in statements if "FROM tickets" in s or "custom_object_" in s]
+        tickets = sum("FROM tickets" in s for s in reads)
+        # (the check that the object type exists reads custom_object_types once per condition)
+        objects = sum("custom_object_instances" in s for s in reads)
+        return examined, tickets, objects
+
+    examined, tickets, objects = linked_reads(conditions)
+    assert examined >= 6
+    assert (tickets, objects) == (1, 2)
+    assert linked_reads(conditions * 5)[1:] == (1, 2)
+    assert linked_reads([{"field": "tag", "op": "is", "value": "x"}])[1:] == (0, 0)
