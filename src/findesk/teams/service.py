@@ -91,11 +91,11 @@ def create_team(
             session.flush()
     except IntegrityError:  # created meanwhile under the same name
         raise Conflict(f"A team named {name!r} exists already.") from None
-    members_ = list(dict.fromkeys(member_ids or []))
-    for agent_id in members_:
+    first_members = list(dict.fromkeys(member_ids or []))
+    for agent_id in first_members:
         _add_member(session, team.id, agent_id)
     audit.record(
-        session, by, "team.created", "team", team.id, {**_described(team), "members": members_}
+        session, by, "team.created", "team", team.id, {**_described(team), "members": first_members}
     )
     return team
 
