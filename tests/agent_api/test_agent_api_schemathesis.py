@@ -643,7 +643,8 @@ def _routing_as_the_rules_want(case: Case, body: dict[str, Any], seeded: Seeded)
     """teams and routing's own checks: a team's name not blank once trimmed and not taken,
     its members agents who exist; a rule's team one that exists, a time zone that exists, a
     value that fits its operator (``in`` a list, ``gt`` and ``lt`` a number, ``is``,
-    ``is_not`` and ``contains`` one value), a tag condition naming a tag, and something to do.
+    ``is_not`` and ``contains`` one value), a tag condition naming a tag, a custom object type
+    and attribute or a ticket attribute that exist, and something to do.
     """
     if case.path.startswith("/api/v1/teams"):
         if isinstance(body.get("name"), str):
@@ -656,6 +657,18 @@ def _routing_as_the_rules_want(case: Case, body: dict[str, Any], seeded: Seeded)
         if not isinstance(condition, dict):
             continue
         value, op = condition.get("value"), condition.get("op", "is")
+        field = condition.get("field")
+        if isinstance(field, str) and field.startswith("object."):
+            # A custom object type that exists, and one of its attributes.
+            parts = field.split(".")
+            parts[1] = seeded.object_type
+            if len(parts) > 2:
+                parts[2] = "order_number"
+            condition["field"] = ".".join(parts)
+        elif isinstance(field, str) and field.startswith("ticket."):
+            # A ticket attribute that some ticket type has (type and state are every ticket's).
+            if field.split(".", 1)[1] not in ("type", "state", "title", "description"):
+                condition["field"] = "ticket.note"
         if condition.get("field") == "time":
             if isinstance(value, dict):
                 value["timezone"] = "UTC"

@@ -27,13 +27,16 @@ class AuditEntry(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # agent.created, agent.updated, agent.deactivated, agent.reactivated, agent.password_set,
     # oauth_client.created, oauth_client.revoked, agent_token.issued, agent_token.revoked,
-    # setting.changed
+    # setting.changed, team.created, team.updated, team.deleted, team.member_added,
+    # team.member_removed, agent.capacity_set, routing_rule.created, routing_rule.updated,
+    # routing_rule.deleted
     action: Mapped[str] = mapped_column(String(64))
     actor_kind: Mapped[str] = mapped_column(String(16))  # agent (inbox, agent API), cli, system
     # No foreign key: the entry outlives anything it names.
     actor_agent_id: Mapped[str | None] = mapped_column(String(40))
     actor_label: Mapped[str] = mapped_column(String(320))  # the agent's email, or "cli"
     address: Mapped[str | None] = mapped_column(String(64))  # client address; null for the CLI
-    target_type: Mapped[str] = mapped_column(String(32))  # agent, oauth_client, agent_token
+    # agent, oauth_client, agent_token, team, routing_rule, …
+    target_type: Mapped[str] = mapped_column(String(32))
     target_id: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)

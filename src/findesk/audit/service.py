@@ -1,4 +1,5 @@
-"""The audit log: who changed agents, credentials and settings, when, and from where.
+"""The audit log: who changed agents, credentials, settings, teams and routing rules, when,
+and from where.
 
 An entry is written by the action itself, in the transaction that makes the change: a change
 that rolls back leaves no entry, and no committed change lacks one. Entries name things by id
@@ -49,6 +50,15 @@ ACTIONS: dict[str, str] = {
     "lookup_token.issued": "Lookup token issued",
     "lookup_token.revoked": "Lookup token revoked",
     "setting.changed": "Setting changed",
+    "team.created": "Team created",
+    "team.updated": "Team changed",
+    "team.deleted": "Team deleted",
+    "team.member_added": "Team member added",
+    "team.member_removed": "Team member removed",
+    "agent.capacity_set": "Agent capacity set",
+    "routing_rule.created": "Routing rule created",
+    "routing_rule.updated": "Routing rule changed",
+    "routing_rule.deleted": "Routing rule deleted",
 }
 TARGET_TYPES: dict[str, str] = {
     "agent": "Agent",
@@ -56,6 +66,8 @@ TARGET_TYPES: dict[str, str] = {
     "agent_token": "Personal token",
     "lookup_token": "Lookup token",
     "setting": "Setting",
+    "team": "Team",
+    "routing_rule": "Routing rule",
 }
 # Keys that would hold a secret: refused outright, whatever their value.
 _SECRET_KEY = re.compile(r"password|secret|token$|token_hash|_hash$|credential", re.IGNORECASE)

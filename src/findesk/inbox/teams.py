@@ -14,6 +14,7 @@ from starlette.datastructures import FormData
 from starlette.responses import Response
 
 from findesk.agents import repository as agent_repository
+from findesk.audit.service import AuditActor
 from findesk.conversations.models import Conversation
 from findesk.inbox.endpoints import back, guarded, render
 from findesk.inbox.security import Viewer
@@ -21,7 +22,7 @@ from findesk.kit.errors import Forbidden, Invalid, Problem
 from findesk.kit.http import db_of
 from findesk.kit.timeutil import utcnow
 from findesk.routing import service as routing
-from findesk.routing.schemas import VALUE_FIELD, Actions, Condition, RuleIn, RulePatch
+from findesk.routing.schemas import Actions, Condition, RuleIn, RulePatch
 from findesk.teams import calendar
 from findesk.teams import service as teams
 from findesk.teams.models import ASSIGNMENT_METHODS, Team
@@ -37,6 +38,11 @@ PREVIEW_RECENT = 200
 def _require_admin(viewer: Viewer) -> None:
     if viewer.agent.role != "admin":
         raise Forbidden("Only administrators may manage teams and routing.")
+
+
+def _audit_actor(request: Request, viewer: Viewer) -> AuditActor:
+    """The signed-in admin and the address they came from, for the audit log."""
+    return AuditActor.for_agent(viewer.agent, request.client.host if request.client else None)
 
 
 def _text(form: FormData, name: str) -> str:
@@ -147,15 +153,17 @@ async def teams_page(request: Request) -> Response:
 
 
 async def _team_change(request: Request, change: Any, done: str) -> Response:
-    """Run ``change(session, form)`` for an admin in a transaction; back to the teams page."""
+    """Run ``change(session, form, by)`` for an admin in a transaction (``by``: who, for the
+    audit log); back to the teams page."""
 
     async def run(viewer: Viewer) -> Response:
         _require_admin(viewer)
         form = await request.form()
+        by = _audit_actor(request, viewer)
 
         def apply() -> None:
             with db_of(request).transaction() as session:
-                change(session, form)
+                change(session, form, by)
 
         try:
             await run_in_threadpool(apply)
@@ -177,9 +185,10 @@ def _method(form: FormData) -> str:
 
 @router.post(TEAMS)
 async def create_team(request: Request) -> Response:
-    def change(session: Any, form: FormData) -> None:
+    def change(session: Any, form: FormData, by: AuditActor) -> None:
         teams.create_team(
             session,
+            by=by,
             name=_text(form, "name"),
             assignment_method=_method(form),
             capacity_default=_number(form, "capacity_default", default=10) or 0,
@@ -191,10 +200,11 @@ async def create_team(request: Request) -> Response:
 
 @router.post(TEAMS + "/{team_id}")
 async def update_team(request: Request, team_id: str) -> Response:
-    def change(session: Any, form: FormData) -> None:
+    def change(session: Any, form: FormData, by: AuditActor) -> None:
         teams.update_team(
             session,
             team_id,
+            by=by,
             name=_text(form, "name") or None,
             assignment_method=_method(form),
             capacity_default=_number(form, "capacity_default"),
@@ -205,13 +215,14 @@ async def update_team(request: Request, team_id: str) -> Response:
 
 @router.post(TEAMS + "/{team_id}/hours")
 async def set_hours(request: Request, team_id: str) -> Response:
-    def change(session: Any, form: FormData) -> None:
+    def change(session: Any, form: FormData, by: AuditActor) -> None:
         weekly = None
         if not form.get("always_open"):
             weekly = {day: _intervals(_text(form, day), day) for day in calendar.DAYS}
         teams.update_team(
             session,
             team_id,
+            by=by,
             timezone=_text(form, "timezone") or None,
             business_hours=weekly,
             holidays=[d for d in re.split(r"[\s,;]+", _text(form, "holidays")) if d],
@@ -223,14 +234,16 @@ async def set_hours(request: Request, team_id: str) -> Response:
 @router.post(TEAMS + "/{team_id}/delete")
 async def delete_team(request: Request, team_id: str) -> Response:
     return await _team_change(
-        request, lambda session, _form: teams.delete_team(session, team_id), "Team deleted."
+        request,
+        lambda session, _form, by: teams.delete_team(session, team_id, by=by),
+        "Team deleted.",
     )
 
 
 @router.post(TEAMS + "/{team_id}/members")
 async def add_member(request: Request, team_id: str) -> Response:
-    def change(session: Any, form: FormData) -> None:
-        teams.add_member(session, team_id, _text(form, "agent_id"))
+    def change(session: Any, form: FormData, by: AuditActor) -> None:
+        teams.add_member(session, team_id, _text(form, "agent_id"), by=by)
 
     return await _team_change(request, change, "Member added.")
 
@@ -239,15 +252,15 @@ async def add_member(request: Request, team_id: str) -> Response:
 async def remove_member(request: Request, team_id: str, agent_id: str) -> Response:
     return await _team_change(
         request,
-        lambda session, _form: teams.remove_member(session, team_id, agent_id),
+        lambda session, _form, by: teams.remove_member(session, team_id, agent_id, by=by),
         "Member removed.",
     )
 
 
 @router.post("/inbox/admin/agents/{agent_id}/capacity")
 async def set_capacity(request: Request, agent_id: str) -> Response:
-    def change(session: Any, form: FormData) -> None:
-        teams.set_capacity(session, agent_id, _number(form, "capacity"))
+    def change(session: Any, form: FormData, by: AuditActor) -> None:
+        teams.set_capacity(session, agent_id, _number(form, "capacity"), by=by)
 
     return await _team_change(request, change, "Capacity saved.")
 
@@ -255,23 +268,21 @@ async def set_capacity(request: Request, agent_id: str) -> Response:
 # --- routing rules ------------------------------------------------------------------------------
 
 
-def _condition_refusal(field: str, exc: ValidationError) -> str:
-    """What is wrong, told by the kind of condition the field names (not every kind's)."""
-    if not re.match(VALUE_FIELD, field) and field not in ("tag", "time"):
-        return "the field is tag, time, channel, conversation.<attribute> or user.<attribute>"
-    kind = {"tag": "TagCondition", "time": "TimeCondition"}.get(field, "ValueCondition")
-    for error in exc.errors():
-        if error["loc"] and error["loc"][0] == kind:
-            where = ".".join(str(part) for part in error["loc"][1:])
-            message = str(error["msg"]).removeprefix("Value error, ")
-            return f"{where}: {message}" if where else message
-    return _refusal(exc)
+def _condition_refusal(exc: ValidationError) -> str:
+    """What is wrong, told by the kind of condition the field names (``schemas.Condition``
+    checks only that kind): the first error, without the kind."""
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"][1:])
+    message = str(first["msg"]).removeprefix("Value error, ")
+    return f"{where}: {message}" if where else message
 
 
 def parse_conditions(text: str) -> list[Condition]:
     """One condition a line, ``field op value``: ``tag is Billing``, ``conversation.issue_type
     in Billing, Refunds``, ``user.plan is vip``, ``conversation.amount gt 100``, ``channel is
-    email``, ``time between 09:00-17:00 Europe/Paris 0,1,2,3,4``."""
+    email``, ``time between 09:00-17:00 Europe/Paris 0,1,2,3,4``, ``ticket exists``,
+    ``ticket.type is Refund``, ``ticket.state is in_progress``, ``object.Order.status is
+    delayed``, ``object.Order not_exists``."""
     conditions: list[Condition] = []
     for number, line in enumerate(text.splitlines(), start=1):
         words = line.split(None, 2)
@@ -303,7 +314,7 @@ def parse_conditions(text: str) -> list[Condition]:
         try:
             conditions.append(CONDITION.validate_python({"field": field, "op": op, "value": value}))
         except ValidationError as exc:
-            raise Invalid(f"Condition line {number}: {_condition_refusal(field, exc)}") from None
+            raise Invalid(f"Condition line {number}: {_condition_refusal(exc)}") from None
     return conditions
 
 
@@ -350,6 +361,7 @@ def _rules_context(request: Request, viewer: Viewer) -> dict[str, Any]:
             "teams": found,
             "team_names": {t.id: t.name for t in found},
             "condition_line": condition_line,
+            "known": routing.known_fields(session),
         }
 
 
@@ -369,9 +381,11 @@ async def create_rule(request: Request) -> Response:
         _require_admin(viewer)
         form = await request.form()
 
+        by = _audit_actor(request, viewer)
+
         def create() -> None:
             with db_of(request).transaction() as session:
-                routing.create_rule(session, _rule_from_form(form))
+                routing.create_rule(session, _rule_from_form(form), by=by)
 
         try:
             await run_in_threadpool(create)
@@ -418,12 +432,15 @@ async def preview_rule(request: Request) -> Response:
 
 
 async def _rule_change(request: Request, change: Any, done: str) -> Response:
+    """Run ``change(session, by)`` for an admin in a transaction; back to the rules page."""
+
     async def run(viewer: Viewer) -> Response:
         _require_admin(viewer)
+        by = _audit_actor(request, viewer)
 
         def apply() -> None:
             with db_of(request).transaction() as session:
-                change(session)
+                change(session, by)
 
         try:
             await run_in_threadpool(apply)
@@ -436,9 +453,9 @@ async def _rule_change(request: Request, change: Any, done: str) -> Response:
 
 @router.post(RULES + "/{rule_id}/toggle")
 async def toggle_rule(request: Request, rule_id: str) -> Response:
-    def change(session: Any) -> None:
+    def change(session: Any, by: AuditActor) -> None:
         rule = routing.get_rule(session, rule_id)
-        routing.update_rule(session, rule_id, RulePatch(enabled=not rule.enabled))
+        routing.update_rule(session, rule_id, RulePatch(enabled=not rule.enabled), by=by)
 
     return await _rule_change(request, change, "Rule saved.")
 
@@ -446,5 +463,7 @@ async def toggle_rule(request: Request, rule_id: str) -> Response:
 @router.post(RULES + "/{rule_id}/delete")
 async def delete_rule(request: Request, rule_id: str) -> Response:
     return await _rule_change(
-        request, lambda session: routing.delete_rule(session, rule_id), "Rule deleted."
+        request,
+        lambda session, by: routing.delete_rule(session, rule_id, by=by),
+        "Rule deleted.",
     )

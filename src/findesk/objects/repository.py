@@ -302,3 +302,50 @@ def earliest_mirror_retry(session: Session) -> datetime | None:
     deletes = session.scalar(select(func.min(IntercomObjectDelete.next_attempt_at)))
     found = [d for d in (instances, deletes) if d is not None]
     return min(found) if found else None
+
+
+@dataclass(frozen=True)
+class LinkedValues:
+    """An instance of a type linked to an end user or a conversation (``owner_id``): what a
+    routing condition compares."""
+
+    owner_id: str
+    type_identifier: str
+    type_attributes: list[dict[str, Any]]
+    external_id: str
+    custom_attributes: dict[str, Any]
+
+
+def linked_values(
+    session: Session,
+    type_identifiers: Sequence[str],
+    *,
+    conversation_ids: Sequence[str],
+    user_ids: Sequence[str],
+) -> list[LinkedValues]:
+    """The instances of these types linked to these conversations or end users: two queries,
+    whatever the number of conversations, users or links."""
+    if not type_identifiers:
+        return []
+    columns = (
+        ObjectType.identifier,
+        ObjectType.attributes,
+        ObjectInstance.external_id,
+        ObjectInstance.custom_attributes,
+    )
+    found: list[LinkedValues] = []
+    for link, owner, owners in (
+        (ObjectConversationLink, ObjectConversationLink.conversation_id, conversation_ids),
+        (ObjectUserLink, ObjectUserLink.user_id, user_ids),
+    ):
+        if not owners:
+            continue
+        statement = (
+            select(owner, *columns)
+            .select_from(link)
+            .join(ObjectInstance, ObjectInstance.id == link.instance_id)
+            .join(ObjectType, ObjectType.id == ObjectInstance.type_id)
+            .where(owner.in_(list(owners)), ObjectType.identifier.in_(list(type_identifiers)))
+        )
+        found += [LinkedValues(*row) for row in session.execute(statement)]
+    return found

@@ -10,7 +10,7 @@ from findesk.kit.http import db_of
 from findesk.routing import schemas as s
 from findesk.routing import service
 from findesk.routing.models import RoutingRule
-from findesk.teams.endpoints import ADMIN_ONLY, require_admin
+from findesk.teams.endpoints import ADMIN_ONLY, admin_actor, require_admin
 
 router = agent_api_router(tag="Routing rules", not_found="No such routing rule.")
 
@@ -38,9 +38,9 @@ def list_rules(request: Request) -> list[s.RuleView]:
 
 @router.post("/routing-rules", response_model=s.RuleView, status_code=201, responses=ADMIN_ONLY)
 def create_rule(request: Request, response: Response, body: s.RuleIn) -> s.RuleView:
-    require_admin(request)
+    by = admin_actor(request)
     with db_of(request).transaction() as session:
-        view = rule_view(service.create_rule(session, body))
+        view = rule_view(service.create_rule(session, body, by=by))
     response.headers["Location"] = f"/api/v1/routing-rules/{view.id}"
     return view
 
@@ -77,14 +77,14 @@ def get_rule(request: Request, rule_id: str) -> s.RuleView:
 
 @router.patch("/routing-rules/{rule_id}", response_model=s.RuleView, responses=ADMIN_ONLY)
 def update_rule(request: Request, rule_id: str, body: s.RulePatch) -> s.RuleView:
-    require_admin(request)
+    by = admin_actor(request)
     with db_of(request).transaction() as session:
-        return rule_view(service.update_rule(session, rule_id, body))
+        return rule_view(service.update_rule(session, rule_id, body, by=by))
 
 
 @router.delete("/routing-rules/{rule_id}", status_code=204, responses=ADMIN_ONLY)
 def delete_rule(request: Request, rule_id: str) -> Response:
-    require_admin(request)
+    by = admin_actor(request)
     with db_of(request).transaction() as session:
-        service.delete_rule(session, rule_id)
+        service.delete_rule(session, rule_id, by=by)
     return Response(status_code=204)

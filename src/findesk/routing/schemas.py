@@ -7,14 +7,33 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Strict,
+    Tag,
+    field_validator,
+    model_validator,
+)
 
 from findesk.kit.text import STORABLE, TagText, limited
 from findesk.teams.schemas import WHOLE
 
 ValueOp = Literal["is", "is_not", "in", "contains", "exists", "not_exists", "gt", "lt"]
 TagOp = Literal["is", "is_not", "in"]
-VALUE_FIELD = r"^(channel|(conversation|user)\.[^.\s]{1,255})$"
+_KEY = r"[^.\s]{1,255}"  # an attribute's name: no dot, no space
+_OBJECT_TYPE = r"[A-Za-z][A-Za-z0-9_]{0,63}"  # as objects.schemas.IDENTIFIER_PATTERN
+_OBJECT_FIELD = r"[A-Za-z_][A-Za-z0-9_]{0,63}"  # as objects.schemas.ATTRIBUTE_NAME_PATTERN
+VALUE_FIELD = (
+    rf"^(channel|(conversation|user|ticket)\.{_KEY}|object\.{_OBJECT_TYPE}\.{_OBJECT_FIELD})$"
+)
+LINK_FIELD = rf"^(ticket|object\.{_OBJECT_TYPE})$"
+FIELDS_HELP = (
+    "the field is tag, time, channel, conversation.<attribute>, user.<attribute>, ticket, "
+    "ticket.<type|state|attribute>, object.<type> or object.<type>.<field>"
+)
 CLOCK = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 CONDITIONS_MAX = 20
 LIST_MAX = 50
@@ -92,16 +111,36 @@ class TimeCondition(BaseModel):
 class ValueCondition(BaseModel):
     """A value of the conversation: ``channel`` (its ``channel`` attribute, else
     ``messenger``), ``conversation.<attribute>``, or ``user.<attribute>`` (the end user's;
-    ``user.email`` and ``user.name`` are theirs too). ``is``, ``is_not``, ``contains`` take one
+    ``user.email`` and ``user.name`` are theirs too); of its ticket: ``ticket.type`` (the
+    ticket type's name), ``ticket.state`` (its state's category, such as ``in_progress``, or
+    either label), ``ticket.title``, ``ticket.description`` or ``ticket.<attribute>`` (a list
+    attribute by its item's label); of the custom objects of a type linked to the conversation
+    or to its end user: ``object.<type>.<field>`` (``<type>`` the type's identifier, ``<field>``
+    one of its attributes or ``external_id``), which holds if any of them holds it (``is_not``
+    and ``not_exists``: if none of them has it). ``is``, ``is_not``, ``contains`` take one
     value, ``in`` a list, ``gt`` and ``lt`` a number, ``exists`` and ``not_exists`` none. Text
     compares ignoring case."""
 
     model_config = ConfigDict(extra="forbid")
-    field: str = Field(pattern=VALUE_FIELD, max_length=300, examples=["conversation.issue_type"])
+    field: str = Field(
+        pattern=VALUE_FIELD,
+        max_length=300,
+        examples=["conversation.issue_type", "ticket.type", "object.Order.status"],
+    )
     op: ValueOp = "is"
     value: Scalar | Annotated[list[Scalar], Field(max_length=LIST_MAX)] | None = Field(
         default=None, examples=["Billing"]
     )
+
+    @field_validator("field", mode="before")
+    @classmethod
+    def _known(cls, value: Any) -> Any:
+        # Said plainly, before the pattern's own message would be.
+        if isinstance(value, str) and len(value) <= 300 and not re.match(VALUE_FIELD, value):
+            if re.match(LINK_FIELD, value):
+                raise ValueError(f"{value} takes exists or not_exists")
+            raise ValueError(FIELDS_HELP)
+        return value
 
     @model_validator(mode="after")
     def _fits(self) -> ValueCondition:
@@ -119,7 +158,45 @@ class ValueCondition(BaseModel):
         return self
 
 
-Condition = Annotated[TagCondition | TimeCondition | ValueCondition, Field(union_mode="smart")]
+class LinkCondition(BaseModel):
+    """The conversation has a ticket (``ticket``), or a custom object of the type (its
+    identifier) linked to it or to its end user (``object.<type>``): ``exists``; or none:
+    ``not_exists``."""
+
+    model_config = ConfigDict(extra="forbid")
+    field: str = Field(pattern=LINK_FIELD, max_length=100, examples=["ticket", "object.Order"])
+    op: Literal["exists", "not_exists"] = "exists"
+    value: Scalar | Annotated[list[Scalar], Field(max_length=LIST_MAX)] | None = Field(
+        default=None, description="Ignored."
+    )
+
+    @model_validator(mode="after")
+    def _no_value(self) -> LinkCondition:
+        self.value = None
+        return self
+
+
+def _kind(condition: Any) -> str:
+    """Which kind of condition the field names: only that kind's errors are told."""
+    field = (
+        condition.get("field") if isinstance(condition, dict) else getattr(condition, "field", None)
+    )
+    if field in ("tag", "time"):
+        return str(field)
+    if isinstance(field, str) and re.match(LINK_FIELD, field):
+        op = condition.get("op") if isinstance(condition, dict) else getattr(condition, "op", None)
+        # "ticket is …" is a value condition's mistake, told as such.
+        return "link" if op in (None, "exists", "not_exists") else "value"
+    return "value"
+
+
+Condition = Annotated[
+    Annotated[TagCondition, Tag("tag")]
+    | Annotated[TimeCondition, Tag("time")]
+    | Annotated[ValueCondition, Tag("value")]
+    | Annotated[LinkCondition, Tag("link")],
+    Discriminator(_kind),
+]
 
 
 class Actions(BaseModel):
@@ -148,6 +225,27 @@ class Actions(BaseModel):
 RuleName = Annotated[str, limited(255), STORABLE, Field(min_length=1)]
 
 
+CONDITIONS_HELP = (
+    "All must hold. `tag`, `time`, `channel`, `conversation.<attribute>`, `user.<attribute>`; "
+    "the conversation's ticket: `ticket` (`exists`, `not_exists`), `ticket.type`, "
+    "`ticket.state`, `ticket.title`, `ticket.description`, `ticket.<attribute>`; the custom "
+    "objects linked to the conversation or its end user: `object.<type>` (`exists`, "
+    "`not_exists`) and `object.<type>.<field>` (any of them holds it). A ticket attribute, "
+    "custom object type or attribute that does not exist is refused (422)."
+)
+CONDITION_EXAMPLES: list[Any] = [
+    [
+        {"field": "ticket.type", "op": "is", "value": "Refund"},
+        {"field": "ticket.state", "op": "is_not", "value": "resolved"},
+    ],
+    [
+        {"field": "object.Order.status", "op": "in", "value": ["delayed", "lost"]},
+        {"field": "tag", "op": "is", "value": "Shipping"},
+    ],
+    [{"field": "ticket", "op": "not_exists"}, {"field": "object.Order", "op": "exists"}],
+]
+
+
 class RuleIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: RuleName
@@ -155,7 +253,12 @@ class RuleIn(BaseModel):
         default=None, description="Tried in ascending order; default last."
     )
     enabled: bool = Field(default=True, strict=True)
-    conditions: list[Condition] = Field(default_factory=list, max_length=CONDITIONS_MAX)
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        max_length=CONDITIONS_MAX,
+        description=CONDITIONS_HELP,
+        examples=CONDITION_EXAMPLES,
+    )
     actions: Actions
 
 
@@ -164,7 +267,9 @@ class RulePatch(BaseModel):
     name: RuleName | None = None
     position: Position | None = None
     enabled: bool | None = Field(default=None, strict=True)
-    conditions: list[Condition] | None = Field(default=None, max_length=CONDITIONS_MAX)
+    conditions: list[Condition] | None = Field(
+        default=None, max_length=CONDITIONS_MAX, description=CONDITIONS_HELP
+    )
     actions: Actions | None = None
 
 
@@ -181,7 +286,9 @@ class RuleView(BaseModel):
 
 class PreviewIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    conditions: list[Condition] = Field(max_length=CONDITIONS_MAX)
+    conditions: list[Condition] = Field(
+        max_length=CONDITIONS_MAX, description=CONDITIONS_HELP, examples=CONDITION_EXAMPLES
+    )
     recent: Annotated[int, Field(ge=1, le=500), WHOLE] = Field(
         default=100, description="How many recent conversations."
     )

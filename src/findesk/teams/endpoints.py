@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 
 from findesk.agent_api.security import agent_api_router, current_agent
 from findesk.agents.models import Agent
+from findesk.audit.service import AuditActor
 from findesk.kit.errors import Forbidden
 from findesk.kit.http import db_of
 from findesk.kit.timeutil import utcnow
@@ -30,6 +31,12 @@ def require_admin(request: Request) -> Agent:
     if me.role != "admin":
         raise Forbidden("Only administrators may do this.")
     return me
+
+
+def admin_actor(request: Request) -> AuditActor:
+    """The calling admin (403 otherwise) and the address they came from, for the audit log."""
+    admin = require_admin(request)
+    return AuditActor.for_agent(admin, request.client.host if request.client else None)
 
 
 def team_view(session: Session, team: Team) -> s.TeamView:
@@ -72,7 +79,7 @@ def list_teams(request: Request) -> list[s.TeamView]:
 @router.post("/teams", response_model=s.TeamView, status_code=201, responses=ADMIN_ONLY)
 def create_team(request: Request, response: Response, body: s.TeamIn) -> s.TeamView:
     """A team (409 if the name is taken), with its first members."""
-    require_admin(request)
+    by = admin_actor(request)
     with db_of(request).transaction() as session:
         team = service.create_team(
             session,
@@ -83,6 +90,7 @@ def create_team(request: Request, response: Response, body: s.TeamIn) -> s.TeamV
             timezone=body.timezone,
             business_hours=body.business_hours,
             holidays=body.holidays,
+            by=by,
         )
         view = team_view(session, team)
     response.headers["Location"] = f"/api/v1/teams/{view.id}"
@@ -100,7 +108,7 @@ def get_team(request: Request, team_id: str) -> s.TeamView:
 def update_team(request: Request, team_id: str, body: s.TeamPatch) -> s.TeamView:
     """Change what is given; ``timezone``, ``business_hours`` and ``holidays`` take null (UTC,
     always open, none)."""
-    require_admin(request)
+    by = admin_actor(request)
     given = body.model_fields_set
     with db_of(request).transaction() as session:
         team = service.update_team(
@@ -114,6 +122,7 @@ def update_team(request: Request, team_id: str, body: s.TeamPatch) -> s.TeamView
                 body.business_hours if "business_hours" in given else service.UNCHANGED
             ),
             holidays=body.holidays if "holidays" in given else service.UNCHANGED,
+            by=by,
         )
         return team_view(session, team)
 
@@ -121,17 +130,17 @@ def update_team(request: Request, team_id: str, body: s.TeamPatch) -> s.TeamView
 @router.delete("/teams/{team_id}", status_code=204, responses=ADMIN_ONLY)
 def delete_team(request: Request, team_id: str) -> Response:
     """The team goes; its conversations leave its queue and keep their owner."""
-    require_admin(request)
+    by = admin_actor(request)
     with db_of(request).transaction() as session:
-        service.delete_team(session, team_id)
+        service.delete_team(session, team_id, by=by)
     return Response(status_code=204)
 
 
 @router.put("/teams/{team_id}/members/{agent_id}", response_model=s.TeamView, responses=ADMIN_ONLY)
 def add_member(request: Request, team_id: str, agent_id: str) -> s.TeamView:
-    require_admin(request)
+    by = admin_actor(request)
     with db_of(request).transaction() as session:
-        service.add_member(session, team_id, agent_id)
+        service.add_member(session, team_id, agent_id, by=by)
         return team_view(session, service.get_team(session, team_id))
 
 
@@ -139,9 +148,9 @@ def add_member(request: Request, team_id: str, agent_id: str) -> s.TeamView:
     "/teams/{team_id}/members/{agent_id}", response_model=s.TeamView, responses=ADMIN_ONLY
 )
 def remove_member(request: Request, team_id: str, agent_id: str) -> s.TeamView:
-    require_admin(request)
+    by = admin_actor(request)
     with db_of(request).transaction() as session:
-        service.remove_member(session, team_id, agent_id)
+        service.remove_member(session, team_id, agent_id, by=by)
         return team_view(session, service.get_team(session, team_id))
 
 
@@ -175,6 +184,6 @@ def set_presence(request: Request, body: s.PresenceSet) -> s.PresenceView:
 @router.put("/agents/{agent_id}/capacity", response_model=s.PresenceView, responses=ADMIN_ONLY)
 def set_capacity(request: Request, agent_id: str, body: s.CapacitySet) -> s.PresenceView:
     """Open conversations routing may give the agent at once (null: each team's default)."""
-    require_admin(request)
+    by = admin_actor(request)
     with db_of(request).transaction() as session:
-        return presence_view(service.set_capacity(session, agent_id, body.capacity))
+        return presence_view(service.set_capacity(session, agent_id, body.capacity, by=by))

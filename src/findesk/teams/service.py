@@ -13,6 +13,8 @@ from sqlalchemy.orm import Session
 
 from findesk.agents import repository as agent_repository
 from findesk.agents.models import Agent
+from findesk.audit import service as audit
+from findesk.audit.service import AuditActor
 from findesk.conversations import history
 from findesk.conversations import service as conversations
 from findesk.conversations.models import Conversation
@@ -88,7 +90,9 @@ def create_team(
     timezone: str | None = None,
     business_hours: Mapping[Any, Any] | None = None,
     holidays: list[str] | None = None,
+    by: AuditActor | None = None,
 ) -> Team:
+    """A team; ``by`` is who does it, for the audit log (None: findesk itself)."""
     name = _name(name)
     _unique_name(session, name, None)
     team = Team(
@@ -105,9 +109,31 @@ def create_team(
             session.flush()
     except IntegrityError:  # created meanwhile under the same name
         raise Conflict(f"A team named {name!r} exists already.") from None
-    for agent_id in dict.fromkeys(member_ids or []):
-        add_member(session, team.id, agent_id)
+    first_members = list(dict.fromkeys(member_ids or []))
+    for agent_id in first_members:
+        _add_member(session, team.id, agent_id)
+    audit.record(
+        session, by, "team.created", "team", team.id, {**_described(team), "members": first_members}
+    )
     return team
+
+
+def _described(team: Team) -> dict[str, object]:
+    """What the audit log keeps about a team."""
+    return {
+        "name": team.name,
+        "assignment_method": team.assignment_method,
+        "capacity_default": team.capacity_default,
+        "timezone": team.timezone,
+        "business_hours": team.business_hours,
+        "holidays": team.holidays,
+    }
+
+
+def _changes(before: dict[str, object], after: dict[str, object]) -> dict[str, object]:
+    """The audit detail of a change: each changed field, new (``changed``) and old (``was``)."""
+    changed = {k: v for k, v in after.items() if before.get(k) != v}
+    return {"changed": changed, "was": {k: before.get(k) for k in changed}}
 
 
 def update_team(
@@ -120,10 +146,12 @@ def update_team(
     timezone: str | None = UNCHANGED,
     business_hours: Mapping[Any, Any] | None = UNCHANGED,
     holidays: list[str] | None = UNCHANGED,
+    by: AuditActor | None = None,
 ) -> Team:
     """Change what is given; for the business hours, None is a value (UTC, always open, no
     holidays) and ``UNCHANGED`` leaves them."""
     team = get_team(session, team_id)
+    before = _described(team)
     if timezone is not UNCHANGED:
         team.timezone = calendar.check_timezone(timezone)
     if business_hours is not UNCHANGED:
@@ -140,6 +168,10 @@ def update_team(
         team.capacity_default = capacity_default
     team.updated_at = utcnow()
     session.flush()
+    after = _described(team)
+    if after != before:
+        detail = {"name": team.name, **_changes(before, after)}
+        audit.record(session, by, "team.updated", "team", team.id, detail)
     return team
 
 
@@ -153,21 +185,40 @@ def calendar_for(session: Session, team_id: str | None) -> BusinessHours:
     return calendar_of(team) if team is not None else hours.ALWAYS
 
 
-def delete_team(session: Session, team_id: str) -> None:
-    repository.delete_team(session, get_team(session, team_id))
+def delete_team(session: Session, team_id: str, *, by: AuditActor | None = None) -> None:
+    team = get_team(session, team_id)
+    audit.record(session, by, "team.deleted", "team", team.id, _described(team))
+    repository.delete_team(session, team)
 
 
-def add_member(session: Session, team_id: str, agent_id: str) -> None:
-    get_team(session, team_id)
-    _human(session, agent_id)
-    if not repository.is_member(session, team_id, agent_id):
-        repository.add_member(session, team_id, agent_id)
+def _add_member(session: Session, team_id: str, agent_id: str) -> Agent | None:
+    """The agent, if it was not a member already."""
+    agent = _human(session, agent_id)
+    if repository.is_member(session, team_id, agent_id):
+        return None
+    repository.add_member(session, team_id, agent_id)
+    return agent
 
 
-def remove_member(session: Session, team_id: str, agent_id: str) -> None:
-    get_team(session, team_id)
+def add_member(
+    session: Session, team_id: str, agent_id: str, *, by: AuditActor | None = None
+) -> None:
+    team = get_team(session, team_id)
+    added = _add_member(session, team_id, agent_id)
+    if added is not None:
+        detail = {"name": team.name, "agent_id": added.id, "agent_email": added.email}
+        audit.record(session, by, "team.member_added", "team", team.id, detail)
+
+
+def remove_member(
+    session: Session, team_id: str, agent_id: str, *, by: AuditActor | None = None
+) -> None:
+    team = get_team(session, team_id)
     if not repository.remove_member(session, team_id, agent_id):
         raise NotFound(f"Agent {agent_id!r} is not a member of this team.")
+    agent = agent_repository.get(session, agent_id)
+    detail = {"name": team.name, "agent_id": agent_id, "agent_email": agent and agent.email}
+    audit.record(session, by, "team.member_removed", "team", team.id, detail)
 
 
 def team_queues(session: Session, agent_id: str) -> list[TeamQueue]:
@@ -236,8 +287,13 @@ def signed_out(session: Session, agent_id: str) -> None:
         agent.updated_at = utcnow()
 
 
-def set_capacity(session: Session, agent_id: str, capacity: int | None) -> Agent:
+def set_capacity(
+    session: Session, agent_id: str, capacity: int | None, *, by: AuditActor | None = None
+) -> Agent:
     agent = _human(session, agent_id)
+    if agent.capacity != capacity:
+        detail = {"email": agent.email, "capacity": capacity, "was": agent.capacity}
+        audit.record(session, by, "agent.capacity_set", "agent", agent.id, detail)
     agent.capacity = capacity
     agent.updated_at = utcnow()
     session.flush()

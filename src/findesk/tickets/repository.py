@@ -89,3 +89,21 @@ def page(
         statement.order_by(Ticket.updated_at.desc(), Ticket.id.desc()).offset(offset).limit(limit)
     ).all()
     return rows, total
+
+
+def of_conversations(session: Session, conversation_ids: Sequence[str]) -> Sequence[Ticket]:
+    """The tickets of these conversations (each has at most one), in one query."""
+    if not conversation_ids:
+        return []
+    return session.scalars(
+        select(Ticket).where(Ticket.conversation_id.in_(list(conversation_ids)))
+    ).all()
+
+
+def attribute_names(session: Session) -> set[str]:
+    """The names of the attributes of every ticket type (archived ones too: tickets keep them)."""
+    return {
+        attribute["name"]
+        for ticket_type in ticket_types(session)
+        for attribute in ticket_type.attributes
+    }
