@@ -233,7 +233,9 @@ def test_a_handover_shows_the_chip_and_the_timers_and_serve_breaches_it(
             )
         ).all()
     assert len(breaches) == 1
-    chip = admin_web.page(f"/inbox/conversations/{cid}").find("header", cls="conversation-head")
+    conversation_page = admin_web.page(f"/inbox/conversations/{cid}")
+    assert "SLA missed: first response" in conversation_page.text  # in the timeline
+    chip = conversation_page.find("header", cls="conversation-head")
     shown = chip.find("span", cls="sla")
     assert shown.attrs["data-sla"] == "breached"
     assert shown.text.strip() == "First response overdue 5 min"

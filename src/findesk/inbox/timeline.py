@@ -25,9 +25,15 @@ HANDOVER_REASONS = {
     "unanswered_turns": "Fin could not resolve it",
 }
 MAX_LISTED_ATTRIBUTES = 4
+SLA_TARGETS = {
+    "first_response": "first response",
+    "next_response": "next response",
+    "resolution": "resolution",
+}
+SLA_ESCALATIONS = {"raise_priority": "priority raised", "reassign": "reassigned"}
 # Who owns it and whose queue it is in: these changes stand out in the timeline.
 IMPORTANT = frozenset(
-    ("handover", "take_over", "hand_back", "assigned", "assignment_ignored", "team")
+    ("handover", "take_over", "hand_back", "assigned", "assignment_ignored", "team", "sla_breached")
 )
 
 
@@ -135,6 +141,13 @@ def describe(event: ConversationEvent, agents: Mapping[str, Agent]) -> str:
         if after is None:
             return f"{who} took it out of its team's queue"
         return f"{who} put it in the {name} team's queue" if name else f"{who} changed its team"
+    if kind == "sla_breached":  # (sla.service.breach: the checker found it past due)
+        target = SLA_TARGETS.get(str(after), str(after))
+        text = f"SLA missed: {target}"
+        if detail.get("policy_name"):
+            text += f" · policy “{detail['policy_name']}”"
+        escalation = SLA_ESCALATIONS.get(str(detail.get("escalation")))
+        return f"{text} · {escalation}" if escalation else text
     if kind == "priority":
         return f"{who} set the priority to {after}" if after is not None else ""
     if kind == "macro":
