@@ -76,6 +76,25 @@ def on_waiting(hook: WaitingHook) -> None:
         _waiting_hooks.append(hook)
 
 
+_COMING_TO_WAIT = "findesk.coming_to_wait"  # session.info: ids whose waiting hooks are running
+
+
+def _came_to_wait(session: Session, conversation: Conversation, actor: Actor) -> None:
+    waiting: set[str] = session.info.setdefault(_COMING_TO_WAIT, set())
+    waiting.add(conversation.id)
+    try:
+        for hook in _waiting_hooks:
+            hook(session, conversation, actor)
+    finally:
+        waiting.discard(conversation.id)
+
+
+def coming_to_wait(session: Session, conversation_id: str) -> bool:
+    """Whether the waiting hooks are running for it in this transaction: a hook that runs last
+    (the SLA timers) may ignore what the earlier ones change, as it sees the outcome."""
+    return conversation_id in session.info.get(_COMING_TO_WAIT, ())
+
+
 def route_to(session: Session, conversation: Conversation, agent: Agent, actor: Actor) -> None:
     """Give a conversation waiting for a person to ``agent`` (routing's choice): the
     ownership change, its history and what Fin and the inbox hear. The ownership hooks are not
@@ -364,8 +383,7 @@ def open_conversation(
     )
     changed(session, conversation.id, "conversation", actor, conversation)
     if conversation.assignee_id is None:
-        for hook in _waiting_hooks:
-            hook(session, conversation, actor)
+        _came_to_wait(session, conversation, actor)
         if conversation.assignee_id is not None:  # routing gave it to someone
             for owner_hook in _owner_hooks:
                 owner_hook(session, conversation, "assigned", SYSTEM)
@@ -724,8 +742,7 @@ def _change_owner(
         return
     if kind == "handover" and agent is None:
         # Routing first, so that alerts of the handover name the team and agent it chose.
-        for waiting_hook in _waiting_hooks:
-            waiting_hook(session, conversation, actor)
+        _came_to_wait(session, conversation, actor)
     for owner_hook in _owner_hooks:
         owner_hook(session, conversation, kind, actor)
 

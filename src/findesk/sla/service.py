@@ -306,6 +306,8 @@ def _on_activity(session: Session, conversation: Conversation, kind: str) -> Non
     elif kind in ("snooze", "wake"):
         _sync_pauses(session, conversation, _by_target(session, conversation.id), now)
     elif kind in ("priority", "team"):
+        if conversations.coming_to_wait(session, conversation.id):
+            return  # routing's changes: this module's own waiting hook, last, starts the timers
         reevaluate(session, conversation, now)
 
 
