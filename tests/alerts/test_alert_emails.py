@@ -253,3 +253,13 @@ def test_a_routed_handover_emails_its_team_and_the_agent_routing_chose(
         queued = session.scalars(select(OutboxEvent).where(OutboxEvent.kind == "email")).all()
     to = sorted(json.loads(e.payload)["to"] for e in queued if conversation_id in e.payload)
     assert to == sorted([carol.email, dave.email])
+
+
+def test_the_digest_takes_a_whole_number_as_json_writes_it(ada) -> None:
+    """JSON has one kind of number: 30.0 is 30 (as JSON Schema's integer says); true and "30"
+    are not numbers of minutes."""
+    assert ada.put("/me/alerts", json={"digest_minutes": 30.0}).status_code == 200
+    assert ada.get("/me/alerts").json()["digest_minutes"] == 30
+    for wrong in (True, "30", 30.5, 0, 1441):
+        assert ada.put("/me/alerts", json={"digest_minutes": wrong}).status_code == 422, wrong
+    assert ada.get("/me/alerts").json()["digest_minutes"] == 30

@@ -1,10 +1,19 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+
+def _whole(value: object) -> object:
+    """JSON has one kind of number: 30.0 is the whole number 30 (true stays refused)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+Minutes = Annotated[int, Field(ge=1, le=1440), BeforeValidator(_whole)]
 EventName = Literal["conversation.handed_over", "conversation.assigned", "sla.breached"]
 
 
@@ -45,9 +54,7 @@ class AlertPreferencesIO(BaseModel):
     email_assigned: bool = Field(
         default=True, description="Email me when a conversation is assigned to me."
     )
-    digest_minutes: int | None = Field(
+    digest_minutes: Minutes | None = Field(
         default=None,
-        ge=1,
-        le=1440,
         description="Gather my alert emails and send them every N minutes; null: at once.",
     )
