@@ -65,8 +65,9 @@ def on_status_change(hook: StatusHook) -> None:
 
 
 # Called, in its transaction, when a conversation comes to wait for a person: Fin handed it
-# over, or it was opened with nobody assigned. What routing does (``findesk.routing``), without
-# this module importing it. ``on_waiting`` adds one; adding the same one again does nothing.
+# over, or it was opened with nobody assigned. In the order registered (by import): routing
+# (``findesk.routing``), what Fin is told of the team (``teams.availability``), the SLA timers
+# (``findesk.sla``), without this module importing them. Adding the same one again does nothing.
 WaitingHook = Callable[[Session, "Conversation", Actor], None]
 _waiting_hooks: list[WaitingHook] = []
 
