@@ -12,9 +12,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.responses import Response
 
+from findesk.inbox import forms
 from findesk.inbox.endpoints import back, guarded, render
 from findesk.inbox.security import Viewer
-from findesk.kit.errors import Forbidden, Invalid, Problem
+from findesk.kit.errors import Forbidden, Problem
 from findesk.kit.http import db_of
 from findesk.sla import service as sla
 from findesk.sla.models import ESCALATIONS
@@ -31,20 +32,6 @@ def _require_admin(viewer: Viewer) -> None:
         raise Forbidden("Only administrators may manage SLA policies.")
 
 
-def _text(form: FormData, name: str) -> str:
-    return str(form.get(name) or "").strip()
-
-
-def _number(form: FormData, name: str) -> int | None:
-    raw = _text(form, name)
-    if not raw:
-        return None
-    try:
-        return int(raw)
-    except ValueError:
-        raise Invalid(f"{name.replace('_', ' ').capitalize()} must be a whole number.") from None
-
-
 def _refusal(exc: ValidationError) -> str:
     first = exc.errors()[0]
     where = ".".join(str(part) for part in first["loc"] if part != "__root__")
@@ -54,14 +41,14 @@ def _refusal(exc: ValidationError) -> str:
 
 def _fields(form: FormData) -> dict[str, Any]:
     fields: dict[str, Any] = {
-        "name": _text(form, "name"),
-        "team_id": _text(form, "team_id") or None,
-        "priority": _text(form, "priority") or None,
-        "escalation": _text(form, "escalation") or "notify",
-        "escalation_team_id": _text(form, "escalation_team_id") or None,
+        "name": forms.text(form, "name"),
+        "team_id": forms.text(form, "team_id") or None,
+        "priority": forms.text(form, "priority") or None,
+        "escalation": forms.text(form, "escalation") or "notify",
+        "escalation_team_id": forms.text(form, "escalation_team_id") or None,
     }
     for name in MINUTE_FIELDS:
-        fields[name] = _number(form, name)
+        fields[name] = forms.whole_number(form, name)
     return fields
 
 
@@ -134,7 +121,7 @@ async def update_policy(request: Request, policy_id: str) -> Response:
 @router.post(PAGE + "/{policy_id}/move")
 async def move_policy(request: Request, policy_id: str) -> Response:
     def change(session: Any, form: FormData) -> None:
-        sla.move_policy(session, policy_id, -1 if _text(form, "direction") == "up" else 1)
+        sla.move_policy(session, policy_id, -1 if forms.text(form, "direction") == "up" else 1)
 
     return await _change(request, change, "Order saved.")
 

@@ -16,6 +16,7 @@ from starlette.responses import Response
 from findesk.agents import repository as agent_repository
 from findesk.audit.service import AuditActor
 from findesk.conversations.models import Conversation
+from findesk.inbox import forms
 from findesk.inbox.endpoints import back, guarded, render
 from findesk.inbox.security import Viewer
 from findesk.kit.errors import Forbidden, Invalid, Problem
@@ -45,20 +46,12 @@ def _audit_actor(request: Request, viewer: Viewer) -> AuditActor:
     return AuditActor.for_agent(viewer.agent, request.client.host if request.client else None)
 
 
-def _text(form: FormData, name: str) -> str:
-    return str(form.get(name) or "").strip()
-
-
 def _number(form: FormData, name: str, *, default: int | None = None) -> int | None:
-    raw = _text(form, name)
-    if not raw:
+    value = forms.whole_number(form, name)
+    if value is None:
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise Invalid(f"{name.replace('_', ' ').capitalize()} must be a whole number.") from None
     if not 0 <= value <= 1000:
-        raise Invalid(f"{name.replace('_', ' ').capitalize()} must be from 0 to 1000.")
+        raise Invalid(f"{forms.label(name)} must be from 0 to 1000.")
     return value
 
 
@@ -106,7 +99,7 @@ def _refusal(exc: ValidationError) -> str:
 async def set_presence(request: Request) -> Response:
     async def run(viewer: Viewer) -> Response:
         form = await request.form()
-        presence = _text(form, "presence")
+        presence = forms.text(form, "presence")
         if presence not in PRESENCES:
             return back("/inbox", error="Choose online, away or offline.")
 
@@ -177,7 +170,7 @@ async def _team_change(request: Request, change: Any, done: str) -> Response:
 
 
 def _method(form: FormData) -> str:
-    method = _text(form, "assignment_method") or "round_robin"
+    method = forms.text(form, "assignment_method") or "round_robin"
     if method not in ASSIGNMENT_METHODS:
         raise Invalid("Assignment is round robin or least busy.")
     return method
@@ -189,7 +182,7 @@ async def create_team(request: Request) -> Response:
         teams.create_team(
             session,
             by=by,
-            name=_text(form, "name"),
+            name=forms.text(form, "name"),
             assignment_method=_method(form),
             capacity_default=_number(form, "capacity_default", default=10) or 0,
             member_ids=[str(v) for v in form.getlist("member_ids")],
@@ -205,7 +198,7 @@ async def update_team(request: Request, team_id: str) -> Response:
             session,
             team_id,
             by=by,
-            name=_text(form, "name") or None,
+            name=forms.text(form, "name") or None,
             assignment_method=_method(form),
             capacity_default=_number(form, "capacity_default"),
         )
@@ -218,14 +211,14 @@ async def set_hours(request: Request, team_id: str) -> Response:
     def change(session: Any, form: FormData, by: AuditActor) -> None:
         weekly = None
         if not form.get("always_open"):
-            weekly = {day: _intervals(_text(form, day), day) for day in calendar.DAYS}
+            weekly = {day: _intervals(forms.text(form, day), day) for day in calendar.DAYS}
         teams.update_team(
             session,
             team_id,
             by=by,
-            timezone=_text(form, "timezone") or None,
+            timezone=forms.text(form, "timezone") or None,
             business_hours=weekly,
-            holidays=[d for d in re.split(r"[\s,;]+", _text(form, "holidays")) if d],
+            holidays=[d for d in re.split(r"[\s,;]+", forms.text(form, "holidays")) if d],
         )
 
     return await _team_change(request, change, "Business hours saved.")
@@ -243,7 +236,7 @@ async def delete_team(request: Request, team_id: str) -> Response:
 @router.post(TEAMS + "/{team_id}/members")
 async def add_member(request: Request, team_id: str) -> Response:
     def change(session: Any, form: FormData, by: AuditActor) -> None:
-        teams.add_member(session, team_id, _text(form, "agent_id"), by=by)
+        teams.add_member(session, team_id, forms.text(form, "agent_id"), by=by)
 
     return await _team_change(request, change, "Member added.")
 
@@ -334,15 +327,15 @@ def condition_line(condition: dict[str, Any]) -> str:
 
 def _rule_from_form(form: FormData) -> RuleIn:
     conditions = parse_conditions(str(form.get("conditions") or ""))
-    tags = [t.strip() for t in _text(form, "add_tags").split(",") if t.strip()]
+    tags = [t.strip() for t in forms.text(form, "add_tags").split(",") if t.strip()]
     try:
         actions = Actions(
-            team_id=_text(form, "team_id") or None,
-            priority=_text(form, "priority") or None,
+            team_id=forms.text(form, "team_id") or None,
+            priority=forms.text(form, "priority") or None,
             add_tags=tags,
         )
         return RuleIn(
-            name=_text(form, "name"),
+            name=forms.text(form, "name"),
             position=_number(form, "position"),
             enabled=True,
             conditions=conditions,
