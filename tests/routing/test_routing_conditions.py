@@ -35,24 +35,6 @@ def server(
     live.stop()
 
 
-@pytest.fixture(scope="module")
-def world(server: LiveServer) -> World:
-    return server.fin_world()
-
-
-@pytest.fixture(scope="module")
-def admin(server: LiveServer) -> Iterator[httpx.Client]:
-    with agent_client(server, "Admin", admin=True) as client:
-        yield client
-
-
-@pytest.fixture
-def clean_rules(admin: httpx.Client) -> Iterator[None]:
-    yield
-    for rule in ok(admin.get("/routing-rules")):
-        ok(admin.delete(f"/routing-rules/{rule['id']}"), 204)
-
-
 def new_team(admin: httpx.Client, members: list[httpx.Client]) -> str:
     body = {"name": f"Team {uuid.uuid4().hex[:8]}", "member_ids": [m.agent_id for m in members]}  # type: ignore[attr-defined]
     return str(ok(admin.post("/teams", json=body), 201)["id"])

@@ -32,25 +32,6 @@ def server(
     live.stop()
 
 
-@pytest.fixture(scope="module")
-def world(server: LiveServer) -> World:
-    return server.fin_world()
-
-
-@pytest.fixture(scope="module")
-def admin(server: LiveServer) -> Iterator[httpx.Client]:
-    with agent_client(server, "Admin", admin=True) as client:
-        yield client
-
-
-@pytest.fixture
-def clean_rules(admin: httpx.Client) -> Iterator[None]:
-    """Each test writes its own rules; none is left for the next."""
-    yield
-    for rule in ok(admin.get("/routing-rules")):
-        ok(admin.delete(f"/routing-rules/{rule['id']}"), 204)
-
-
 def new_team(admin: httpx.Client, name: str, members: list[httpx.Client], **fields: Any) -> str:
     team = ok(
         admin.post(

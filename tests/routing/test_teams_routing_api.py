@@ -24,12 +24,6 @@ def server(
 
 
 @pytest.fixture(scope="module")
-def admin(server: LiveServer) -> Iterator[httpx.Client]:
-    with agent_client(server, "Admin", admin=True) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
 def agent(server: LiveServer) -> Iterator[httpx.Client]:
     with agent_client(server, "Plain") as client:
         yield client
