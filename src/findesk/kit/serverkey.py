@@ -10,6 +10,7 @@ receivers must then be given new ones.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import os
@@ -23,8 +24,10 @@ KEY_FILE = "secret.key"
 KEY_BYTES = 32
 
 
+@functools.cache
 def _key_file(path: Path) -> bytes:
-    """The key in ``path``, made first if there is none (two processes racing make it once)."""
+    """The key in ``path``, made first if there is none (two processes racing make it once);
+    read once per process (every webhook delivery signs with it)."""
     private_folder(path.parent)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
