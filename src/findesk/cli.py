@@ -1011,9 +1011,18 @@ def conformance(
     wait: Annotated[
         float, typer.Option(help="Seconds to wait for your reply's webhook call.", min=1)
     ] = 300.0,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict", help="Fail the run on recommended checks (findesk's choices) too."
+        ),
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Check any helpdesk against the Fin Custom Helpdesk contract (creates test data in it).
+
+    Required checks are what the contract says (a failure fails the run); recommended ones are
+    findesk's stronger choices (reported apart; they fail the run only with --strict).
 
     With --interactive, also checks the helpdesk's webhook: the suite starts a conversation,
     hands it over and asks you to reply to it in your helpdesk as a human agent."""
@@ -1024,7 +1033,7 @@ def conformance(
         WebhookListener,
         run_interactive,
     )
-    from findesk.conformance.runner import Result, run
+    from findesk.conformance.runner import LEVELS, Result, run
 
     if variant not in ("rest", "posts-only"):
         _fail("--variant must be rest or posts-only.")
@@ -1058,12 +1067,15 @@ def conformance(
     )
 
     def show(result: Result) -> None:
+        tag = " (recommended)" if result.level == "recommended" else ""
         if result.outcome == "passed":
-            typer.echo(f"PASS {result.name}")
+            typer.echo(f"PASS {result.name}{tag}")
         elif result.outcome == "skipped":
-            typer.echo(f"SKIP {result.name}: {result.reason}")
+            typer.echo(f"SKIP {result.name}{tag}: {result.reason}")
         else:
-            typer.echo(f"FAIL {result.name}: {result.reason}")
+            # A recommended failure is a warning unless --strict.
+            word = "FAIL" if result.level == "required" or strict else "WARN"
+            typer.echo(f"{word} {result.name}{tag}: {result.reason}")
             if result.request is not None:
                 typer.echo(f"     {result.request.describe()}")
 
@@ -1071,7 +1083,7 @@ def conformance(
         typer.echo(instruction.text, err=as_json)
 
     try:
-        report = run(config, on_result=None if as_json else show)
+        report = run(config, on_result=None if as_json else show, strict=strict)
         if listener is not None and webhook_key:
             options = InteractiveOptions(webhook_key, integration_id, wait)
             for result in run_interactive(config, listener, options, ask):
@@ -1084,6 +1096,17 @@ def conformance(
     if as_json:
         _emit(report.to_dict())
     else:
+        titles = {
+            "required": "Required by the contract",
+            "recommended": "Recommended (findesk's stronger choices)",
+        }
+        for level in LEVELS:
+            title = titles[level]
+            failed = sorted(report.failures(level))
+            typer.echo(
+                f"{title}: {report.count('passed', level)} passed, {len(failed)} failed"
+                + (f" ({', '.join(failed)})" if failed else "")
+            )
         typer.echo(report.summary())
     if not report.ok:
         raise typer.Exit(1)

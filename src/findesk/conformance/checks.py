@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -22,6 +23,7 @@ import httpx
 from findesk.fin_api.client import FinApiClient, Reply, Variant
 
 TokenFormat = Literal["json", "form"]
+Level = Literal["required", "recommended"]
 Json = Any
 
 STATUSES = ("open", "resolved", "closed", "ended")
@@ -269,6 +271,20 @@ def initial_message(user_id: str, body: str = "<p>Hello, I need help.</p>") -> d
 
 # --- assertions -----------------------------------------------------------------------------
 
+# The recommended-level findings of the check being run (set by the runner): a required check
+# notes findesk's stronger choices here instead of failing, so they are reported apart.
+NOTES: ContextVar[list[tuple[str, Exchange | None]] | None] = ContextVar("notes", default=None)
+# Where shape_problems puts fields the contract does not require (None: they are problems).
+_OPTIONAL: ContextVar[list[str] | None] = ContextVar("optional", default=None)
+
+
+def recommend(condition: bool, reason: str, reply: Reply | httpx.Response | None = None) -> None:
+    """A recommended-level expectation: noted (never raised) when it does not hold."""
+    if not condition:
+        notes = NOTES.get()
+        if notes is not None:
+            notes.append((reason, evidence(reply)))
+
 
 def evidence(reply: Reply | httpx.Response | None) -> Exchange | None:
     if reply is None:
@@ -286,17 +302,47 @@ def expect_status(reply: Reply, *statuses: int, what: str) -> None:
     expect(reply.status in statuses, f"{what}: expected {wanted}, got {reply.status}", reply)
 
 
-def expect_client_error(reply: Reply, what: str) -> None:
+def expect_client_error(reply: Reply, what: str, recommended: int | None = None) -> None:
+    """A 4xx other than 401/403 (required); ``recommended`` names findesk's exact status."""
     expect(
         400 <= reply.status < 500 and reply.status not in (401, 403),
         f"{what}: expected a 4xx (not 401/403), got {reply.status}",
         reply,
     )
+    if recommended is not None:
+        recommend_status(reply, recommended, what=what)
+
+
+def recommend_status(reply: Reply, *statuses: int, what: str) -> None:
+    wanted = " or ".join(map(str, statuses))
+    recommend(reply.status in statuses, f"{what}: expected {wanted}, got {reply.status}", reply)
+
+
+def expect_unknown(reply: Reply, what: str) -> None:
+    """An unknown id: 404 or 422 is what the contract allows; findesk answers 404."""
+    expect_status(reply, 404, 422, what=what)
+    recommend_status(reply, 404, what=what)
+
+
+def expect_created(reply: Reply, what: str = "first create") -> None:
+    """A create: any success (required); findesk answers 201 (recommended)."""
+    expect_status(reply, 200, 201, what=what)
+    recommend_status(reply, 201, what=what)
 
 
 def expect_shape(obj: Json, kind: str, reply: Reply, where: str = "") -> None:
-    problems = shape_problems(obj, kind, where or kind)
+    """The fields the contract requires, and the type of every field present (required);
+    every documented field present (recommended: findesk's choice)."""
+    optional: list[str] = []
+    token = _OPTIONAL.set(optional)
+    try:
+        problems = shape_problems(obj, kind, where or kind)
+    finally:
+        _OPTIONAL.reset(token)
     expect(not problems, "; ".join(problems), reply)
+    recommend(
+        not optional, "; ".join(optional) + " (every documented field present: findesk)", reply
+    )
 
 
 # --- the wire format (spec section 3) -------------------------------------------------------
@@ -418,14 +464,32 @@ MODELS: dict[str, dict[str, Validator]] = {
 }
 
 
+# The fields the contract marks required (spec 3); the others may be left out.
+REQUIRED_FIELDS: dict[str, set[str]] = {
+    "end_user": {"id", "user_type"},
+    "agent": {"id", "user_type"},
+    "conversation": {"id", "status", "user", "created_at", "updated_at"},
+    "message": {"id", "conversation_id", "message_type", "author", "created_at"},
+    "attachment": {"url"},
+}
+
+
 def shape_problems(obj: Json, kind: str, where: str) -> list[str]:
-    """Every documented field present, each of the right type (an empty list when all is well)."""
+    """Every documented field present, each of the right type (an empty list when all is well).
+
+    Inside :func:`expect_shape`, a missing field the contract does not require is set apart
+    (a recommended-level finding) instead."""
     if not isinstance(obj, dict):
         return [f"{where} must be an object, got {snippet(repr(obj), 80)}"]
     problems: list[str] = []
+    optional = _OPTIONAL.get()
     for name, validate in MODELS[kind].items():
         if name not in obj:
-            problems.append(f"{where}.{name} is missing")
+            missing = f"{where}.{name} is missing"
+            if optional is not None and name not in REQUIRED_FIELDS[kind]:
+                optional.append(missing)
+            else:
+                problems.append(missing)
         else:
             problems.extend(validate(obj[name], f"{where}.{name}"))
     return problems
@@ -442,16 +506,29 @@ class Check:
     description: str
     run: CheckFn
     variant: Variant | None = None
+    # required: the contract says so, a failure fails the run; recommended: findesk's stronger
+    # choice, reported apart. A required check may also note recommended findings (recommend()).
+    level: Level = "required"
+    # Decides the level from the configuration instead (e.g. the token format Fin is set to).
+    level_for: Callable[[Config], Level] | None = None
+
+    def level_in(self, config: Config) -> Level:
+        return self.level_for(config) if self.level_for is not None else self.level
 
 
 CHECKS: list[Check] = []
+RECOMMENDED: Level = "recommended"
 
 
 def check(
-    name: str, description: str, variant: Variant | None = None
+    name: str,
+    description: str,
+    variant: Variant | None = None,
+    level: Level = "required",
+    level_for: Callable[[Config], Level] | None = None,
 ) -> Callable[[CheckFn], CheckFn]:
     def register(fn: CheckFn) -> CheckFn:
-        CHECKS.append(Check(name, description, fn, variant))
+        CHECKS.append(Check(name, description, fn, variant, level, level_for))
         return fn
 
     return register
@@ -479,19 +556,32 @@ def _token_check(ctx: Context, fmt: TokenFormat) -> None:
         response,
     )
     expires_in = body.get("expires_in")
-    expect(
+    recommend(
         isinstance(expires_in, int) and not isinstance(expires_in, bool) and expires_in > 0,
         f"expires_in must be a positive integer, got {expires_in!r}",
         response,
     )
 
 
-@check("token.json_body", "client credentials in a JSON body give a Bearer token with expires_in")
+def _format_level(fmt: TokenFormat) -> Callable[[Config], Level]:
+    """Required for the format Fin is configured with (--token-format), else recommended."""
+    return lambda config: "required" if config.token_format == fmt else "recommended"
+
+
+@check(
+    "token.json_body",
+    "client credentials in a JSON body give a Bearer token with expires_in",
+    level_for=_format_level("json"),
+)
 def token_json(ctx: Context) -> None:
     _token_check(ctx, "json")
 
 
-@check("token.form_body", "client credentials in a form body give a Bearer token with expires_in")
+@check(
+    "token.form_body",
+    "client credentials in a form body give a Bearer token with expires_in",
+    level_for=_format_level("form"),
+)
 def token_form(ctx: Context) -> None:
     _token_check(ctx, "form")
 
@@ -508,19 +598,39 @@ def _oauth_error(ctx: Context, response: httpx.Response, status: int, error: str
     expect(got == error, f"error must be {error!r} (RFC 6749 §5.2), got {got!r}", response)
 
 
-@check("token.bad_secret", "a wrong client secret is 401 invalid_client")
+@check("token.bad_secret", "a wrong client secret gives no token (findesk: 401 invalid_client)")
 def token_bad_secret(ctx: Context) -> None:
     response = ctx.request_token(secret="not-the-secret")  # noqa: S106
-    _oauth_error(ctx, response, 401, "invalid_client")
+    expect(
+        response.status_code in (400, 401),
+        f"a wrong secret must be refused (400 or 401), got {response.status_code}",
+        response,
+    )
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    got = body.get("error") if isinstance(body, dict) else None
+    recommend(
+        response.status_code == 401 and got == "invalid_client",
+        f"expected 401 invalid_client, got {response.status_code} {got!r}",
+        response,
+    )
 
 
-@check("token.unsupported_grant", "a grant other than client_credentials is 400")
+@check(
+    "token.unsupported_grant",
+    "a grant other than client_credentials is 400",
+    level=RECOMMENDED,
+)
 def token_unsupported_grant(ctx: Context) -> None:
     response = ctx.request_token(grant_type="password")
     _oauth_error(ctx, response, 400, "unsupported_grant_type")
 
 
-@check("token.missing_grant", "a request without grant_type is 400 invalid_request")
+@check(
+    "token.missing_grant", "a request without grant_type is 400 invalid_request", level=RECOMMENDED
+)
 def token_missing_grant(ctx: Context) -> None:
     _oauth_error(ctx, ctx.request_token(grant_type=None), 400, "invalid_request")
 
@@ -551,7 +661,7 @@ OPERATIONS: dict[str, Callable[[FinApiClient], Reply]] = {
 def _expect_401(reply: Reply) -> None:
     expect_status(reply, 401, what="without a valid token")
     challenge = reply.response.headers.get("www-authenticate", "")
-    expect(
+    recommend(
         challenge.lower().startswith("bearer"),
         f"a 401 must carry WWW-Authenticate: Bearer, got {challenge!r}",
         reply,
@@ -593,30 +703,55 @@ def user_create(ctx: Context) -> None:
         email="jane.conformance@example.com",
         attributes={"plan": "pro", "seats": 3},
     )
-    expect_status(reply, 201, what="first create")
+    expect_created(reply)
     expect_shape(reply.data, "end_user", reply)
     data = reply.data
-    expect(data["name"] == "Jane Conformance", f"name not kept: {data['name']!r}", reply)
-    expect(data["email"] == "jane.conformance@example.com", "email not kept", reply)
-    attributes = data["attributes"] or {}
-    expect(
+    for name, sent in (("name", "Jane Conformance"), ("email", "jane.conformance@example.com")):
+        if name in data:  # may be left out, but if shown it must be what was sent
+            expect(data[name] == sent, f"{name} not kept: {data[name]!r}", reply)
+    attributes = data.get("attributes") or {}
+    recommend(
         attributes.get("plan") == "pro" and attributes.get("seats") == 3,
         f"attributes not kept: {attributes!r}",
         reply,
     )
 
 
+def _expect_repeat(first: Reply, again: Reply, key: Callable[[Any], Any]) -> None:
+    """A repeat returns the object created the first time (required); 201 then 200 with the
+    very same body is findesk's choice (recommended)."""
+    expect_created(first)
+    expect_status(again, 200, 201, what="repeat")
+    recommend_status(again, 200, what="repeat")
+    expect(
+        key(again.data) == key(first.data),
+        f"the repeat made another object: {key(again.data)!r}, first {key(first.data)!r}",
+        again,
+    )
+    recommend(again.data == first.data, "the repeat answered a different body", again)
+
+
+def _data_id(data: Any) -> Any:
+    return data.get("id") if isinstance(data, dict) else None
+
+
+def _conversation_id(data: Any) -> Any:
+    return _data_id(data.get("conversation")) if isinstance(data, dict) else None
+
+
 @check("user.create_repeat", "a repeated Create user (same object_id) is 200 with the same body")
 def user_create_repeat(ctx: Context) -> None:
     object_id = unique("u")
     first = ctx.api.create_user(object_id=object_id, name="Repeat")
-    expect_status(first, 201, what="first create")
     again = ctx.api.create_user(object_id=object_id, name="Repeat")
-    expect_status(again, 200, what="repeat")
-    expect(again.data == first.data, "the repeat answered a different body", again)
+    _expect_repeat(first, again, _data_id)
 
 
-@check("user.create_concurrent", f"{CONCURRENT_REPEATS} identical Create user at once: one user")
+@check(
+    "user.create_concurrent",
+    f"{CONCURRENT_REPEATS} identical Create user at once: one user",
+    level=RECOMMENDED,
+)
 def user_create_concurrent(ctx: Context) -> None:
     object_id = unique("u")
     replies = concurrently(lambda: ctx.api.create_user(object_id=object_id, name="Racer"))
@@ -634,10 +769,14 @@ def user_get(ctx: Context) -> None:
 
 @check("user.get_unknown", "Get user with an unknown id is 404")
 def user_get_unknown(ctx: Context) -> None:
-    expect_status(ctx.api.get_user(unique("nobody")), 404, what="unknown user")
+    expect_unknown(ctx.api.get_user(unique("nobody")), what="unknown user")
 
 
-@check("user.update_merge", "Update user merges attributes key by key; null removes a key")
+@check(
+    "user.update_merge",
+    "Update user merges attributes key by key; null removes a key",
+    level=RECOMMENDED,
+)
 def user_update_merge(ctx: Context) -> None:
     user = ctx.new_user(email="merge@example.com", attributes={"keep": 1, "change": 1, "drop": 1})
     reply = ctx.api.update_user(
@@ -660,18 +799,18 @@ def user_update_merge(ctx: Context) -> None:
 @check("user.update_unknown", "Update user with an unknown id is 404")
 def user_update_unknown(ctx: Context) -> None:
     reply = ctx.api.update_user(unique("nobody"), attributes={"a": 1})
-    expect_status(reply, 404, what="unknown user")
+    expect_unknown(reply, what="unknown user")
 
 
 @check("user.create_wrong_types", "Create user with attributes that are not an object is 422")
 def user_create_wrong_types(ctx: Context) -> None:
     reply = ctx.api.create_user(object_id=unique("u"), attributes="not-an-object")
-    expect_status(reply, 422, what="wrong type")
+    expect_client_error(reply, "wrong type", 422)
 
 
 @check("user.create_without_object_id", "Create user without object_id is 422")
 def user_create_without_object_id(ctx: Context) -> None:
-    expect_status(ctx.api.create_user(name="No Object Id"), 422, what="missing object_id")
+    expect_client_error(ctx.api.create_user(name="No Object Id"), "missing object_id", 422)
 
 
 # --- agents -----------------------------------------------------------------------------------
@@ -698,13 +837,13 @@ def conversation_create(ctx: Context) -> None:
         title="Conformance", user_id=user["id"], object_id=unique("c"),
         initial_message=initial_message(str(user["id"])),
     )  # fmt: skip
-    expect_status(reply, 201, what="first create")
+    expect_created(reply)
     expect(isinstance(reply.data, dict), "the answer is not an object", reply)
     expect_shape(reply.data.get("conversation"), "conversation", reply)
     expect_shape(reply.data.get("initial_message"), "message", reply, "initial_message")
     conversation, message = reply.data["conversation"], reply.data["initial_message"]
     expect(conversation["user"]["id"] == user["id"], "the conversation has another user", reply)
-    expect(conversation["title"] == "Conformance", "title not kept", reply)
+    recommend(conversation.get("title") == "Conformance", "title not kept", reply)
     expect(
         message["conversation_id"] == conversation["id"],
         "initial_message.conversation_id is not the new conversation's id",
@@ -724,15 +863,14 @@ def conversation_create_repeat(ctx: Context) -> None:
     uid = str(ctx.user["id"])
     payload = {"user_id": uid, "object_id": unique("c"), "initial_message": initial_message(uid)}
     first = ctx.api.create_conversation(**payload)
-    expect_status(first, 201, what="first create")
     again = ctx.api.create_conversation(**payload)
-    expect_status(again, 200, what="repeat")
-    expect(again.data == first.data, "the repeat answered a different body", again)
+    _expect_repeat(first, again, _conversation_id)
 
 
 @check(
     "conversation.create_concurrent",
     f"{CONCURRENT_REPEATS} identical Create conversation at once: one conversation, one message",
+    level=RECOMMENDED,
 )
 def conversation_create_concurrent(ctx: Context) -> None:
     uid = str(ctx.user["id"])
@@ -753,7 +891,7 @@ def conversation_create_unknown_user(ctx: Context) -> None:
     reply = ctx.api.create_conversation(
         user_id=uid, object_id=unique("c"), initial_message=initial_message(uid)
     )
-    expect_status(reply, 404, what="unknown user")
+    expect_unknown(reply, what="unknown user")
 
 
 @check("conversation.get", "Get conversation answers 200 with the Conversation")
@@ -767,16 +905,20 @@ def conversation_get(ctx: Context) -> None:
 
 @check("conversation.get_unknown", "Get conversation with an unknown id is 404")
 def conversation_get_unknown(ctx: Context) -> None:
-    expect_status(ctx.api.get_conversation(unique("none")), 404, what="unknown conversation")
+    expect_unknown(ctx.api.get_conversation(unique("none")), what="unknown conversation")
 
 
 @check("conversation.update_unknown", "Update conversation with an unknown id is 404")
 def conversation_update_unknown(ctx: Context) -> None:
     reply = ctx.api.update_conversation(unique("none"), title="x")
-    expect_status(reply, 404, what="unknown conversation")
+    expect_unknown(reply, what="unknown conversation")
 
 
-@check("conversation.partial_update", "Update conversation changes only the fields sent")
+@check(
+    "conversation.partial_update",
+    "Update conversation changes only the fields sent",
+    level=RECOMMENDED,
+)
 def conversation_partial_update(ctx: Context) -> None:
     conversation, _ = ctx.start_conversation()
     cid = str(conversation["id"])
@@ -803,7 +945,11 @@ def _assignee_id(conversation: dict[str, Any]) -> Any:
     return assignee.get("id") if isinstance(assignee, dict) else None
 
 
-@check("conversation.attributes_merge", "attributes merge key by key; null removes a key")
+@check(
+    "conversation.attributes_merge",
+    "attributes merge key by key; null removes a key",
+    level=RECOMMENDED,
+)
 def conversation_attributes_merge(ctx: Context) -> None:
     conversation, _ = ctx.start_conversation()
     cid = str(conversation["id"])
@@ -816,7 +962,7 @@ def conversation_attributes_merge(ctx: Context) -> None:
     expect(got == want, f"attributes should be {want!r}, got {got!r}", reply)
 
 
-@check("conversation.tags_replace", "tags replace the set")
+@check("conversation.tags_replace", "tags replace the set", level=RECOMMENDED)
 def conversation_tags_replace(ctx: Context) -> None:
     conversation, _ = ctx.start_conversation()
     cid = str(conversation["id"])
@@ -841,14 +987,14 @@ def conversation_status_values(ctx: Context) -> None:
 def conversation_status_unknown(ctx: Context) -> None:
     conversation, _ = ctx.start_conversation()
     reply = ctx.api.update_conversation(str(conversation["id"]), status="snoozed")
-    expect_status(reply, 422, what="unknown status")
+    expect_client_error(reply, "unknown status", 422)
 
 
 @check("conversation.wrong_types", "tags that are not an array of strings is 422")
 def conversation_wrong_types(ctx: Context) -> None:
     conversation, _ = ctx.start_conversation()
     reply = ctx.api.update_conversation(str(conversation["id"]), tags="not-a-list")
-    expect_status(reply, 422, what="wrong type")
+    expect_client_error(reply, "wrong type", 422)
 
 
 @check("conversation.handover", "assignee_id null unassigns; the Fin agent id assigns Fin again")
@@ -858,7 +1004,7 @@ def conversation_handover(ctx: Context) -> None:
     reply = ctx.api.update_conversation(cid, assignee_id=None)
     expect_status(reply, 200, what="handover")
     expect_shape(reply.data, "conversation", reply)
-    expect(reply.data["assignee"] is None, "assignee is not null after handover", reply)
+    expect(reply.data.get("assignee") is None, "assignee is not null after handover", reply)
     fin = ctx.fin_agent_id
     back = ctx.api.update_conversation(cid, assignee_id=fin)
     expect_status(back, 200, what="assign to the Fin agent")
@@ -879,13 +1025,13 @@ def conversation_handover(ctx: Context) -> None:
 def message_create(ctx: Context) -> None:
     conversation, _ = ctx.start_conversation()
     reply = ctx.post_message(conversation, "<p>My invoice is wrong.</p>", visibility="public")
-    expect_status(reply, 201, what="first create")
+    expect_created(reply)
     expect_shape(reply.data, "message", reply)
     data = reply.data
     expect(data["conversation_id"] == conversation["id"], "conversation_id differs", reply)
     expect(data["author"]["user_type"] == "end_user", "author.user_type is not end_user", reply)
     expect(data["author"]["id"] == conversation["user"]["id"], "author.id differs", reply)
-    expect("My invoice is wrong." in (data["body"] or ""), "body not kept", reply)
+    expect("My invoice is wrong." in (data.get("body") or ""), "body not kept", reply)
 
 
 @check("message.fin_author", "a message authored by the Fin agent shows an Agent author")
@@ -897,7 +1043,7 @@ def message_fin_author(ctx: Context) -> None:
         author={"id": ctx.fin_agent_id, "user_type": "agent"},
         created_at="2025-10-27T14:30:00.000Z",
     )
-    expect_status(reply, 201, what="create")
+    expect_created(reply, what="create")
     expect_shape(reply.data, "message", reply)
     author = reply.data["author"]
     expect(author["user_type"] == "agent", "author.user_type is not agent", reply)
@@ -913,9 +1059,10 @@ def message_private(ctx: Context) -> None:
         author={"id": ctx.fin_agent_id, "user_type": "agent"},
         visibility="private",
     )
-    expect_status(reply, 201, what="create")
+    expect_created(reply, what="create")
     got = reply.data.get("visibility") if isinstance(reply.data, dict) else None
-    expect(got == "private", f"visibility should be 'private', got {got!r}", reply)
+    expect(got in ("private", None), f"visibility should be 'private', got {got!r}", reply)
+    recommend(got == "private", f"visibility should be 'private', got {got!r}", reply)
 
 
 @check("message.create_repeat", "a repeated Create message is 200 with the same body")
@@ -923,13 +1070,15 @@ def message_create_repeat(ctx: Context) -> None:
     conversation, _ = ctx.start_conversation()
     object_id = unique("m")
     first = ctx.post_message(conversation, "<p>Once</p>", object_id=object_id)
-    expect_status(first, 201, what="first create")
     again = ctx.post_message(conversation, "<p>Once</p>", object_id=object_id)
-    expect_status(again, 200, what="repeat")
-    expect(again.data == first.data, "the repeat answered a different body", again)
+    _expect_repeat(first, again, _data_id)
 
 
-@check("message.create_concurrent", f"{CONCURRENT_REPEATS} identical Create message: one message")
+@check(
+    "message.create_concurrent",
+    f"{CONCURRENT_REPEATS} identical Create message: one message",
+    level=RECOMMENDED,
+)
 def message_create_concurrent(ctx: Context) -> None:
     conversation, _ = ctx.start_conversation()
     object_id = unique("m")
@@ -946,8 +1095,8 @@ def message_create_concurrent(ctx: Context) -> None:
 @check("message.empty", "an empty message (no body, no attachments) is 422")
 def message_empty(ctx: Context) -> None:
     conversation, _ = ctx.start_conversation()
-    expect_status(ctx.post_message(conversation, ""), 422, what="empty body")
-    expect_status(ctx.post_message(conversation, None), 422, what="null body")
+    expect_client_error(ctx.post_message(conversation, ""), "empty body", 422)
+    expect_client_error(ctx.post_message(conversation, None), "null body", 422)
 
 
 @check("message.attachments_only", "a message with attachments and no body is accepted")
@@ -959,10 +1108,15 @@ def message_attachments_only(ctx: Context) -> None:
         "filename": "Pricing Guide",
     }
     reply = ctx.post_message(conversation, None, attachments=[attachment])
-    expect_status(reply, 201, what="create")
+    expect_created(reply, what="create")
     expect_shape(reply.data, "message", reply)
-    got = reply.data["attachments"]
-    expect(got == [attachment], f"attachments should be [{attachment!r}], got {got!r}", reply)
+    got = reply.data.get("attachments")
+    expect(
+        isinstance(got, list) and len(got) == 1 and isinstance(got[0], dict)
+        and got[0].get("url") == attachment["url"],
+        f"attachments should hold {attachment['url']!r}, got {got!r}", reply,
+    )  # fmt: skip
+    recommend(got == [attachment], f"attachments should be [{attachment!r}], got {got!r}", reply)
 
 
 @check("message.wrong_author", "a message by an end user who is not the conversation's is 4xx")
@@ -982,14 +1136,14 @@ def message_wrong_author(ctx: Context) -> None:
 @check("message.unknown_conversation", "Create message in an unknown conversation is 404")
 def message_unknown_conversation(ctx: Context) -> None:
     fake = {"id": unique("none"), "user": {"id": ctx.user["id"]}}
-    expect_status(ctx.post_message(fake, "<p>x</p>"), 404, what="unknown conversation")
+    expect_unknown(ctx.post_message(fake, "<p>x</p>"), what="unknown conversation")
 
 
 @check("message.bad_visibility", "a visibility outside the enum is 422")
 def message_bad_visibility(ctx: Context) -> None:
     conversation, _ = ctx.start_conversation()
     reply = ctx.post_message(conversation, "<p>x</p>", visibility="everyone")
-    expect_status(reply, 422, what="unknown visibility")
+    expect_client_error(reply, "unknown visibility", 422)
 
 
 HOSTILE_HTML = (
@@ -1004,7 +1158,11 @@ ALLOWED_HTML = (
 )
 
 
-@check("message.html_sanitised", "scripts, event handlers and javascript: URLs are removed")
+@check(
+    "message.html_sanitised",
+    "scripts, event handlers and javascript: URLs are removed",
+    level=RECOMMENDED,
+)
 def message_html_sanitised(ctx: Context) -> None:
     conversation, _ = ctx.start_conversation()
     reply = ctx.post_message(conversation, HOSTILE_HTML)
@@ -1019,7 +1177,7 @@ def message_html_sanitised(ctx: Context) -> None:
     expect("<script" not in stored.lower(), "Get messages shows the script", listed)
 
 
-@check("message.html_allowed_kept", "the allowed tags are kept")
+@check("message.html_allowed_kept", "the allowed tags are kept", level=RECOMMENDED)
 def message_html_allowed_kept(ctx: Context) -> None:
     conversation, _ = ctx.start_conversation()
     reply = ctx.post_message(conversation, ALLOWED_HTML)
@@ -1030,7 +1188,7 @@ def message_html_allowed_kept(ctx: Context) -> None:
     expect('href="https://example.com/x"' in body, "the link's href was removed", reply)
 
 
-@check("messages.order", "Get messages answers in creation order")
+@check("messages.order", "Get messages answers in creation order", level=RECOMMENDED)
 def messages_order(ctx: Context) -> None:
     conversation, first = ctx.start_conversation()
     later = [ctx.message(conversation, f"<p>{n}</p>")["id"] for n in range(3)]
@@ -1050,13 +1208,20 @@ def messages_after_id(ctx: Context) -> None:
     reply = ctx.api.get_messages(str(conversation["id"]), after_id=str(first["id"]))
     expect_status(reply, 200, what="get messages after the first")
     ids = [m.get("id") for m in reply.data] if isinstance(reply.data, list) else reply.data
-    expect(ids == later, f"expected only {later}, got {ids}", reply)
+    # after_id is only an optimisation (spec 4.5): the later messages must be there; returning
+    # only them is findesk's choice.
+    expect(
+        isinstance(ids, list) and all(i in ids for i in later),
+        f"expected {later} among the answer, got {ids}",
+        reply,
+    )
+    recommend(ids == later, f"expected only {later}, got {ids}", reply)
     last = ctx.api.get_messages(str(conversation["id"]), after_id=str(later[-1]))
     expect_status(last, 200, what="get messages after the last")
-    expect(last.data == [], f"after the last message expected [], got {last.data!r}", last)
+    recommend(last.data == [], f"after the last message expected [], got {last.data!r}", last)
 
 
-@check("messages.after_id_unknown", "an unknown after_id returns all messages")
+@check("messages.after_id_unknown", "an unknown after_id returns all messages", level=RECOMMENDED)
 def messages_after_id_unknown(ctx: Context) -> None:
     conversation, first = ctx.start_conversation()
     second = ctx.message(conversation, "<p>2</p>")
@@ -1068,7 +1233,7 @@ def messages_after_id_unknown(ctx: Context) -> None:
 
 @check("messages.unknown_conversation", "Get messages of an unknown conversation is 404")
 def messages_unknown_conversation(ctx: Context) -> None:
-    expect_status(ctx.api.get_messages(unique("none")), 404, what="unknown conversation")
+    expect_unknown(ctx.api.get_messages(unique("none")), what="unknown conversation")
 
 
 # --- bad input ----------------------------------------------------------------------------------
@@ -1085,10 +1250,14 @@ def _raw_post(ctx: Context, rest_path: str, operation: str, content: bytes) -> R
 @check("input.malformed_json", "a body that is not JSON is 400")
 def input_malformed_json(ctx: Context) -> None:
     reply = _raw_post(ctx, "/user", "create_user", b'{"object_id": "x", "name": ')
-    expect_status(reply, 400, what="malformed JSON")
+    expect_client_error(reply, "malformed JSON", 400)
 
 
-@check("input.too_large", "a 2 MB body is 413 (or another 4xx), never a 5xx or success")
+@check(
+    "input.too_large",
+    "a 2 MB body is 413 (or another 4xx), never a 5xx or success",
+    level=RECOMMENDED,
+)
 def input_too_large(ctx: Context) -> None:
     padding = "x" * (2 * 1024 * 1024)
     content = f'{{"object_id": "{unique("u")}", "name": "{padding}"}}'.encode()
@@ -1096,7 +1265,7 @@ def input_too_large(ctx: Context) -> None:
     expect_client_error(reply, "2 MB body")
 
 
-@check("errors.problem", "an error answers an RFC 7807 problem (title, status)")
+@check("errors.problem", "an error answers an RFC 7807 problem (title, status)", level=RECOMMENDED)
 def errors_problem(ctx: Context) -> None:
     reply = ctx.api.get_user(unique("nobody"))
     expect_status(reply, 404, what="unknown user")
@@ -1152,10 +1321,10 @@ def envelope_success(ctx: Context) -> None:
 @check("envelope.error", "posts-only failures are {data: null, error}", variant="posts-only")
 def envelope_error(ctx: Context) -> None:
     reply = ctx.api.get_user(unique("nobody"))
-    expect_status(reply, 404, what="unknown user")
+    expect_unknown(reply, what="unknown user")
     _envelope(reply, failure=True)
     invalid = ctx.api.create_user(name="No Object Id")
-    expect_status(invalid, 422, what="invalid input")
+    expect_client_error(invalid, "invalid input", 422)
     _envelope(invalid, failure=True)
 
 
