@@ -10,6 +10,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -197,10 +198,10 @@ def test_nobody_replying_is_a_clear_failure_not_a_hang(
     assert notified.reason.startswith(f"no webhook call for conversation {cid} within 1 s")
     assert results["interactive.handover"].outcome == "passed"
     assert results["reply.visible"].outcome == "skipped"
-    assert results["reply.visible"].reason == "needs the webhook call"
+    assert results["reply.visible"].reason == "skipped because webhook.notified failed"
     for name in ("webhook.post_json", "webhook.key", "webhook.sync_body"):
         assert results[name].outcome == "skipped"
-        assert results[name].reason == "no webhook call for the conversation to check"
+        assert results[name].reason.startswith("skipped because webhook.notified failed")
 
 
 def test_a_private_note_is_not_a_reply(findesk: LiveServer, listener: WebhookListener) -> None:
@@ -210,7 +211,7 @@ def test_a_private_note_is_not_a_reply(findesk: LiveServer, listener: WebhookLis
     visible = results["reply.visible"]
     assert visible.outcome == "failed"
     assert "shows no public reply by an agent (private message by agent" in visible.reason
-    assert results["reply.owner"].reason == "needs the agent's reply"
+    assert results["reply.owner"].reason == "skipped because reply.visible failed"
 
 
 def test_an_echo_of_fins_own_changes_is_only_a_warning(
@@ -252,6 +253,31 @@ def test_an_echo_of_fins_own_changes_is_only_a_warning(
         "webhook.no_echo",
         "webhook.typing",
     }
+
+
+def test_a_failing_handover_step_hides_no_webhook_check(
+    findesk: LiveServer, listener: WebhookListener
+) -> None:
+    """The handover step fails (Fin's answer is refused: the configured Fin agent does not
+    exist), yet the conversation exists, so the operator is asked and every webhook check runs
+    on the call that comes."""
+    operator, asked, _ = an_operator(findesk)
+    config = replace(config_for(findesk), fin_agent_id="conf-no-such-agent")
+    options = InteractiveOptions(KEY, INTEGRATION, wait=30, echo_window=0.5)
+    results = {r.name: r for r in run_interactive(config, listener, options, operator)}
+    handover = results["interactive.handover"]
+    assert handover.outcome == "failed" and "Fin's answer" in handover.reason
+    assert len(asked) == 1
+    for name in (
+        "webhook.notified",
+        "reply.visible",
+        "webhook.post_json",
+        "webhook.key",
+        "webhook.integration_id",
+        "webhook.sync_body",
+    ):
+        assert results[name].outcome == "passed", results[name]
+    assert results["reply.owner"].level == "recommended"
 
 
 def test_the_listener_answers_202_under_the_webhook_path_only(listener: WebhookListener) -> None:
@@ -351,7 +377,8 @@ def test_the_cli_in_text_mode_reports_nobody_replying(tmp_path: Path) -> None:
     fail = next(line for line in lines if line.startswith("FAIL"))
     assert fail.startswith("FAIL webhook.notified: no webhook call for conversation")
     assert "PASS interactive.handover" in lines
-    assert lines[-1].endswith("skipped") and ", 1 failed," in lines[-1]
+    assert "required: " in lines[-1] and ", 1 failed;" in lines[-1]
+    assert lines[-1].endswith("=> FAIL")
 
 
 def test_the_cli_needs_a_webhook_key_for_interactive() -> None:
