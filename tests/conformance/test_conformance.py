@@ -217,8 +217,10 @@ RESPONSE_REWRITES: dict[str, Callable[[dict[str, Any]], None]] = {
 }
 
 
-@pytest.fixture(scope="module")
-def broken(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, Breaker]]:
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def broken(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[LiveServer, Breaker]]:
     breakers: list[Breaker] = []
     real_create_app = support.server.create_app
 
@@ -226,7 +228,7 @@ def broken(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServe
         breakers.append(Breaker(real_create_app(*args)))
         return breakers[-1]
 
-    url = f"sqlite:///{tmp_path_factory.mktemp('broken') / 'findesk.db'}"
+    url = support.server.database_url(request.param, request, tmp_path_factory.mktemp("broken"))
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(support.server, "create_app", create_broken_app)
         live = LiveServer(url).start()
