@@ -9,7 +9,7 @@ A required check that passes but misses one of findesk's choices gives a second 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 import httpx
@@ -40,11 +40,15 @@ class Result:
     reason: str
     request: Exchange | None = None
     level: Level = "required"
+    rule: str = ""  # the check's rule in words (its description)
+    variant: str = ""  # the contract variant the run used: rest or posts-only
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
+            "variant": self.variant,
             "level": self.level,
+            "rule": self.rule,
             "outcome": self.outcome,
             "reason": self.reason,
             "request": asdict(self.request) if self.request else None,
@@ -111,13 +115,17 @@ class Report:
 
 def run_checks(config: Config, checks: Iterable[Check] = CHECKS) -> Iterator[Result]:
     """Each check's result as soon as it is known; the checks share one token and some data."""
+    for item, result in _run_checks(config, checks):
+        yield replace(result, rule=item.description, variant=config.variant)
+
+
+def _run_checks(config: Config, checks: Iterable[Check]) -> Iterator[tuple[Check, Result]]:
     with context(config) as ctx:
         for item in checks:
             level = item.level_in(config)
             if item.variant is not None and item.variant != config.variant:
-                yield Result(
-                    item.name, "skipped", f"only for the {item.variant} variant", None, level
-                )
+                skipped = f"only for the {item.variant} variant"
+                yield item, Result(item.name, "skipped", skipped, None, level)
                 continue
             ctx.last = None
             notes: list[tuple[str, Exchange | None]] = []
@@ -132,11 +140,18 @@ def run_checks(config: Config, checks: Iterable[Check] = CHECKS) -> Iterator[Res
                 if result.outcome == "failed":
                     reason, exchange = f"{reason}; {result.reason}", result.request
                 result = Result(item.name, "failed", reason, exchange or ctx.last, level)
-            yield result
+            yield item, result
             if notes and level == "required":
                 exchange = notes[0][1]
-                yield Result(
-                    f"{item.name}.recommended", "failed", _joined(notes), exchange, "recommended"
+                yield (
+                    item,
+                    Result(
+                        f"{item.name}.recommended",
+                        "failed",
+                        _joined(notes),
+                        exchange,
+                        "recommended",
+                    ),
                 )
 
 
