@@ -476,9 +476,9 @@ class Replayer:
 
     # --- sending and comparing ------------------------------------------------------------------
 
-    def _send(self, row: dict[str, Any]) -> httpx.Response | str:
+    def _send(self, request: httpx.Request) -> httpx.Response | str:
         try:
-            response = self._http.send(self.request(row))
+            response = self._http.send(request)
         except httpx.HTTPError as exc:
             return f"no answer: {type(exc).__name__}: {exc}"
         with self._lock:
@@ -488,11 +488,12 @@ class Replayer:
     def replay(self, exchanges: list[dict[str, Any]]) -> Iterator[Difference]:
         """Each difference, exchange by exchange (a batch of concurrent calls at once)."""
         for batch in _batches(exchanges):
+            requests = [self.request(row) for row in batch]  # mapped in order, then sent
             if len(batch) == 1:
-                answers = [self._send(batch[0])]
+                answers = [self._send(requests[0])]
             else:
                 with ThreadPoolExecutor(max_workers=len(batch)) as pool:
-                    answers = list(pool.map(self._send, batch))
+                    answers = list(pool.map(self._send, requests))
             self.replayed += len(batch)
             yield from self._compare_batch(batch, answers)
 
@@ -511,11 +512,19 @@ class Replayer:
             now = Counter(r.status_code for r in responses)
             if recorded != now:
                 yield Difference(*where, f"statuses {_counts(recorded)}, now {_counts(now)}")
-                return
-            # the same multiset of statuses: compare the bodies status by status, in order
-            rows = sorted(rows, key=lambda r: int(r["status"]))
-            responses = sorted(responses, key=lambda r: r.status_code)
-        for row, response in zip(rows, responses, strict=True):
+            # compare the bodies status by status, in order (learning the new ids)
+            pairs = [
+                (row, response)
+                for status in sorted(recorded.keys() & now.keys())
+                for row, response in zip(
+                    [r for r in rows if int(r["status"]) == status],
+                    [r for r in responses if r.status_code == status],
+                    strict=False,
+                )
+            ]
+        else:
+            pairs = list(zip(rows, responses, strict=True))
+        for row, response in pairs:
             where = (int(row.get("seq", 0)), str(row["method"]), httpx.URL(row["url"]).path)
             for what in self.compare(row, response):
                 yield Difference(*where, what)
