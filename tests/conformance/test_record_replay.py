@@ -111,6 +111,14 @@ def test_a_replay_shows_how_a_broken_helpdesk_answers_differently(
     ), done.stdout
     assert any('GET /api/fin/conversation: $.status: "open", now "pending"' in x for x in lines)
     assert lines[-1].startswith("Replayed ") and not lines[-1].endswith(" 0 difference(s)")
+    breaker.mode = "status_outside_enum"
+    try:
+        as_json = json.loads(replay(live, path, "--json").stdout)
+    finally:
+        breaker.mode = None
+    assert as_json["replayed"] == as_json["answered"] == len(load(path)[1])
+    assert {"seq", "method", "path", "what"} <= as_json["differences"][0].keys()
+    assert any(d["what"] == '$.status: "open", now "pending"' for d in as_json["differences"])
 
     breaker.mode = "not_idempotent"
     try:
