@@ -10,6 +10,7 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pytest
 from support.server import LiveServer
 from test_conformance import Breaker
 from test_conformance import broken as broken  # the fixture: findesk behind a Breaker
@@ -127,3 +128,12 @@ def test_a_recommended_failure_warns_unless_strict(
     assert outcome(strict_cases["messages.after_id[rest]"]) == "failure"
     assert outcome(strict_cases["messages.after_id_unknown[rest]"]) == "passed"
     assert "FAILED conformance::messages.after_id[rest]" in strict.stdout
+
+
+def test_incomplete_settings_are_a_usage_error(tmp_path: Path) -> None:
+    where = project(tmp_path, None, "conformance_base_url = http://127.0.0.1:9/api/fin")
+    done, _ = pytest_in(where, None)
+    assert done.returncode == pytest.ExitCode.USAGE_ERROR, done.stdout + done.stderr
+    assert "needs conformance_token_url, conformance_client_id, conformance_client_secret" in (
+        done.stderr
+    )

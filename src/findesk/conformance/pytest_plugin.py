@@ -233,8 +233,12 @@ class ConformanceCollector(pytest.Collector):
         return items
 
 
+CONFIGS_KEY = pytest.StashKey["list[Config]"]()
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "conformance: a check of the Fin conformance suite")
+    config.stash[CONFIGS_KEY] = configs(config)  # a setting missing or wrong: a usage error now
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -242,7 +246,7 @@ def pytest_collection_modifyitems(
     session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
 ) -> None:
     """The checks are added after the project's own tests (before -k and -m select)."""
-    found = configs(config)
+    found = config.stash.get(CONFIGS_KEY, [])
     if not found:
         return
     collector = ConformanceCollector.from_parent(
