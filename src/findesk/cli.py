@@ -1000,8 +1000,7 @@ def conformance(
     signing_secret: Annotated[
         str | None,
         typer.Option(
-            help="The HMAC key Fin signs with: every call is signed and signatures are checked.",
-            envvar="FINDESK_CONFORMANCE_SIGNING_SECRET",
+            help="The HMAC key Fin signs with: every call is signed and signatures are checked."
         ),
     ] = None,
     signature_scheme: Annotated[
@@ -1103,9 +1102,11 @@ def conformance(
         config = replace(config, variant=variants[0])
         typer.echo(f"Variants served: {', '.join(variants)}", err=as_json)
 
-    def show(result: Result) -> None:
+    def show(result: Result, tagged: bool = True) -> None:
+        """One line per result; with several variants, it says which (the webhook checks run
+        once, in the first variant, and are not tagged)."""
         tag = " (recommended)" if result.level == "recommended" else ""
-        if len(variants) > 1:
+        if tagged and len(variants) > 1:
             tag = f" [{result.variant}]{tag}"
         if result.outcome == "passed":
             typer.echo(f"PASS {result.name}{tag}")
@@ -1128,7 +1129,7 @@ def conformance(
             for result in run_interactive(config, listener, options, ask):
                 report.results.append(result)
                 if not as_json:
-                    show(result)
+                    show(result, tagged=False)
     finally:
         if listener is not None:
             listener.stop()
