@@ -1099,8 +1099,10 @@ def conformance(
     variants = list(VARIANTS) if variant == "both" else [config.variant]
     if variant == "auto":
         variants = served_variants(config)
+        found = ", ".join(variants) or "none answered Get agents, checking rest"
+        variants = variants or ["rest"]
         config = replace(config, variant=variants[0])
-        typer.echo(f"Variants served: {', '.join(variants)}", err=as_json)
+        typer.echo(f"Variants served: {found}", err=as_json)
 
     def show(result: Result, tagged: bool = True) -> None:
         """One line per result; with several variants, it says which (the webhook checks run

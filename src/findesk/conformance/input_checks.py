@@ -19,6 +19,7 @@ from findesk.conformance.checks import (
     Exchange,
     Failed,
     Json,
+    Skipped,
     check,
     evidence,
     expect_client_error,
@@ -182,10 +183,7 @@ def input_create_user(ctx: Context) -> None:
 @check("input.get_agents", "Get agents with a body that is not an object is 422")
 def input_get_agents(ctx: Context) -> None:
     if not typed(ctx):
-        # GET /agents takes no input at all: nothing can be bad.
-        reply = send(ctx, "get_agents", {"unknown": "ignored"})
-        expect_status(reply, 200, what="unknown query parameters are ignored")
-        return
+        raise Skipped("GET /agents takes no input in the rest variant: nothing can be bad")
     _each(ctx, "get_agents", [Case("body an array", ["x"]), Case("body a string", "x")])
 
 
