@@ -986,8 +986,30 @@ def conformance(
     token_url: Annotated[str, typer.Option(help="The helpdesk's OAuth token endpoint.")],
     client_id: Annotated[str, typer.Option(help="OAuth client id Fin uses.")],
     client_secret: Annotated[str, typer.Option(help="OAuth client secret Fin uses.")],
-    variant: Annotated[str, typer.Option(help="rest or posts-only.")] = "rest",
+    variant: Annotated[
+        str,
+        typer.Option(
+            help="rest, posts-only, both (each check in each variant, one report), or auto "
+            "(both when the helpdesk serves both, found by one read in each)."
+        ),
+    ] = "auto",
     token_format: Annotated[str, typer.Option(help="Token request body: json or form.")] = "json",  # noqa: S107
+    token_auth: Annotated[
+        str, typer.Option(help="Where Fin sends the client credentials: body or basic.")
+    ] = "body",  # noqa: S107
+    signing_secret: Annotated[
+        str | None,
+        typer.Option(
+            help="The HMAC key Fin signs with: every call is signed and signatures are checked."
+        ),
+    ] = None,
+    signature_scheme: Annotated[
+        str,
+        typer.Option(
+            help="What is signed: body ({timestamp}:{raw body}, as Fin sends) or bound "
+            "(findesk's form, with method and path)."
+        ),
+    ] = "body",
     fin_agent_id: Annotated[
         str | None, typer.Option(help="Agent that represents Fin (default: the first agent).")
     ] = None,
@@ -1039,6 +1061,8 @@ def conformance(
 
     With --interactive, also checks the helpdesk's webhook: the suite starts a conversation,
     hands it over and asks you to reply to it in your helpdesk as a human agent."""
+    from dataclasses import replace
+
     from findesk.conformance.checks import Config
     from findesk.conformance.interactive import (
         Instruction,
@@ -1046,12 +1070,16 @@ def conformance(
         WebhookListener,
         run_interactive,
     )
-    from findesk.conformance.runner import LEVELS, Result, run
+    from findesk.conformance.runner import LEVELS, VARIANTS, Result, run, served_variants
 
-    if variant not in ("rest", "posts-only"):
-        _usage("--variant must be rest or posts-only.")
+    if variant not in ("rest", "posts-only", "both", "auto"):
+        _usage("--variant must be rest, posts-only, both or auto.")
     if token_format not in ("json", "form"):
         _usage("--token-format must be json or form.")
+    if token_auth not in ("body", "basic"):
+        _usage("--token-auth must be body or basic.")
+    if signature_scheme not in ("body", "bound"):
+        _usage("--signature-scheme must be body or bound.")
     listener: WebhookListener | None = None
     if interactive:
         if not webhook_key:
@@ -1074,13 +1102,29 @@ def conformance(
         token_url=token_url,
         client_id=client_id,
         client_secret=client_secret,
-        variant="rest" if variant == "rest" else "posts-only",
+        variant="posts-only" if variant == "posts-only" else "rest",
         token_format="json" if token_format == "json" else "form",  # noqa: S105
         fin_agent_id=fin_agent_id,
+        token_auth="basic" if token_auth == "basic" else "body",  # noqa: S105
+        signing_secret=signing_secret or None,
+        signature_scheme="bound" if signature_scheme == "bound" else "body",
     )
+    reports = _ConformanceReports(config, strict, junit, html, record)
+    reports.preflight(listener)
+    variants = list(VARIANTS) if variant == "both" else [config.variant]
+    if variant == "auto":
+        variants = served_variants(config)
+        found = ", ".join(variants) or "none answered Get agents, checking rest"
+        variants = variants or ["rest"]
+        config = replace(config, variant=variants[0])
+        typer.echo(f"Variants served: {found}", err=as_json)
 
-    def show(result: Result) -> None:
+    def show(result: Result, tagged: bool = True) -> None:
+        """One line per result; with several variants, it says which (the webhook checks run
+        once, in the first variant, and are not tagged)."""
         tag = " (recommended)" if result.level == "recommended" else ""
+        if tagged and len(variants) > 1:
+            tag = f" [{result.variant}]{tag}"
         if result.outcome == "passed":
             typer.echo(f"PASS {result.name}{tag}")
         elif result.outcome == "skipped":
@@ -1095,16 +1139,15 @@ def conformance(
     def ask(instruction: Instruction) -> None:
         typer.echo(instruction.text, err=as_json)
 
-    reports = _ConformanceReports(config, strict, junit, html, record)
-    reports.preflight(listener)
+    reports.start_recording(config)
     try:
-        report = run(config, on_result=None if as_json else show, strict=strict)
+        report = run(config, on_result=None if as_json else show, strict=strict, variants=variants)
         if listener is not None and webhook_key:
             options = InteractiveOptions(webhook_key, integration_id, wait)
             for result in run_interactive(config, listener, options, ask):
                 report.results.append(result)
                 if not as_json:
-                    show(result)
+                    show(result, tagged=False)
     finally:
         if listener is not None:
             listener.stop()
@@ -1124,7 +1167,8 @@ def conformance(
                 f"{title}: {report.count('passed', level)} passed, {len(failed)} failed"
                 + (f" ({', '.join(failed)})" if failed else "")
             )
-        typer.echo(report.summary())
+        for line in report.summaries():
+            typer.echo(line)
     if not report.ok:
         raise typer.Exit(1)
 
@@ -1148,8 +1192,7 @@ class _ConformanceReports:
         self._stack = ExitStack()
 
     def preflight(self, listener: Any) -> None:
-        """Exit 3 (unreachable) or 4 (credentials refused), with the reports, before the run;
-        then start recording (--record)."""
+        """Exit 3 (unreachable) or 4 (credentials refused), with the reports, before the run."""
         from findesk.conformance.reports import preflight
         from findesk.conformance.runner import Report
 
@@ -1162,11 +1205,14 @@ class _ConformanceReports:
             self.write(report, err=True)
             err.print(f"[red]Error:[/red] {result.reason}")
             raise typer.Exit(code)
+
+    def start_recording(self, config: Any) -> None:
+        """With --record, every exchange from now on goes to the file."""
         if self.record is not None:
             from findesk.conformance.record import recording
 
             try:
-                self._stack.enter_context(recording(self.record, self.config))
+                self._stack.enter_context(recording(self.record, config))
             except OSError as exc:
                 _usage(f"Cannot write {self.record}: {exc}")
 

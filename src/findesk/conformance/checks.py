@@ -20,9 +20,12 @@ from typing import Any, Literal
 
 import httpx
 
+from findesk.conformance.signer import SuiteSigner
 from findesk.fin_api.client import FinApiClient, Reply, Variant
+from findesk.fin_api.signing import SignatureScheme
 
 TokenFormat = Literal["json", "form"]
+TokenAuth = Literal["basic", "body"]  # where the client credentials go (spec 5)
 Level = Literal["required", "recommended"]
 Json = Any
 
@@ -105,6 +108,10 @@ class Config:
     token_format: TokenFormat = "json"  # noqa: S105
     fin_agent_id: str | None = None
     timeout: float = 30.0
+    token_auth: TokenAuth = "body"  # noqa: S105
+    # Signs every Fin API call (spec 5) when set; "body" is the form spec 5 says Fin sends.
+    signing_secret: str | None = field(default=None, repr=False)
+    signature_scheme: SignatureScheme = "body"
 
 
 # Who else sees every exchange of a run (e.g. ``conformance --record``): each callable gets every
@@ -143,18 +150,41 @@ class Context:
         for observe in self.observers:
             observe(response)
 
-    def http(self, base_url: str = "", headers: dict[str, str] | None = None) -> httpx.Client:
+    def http(
+        self,
+        base_url: str = "",
+        headers: dict[str, str] | None = None,
+        auth: httpx.Auth | Literal["signer"] | None = "signer",
+    ) -> httpx.Client:
+        """A client of the Fin API (``base_url`` empty) or of ``base_url``; Fin API calls are
+        signed by the suite's signer (``auth="signer"``, when --signing-secret is given)."""
+        if auth == "signer":
+            auth = self.signer if not base_url else None
         client = httpx.Client(
             base_url=base_url or self.config.base_url.rstrip("/"),
             headers=headers or {},
             timeout=self.config.timeout,
             event_hooks={"response": [self._record]},
+            auth=auth,
         )
         self._clients.append(client)
         return client
 
-    def api_with(self, headers: dict[str, str]) -> FinApiClient:
-        return FinApiClient(self.http(headers=headers), self.config.variant)
+    @property
+    def signer(self) -> SuiteSigner | None:
+        """The signer of every Fin API call, or None without a signing secret."""
+        secret = self.config.signing_secret
+        if secret is None:
+            return None
+        signer: SuiteSigner = self._cached(
+            "signer", lambda: SuiteSigner(secret, self.config.signature_scheme)
+        )
+        return signer
+
+    def api_with(
+        self, headers: dict[str, str], auth: httpx.Auth | Literal["signer"] | None = "signer"
+    ) -> FinApiClient:
+        return FinApiClient(self.http(headers=headers, auth=auth), self.config.variant)
 
     # --- the token and the Fin API client --------------------------------------------------
 
@@ -163,18 +193,24 @@ class Context:
         fmt: TokenFormat | None = None,
         secret: str | None = None,
         grant_type: str | None = "client_credentials",
+        auth: TokenAuth | None = None,
     ) -> httpx.Response:
-        params: dict[str, str] = {
-            "client_id": self.config.client_id,
-            "client_secret": self.config.client_secret if secret is None else secret,
-        }
+        """A token request in ``fmt`` (a JSON or form body) with the client credentials in
+        the body or in HTTP Basic (``auth``); both default to how Fin is configured."""
+        client_secret = self.config.client_secret if secret is None else secret
+        params: dict[str, str] = {}
+        basic: httpx.Auth = httpx.Auth()  # no authentication
+        if (auth or self.config.token_auth) == "basic":
+            basic = httpx.BasicAuth(self.config.client_id, client_secret)
+        else:
+            params = {"client_id": self.config.client_id, "client_secret": client_secret}
         if grant_type is not None:
             params["grant_type"] = grant_type
         client: httpx.Client = self._cached("token_http", lambda: self.http(base_url="/"))
         url = self.config.token_url
         if (fmt or self.config.token_format) == "json":
-            return client.post(url, json=params)
-        return client.post(url, data=params)
+            return client.post(url, json=params, auth=basic)
+        return client.post(url, data=params, auth=basic)
 
     @property
     def token(self) -> str:
@@ -549,8 +585,8 @@ def check(
 # --- token endpoint (spec section 5) ---------------------------------------------------------
 
 
-def _token_check(ctx: Context, fmt: TokenFormat) -> None:
-    response = ctx.request_token(fmt)
+def _token_check(ctx: Context, fmt: TokenFormat, auth: TokenAuth = "body") -> None:
+    response = ctx.request_token(fmt, auth=auth)
     expect(response.status_code == 200, f"expected 200, got {response.status_code}", response)
     try:
         body = response.json()
@@ -575,9 +611,12 @@ def _token_check(ctx: Context, fmt: TokenFormat) -> None:
     )
 
 
-def _format_level(fmt: TokenFormat) -> Callable[[Config], Level]:
-    """Required for the format Fin is configured with (--token-format), else recommended."""
-    return lambda config: "required" if config.token_format == fmt else "recommended"
+def _format_level(fmt: TokenFormat, auth: TokenAuth = "body") -> Callable[[Config], Level]:
+    """Required for the format Fin is configured with (--token-format and --token-auth), else
+    recommended (spec 5: findesk accepts every format)."""
+    return lambda config: (
+        "required" if (config.token_format, config.token_auth) == (fmt, auth) else "recommended"
+    )
 
 
 @check(
@@ -596,6 +635,24 @@ def token_json(ctx: Context) -> None:
 )
 def token_form(ctx: Context) -> None:
     _token_check(ctx, "form")
+
+
+@check(
+    "token.json_basic",
+    "client credentials in HTTP Basic, grant_type in a JSON body, give a Bearer token",
+    level_for=_format_level("json", "basic"),
+)
+def token_json_basic(ctx: Context) -> None:
+    _token_check(ctx, "json", "basic")
+
+
+@check(
+    "token.form_basic",
+    "client credentials in HTTP Basic, grant_type in a form body, give a Bearer token",
+    level_for=_format_level("form", "basic"),
+)
+def token_form_basic(ctx: Context) -> None:
+    _token_check(ctx, "form", "basic")
 
 
 def _oauth_error(ctx: Context, response: httpx.Response, status: int, error: str) -> None:

@@ -37,8 +37,15 @@ EXIT_CODES = {
 
 
 def _variants(report: Report) -> list[str]:
-    seen = dict.fromkeys(r.variant or report.variant for r in report.results)
-    return list(seen) or [report.variant]
+    """The variants run, in order (and any other a result names)."""
+    seen = dict.fromkeys([*report.variants, *(r.variant or report.variant for r in report.results)])
+    return [v for v in seen if any((r.variant or report.variant) == v for r in report.results)] or [
+        report.variant
+    ]
+
+
+def _summary(report: Report, variant: str) -> str:
+    return report.summary(variant) if report.several else report.summary()
 
 
 def _verdict(result: Result, strict: bool) -> str:
@@ -89,7 +96,7 @@ def junit_xml(report: Report, timestamp: float | None = None) -> ET.ElementTree[
             ("base_url", report.base_url),
             ("variant", variant),
             ("strict", str(report.strict).lower()),
-            ("summary", report.summary()),
+            ("summary", _summary(report, variant)),
         ):
             ET.SubElement(properties, "property", name=name, value=text)
         counts = {"tests": 0, "failures": 0, "skipped": 0}
@@ -178,7 +185,8 @@ pre { background: #f6f8fa; padding: .5rem; border-radius: .3rem; white-space: pr
 <body>
 <h1>Fin Custom Helpdesk conformance <span class="verdict {{ verdict }}">{{ verdict }}</span></h1>
 <p class="meta">{{ base_url }} · {{ generated }}{% if strict %} · strict{% endif %}</p>
-<p>{{ summary }}</p>
+{% for line in summaries %}<p>{{ line }}</p>
+{% endfor %}
 <table class="summary">
 <tr><th>Variant</th><th>Level</th><th>Passed</th><th>Failed</th><th>Warnings</th>
 <th>Skipped</th></tr>
@@ -243,7 +251,7 @@ def html_report(report: Report, timestamp: float | None = None) -> str:
         base_url=report.base_url,
         generated=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(timestamp or time.time())),
         strict=report.strict,
-        summary=report.summary(),
+        summaries=report.summaries(),
         counts=counts,
         variants=variants,
     )
@@ -269,10 +277,12 @@ def merged(reports: Iterable[Report]) -> Report:
     """One report holding the results of several runs (e.g. both variants)."""
     reports = list(reports)
     first = reports[0]
+    variants = list(dict.fromkeys(v for r in reports for v in r.variants))
     combined = Report(
-        variant="+".join(dict.fromkeys(r.variant for r in reports)),
+        variant=variants[0] if len(variants) == 1 else "both",
         base_url=first.base_url,
         strict=first.strict,
+        variants=variants,
     )
     for report in reports:
         combined.results.extend(report.results)

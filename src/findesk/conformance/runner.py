@@ -8,12 +8,14 @@ A required check that passes but misses one of findesk's choices gives a second 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 import httpx
 
+# Imported for their registrations: the signing and bad-input checks join CHECKS.
+from findesk.conformance import input_checks, signing_checks  # noqa: F401
 from findesk.conformance.checks import (
     CHECKS,
     NOTES,
@@ -26,6 +28,9 @@ from findesk.conformance.checks import (
     Skipped,
     context,
 )
+from findesk.fin_api.client import FinApiClient, Variant
+
+VARIANTS: tuple[Variant, ...] = ("rest", "posts-only")
 
 Outcome = Literal["passed", "failed", "skipped"]
 LEVELS: tuple[Level, ...] = ("required", "recommended")
@@ -57,14 +62,33 @@ class Result:
 
 @dataclass
 class Report:
-    variant: str
+    """One run's results: of one variant, or of several (``variants``: each result says which
+    one it ran in). With several, ``failures()`` keys are ``"<name> [<variant>]"``."""
+
+    variant: str  # the variant, or "both" when the run covered several
     base_url: str
     results: list[Result] = field(default_factory=list)
     strict: bool = False  # a recommended failure fails the run too
+    variants: list[str] = field(default_factory=list)  # the variants run, in order
 
-    def count(self, outcome: Outcome, level: Level | None = None) -> int:
+    def __post_init__(self) -> None:
+        if not self.variants:
+            self.variants = [self.variant]
+
+    @property
+    def several(self) -> bool:
+        return len(self.variants) > 1
+
+    def _of(self, variant: str | None) -> list[Result]:
+        return [r for r in self.results if variant is None or r.variant == variant]
+
+    def count(
+        self, outcome: Outcome, level: Level | None = None, variant: str | None = None
+    ) -> int:
         return sum(
-            1 for r in self.results if r.outcome == outcome and (level is None or r.level == level)
+            1
+            for r in self._of(variant)
+            if r.outcome == outcome and (level is None or r.level == level)
         )
 
     @property
@@ -72,39 +96,65 @@ class Report:
         """No required check failed (and, when strict, no recommended one either)."""
         return self.count("failed", None if self.strict else "required") == 0
 
-    def result(self, name: str) -> Result:
-        return next(r for r in self.results if r.name == name)
+    def ok_in(self, variant: str) -> bool:
+        return self.count("failed", None if self.strict else "required", variant) == 0
 
-    def failures(self, level: Level | None = None) -> dict[str, Result]:
+    def result(self, name: str, variant: str | None = None) -> Result:
+        """The result of check ``name`` (in ``variant``; default: the first variant run)."""
+        wanted = variant or self.variants[0]
+        return next(r for r in self.results if r.name == name and r.variant in (wanted, ""))
+
+    def label(self, result: Result) -> str:
+        """The result's name, with its variant when the report covers several."""
+        return f"{result.name} [{result.variant}]" if self.several else result.name
+
+    def failures(self, level: Level | None = None, variant: str | None = None) -> dict[str, Result]:
         return {
-            r.name: r
-            for r in self.results
+            self.label(r): r
+            for r in self._of(variant)
             if r.outcome == "failed" and (level is None or r.level == level)
         }
 
-    def summary(self) -> str:
+    def summary(self, variant: str | None = None) -> str:
         parts = [
-            f"{level}: {self.count('passed', level)} passed, {self.count('failed', level)} failed"
+            f"{level}: {self.count('passed', level, variant)} passed, "
+            f"{self.count('failed', level, variant)} failed"
             for level in LEVELS
         ]
-        skipped = self.count("skipped")
+        skipped = self.count("skipped", variant=variant)
+        ok = self.ok if variant is None else self.ok_in(variant)
         line = "; ".join(parts) + (f"; {skipped} skipped" if skipped else "")
-        return f"{line} => {'PASS' if self.ok else 'FAIL'}" + (" (strict)" if self.strict else "")
+        return f"{line} => {'PASS' if ok else 'FAIL'}" + (" (strict)" if self.strict else "")
+
+    def summaries(self) -> list[str]:
+        """One line per variant (when several were run), then the whole run's line."""
+        lines = [f"{v}: {self.summary(v)}" for v in self.variants] if self.several else []
+        return [*lines, self.summary()]
+
+    def _counts(self, variant: str | None = None) -> dict[str, Any]:
+        return {
+            "passed": self.count("passed", variant=variant),
+            "failed": self.count("failed", variant=variant),
+            "skipped": self.count("skipped", variant=variant),
+            "levels": {
+                level: {
+                    "passed": self.count("passed", level, variant),
+                    "failed": self.count("failed", level, variant),
+                    "skipped": self.count("skipped", level, variant),
+                }
+                for level in LEVELS
+            },
+        }
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "variant": self.variant,
+            "variants": list(self.variants),
             "base_url": self.base_url,
-            "passed": self.count("passed"),
-            "failed": self.count("failed"),
-            "skipped": self.count("skipped"),
-            "levels": {
-                level: {
-                    "passed": self.count("passed", level),
-                    "failed": self.count("failed", level),
-                    "skipped": self.count("skipped", level),
-                }
-                for level in LEVELS
+            **self._counts(),
+            "by_variant": {
+                v: {**self._counts(v), "ok": self.ok_in(v), "summary": self.summary(v)}
+                for v in self.variants
             },
             "strict": self.strict,
             "ok": self.ok,
@@ -180,10 +230,41 @@ def run(
     checks: Iterable[Check] = CHECKS,
     on_result: Callable[[Result], None] | None = None,
     strict: bool = False,
+    variants: Sequence[Variant] | None = None,
 ) -> Report:
-    report = Report(variant=config.variant, base_url=config.base_url, strict=strict)
-    for result in run_checks(config, checks):
-        report.results.append(result)
-        if on_result is not None:
-            on_result(result)
+    """Every check in ``config.variant``, or in each of ``variants`` one after the other (one
+    report; each result says its variant)."""
+    chosen = list(variants or [config.variant])
+    report = Report(
+        variant=chosen[0] if len(chosen) == 1 else "both",
+        base_url=config.base_url,
+        strict=strict,
+        variants=list(chosen),
+    )
+    listed = list(checks)
+    for variant in chosen:
+        for result in run_checks(replace(config, variant=variant), listed):
+            report.results.append(result)
+            if on_result is not None:
+                on_result(result)
     return report
+
+
+def served_variants(config: Config) -> list[Variant]:
+    """The variants the helpdesk serves, found by one read in each (Get agents with a token);
+    none when neither answers."""
+    found: list[Variant] = []
+    with context(config) as ctx:
+        try:
+            token = ctx.token
+        except Skipped:
+            return []
+        for variant in VARIANTS:
+            api = FinApiClient(ctx.http(headers={"Authorization": f"Bearer {token}"}), variant)
+            try:
+                reply = api.get_agents()
+            except httpx.HTTPError:
+                continue
+            if reply.ok and isinstance(reply.data, list):
+                found.append(variant)
+    return found
