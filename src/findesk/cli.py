@@ -1241,8 +1241,8 @@ def replay(
         str | None, typer.Option(help="Sign the calls that were signed, with this secret.")
     ] = None,
     signature_scheme: Annotated[
-        str, typer.Option(help="The signature scheme with --signing-secret: bound or body.")
-    ] = "bound",
+        str, typer.Option(help="The signature scheme with --signing-secret: body or bound.")
+    ] = "body",
     as_json: JsonFlag = False,
 ) -> None:
     """Re-issue a recorded conformance session against a helpdesk and show how its answers differ.

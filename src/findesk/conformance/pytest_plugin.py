@@ -7,18 +7,11 @@ Enable it in a ``conftest.py`` (it has no auto-loading entry point)::
 and configure it in ``pytest.ini`` / ``pyproject.toml`` (``[pytest]``), on the command line or in
 the environment (the command line wins, then the environment, then the ini file):
 
-=========================== ===================================== ======================
-ini                         option                                environment
-=========================== ===================================== ======================
-conformance_base_url        --conformance-base-url                FINDESK_CONFORMANCE_BASE_URL
-conformance_token_url       --conformance-token-url               FINDESK_CONFORMANCE_TOKEN_URL
-conformance_client_id       --conformance-client-id               FINDESK_CONFORMANCE_CLIENT_ID
-conformance_client_secret   --conformance-client-secret           FINDESK_CONFORMANCE_CLIENT_SECRET
-conformance_variant         --conformance-variant                 FINDESK_CONFORMANCE_VARIANT
-conformance_token_format    --conformance-token-format            FINDESK_CONFORMANCE_TOKEN_FORMAT
-conformance_fin_agent_id    --conformance-fin-agent-id            FINDESK_CONFORMANCE_FIN_AGENT_ID
-conformance_strict          --conformance-strict                  FINDESK_CONFORMANCE_STRICT
-=========================== ===================================== ======================
+Each setting ``<name>`` is an ini value ``conformance_<name>``, an option
+``--conformance-<name>`` (``_`` as ``-``) or an environment variable
+``FINDESK_CONFORMANCE_<NAME>``: ``base_url``, ``token_url``, ``client_id``, ``client_secret``,
+``variant``, ``token_format``, ``fin_agent_id``, ``token_auth``, ``signing_secret``,
+``signature_scheme`` and ``strict`` (the flag ``--conformance-strict``).
 
 Without a base URL the plugin adds nothing. ``conformance_variant`` is ``rest``, ``posts-only``
 or both (``rest posts-only``): one item per check and variant, ``conformance::<check>[<variant>]``.
@@ -51,6 +44,9 @@ SETTINGS = {
     "variant": "rest, posts-only, or both (rest posts-only)",
     "token_format": "Token request body: json or form",
     "fin_agent_id": "Agent that represents Fin (default: the first agent)",
+    "token_auth": "Where Fin sends the client credentials: body or basic",
+    "signing_secret": "The HMAC key Fin signs with (better in the environment)",
+    "signature_scheme": "What is signed: body (as Fin sends) or bound",
 }
 VARIANTS = ("rest", "posts-only")
 RUN_KEY = pytest.StashKey["dict[str, _VariantRun]"]()
@@ -107,10 +103,18 @@ def configs(config: pytest.Config) -> list[Config]:
     if "both" in variants:
         variants = list(VARIANTS)
     token_format = _setting(config, "token_format") or "json"
-    if any(v not in VARIANTS for v in variants) or token_format not in ("json", "form"):
+    token_auth = _setting(config, "token_auth") or "body"
+    scheme = _setting(config, "signature_scheme") or "body"
+    if (
+        any(v not in VARIANTS for v in variants)
+        or token_format not in ("json", "form")
+        or token_auth not in ("body", "basic")
+        or scheme not in ("body", "bound")
+    ):
         raise pytest.UsageError(
-            "conformance_variant must be rest, posts-only or both; "
-            "conformance_token_format json or form"
+            "conformance_variant must be rest, posts-only or both; conformance_token_format "
+            "json or form; conformance_token_auth body or basic; conformance_signature_scheme "
+            "body or bound"
         )
     return [
         Config(
@@ -121,6 +125,9 @@ def configs(config: pytest.Config) -> list[Config]:
             variant="rest" if variant == "rest" else "posts-only",
             token_format="json" if token_format == "json" else "form",  # noqa: S105
             fin_agent_id=_setting(config, "fin_agent_id"),
+            token_auth="basic" if token_auth == "basic" else "body",  # noqa: S105
+            signing_secret=_setting(config, "signing_secret"),
+            signature_scheme="bound" if scheme == "bound" else "body",
         )
         for variant in dict.fromkeys(variants)
     ]

@@ -7,10 +7,12 @@ were in flight at the same time share a batch: the suite's concurrent repeats).
 
 Nothing secret is written. The client secret becomes ``{{client_secret}}``, the client id in a
 token request ``{{client_id}}``, each access token the helpdesk issued ``{{access_token:N}}``
-(wherever it appears), HTTP Basic credentials ``Basic {{client_id}}:{{client_secret}}``, and any
-other secret (a wrong secret or a bogus token sent on purpose, ``X-Webhook-Key``, signatures,
-cookies) ``{{redacted}}``. The placeholders keep what replay needs: which call used the right
-credentials and which token.
+(wherever it appears), HTTP Basic credentials ``Basic {{client_id}}:{{client_secret}}``, a valid
+``X-Fin-Signature`` ``{{signature}}``, and any other secret (a wrong secret, a bogus token or a
+wrong signature sent on purpose, ``X-Webhook-Key``, cookies) ``{{redacted}}``. The placeholders
+keep what replay needs: which call used the right credentials, which token, which signature was
+right. Signing timestamps are replayed at the same distance from the start (a stale one stays
+stale, a replayed signature a replay).
 
 ``findesk replay FILE --against URL`` re-issues every call against another helpdesk (with its own
 credentials), concurrently where the calls were concurrent, and compares each status and JSON
@@ -46,13 +48,17 @@ from findesk.fin_api.signing import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     SignatureScheme,
+    matching_digest,
     signature_headers,
+    signed_string,
 )
 
 FORMAT = 1
 REDACTED = "{{redacted}}"
 CLIENT_ID = "{{client_id}}"
 CLIENT_SECRET = "{{client_secret}}"  # noqa: S105
+SIGNATURE = "{{signature}}"  # a valid signature: replay signs the call again
+WRONG_SIGNATURE = "0" * 64  # what replay sends for a signature that was wrong on purpose
 TOKEN = re.compile(r"\{\{access_token:(\d+)\}\}")
 # Headers whose value is a secret (any header whose name says so, too).
 SECRET_HEADERS = {"authorization", "proxy-authorization", "cookie", "set-cookie", "x-webhook-key"}
@@ -103,6 +109,7 @@ class Recorder:
         header = {
             "findesk_conformance_record": FORMAT,
             "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "recorded_at_epoch": int(time.time()),  # signing timestamps are replayed from it
             "base_url": config.base_url.rstrip("/"),
             "token_url": config.token_url,
             "variant": config.variant,
@@ -139,12 +146,15 @@ class Recorder:
                 self._batch += 1
             self._batch_end = max(self._batch_end, end) if start < self._batch_end else end
             self._seq += 1
+            headers = self._headers(request.headers, request=True)
+            if SIGNATURE_HEADER.lower() in headers and self._signed_right(request, sent):
+                headers[SIGNATURE_HEADER.lower()] = SIGNATURE
             record = {
                 "seq": self._seq,
                 "batch": self._batch,
                 "method": request.method,
                 "url": self._url(str(request.url)),
-                "headers": self._headers(request.headers, request=True),
+                "headers": headers,
                 **self._body("body", sent),
                 "status": response.status_code,
                 "response_headers": self._headers(response.headers, request=False),
@@ -154,6 +164,23 @@ class Recorder:
             self.out.write(line + "\n")
             self.out.flush()
 
+    def _signed_right(self, request: httpx.Request, content: bytes) -> bool:
+        """Whether the call carries a valid signature with the run's signing secret (replay
+        signs it again), rather than a wrong one sent on purpose (replay sends a wrong one)."""
+        secret = self.config.signing_secret
+        if not secret:
+            return False
+        url = request.url
+        message = signed_string(
+            self.config.signature_scheme,
+            request.headers.get(TIMESTAMP_HEADER, ""),
+            request.method,
+            url.path,
+            url.query.decode("ascii"),
+            content,
+        )
+        return matching_digest(secret, message, request.headers[SIGNATURE_HEADER]) is not None
+
     # --- redaction ------------------------------------------------------------------------------
 
     def _known(self) -> dict[str, str]:
@@ -161,6 +188,9 @@ class Recorder:
         known = dict(self.tokens)
         if len(self.config.client_secret) >= MIN_SECRET:
             known[self.config.client_secret] = CLIENT_SECRET
+        signing = self.config.signing_secret
+        if signing and len(signing) >= MIN_SECRET:
+            known[signing] = REDACTED
         return known
 
     def _scrub(self, text: str) -> str:
@@ -325,7 +355,7 @@ class Target:
     client_id: str
     client_secret: str
     signing_secret: str | None = field(default=None, repr=False)
-    signature_scheme: SignatureScheme = "bound"
+    signature_scheme: SignatureScheme = "body"
     timeout: float = 30.0
 
 
@@ -356,7 +386,10 @@ class Replayer:
         self.replayed = 0
         self.answered = 0  # exchanges the helpdesk answered (whatever the answer)
         self._lock = threading.Lock()
-        self._stamps: dict[bytes, int] = {}
+        # Signing timestamps keep their distance from the recording's start: a stale one stays
+        # stale, a replayed signature (the same timestamp twice) stays a replay.
+        recorded_at = header.get("recorded_at_epoch")
+        self.shift = int(time.time()) - recorded_at if isinstance(recorded_at, int) else 0
         self._http = httpx.Client(timeout=target.timeout)
         self.origins = {
             str(header.get("token_url", "")): target.token_url,
@@ -446,11 +479,11 @@ class Replayer:
 
     def request(self, row: dict[str, Any]) -> httpx.Request:
         headers: dict[str, str] = {}
-        signed = False
-        for name, value in dict(row.get("headers") or {}).items():
+        recorded = dict(row.get("headers") or {})
+        for name, value in recorded.items():
             if name in SIGNATURE_HEADERS:
-                signed = True
-            elif name == "authorization":
+                continue
+            if name == "authorization":
                 headers[name] = self._authorization(str(value))
             elif value == REDACTED:
                 headers[name] = "redacted"
@@ -458,21 +491,22 @@ class Replayer:
                 headers[name] = self._text(str(value))
         url = self._url(str(row["url"]))
         content = self._body(row)
-        if signed and self.target.signing_secret:
-            headers.update(self._signature(str(row["method"]), url, content))
+        signature = recorded.get(SIGNATURE_HEADER.lower())
+        stamp = recorded.get(TIMESTAMP_HEADER.lower())
+        if stamp is not None:
+            stamp = str(int(stamp) + self.shift) if str(stamp).isdigit() else str(stamp)
+            headers[TIMESTAMP_HEADER] = stamp
+        if signature is not None:
+            headers[SIGNATURE_HEADER] = WRONG_SIGNATURE
+            secret = self.target.signing_secret
+            if signature == SIGNATURE and secret and stamp is not None and stamp.isdigit():
+                headers.update(
+                    signature_headers(
+                        secret, str(row["method"]), url, content,
+                        scheme=self.target.signature_scheme, timestamp=int(stamp),
+                    )
+                )  # fmt: skip
         return self._http.build_request(str(row["method"]), url, headers=headers, content=content)
-
-    def _signature(self, method: str, url: str, content: bytes) -> dict[str, str]:
-        """Signed now, or a second after an identical call (a repeat is not a replay)."""
-        secret = self.target.signing_secret or ""
-        key = f"{method} {url}".encode() + b"\n" + content
-        now = int(time.time())
-        with self._lock:
-            stamp = max(now, self._stamps.get(key, now - 1) + 1)
-            self._stamps[key] = stamp
-        return signature_headers(
-            secret, method, url, content, scheme=self.target.signature_scheme, timestamp=stamp
-        )
 
     # --- sending and comparing ------------------------------------------------------------------
 
