@@ -148,7 +148,7 @@ def run(
             "wait": 30,
             "echo_window": 0.5,
             "retry_after": 1,
-            "slow": 1.0,
+            "slow": 0.5,
         }
         | options  # type: ignore[arg-type]
     )

@@ -854,7 +854,11 @@ def interactive_checks(
         cid = state.cid
         if state.notified is None:
             raise Skipped("skipped because webhook.notified failed")
-        attempts()  # the reply's delivery is over
+        if not _accepted_last(attempts()):  # the reply's delivery is over, or never was
+            raise Skipped(
+                "skipped because the reply's notification was never accepted (see "
+                "webhook.retry_5xx and webhook.retry_timeout)"
+            )
         seen = {str(m["id"]) for m in _messages(ctx, cid)}
         after = max((c.seq for c in listener.calls), default=-1)
         deadline = time.monotonic() + options.wait
