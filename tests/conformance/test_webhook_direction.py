@@ -180,10 +180,8 @@ def trigger_for(live: LiveServer, tmp_path: Path) -> str:
     script = tmp_path / "trigger.py"
     script.write_text(SCRIPT)
     _, token = live.new_agent(f"script-{tmp_path.name}@example.com", "Scripted Sam")
-    return " ".join(
-        [shlex.quote(sys.executable), shlex.quote(str(script)), live.base_url, token]
-        + ["{conversation_id}"]
-    )
+    words = [shlex.quote(sys.executable), shlex.quote(str(script)), live.base_url, token]
+    return " ".join([*words, "{conversation_id}"])
 
 
 def check(
