@@ -871,8 +871,11 @@ def interactive_checks(
         )
         replies: list[dict[str, Any]] = []
         last = after
-        while len(replies) < REPLIES:  # pull on each call, as Fin does
-            call = listener.wait_for(is_sync, deadline, after=last)
+        # Pull on each call, as Fin does, until the replies show or the calls pause.
+        pause = max(2 * options.echo_window, options.slow + options.echo_window)
+        while len(replies) < REPLIES:
+            until = deadline if last == after else min(deadline, time.monotonic() + pause)
+            call = listener.wait_for(is_sync, until, after=last)
             if call is None:
                 break
             last = call.seq
