@@ -10,7 +10,9 @@ import shlex
 import subprocess
 import sys
 import textwrap
+import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 import support.server
+from sqlalchemy import select
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from support.server import LiveServer, database_url, free_port
 
@@ -32,6 +35,7 @@ from findesk.conformance.interactive import (
 )
 from findesk.conformance.runner import Result
 from findesk.conformance.trigger import command_prompt
+from findesk.conversations.models import Message as StoredMessage
 
 KEY = "hooks-webhook-key"
 INTEGRATION = "hooks"
@@ -199,6 +203,55 @@ def _conversation_id(request: bytes, response: bytes) -> str | None:
             if isinstance(conversation, dict) and conversation.get("id"):
                 return str(conversation["id"])
     return None
+
+
+class SloppyNotifier:
+    """Stands in for a helpdesk's notifier that delivers at least once but carelessly: one call
+    per human message (no coalescing), a new Idempotency-Key on each attempt, Retry-After
+    ignored, and pauses that shrink (0.3 s, then 0.15 s, 0.1 s...) instead of growing. It finds
+    the messages by watching findesk's database (findesk itself notifies nobody here)."""
+
+    def __init__(self, live: LiveServer, url: str) -> None:
+        self.live, self.url = live, url
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> SloppyNotifier:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopping.set()
+        self.thread.join(timeout=30)
+
+    def _run(self) -> None:
+        seen: set[str] = set()
+        human = (StoredMessage.author_agent_id.is_not(None)) & (
+            StoredMessage.author_agent_id != self.live.fin_agent_id
+        )
+        with httpx.Client(timeout=1.0) as http:
+            while not self.stopping.is_set():
+                with self.live.db.read_session() as session:
+                    rows = session.execute(
+                        select(StoredMessage.id, StoredMessage.conversation_id).where(human)
+                    ).all()
+                for message_id, cid in rows:
+                    if message_id not in seen:
+                        seen.add(message_id)
+                        self._deliver(http, cid)
+                self.stopping.wait(0.02)
+
+    def _deliver(self, http: httpx.Client, cid: str) -> None:
+        for attempt in range(1, 10):
+            headers = {"X-Webhook-Key": KEY, "Idempotency-Key": uuid.uuid4().hex}
+            try:
+                sent = http.post(self.url, json={"conversation_id": cid}, headers=headers)
+                if sent.status_code < 300:
+                    return
+            except httpx.TimeoutException:
+                pass
+            if self.stopping.wait(0.3 / attempt):
+                return
 
 
 def start_findesk(
@@ -389,6 +442,34 @@ def test_a_helpdesk_where_fins_stale_assignee_wins_fails_the_race(
     )
     assert "(the contract is silent; findesk keeps the human)" in race.reason
     assert race.request is not None and race.request.method == "PUT"
+
+
+def test_a_careless_notifier_fails_the_recommended_delivery_checks(
+    request: pytest.FixtureRequest, tmp_path: Path, backend: str, listener: WebhookListener
+) -> None:
+    """It retries (the required checks pass) but ignores Retry-After, shrinks its pauses,
+    changes its delivery id and sends a call per change."""
+    live = start_findesk(request, tmp_path, backend, None)
+    try:
+        with SloppyNotifier(live, listener.url(INTEGRATION)):
+            results = check(live, listener, trigger_for(live, tmp_path))
+    finally:
+        live.stop()
+    assert failed(results, "required") == set(), not_passed(results)
+    assert failed(results, "recommended") == {
+        "webhook.retry_after",
+        "webhook.backoff",
+        "webhook.delivery_id",
+        "webhook.coalesced",
+    }, not_passed(results)
+    assert "after a 429 with Retry-After: 1: too soon" in results["webhook.retry_after"].reason
+    assert "they should grow (exponential back-off)" in results["webhook.backoff"].reason
+    assert results["webhook.delivery_id"].reason.startswith(
+        "Idempotency-Key changed between attempts of one notification"
+    )
+    assert results["webhook.coalesced"].reason.startswith("3 quick replies caused 3 webhook")
+    for name in ("webhook.retry_5xx", "webhook.retry_timeout", "webhook.key"):
+        assert results[name].outcome == "passed", results[name]
 
 
 def test_a_failing_trigger_command_is_reported_with_its_output(
