@@ -551,7 +551,14 @@ def interactive_checks(
         cid = state.cid
         # Anything before the prompt comes from the suite's own changes (or the helpdesk's
         # automation): watch for it for a moment, and note what the helpdesk changed itself.
-        if listener.wait_for(is_sync, time.monotonic() + options.echo_window) is not None:
+        early = listener.wait_for(is_sync, time.monotonic() + options.echo_window)
+        if early is not None:
+            # Let the echoes end (they pause for the grace window), boundedly, before asking.
+            until = time.monotonic() + max(10 * options.echo_window, 10.0)
+            while early is not None:
+                last = early.seq
+                pause = min(until, time.monotonic() + options.echo_window)
+                early = listener.wait_for(is_sync, pause, after=last)
             state.early_snapshot = _own_changes(ctx, cid, state)
         state.asked_at = time.monotonic()
         state.early = [c for c in listener.calls if is_sync(c) and c.at < state.asked_at]
