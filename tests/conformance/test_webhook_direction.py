@@ -286,7 +286,7 @@ def trigger_for(live: LiveServer, tmp_path: Path) -> str:
 
 
 def check(
-    live: LiveServer, listener: WebhookListener, trigger: str, wait: float = 20
+    live: LiveServer, listener: WebhookListener, trigger: str, wait: float = 20, hold: float = 10
 ) -> dict[str, Result]:
     client_id, secret = live.new_oauth_client("conformance")
     config = Config(
@@ -297,7 +297,7 @@ def check(
         fin_agent_id=live.fin_agent_id,
     )
     options = InteractiveOptions(
-        KEY, INTEGRATION, wait=wait, echo_window=0.5, retry_after=1, hold=10, slow=0.5
+        KEY, INTEGRATION, wait=wait, echo_window=0.5, retry_after=1, hold=hold, slow=0.5
     )
     prompt = command_prompt(trigger, timeout=30)
     results = {r.name: r for r in run_interactive(config, listener, options, prompt)}
@@ -470,6 +470,25 @@ def test_a_careless_notifier_fails_the_recommended_delivery_checks(
     assert results["webhook.coalesced"].reason.startswith("3 quick replies caused 3 webhook")
     for name in ("webhook.retry_5xx", "webhook.retry_timeout", "webhook.key"):
         assert results[name].outcome == "passed", results[name]
+
+
+def test_a_hold_shorter_than_the_helpdesks_timeout_skips_the_timeout_check(
+    request: pytest.FixtureRequest, tmp_path: Path, backend: str, listener: WebhookListener
+) -> None:
+    url = listener.url(INTEGRATION)
+    live = start_findesk(request, tmp_path, backend, url, notifier_timeout_seconds=5)
+    try:
+        results = check(live, listener, trigger_for(live, tmp_path), hold=1)
+    finally:
+        live.stop()
+    assert not_passed(results).keys() == {"webhook.retry_timeout", "webhook.backoff"}
+    assert results["webhook.backoff"].reason.startswith(
+        "skipped because there is no pause after a timeout"
+    )
+    timeout = results["webhook.retry_timeout"]
+    assert timeout.outcome == "skipped"
+    assert timeout.reason.startswith("the helpdesk waited the whole 1.0 s the listener held")
+    assert "(--webhook-hold)" in timeout.reason
 
 
 def test_a_failing_trigger_command_is_reported_with_its_output(
