@@ -1033,6 +1033,33 @@ def conformance(
     wait: Annotated[
         float, typer.Option(help="Seconds to wait for your reply's webhook call.", min=1)
     ] = 300.0,
+    trigger_command: Annotated[
+        str | None,
+        typer.Option(
+            help="Run this shell command instead of asking you to act in the helpdesk "
+            "({conversation_id} and $FINDESK_CONFORMANCE_ACTION: reply, replies, take_over)."
+        ),
+    ] = None,
+    trigger_timeout: Annotated[
+        float, typer.Option(help="Seconds the --trigger-command may run.", min=1)
+    ] = 60.0,
+    webhook_hold: Annotated[
+        float,
+        typer.Option(
+            help="Seconds the listener holds one call to make the helpdesk time out.",
+            min=1,
+            max=600,
+        ),
+    ] = 30.0,
+    webhook_slow: Annotated[
+        float, typer.Option(help="Seconds the listener takes over a slow 202.", min=0, max=60)
+    ] = 3.0,
+    echo_window: Annotated[
+        float,
+        typer.Option(
+            help="Grace window (s): a call this soon after Fin's own change is an echo.", min=0.1
+        ),
+    ] = 2.0,
     strict: Annotated[
         bool,
         typer.Option(
@@ -1060,7 +1087,9 @@ def conformance(
     4 it refused the client credentials.
 
     With --interactive, also checks the helpdesk's webhook: the suite starts a conversation,
-    hands it over and asks you to reply to it in your helpdesk as a human agent."""
+    hands it over and asks you to reply to it in your helpdesk as a human agent (or runs
+    --trigger-command), answering the helpdesk's calls with 500, 429, a timeout and a slow 202
+    to check its retries."""
     from dataclasses import replace
 
     from findesk.conformance.checks import Config
@@ -1071,6 +1100,7 @@ def conformance(
         run_interactive,
     )
     from findesk.conformance.runner import LEVELS, VARIANTS, Result, run, served_variants
+    from findesk.conformance.trigger import command_prompt
 
     if variant not in ("rest", "posts-only", "both", "auto"):
         _usage("--variant must be rest, posts-only, both or auto.")
@@ -1143,8 +1173,16 @@ def conformance(
     try:
         report = run(config, on_result=None if as_json else show, strict=strict, variants=variants)
         if listener is not None and webhook_key:
-            options = InteractiveOptions(webhook_key, integration_id, wait)
-            for result in run_interactive(config, listener, options, ask):
+            options = InteractiveOptions(
+                webhook_key,
+                integration_id,
+                wait,
+                echo_window=echo_window,
+                hold=webhook_hold,
+                slow=webhook_slow,
+            )
+            prompt = command_prompt(trigger_command, trigger_timeout) if trigger_command else ask
+            for result in run_interactive(config, listener, options, prompt):
                 report.results.append(result)
                 if not as_json:
                     show(result, tagged=False)

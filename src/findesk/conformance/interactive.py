@@ -9,7 +9,9 @@ sees the reply. Each check gives a :class:`~findesk.conformance.runner.Result` l
 from __future__ import annotations
 
 import hmac
+import itertools
 import json
+import select
 import socket
 import threading
 import time
@@ -47,8 +49,32 @@ TYPING = "agent_typing"
 
 
 @dataclass(frozen=True)
+class Answer:
+    """How the listener answers one call: ``status`` after ``delay`` seconds. With ``hold``,
+    the listener holds the request for ``delay`` seconds to make the helpdesk time out (and
+    answers ``status`` only if it waited that long)."""
+
+    status: int = 202
+    delay: float = 0.0
+    hold: bool = False
+    retry_after: int | None = None
+
+    @property
+    def label(self) -> str:
+        if self.hold:
+            return f"held {self.delay:g} s"
+        text = f"{self.status}"
+        if self.retry_after is not None:
+            text += f" with Retry-After: {self.retry_after}"
+        return f"{text} after {self.delay:g} s" if self.delay else text
+
+
+ACCEPTED = Answer()
+
+
+@dataclass
 class WebhookCall:
-    """One request that reached the listener, as it came."""
+    """One request that reached the listener, as it came, and how the listener answered."""
 
     seq: int
     at: float  # time.monotonic() when it was read
@@ -56,6 +82,14 @@ class WebhookCall:
     target: str  # path and query
     headers: tuple[tuple[str, str], ...]
     body: bytes
+    answer: Answer = ACCEPTED
+    planned: bool = False  # answered from a plan (see WebhookListener.plan)
+    ended_at: float | None = None  # when the answer was sent or the helpdesk gave up
+    gave_up: bool = False  # the helpdesk closed the connection before the answer
+
+    @property
+    def status(self) -> int:
+        return self.answer.status
 
     @property
     def path(self) -> str:
@@ -84,9 +118,21 @@ class WebhookCall:
             return str(payload["conversation_id"]) == conversation_id
         return conversation_id in self.target or conversation_id.encode() in self.body
 
+    @property
+    def outcome(self) -> str:
+        """What the helpdesk got, in words."""
+        if self.gave_up:
+            return f"{self.answer.label}: the helpdesk gave up after {self.seconds:.1f} s"
+        return self.answer.label
+
+    @property
+    def seconds(self) -> float:
+        return (self.ended_at or self.at) - self.at
+
     def exchange(self, base_url: str) -> Exchange:
         body = snippet(self.body) if self.body else None
-        return Exchange(self.method, f"{base_url}{self.target}", body, 202, "")
+        answered = "(the helpdesk gave up waiting)" if self.gave_up else self.answer.label
+        return Exchange(self.method, f"{base_url}{self.target}", body, self.status, answered)
 
 
 class _Server(ThreadingHTTPServer):
@@ -104,11 +150,25 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         body = self._read_body()
-        self.server.listener._record(self.command, self.path, list(self.headers.items()), body)
         ours = self.command == "POST" and self.path.startswith(HOOK_PREFIX)
-        self.send_response(202 if ours else 404)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
+        listener = self.server.listener
+        call = listener._record(self.command, self.path, list(self.headers.items()), body, ours)
+        answer = call.answer if ours else Answer(404)
+        if answer.delay > 0 and listener._wait_or_gone(self.connection, answer.delay):
+            listener._ended(call, gave_up=True)
+            self.close_connection = True
+            return
+        try:
+            self.send_response(answer.status)
+            if answer.retry_after is not None:
+                self.send_header("Retry-After", str(answer.retry_after))
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        except OSError:  # the helpdesk went away meanwhile
+            listener._ended(call, gave_up=True)
+            self.close_connection = True
+            return
+        listener._ended(call, gave_up=False)
 
     do_POST = do_GET = do_PUT = do_PATCH = do_DELETE = _handle
 
@@ -132,7 +192,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 class WebhookListener:
     """Where the helpdesk is told Fin's webhook is: records every request, answers 202 at once
-    to a POST under the webhook path (as Intercom does) and 404 to anything else."""
+    to a POST under the webhook path (as Intercom does) and 404 to anything else, unless a plan
+    for the conversation says otherwise (:meth:`plan`)."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 8099) -> None:
         self.host = host
@@ -141,6 +202,14 @@ class WebhookListener:
         self._cond = threading.Condition()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        self._plans: dict[str, list[Answer]] = {}
+        self._stopping = threading.Event()
+
+    def plan(self, conversation_id: str, answers: list[Answer]) -> None:
+        """Answer the next sync calls for this conversation (POSTs under the webhook path that
+        are not typing) in this order, one answer each; 202 at once again after the last."""
+        with self._cond:
+            self._plans[conversation_id] = list(answers)
 
     def start(self) -> WebhookListener:
         """Bind (an ``OSError`` when the address is taken) and serve in a thread."""
@@ -154,6 +223,7 @@ class WebhookListener:
         return self
 
     def stop(self) -> None:
+        self._stopping.set()  # ends the requests it holds
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -179,14 +249,60 @@ class WebhookListener:
         return f"{self.base_url}{HOOK_PREFIX}{integration_id}"
 
     def _record(
-        self, method: str, target: str, headers: list[tuple[str, str]], body: bytes
-    ) -> None:
+        self,
+        method: str,
+        target: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        ours: bool = True,
+    ) -> WebhookCall:
         with self._cond:
             call = WebhookCall(
                 len(self._calls), time.monotonic(), method, target, tuple(headers), body
             )
+            if ours and not call.is_typing:
+                for conversation_id, answers in self._plans.items():
+                    if answers and call.mentions(conversation_id):
+                        call.answer, call.planned = answers.pop(0), True
+                        break
+            if not ours:
+                call.answer = Answer(404)
             self._calls.append(call)
             self._cond.notify_all()
+            return call
+
+    def _ended(self, call: WebhookCall, gave_up: bool) -> None:
+        with self._cond:
+            call.ended_at, call.gave_up = time.monotonic(), gave_up
+            self._cond.notify_all()
+
+    def _wait_or_gone(self, connection: socket.socket, seconds: float) -> bool:
+        """Wait ``seconds`` (less when the listener stops); whether the helpdesk closed the
+        connection meanwhile (it gave up waiting for the answer)."""
+        deadline = time.monotonic() + seconds
+        while (remaining := deadline - time.monotonic()) > 0 and not self._stopping.is_set():
+            readable, _, _ = select.select([connection], [], [], min(remaining, 0.1))
+            if not readable:
+                continue
+            try:
+                if connection.recv(1, socket.MSG_PEEK) == b"":
+                    return True
+            except OSError:
+                return True
+            self._stopping.wait(remaining)  # it sent more: just wait the time out
+        return False
+
+    def wait_until(self, predicate: Callable[[list[WebhookCall]], bool], deadline: float) -> bool:
+        """Wait until ``predicate(calls)`` holds or ``deadline`` (monotonic) passes; whether
+        it holds."""
+        with self._cond:
+            while True:
+                if predicate(list(self._calls)):
+                    return True
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
 
     @property
     def calls(self) -> list[WebhookCall]:
@@ -213,18 +329,35 @@ class WebhookListener:
 # --- the operator's part -------------------------------------------------------------------------
 
 
+ACTIONS = ("reply", "replies", "take_over")
+REPLIES = 3  # how many quick replies the coalescing step asks for
+
+
 @dataclass(frozen=True)
 class Instruction:
-    """What the operator is asked to do."""
+    """What the operator (or the trigger command) is asked to do: ``action`` is ``reply``
+    (one public reply), ``replies`` (several quick public replies) or ``take_over``."""
 
     conversation_id: str
     user_name: str
     first_message: str
     wait_seconds: float
     webhook_url: str
+    action: str = "reply"
 
     @property
     def text(self) -> str:
+        what = {
+            "reply": (
+                "    and reply to it in your helpdesk as a human agent (a public reply, not",
+                "    a private note). Typing for a moment first lets the suite check typing too.",
+            ),
+            "replies": (
+                f"    and reply to it {REPLIES} times in quick succession (public replies, as",
+                "    fast as you can): the suite counts the webhook calls they cause.",
+            ),
+            "take_over": ("    and take it over: assign it to yourself as a human agent.",),
+        }[self.action]
         return "\n".join(
             (
                 "",
@@ -232,8 +365,7 @@ class Instruction:
                 f"      conversation id: {self.conversation_id}",
                 f"      end user:        {self.user_name}",
                 f"      first message:   {self.first_message}",
-                "    and reply to it in your helpdesk as a human agent (a public reply, not",
-                "    a private note). Typing for a moment first lets the suite check typing too.",
+                *what,
                 f"    Waiting up to {self.wait_seconds:g} s for the helpdesk's webhook call to",
                 f"    {self.webhook_url}",
                 "",
@@ -249,8 +381,26 @@ class InteractiveOptions:
     webhook_key: str
     integration_id: str = "conformance"
     wait: float = 300.0
-    # How long to watch for an echo of the suite's own changes before asking the operator.
+    # The grace window: a sync call this soon after the suite's own change, with no change of
+    # the helpdesk's own, is an echo; also how long the calls must pause to count as settled.
     echo_window: float = 2.0
+    # How the listener answers the helpdesk's first calls after the reply (``faults``): 500,
+    # 429 with Retry-After, a hold past the helpdesk's timeout, a slow 202, then 202.
+    faults: bool = True
+    retry_after: int = 2
+    hold: float = 30.0
+    slow: float = 3.0
+
+    def fault_plan(self) -> list[Answer]:
+        if not self.faults:
+            return []
+        return [
+            Answer(500),
+            Answer(429, retry_after=self.retry_after),
+            Answer(202, delay=self.hold, hold=True),
+            Answer(202, delay=self.slow),
+            Answer(202),
+        ]
 
 
 @dataclass
@@ -269,6 +419,7 @@ class _State:
     early_snapshot: str = ""  # the helpdesk's own changes seen at the prompt
     notified: WebhookCall | None = None
     reply: dict[str, Any] | None = None
+    attempts: list[WebhookCall] | None = None  # the reply's delivery, up to the accepted call
 
     @property
     def cid(self) -> str:
@@ -403,11 +554,19 @@ def interactive_checks(
         cid = state.cid
         # Anything before the prompt comes from the suite's own changes (or the helpdesk's
         # automation): watch for it for a moment, and note what the helpdesk changed itself.
-        if listener.wait_for(is_sync, time.monotonic() + options.echo_window) is not None:
+        early = listener.wait_for(is_sync, time.monotonic() + options.echo_window)
+        if early is not None:
+            # Let the echoes end (they pause for the grace window), boundedly, before asking.
+            until = time.monotonic() + max(10 * options.echo_window, 10.0)
+            while early is not None:
+                last = early.seq
+                pause = min(until, time.monotonic() + options.echo_window)
+                early = listener.wait_for(is_sync, pause, after=last)
             state.early_snapshot = _own_changes(ctx, cid, state)
         state.asked_at = time.monotonic()
         state.early = [c for c in listener.calls if is_sync(c) and c.at < state.asked_at]
         state.deadline = state.asked_at + options.wait
+        listener.plan(cid, options.fault_plan())
         prompt(Instruction(cid, state.user_name, state.first_message, options.wait, hook_url))
         after = max((c.seq for c in state.early), default=-1)
         call = listener.wait_for(is_sync, state.deadline, after=after)
@@ -476,6 +635,141 @@ def interactive_checks(
             f"the assignee {assignee['id']!r} is not among the agents Get agents lists",
             reply,
         )
+
+    def attempts() -> list[WebhookCall]:
+        """The helpdesk's attempts at delivering the reply's notification (from the first call
+        after the prompt), up to the first one the listener accepted; waits for that one until
+        the deadline."""
+        if state.notified is None:
+            raise Skipped("skipped because webhook.notified failed")
+        if state.attempts is None:
+            first = state.notified.seq
+
+            def delivery(calls: list[WebhookCall]) -> list[WebhookCall]:
+                made = [c for c in calls if c.seq >= first and is_sync(c)]
+                end = next((i for i, c in enumerate(made) if _accepted(c)), None)
+                return made if end is None else made[: end + 1]
+
+            listener.wait_until(lambda calls: _accepted_last(delivery(calls)), state.deadline)
+            state.attempts = delivery(listener.calls)
+        return state.attempts
+
+    def answered(wanted: Callable[[WebhookCall], bool], what: str) -> tuple[WebhookCall, int]:
+        """The attempt the listener answered as ``what``, and its index among the attempts."""
+        made = attempts()
+        for index, call in enumerate(made):
+            if call.planned and wanted(call):
+                return call, index
+        if not options.faults:
+            raise Skipped("the listener was told to accept every call (no faults)")
+        raise Skipped(
+            f"skipped because no attempt was answered {what}: the helpdesk stopped after "
+            f"{len(made)} attempt(s) ({_outcomes(made)})"
+        )
+
+    def retry_of(made: list[WebhookCall], index: int) -> WebhookCall | None:
+        return made[index + 1] if index + 1 < len(made) else None
+
+    @check(
+        "webhook.retry_5xx",
+        "a webhook call answered 500 is retried (delivery is at-least-once)",
+    )
+    def retry_5xx(ctx: Context) -> None:
+        call, index = answered(lambda c: c.status >= 500 and not c.gave_up, "500")
+        if retry_of(attempts(), index) is None:
+            raise Failed(
+                f"the call answered {call.status} was not retried within {options.wait:g} s of "
+                "asking for a reply: a lost notification leaves the end user waiting",
+                call.exchange(listener.base_url),
+            )
+
+    @check(
+        "webhook.retry_timeout",
+        "a webhook call that timed out is retried (delivery is at-least-once)",
+    )
+    def retry_timeout(ctx: Context) -> None:
+        call, index = answered(lambda c: c.answer.hold, "by holding it")
+        if not call.gave_up:
+            raise Skipped(
+                f"the helpdesk waited the whole {call.seconds:.1f} s the listener held its call "
+                "(then it was answered 202): hold longer than the helpdesk's timeout "
+                "(--webhook-hold) to check this"
+            )
+        if retry_of(attempts(), index) is None:
+            raise Failed(
+                f"the helpdesk gave up on its call after {call.seconds:.1f} s (a timeout) and "
+                f"did not retry it within {options.wait:g} s of asking for a reply",
+                call.exchange(listener.base_url),
+            )
+
+    @check(
+        "webhook.retry_after",
+        "after a 429 with Retry-After, the next attempt comes no sooner than it says",
+        level="recommended",
+    )
+    def retry_after(ctx: Context) -> None:
+        call, index = answered(lambda c: c.status == 429, "429")
+        wanted = float(call.answer.retry_after or 0)
+        again = retry_of(attempts(), index)
+        if again is None:
+            raise Failed(
+                f"the call answered 429 (Retry-After: {wanted:g}) was not retried",
+                call.exchange(listener.base_url),
+            )
+        waited = again.at - (call.ended_at or call.at)
+        if waited < wanted - RETRY_AFTER_SLACK:
+            raise Failed(
+                f"the next attempt came {waited:.2f} s after a 429 with Retry-After: "
+                f"{wanted:g}: too soon",
+                again.exchange(listener.base_url),
+            )
+
+    @check(
+        "webhook.backoff",
+        "the pause between attempts grows (back-off) rather than hammering",
+        level="recommended",
+    )
+    def backoff(ctx: Context) -> None:
+        made = attempts()
+        gaps = delivery_gaps(made)
+        if len(gaps) < 2:
+            raise Skipped(
+                "skipped because there is no pause after a timeout to compare with the one "
+                f"after the 500 (see webhook.retry_timeout; the attempts: {_outcomes(made)})"
+            )
+        if gaps[-1] <= gaps[0]:
+            shown = ", ".join(f"{gap:.2f} s" for gap in gaps)
+            raise Failed(
+                f"the pauses before the retries of a 500 and then of a timeout were {shown}: "
+                "they should grow (exponential back-off), so that a struggling Fin is not "
+                "hammered",
+                made[-1].exchange(listener.base_url),
+            )
+
+    @check(
+        "webhook.delivery_id",
+        "retries of one notification carry the same delivery id (when the helpdesk sends one)",
+        level="recommended",
+    )
+    def delivery_id(ctx: Context) -> None:
+        made = attempts()
+        if len(made) < 2:
+            raise Skipped("skipped because the helpdesk made a single attempt")
+        names = [n for n in DELIVERY_HEADERS if made[0].header(n)]
+        if not names:
+            raise Skipped(
+                "the helpdesk sends no delivery id (optional; findesk sends X-Findesk-Delivery; "
+                f"looked for {', '.join(DELIVERY_HEADERS)})"
+            )
+        for name in names:
+            first = made[0].header(name)
+            for call in made[1:]:
+                expect_call(
+                    call.header(name) == first,
+                    f"{name} changed between attempts of one notification: "
+                    f"{first} then {call.header(name)}",
+                    call,
+                )
 
     @check("webhook.post_json", "every call is a POST with Content-Type: application/json")
     def post_json(ctx: Context) -> None:
@@ -555,14 +849,191 @@ def interactive_checks(
                 f"warning: {seen}, but the helpdesk had changed the conversation itself "
                 f"({state.early_snapshot}), which Fin should hear about: not counted as an echo"
             )
-        raise Skipped(
-            f"warning: {seen}, and the conversation showed no change of the helpdesk's own: "
-            "the helpdesk seems to echo Fin's own changes back to Fin. Harmless (Fin debounces) "
-            "but each costs Fin a sync run; findesk does not echo (spec 6, a decision, not a "
-            "documented requirement, and a late echo cannot be told from a real notification)"
+        raise Failed(
+            f"{seen}, within the {options.echo_window:g} s grace window, and the conversation "
+            "showed no change of the helpdesk's own: the helpdesk echoes Fin's own changes back "
+            "to Fin (each costs Fin a sync run; findesk does not echo: spec 6, a decision)",
+            state.early[0].exchange(listener.base_url),
+        )
+
+    @check(
+        "webhook.coalesced",
+        f"{REPLIES} quick replies cause fewer webhook calls than replies (coalescing)",
+        level="recommended",
+    )
+    def coalesced(ctx: Context) -> None:
+        cid = state.cid
+        if state.notified is None:
+            raise Skipped("skipped because webhook.notified failed")
+        if not _accepted_last(attempts()):  # the reply's delivery is over, or never was
+            raise Skipped(
+                "skipped because the reply's notification was never accepted (see "
+                "webhook.retry_5xx and webhook.retry_timeout)"
+            )
+        seen = {str(m["id"]) for m in _messages(ctx, cid)}
+        after = max((c.seq for c in listener.calls), default=-1)
+        deadline = time.monotonic() + options.wait
+        # The first call is answered slowly, so that the other changes come while it is open.
+        listener.plan(cid, [Answer(202, delay=options.slow)] if options.faults else [])
+        prompt(
+            Instruction(
+                cid, state.user_name, state.first_message, options.wait, hook_url, "replies"
+            )
+        )
+        replies: list[dict[str, Any]] = []
+        last = after
+        # Pull on each call, as Fin does, until the replies show or the calls pause.
+        pause = max(2 * options.echo_window, options.slow + options.echo_window)
+        while len(replies) < REPLIES:
+            until = deadline if last == after else min(deadline, time.monotonic() + pause)
+            call = listener.wait_for(is_sync, until, after=last)
+            if call is None:
+                break
+            last = call.seq
+            replies = [
+                m
+                for m in _messages(ctx, cid)
+                if str(m["id"]) not in seen
+                and m.get("visibility", "public") == "public"
+                and m["author"].get("user_type") == "agent"
+            ]
+        settle(after, deadline)
+        calls = [c for c in listener.calls if c.seq > after and is_sync(c)]
+        if not calls:
+            raise Failed(f"no webhook call came for {REPLIES} replies within {options.wait:g} s")
+        if len(replies) < 2:
+            raise Skipped(
+                f"only {len(replies)} new public reply(ies) showed: coalescing needs several "
+                "quick changes"
+            )
+        if len(calls) >= len(replies):
+            raise Failed(
+                f"{len(replies)} quick replies caused {len(calls)} webhook calls "
+                f"({_outcomes(calls)}): a helpdesk that coalesces sends fewer (one call may "
+                "cover every change made while the previous call was open or backing off)",
+                calls[-1].exchange(listener.base_url),
+            )
+
+    def settle(after: int, deadline: float) -> None:
+        """Wait until no call is open and none came for the grace window (or the deadline)."""
+        while time.monotonic() < deadline:
+            listener.wait_until(
+                lambda calls: all(c.ended_at is not None for c in calls if c.seq > after),
+                deadline,
+            )
+            last = max((c.seq for c in listener.calls), default=-1)
+            quiet = min(deadline, time.monotonic() + options.echo_window)
+            if listener.wait_for(is_sync, quiet, after=last) is None:
+                return
+
+    @check(
+        "ownership.race",
+        "Fin's stale update naming the Fin agent does not take the conversation back from the "
+        "human who took it over; the update's other fields apply (the contract is silent: "
+        "findesk's choice)",
+        level="recommended",
+    )
+    def ownership_race(ctx: Context) -> None:
+        cid = state.cid
+        fin = ctx.fin_agent_id
+        owner = _human_owner(ctx, cid, fin)
+        if owner is None:
+            prompt(
+                Instruction(
+                    cid, state.user_name, state.first_message, options.wait, hook_url, "take_over"
+                )
+            )
+            deadline = time.monotonic() + options.wait
+            owner = _human_owner(ctx, cid, fin)
+            while owner is None and time.monotonic() < deadline:  # look again each second
+                last = max((c.seq for c in listener.calls), default=-1)
+                listener.wait_for(is_sync, min(deadline, time.monotonic() + 1.0), after=last)
+                owner = _human_owner(ctx, cid, fin)
+        if owner is None:
+            raise Skipped(
+                "the conversation shows no human owner after the reply or a take-over "
+                "(its assignee is null or the Fin agent), so there is no race to check"
+            )
+        title = f"Conformance race {uuid.uuid4().hex[:6]}"
+        stale = ctx.api.update_conversation(cid, assignee_id=fin, title=title)
+        expect_status(stale, 200, what="Update conversation naming the Fin agent")
+        assignee = stale.data.get("assignee") if isinstance(stale.data, dict) else None
+        expect(
+            isinstance(assignee, dict) and str(assignee.get("id")) == owner,
+            f"the answer shows the conversation assigned to {_who(assignee, fin)}, not to the "
+            f"human {owner!r} who took it over: a stale sync run took it back from them "
+            "(the contract is silent; findesk keeps the human)",
+            stale,
+        )
+        reread = ctx.api.get_conversation(cid)
+        expect_status(reread, 200, what="Get conversation")
+        data = reread.data if isinstance(reread.data, dict) else {}
+        assignee = data.get("assignee")
+        expect(
+            isinstance(assignee, dict) and str(assignee.get("id")) == owner,
+            f"a re-read shows the conversation assigned to {_who(assignee, fin)}, not to the "
+            f"human {owner!r} who took it over (the contract is silent; findesk keeps the "
+            "human)",
+            reread,
+        )
+        expect(
+            data.get("title") == title,
+            f"the update's other fields did not apply: the title is {data.get('title')!r}, "
+            f"expected {title!r}",
+            reread,
         )
 
     return checks
+
+
+DELIVERY_HEADERS = (
+    "X-Findesk-Delivery",
+    "Webhook-Id",
+    "Idempotency-Key",
+    "X-Delivery-Id",
+    "X-Webhook-Id",
+)
+RETRY_AFTER_SLACK = 0.1  # seconds: clocks and scheduling
+
+
+def _accepted(call: WebhookCall) -> bool:
+    return call.ended_at is not None and not call.gave_up and 200 <= call.status < 300
+
+
+def _accepted_last(made: list[WebhookCall]) -> bool:
+    return bool(made) and _accepted(made[-1])
+
+
+def _outcomes(calls: list[WebhookCall]) -> str:
+    return "; ".join(call.outcome for call in calls) or "none"
+
+
+def delivery_gaps(made: list[WebhookCall]) -> list[float]:
+    """The pauses (seconds) before each retry of a failed attempt that was not answered with a
+    Retry-After (those follow it instead), from the end of the attempt to the next one."""
+    gaps = []
+    for call, again in itertools.pairwise(made):
+        if call.answer.retry_after is None and not _accepted(call):
+            gaps.append(again.at - (call.ended_at or call.at))
+    return gaps
+
+
+def _human_owner(ctx: Context, cid: str, fin: str) -> str | None:
+    """The id of the conversation's assignee when it is someone other than Fin."""
+    seen = ctx.api.get_conversation(cid)
+    assignee = seen.data.get("assignee") if isinstance(seen.data, dict) else None
+    if isinstance(assignee, dict) and assignee.get("id") is not None:
+        if str(assignee["id"]) != fin:
+            return str(assignee["id"])
+    return None
+
+
+def _who(assignee: Any, fin: str) -> str:
+    if not isinstance(assignee, dict):
+        return "nobody"
+    if str(assignee.get("id")) == fin:
+        return f"the Fin agent {fin!r}"
+    return repr(assignee.get("id"))
 
 
 def typing_problems(payload: Any, conversation_id: str, agents: set[str]) -> list[str]:
