@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, cast
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, cast
 
 import typer
 from rich.console import Console
@@ -1066,12 +1066,25 @@ def conformance(
             "--strict", help="Fail the run on recommended checks (findesk's choices) too."
         ),
     ] = False,
+    junit: Annotated[
+        Path | None, typer.Option("--junit", help="Also write a JUnit XML report to this file.")
+    ] = None,
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Also write a self-contained HTML report.")
+    ] = None,
+    record: Annotated[
+        Path | None,
+        typer.Option("--record", help="Write every request and response (redacted) as JSON lines."),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Check any helpdesk against the Fin Custom Helpdesk contract (creates test data in it).
 
     Required checks are what the contract says (a failure fails the run); recommended ones are
     findesk's stronger choices (reported apart; they fail the run only with --strict).
+
+    Exit codes: 0 passed, 1 a check failed, 2 usage error, 3 the helpdesk could not be reached,
+    4 it refused the client credentials.
 
     With --interactive, also checks the helpdesk's webhook: the suite starts a conversation,
     hands it over and asks you to reply to it in your helpdesk as a human agent (or runs
@@ -1090,20 +1103,20 @@ def conformance(
     from findesk.conformance.trigger import command_prompt
 
     if variant not in ("rest", "posts-only", "both", "auto"):
-        _fail("--variant must be rest, posts-only, both or auto.")
+        _usage("--variant must be rest, posts-only, both or auto.")
     if token_format not in ("json", "form"):
-        _fail("--token-format must be json or form.")
+        _usage("--token-format must be json or form.")
     if token_auth not in ("body", "basic"):
-        _fail("--token-auth must be body or basic.")
+        _usage("--token-auth must be body or basic.")
     if signature_scheme not in ("body", "bound"):
-        _fail("--signature-scheme must be body or bound.")
+        _usage("--signature-scheme must be body or bound.")
     listener: WebhookListener | None = None
     if interactive:
         if not webhook_key:
-            _fail("--interactive needs --webhook-key (the key the helpdesk sends).")
+            _usage("--interactive needs --webhook-key (the key the helpdesk sends).")
         host, _, port = listen.rpartition(":")
         if not host or not port.isdigit():
-            _fail("--listen must be HOST:PORT, e.g. 127.0.0.1:8099.")
+            _usage("--listen must be HOST:PORT, e.g. 127.0.0.1:8099.")
         listener = WebhookListener(host.strip("[]"), int(port))
         try:
             listener.start()
@@ -1126,6 +1139,8 @@ def conformance(
         signing_secret=signing_secret or None,
         signature_scheme="bound" if signature_scheme == "bound" else "body",
     )
+    reports = _ConformanceReports(config, strict, junit, html, record)
+    reports.preflight(listener)
     variants = list(VARIANTS) if variant == "both" else [config.variant]
     if variant == "auto":
         variants = served_variants(config)
@@ -1154,6 +1169,7 @@ def conformance(
     def ask(instruction: Instruction) -> None:
         typer.echo(instruction.text, err=as_json)
 
+    reports.start_recording(config)
     try:
         report = run(config, on_result=None if as_json else show, strict=strict, variants=variants)
         if listener is not None and webhook_key:
@@ -1173,6 +1189,8 @@ def conformance(
     finally:
         if listener is not None:
             listener.stop()
+        reports.stop_recording()
+    reports.write(report, err=as_json)
     if as_json:
         _emit(report.to_dict())
     else:
@@ -1190,6 +1208,125 @@ def conformance(
         for line in report.summaries():
             typer.echo(line)
     if not report.ok:
+        raise typer.Exit(1)
+
+
+def _usage(message: str) -> NoReturn:
+    """A usage error: the message on stderr, exit code 2 (as for an unknown option)."""
+    err.print(f"[red]Error:[/red] {message}")
+    raise typer.Exit(2)
+
+
+class _ConformanceReports:
+    """What ``conformance`` does besides the run: the preflight, --record, --junit and --html."""
+
+    def __init__(
+        self, config: Any, strict: bool, junit: Path | None, html: Path | None, record: Any
+    ) -> None:
+        from contextlib import ExitStack
+
+        self.config, self.strict, self.junit, self.html = config, strict, junit, html
+        self.record: Path | None = record
+        self._stack = ExitStack()
+
+    def preflight(self, listener: Any) -> None:
+        """Exit 3 (unreachable) or 4 (credentials refused), with the reports, before the run."""
+        from findesk.conformance.reports import preflight
+        from findesk.conformance.runner import Report
+
+        found = preflight(self.config)
+        if found is not None:
+            if listener is not None:
+                listener.stop()
+            code, result = found
+            report = Report(self.config.variant, self.config.base_url, [result], self.strict)
+            self.write(report, err=True)
+            err.print(f"[red]Error:[/red] {result.reason}")
+            raise typer.Exit(code)
+
+    def start_recording(self, config: Any) -> None:
+        """With --record, every exchange from now on goes to the file."""
+        if self.record is not None:
+            from findesk.conformance.record import recording
+
+            try:
+                self._stack.enter_context(recording(self.record, config))
+            except OSError as exc:
+                _usage(f"Cannot write {self.record}: {exc}")
+
+    def stop_recording(self) -> None:
+        self._stack.close()
+
+    def write(self, report: Any, err: bool) -> None:
+        from findesk.conformance.reports import write_reports
+
+        for path in write_reports(report, self.junit, self.html):
+            typer.echo(f"Wrote {path}", err=err)
+        if self.record is not None and self.record.exists():
+            typer.echo(f"Recorded the session in {self.record}", err=err)
+
+
+@app.command()
+def replay(
+    file: Annotated[Path, typer.Argument(help="A session written by conformance --record.")],
+    against: Annotated[
+        str, typer.Option(help="Base URL of the Fin API to replay against, e.g. https://h/api/fin.")
+    ],
+    token_url: Annotated[str, typer.Option(help="That helpdesk's OAuth token endpoint.")],
+    client_id: Annotated[str, typer.Option(help="OAuth client id for that helpdesk.")],
+    client_secret: Annotated[str, typer.Option(help="OAuth client secret for that helpdesk.")],
+    signing_secret: Annotated[
+        str | None, typer.Option(help="Sign the calls that were signed, with this secret.")
+    ] = None,
+    signature_scheme: Annotated[
+        str, typer.Option(help="The signature scheme with --signing-secret: body or bound.")
+    ] = "body",
+    as_json: JsonFlag = False,
+) -> None:
+    """Re-issue a recorded conformance session against a helpdesk and show how its answers differ.
+
+    Ids the recorded answers created are mapped to the new ones; timestamps are not compared.
+    Exit codes: 0 no difference, 1 differences, 2 usage error (e.g. not a recorded session),
+    3 the helpdesk could not be reached."""
+    from findesk.conformance.record import RecordError, Replayer, Target, load
+
+    if signature_scheme not in ("bound", "body"):
+        _usage("--signature-scheme must be bound or body.")
+    try:
+        header, exchanges = load(file)
+    except RecordError as exc:
+        _usage(str(exc))
+    target = Target(
+        base_url=against,
+        token_url=token_url,
+        client_id=client_id,
+        client_secret=client_secret,
+        signing_secret=signing_secret,
+        signature_scheme="bound" if signature_scheme == "bound" else "body",
+    )
+    with Replayer(header, target) as replayer:
+        differences = []
+        for difference in replayer.replay(exchanges):
+            differences.append(difference)
+            if not as_json:
+                typer.echo(str(difference))
+    if as_json:
+        _emit(
+            {
+                "replayed": replayer.replayed,
+                "answered": replayer.answered,
+                "differences": [vars(d) for d in differences],
+            }
+        )
+    else:
+        typer.echo(
+            f"Replayed {replayer.replayed} exchanges against {against}: "
+            f"{len(differences)} difference(s)"
+        )
+    if replayer.replayed and not replayer.answered:
+        err.print(f"[red]Error:[/red] no answer from {against}")
+        raise typer.Exit(3)
+    if differences:
         raise typer.Exit(1)
 
 

@@ -426,5 +426,5 @@ def test_the_cli_needs_a_webhook_key_for_interactive() -> None:
         ],
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
-    assert done.returncode == 1
+    assert done.returncode == 2  # a usage error
     assert "--interactive needs --webhook-key" in done.stderr

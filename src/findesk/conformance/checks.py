@@ -114,6 +114,13 @@ class Config:
     signature_scheme: SignatureScheme = "body"
 
 
+# Who else sees every exchange of a run (e.g. ``conformance --record``): each callable gets every
+# response (already read, its request attached) of the Contexts made while it is set.
+OBSERVERS: ContextVar[tuple[Callable[[httpx.Response], None], ...]] = ContextVar(
+    "observers", default=()
+)
+
+
 def unique(prefix: str) -> str:
     return f"conf-{prefix}-{uuid.uuid4().hex[:16]}"
 
@@ -128,6 +135,9 @@ class Context:
     _clients: list[httpx.Client] = field(default_factory=list, repr=False)
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    observers: tuple[Callable[[httpx.Response], None], ...] = field(
+        default_factory=OBSERVERS.get, repr=False
+    )
 
     def close(self) -> None:
         for client in self._clients:
@@ -137,6 +147,8 @@ class Context:
         response.read()
         with self._lock:
             self.last = Exchange.of(response)
+        for observe in self.observers:
+            observe(response)
 
     def http(
         self,
