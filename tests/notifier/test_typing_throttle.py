@@ -58,13 +58,10 @@ class Fin:
 
 async def settle(senders: list[TypingSender]) -> None:
     """Until every queued event has been decided (sent or throttled)."""
-    for _ in range(500):
-        queues = [s._queue for s in senders]  # the test watches their queues drain
-        if all(q is not None and q.empty() for q in queues):
-            await asyncio.sleep(0.1)  # the one taken last is asked and sent
-            if all(q is not None and q.empty() for q in queues):
-                return
-        await asyncio.sleep(0.02)
+    await asyncio.sleep(0)  # signal() queues from the loop's next turn: let it
+    queues = [s._queue for s in senders]
+    assert all(q is not None for q in queues)
+    await asyncio.wait_for(asyncio.gather(*(q.join() for q in queues if q is not None)), 30)
 
 
 def test_two_processes_send_one_typing_event_within_the_throttle(db: Database) -> None:

@@ -160,13 +160,20 @@ class TypingSender:
         ) as http:
             while True:
                 queued = await queue.get()
-                if await run_in_threadpool(self.claim, *queued.key):
-                    await self._send(http, queued.payload)
-                    continue
-                metrics.TYPING_SENT.labels("throttled").inc()
-                with self._lock:  # another process sent it: this one did not
-                    if self._last.get(queued.key) == queued.asked_at:
-                        del self._last[queued.key]
+                try:
+                    await self._decide(http, queued)
+                finally:
+                    queue.task_done()  # queue.join() waits until every event is decided
+
+    async def _decide(self, http: httpx.AsyncClient, queued: _Queued) -> None:
+        """Send the event, unless another process sent the pair's within the throttle."""
+        if await run_in_threadpool(self.claim, *queued.key):
+            await self._send(http, queued.payload)
+            return
+        metrics.TYPING_SENT.labels("throttled").inc()
+        with self._lock:  # another process sent it: this one did not
+            if self._last.get(queued.key) == queued.asked_at:
+                del self._last[queued.key]
 
     async def _send(self, http: httpx.AsyncClient, payload: dict[str, Any]) -> None:
         target = self.settings.fin_webhook_target
