@@ -27,6 +27,8 @@ SIZES = [
     {"width": 390, "height": 844},
     {"width": 768, "height": 1024},
     WIDE,
+    # A laptop's short window: the header and the composer would leave the thread no room.
+    {"width": 1280, "height": 560},
 ]
 ACTIONS = ("Take over", "Resolve", "Close")
 

@@ -58,8 +58,16 @@
   function measureSticky() {
     for (const [name, selector] of STICKY) {
       const element = document.querySelector(selector);
-      if (element) document.documentElement.style.setProperty(name, `${Math.ceil(element.getBoundingClientRect().height)}px`);
+      if (!element) continue;
+      const height = sticks(element) ? Math.ceil(element.getBoundingClientRect().height) : 0;
+      document.documentElement.style.setProperty(name, `${height}px`);
     }
+  }
+  // In a short column the composer (and in a very short one the header) scrolls with the thread.
+  function sticks(element) { return getComputedStyle(element).position === "sticky"; }
+  function composerSticks() {
+    const composer = document.querySelector("form.composer");
+    return !composer || sticks(composer);
   }
 
   // Open a conversation at its newest message, as every chat does (or at the message a link
@@ -67,7 +75,7 @@
   // the header changes) until the agent scrolls away from it.
   function showLatest() {
     const column = document.querySelector(".conversation");
-    if (column && column.scrollHeight > column.clientHeight) column.scrollTop = column.scrollHeight; // wide screens
+    if (column && column.scrollHeight > column.clientHeight && composerSticks()) column.scrollTop = column.scrollHeight; // wide screens
     else document.querySelector(".thread > li:last-child")?.scrollIntoView({ block: "end" }); // above the composer
   }
   function linkedItem() {
@@ -180,11 +188,12 @@
   }
   function nearBottom() {
     const box = scroller();
-    if (box === document.scrollingElement) { // a phone: the details follow the thread
+    const page = box === document.scrollingElement; // a phone: the details follow the thread
+    if (page || !composerSticks()) { // the newest message in view, or the composer below it
       const newest = document.querySelector(".thread > li:last-child");
       if (newest) {
         const { bottom } = newest.getBoundingClientRect();
-        return bottom > 0 && bottom - window.innerHeight < 160;
+        return bottom > 0 && bottom - (page ? window.innerHeight : box.getBoundingClientRect().bottom) < 160;
       }
     }
     return box.scrollHeight - box.scrollTop - box.clientHeight < 160;
