@@ -18,6 +18,7 @@ from uuid import uuid4
 import pytest
 import support.server
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from support.asgi import read_body, replayed
 from support.server import LiveServer
 
 from findesk.conformance.checks import Config
@@ -89,28 +90,6 @@ def test_json_report_and_form_token_requests(server: LiveServer) -> None:
 # --- (b) the suite catches breakage -------------------------------------------------------------
 
 
-async def _body(receive: Receive) -> bytes:
-    chunks = []
-    while True:
-        message = await receive()
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body"):
-            return b"".join(chunks)
-
-
-def _replay(body: bytes) -> Receive:
-    sent = False
-
-    async def receive() -> Message:
-        nonlocal sent
-        if sent:
-            return {"type": "http.disconnect"}
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    return receive
-
-
 def _edit(body: bytes, change: Callable[[dict[str, Any]], dict[str, Any]]) -> bytes:
     """The JSON object in ``body`` changed; anything else (malformed JSON) as it is."""
     try:
@@ -144,7 +123,7 @@ class Breaker:
             await self.app(scope, receive, send)
             return
         operation = scope["path"].rsplit("/", 1)[-1]
-        body = await _body(receive)
+        body = await read_body(receive)
         if self.mode == "not_idempotent" and operation in ("user", "create_user"):
             if scope["method"] == "POST":
                 body = _edit(body, lambda p: {**p, "object_id": f"{p.get('object_id')}-{uuid4()}"})
@@ -169,7 +148,7 @@ class Breaker:
             else:
                 chunks.append(message.get("body", b""))
 
-        await self.app(scope, _replay(body), capture)
+        await self.app(scope, replayed(body), capture)
         content = b"".join(chunks)
         headers = [(k, v) for k, v in start["headers"] if k != b"content-length"]
         if self.mode == "minimal" and start["status"] == 404 and _about_a_user(scope):

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import support.server
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from support.asgi import read_body, replayed
 from support.server import LiveServer
 
 from findesk.conformance.checks import TIMESTAMP, Config
@@ -47,28 +48,6 @@ BOTH = ("rest", "posts-only")
 
 
 # --- the wrapper ------------------------------------------------------------------------------
-
-
-async def _read_body(receive: Receive) -> bytes:
-    chunks = []
-    while True:
-        message = await receive()
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body"):
-            return b"".join(chunks)
-
-
-def _replay(body: bytes) -> Receive:
-    sent = False
-
-    async def receive() -> Message:
-        nonlocal sent
-        if sent:
-            return {"type": "http.disconnect"}
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    return receive
 
 
 def _header(scope: Scope, name: bytes) -> str:
@@ -123,14 +102,14 @@ class SigningBreaker:
         if scope["type"] != "http" or self.mode is None:
             await self.app(scope, receive, send)
             return
-        body = await _read_body(receive)
+        body = await read_body(receive)
         path = scope["path"]
         if self.mode == "no_basic" and path.endswith("/oauth/token"):
             if _header(scope, b"authorization").lower().startswith("basic"):
                 await _answer(send, 401, {"error": "invalid_client"})
                 return
         if "/api/fin" not in path:
-            await self.app(scope, _replay(body), send)
+            await self.app(scope, replayed(body), send)
             return
         operation = path.rsplit("/", 1)[-1]
         if self.mode == "rest_only" and "_" in operation:  # get_user, create_message…
@@ -157,10 +136,10 @@ class SigningBreaker:
             payload = json.loads(body)
             if payload.get("status") not in (None, "open", "resolved", "closed", "ended"):
                 body = json.dumps({**payload, "status": "resolved"}).encode()
-                await self.app(self._resign(scope, body), _replay(body), _discard)
+                await self.app(self._resign(scope, body), replayed(body), _discard)
                 await _answer(send, 422, {"title": "Invalid status", "status": 422})
                 return
-        await self.app(scope, _replay(body), send)
+        await self.app(scope, replayed(body), send)
 
 
 async def _discard(message: Message) -> None:

@@ -22,6 +22,7 @@ import pytest
 import support.server
 from sqlalchemy import select
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from support.asgi import read_body, replayed
 from support.server import LiveServer, database_url, free_port
 
 from findesk.conformance.checks import Config, Failed
@@ -161,13 +162,7 @@ class StaleAssigneeWins:
         if not fin_write:
             await self.app(scope, receive, send)
             return
-        chunks = []
-        while True:
-            message = await receive()
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body"):
-                break
-        body = b"".join(chunks)
+        body = await read_body(receive)
         try:
             payload = json.loads(body)
         except ValueError:
@@ -178,16 +173,7 @@ class StaleAssigneeWins:
                     f"/conversations/{payload['conversation_id']}/hand-back",
                     headers={"Authorization": f"Bearer {self.token}"},
                 )
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if replayed:
-                return await receive()
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        await self.app(scope, replay, send)
+        await self.app(scope, replayed(body, then=receive), send)
 
 
 def _conversation_id(request: bytes, response: bytes) -> str | None:
