@@ -56,8 +56,16 @@ def test_non_admins_read_but_cannot_change(admin: httpx.Client, agent: httpx.Cli
         agent.patch(f"/routing-rules/{rule['id']}", json={"enabled": False}),
         agent.delete(f"/routing-rules/{rule['id']}"),
         agent.post("/routing-rules/preview", json={"conditions": RULE["conditions"]}),
+        # What they send is not even valid: still a 403 first, telling them nothing about it.
+        agent.post("/routing-rules/preview", json={"conditions": [{"field": "nonsense"}]}),
+        agent.post("/routing-rules", json={"name": "", "conditions": [{"field": "x"}]}),
+        agent.post("/teams", json={"name": 7}),
+        agent.put(f"/agents/{me}/capacity", json={"capacity": "lots"}),
+        agent.post("/sla-policies", json={"name": ""}),
     ]
-    assert [r.status_code for r in refused] == [403] * len(refused)
+    assert [r.status_code for r in refused] == [403] * len(refused), [
+        (r.request.url.path, r.status_code) for r in refused
+    ]
     # Nothing changed, and reading is open to every agent.
     assert ok(agent.get(f"/teams/{team['id']}")) == team
     assert ok(agent.get(f"/routing-rules/{rule['id']}")) == rule

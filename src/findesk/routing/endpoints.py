@@ -10,7 +10,7 @@ from findesk.kit.http import db_of
 from findesk.routing import schemas as s
 from findesk.routing import service
 from findesk.routing.models import RoutingRule
-from findesk.teams.endpoints import ADMIN_ONLY, admin_actor, require_admin
+from findesk.teams.endpoints import ADMIN_FIRST, ADMIN_ONLY, admin_actor, require_admin
 
 router = agent_api_router(tag="Routing rules", not_found="No such routing rule.")
 
@@ -36,7 +36,13 @@ def list_rules(request: Request) -> list[s.RuleView]:
         return [rule_view(r) for r in service.list_rules(session)]
 
 
-@router.post("/routing-rules", response_model=s.RuleView, status_code=201, responses=ADMIN_ONLY)
+@router.post(
+    "/routing-rules",
+    response_model=s.RuleView,
+    status_code=201,
+    responses=ADMIN_ONLY,
+    dependencies=ADMIN_FIRST,
+)
 def create_rule(request: Request, response: Response, body: s.RuleIn) -> s.RuleView:
     by = admin_actor(request)
     with db_of(request).transaction() as session:
@@ -45,7 +51,12 @@ def create_rule(request: Request, response: Response, body: s.RuleIn) -> s.RuleV
     return view
 
 
-@router.post("/routing-rules/preview", response_model=s.PreviewOut, responses=ADMIN_ONLY)
+@router.post(
+    "/routing-rules/preview",
+    response_model=s.PreviewOut,
+    responses=ADMIN_ONLY,
+    dependencies=ADMIN_FIRST,
+)
 def preview_rule(request: Request, body: s.PreviewIn) -> s.PreviewOut:
     """Which recent conversations these conditions match now ("test this rule"): changes
     nothing."""
@@ -75,7 +86,12 @@ def get_rule(request: Request, rule_id: str) -> s.RuleView:
         return rule_view(service.get_rule(session, rule_id))
 
 
-@router.patch("/routing-rules/{rule_id}", response_model=s.RuleView, responses=ADMIN_ONLY)
+@router.patch(
+    "/routing-rules/{rule_id}",
+    response_model=s.RuleView,
+    responses=ADMIN_ONLY,
+    dependencies=ADMIN_FIRST,
+)
 def update_rule(request: Request, rule_id: str, body: s.RulePatch) -> s.RuleView:
     by = admin_actor(request)
     with db_of(request).transaction() as session:

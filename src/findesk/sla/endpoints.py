@@ -11,7 +11,7 @@ from findesk.kit.http import db_of
 from findesk.sla import schemas as s
 from findesk.sla import service
 from findesk.sla.models import SlaPolicy, SlaTimer
-from findesk.teams.endpoints import ADMIN_ONLY, require_admin
+from findesk.teams.endpoints import ADMIN_FIRST, ADMIN_ONLY, require_admin
 
 router = agent_api_router(tag="SLA policies", not_found="No such SLA policy.")
 
@@ -41,7 +41,13 @@ def list_policies(request: Request) -> list[s.PolicyView]:
         return [policy_view(p) for p in service.list_policies(session)]
 
 
-@router.post("/sla-policies", response_model=s.PolicyView, status_code=201, responses=ADMIN_ONLY)
+@router.post(
+    "/sla-policies",
+    response_model=s.PolicyView,
+    status_code=201,
+    responses=ADMIN_ONLY,
+    dependencies=ADMIN_FIRST,
+)
 def create_policy(request: Request, response: Response, body: s.PolicyIn) -> s.PolicyView:
     require_admin(request)
     with db_of(request).transaction() as session:
@@ -57,7 +63,12 @@ def get_policy(request: Request, policy_id: str) -> s.PolicyView:
         return policy_view(service.get_policy(session, policy_id))
 
 
-@router.patch("/sla-policies/{policy_id}", response_model=s.PolicyView, responses=ADMIN_ONLY)
+@router.patch(
+    "/sla-policies/{policy_id}",
+    response_model=s.PolicyView,
+    responses=ADMIN_ONLY,
+    dependencies=ADMIN_FIRST,
+)
 def update_policy(request: Request, policy_id: str, body: s.PolicyPatch) -> s.PolicyView:
     require_admin(request)
     with db_of(request).transaction() as session:

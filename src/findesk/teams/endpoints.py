@@ -3,7 +3,7 @@ the domain, shape. Reading is for every agent; changing teams and capacities, fo
 
 from __future__ import annotations
 
-from fastapi import Request, Response
+from fastapi import Depends, Request, Response
 from sqlalchemy.orm import Session
 
 from findesk.agent_api.security import agent_api_router, current_agent
@@ -31,6 +31,11 @@ def require_admin(request: Request) -> Agent:
     if me.role != "admin":
         raise Forbidden("Only administrators may do this.")
     return me
+
+
+# On a route with a body: the 403 comes before the body is validated, so an agent who is not an
+# admin learns nothing from a 422 about what an admin may send.
+ADMIN_FIRST = [Depends(require_admin)]
 
 
 def admin_actor(request: Request) -> AuditActor:
@@ -76,7 +81,13 @@ def list_teams(request: Request) -> list[s.TeamView]:
         return [team_view(session, t) for t in service.list_teams(session)]
 
 
-@router.post("/teams", response_model=s.TeamView, status_code=201, responses=ADMIN_ONLY)
+@router.post(
+    "/teams",
+    response_model=s.TeamView,
+    status_code=201,
+    responses=ADMIN_ONLY,
+    dependencies=ADMIN_FIRST,
+)
 def create_team(request: Request, response: Response, body: s.TeamIn) -> s.TeamView:
     """A team (409 if the name is taken), with its first members."""
     by = admin_actor(request)
@@ -104,7 +115,9 @@ def get_team(request: Request, team_id: str) -> s.TeamView:
         return team_view(session, service.get_team(session, team_id))
 
 
-@router.patch("/teams/{team_id}", response_model=s.TeamView, responses=ADMIN_ONLY)
+@router.patch(
+    "/teams/{team_id}", response_model=s.TeamView, responses=ADMIN_ONLY, dependencies=ADMIN_FIRST
+)
 def update_team(request: Request, team_id: str, body: s.TeamPatch) -> s.TeamView:
     """Change what is given; ``timezone``, ``business_hours`` and ``holidays`` take null (UTC,
     always open, none)."""
@@ -181,7 +194,12 @@ def set_presence(request: Request, body: s.PresenceSet) -> s.PresenceView:
         return presence_view(service.set_presence(session, me.id, body.presence))
 
 
-@router.put("/agents/{agent_id}/capacity", response_model=s.PresenceView, responses=ADMIN_ONLY)
+@router.put(
+    "/agents/{agent_id}/capacity",
+    response_model=s.PresenceView,
+    responses=ADMIN_ONLY,
+    dependencies=ADMIN_FIRST,
+)
 def set_capacity(request: Request, agent_id: str, body: s.CapacitySet) -> s.PresenceView:
     """Open conversations routing may give the agent at once (null: each team's default)."""
     by = admin_actor(request)
