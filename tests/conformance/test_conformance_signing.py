@@ -99,11 +99,16 @@ class SigningBreaker:
         return bool(stamp and signature) and matching_digest(SECRET, message, signature) is not None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or self.mode is None:
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         body = await read_body(receive)
         path = scope["path"]
+        if self.mode is None:  # findesk as it is; what it has seen, _resign never makes again
+            if "/api/fin" in path:
+                self._valid(scope, body)
+            await self.app(scope, replayed(body), send)
+            return
         if self.mode == "no_basic" and path.endswith("/oauth/token"):
             if _header(scope, b"authorization").lower().startswith("basic"):
                 await _answer(send, 401, {"error": "invalid_client"})
