@@ -54,7 +54,7 @@ INTERACTIVE = {
 FAST_NOTIFIER = {
     "notifier_poll_seconds": 0.1,
     "notifier_timeout_seconds": 1.0,
-    "notifier_backoff_base_seconds": 0.1,
+    "notifier_backoff_base_seconds": 0.5,  # the growing back-off stands out from load delays
 }
 
 

@@ -43,7 +43,8 @@ INTEGRATION = "hooks"
 FAST_NOTIFIER = {
     "notifier_poll_seconds": 0.1,
     "notifier_timeout_seconds": 1.5,
-    "notifier_backoff_base_seconds": 0.1,
+    # Big enough that the growing back-off stands out from a loaded machine's delays.
+    "notifier_backoff_base_seconds": 0.5,
 }
 WEBHOOK_CHECKS = {
     "webhook.notified",
