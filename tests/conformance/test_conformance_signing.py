@@ -76,9 +76,10 @@ class SigningBreaker:
         return signed_string(self.scheme, stamp, scope["method"], scope["path"], query, body)
 
     def _resign(self, scope: Scope, body: bytes) -> Scope:
-        """The call signed validly, with a signature findesk has not seen."""
+        """The call signed validly, with a signature findesk has not seen: in a second already
+        past, which the suite's own signer (now or later) never uses again."""
         now = int(time.time())
-        stamp = next(s for s in range(now, now - 200, -1) if self._message(scope, body, str(s))
+        stamp = next(s for s in range(now - 1, now - 200, -1) if self._message(scope, body, str(s))
                      not in self.used)  # fmt: skip
         self.used.add(self._message(scope, body, str(stamp)))
         url = f"http://helpdesk{scope['path']}?{scope['query_string'].decode()}"
@@ -104,9 +105,9 @@ class SigningBreaker:
             return
         body = await read_body(receive)
         path = scope["path"]
-        if self.mode is None:  # findesk as it is; what it has seen, _resign never makes again
-            if "/api/fin" in path:
-                self._valid(scope, body)
+        if "/api/fin" in path:  # a signature findesk has seen is one _resign never makes again
+            self._valid(scope, body)
+        if self.mode is None:
             await self.app(scope, replayed(body), send)
             return
         if self.mode == "no_basic" and path.endswith("/oauth/token"):
