@@ -112,12 +112,7 @@ class Echoer:
         self.app, self.url = app, url
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        fin_write = (
-            scope["type"] == "http"
-            and scope["path"].startswith("/api/fin")
-            and scope["method"] != "GET"
-        )
-        if not fin_write:
+        if not _fin_write(scope):
             await self.app(scope, receive, send)
             return
         sent: list[bytes] = []
@@ -155,12 +150,7 @@ class StaleAssigneeWins:
         self.token = ""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        fin_write = (
-            scope["type"] == "http"
-            and scope["path"].startswith("/api/fin")
-            and scope["method"] != "GET"
-        )
-        if not fin_write:
+        if not _fin_write(scope):
             await self.app(scope, receive, send)
             return
         body = await read_body(receive)
@@ -175,6 +165,15 @@ class StaleAssigneeWins:
                     headers={"Authorization": f"Bearer {self.token}"},
                 )
         await self.app(scope, replayed(body, then=receive), send)
+
+
+def _fin_write(scope: Scope) -> bool:
+    """Whether the request is one of Fin's writes to the Fin API."""
+    return (
+        scope["type"] == "http"
+        and scope["path"].startswith("/api/fin")
+        and scope["method"] != "GET"
+    )
 
 
 def _conversation_id(request: bytes, response: bytes) -> str | None:
