@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 import support.server
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -23,6 +24,7 @@ from support.server import LiveServer
 
 from findesk.conformance.checks import TIMESTAMP, Config
 from findesk.conformance.runner import Report, run
+from findesk.conformance.signer import SuiteSigner
 from findesk.fin_api.signing import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
@@ -363,6 +365,22 @@ def test_token_formats_basic_refused_fails_at_the_configured_level(
     assert "token.form_basic [rest]" in required and "token.json_basic [rest]" not in required
     assert "expected 200, got 401" in required["token.form_basic [rest]"].reason
     assert basic.result("token.form_body").level == "recommended"
+
+
+def test_two_runs_in_one_second_never_send_the_same_signature(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One run's last call and the next run's first may carry the same body in the same second
+    (the body scheme signs no path): the next run's signer must not repeat the signature, which
+    a helpdesk refusing replays refuses (findesk answered 401 where the check expected 422)."""
+    monkeypatch.setattr(time, "time", lambda: 1_800_000_000.25)
+    signatures = {
+        SuiteSigner(SECRET, "body")
+        .sign(httpx.Request("POST", "http://helpdesk/api/fin/user", json={"name": "No Id"}))
+        .headers[SIGNATURE_HEADER]
+        for _ in range(3)
+    }
+    assert len(signatures) == 3
 
 
 # --- the command line ---------------------------------------------------------------------------

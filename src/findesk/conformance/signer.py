@@ -6,7 +6,10 @@ the same as an earlier one. The suite repeats calls on purpose (a repeated creat
 creates at once); signed in the same second they would carry the very same signature, which a
 helpdesk that refuses replays rightly refuses. Fin's own retries come a minute apart. So a repeat
 is signed one second later than the last identical call (never more than a few seconds ahead,
-well inside the five minutes a timestamp may be off).
+well inside the five minutes a timestamp may be off). What was signed is remembered by every
+signer of the process with the same secret, scheme and clock, not by one: two runs one after the
+other (or at once) send the same bodies, and one run's last call may share its second with the
+next run's first.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Generator
+from typing import ClassVar
 
 import httpx
 
@@ -40,21 +44,25 @@ class SuiteSigner(FinRequestSigner):
         super().__init__(secret, scheme)
         self.offset = offset
         self.fixed = fixed
-        self._last: dict[bytes, int] = {}
-        self._lock = threading.Lock()
+
+    _last: ClassVar[dict[tuple[str, str, int, bytes], int]] = {}
+    _lock: ClassVar[threading.Lock] = threading.Lock()
 
     def timestamp_for(self, request: httpx.Request) -> int:
         """Now (plus the offset), or one second after the last identical call's timestamp."""
         url = request.url
-        key = signed_string(
+        message = signed_string(
             self.scheme, "", request.method, url.path, url.query.decode("ascii"), request.content
         )
+        key = (self.secret, self.scheme, self.offset, message)
         now = int(time.time()) + self.offset
-        with self._lock:
-            stamp = max(now, self._last.get(key, now - 1) + 1)
-            self._last[key] = stamp
-            if len(self._last) > 10_000:  # a long run: forget the old ones
-                self._last = {k: v for k, v in self._last.items() if v >= now - 5}
+        last = SuiteSigner._last
+        with SuiteSigner._lock:
+            stamp = max(now, last.get(key, now - 1) + 1)
+            last[key] = stamp
+            if len(last) > 10_000:  # a long run: forget the old ones
+                for old in [k for k, v in last.items() if v < now - 5]:
+                    del last[old]
         return stamp
 
     def sign(self, request: httpx.Request, timestamp: int | None = None) -> httpx.Request:
