@@ -4,6 +4,7 @@ Intercom double over real HTTP."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -110,6 +111,7 @@ class EventStream:
             ) as response,
         ):
             assert response.status_code == 200
+            self._response = response
             current: dict[str, Any] = {}
             for line in response.iter_lines():
                 if line.startswith("retry:"):
@@ -145,6 +147,10 @@ class EventStream:
 
     def close(self) -> None:
         self._stop = True
+        response = getattr(self, "_response", None)
+        if response is not None:
+            with contextlib.suppress(Exception):  # closed under the reading thread: it ends
+                response.close()
 
 
 @dataclass(frozen=True)
