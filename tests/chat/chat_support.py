@@ -100,6 +100,13 @@ class EventStream:
         assert self.opened.wait(20), "the event stream did not open"
 
     def _run(self) -> None:
+        try:
+            self._read()
+        except (httpx.HTTPError, OSError):
+            if not self._stop:  # closed by close(): the end, not a failure
+                raise
+
+    def _read(self) -> None:
         headers = {"Authorization": f"Bearer {self.token}"}
         if self.after is not None:
             headers["Last-Event-ID"] = self.after

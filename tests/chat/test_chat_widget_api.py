@@ -275,6 +275,17 @@ def test_an_agents_reply_and_typing_reach_the_visitors_stream(
         resumed.wait_for(lambda e: e.name == "message" and e.data["id"] == got.data["id"])
         resumed.close()
         assert ada.http.post(f"/conversations/{conversation_id}/typing").status_code == 202
+        # The notifier announced none of it to Fin's Messenger webhook (which is configured).
+        with server.db.read_session() as session:
+            announced = session.scalar(
+                select(func.count())
+                .select_from(OutboxEvent)
+                .where(
+                    OutboxEvent.conversation_id.in_([conversation_id, eve_id]),
+                    OutboxEvent.kind == "fin",
+                )
+            )
+            assert announced == 0
     finally:
         stream.close()
         eve_stream.close()

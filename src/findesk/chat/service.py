@@ -701,6 +701,7 @@ def fin_message(
     if not created:
         return message
     if quick_replies:
+        session.flush()  # the message's row first: the extra refers to it
         options = [
             {"id": str(o.get("id")), "label": str(o.get("label") or o.get("id"))[:200]}
             for o in quick_replies
