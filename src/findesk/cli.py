@@ -794,6 +794,7 @@ def demo(
     stack = None
     if not seed_only:
         info["messenger_url"] = f"{wiring.emulator_url}/messenger"
+        info["chat_demo_url"] = f"{base}/chat/demo"
         info["emulator_url"] = wiring.emulator_url
         info["logs"] = str((settings.data_dir / "logs").resolve())
         stack = Stack(wiring, settings.data_dir / "logs")
@@ -815,6 +816,9 @@ def demo(
             lines += [
                 f"  Messenger (end user)  {info['messenger_url']}",
                 "      ask e.g. 'How long do refunds take?', then 'Talk to a person'",
+                f"  Chat widget (visitor) {info['chat_demo_url']}",
+                "      findesk's own chat on a pretend company page; Fin answers through the "
+                "Fin Agent API",
             ]
         lines += [
             f"  Inbox (human agent)   {info['inbox_url']}",

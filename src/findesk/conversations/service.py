@@ -320,8 +320,10 @@ def open_conversation(
     title: str | None = None,
     attributes: dict[str, Any] | None = None,
     assignee_id: str | None = None,
+    channel: str = "messenger",
 ) -> tuple[Conversation, Message, bool]:
-    """Start a conversation with its first message. Idempotent by ``object_id``."""
+    """Start a conversation with its first message. Idempotent by ``object_id``. ``channel``:
+    where the end user talks (``chat``: findesk's widget, which Fin is never told of here)."""
     if object_id is not None:
         existing = repository.get_by_object_id(session, object_id)
         if existing is not None:
@@ -347,6 +349,7 @@ def open_conversation(
         last_activity_at=now,
         created_at=now,
         updated_at=now,
+        channel=channel,
     )
     if object_id is None:
         session.add(conversation)
