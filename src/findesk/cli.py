@@ -1278,6 +1278,13 @@ def emulator(
             envvar="FINDESK_EMULATOR_FIN_AGENT_WEBHOOK_SECRET",
         ),
     ] = None,
+    fin_agent_sse: Annotated[
+        bool,
+        typer.Option(
+            help="Fin Agent API answers carry an sse_subscription_url (SSE, with "
+            "fin_reply_chunk events) besides the webhook."
+        ),
+    ] = False,
     custom_channel_token: Annotated[
         str | None,
         typer.Option(
@@ -1354,6 +1361,7 @@ def emulator(
         fin_agent_token=fin_agent_token or None,
         fin_agent_webhook_url=fin_agent_webhook_url or None,
         fin_agent_webhook_secret=fin_agent_webhook_secret or None,
+        fin_agent_sse=fin_agent_sse,
         custom_channel_token=custom_channel_token or None,
         custom_channel_callback_url=custom_channel_callback_url or None,
         custom_channel_callback_token=custom_channel_callback_token or None,

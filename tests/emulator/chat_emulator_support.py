@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 from chat_hook_receiver import HookReceiver
 from content_api_server import ServedApp
+from support.server import free_port
 
 from findesk.emulator.server import EmulatorConfig, create_emulator
 
@@ -55,7 +56,9 @@ class ChatEmulator:
 def start_chat_emulator(tmp: Path, **overrides: Any) -> ChatEmulator:
     fin_hooks = HookReceiver(secret=WEBHOOK_SECRET)
     channel_hooks = HookReceiver(token=CALLBACK_TOKEN)
+    port = free_port()
     config = EmulatorConfig(
+        public_url=f"http://127.0.0.1:{port}",
         state_dir=tmp,
         helpdesk_base_url="http://127.0.0.1:9/api/fin",  # no helpdesk: the chat needs none
         token_url="http://127.0.0.1:9/oauth/token",
@@ -74,7 +77,7 @@ def start_chat_emulator(tmp: Path, **overrides: Any) -> ChatEmulator:
         chat_retry_delay=0.05,
         chat_retry_max_delay=0.2,
     )
-    served = ServedApp(create_emulator(replace(config, **overrides)))
+    served = ServedApp(create_emulator(replace(config, **overrides)), port=port)
     source = served.store.create_source("https://help.example.com", "api", "active")
     served.store.upsert_page(
         source_id=source.id,

@@ -3,6 +3,7 @@ Fin's events come back to a signed webhook, in order, retried until findesk take
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -360,3 +361,56 @@ def test_the_emulator_command_takes_the_fin_agent_options(tmp_path) -> None:
         process.terminate()
         process.wait(timeout=10)
         receiver.close()
+
+
+def read_stream(url: str) -> list[dict[str, Any]]:
+    """The events of one SSE connection, until the emulator ends it."""
+    events: list[dict[str, Any]] = []
+    with httpx.stream("GET", url, timeout=10) as stream:
+        assert stream.status_code == 200
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        for line in stream.iter_lines():
+            if line.startswith("data: "):
+                events.append(json.loads(line.removeprefix("data: ")))
+    return events
+
+
+def test_sse_streams_the_answer_in_chunks_then_closes(tmp_path) -> None:
+    chat = start_chat_emulator(tmp_path, fin_agent_sse=True)
+    cid = f"conv_{uuid.uuid4().hex}"
+    try:
+        with chat.fin() as fin:
+            started = fin.post("/fin/start", json=start_body(cid, "How long do refunds take?"))
+        url = started.json()["sse_subscription_url"]
+        assert url.startswith(f"{chat.base_url}/fin-agent/event-stream?channels=")
+        assert f"fin_agent_api:emulator:{cid}" in url and url.endswith("&rewind=2m")
+        events = read_stream(url)  # ends by itself after the done signal
+        names = [e["event_name"] for e in events]
+        assert names[-2:] == ["fin_replied", "fin_status_updated"]
+        assert events[-1]["status"] == "awaiting_user_reply"
+        chunks = [e for e in events if e["event_name"] == "fin_reply_chunk"]
+        assert len(chunks) >= 2 and names[: len(chunks)] == ["fin_reply_chunk"] * len(chunks)
+        assert [c["chunk_index"] for c in chunks] == list(range(len(chunks)))
+        texts = [c["chunk_text"] for c in chunks]
+        assert all(later.startswith(earlier) for earlier, later in itertools.pairwise(texts))
+        assert "5 business days" in texts[-1] and "<" not in texts[-1]  # plain text
+        assert {c["stream_id"] for c in chunks} == {events[-2]["stream_id"]}
+        assert httpx.get(url).status_code == 401  # revoked once Fin was done
+        assert httpx.get(url.replace("accessToken=", "accessToken=x")).status_code == 401
+        # The webhook has the same events, without the chunks (SSE only).
+        hooked = wait_events(chat, cid, 2)
+        assert [e["event_name"] for e in hooked] == ["fin_replied", "fin_status_updated"]
+        assert hooked[0]["message"]["id"] == events[-2]["message"]["id"]
+
+        with chat.fin() as fin:
+            reply = {
+                "conversation_id": cid,
+                "message": message("I want to talk to a person"),
+                "user": {"id": "usr_1"},
+            }
+            replied = fin.post("/fin/reply", json=reply).json()
+        assert "rewind" not in replied["sse_subscription_url"]
+        second = read_stream(replied["sse_subscription_url"])
+        assert shape(second) == ["fin_replied", "status:escalated", "status:complete"]
+    finally:
+        chat.stop()

@@ -73,6 +73,7 @@ from findesk.emulator.channel_store import (
     numeric_id,
     object_field,
     optional_text,
+    plain_text,
     required,
     text_field,
 )
@@ -170,7 +171,10 @@ class CustomChannel:
         return self._take(body, "notify_new_conversation", None)
 
     def new_message(self, body: dict[str, Any], _version: str) -> dict[str, Any]:
-        text = text_field(body, "body")
+        # A string, possibly empty (a message of attachments only): Fin has nothing to answer.
+        text = required(body, "body")
+        if not isinstance(text, str):
+            raise ApiError(400, "parameter_invalid", "body must be a string", "body")
         return self._take(body, "notify_new_message", lambda c: self._message(c, text))
 
     def quick_reply_selected(self, body: dict[str, Any], _version: str) -> dict[str, Any]:
@@ -310,8 +314,8 @@ class CustomChannel:
             conversation.chat.add(str(conversation.contact["external_id"]), "end_user", html)
 
     def _message(self, conversation: ChannelConversation, text: str) -> None:
-        if not self._fins_turn(conversation):
-            self._user_says(conversation, text)
+        if not self._fins_turn(conversation) or not plain_text(text):
+            self._user_says(conversation, text)  # nothing for Fin to answer
             return
         self._callback(conversation, "typing", {})
         user = {

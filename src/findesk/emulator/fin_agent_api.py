@@ -46,20 +46,23 @@ and sent, with each delivery's attempts.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
 import hmac
+import json
+import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from fastapi import APIRouter, Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from findesk.emulator.channel_store import (
     ChatState,
@@ -75,6 +78,7 @@ from findesk.emulator.channel_store import (
     numeric_id,
     object_field,
     optional_text,
+    plain_text,
     required,
     text_field,
 )
@@ -86,6 +90,11 @@ AUTHORS = ("user", "agent", "fin")
 DEDUPE_SECONDS = 300.0
 MAX_ITEMS = 10
 ACTIVE = ("thinking", "replying", "awaiting_user_reply")
+SSE_PATH = "/fin-agent/event-stream"
+SSE_TOKEN_SECONDS = 180.0
+SSE_REWIND_SECONDS = 120.0
+SSE_KEEPALIVE_SECONDS = 15.0
+CHUNK_WORDS = 4
 
 
 def signature(secret: str, raw: bytes) -> str:
@@ -106,6 +115,18 @@ class FinConversation:
     csat_requested: bool = False
     # timestamp of a message taken -> (when, the answer given)
     recent: dict[str, tuple[float, dict[str, Any]]] = field(default_factory=dict)
+    # every event, chunks included, with when it happened (time.monotonic()), for SSE
+    stream: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SseGrant:
+    """An ``sse_subscription_url``'s access token: one conversation, events since ``since``."""
+
+    conversation_id: str
+    channel: str
+    since: float
+    expires: float
 
 
 @dataclass(frozen=True)
@@ -197,6 +218,18 @@ def _attachments(value: Any) -> list[dict[str, Any]]:
     return kept
 
 
+def _without_file_data(body: dict[str, Any]) -> dict[str, Any]:
+    """The request as the record shows it: a file attachment's base64 ``data`` is left out."""
+    attachments = body.get("attachments")
+    if not isinstance(attachments, list):
+        return body
+    shown = [
+        {k: v for k, v in a.items() if k != "data"} if isinstance(a, dict) else a
+        for a in attachments
+    ]
+    return {**body, "attachments": shown}
+
+
 def parse_incoming(body: dict[str, Any], *, with_metadata: bool) -> Incoming:
     conversation_id = text_field(body, "conversation_id")
     message = _message(required(body, "message"), "message")
@@ -258,10 +291,21 @@ def parse_incoming(body: dict[str, Any], *, with_metadata: bool) -> Incoming:
 class FinAgentApi:
     """The emulated Fin Agent API's state and behaviour (the router is :func:`fin_agent_router`)."""
 
-    def __init__(self, brain: FinBrain, deliverer: Deliverer, secret: str | None) -> None:
+    def __init__(
+        self,
+        brain: FinBrain,
+        deliverer: Deliverer,
+        secret: str | None,
+        *,
+        sse_base_url: str | None = None,
+        app_id: str = "emulator",
+    ) -> None:
         self.brain = brain
         self.deliverer = deliverer
         self.secret = secret
+        self.sse_base_url = sse_base_url.rstrip("/") if sse_base_url else None
+        self.app_id = app_id
+        self._grants: dict[str, SseGrant] = {}
         self._conversations: dict[str, FinConversation] = {}
         self._lock = threading.RLock()
         self._turns = Lanes("fin-agent-turns", self._turn_failed)
@@ -326,6 +370,45 @@ class FinAgentApi:
             max(0.0, deadline - time.monotonic())
         )
 
+    # -- SSE --
+
+    def _grant(self, conversation_id: str, now: float, *, rewind: bool) -> str:
+        """A fresh ``sse_subscription_url`` (3-minute token). *Decision:* a stream replays the
+        events since the call (since 2 minutes before it with ``rewind=2m``, on ``start``): the
+        emulated Fin answers in milliseconds, before any client could connect."""
+        token = secrets.token_urlsafe(24)
+        channel = f"fin_agent_api:{self.app_id}:{conversation_id}"
+        since = now - SSE_REWIND_SECONDS if rewind else now
+        for old, grant in list(self._grants.items()):
+            if grant.expires < now:
+                del self._grants[old]
+        self._grants[token] = SseGrant(conversation_id, channel, since, now + SSE_TOKEN_SECONDS)
+        url = f"{self.sse_base_url}{SSE_PATH}?channels={quote(channel, safe=':')}"
+        return f"{url}&accessToken={token}" + ("&rewind=2m" if rewind else "")
+
+    def sse_grant(self, token: str, channel: str) -> SseGrant | None:
+        with self._lock:
+            grant = self._grants.get(token)
+            if grant is None or grant.expires < time.monotonic():
+                return None
+            if not hmac.compare_digest(grant.channel.encode(), channel.encode()):
+                return None
+            return grant
+
+    def sse_events(self, grant: SseGrant, skip: int) -> list[dict[str, Any]]:
+        """The grant's conversation's events since its start, after the first ``skip``."""
+        with self._lock:
+            conversation = self._conversations.get(grant.conversation_id)
+            if conversation is None:
+                return []
+            events = [event for at, event in conversation.stream if at >= grant.since]
+            return events[skip:]
+
+    def revoke(self, token: str) -> None:
+        """Fin finished its reply cycle (``awaiting_user_reply`` or ``complete``)."""
+        with self._lock:
+            self._grants.pop(token, None)
+
     # -- inside --
 
     def _author(self, message: dict[str, Any]) -> str:
@@ -347,7 +430,12 @@ class FinAgentApi:
                 seen = conversation.recent.get(incoming.timestamp)
                 if seen is not None:
                     conversation.received.append(
-                        {"endpoint": endpoint, "at": iso_ms(), "body": body, "deduplicated": True}
+                        {
+                            "endpoint": endpoint,
+                            "at": iso_ms(),
+                            "body": _without_file_data(body),
+                            "deduplicated": True,
+                        }
                     )
                     return seen[1]
             if endpoint == "reply":
@@ -384,8 +472,14 @@ class FinAgentApi:
             }
             if incoming.errors:
                 answer["errors"] = incoming.errors
+            if self.sse_base_url is not None:
+                answer["sse_subscription_url"] = self._grant(
+                    incoming.conversation_id, now, rewind=endpoint == "start"
+                )
             conversation.recent[incoming.timestamp] = (now, answer)
-            conversation.received.append({"endpoint": endpoint, "at": iso_ms(), "body": body})
+            conversation.received.append(
+                {"endpoint": endpoint, "at": iso_ms(), "body": _without_file_data(body)}
+            )
         restart = endpoint == "start"
         self._turns.submit(
             incoming.conversation_id,
@@ -406,6 +500,7 @@ class FinAgentApi:
     def _events(
         self, conversation: FinConversation, turn: FinTurn, version: str
     ) -> list[tuple[str, dict[str, Any]]]:
+        """Fin's events for a turn, in order; ``fin_reply_chunk`` ones go over SSE only."""
         base = {"conversation_id": conversation.conversation_id}
 
         def status(value: str, **extra: Any) -> tuple[str, dict[str, Any]]:
@@ -437,6 +532,11 @@ class FinAgentApi:
             }
             if turn.kind in ("answered", "fallback"):
                 replied["stream_id"] = hex_id(32)
+                if self.sse_base_url is not None:
+                    events += [
+                        ("fin_reply_chunk", {**base, **chunk})
+                        for chunk in _chunks(replied["stream_id"], turn.reply_html)
+                    ]
             replied["created_at_ms"] = iso_ms()
             events.append(("fin_replied", replied))
         if turn.kind == "handover":
@@ -462,13 +562,41 @@ class FinAgentApi:
         return events
 
     def _send(self, conversation: FinConversation, name: str, event: dict[str, Any]) -> None:
-        delivery = Delivery(name, event)
         with self._lock:
+            if self.sse_base_url is not None:
+                conversation.stream.append((time.monotonic(), event))
+            if name == "fin_reply_chunk":
+                return  # SSE only
+            delivery = Delivery(name, event)
             conversation.sent.append(delivery)
         self.deliverer.send(conversation.conversation_id, delivery)
 
     def _turn_failed(self, conversation_id: str, exc: Exception) -> None:
         self.deliverer.log_error(conversation_id, "fin-agent:turn", exc)
+
+
+def _chunks(stream_id: str, html: str) -> list[dict[str, Any]]:
+    """Fin's streamed answer: each chunk the whole plain text so far, a few words more each."""
+    words = plain_text(html).split()
+    ends = [*range(CHUNK_WORDS, len(words), CHUNK_WORDS), len(words)]
+    return [
+        {
+            "event_name": "fin_reply_chunk",
+            "stream_id": stream_id,
+            "chunk_index": index,
+            "chunk_text": " ".join(words[:end]),
+            "status": "replying",
+            "created_at_ms": iso_ms(),
+        }
+        for index, end in enumerate(ends)
+    ]
+
+
+def _done(event: dict[str, Any]) -> bool:
+    return event.get("event_name") == "fin_status_updated" and event.get("status") in (
+        "awaiting_user_reply",
+        "complete",
+    )
 
 
 def webhook_headers(secret: str | None) -> Callable[[bytes], dict[str, str]]:
@@ -494,6 +622,40 @@ def fin_agent_router(
     @router.post("/fin/csat")
     async def csat(request: Request) -> JSONResponse:
         return await gate.handle(request, api.csat)
+
+    @router.get(SSE_PATH)
+    async def event_stream(request: Request) -> Response:
+        token = request.query_params.get("accessToken", "")
+        channel = request.query_params.get("channels", "")
+        grant = api.sse_grant(token, channel)
+        if grant is None:
+            return JSONResponse(
+                {"error": "The access token is invalid, expired or revoked."}, status_code=401
+            )
+
+        async def events() -> AsyncIterator[str]:
+            sent = 0
+            beat = time.monotonic()
+            while not await request.is_disconnected():
+                for event in api.sse_events(grant, sent):
+                    sent += 1
+                    yield f"data: {json.dumps(event, separators=(',', ':'))}\n\n"
+                    if _done(event):
+                        api.revoke(token)
+                        return
+                now = time.monotonic()
+                if now > grant.expires:
+                    return
+                if now - beat >= SSE_KEEPALIVE_SECONDS:
+                    beat = now
+                    yield ": keep-alive\n\n"
+                await asyncio.sleep(0.05)
+
+        return StreamingResponse(
+            events(),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
 
     @router.get("/emulator/fin-agent/{conversation_id}")
     def record(request: Request, conversation_id: str) -> JSONResponse:

@@ -95,6 +95,7 @@ class EmulatorConfig:
     fin_agent_token: str | None = None
     fin_agent_webhook_url: str | None = None
     fin_agent_webhook_secret: str | None = None
+    fin_agent_sse: bool = False  # answers carry an sse_subscription_url (on public_url)
     custom_channel_token: str | None = None
     custom_channel_callback_url: str | None = None
     custom_channel_callback_token: str | None = None
@@ -133,6 +134,8 @@ def _problem(status: int, detail: str) -> JSONResponse:
 
 
 def create_emulator(config: EmulatorConfig) -> FastAPI:
+    if config.fin_agent_sse and not config.public_url:
+        raise ValueError("fin_agent_sse needs public_url: the stream's URL is the emulator's")
     config.state_dir.mkdir(parents=True, exist_ok=True)
     content = create_content_api(
         f"sqlite:///{config.state_dir / 'content.db'}",
@@ -213,6 +216,7 @@ def create_emulator(config: EmulatorConfig) -> FastAPI:
             webhook_headers(config.fin_agent_webhook_secret),
         ),
         config.fin_agent_webhook_secret,
+        sse_base_url=config.public_url if config.fin_agent_sse else None,
     )
     custom_channel = CustomChannel(
         brain,
