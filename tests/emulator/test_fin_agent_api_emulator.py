@@ -321,16 +321,21 @@ def test_preview_replies_say_replying(chat: ChatEmulator) -> None:
     assert events[1]["status"] == "awaiting_user_reply"
 
 
-def test_the_emulator_command_takes_the_fin_agent_options(tmp_path) -> None:
-    secret = "command-secret"
-    receiver = HookReceiver(secret=secret)
+def test_the_emulator_command_takes_the_chat_options(tmp_path) -> None:
+    """`findesk emulator` reads the six chat variables: tokens, where events go, how signed."""
+    secret, callback_token = "command-secret", "command-callback-token"
+    fin_receiver = HookReceiver(secret=secret)
+    channel_receiver = HookReceiver(token=callback_token)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("FINDESK_")}
     env |= {
         "FINDESK_DATA_DIR": str(tmp_path),
         "FINDESK_EMULATOR_FIN_AGENT_TOKEN": FIN_AGENT_TOKEN,
-        "FINDESK_EMULATOR_FIN_AGENT_WEBHOOK_URL": receiver.url,
+        "FINDESK_EMULATOR_FIN_AGENT_WEBHOOK_URL": fin_receiver.url,
         "FINDESK_EMULATOR_FIN_AGENT_WEBHOOK_SECRET": secret,
+        "FINDESK_EMULATOR_CUSTOM_CHANNEL_TOKEN": "command-channel-key",
+        "FINDESK_EMULATOR_CUSTOM_CHANNEL_CALLBACK_URL": channel_receiver.url,
+        "FINDESK_EMULATOR_CUSTOM_CHANNEL_CALLBACK_TOKEN": callback_token,
     }
     args = ["--client-id", "c", "--client-secret", "s", "--webhook-key", "k"]
     args += ["--content-token", "admin", "--fin-agent-id", "fin", "--port", str(port)]
@@ -356,11 +361,75 @@ def test_the_emulator_command_takes_the_fin_agent_options(tmp_path) -> None:
                     time.sleep(0.1)  # the server is still starting: poll its port
         assert answer.status_code == 200
         # Signed with the secret from the environment, sent to the URL from the environment.
-        assert receiver.wait(lambda: len(receiver.accepted("conversation_id", "conv_cmd")) >= 2)
+        assert fin_receiver.wait(
+            lambda: len(fin_receiver.accepted("conversation_id", "conv_cmd")) >= 2
+        )
+        contact = {"type": "lead", "external_id": "usr_cmd"}
+        with httpx.Client(
+            base_url=base, headers={"Authorization": "Bearer command-channel-key"}
+        ) as channel:
+            for path, extra in (
+                ("notify_new_conversation", {}),
+                ("notify_new_message", {"body": "Hi"}),
+            ):
+                sent = channel.post(
+                    f"/custom_channel_events/{path}",
+                    json={
+                        "event_id": f"evt_{path}",
+                        "external_conversation_id": "conv_cmd",
+                        "contact": contact,
+                        **extra,
+                    },
+                )
+                assert sent.status_code == 200, sent.text
+        # Fin's callbacks carry the Authentication Token from the environment.
+        assert channel_receiver.wait(
+            lambda: len(channel_receiver.accepted("external_conversation_id", "conv_cmd")) >= 2
+        )
     finally:
         process.terminate()
         process.wait(timeout=10)
-        receiver.close()
+        fin_receiver.close()
+        channel_receiver.close()
+
+
+def test_a_delivery_given_up_shows_in_the_error_log(tmp_path) -> None:
+    chat = start_chat_emulator(tmp_path, chat_retries=1)
+    cid = f"conv_{uuid.uuid4().hex}"
+    try:
+        with chat.fin_hooks._cond:
+            chat.fin_hooks.fail_next = 100  # findesk is down for good
+        with chat.fin() as fin:
+            assert fin.post(
+                "/fin/start", json=start_body(cid, "How long do refunds take?")
+            ).is_success
+        with chat.admin() as admin:
+
+            def given_up() -> bool:
+                sent = admin.get(f"/emulator/fin-agent/{cid}").json()["sent"]
+                return len(sent) == 2 and all(s["delivery"]["status"] == "failed" for s in sent)
+
+            assert chat.fin_hooks.wait(given_up)
+            record = admin.get(f"/emulator/fin-agent/{cid}").json()
+            errors = admin.get("/emulator/errors").json()
+        # Each event was tried twice (one retry), in order: the second only after the first.
+        assert [len(s["delivery"]["attempts"]) for s in record["sent"]] == [2, 2]
+        statuses = [json.loads(h.raw)["event_name"] for h in chat.fin_hooks.hits]
+        assert statuses == [
+            "fin_replied",
+            "fin_replied",
+            "fin_status_updated",
+            "fin_status_updated",
+        ]
+        logged = [e for e in errors if e["conversation_id"] == cid]
+        assert {e["operation"] for e in logged} == {
+            "fin-agent:fin_replied",
+            "fin-agent:fin_status_updated",
+        }
+        assert any("gave up" in e["message"] for e in logged)
+        assert all(e["status"] == 500 for e in logged)
+    finally:
+        chat.stop()
 
 
 def read_stream(url: str) -> list[dict[str, Any]]:
