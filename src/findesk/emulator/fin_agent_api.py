@@ -42,6 +42,15 @@ else ``awaiting_user_reply`` (the stable versions' value). Deliveries carry
 back-off on a non-2xx answer (``channel_store.Deliverer``).
 ``GET /emulator/fin-agent/{conversation_id}`` (the emulator's admin token) shows what was received
 and sent, with each delivery's attempts.
+
+SSE (``EmulatorConfig.fin_agent_sse``): answers carry ``sse_subscription_url``
+(``{public_url}/fin-agent/event-stream?channels=fin_agent_api:emulator:{id}&accessToken=…``, plus
+``&rewind=2m`` on ``start``), a random token valid 3 minutes for that channel only. The stream
+sends the same events as ``data:`` lines, a streamed answer first as ``fin_reply_chunk`` events
+(the whole plain text so far, ``chunk_index`` from 0, the reply's ``stream_id``; SSE only), and
+ends after ``awaiting_user_reply`` or ``complete``, which revokes the token (another connection
+with it is 401). *Decision:* a stream replays the events since its call (since 2 minutes before
+it with ``rewind``): the emulated Fin answers before any client could connect.
 """
 
 from __future__ import annotations
