@@ -355,10 +355,11 @@ def test_the_rating_prompt_after_resolution(
     assert_accessible(seen.page, "the rating prompt")
 
     send = seen.panel.get_by_role("button", name="Send rating")
-    expect(send).to_be_disabled()
+    expect(send).to_be_hidden()  # nothing to send before a pick
     amazing = prompt.get_by_role("button", name="Amazing")
     amazing.click()
     expect(amazing).to_have_attribute("aria-pressed", "true")
+    expect(send).to_be_enabled()
     seen.panel.get_by_label("Anything to add? (optional)").fill("Maria was quick.")
     save(seen.page, "chat-widget-rating.png")
     send.click()

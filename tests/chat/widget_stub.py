@@ -492,6 +492,11 @@ class ChatStub:
             self.state.refuse_streams = False
 
 
+CALM_CSS = """
+body { margin: 0; font: 16px/1.5 Georgia, serif; color: #222; background: #fbf7f0; }
+main { max-width: 640px; margin: 0 auto; padding: 32px 24px; }
+button { font: inherit; padding: 8px 16px; background: #16324f; color: #fff; border: 0; }
+"""
 SITE_CSS = """
 /* A site's rules that would spoil a widget that did not keep to its shadow root. */
 body { font-family: "Comic Sans MS", cursive; text-transform: uppercase; color: #c00; }
@@ -504,14 +509,14 @@ class SitePage:
     """The company's site: another origin (``localhost`` rather than ``127.0.0.1``) whose pages
     carry the snippet and a strict CSP naming only findesk's origin."""
 
-    def __init__(self, port: int, findesk_origin: str) -> None:
+    def __init__(self, port: int, findesk_origin: str, stylesheet: str = SITE_CSS) -> None:
         self.findesk_origin = findesk_origin
         self.csp_violations: list[str] = []
         app = FastAPI()
 
         @app.get("/site.css")
         def css() -> Response:
-            return Response(SITE_CSS, media_type="text/css")
+            return Response(stylesheet, media_type="text/css")
 
         @app.post("/csp-report")
         async def report(request: Request) -> Response:

@@ -52,6 +52,7 @@
   let streamAbort = null;
   let lastEventId = null;
   let reconnectDelay = 1000;
+  let serverRetry = null;            // the stream's own `retry:` (ms), e.g. longer when evicted
   let conversationState = {};        // id -> {status, fin_state, waiting_for_human}
   let rated = loadSet("rated");      // conversation ids the visitor has rated
   let ratingAsked = loadSet("rating");  // conversation ids findesk asked a rating for
@@ -271,6 +272,9 @@
 
   function authorName(author) {
     if (!author) return "";
+    // Typing events name only the kind of author ("fin" or "agent").
+    if (author === "fin") return "Fin";
+    if (author === "agent") return "A teammate";
     if (typeof author === "string") return author;
     if (author.type === "user") return "You";
     if (author.type === "fin") return author.name || "Fin";
@@ -326,8 +330,9 @@
   const remarkLabel = el("label", { for: "fdc-remark", text: "Anything to add? (optional)" });
   const remark = el("textarea", { id: "fdc-remark", rows: "2", maxlength: "1000" });
   const ratingSubmit = el("button", { type: "submit", class: "primary", disabled: true }, "Send rating");
+  const remarkBox = el("div", { class: "remark", hidden: true }, remarkLabel, remark, ratingSubmit);
   const ratingForm = el("form", { class: "rating", hidden: true },
-    el("fieldset", {}, ratingLegend, ratingButtons), el("div", { class: "remark" }, remarkLabel, remark), ratingSubmit);
+    el("fieldset", {}, ratingLegend, ratingButtons), remarkBox);
   const ratingThanks = el("p", { class: "thanks", role: "status", hidden: true });
 
   const textLabel = el("label", { for: "fdc-text", class: "visually-hidden", text: "Message" });
@@ -517,7 +522,12 @@
     return `${(n / 1024 / 1024).toFixed(1)} MB`;
   }
 
+  // The thread follows new messages (and stays at the end when the panel around it changes
+  // size) unless the visitor has scrolled up to read.
+  let atEnd = true;
+
   function scrollToEnd() {
+    atEnd = true;
     log.scrollTo({ top: log.scrollHeight, behavior: reduceMotion.matches ? "auto" : "smooth" });
   }
 
@@ -710,6 +720,7 @@
     chosenRating = null;
     remark.value = "";
     ratingSubmit.disabled = true;
+    remarkBox.hidden = true;
     for (const button of ratingButtons.children) button.setAttribute("aria-pressed", "false");
   }
 
@@ -798,7 +809,11 @@
         forgetSession();
         throw new ApiError(401, "unauthorized");
       }
-      if (!response.ok || !response.body) throw new ApiError(response.status, "stream");
+      if (!response.ok || !response.body) {
+        const after = Number(response.headers.get("Retry-After"));
+        if (after > 0) reconnectDelay = Math.min(after * 1000, RECONNECT_MAX_MS * 2);
+        throw new ApiError(response.status, "stream");
+      }
       opened = true;
       reconnectDelay = 1000;
       showConnection("");
@@ -815,7 +830,10 @@
     else if (reconnectDelay >= 4000) showConnection("Connection lost. Reconnecting…");
     const delay = reconnectDelay;
     reconnectDelay = Math.min(reconnectDelay * 2, RECONNECT_MAX_MS);
-    setTimeout(() => { ensureSession().then(connect).catch(() => setTimeout(connect, delay)); }, opened ? 250 : delay);
+    // A stream that ran and ended comes back after the server's `retry:` (or a second); one
+    // that could not open backs off, doubling up to half a minute.
+    const wait = opened ? (serverRetry ?? 1000) : delay;
+    setTimeout(() => { ensureSession().then(connect).catch(() => setTimeout(connect, delay)); }, wait);
   }
 
   async function catchUp() {
@@ -858,11 +876,17 @@
         if (field === "event") event.name = value_;
         else if (field === "data") event.data.push(value_);
         else if (field === "id" && !value_.includes("\0")) event.id = value_;
+        else if (field === "retry" && /^\d+$/.test(value_)) serverRetry = Number(value_);
       }
     }
   }
 
   // --- wiring ----------------------------------------------------------------------------------
+
+  log.addEventListener("scroll", () => { atEnd = log.scrollHeight - log.scrollTop - log.clientHeight < 48; });
+  if (window.ResizeObserver) {
+    new ResizeObserver(() => { if (atEnd) log.scrollTop = log.scrollHeight; }).observe(log);
+  }
 
   launcher.addEventListener("click", () => { if (isOpen()) closePanel(); else openPanel(); });
   close.addEventListener("click", () => closePanel());
@@ -901,6 +925,7 @@
     chosenRating = button.dataset.rating;
     for (const other of ratingButtons.children) other.setAttribute("aria-pressed", String(other === button));
     ratingSubmit.disabled = false;
+    remarkBox.hidden = false;
   });
   ratingForm.addEventListener("submit", (event) => {
     event.preventDefault();
