@@ -206,3 +206,39 @@ def run_the_flow(
         assert rating is not None
         assert (rating.score, rating.comment) == (5, "Quick and kind.")
     assert console == []
+
+
+def test_the_demo_page_embeds_the_widget_with_a_signed_visitor(
+    request: pytest.FixtureRequest,
+    backend: str,
+    tmp_path: Path,
+    browser: Browser,
+    contexts: list[BrowserContext],
+) -> None:
+    findesk = start_server(
+        request, backend, tmp_path, chat_identity_secret="demo-identity-secret", **fast_outbox()
+    )
+    try:
+        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        contexts.append(context)
+        page = context.new_page()
+        console: list[str] = []
+        page.on("console", lambda m: m.type == "error" and console.append(m.text))
+        page.on("response", lambda r: r.status >= 400 and console.append(f"{r.status} {r.url}"))
+        page.goto(f"{findesk.base_url}/chat/demo")
+        expect(page.get_by_text("You are chatting as Ada Lovelace")).to_be_visible()
+        page.locator("findesk-chat button.launcher").click()
+        panel = page.get_by_role("dialog", name="Chat with us")
+        box = panel.get_by_role("textbox", name="Message")
+        box.fill("Is the demo working?")
+        box.press("Enter")
+        expect(panel.locator(".message.from-user")).to_contain_text("Is the demo working?")
+        assert_accessible(page, "the chat demo page with the panel open")
+        with findesk.db.read_session() as session:
+            conversation = session.query(Conversation).filter_by(channel="chat").one()
+            # The demo signs its visitor as a site's backend would: a known user, not a lead.
+            assert conversation.user.object_id == "chat-user:demo-42"
+            assert conversation.user.name == "Ada Lovelace"
+        assert console == []
+    finally:
+        findesk.stop()
