@@ -361,7 +361,6 @@ def test_the_rating_prompt_after_resolution(
     expect(amazing).to_have_attribute("aria-pressed", "true")
     expect(send).to_be_enabled()
     seen.panel.get_by_label("Anything to add? (optional)").fill("Maria was quick.")
-    save(seen.page, "chat-widget-rating.png")
     send.click()
     expect(seen.panel.get_by_text("Thank you for your rating!")).to_be_visible()
     expect(prompt).to_be_hidden()
@@ -593,4 +592,3 @@ def test_the_widget_passes_the_accessibility_check(
     expect(seen.panel.get_by_role("heading", name="Your conversations")).to_be_visible()
     assert_accessible(seen.page, "the open panel's list")
     seen.panel.get_by_role("button", name=re.compile("Lisbon")).click()
-    save(seen.page, "chat-widget.png")
