@@ -157,9 +157,16 @@ def run_the_flow(
         conversation = session.query(Conversation).filter_by(channel="chat").one()
         cid, title = conversation.id, conversation.title
 
-    # The visitor asks for a person; the widget says they are waiting for one.
-    box.fill("I want to talk to a person")
-    box.press("Enter")
+    # The visitor asks for a person (with Custom Channel Events, through Fin's quick reply);
+    # the widget says they are waiting for one.
+    if channel == "custom_channel":
+        choices = panel.get_by_role("group", name="Suggested replies")
+        expect(choices.get_by_role("button", name="Talk to a person")).to_be_visible()
+        choices.get_by_role("button", name="Talk to a person").click()
+        expect(choices).to_be_hidden()
+    else:
+        box.fill("I want to talk to a person")
+        box.press("Enter")
     expect(panel.locator(".status")).to_contain_text("Waiting for a person", timeout=20_000)
 
     # The conversation waits in the inbox; an agent opens it, types and replies.
