@@ -21,8 +21,7 @@ from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect
 from support.a11y import assert_accessible
 from support.hostile import HOSTILE, NAME, TITLE
 from support.screenshots import save
-from support.server import free_port
-from widget_stub import ChatStub, SitePage, user_hash
+from widget_stub import ChatStub, Port, SitePage, user_hash
 
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
@@ -45,8 +44,8 @@ def wait_until(condition: Callable[[], Any], what: str, seconds: float = 10.0) -
 
 class Wired:
     def __init__(self, **config: Any) -> None:
-        site_port = free_port()
-        self.stub = ChatStub(f"http://localhost:{site_port}", **config)
+        site_port = Port()
+        self.stub = ChatStub(f"http://localhost:{site_port.number}", **config)
         self.site = SitePage(site_port, self.stub.base_url)
 
     def stop(self) -> None:
@@ -388,6 +387,8 @@ def test_a_dropped_stream_reconnects_and_resumes_where_it_stopped(
     seen_event = next(e.id for e in wired.stub.state.events if e.data.get("id") == first["id"])
 
     visitor = wired.stub.visitor_of(cid)
+    # Sent down the stream (not only fetched): the widget knows the event's id.
+    wait_until(lambda: wired.stub.state.delivered.get(visitor, 0) >= seen_event, "the event")
     refused = wired.stub.state.refused_connects
     wired.stub.drop_streams(refuse=True)
     expect(seen.panel.get_by_role("status").filter(has_text="Reconnecting")).to_be_visible()
@@ -580,7 +581,8 @@ def test_at_phone_width_the_panel_is_full_screen_and_keyboard_use_works(
 def test_the_widget_passes_the_accessibility_check(
     wired: Wired, browser: Browser, contexts: list[BrowserContext]
 ) -> None:
-    seen = visit(wired, browser, contexts)
+    # Without motion, so that axe never measures a panel halfway through fading in.
+    seen = visit(wired, browser, contexts, reduced_motion="reduce")
     assert_accessible(seen.page, "the closed widget")
     cid = start_conversation(wired, seen, "Do you have trips to Lisbon?")
     wired.stub.say(cid, CITATION, quick_replies=[{"id": "y", "label": "Yes"}])
@@ -592,3 +594,20 @@ def test_the_widget_passes_the_accessibility_check(
     expect(seen.panel.get_by_role("heading", name="Your conversations")).to_be_visible()
     assert_accessible(seen.page, "the open panel's list")
     seen.panel.get_by_role("button", name=re.compile("Lisbon")).click()
+
+
+def test_a_reply_while_the_panel_is_closed_shows_on_the_launcher(
+    wired: Wired, browser: Browser, contexts: list[BrowserContext]
+) -> None:
+    seen = visit(wired, browser, contexts)
+    cid = start_conversation(wired, seen, "Can I pay in instalments?")
+    seen.page.keyboard.press("Escape")
+    expect(seen.panel).to_be_hidden()
+    wired.stub.say(cid, "<p>Yes, in three.</p>", author="agent", name="Maria")
+    expect(seen.launcher).to_have_accessible_name("Open chat, 1 unread")
+    expect(seen.launcher.locator(".badge")).to_have_text("1")
+    reads = len(wired.stub.calls("POST", f"/{cid}/read"))
+    seen.launcher.click()
+    expect(seen.thread).to_contain_text("Yes, in three.")
+    expect(seen.launcher.locator(".badge")).to_be_hidden()
+    wait_until(lambda: len(wired.stub.calls("POST", f"/{cid}/read")) > reads, "a read receipt")

@@ -14,16 +14,16 @@ from pathlib import Path
 
 import pytest
 from chat.chat_support import fast_outbox
-from chat.widget_stub import CALM_CSS, SitePage
-from emulator.content_api_server import ServedApp
+from chat.widget_stub import CALM_CSS, Port, Served, SitePage
 from inbox.web_support import PASSWORD, new_agent, start_server
 from playwright.sync_api import Browser, BrowserContext, expect
 from support.a11y import assert_accessible
 from support.screenshots import save
-from support.server import LiveServer, free_port
+from support.server import LiveServer
 
 from findesk.conversations.models import Conversation
 from findesk.csat.models import CsatRating
+from findesk.emulator.content_api import store_of
 from findesk.emulator.server import EmulatorConfig, create_emulator
 
 FIN_AGENT_TOKEN = "e2e-fin-agent-api-key"
@@ -37,7 +37,7 @@ REFUNDS_URL = "https://help.example.com/refunds"
 @dataclass
 class Stack:
     findesk: LiveServer
-    emulator: ServedApp
+    emulator: Served
     site: SitePage
 
     def stop(self) -> None:
@@ -47,14 +47,14 @@ class Stack:
 
 
 def start_stack(request: pytest.FixtureRequest, backend: str, channel: str, tmp: Path) -> Stack:
-    site_port, emulator_port = free_port(), free_port()
-    emulator_url = f"http://127.0.0.1:{emulator_port}"
+    site_port, emulator_port = Port(), Port()  # held: findesk cannot pick them meanwhile
+    emulator_url = f"http://127.0.0.1:{emulator_port.number}"
     findesk = start_server(
         request,
         backend,
         tmp,
         chat_channel=channel,
-        chat_allowed_origins=f"http://localhost:{site_port}",
+        chat_allowed_origins=f"http://localhost:{site_port.number}",
         intercom_api_url=emulator_url,
         fin_agent_api_token=FIN_AGENT_TOKEN,
         fin_agent_api_webhook_secret=WEBHOOK_SECRET,
@@ -83,9 +83,11 @@ def start_stack(request: pytest.FixtureRequest, backend: str, channel: str, tmp:
         chat_retry_delay=0.05,
         chat_retry_max_delay=0.5,
     )
-    emulator = ServedApp(create_emulator(config), port=emulator_port)
-    source = emulator.store.create_source("https://help.example.com", "api", "active")
-    emulator.store.upsert_page(
+    app = create_emulator(config)
+    emulator = Served(app, emulator_port, lifespan="on")
+    store = store_of(app)
+    source = store.create_source("https://help.example.com", "api", "active")
+    store.upsert_page(
         source_id=source.id,
         external_id="refunds",
         title="Refunds",

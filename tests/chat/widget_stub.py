@@ -16,6 +16,7 @@ import html
 import itertools
 import json
 import secrets
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -28,7 +29,6 @@ from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.datastructures import UploadFile
-from support.server import free_port
 
 from findesk.kit.html import sanitize
 
@@ -75,26 +75,40 @@ class StubState:
     calls: list[tuple[str, str, Any]] = field(default_factory=list)
     stream_connects: list[tuple[str, str | None]] = field(default_factory=list)
     refused_connects: int = 0
+    delivered: dict[str, int] = field(default_factory=dict)  # visitor id: last event id sent
     generation: int = 0
     refuse_streams: bool = False
     ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
 
-class Served:
-    """An ASGI app served by uvicorn on 127.0.0.1 in a thread of the test process."""
+class Port:
+    """A loopback port held (bound) from the moment it is picked until a server takes it, so no
+    other server started meanwhile can pick it too."""
 
-    def __init__(self, app: FastAPI, port: int) -> None:
-        self.port = port
+    def __init__(self) -> None:
+        self.socket = socket.socket()
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.socket.bind(("127.0.0.1", 0))
+        self.number = int(self.socket.getsockname()[1])
+
+
+class Served:
+    """An ASGI app served by uvicorn on its held port, in a thread of the test process."""
+
+    def __init__(self, app: Any, port: Port, lifespan: str = "off") -> None:
+        self.port = port.number
         config = uvicorn.Config(
             app,
             host="127.0.0.1",
-            port=port,
+            port=port.number,
             log_level="warning",
-            lifespan="off",
+            lifespan=lifespan,  # type: ignore[arg-type]
             timeout_graceful_shutdown=1,
         )
         self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [port.socket]}, daemon=True
+        )
         self._thread.start()
         deadline = time.monotonic() + 10
         while not self._server.started:
@@ -386,6 +400,8 @@ def create_stub(state: StubState, base_url: str) -> FastAPI:
                     after = len(state.events)
                 for event in fresh:
                     yield f"id: {event.id}\nevent: {event.name}\ndata: {_json(event.data)}\n\n"
+                    with state.lock:
+                        state.delivered[visitor.id] = event.id
                 await asyncio.sleep(0.03)
 
         return StreamingResponse(
@@ -403,8 +419,8 @@ class ChatStub:
     """The stub served on loopback, with what a test does as Fin or the team."""
 
     def __init__(self, site_origin: str, **config: Any) -> None:
-        port = free_port()
-        self.base_url = f"http://127.0.0.1:{port}"
+        port = Port()
+        self.base_url = f"http://127.0.0.1:{port.number}"
         self.state = StubState(
             config={
                 "channel": "fin_agent_api",
@@ -509,7 +525,7 @@ class SitePage:
     """The company's site: another origin (``localhost`` rather than ``127.0.0.1``) whose pages
     carry the snippet and a strict CSP naming only findesk's origin."""
 
-    def __init__(self, port: int, findesk_origin: str, stylesheet: str = SITE_CSS) -> None:
+    def __init__(self, port: Port, findesk_origin: str, stylesheet: str = SITE_CSS) -> None:
         self.findesk_origin = findesk_origin
         self.csp_violations: list[str] = []
         app = FastAPI()
@@ -548,7 +564,7 @@ class SitePage:
             return HTMLResponse(body, headers={"Content-Security-Policy": policy})
 
         self.served = Served(app, port)
-        self.url = f"http://localhost:{port}"
+        self.url = f"http://localhost:{port.number}"
 
     def stop(self) -> None:
         self.served.stop()

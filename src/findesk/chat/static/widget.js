@@ -372,8 +372,8 @@
     if (isOpen()) return;
     panel.hidden = false;
     launcher.setAttribute("aria-expanded", "true");
-    launcher.setAttribute("aria-label", "Close chat");
     frame.classList.add("open");
+    updateBadge();
     if (current !== null) {
       showThread(current, { focus: true }).catch(reportError);
     } else {
@@ -385,8 +385,8 @@
     if (!isOpen()) return;
     panel.hidden = true;
     launcher.setAttribute("aria-expanded", "false");
-    launcher.setAttribute("aria-label", "Open chat");
     frame.classList.remove("open");
+    updateBadge();
     if (focusLauncher) launcher.focus();
   }
 
