@@ -321,3 +321,41 @@ def test_resolving_asks_for_a_rating_stored_in_csat(
         assert row is not None and row.score == 5 and row.comment == "Quick!"
     twice = ada.http.post(f"/conversations/{conversation_id}/rating", json={"rating": "bad"})
     assert twice.status_code == 409
+
+
+def test_the_widget_files_and_demo_page_are_served_from_the_chat_package(
+    server: LiveServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fastapi.templating import Jinja2Templates
+
+    from findesk.chat import endpoints
+
+    (tmp_path / "static").mkdir()
+    (tmp_path / "static" / "widget.js").write_text("console.log('chat');\n")
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates" / "chat_demo.html").write_text(
+        '<script src="{{ widget_js_url }}" data-findesk-chat'
+        ' data-user-id="{{ demo_user.user_id }}"'
+        ' data-user-hash="{{ demo_user.user_hash }}"></script>'
+    )
+    assert httpx.get(f"{server.base_url}/chat/widget.js").status_code == 404  # not installed
+    monkeypatch.setattr(endpoints, "STATIC", tmp_path / "static")
+    monkeypatch.setattr(endpoints, "HERE", tmp_path)
+    monkeypatch.setattr(endpoints, "templates", Jinja2Templates(directory=tmp_path / "templates"))
+    script = httpx.get(f"{server.base_url}/chat/widget.js")
+    assert script.status_code == 200
+    assert script.headers["content-type"].startswith("text/javascript")
+    assert script.headers["cross-origin-resource-policy"] == "cross-origin"
+    assert httpx.get(f"{server.base_url}/chat/assets/..%2Fwidget.js").status_code == 404
+    page = httpx.get(f"{server.base_url}/chat/demo")
+    assert page.status_code == 200
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    assert f'src="{server.base_url}/chat/widget.js"' in page.text
+    # The demo visitor is signed as a site's backend would sign them: the API accepts it.
+    user_id = "demo-42"
+    assert f'data-user-hash="{signed_hash(user_id)}"' in page.text
+    signed = httpx.post(
+        f"{server.base_url}/chat/v1/session",
+        json={"user_id": user_id, "user_hash": signed_hash(user_id)},
+    )
+    assert signed.status_code == 201

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import mimetypes
 import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import suppress
@@ -402,27 +403,41 @@ def _event(raw: bytes) -> dict[str, Any] | Response:
 # --- the widget's files and the demo page -----------------------------------------------------
 
 
-def _static(name: str, media_type: str) -> Response:
+ASSET_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}")
+MEDIA_TYPES = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
+
+
+def _static(name: str) -> Response:
     path = STATIC / name
-    if not path.is_file():
-        return chat_error(
-            Problem("The chat widget is not installed.", status=404, code="not_found")
-        )
+    if not ASSET_NAME.fullmatch(name) or not path.is_file():
+        return chat_error(Problem("No such file of the chat widget.", status=404, code="not_found"))
+    media_type = MEDIA_TYPES.get(path.suffix) or mimetypes.guess_type(name)[0]
     return FileResponse(
         path,
-        media_type=media_type,
-        headers={"Cache-Control": "public, max-age=300", "X-Content-Type-Options": "nosniff"},
+        media_type=media_type or "application/octet-stream",
+        headers={
+            "Cache-Control": "public, max-age=300",
+            "X-Content-Type-Options": "nosniff",
+            # Loaded by the company's pages, whatever their cross-origin isolation.
+            "Cross-Origin-Resource-Policy": "cross-origin",
+        },
     )
 
 
 @pages.get("/widget.js")
 async def widget_js() -> Response:
-    return _static("widget.js", "text/javascript")
+    return _static("widget.js")
 
 
 @pages.get("/widget.css")
 async def widget_css() -> Response:
-    return _static("widget.css", "text/css")
+    return _static("widget.css")
+
+
+@pages.get("/assets/{name}")
+async def widget_asset(name: str) -> Response:
+    """Anything else the widget ships in ``chat/static`` (icons, sounds)."""
+    return _static(name)
 
 
 @pages.get("/demo")
@@ -435,9 +450,21 @@ async def demo(request: Request) -> Response:
             Problem("The chat demo page is not installed.", status=404, code="not_found")
         )
     response = templates.TemplateResponse(request, "chat_demo.html", demo_context(settings))
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers.update(DEMO_HEADERS)
     return response
+
+
+# A strict policy, as a careful company's site would have: the widget must work under it.
+DEMO_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: https:; "
+        "connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'none'; "
+        "frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
 
 
 def demo_context(settings: Settings) -> dict[str, Any]:

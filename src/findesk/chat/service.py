@@ -75,10 +75,6 @@ DEFAULT_GREETING = "Hi! Ask us anything: we usually answer in a few minutes."
 DEFAULT_ACCENT = "#1f6feb"
 
 
-class ChatError(Problem):
-    """A refusal in the widget API's shape (``{"error": {code, message}}``)."""
-
-
 def unauthorized(message: str, code: str = "unauthorized") -> Problem:
     return Problem(message, status=401, code=code)
 
@@ -694,7 +690,7 @@ def fin_message(
         conversations.NewMessage(
             author=conversations.Author("agent", fin.id),
             body=safe,
-            object_id=f"chat:{chat.fin_channel}:{conversation_id}:{external_id}",
+            object_id=_fin_message_key(chat.fin_channel, conversation_id, external_id),
         ),
         FIN,
     )
@@ -711,6 +707,14 @@ def fin_message(
     if state is not None and not (state in FIN_ACTIVE and chat.fin_state in FINAL_STATES):
         _set_fin_state(session, conversation, chat, state, FIN)
     return message
+
+
+def _fin_message_key(channel: str | None, conversation_id: str, external_id: str) -> str:
+    """The message's object_id: Intercom's id of it, within the conversation (hashed when
+    long: object ids have 255 characters at most)."""
+    if len(external_id) > 150:
+        external_id = "sha256:" + hashlib.sha256(external_id.encode()).hexdigest()
+    return f"chat:{channel}:{conversation_id}:{external_id}"
 
 
 def fin_escalated(session: Session, conversation_id: str, reason: str | None) -> None:
