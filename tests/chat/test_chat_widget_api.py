@@ -17,6 +17,7 @@ from support.server import LiveServer
 
 from findesk.chat.models import ChatSession
 from findesk.csat.models import CsatRating
+from findesk.fin_ledger.models import PendingFetch
 from findesk.notifier.models import OutboxEvent
 from findesk.users.models import EndUser
 
@@ -286,6 +287,13 @@ def test_an_agents_reply_and_typing_reach_the_visitors_stream(
                 )
             )
             assert announced == 0
+            # Nor does the inbox wait for Fin to fetch the agent's reply (it never will).
+            waiting = session.scalar(
+                select(func.count())
+                .select_from(PendingFetch)
+                .where(PendingFetch.conversation_id == conversation_id)
+            )
+            assert waiting == 0
     finally:
         stream.close()
         eve_stream.close()
@@ -359,3 +367,23 @@ def test_the_widget_files_and_demo_page_are_served_from_the_chat_package(
         json={"user_id": user_id, "user_hash": signed_hash(user_id)},
     )
     assert signed.status_code == 201
+
+
+def test_uploads_never_sent_and_expired_sessions_are_pruned(server: LiveServer) -> None:
+    from datetime import timedelta
+
+    from findesk.chat import service
+    from findesk.chat.models import ChatUpload
+    from findesk.kit.timeutil import utcnow
+
+    ada = Visitor.start(server)
+    upload = ada.http.post("/attachments", files={"file": ("note.txt", b"hello", "text/plain")})
+    key = upload.json()["key"]
+    path = server.settings.attachments_dir / key
+    assert path.is_file()
+    with server.db.transaction() as session:
+        service.prune(session, server.settings, utcnow() + timedelta(days=31))
+    assert not path.exists()
+    with server.db.read_session() as session:
+        assert session.get(ChatUpload, key) is None
+    assert ada.http.get("/conversations").status_code == 401  # its session expired too

@@ -26,7 +26,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from findesk.attachments.service import Upload
-from findesk.chat import custom_channel, fin_agent_api, repository, service
+from findesk.chat import custom_channel, fin_agent_api, service
 from findesk.chat.schemas import NewConversationIn, NewMessageIn, RatingIn, SessionIn
 from findesk.kit.errors import Invalid, Problem
 from findesk.kit.http import GuardedRoute, db_of, load_json, settings_of
@@ -161,12 +161,7 @@ async def start_conversation(request: Request, body: NewConversationIn) -> Respo
             session, settings, visitor, body=body.body, attachment_keys=body.attachments
         )
         return {
-            "conversation": {
-                **service.conversation_state(
-                    conversation, repository.chat_conversation(session, conversation.id)
-                ),
-                "title": conversation.title,
-            },
+            "conversation": service.conversations_out(session, [conversation])[0],
             "message": service.message_out(message),
         }
 
