@@ -662,7 +662,9 @@ def chat_of(session: Session, conversation_id: str) -> tuple[Conversation, ChatC
     chat = repository.chat_conversation_for_update(session, conversation_id)
     if chat is None:
         return None
-    conversation = conversations.get_conversation(session, conversation_id)
+    conversation = conversation_repository.get_for_update(session, conversation_id)
+    if conversation is None:
+        return None
     return conversation, chat
 
 
