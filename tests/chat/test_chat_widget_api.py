@@ -116,6 +116,20 @@ def test_a_forged_identity_is_refused_and_nothing_is_created(server: LiveServer)
         assert made == 0
 
 
+def test_a_site_may_allow_signed_visitors_only(
+    server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(server.settings, "chat_allow_anonymous", False)
+    config = httpx.get(f"{server.base_url}/chat/v1/config").json()
+    assert config["anonymous_allowed"] is False and config["identity_required"] is True
+    refused = httpx.post(f"{server.base_url}/chat/v1/session", json={})
+    assert refused.status_code == 401
+    assert refused.json()["error"]["code"] == "identity_required"
+    user_id = f"site-{uuid.uuid4().hex[:6]}"
+    signed = Visitor.start(server, user_id=user_id, user_hash=signed_hash(user_id))
+    assert signed.session["user"]["anonymous"] is False
+
+
 def test_a_session_token_renews_and_a_bad_one_does_not(server: LiveServer) -> None:
     visitor = Visitor.start(server)
     base = f"{server.base_url}/chat/v1/session"
