@@ -360,7 +360,6 @@ def test_the_widget_files_and_demo_page_are_served_from_the_chat_package(
         ' data-user-id="{{ demo_user.user_id }}"'
         ' data-user-hash="{{ demo_user.user_hash }}"></script>'
     )
-    assert httpx.get(f"{server.base_url}/chat/widget.js").status_code == 404  # not installed
     monkeypatch.setattr(endpoints, "STATIC", tmp_path / "static")
     monkeypatch.setattr(endpoints, "HERE", tmp_path)
     monkeypatch.setattr(endpoints, "templates", Jinja2Templates(directory=tmp_path / "templates"))
@@ -369,6 +368,7 @@ def test_the_widget_files_and_demo_page_are_served_from_the_chat_package(
     assert script.headers["content-type"].startswith("text/javascript")
     assert script.headers["cross-origin-resource-policy"] == "cross-origin"
     assert httpx.get(f"{server.base_url}/chat/assets/..%2Fwidget.js").status_code == 404
+    assert httpx.get(f"{server.base_url}/chat/widget.css").status_code == 404  # none here
     page = httpx.get(f"{server.base_url}/chat/demo")
     assert page.status_code == 200
     assert page.headers["x-content-type-options"] == "nosniff"
