@@ -487,6 +487,15 @@ ALLOWED_METHODS = "GET, POST, OPTIONS"
 ALLOWED_HEADERS = "Authorization, Content-Type, Last-Event-ID"
 
 
+def _same_origin(scope: Scope, origin: str) -> bool:
+    """The request comes from a page of findesk itself, by whatever name the browser reached it
+    (``localhost`` for ``127.0.0.1``): a browser sets both Origin and Host, and a page of any
+    other site cannot make them agree."""
+    host = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"host"), None)
+    _, _, netloc = origin.partition("://")
+    return host is not None and netloc.lower() == host.lower()
+
+
 class ChatCors:
     """CORS for ``/chat/v1``: a request from an origin that is not allowed is refused (403, no
     CORS headers); an allowed one is answered with its origin (never ``*``). No credentials
@@ -504,7 +513,7 @@ class ChatCors:
         if origin is None:  # not a cross-origin browser call (a server, a test, the same page)
             await self.app(scope, receive, send)
             return
-        if origin.rstrip("/") not in self.origins:
+        if origin.rstrip("/") not in self.origins and not _same_origin(scope, origin):
             refused = chat_error(
                 Problem("This site may not use the chat.", status=403, code="origin_not_allowed")
             )
