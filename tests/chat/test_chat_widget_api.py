@@ -17,6 +17,7 @@ from support.server import LiveServer
 
 from findesk.chat.models import ChatSession
 from findesk.csat.models import CsatRating
+from findesk.fin_ledger.models import PendingFetch
 from findesk.notifier.models import OutboxEvent
 from findesk.users.models import EndUser
 
@@ -115,6 +116,20 @@ def test_a_forged_identity_is_refused_and_nothing_is_created(server: LiveServer)
         assert made == 0
 
 
+def test_a_site_may_allow_signed_visitors_only(
+    server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(server.settings, "chat_allow_anonymous", False)
+    config = httpx.get(f"{server.base_url}/chat/v1/config").json()
+    assert config["anonymous_allowed"] is False and config["identity_required"] is True
+    refused = httpx.post(f"{server.base_url}/chat/v1/session", json={})
+    assert refused.status_code == 401
+    assert refused.json()["error"]["code"] == "identity_required"
+    user_id = f"site-{uuid.uuid4().hex[:6]}"
+    signed = Visitor.start(server, user_id=user_id, user_hash=signed_hash(user_id))
+    assert signed.session["user"]["anonymous"] is False
+
+
 def test_a_session_token_renews_and_a_bad_one_does_not(server: LiveServer) -> None:
     visitor = Visitor.start(server)
     base = f"{server.base_url}/chat/v1/session"
@@ -183,6 +198,10 @@ def test_cors_answers_only_allowed_origins(server: LiveServer) -> None:
     assert "access-control-allow-credentials" not in allowed.headers
     own = httpx.options(url, headers={"Origin": server.base_url, **asks})
     assert own.headers["access-control-allow-origin"] == server.base_url
+    # findesk's own page reached by another name (localhost): the browser's Host agrees.
+    other_name = f"http://localhost:{server.port}"
+    named = httpx.options(url, headers={"Origin": other_name, "Host": f"localhost:{server.port}"})
+    assert named.headers["access-control-allow-origin"] == other_name
     visitor = Visitor.start(server)
     listed = visitor.http.get("/conversations", headers={"Origin": SITE})
     assert listed.status_code == 200
@@ -286,6 +305,13 @@ def test_an_agents_reply_and_typing_reach_the_visitors_stream(
                 )
             )
             assert announced == 0
+            # Nor does the inbox wait for Fin to fetch the agent's reply (it never will).
+            waiting = session.scalar(
+                select(func.count())
+                .select_from(PendingFetch)
+                .where(PendingFetch.conversation_id == conversation_id)
+            )
+            assert waiting == 0
     finally:
         stream.close()
         eve_stream.close()
@@ -321,3 +347,61 @@ def test_resolving_asks_for_a_rating_stored_in_csat(
         assert row is not None and row.score == 5 and row.comment == "Quick!"
     twice = ada.http.post(f"/conversations/{conversation_id}/rating", json={"rating": "bad"})
     assert twice.status_code == 409
+
+
+def test_the_widget_files_and_demo_page_are_served_from_the_chat_package(
+    server: LiveServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fastapi.templating import Jinja2Templates
+
+    from findesk.chat import endpoints
+
+    (tmp_path / "static").mkdir()
+    (tmp_path / "static" / "widget.js").write_text("console.log('chat');\n")
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates" / "chat_demo.html").write_text(
+        '<script src="{{ widget_js_url }}" data-findesk-chat'
+        ' data-user-id="{{ demo_user.user_id }}"'
+        ' data-user-hash="{{ demo_user.user_hash }}"></script>'
+    )
+    monkeypatch.setattr(endpoints, "STATIC", tmp_path / "static")
+    monkeypatch.setattr(endpoints, "HERE", tmp_path)
+    monkeypatch.setattr(endpoints, "templates", Jinja2Templates(directory=tmp_path / "templates"))
+    script = httpx.get(f"{server.base_url}/chat/widget.js")
+    assert script.status_code == 200
+    assert script.headers["content-type"].startswith("text/javascript")
+    assert script.headers["cross-origin-resource-policy"] == "cross-origin"
+    assert httpx.get(f"{server.base_url}/chat/assets/..%2Fwidget.js").status_code == 404
+    assert httpx.get(f"{server.base_url}/chat/widget.css").status_code == 404  # none here
+    page = httpx.get(f"{server.base_url}/chat/demo")
+    assert page.status_code == 200
+    assert page.headers["x-content-type-options"] == "nosniff"
+    assert f'src="{server.base_url}/chat/widget.js"' in page.text
+    # The demo visitor is signed as a site's backend would sign them: the API accepts it.
+    user_id = "demo-42"
+    assert f'data-user-hash="{signed_hash(user_id)}"' in page.text
+    signed = httpx.post(
+        f"{server.base_url}/chat/v1/session",
+        json={"user_id": user_id, "user_hash": signed_hash(user_id)},
+    )
+    assert signed.status_code == 201
+
+
+def test_uploads_never_sent_and_expired_sessions_are_pruned(server: LiveServer) -> None:
+    from datetime import timedelta
+
+    from findesk.chat import service
+    from findesk.chat.models import ChatUpload
+    from findesk.kit.timeutil import utcnow
+
+    ada = Visitor.start(server)
+    upload = ada.http.post("/attachments", files={"file": ("note.txt", b"hello", "text/plain")})
+    key = upload.json()["key"]
+    path = server.settings.attachments_dir / key
+    assert path.is_file()
+    with server.db.transaction() as session:
+        service.prune(session, server.settings, utcnow() + timedelta(days=31))
+    assert not path.exists()
+    with server.db.read_session() as session:
+        assert session.get(ChatUpload, key) is None
+    assert ada.http.get("/conversations").status_code == 401  # its session expired too

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import mimetypes
 import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import suppress
@@ -25,7 +26,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from findesk.attachments.service import Upload
-from findesk.chat import custom_channel, fin_agent_api, repository, service
+from findesk.chat import custom_channel, fin_agent_api, service
 from findesk.chat.schemas import NewConversationIn, NewMessageIn, RatingIn, SessionIn
 from findesk.kit.errors import Invalid, Problem
 from findesk.kit.http import GuardedRoute, db_of, load_json, settings_of
@@ -160,12 +161,7 @@ async def start_conversation(request: Request, body: NewConversationIn) -> Respo
             session, settings, visitor, body=body.body, attachment_keys=body.attachments
         )
         return {
-            "conversation": {
-                **service.conversation_state(
-                    conversation, repository.chat_conversation(session, conversation.id)
-                ),
-                "title": conversation.title,
-            },
+            "conversation": service.conversations_out(session, [conversation])[0],
             "message": service.message_out(message),
         }
 
@@ -402,27 +398,41 @@ def _event(raw: bytes) -> dict[str, Any] | Response:
 # --- the widget's files and the demo page -----------------------------------------------------
 
 
-def _static(name: str, media_type: str) -> Response:
+ASSET_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}")
+MEDIA_TYPES = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
+
+
+def _static(name: str) -> Response:
     path = STATIC / name
-    if not path.is_file():
-        return chat_error(
-            Problem("The chat widget is not installed.", status=404, code="not_found")
-        )
+    if not ASSET_NAME.fullmatch(name) or not path.is_file():
+        return chat_error(Problem("No such file of the chat widget.", status=404, code="not_found"))
+    media_type = MEDIA_TYPES.get(path.suffix) or mimetypes.guess_type(name)[0]
     return FileResponse(
         path,
-        media_type=media_type,
-        headers={"Cache-Control": "public, max-age=300", "X-Content-Type-Options": "nosniff"},
+        media_type=media_type or "application/octet-stream",
+        headers={
+            "Cache-Control": "public, max-age=300",
+            "X-Content-Type-Options": "nosniff",
+            # Loaded by the company's pages, whatever their cross-origin isolation.
+            "Cross-Origin-Resource-Policy": "cross-origin",
+        },
     )
 
 
 @pages.get("/widget.js")
 async def widget_js() -> Response:
-    return _static("widget.js", "text/javascript")
+    return _static("widget.js")
 
 
 @pages.get("/widget.css")
 async def widget_css() -> Response:
-    return _static("widget.css", "text/css")
+    return _static("widget.css")
+
+
+@pages.get("/assets/{name}")
+async def widget_asset(name: str) -> Response:
+    """Anything else the widget ships in ``chat/static`` (icons, sounds)."""
+    return _static(name)
 
 
 @pages.get("/demo")
@@ -435,9 +445,17 @@ async def demo(request: Request) -> Response:
             Problem("The chat demo page is not installed.", status=404, code="not_found")
         )
     response = templates.TemplateResponse(request, "chat_demo.html", demo_context(settings))
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers.update(DEMO_HEADERS)
     return response
+
+
+# (No Content-Security-Policy here: the widget's browser tests check it under a strict one on a
+# page of another origin, and the demo page is also where accessibility tools get injected.)
+DEMO_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
 
 
 def demo_context(settings: Settings) -> dict[str, Any]:
@@ -469,6 +487,15 @@ ALLOWED_METHODS = "GET, POST, OPTIONS"
 ALLOWED_HEADERS = "Authorization, Content-Type, Last-Event-ID"
 
 
+def _same_origin(scope: Scope, origin: str) -> bool:
+    """The request comes from a page of findesk itself, by whatever name the browser reached it
+    (``localhost`` for ``127.0.0.1``): a browser sets both Origin and Host, and a page of any
+    other site cannot make them agree."""
+    host = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"host"), None)
+    _, _, netloc = origin.partition("://")
+    return host is not None and netloc.lower() == host.lower()
+
+
 class ChatCors:
     """CORS for ``/chat/v1``: a request from an origin that is not allowed is refused (403, no
     CORS headers); an allowed one is answered with its origin (never ``*``). No credentials
@@ -486,7 +513,7 @@ class ChatCors:
         if origin is None:  # not a cross-origin browser call (a server, a test, the same page)
             await self.app(scope, receive, send)
             return
-        if origin.rstrip("/") not in self.origins:
+        if origin.rstrip("/") not in self.origins and not _same_origin(scope, origin):
             refused = chat_error(
                 Problem("This site may not use the chat.", status=403, code="origin_not_allowed")
             )

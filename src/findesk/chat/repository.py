@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -186,3 +186,19 @@ def first_time(session: Session, key: str, now: datetime) -> bool:
 
 def activity_at(session: Session, activity_id: int) -> datetime | None:
     return session.scalar(select(Activity.at).where(Activity.id == activity_id))
+
+
+def expired_uploads(session: Session, before: datetime, limit: int = 500) -> Sequence[ChatUpload]:
+    return session.scalars(
+        select(ChatUpload).where(ChatUpload.created_at < before).limit(limit)
+    ).all()
+
+
+def purge_sessions(session: Session, expired_before: datetime) -> int:
+    result = session.execute(delete(ChatSession).where(ChatSession.expires_at < expired_before))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def purge_inbound_events(session: Session, before: datetime) -> int:
+    result = session.execute(delete(ChatInboundEvent).where(ChatInboundEvent.received_at < before))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -35,6 +35,7 @@ from findesk.csat.models import CsatRating
 from findesk.kit import html
 from findesk.kit.actor import FIN, SYSTEM, Actor
 from findesk.kit.errors import Conflict, Invalid, NotFound, Problem
+from findesk.kit.periodic import Every
 from findesk.kit.secrets import hash_secret, new_secret
 from findesk.kit.settings import Settings
 from findesk.kit.settings_in_use import current_settings
@@ -73,10 +74,6 @@ RATING_REQUEST_KIND = "rating_requested"
 DEFAULT_TITLE = "Chat with us"
 DEFAULT_GREETING = "Hi! Ask us anything: we usually answer in a few minutes."
 DEFAULT_ACCENT = "#1f6feb"
-
-
-class ChatError(Problem):
-    """A refusal in the widget API's shape (``{"error": {code, message}}``)."""
 
 
 def unauthorized(message: str, code: str = "unauthorized") -> Problem:
@@ -177,6 +174,8 @@ def start_session(
             raise unauthorized("Sign in on the site to chat.", "identity_required")
         user, _ = users.create_user(session, object_id=f"chat-visitor:{uuid.uuid4()}")
         anonymous = True
+    if prune_due():
+        prune(session, settings, now)
     token = new_secret(TOKEN_PREFIX)
     row = ChatSession(
         token_hash=hash_secret(token),
@@ -189,6 +188,22 @@ def start_session(
     session.add(row)
     session.flush()
     return NewSession(token, row, user)
+
+
+UPLOAD_KEPT = timedelta(days=1)  # an upload not sent by then is removed
+INBOUND_EVENTS_KEPT = timedelta(days=30)  # Intercom's event ids, for spotting repeats
+prune_due = Every(3600.0).due
+
+
+def prune(session: Session, settings: Settings, now: datetime | None = None) -> None:
+    """Housekeeping (at most hourly, riding along with a new session): expired sessions,
+    uploads never sent (and their files), old inbound event ids."""
+    now = now or utcnow()
+    for upload in repository.expired_uploads(session, now - UPLOAD_KEPT):
+        (settings.attachments_dir / upload.key).unlink(missing_ok=True)
+        session.delete(upload)
+    repository.purge_sessions(session, now)
+    repository.purge_inbound_events(session, now - INBOUND_EVENTS_KEPT)
 
 
 def authenticate(session: Session, token: str) -> Visitor:
@@ -241,6 +256,11 @@ def conversation_state(conversation: Conversation, chat: ChatConversation | None
 
 def list_conversations(session: Session, visitor: Visitor) -> list[dict[str, Any]]:
     found = list(repository.visitor_conversations(session, visitor.user_id, CONVERSATIONS_SHOWN))
+    return conversations_out(session, found)
+
+
+def conversations_out(session: Session, found: list[Conversation]) -> list[dict[str, Any]]:
+    """The conversations as the widget's list shows them."""
     ids = [c.id for c in found]
     chats = repository.chat_conversations(session, ids)
     latest = repository.latest_public_messages(session, ids)
@@ -480,11 +500,12 @@ def post_message(
 
 
 def _quick_reply_label(session: Session, conversation_id: str, option_id: str) -> str:
-    for message in reversed(repository.public_messages(session, conversation_id)):
-        extra = repository.message_extras(session, [message.id]).get(message.id)
-        if extra is None:
-            continue
-        for option in extra.quick_replies:
+    """The label of a quick-reply button Fin offered in the conversation (the latest offer)."""
+    messages = repository.public_messages(session, conversation_id)
+    extras = repository.message_extras(session, [m.id for m in messages])
+    for message in reversed(messages):
+        extra = extras.get(message.id)
+        for option in extra.quick_replies if extra is not None else []:
             if option.get("id") == option_id:
                 return str(option.get("label") or option_id)
     raise Invalid("No such quick reply in this conversation.")
@@ -641,7 +662,9 @@ def chat_of(session: Session, conversation_id: str) -> tuple[Conversation, ChatC
     chat = repository.chat_conversation_for_update(session, conversation_id)
     if chat is None:
         return None
-    conversation = conversations.get_conversation(session, conversation_id)
+    conversation = conversation_repository.get_for_update(session, conversation_id)
+    if conversation is None:
+        return None
     return conversation, chat
 
 
@@ -694,7 +717,7 @@ def fin_message(
         conversations.NewMessage(
             author=conversations.Author("agent", fin.id),
             body=safe,
-            object_id=f"chat:{chat.fin_channel}:{conversation_id}:{external_id}",
+            object_id=_fin_message_key(chat.fin_channel, conversation_id, external_id),
         ),
         FIN,
     )
@@ -711,6 +734,14 @@ def fin_message(
     if state is not None and not (state in FIN_ACTIVE and chat.fin_state in FINAL_STATES):
         _set_fin_state(session, conversation, chat, state, FIN)
     return message
+
+
+def _fin_message_key(channel: str | None, conversation_id: str, external_id: str) -> str:
+    """The message's object_id: Intercom's id of it, within the conversation (hashed when
+    long: object ids have 255 characters at most)."""
+    if len(external_id) > 150:
+        external_id = "sha256:" + hashlib.sha256(external_id.encode()).hexdigest()
+    return f"chat:{channel}:{conversation_id}:{external_id}"
 
 
 def fin_escalated(session: Session, conversation_id: str, reason: str | None) -> None:

@@ -439,8 +439,9 @@ def add_message(
         if not author.is_bot and new.visibility == "public":
             if conversation.first_human_reply_at is None and not new.automated:
                 conversation.first_human_reply_at = now
-            session.flush()  # the receipt slot refers to the message's row
-            expect_fetch(session, message)
+            if conversation.channel != "chat":  # (Fin never fetches findesk's own chat)
+                session.flush()  # the receipt slot refers to the message's row
+                expect_fetch(session, message)
             if owner_kind(conversation) != "human" and not new.automated:
                 _change_owner(session, conversation, author, actor)
             if not new.automated:
