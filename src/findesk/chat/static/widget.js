@@ -375,7 +375,11 @@
     frame.classList.add("open");
     updateBadge();
     if (current !== null) {
-      showThread(current, { focus: true }).catch(reportError);
+      showThread(current, { focus: true }).catch((error) => {
+        // The conversation left open last time is not this visitor's any more: the list.
+        if (error.status === 404) showHome({ focus: true }).catch(reportError);
+        else reportError(error);
+      });
     } else {
       showHome({ focus: true }).catch(reportError);
     }
