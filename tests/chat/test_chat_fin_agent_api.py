@@ -304,3 +304,25 @@ def test_fin_asks_for_a_rating_and_it_goes_to_csat_and_fin(
     with server.db.read_session() as session:
         row = session.get(CsatRating, conversation_id)
         assert row is not None and row.score == 4
+
+
+def test_a_call_intercom_refuses_for_good_hands_the_chat_to_the_team(
+    server: LiveServer, intercom: IntercomDouble, agent: httpx.Client
+) -> None:
+    ada = Visitor.start(server)
+    intercom.status = 422  # (Intercom's validation error: retrying will not help)
+    try:
+        conversation_id = ada.ask("Hello?")["conversation"]["id"]
+
+        def handed_over() -> bool:
+            listed = ada.http.get("/conversations").json()
+            return bool(listed) and listed[0]["waiting_for_human"] is True
+
+        assert eventually(handed_over)
+    finally:
+        intercom.status = 200
+    detail = agent.get(f"/conversations/{conversation_id}").json()["conversation"]
+    assert detail["attributes"]["fin_handover_reason"].startswith("Intercom did not take")
+    before = chat_calls(server, conversation_id)
+    ada.say(conversation_id, "Anyone?")
+    assert chat_calls(server, conversation_id) == before  # the team answers now

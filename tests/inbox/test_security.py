@@ -139,10 +139,17 @@ PUBLIC = {
     ("GET", "/rate/{token}"): "the rating page: the 256-bit token in the link is the credential",
     ("POST", "/rate/{token}"): "rating: the 256-bit token in the link is the credential",
     ("GET", "/rate/static/rate.css"): "the rating page's stylesheet",
+    ("GET", "/chat/v1/config"): "the chat widget's look and what it may do",
+    ("POST", "/chat/v1/session"): "a chat visitor's session: anonymous, or signed by the site",
+    ("GET", "/chat/widget.js"): "the chat widget a site embeds",
+    ("GET", "/chat/widget.css"): "the chat widget's stylesheet",
+    ("GET", "/chat/assets/{name}"): "the chat widget's other files",
+    ("GET", "/chat/demo"): "the chat demo page: a pretend site with the widget",
 }
 # Authenticated otherwise (Fin's bearer tokens; tested in tests/fin_api; the lookups' own
-# tokens, in tests/lookups).
-OTHER_CREDENTIALS = ("/api/fin/", "/api/connectors/")
+# tokens, in tests/lookups; chat visitors' session tokens and Intercom's signed chat events, in
+# tests/chat).
+OTHER_CREDENTIALS = ("/api/fin/", "/api/connectors/", "/chat/v1/", "/chat/hooks/")
 NEEDS_SESSION = ("/inbox", "/logout", "/api/v1/")
 NOT_PAGES = ("/inbox/fragments/", "/inbox/live")  # fetched by the page's script: 401, no redirect
 

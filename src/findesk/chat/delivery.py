@@ -17,7 +17,7 @@ import httpx
 from sqlalchemy.orm import Session
 
 from findesk import __version__
-from findesk.chat import custom_channel, fin_agent_api
+from findesk.chat import custom_channel, fin_agent_api, service
 from findesk.kit.settings import Settings
 from findesk.kit.timeutil import utcnow
 from findesk.notifier.models import OutboxEvent
@@ -88,3 +88,9 @@ async def send(http: httpx.AsyncClient, settings: Settings, prepared: Prepared) 
         return Outcome(delivered=False, error=f"timeout: {type(exc).__name__}")
     except httpx.HTTPError as exc:
         return Outcome(delivered=False, error=f"network: {type(exc).__name__}: {exc}")
+
+
+def gave_up(session: Session, conversation_id: str, error: str) -> None:
+    """A call to Intercom will never go through (refused, or retried for the whole window):
+    Fin cannot answer this conversation, so a person does (it waits in the inbox's queue)."""
+    service.intercom_gave_up(session, conversation_id, error)

@@ -764,6 +764,23 @@ def fin_escalated(session: Session, conversation_id: str, reason: str | None) ->
     conversations.assign(session, conversation, None, FIN)
 
 
+def intercom_gave_up(session: Session, conversation_id: str, error: str) -> None:
+    """Intercom refused a call for good: the team answers instead of Fin (the reason says why,
+    as Fin's would)."""
+    found = chat_of(session, conversation_id)
+    if found is None:
+        return
+    conversation, chat = found
+    _set_fin_state(session, conversation, chat, "escalated", SYSTEM)
+    if conversations.owner_kind(conversation) != "fin":
+        return
+    reason = f"Intercom did not take the conversation ({error[:200]})"
+    conversations.merge_conversation_attributes(
+        session, conversation, {conversations.HANDOVER_REASON_ATTRIBUTE: reason}, SYSTEM
+    )
+    conversations.assign(session, conversation, None, SYSTEM)
+
+
 def fin_resolved(session: Session, conversation_id: str) -> None:
     found = chat_of(session, conversation_id)
     if found is None:

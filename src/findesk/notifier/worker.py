@@ -307,6 +307,10 @@ class Worker(BackgroundLoop):
                         error=outcome.error,
                     )
                     kind = "dead" if dead else "retry"
+                    if dead and delivery.kind == CHAT_KIND:
+                        from findesk.chat import delivery as chat  # it builds on this module
+
+                        chat.gave_up(session, delivery.conversation_id, outcome.error)
                 self._observe(delivery, outcome, kind, now)
 
     def _observe(self, delivery: Delivery, outcome: Outcome, kind: str, now: datetime) -> None:
