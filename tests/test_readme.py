@@ -33,7 +33,7 @@ def test_every_setting_is_in_the_settings_table_and_nothing_else() -> None:
     documented = set(re.findall(r"^\| `(FINDESK_[A-Z_]+)`", README, re.MULTILINE))
     actual = {f"FINDESK_{name.upper()}" for name in Settings.model_fields}
     emulator, doctor = command_variables("emulator"), command_variables("doctor")
-    assert len(emulator) == 4 and len(doctor) == 2
+    assert len(emulator) == 10 and len(doctor) == 2
     assert documented == actual | emulator | doctor
 
 

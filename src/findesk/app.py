@@ -30,6 +30,7 @@ from findesk.apidocs.endpoints import router as apidocs_router
 from findesk.attachments.endpoints import router as files_router
 from findesk.auth.endpoints import router as oauth_router
 from findesk.auth.passwords import PasswordChecker
+from findesk.chat import endpoints as chat
 from findesk.conversations.waker import Waker
 from findesk.csat.endpoints import router as csat_router
 from findesk.fin_api import endpoints as fin
@@ -255,6 +256,10 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(inbox_reports_router)
     app.include_router(inbox_reconciliation_router)
     app.include_router(apidocs_router)
+    app.include_router(chat.public)
+    app.include_router(chat.visitor_api)
+    app.include_router(chat.hooks)
+    app.include_router(chat.pages)
     app.mount("/static", StaticFiles(directory=INBOX_STATIC), name="static")
 
     @app.exception_handler(Problem)
@@ -301,11 +306,13 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.add_middleware(
         BodySizeLimit,
         max_bytes=settings.max_body_bytes,
-        larger={"/reply": upload_limit},
+        larger={"/reply": upload_limit, "/chat/v1/attachments": upload_limit},
         enveloped=frozenset(
             f"{FIN_API}{route.path}" for route in fin.posts.routes if isinstance(route, APIRoute)
         ),
     )
+    # The chat widget's API answers the company's sites only (CORS).
+    app.add_middleware(chat.ChatCors, settings=settings)
     # The hooks (CSAT, alerts, SLAs) read this app's settings, whichever path changes things.
     app.add_middleware(SettingsInUse, settings=settings)
     return app

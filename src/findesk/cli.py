@@ -794,6 +794,7 @@ def demo(
     stack = None
     if not seed_only:
         info["messenger_url"] = f"{wiring.emulator_url}/messenger"
+        info["chat_demo_url"] = f"{base}/chat/demo"
         info["emulator_url"] = wiring.emulator_url
         info["logs"] = str((settings.data_dir / "logs").resolve())
         stack = Stack(wiring, settings.data_dir / "logs")
@@ -815,6 +816,9 @@ def demo(
             lines += [
                 f"  Messenger (end user)  {info['messenger_url']}",
                 "      ask e.g. 'How long do refunds take?', then 'Talk to a person'",
+                f"  Chat widget (visitor) {info['chat_demo_url']}",
+                "      findesk's own chat on a pretend company page; Fin answers through the "
+                "Fin Agent API",
             ]
         lines += [
             f"  Inbox (human agent)   {info['inbox_url']}",
@@ -1474,9 +1478,61 @@ def emulator(
     port: Annotated[
         int | None, typer.Option(help="Port to listen on (default: FINDESK_EMULATOR_PORT, 8090).")
     ] = None,
+    fin_agent_token: Annotated[
+        str | None,
+        typer.Option(
+            help="Bearer token the Fin Agent API (/fin/*) accepts (unset: it refuses every call).",
+            envvar="FINDESK_EMULATOR_FIN_AGENT_TOKEN",
+        ),
+    ] = None,
+    fin_agent_webhook_url: Annotated[
+        str | None,
+        typer.Option(
+            help="Where the Fin Agent API sends Fin's events (findesk's "
+            "/chat/hooks/fin-agent-api).",
+            envvar="FINDESK_EMULATOR_FIN_AGENT_WEBHOOK_URL",
+        ),
+    ] = None,
+    fin_agent_webhook_secret: Annotated[
+        str | None,
+        typer.Option(
+            help="Signing secret of those events (X-Fin-Agent-API-Webhook-Signature).",
+            envvar="FINDESK_EMULATOR_FIN_AGENT_WEBHOOK_SECRET",
+        ),
+    ] = None,
+    fin_agent_sse: Annotated[
+        bool,
+        typer.Option(
+            help="Fin Agent API answers carry an sse_subscription_url (SSE, with "
+            "fin_reply_chunk events) besides the webhook."
+        ),
+    ] = False,
+    custom_channel_token: Annotated[
+        str | None,
+        typer.Option(
+            help="Bearer token (API key) the Custom Channel Events accept (unset: they refuse "
+            "every call).",
+            envvar="FINDESK_EMULATOR_CUSTOM_CHANNEL_TOKEN",
+        ),
+    ] = None,
+    custom_channel_callback_url: Annotated[
+        str | None,
+        typer.Option(
+            help="Where Custom Channel callbacks go (findesk's /chat/hooks/custom-channel).",
+            envvar="FINDESK_EMULATOR_CUSTOM_CHANNEL_CALLBACK_URL",
+        ),
+    ] = None,
+    custom_channel_callback_token: Annotated[
+        str | None,
+        typer.Option(
+            help="Authentication Token sent as a bearer token on those callbacks.",
+            envvar="FINDESK_EMULATOR_CUSTOM_CHANNEL_CALLBACK_TOKEN",
+        ),
+    ] = None,
 ) -> None:
     """Run the Fin emulator: Intercom's side of the loop (webhook, sync runs, answers from its
-    content library, the AI Content API), for a helpdesk on this machine."""
+    content library, the AI Content API, the Fin Agent API and Custom Channel Events), for a
+    helpdesk on this machine."""
     import uvicorn
 
     from findesk.emulator.server import EmulatorConfig, create_emulator
@@ -1485,6 +1541,13 @@ def emulator(
 
     if variant not in ("rest", "posts-only") or grant_format not in ("json", "form"):
         _fail("--variant is rest or posts-only; --token-format is json or form.")
+    from urllib.parse import urlsplit
+
+    if fin_agent_webhook_url and not fin_agent_webhook_secret:
+        _fail("--fin-agent-webhook-url needs --fin-agent-webhook-secret (events are signed).")
+    for url in (fin_agent_webhook_url, custom_channel_callback_url):
+        if url and urlsplit(url).scheme not in ("http", "https"):
+            _fail(f"{url!r} is not an http(s) URL.")
     checked_variant = cast(Variant, variant)
     checked_format = cast(GrantFormat, grant_format)
     base = helpdesk_url.rstrip("/")
@@ -1517,6 +1580,13 @@ def emulator(
         live_streams_per_session=get_settings().live_streams_per_session,
         live_streams_max=get_settings().live_streams_max,
         public_url=f"http://{host}:{port or get_settings().emulator_port}",
+        fin_agent_token=fin_agent_token or None,
+        fin_agent_webhook_url=fin_agent_webhook_url or None,
+        fin_agent_webhook_secret=fin_agent_webhook_secret or None,
+        fin_agent_sse=fin_agent_sse,
+        custom_channel_token=custom_channel_token or None,
+        custom_channel_callback_url=custom_channel_callback_url or None,
+        custom_channel_callback_token=custom_channel_callback_token or None,
     )
     port = port or get_settings().emulator_port
     hook = f"http://{host}:{port}/hooks/standalone/custom_helpdesk_conversation_event/"

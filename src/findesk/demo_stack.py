@@ -41,6 +41,11 @@ class Wiring:
     fin_agent_id: str
     webhook_key: str = ""
     content_token: str = ""
+    # findesk's own chat, answered by the emulator's Fin Agent API (or Custom Channel Events).
+    chat_token: str = ""
+    chat_webhook_secret: str = ""
+    chat_callback_token: str = ""
+    chat_identity_secret: str = ""
 
     @property
     def helpdesk_url(self) -> str:
@@ -53,7 +58,13 @@ class Wiring:
 
 def fresh_secrets(wiring: Wiring) -> Wiring:
     return replace(
-        wiring, webhook_key=secrets.token_urlsafe(24), content_token=secrets.token_urlsafe(24)
+        wiring,
+        webhook_key=secrets.token_urlsafe(24),
+        content_token=secrets.token_urlsafe(24),
+        chat_token=secrets.token_urlsafe(24),
+        chat_webhook_secret=secrets.token_urlsafe(24),
+        chat_callback_token=secrets.token_urlsafe(24),
+        chat_identity_secret=secrets.token_urlsafe(24),
     )
 
 
@@ -130,13 +141,28 @@ class Stack:
             "FINDESK_INTERCOM_APP_ID": "demo",
             "FINDESK_INTERCOM_CLIENT_ID": "demo",
             "FINDESK_INTERCOM_EXPORT_DAILY": "true",
+            # The chat widget (/chat/demo): Fin answers through the emulator's Fin Agent API
+            # unless the caller picked another channel.
+            "FINDESK_CHAT_CHANNEL": os.environ.get("FINDESK_CHAT_CHANNEL") or "fin_agent_api",
+            "FINDESK_CHAT_IDENTITY_SECRET": w.chat_identity_secret,
+            "FINDESK_FIN_AGENT_API_TOKEN": w.chat_token,
+            "FINDESK_FIN_AGENT_API_WEBHOOK_SECRET": w.chat_webhook_secret,
+            "FINDESK_CUSTOM_CHANNEL_TOKEN": w.chat_token,
+            "FINDESK_CUSTOM_CHANNEL_CALLBACK_TOKEN": w.chat_callback_token,
         }
+        chat_hooks = f"{w.helpdesk_url}/chat/hooks"
         emulator_env = {
             **base_env,
             "FINDESK_EMULATOR_CLIENT_ID": w.client_id,
             "FINDESK_EMULATOR_CLIENT_SECRET": w.client_secret,
             "FINDESK_EMULATOR_WEBHOOK_KEY": w.webhook_key,
             "FINDESK_EMULATOR_CONTENT_TOKEN": w.content_token,
+            "FINDESK_EMULATOR_FIN_AGENT_TOKEN": w.chat_token,
+            "FINDESK_EMULATOR_FIN_AGENT_WEBHOOK_URL": f"{chat_hooks}/fin-agent-api",
+            "FINDESK_EMULATOR_FIN_AGENT_WEBHOOK_SECRET": w.chat_webhook_secret,
+            "FINDESK_EMULATOR_CUSTOM_CHANNEL_TOKEN": w.chat_token,
+            "FINDESK_EMULATOR_CUSTOM_CHANNEL_CALLBACK_URL": f"{chat_hooks}/custom-channel",
+            "FINDESK_EMULATOR_CUSTOM_CHANNEL_CALLBACK_TOKEN": w.chat_callback_token,
         }
         self._spawn("findesk", ["serve"], findesk_env)
         self._spawn(
@@ -266,4 +292,9 @@ _DEMO_OWNED = {
     "FINDESK_INTERCOM_CLIENT_ID",
     "FINDESK_INTERCOM_EXPORT_DAILY",
     "FINDESK_PUBLIC_BASE_URL",
+    "FINDESK_CHAT_IDENTITY_SECRET",
+    "FINDESK_FIN_AGENT_API_TOKEN",
+    "FINDESK_FIN_AGENT_API_WEBHOOK_SECRET",
+    "FINDESK_CUSTOM_CHANNEL_TOKEN",
+    "FINDESK_CUSTOM_CHANNEL_CALLBACK_TOKEN",
 }

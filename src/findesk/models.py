@@ -5,6 +5,13 @@ from findesk.alerts.models import AlertPreference, WebhookEndpoint
 from findesk.attachments.models import StoredFile
 from findesk.audit.models import AuditEntry
 from findesk.auth.models import AccessToken, AgentToken, OAuthClient, WebSession
+from findesk.chat.models import (
+    ChatConversation,
+    ChatInboundEvent,
+    ChatMessageExtra,
+    ChatSession,
+    ChatUpload,
+)
 from findesk.connectors.models import IntercomConnector, IntercomConnectorExecution
 from findesk.conversations.models import (
     Conversation,
@@ -59,6 +66,11 @@ __all__ = [
     "ArticleTranslation",
     "AuditEntry",
     "Base",
+    "ChatConversation",
+    "ChatInboundEvent",
+    "ChatMessageExtra",
+    "ChatSession",
+    "ChatUpload",
     "CollectionMember",
     "CollectionTranslation",
     "ContentSource",

@@ -22,6 +22,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 from sqlalchemy import update
 from starlette.routing import Mount
 from support.fin import World
+from support.hostile import HOSTILE, NAME, TITLE
 from support.server import LiveServer
 from web_support import (
     FILE_URL,
@@ -138,10 +139,17 @@ PUBLIC = {
     ("GET", "/rate/{token}"): "the rating page: the 256-bit token in the link is the credential",
     ("POST", "/rate/{token}"): "rating: the 256-bit token in the link is the credential",
     ("GET", "/rate/static/rate.css"): "the rating page's stylesheet",
+    ("GET", "/chat/v1/config"): "the chat widget's look and what it may do",
+    ("POST", "/chat/v1/session"): "a chat visitor's session: anonymous, or signed by the site",
+    ("GET", "/chat/widget.js"): "the chat widget a site embeds",
+    ("GET", "/chat/widget.css"): "the chat widget's stylesheet",
+    ("GET", "/chat/assets/{name}"): "the chat widget's other files",
+    ("GET", "/chat/demo"): "the chat demo page: a pretend site with the widget",
 }
 # Authenticated otherwise (Fin's bearer tokens; tested in tests/fin_api; the lookups' own
-# tokens, in tests/lookups).
-OTHER_CREDENTIALS = ("/api/fin/", "/api/connectors/")
+# tokens, in tests/lookups; chat visitors' session tokens and Intercom's signed chat events, in
+# tests/chat).
+OTHER_CREDENTIALS = ("/api/fin/", "/api/connectors/", "/chat/v1/", "/chat/hooks/")
 NEEDS_SESSION = ("/inbox", "/logout", "/api/v1/")
 NOT_PAGES = ("/inbox/fragments/", "/inbox/live")  # fetched by the page's script: 401, no redirect
 
@@ -850,29 +858,6 @@ def test_the_sign_in_form_needs_its_csrf_cookie_and_field(
 
 
 # --- (c) hostile HTML in messages ------------------------------------------------------------
-
-# Each would call the detector the page exposes (and set window.__pwned, and open a dialog).
-HOSTILE = [
-    '<script>window.__pwned="script";findeskPwned("script");alert("script")</script>',
-    "<img src=x onerror=\"window.__pwned='img';findeskPwned('img');alert('img')\">",
-    "<a href=\"javascript:window.__pwned='link';findeskPwned('link');alert('link')\">Claim 1</a>",
-    "<a href=\"JaVaScRiPt:findeskPwned('link-case')\">Claim 2</a>",
-    "<a href=\"&#106;avascript:findeskPwned('link-entity')\">Claim 3</a>",
-    "<a href=\" javascript:findeskPwned('link-space')\">Claim 4</a>",
-    "<a href=\"data:text/html,<script>opener.findeskPwned('data')</script>\">Claim 5</a>",
-    '<svg><script>findeskPwned("svg")</script></svg>',
-    "<svg onload=\"findeskPwned('svg-onload')\"></svg>",
-    "<iframe src=\"javascript:parent.findeskPwned('iframe')\"></iframe>",
-    "<iframe srcdoc=\"<script>parent.findeskPwned('srcdoc')</script>\"></iframe>",
-    "<details open ontoggle=\"findeskPwned('details')\">x</details>",
-    "<p onclick=\"findeskPwned('click')\">Click me</p>",
-    "<form action=\"javascript:findeskPwned('form')\"><button>Go</button></form>",
-    "<base href=\"javascript:findeskPwned('base')//\">",
-    "<object data=\"javascript:findeskPwned('object')\"></object>",
-    "<math><mtext><table><mglyph><style><img src=x onerror=\"findeskPwned('mxss')\">",
-]
-NAME = "Eve <img src=x onerror=\"findeskPwned('name')\">"
-TITLE = "Refund <script>findeskPwned('title')</script>"
 
 
 def hostile(marker: str) -> str:

@@ -21,6 +21,7 @@ from findesk.agents import service as agents
 from findesk.agents.models import Agent
 from findesk.audit.service import AuditActor
 from findesk.auth import service as auth
+from findesk.chat import service as chat
 from findesk.conversations import history
 from findesk.conversations import service as conversations
 from findesk.conversations.repository import ConversationFilter
@@ -240,7 +241,12 @@ def typing(request: Request, conversation_id: str) -> s.TypingOut:
     """The agent is typing: Fin shows an indicator in the Messenger (sent by the notifier)."""
     me = current_agent(request)
     with db_of(request).read_session() as session:
-        conversations.get_conversation(session, conversation_id)
+        conversation = conversations.get_conversation(session, conversation_id)
+    if conversation.channel == "chat":
+        # findesk's own chat: the visitor's widget shows it (``findesk.chat``), not Fin.
+        with db_of(request).transaction() as session:
+            chat.agent_typing(session, conversation_id, agent_actor(me.id))
+        return s.TypingOut(accepted=True)
     request.app.state.typing.signal(conversation_id, me)
     return s.TypingOut(accepted=True)
 

@@ -77,6 +77,12 @@ class Conversation(Base):
     # The team whose queue it is in (routing sets it); no foreign key, so that adding it needs
     # no table rebuild on SQLite: deleting a team clears it (``teams.repository.delete``).
     team_id: Mapped[str | None] = mapped_column(String(40))
+    # Where the end user talks: ``messenger`` (Fin's Messenger, through the Custom Helpdesk
+    # contract) or ``chat`` (findesk's own widget, ``findesk.chat``: Fin never reads it through
+    # the Fin API and the notifier never announces it).
+    channel: Mapped[str] = mapped_column(
+        String(16), default="messenger", server_default="messenger"
+    )
 
     user: Mapped[EndUser] = relationship(lazy="joined", innerjoin=True)
     assignee: Mapped[Agent | None] = relationship(lazy="joined")

@@ -82,6 +82,15 @@ def conversation_exists(session: Session, conversation_id: str) -> bool:
     )
 
 
+def channel_of(session: Session, conversation_id: str) -> str | None:
+    """The conversation's channel (``messenger``, ``chat``; None: no such conversation), from
+    the session's identity map when the conversation is loaded already."""
+    loaded = session.identity_map.get(session.identity_key(Conversation, conversation_id))
+    if isinstance(loaded, Conversation):
+        return loaded.channel
+    return session.scalar(select(Conversation.channel).where(Conversation.id == conversation_id))
+
+
 def get_for_update(session: Session, conversation_id: str) -> Conversation | None:
     """The conversation, its row locked (PostgreSQL) so that concurrent changes of one
     conversation serialise, read after the lock is held.
@@ -286,7 +295,8 @@ def _wire_conversation(dialect: str) -> Select[Any]:
         )
         .join(EndUser, EndUser.id == Conversation.user_id)
         .outerjoin(Agent, Agent.id == Conversation.assignee_id)
-        .where(Conversation.id == bindparam("conversation_id"))
+        # findesk's own chat is not Fin's to read here (``findesk.chat``): as if absent.
+        .where(Conversation.id == bindparam("conversation_id"), Conversation.channel != "chat")
     )
 
 
@@ -328,7 +338,7 @@ _WIRE_START = (
         .scalar_subquery(),
     )
     .join(Conversation, Conversation.user_id == EndUser.id)
-    .where(Conversation.id == _CONVERSATION_ID)
+    .where(Conversation.id == _CONVERSATION_ID, Conversation.channel != "chat")
 )
 _WIRE_MESSAGES = (
     select(

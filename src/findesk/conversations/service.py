@@ -320,8 +320,10 @@ def open_conversation(
     title: str | None = None,
     attributes: dict[str, Any] | None = None,
     assignee_id: str | None = None,
+    channel: str = "messenger",
 ) -> tuple[Conversation, Message, bool]:
-    """Start a conversation with its first message. Idempotent by ``object_id``."""
+    """Start a conversation with its first message. Idempotent by ``object_id``. ``channel``:
+    where the end user talks (``chat``: findesk's widget, which Fin is never told of here)."""
     if object_id is not None:
         existing = repository.get_by_object_id(session, object_id)
         if existing is not None:
@@ -347,6 +349,7 @@ def open_conversation(
         last_activity_at=now,
         created_at=now,
         updated_at=now,
+        channel=channel,
     )
     if object_id is None:
         session.add(conversation)
@@ -436,8 +439,9 @@ def add_message(
         if not author.is_bot and new.visibility == "public":
             if conversation.first_human_reply_at is None and not new.automated:
                 conversation.first_human_reply_at = now
-            session.flush()  # the receipt slot refers to the message's row
-            expect_fetch(session, message)
+            if conversation.channel != "chat":  # (Fin never fetches findesk's own chat)
+                session.flush()  # the receipt slot refers to the message's row
+                expect_fetch(session, message)
             if owner_kind(conversation) != "human" and not new.automated:
                 _change_owner(session, conversation, author, actor)
             if not new.automated:

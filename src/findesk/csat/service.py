@@ -53,8 +53,8 @@ def after_status_change(
 ) -> None:
     """Ask for a rating when a human resolves or closes the conversation (or Fin does, when
     ``csat_for_fin_resolved``), unless it has been asked before."""
-    if conversation.status not in ASKED_WHEN:
-        return
+    if conversation.status not in ASKED_WHEN or conversation.channel == "chat":
+        return  # (findesk's own chat asks in its widget: ``chat.service``)
     settings = current_settings()
     if not settings.csat_enabled:
         return

@@ -12,6 +12,11 @@
 * ``/export/reporting_data/…`` and ``/download/reporting_data/…`` are the Reporting Data Export
   API, built from the emulator's record of Fin's runs (``reporting_api``);
   ``POST /emulator/reporting/plant`` makes it report another outcome for one conversation.
+* ``/fin/start``, ``/fin/reply``, ``/fin/csat`` are the Fin Agent API (``fin_agent_api``) and
+  ``/custom_channel_events/notify_*`` the Custom Channel Events (``custom_channel``): Intercom's
+  side of findesk's own chat, Fin answering with the same answerer, its events delivered to the
+  URLs of the configuration; ``GET /emulator/fin-agent/{id}`` and
+  ``GET /emulator/custom-channel/{id}`` show what each received and sent.
 * Everything else is the AI Content API (the content library the answerer answers from) and the
   Articles API (whose published translations the answerer answers from in the user's language).
 """
@@ -38,8 +43,15 @@ from findesk.emulator.articles_api import (
     articles_of,
     help_center_router,
 )
-from findesk.emulator.content_api import create_content_api, store_of
+from findesk.emulator.channel_store import Deliverer, FinBrain, IntercomGate
+from findesk.emulator.content_api import RateLimiter, create_content_api, store_of
+from findesk.emulator.custom_channel import (
+    CustomChannel,
+    callback_headers,
+    custom_channel_router,
+)
 from findesk.emulator.data_connectors_api import connectors_store_of
+from findesk.emulator.fin_agent_api import FinAgentApi, fin_agent_router, webhook_headers
 from findesk.emulator.messenger import AgentNames, create_messenger, origin_of
 from findesk.emulator.reporting_api import include_reporting
 from findesk.emulator.reporting_store import RESOLUTION_STATES, RecordingMemory, ReportingStore
@@ -78,6 +90,18 @@ class EmulatorConfig:
     teammate_ids: tuple[int, ...] = DEFAULT_TEAMMATE_IDS  # valid Articles API author_ids
     object_types: tuple[str, ...] = ()  # custom object types Intercom knows (objects_api)
     reporting_job_seconds: float = 1.0  # how long a reporting export job stays pending
+    # findesk's own chat (fin_agent_api, custom_channel): the keys the client must send, where
+    # Fin's events go (from here only, never from a request) and how they are signed.
+    fin_agent_token: str | None = None
+    fin_agent_webhook_url: str | None = None
+    fin_agent_webhook_secret: str | None = None
+    fin_agent_sse: bool = False  # answers carry an sse_subscription_url (on public_url)
+    custom_channel_token: str | None = None
+    custom_channel_callback_url: str | None = None
+    custom_channel_callback_token: str | None = None
+    chat_retries: int = 8  # deliveries of chat events retried this often, then given up
+    chat_retry_delay: float = 1.0  # first back-off; doubles each time
+    chat_retry_max_delay: float = 60.0
 
 
 class TypingBoard:
@@ -110,6 +134,8 @@ def _problem(status: int, detail: str) -> JSONResponse:
 
 
 def create_emulator(config: EmulatorConfig) -> FastAPI:
+    if config.fin_agent_sse and not config.public_url:
+        raise ValueError("fin_agent_sse needs public_url: the stream's URL is the emulator's")
     config.state_dir.mkdir(parents=True, exist_ok=True)
     content = create_content_api(
         f"sqlite:///{config.state_dir / 'content.db'}",
@@ -167,11 +193,48 @@ def create_emulator(config: EmulatorConfig) -> FastAPI:
         reply = connection.api.get_agents()
         return reply.data if reply.ok else None
 
+    closing = threading.Event()
+
+    def deliverer(name: str, url: str | None, headers: Any) -> Deliverer:
+        return Deliverer(
+            name,
+            url,
+            headers,
+            retries=config.chat_retries,
+            retry_delay=config.chat_retry_delay,
+            max_delay=config.chat_retry_max_delay,
+            closing=closing,
+            errors=engine.errors,
+        )
+
+    brain = FinBrain(answerer, config.fin_agent_id)
+    fin_agent = FinAgentApi(
+        brain,
+        deliverer(
+            "fin-agent",
+            config.fin_agent_webhook_url,
+            webhook_headers(config.fin_agent_webhook_secret),
+        ),
+        config.fin_agent_webhook_secret,
+        sse_base_url=config.public_url if config.fin_agent_sse else None,
+    )
+    custom_channel = CustomChannel(
+        brain,
+        deliverer(
+            "custom-channel",
+            config.custom_channel_callback_url,
+            callback_headers(config.custom_channel_callback_token),
+        ),
+    )
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
+        closing.set()
         engine.close()
         transcripts.close()
+        fin_agent.deliverer.close()
+        custom_channel.deliverer.close()
 
     app = FastAPI(title="findesk Fin emulator", lifespan=lifespan, openapi_url=None)
     app.state.engine = engine
@@ -179,6 +242,8 @@ def create_emulator(config: EmulatorConfig) -> FastAPI:
     app.state.content_store = store_of(content)
     app.state.transcripts = transcripts
     app.state.reporting = reporting
+    app.state.fin_agent = fin_agent
+    app.state.custom_channel = custom_channel
     app.state.messenger_streams = StreamSlots(
         config.live_streams_per_session, config.live_streams_max
     )
@@ -201,6 +266,27 @@ def create_emulator(config: EmulatorConfig) -> FastAPI:
     def admin_ok(request: Request) -> bool:
         given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
         return hmac.compare_digest(given.encode(), config.content_token.encode())
+
+    app.include_router(
+        fin_agent_router(
+            fin_agent,
+            IntercomGate(
+                config.fin_agent_token,
+                RateLimiter(config.rate_limit, config.rate_window),
+                min_version=(2, 14),
+            ),
+            admin_ok,
+        )
+    )
+    app.include_router(
+        custom_channel_router(
+            custom_channel,
+            IntercomGate(
+                config.custom_channel_token, RateLimiter(config.rate_limit, config.rate_window)
+            ),
+            admin_ok,
+        )
+    )
 
     @app.post("/hooks/standalone/custom_helpdesk_conversation_event/{integration_id}")
     async def conversation_event(request: Request, integration_id: str) -> JSONResponse:

@@ -385,6 +385,46 @@ class Settings(BaseSettings):
         "private and link-local ones stay refused.",
     )
 
+    # --- findesk's own chat (the widget) and how Fin answers it -------------------------------
+    chat_channel: Literal["off", "fin_agent_api", "custom_channel"] = Field(
+        default="off",
+        description="How Fin answers findesk's chat widget: `off` (the team answers every "
+        "chat), `fin_agent_api` or `custom_channel` (Intercom's APIs, at the Intercom API URL).",
+    )
+    chat_identity_secret: SecretStr | None = Field(
+        default=None,
+        description="HMAC-SHA256 key for signed visitor identities (`user_hash` of `user_id`, "
+        "computed by the site's backend); unset, only anonymous visitors can chat.",
+    )
+    chat_allow_anonymous: bool = Field(
+        default=True, description="Let a visitor without a signed identity chat."
+    )
+    chat_allowed_origins: str = Field(
+        default="",
+        description="Comma-separated origins of the company's sites that may embed the chat "
+        "widget (CORS), e.g. `https://www.example.com`; findesk's own origin always may.",
+    )
+    fin_agent_api_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token for Intercom's Fin Agent API (`/fin/start`, `/fin/reply`, "
+        "`/fin/csat`).",
+    )
+    fin_agent_api_webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="Key that checks `X-Fin-Agent-API-Webhook-Signature` on Fin Agent API "
+        "events (`/chat/hooks/fin-agent-api`); unset, every event is refused.",
+    )
+    custom_channel_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token for Intercom's Custom Channel Events "
+        "(`/custom_channel_events/*`).",
+    )
+    custom_channel_callback_token: SecretStr | None = Field(
+        default=None,
+        description="The Authentication Token Intercom sends on Custom Channel callbacks "
+        "(`/chat/hooks/custom-channel`); unset, every callback is refused.",
+    )
+
     @model_validator(mode="after")
     def _lease_outlasts_a_call(self) -> Settings:
         # A lease that ran out mid-call would let a second worker deliver the same events.

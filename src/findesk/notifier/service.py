@@ -28,8 +28,11 @@ recorded.subscribe(EVENTS_RECORDED.inc)
 
 
 def record_change(session: Session, conversation_id: str, reason: str, actor: Actor) -> None:
-    """Queue a sync event for ``conversation_id``; Fin's own changes are not echoed back."""
+    """Queue a sync event for ``conversation_id``; Fin's own changes are not echoed back, and
+    findesk's own chat (``findesk.chat``) is never announced: Fin meets it there only."""
     if actor.is_fin:
+        return
+    if conversation_repository.channel_of(session, conversation_id) == "chat":
         return
     session.add(OutboxEvent(conversation_id=conversation_id, reason=reason))
     recorded.mark(session)

@@ -34,6 +34,7 @@ from findesk.notifier.service import recorded
 log = logging.getLogger("findesk.notifier")
 
 PURGE_EVERY_SECONDS = 600.0
+CHAT_KIND = "chat"  # calls to Intercom for findesk's own chat (``chat.delivery``)
 
 
 @dataclass
@@ -204,13 +205,22 @@ class Worker(BackgroundLoop):
             deliveries = []
             fresh: dict[int, str] = {}  # event id -> its new delivery id
             for conversation_id, events in groups.items():
+                if events[0].kind == CHAT_KIND and len(events) > 1:
+                    # The chat's calls to Intercom go one at a time, in order (chat.delivery):
+                    # the rest wait for the next round, or for this one's back-off to end.
+                    repository.release(session, [e.id for e in events[1:]], self.id)
+                    events = events[:1]
                 delivery_id = next(
                     (e.delivery_id for e in events if e.delivery_id), None
                 ) or ids.new_id("dlv")
                 event_ids = [e.id for e in events]
                 kind = events[0].kind
-                prepared = None
-                if kind != "fin":
+                prepared: Any = None
+                if kind == CHAT_KIND:
+                    from findesk.chat import delivery as chat  # it builds on this module
+
+                    prepared = chat.prepare(session, self.settings, events[0])
+                elif kind != "fin":
                     prepared = alerts.prepare(session, self.settings, conversation_id, events)
                 fresh.update((e.id, delivery_id) for e in events if e.delivery_id is None)
                 deliveries.append(
@@ -234,6 +244,13 @@ class Worker(BackgroundLoop):
     async def _send(
         self, http: httpx.AsyncClient, target: str | None, delivery: Delivery
     ) -> Outcome:
+        if delivery.kind == CHAT_KIND:
+            started = time.perf_counter()
+            from findesk.chat import delivery as chat  # it builds on this module
+
+            outcome = await chat.send(http, self.settings, delivery.prepared)
+            outcome.seconds = time.perf_counter() - started
+            return outcome
         if delivery.kind != "fin" or target is None:
             started = time.perf_counter()
             from findesk.alerts import delivery as alerts  # it builds on this module
@@ -290,6 +307,10 @@ class Worker(BackgroundLoop):
                         error=outcome.error,
                     )
                     kind = "dead" if dead else "retry"
+                    if dead and delivery.kind == CHAT_KIND:
+                        from findesk.chat import delivery as chat  # it builds on this module
+
+                        chat.gave_up(session, delivery.conversation_id, outcome.error)
                 self._observe(delivery, outcome, kind, now)
 
     def _observe(self, delivery: Delivery, outcome: Outcome, kind: str, now: datetime) -> None:
