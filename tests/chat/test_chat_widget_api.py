@@ -19,6 +19,7 @@ from findesk.chat.models import ChatSession
 from findesk.csat.models import CsatRating
 from findesk.fin_ledger.models import PendingFetch
 from findesk.notifier.models import OutboxEvent
+from findesk.throttle.models import ThrottleCounter
 from findesk.users.models import EndUser
 
 SITE = "https://www.example.com"
@@ -48,12 +49,20 @@ def agent(server: LiveServer) -> Iterator[httpx.Client]:
         yield client
 
 
-def test_config_needs_no_token_and_says_what_the_widget_may_do(server: LiveServer) -> None:
+def test_config_needs_no_token_and_says_what_the_widget_may_do(
+    server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     answer = httpx.get(f"{server.base_url}/chat/v1/config").json()
     assert answer["channel"] == "off"
     assert answer["anonymous_allowed"] is True
     assert answer["identity_required"] is False
-    assert answer["title"]
+    assert answer["title"] == "Chat with us" and answer["accent_color"] == "#1f6feb"
+    # The company's own words and colour (FINDESK_CHAT_TITLE, _GREETING, _ACCENT_COLOR).
+    chosen = {"title": "Acme help", "greeting": "Hello!", "accent_color": "#aa0000"}
+    for name, value in chosen.items():
+        monkeypatch.setattr(server.settings, f"chat_{name}", value)
+    answer = httpx.get(f"{server.base_url}/chat/v1/config").json()
+    assert {name: answer[name] for name in chosen} == chosen
 
 
 def test_every_other_call_needs_a_session_token(server: LiveServer) -> None:
@@ -128,6 +137,43 @@ def test_a_site_may_allow_signed_visitors_only(
     user_id = f"site-{uuid.uuid4().hex[:6]}"
     signed = Visitor.start(server, user_id=user_id, user_hash=signed_hash(user_id))
     assert signed.session["user"]["anonymous"] is False
+
+
+def test_one_address_starts_only_so_many_anonymous_sessions_an_hour(
+    server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Anonymous sessions cost nothing to ask for and each makes an end user: past the hourly
+    limit an address is answered 429 with Retry-After and nothing is made; a signed visitor and
+    a session's renewal are never held back."""
+    url = f"{server.base_url}/chat/v1/session"
+    # Sessions already started from this address in this hour count too: the limit is set just
+    # above what was counted by one more session.
+    first = Visitor.start(server)
+    with server.db.read_session() as session:
+        used = session.scalars(
+            select(ThrottleCounter.failures).where(
+                ThrottleCounter.scope == "chat.anonymous.address"
+            )
+        ).one()
+    monkeypatch.setattr(server.settings, "chat_anonymous_per_hour", used + 2)
+    Visitor.start(server), Visitor.start(server)
+
+    def users() -> int:
+        with server.db.read_session() as session:
+            return session.scalar(select(func.count()).select_from(EndUser)) or 0
+
+    before = users()
+    refused = httpx.post(url, json={})
+    assert refused.status_code == 429, refused.text
+    assert refused.json()["error"]["code"] == "too_many_attempts"
+    assert 0 < int(refused.headers["retry-after"]) <= 3600
+    assert users() == before
+    user_id = f"site-{uuid.uuid4().hex[:6]}"
+    Visitor.start(server, user_id=user_id, user_hash=signed_hash(user_id))
+    renewed = httpx.post(url, json={"token": first.token})
+    assert renewed.status_code == 201
+    monkeypatch.setattr(server.settings, "chat_anonymous_per_hour", used + 10)
+    Visitor.start(server)
 
 
 def test_a_session_token_renews_and_a_bad_one_does_not(server: LiveServer) -> None:

@@ -138,6 +138,7 @@ async def start_session(request: Request, body: SessionIn) -> Response:
                 name=body.name,
                 email=body.email,
                 token=body.token,
+                address=request.client.host if request.client else "unknown",
             )
         ),
     )

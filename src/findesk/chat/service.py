@@ -44,6 +44,7 @@ from findesk.kit.timeutil import as_utc, isoformat, utcnow
 from findesk.live import service as live
 from findesk.notifier.models import OutboxEvent
 from findesk.notifier.service import recorded as outbox_recorded
+from findesk.throttle import service as throttle
 from findesk.users import repository as user_repository
 from findesk.users import service as users
 from findesk.users.models import EndUser
@@ -71,10 +72,6 @@ TYPING_KIND = "typing"
 FIN_STATE_KIND = "fin_state"
 RATING_REQUEST_KIND = "rating_requested"
 
-DEFAULT_TITLE = "Chat with us"
-DEFAULT_GREETING = "Hi! Ask us anything: we usually answer in a few minutes."
-DEFAULT_ACCENT = "#1f6feb"
-
 
 def unauthorized(message: str, code: str = "unauthorized") -> Problem:
     return Problem(message, status=401, code=code)
@@ -86,9 +83,9 @@ def unauthorized(message: str, code: str = "unauthorized") -> Problem:
 def config(settings: Settings) -> dict[str, Any]:
     return {
         "channel": settings.chat_channel,
-        "title": DEFAULT_TITLE,
-        "greeting": DEFAULT_GREETING,
-        "accent_color": DEFAULT_ACCENT,
+        "title": settings.chat_title,
+        "greeting": settings.chat_greeting,
+        "accent_color": settings.chat_accent_color,
         "anonymous_allowed": settings.chat_allow_anonymous,
         "identity_required": not settings.chat_allow_anonymous,
     }
@@ -135,10 +132,12 @@ def start_session(
     name: str | None = None,
     email: str | None = None,
     token: str | None = None,
+    address: str = "unknown",
 ) -> NewSession:
     """A session for a visitor: anonymous, signed (``user_id`` with its ``user_hash``), or the
     renewal of an existing one (``token``). A wrong or missing hash is refused (401) before
-    anything is written."""
+    anything is written; so is an address that started too many anonymous sessions this hour
+    (429, ``findesk.throttle``)."""
     now = utcnow()
     if token is not None:
         row = repository.session_by_token_hash(session, hash_secret(token))
@@ -172,6 +171,13 @@ def start_session(
     else:
         if not settings.chat_allow_anonymous:
             raise unauthorized("Sign in on the site to chat.", "identity_required")
+        throttle.take_hourly(
+            session,
+            throttle.Counter(throttle.CHAT_ANONYMOUS, address),
+            settings.chat_anonymous_per_hour,
+            "Too many new chats from this address.",
+            now,
+        )
         user, _ = users.create_user(session, object_id=f"chat-visitor:{uuid.uuid4()}")
         anonymous = True
     if prune_due():

@@ -399,6 +399,26 @@ class Settings(BaseSettings):
     chat_allow_anonymous: bool = Field(
         default=True, description="Let a visitor without a signed identity chat."
     )
+    chat_anonymous_per_hour: int = Field(
+        default=60,
+        ge=1,
+        description="New anonymous chat sessions one address may start per hour; beyond, it "
+        "is answered 429 until the hour is over (a visitor's session lasts 30 days).",
+    )
+    chat_title: str = Field(
+        default="Chat with us", min_length=1, max_length=80,
+        description="The title of the chat widget's panel.",
+    )  # fmt: skip
+    chat_greeting: str = Field(
+        default="Hi! Ask us anything: we usually answer in a few minutes.",
+        min_length=1, max_length=500,
+        description="The first words a visitor reads in a new chat.",
+    )  # fmt: skip
+    chat_accent_color: str = Field(
+        default="#1f6feb", pattern=r"^#[0-9a-fA-F]{6}$",
+        description="The widget's accent colour (`#rrggbb`): launcher, header, the visitor's "
+        "messages.",
+    )  # fmt: skip
     chat_allowed_origins: str = Field(
         default="",
         description="Comma-separated origins of the company's sites that may embed the chat "

@@ -184,3 +184,26 @@ def prune(session: Session, now: datetime | None = None) -> int:
     return repository.delete_untouched_since(
         session, (now or utcnow()) - KNOWN_FOR - timedelta(days=1)
     )
+
+
+CHAT_ANONYMOUS = Policy("chat.anonymous.address", 0, 0.0, 0.0, timedelta(hours=1))
+
+
+def take_hourly(
+    session: Session, counter: Counter, limit: int, message: str, now: datetime | None = None
+) -> None:
+    """Count one use against ``counter`` in the current clock hour, or refuse it (429, with
+    Retry-After until the hour is over) when ``limit`` uses were counted already. (A plain rate,
+    not a failure: the row's ``failures`` are this hour's uses.)"""
+    now = now or utcnow()
+    hour = now.replace(minute=0, second=0, microsecond=0)
+    row = _lock(session, (counter,), now)[counter.key]
+    if row.last_failure_at is None or as_utc(row.last_failure_at) < hour:
+        row.failures = 0
+    if row.failures >= limit:
+        seconds = max(1, math.ceil((hour + timedelta(hours=1) - now).total_seconds()))
+        raise TooManyAttempts(
+            f"{message} Try again in {_duration(seconds)}.", headers={"Retry-After": str(seconds)}
+        )
+    row.failures += 1
+    row.last_failure_at = row.updated_at = now
