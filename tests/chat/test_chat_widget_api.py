@@ -18,7 +18,9 @@ from support.server import LiveServer
 from findesk.chat.models import ChatSession
 from findesk.csat.models import CsatRating
 from findesk.fin_ledger.models import PendingFetch
+from findesk.kit.errors import Invalid
 from findesk.notifier.models import OutboxEvent
+from findesk.notifier.service import replay
 from findesk.throttle.models import ThrottleCounter
 from findesk.users.models import EndUser
 
@@ -214,6 +216,20 @@ def test_a_visitor_sees_only_their_own_conversations(server: LiveServer) -> None
             .where(OutboxEvent.conversation_id == conversation_id, OutboxEvent.kind == "fin")
         )
         assert fin_events == 0
+
+
+def test_replaying_a_chat_conversation_never_queues_a_fin_webhook(server: LiveServer) -> None:
+    """``findesk outbox replay --conversation`` records a fresh webhook for a Messenger
+    conversation with nothing to replay; for a chat one it says why not and records nothing."""
+    conversation_id = Visitor.start(server).ask("Hello")["conversation"]["id"]
+    with pytest.raises(Invalid, match="chat conversation"):
+        with server.db.transaction() as session:
+            replay(session, dead=True, conversation_id=conversation_id)
+    with server.db.read_session() as session:
+        queued = session.scalars(
+            select(OutboxEvent.kind).where(OutboxEvent.conversation_id == conversation_id)
+        ).all()
+        assert "fin" not in queued
 
 
 def test_the_fin_api_does_not_see_chat_conversations(server: LiveServer) -> None:

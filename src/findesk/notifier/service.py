@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from findesk.conversations import repository as conversation_repository
 from findesk.kit.actor import Actor
 from findesk.kit.commit_signal import CommitSignal
-from findesk.kit.errors import NotFound
+from findesk.kit.errors import Invalid, NotFound
 from findesk.kit.timeutil import as_utc, utcnow
 from findesk.notifier import repository
 from findesk.notifier.metrics import EVENTS_RECORDED
@@ -67,14 +67,21 @@ def replay(session: Session, *, dead: bool, conversation_id: str | None) -> int:
     """Make pending events (and dead ones with ``dead``) due now with a fresh retry window.
 
     For one conversation with nothing left to replay, record a fresh event: asking to replay a
-    conversation means Fin should hear about it again.
+    conversation means Fin should hear about it again (not for a chat conversation, which Fin's
+    webhook never announces: that is refused, 422).
     """
-    if conversation_id is not None and not conversation_repository.conversation_exists(
-        session, conversation_id
-    ):
-        raise NotFound(f"No conversation with id {conversation_id!r}.")
+    channel = None
+    if conversation_id is not None:
+        channel = conversation_repository.channel_of(session, conversation_id)
+        if channel is None:
+            raise NotFound(f"No conversation with id {conversation_id!r}.")
     states = [repository.PENDING, repository.DEAD] if dead else [repository.PENDING]
     count = repository.replay(session, states=states, conversation_id=conversation_id, now=utcnow())
+    if count == 0 and channel == "chat":
+        raise Invalid(
+            f"{conversation_id} is a chat conversation with nothing to replay: Fin hears about "
+            "it through the chat's channel, never through its webhook."
+        )
     if count == 0 and conversation_id is not None:
         session.add(OutboxEvent(conversation_id=conversation_id, reason="replay"))
         recorded.mark(session)
