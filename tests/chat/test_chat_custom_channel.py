@@ -127,6 +127,16 @@ def test_a_new_conversation_and_its_messages_are_notified_in_order(
     lead = Visitor.start(server)
     lead_id = lead.ask("Hi")["conversation"]["id"]
     assert intercom.wait_calls(lead_id, 1)[0].body["contact"]["type"] == "lead"
+    # Intercom requires a user's name and email: a signed visitor the site sent without an
+    # email is announced as a lead with what is known, never refused as a user.
+    other_id = f"site-{uuid.uuid4().hex[:6]}"
+    grace = Visitor.start(server, user_id=other_id, user_hash=signed_hash(other_id), name="Grace")
+    grace_conversation = grace.ask("Hello?")["conversation"]["id"]
+    assert intercom.wait_calls(grace_conversation, 1)[0].body["contact"] == {
+        "type": "lead",
+        "external_id": grace.user_id,
+        "name": "Grace",
+    }
 
 
 def test_fins_messages_quick_replies_and_typing_reach_the_visitor_once(

@@ -932,8 +932,11 @@ def _fin_start_body(conversation: Conversation, message: Message) -> dict[str, A
 
 def _cc_base(conversation: Conversation) -> dict[str, Any]:
     user = conversation.user
+    # Intercom takes a user only with a name and an email: a signed visitor the site sent
+    # without them is a lead (with what is known), as an anonymous one is.
     anonymous = (user.object_id or "").startswith("chat-visitor:")
-    contact: dict[str, Any] = {"type": "lead" if anonymous else "user", "external_id": user.id}
+    known = not anonymous and bool(user.name) and bool(user.email)
+    contact: dict[str, Any] = {"type": "user" if known else "lead", "external_id": user.id}
     if user.name:
         contact["name"] = user.name
     if user.email:
