@@ -18,11 +18,13 @@ from support.server import LiveServer
 from findesk.chat.models import ChatSession
 from findesk.csat.models import CsatRating
 from findesk.fin_ledger.models import PendingFetch
+from findesk.kit.actor import SYSTEM
 from findesk.kit.errors import Invalid
 from findesk.notifier.models import OutboxEvent
 from findesk.notifier.service import replay
 from findesk.throttle.models import ThrottleCounter
 from findesk.users.models import EndUser
+from findesk.users.service import merge_into
 
 SITE = "https://www.example.com"
 
@@ -230,6 +232,26 @@ def test_replaying_a_chat_conversation_never_queues_a_fin_webhook(server: LiveSe
             select(OutboxEvent.kind).where(OutboxEvent.conversation_id == conversation_id)
         ).all()
         assert "fin" not in queued
+
+
+def test_merging_an_anonymous_visitor_into_a_user_ends_its_sessions(server: LiveServer) -> None:
+    """The agent's merge moves the visitor's chat to the user, but the anonymous browser does not
+    gain the user's conversations: its session ends; the user, signed in, sees the chat."""
+    user_id = f"site-{uuid.uuid4().hex[:6]}"
+    ada = Visitor.start(
+        server, user_id=user_id, user_hash=signed_hash(user_id), email=f"{user_id}@example.com"
+    )
+    ada_first = ada.ask("My own question")["conversation"]["id"]
+    stranger = Visitor.start(server)
+    asked = stranger.ask("I am Ada, this is my email")["conversation"]["id"]
+    with server.db.transaction() as session:
+        visitor, user = session.get(EndUser, stranger.user_id), session.get(EndUser, ada.user_id)
+        assert visitor is not None and user is not None
+        merge_into(session, visitor, user, SYSTEM)
+    refused = stranger.http.get("/conversations")
+    assert refused.status_code == 401 and refused.json()["error"]["code"] == "invalid_token"
+    assert stranger.http.get(f"/conversations/{ada_first}/messages").status_code == 401
+    assert {c["id"] for c in ada.http.get("/conversations").json()} == {ada_first, asked}
 
 
 def test_the_fin_api_does_not_see_chat_conversations(server: LiveServer) -> None:
