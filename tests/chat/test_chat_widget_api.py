@@ -4,6 +4,7 @@ stream and ratings. Both backends, real HTTP; the chat's channel is off (the tea
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 from chat.chat_support import IDENTITY_SECRET, EventStream, Visitor, signed_hash
-from inbox.web_support import start_server
+from inbox.web_support import new_agent, sign_in, start_server
 from sqlalchemy import func, select
 from support.server import LiveServer
 
@@ -20,6 +21,7 @@ from findesk.csat.models import CsatRating
 from findesk.fin_ledger.models import PendingFetch
 from findesk.kit.actor import SYSTEM
 from findesk.kit.errors import Invalid
+from findesk.live.models import Activity
 from findesk.notifier.models import OutboxEvent
 from findesk.notifier.service import replay
 from findesk.throttle.models import ThrottleCounter
@@ -399,6 +401,34 @@ def test_an_agents_reply_and_typing_reach_the_visitors_stream(
     finally:
         stream.close()
         eve_stream.close()
+
+
+def test_the_visitors_typing_reaches_the_inbox_at_most_once_a_second(
+    server: LiveServer,
+) -> None:
+    inbox = sign_in(server, new_agent(server, "Typing Watcher")).http
+    ada = Visitor.start(server)
+    conversation_id = ada.ask("Hello")["conversation"]["id"]
+    with server.db.read_session() as session:
+        before = session.scalar(select(func.max(Activity.id))) or 0
+    for _ in range(3):  # a widget calling too often: one event
+        assert ada.http.post(f"/conversations/{conversation_id}/typing").status_code == 202
+    with inbox.stream(
+        "GET", "/inbox/live", headers={"Last-Event-ID": str(before)}, timeout=20
+    ) as response:
+        assert response.status_code == 200, response.read()
+        line = next(line for line in response.iter_lines() if line.startswith("data: "))
+    event = json.loads(line.removeprefix("data: "))
+    assert (event["conversation_id"], event["kind"], event["actor"]) == (
+        conversation_id, "typing", "user"
+    )  # fmt: skip
+    with server.db.read_session() as session:
+        kinds = session.scalars(
+            select(Activity.kind).where(
+                Activity.id > before, Activity.conversation_id == conversation_id
+            )
+        ).all()
+    assert kinds == ["typing"]
 
 
 def test_resolving_asks_for_a_rating_stored_in_csat(

@@ -375,6 +375,32 @@ def test_the_rating_prompt_after_resolution(
     expect(prompt).to_be_hidden()
 
 
+def test_the_thread_follows_its_end_unless_the_reader_scrolled_up(
+    wired: Wired, browser: Browser, contexts: list[BrowserContext]
+) -> None:
+    seen = visit(wired, browser, contexts)
+    cid = start_conversation(wired, seen, "Where is my refund?")
+    for n in range(12):
+        wired.stub.say(cid, f"<p>Step {n}: a long enough answer to fill the thread.</p>")
+    expect(seen.thread.locator(".message")).to_have_count(13)
+    expect(seen.thread.locator(".message").last).to_be_in_viewport()
+    # A rating prompt takes room from the thread: its newest message stays in sight.
+    wired.stub.set_state(cid, status="resolved", waiting_for_human=False)
+    wired.stub.emit(cid, "rating_request", {"conversation_id": cid})
+    expect(
+        seen.panel.get_by_role("group", name="How would you rate the help you received?")
+    ).to_be_visible()
+    expect(seen.thread.locator(".message").last).to_be_in_viewport()
+    # The reader scrolls up to an older message: a new one does not pull them away from it.
+    first = seen.thread.locator(".message").first
+    first.scroll_into_view_if_needed()
+    expect(first).to_be_in_viewport()
+    wired.stub.say(cid, "<p>One more thing.</p>", author="agent", name="Maria")
+    expect(seen.thread.locator(".message")).to_have_count(14)
+    expect(first).to_be_in_viewport()
+    expect(seen.thread.locator(".message").last).not_to_be_in_viewport()
+
+
 def test_a_dropped_stream_reconnects_and_resumes_where_it_stopped(
     wired: Wired, browser: Browser, contexts: list[BrowserContext]
 ) -> None:
@@ -560,9 +586,9 @@ def test_at_phone_width_the_panel_is_full_screen_and_keyboard_use_works(
     assert box == {"x": 0, "y": 0, "width": PHONE["width"], "height": PHONE["height"]}
     assert seen.panel.evaluate("p => getComputedStyle(p).animationName") == "none"
     connects = len(wired.stub.state.stream_connects)
-    seen.box.press_sequentially("Can I bring my dog?")
+    seen.box.press_sequentially("How long do refunds take?")
     page.keyboard.press("Enter")
-    expect(seen.thread.locator(".message.from-user")).to_contain_text("Can I bring my dog?")
+    expect(seen.thread.locator(".message.from-user")).to_contain_text("How long do refunds take?")
     cid = wait_until(lambda: wired.stub.conversation_ids(), "a conversation")[-1]
     stream_open(wired, connects + 1)
     wired.stub.say(cid, CITATION)
@@ -572,10 +598,20 @@ def test_at_phone_width_the_panel_is_full_screen_and_keyboard_use_works(
     # A visible focus ring on the control that has focus.
     outline = seen.box.evaluate("b => getComputedStyle(b).outlineStyle")
     assert outline == "solid"
+    # The panel covers the page: it is modal, and Tab goes round inside it, both ways.
+    expect(seen.panel).to_have_attribute("aria-modal", "true")
+    inside = "p => p.contains(p.getRootNode().activeElement)"
+    for key in ["Tab"] * 12 + ["Shift+Tab"] * 12:
+        page.keyboard.press(key)
+        assert seen.panel.evaluate(inside), f"{key} left the panel"
+    seen.box.focus()
     page.keyboard.press("Escape")
     expect(seen.panel).to_be_hidden()
     expect(seen.launcher).to_be_focused()
     expect(seen.launcher).to_have_attribute("aria-expanded", "false")
+    # At desktop width the page stays usable beside the panel: not modal.
+    page.set_viewport_size(DESKTOP)
+    expect(page.locator("findesk-chat #fdc-panel")).to_have_attribute("aria-modal", "false")
 
 
 def test_the_widget_passes_the_accessibility_check(

@@ -187,7 +187,9 @@ def run_the_flow(
     inbox.get_by_role("textbox", name="Message").click()
     inbox.keyboard.type("Hello, I can help with your refund.")
     expect(panel.locator(".typing")).to_have_text("A teammate is typing…")
-    inbox.get_by_role("button", name="Send").click()
+    with inbox.expect_navigation():  # the reply is a form post: the page loads again
+        inbox.get_by_role("button", name="Send").click()
+    expect(inbox.locator("body")).to_have_attribute("data-live", "open")  # live from here on
 
     reply = thread.locator(".message.from-agent")
     expect(reply).to_contain_text("Hello, I can help with your refund.")
@@ -195,10 +197,21 @@ def run_the_flow(
     expect(panel.locator(".typing")).to_have_text("")
     expect(panel.locator(".status")).to_be_hidden()  # a person has it now
 
+    # The visitor types back: the agent sees it in the inbox, until the message arrives; typing
+    # right after a message shows again at once.
+    for words in ("Thanks, that helps", "Have a nice day!"):
+        box.press_sequentially(words)
+        expect(inbox.locator("#customer-typing")).to_have_text("The customer is typing…")
+        box.press("Enter")
+        expect(inbox.locator(".thread .message.from-user").last).to_contain_text(words)
+        expect(inbox.locator("#customer-typing")).to_have_text("")
+
     # The agent resolves it; the widget asks the visitor for a rating.
     inbox.get_by_role("button", name="Resolve").click()
     prompt = panel.get_by_role("group", name="How would you rate the help you received?")
     expect(prompt).to_be_visible()
+    # The prompt took room from the thread, which still shows its newest message.
+    expect(thread.locator(".message").last).to_be_in_viewport()
     # Nothing so far broke the site's CSP or logged an error (axe, injected next, does).
     assert stack.site.csp_violations == []
     assert console == []

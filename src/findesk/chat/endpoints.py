@@ -217,7 +217,9 @@ async def upload(request: Request) -> Response:
 @visitor_api.post("/conversations/{conversation_id}/typing", status_code=202)
 async def typing(request: Request, conversation_id: str) -> Response:
     visitor = _visitor(request)
-    await _reading(request, lambda session: service.typing(session, visitor, conversation_id))
+    await _in_transaction(
+        request, lambda session: service.typing(session, visitor, conversation_id)
+    )
     return Response(status_code=202)
 
 

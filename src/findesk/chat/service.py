@@ -33,9 +33,9 @@ from findesk.csat import repository as csat_repository
 from findesk.csat import service as csat
 from findesk.csat.models import CsatRating
 from findesk.kit import html
-from findesk.kit.actor import FIN, SYSTEM, Actor
+from findesk.kit.actor import END_USER, FIN, SYSTEM, Actor
 from findesk.kit.errors import Conflict, Invalid, NotFound, Problem
-from findesk.kit.periodic import Every
+from findesk.kit.periodic import Every, EveryPerKey
 from findesk.kit.secrets import hash_secret, new_secret
 from findesk.kit.settings import Settings
 from findesk.kit.settings_in_use import current_settings
@@ -479,6 +479,7 @@ def post_message(
         ),
         SYSTEM,
     )
+    visitor_typing.forget(conversation_id)  # their message ends their typing: the next shows
     if chat is None or chat.fin_channel is None:
         return message
     fin_has_it = conversations.owner_kind(conversation) == "fin"
@@ -554,10 +555,17 @@ def upload(
     }
 
 
+visitor_typing = EveryPerKey(1.0)  # one live event per conversation a second at most
+
+
 def typing(session: Session, visitor: Visitor, conversation_id: str) -> None:
-    """The visitor is typing. Nothing goes to Intercom (neither channel takes it); the check
-    keeps the call to the visitor's own conversations."""
-    _own(session, visitor, conversation_id)
+    """The visitor is typing: the inbox shows it (live feed; at most one event a second per
+    conversation in this process, however often the widget calls). Nothing goes to Intercom
+    (neither channel takes it); the check keeps the call to the visitor's own conversations."""
+    conversation = _own(session, visitor, conversation_id)
+    if visitor_typing.due(conversation.id):
+        owner = conversations.owner_kind(conversation)
+        live.record(session, conversation.id, TYPING_KIND, END_USER, owner)
 
 
 def mark_read(session: Session, visitor: Visitor, conversation_id: str) -> None:

@@ -1,4 +1,5 @@
-"""Who is acting: Fin (through the Fin API), a human agent, or findesk itself."""
+"""Who is acting: Fin (through the Fin API), a human agent, findesk itself, or the end user
+(in findesk's own chat, where they act on findesk directly)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Literal
 
 @dataclass(frozen=True, slots=True)
 class Actor:
-    kind: Literal["fin", "agent", "system"]
+    kind: Literal["fin", "agent", "system", "user"]
     agent_id: str | None = None
 
     @property
@@ -18,6 +19,7 @@ class Actor:
 
 FIN = Actor("fin")
 SYSTEM = Actor("system")
+END_USER = Actor("user")
 
 
 def agent(agent_id: str) -> Actor:

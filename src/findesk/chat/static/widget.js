@@ -667,6 +667,7 @@
         text.value = "";
         pendingUploads = [];
         renderUploads();
+        lastTypingSent = 0; // the message ended their typing: the next keystroke says so again
       }
       quickReplies.hidden = true;
       renderState();
@@ -887,7 +888,16 @@
 
   // --- wiring ----------------------------------------------------------------------------------
 
-  log.addEventListener("scroll", () => { atEnd = log.scrollHeight - log.scrollTop - log.clientHeight < 48; });
+  // The thread follows its end until the reader scrolls up. Only a move up says so: the scroll
+  // events of the widget's own (smooth) scrolling, or of a panel that shrank meanwhile (a rating
+  // prompt), must not leave the newest messages out of sight.
+  let lastTop = 0;
+  log.addEventListener("scroll", () => {
+    const top = log.scrollTop;
+    if (log.scrollHeight - top - log.clientHeight < 48) atEnd = true;
+    else if (top < lastTop) atEnd = false;
+    lastTop = top;
+  });
   if (window.ResizeObserver) {
     new ResizeObserver(() => { if (atEnd) log.scrollTop = log.scrollHeight; }).observe(log);
   }
@@ -898,7 +908,30 @@
   newButton.addEventListener("click", () => showThread("", { focus: true }).catch(reportError));
   panel.addEventListener("keydown", (event) => {
     if (event.key === "Escape") { event.stopPropagation(); closePanel(); }
+    if (event.key === "Tab" && phone.matches) keepFocusInside(event);
   });
+
+  // At phone width the panel covers the page: it is modal, and Tab goes round inside it.
+  const phone = window.matchMedia("(max-width: 480px)");
+  const syncModal = () => panel.setAttribute("aria-modal", String(phone.matches));
+  phone.addEventListener("change", syncModal);
+  syncModal();
+
+  function keepFocusInside(event) {
+    const focusable = [...panel.querySelectorAll("button, textarea, input, a[href], [tabindex='0']")]
+      .filter((node) => !node.disabled && node.getClientRects().length > 0);
+    if (focusable.length === 0) return;
+    const first = focusable[0];
+    const last = focusable[focusable.length - 1];
+    const active = root.activeElement;
+    if (event.shiftKey && (active === first || !panel.contains(active))) {
+      event.preventDefault();
+      last.focus();
+    } else if (!event.shiftKey && (active === last || !panel.contains(active))) {
+      event.preventDefault();
+      first.focus();
+    }
+  }
 
   composer.addEventListener("submit", (event) => {
     event.preventDefault();

@@ -326,11 +326,26 @@
   }
   offerNotifications();
 
+  // The customer types in findesk's chat: "Ada is typing…" until they send, or 8 s pass.
+  let customerTypingTimer = null;
+  function customerTyping(on) {
+    const line = document.getElementById("customer-typing");
+    if (!line) return;
+    clearTimeout(customerTypingTimer);
+    line.textContent = on ? `${line.dataset.name} is typing…` : "";
+    if (on) customerTypingTimer = setTimeout(() => customerTyping(false), 8000);
+  }
+
   if ("EventSource" in window) {
     // EventSource reconnects by itself and sends Last-Event-ID: the server resumes from there.
     const source = new EventSource("/inbox/live");
     source.addEventListener("change", (message) => {
       const event = JSON.parse(message.data);
+      if (event.kind === "typing") { // someone types: nothing changed yet, nothing to refresh
+        if (event.actor === "user" && event.conversation_id === currentId) customerTyping(true);
+        return;
+      }
+      if (event.conversation_id === currentId && event.kind === "message") customerTyping(false);
       // The open conversation's own refresh refreshes the list once it has marked it read.
       if (event.conversation_id === currentId && refreshConversation) refreshConversation();
       else refreshList?.();
