@@ -37,7 +37,7 @@ def helpdesk(tmp_path: Path) -> Iterator[tuple[LiveServer, int]]:
             # The helpdesk's own delivery timing, quick so the run is short.
             "notifier_poll_seconds": 0.1,
             "notifier_timeout_seconds": 1.5,
-            "notifier_backoff_base_seconds": 0.5,
+            "notifier_backoff_base_seconds": 1.0,
         },
     ).start()
     yield live, port
