@@ -201,7 +201,7 @@ def run_the_flow(
     # right after a message shows again at once.
     for words in ("Thanks, that helps", "Have a nice day!"):
         box.press_sequentially(words)
-        expect(inbox.locator("#customer-typing")).to_have_text("The customer is typing…")
+        expect(inbox.locator("#customer-typing")).to_have_text("Visitor is typing…")
         box.press("Enter")
         expect(inbox.locator(".thread .message.from-user").last).to_contain_text(words)
         expect(inbox.locator("#customer-typing")).to_have_text("")

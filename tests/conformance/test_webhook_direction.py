@@ -43,7 +43,7 @@ INTEGRATION = "hooks"
 FAST_NOTIFIER = {
     "notifier_poll_seconds": 0.1,
     "notifier_timeout_seconds": 1.5,
-    # The pause after the 500 is at most 1 × base, the one after the timeout at least 2 × base:
+    # The pause after the 500 is at most 1x base, the one after the timeout at least 2x base:
     # a loaded machine would have to delay a retry by a whole second to hide the growth.
     "notifier_backoff_base_seconds": 1.0,
 }
