@@ -490,6 +490,9 @@ def test_the_widget_files_and_demo_page_are_served_from_the_chat_package(
     page = httpx.get(f"{server.base_url}/chat/demo")
     assert page.status_code == 200
     assert page.headers["x-content-type-options"] == "nosniff"
+    policy = page.headers["content-security-policy"]
+    assert "script-src 'self'" in policy and "default-src 'none'" in policy
+    assert "unsafe-inline" not in policy
     assert f'src="{server.base_url}/chat/widget.js"' in page.text
     # The demo visitor is signed as a site's backend would sign them: the API accepts it.
     user_id = "demo-42"

@@ -255,12 +255,13 @@ def test_the_demo_page_embeds_the_widget_with_a_signed_visitor(
         box.fill("Is the demo working?")
         box.press("Enter")
         expect(panel.locator(".message.from-user")).to_contain_text("Is the demo working?")
+        # The page's strict CSP let the widget do all of it (axe, next, breaks it on purpose).
+        assert console == []
         assert_accessible(page, "the chat demo page with the panel open")
         with findesk.db.read_session() as session:
             conversation = session.query(Conversation).filter_by(channel="chat").one()
             # The demo signs its visitor as a site's backend would: a known user, not a lead.
             assert conversation.user.object_id == "chat-user:demo-42"
             assert conversation.user.name == "Ada Lovelace"
-        assert console == []
     finally:
         findesk.stop()

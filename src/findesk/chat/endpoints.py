@@ -452,9 +452,14 @@ async def demo(request: Request) -> Response:
     return response
 
 
-# (No Content-Security-Policy here: the widget's browser tests check it under a strict one on a
-# page of another origin, and the demo page is also where accessibility tools get injected.)
+# The demo page is served from findesk's own origin (the inbox's): a strict policy, as strict as
+# the one the widget's browser tests hold a company's site to. Avatars may come from elsewhere.
 DEMO_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+        "img-src 'self' data: https:; base-uri 'none'; form-action 'none'; "
+        "frame-ancestors 'none'"
+    ),
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
