@@ -8,6 +8,7 @@ import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -16,6 +17,7 @@ from inbox.web_support import new_agent, sign_in, start_server
 from sqlalchemy import func, select
 from support.server import LiveServer
 
+from findesk.chat import service as chat_service
 from findesk.chat.models import ChatSession
 from findesk.csat.models import CsatRating
 from findesk.fin_ledger.models import PendingFetch
@@ -329,6 +331,36 @@ def test_attachments_are_uploaded_then_sent_with_a_message(
         json={"attachments": [upload["key"]]},
     )
     assert again.status_code == 422
+
+
+def test_a_visitors_stream_spends_nothing_on_other_visitors_conversations(
+    server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every open stream sees every live-feed row: the rows of others' conversations are
+    dropped without a thread or a query (the feed says whose conversation a row is about), so
+    the cost of a stream does not grow with everyone else's chats. A conversation of theirs
+    made elsewhere (another tab) still reaches it."""
+    seen: list[set[str]] = []
+    real = chat_service.stream_events
+
+    def counting(session: Any, state: Any, items: list[dict[str, Any]]) -> Any:
+        seen.append({item["conversation_id"] for item in items})
+        return real(session, state, items)
+
+    monkeypatch.setattr(chat_service, "stream_events", counting)
+    ada, eve = Visitor.start(server), Visitor.start(server)
+    stream = EventStream(server, ada.token)
+    try:
+        others = {eve.ask(f"Question {n}")["conversation"]["id"] for n in range(5)}
+        # Ada's own conversation, made by another of her tabs: her stream learns of it.
+        other_tab = Visitor(server, {**ada.session})
+        mine = other_tab.ask("From my other tab")["conversation"]["id"]
+        stream.wait_for(lambda e: e.name == "message" and e.data["conversation_id"] == mine)
+    finally:
+        stream.close()
+    translated = set().union(*seen)
+    assert mine in translated
+    assert not translated & others, "Ada's stream worked on Eve's conversations"
 
 
 def test_an_agents_reply_and_typing_reach_the_visitors_stream(

@@ -320,8 +320,11 @@ async def events(request: Request) -> Response:
                         break
                     if more["id"] not in sent and (more["id"] > after_id or more["id"] <= horizon):
                         batch.append(more)
-                for event in await run_in_threadpool(translate, state, batch):
-                    yield _sse(*event)
+                # Others' rows are dropped here, in the loop: no thread, no query for them.
+                batch = [found for found in batch if service.concerns(state, found)]
+                if batch:
+                    for event in await run_in_threadpool(translate, state, batch):
+                        yield _sse(*event)
         finally:
             feed.unsubscribe(queue)
 

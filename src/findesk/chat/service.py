@@ -984,6 +984,15 @@ def stream_state(session: Session, visitor: Visitor, resume_from: int | None) ->
 CONVERSATION_KINDS = frozenset({"conversation", "assignee", "status", FIN_STATE_KIND})
 
 
+def concerns(state: StreamState, item: dict[str, Any]) -> bool:
+    """Whether a live-feed row may be news for this visitor's stream: one of their
+    conversations, or one of theirs just made (the feed says whose conversation a row is
+    about). Every other row is skipped without a query: each visitor's stream sees every row."""
+    if item["conversation_id"] in state.conversations:
+        return True
+    return item["kind"] == "conversation" and item.get("user_id") == state.user_id
+
+
 def stream_events(
     session: Session, state: StreamState, items: list[dict[str, Any]]
 ) -> list[tuple[int, str, dict[str, Any]]]:
@@ -992,9 +1001,9 @@ def stream_events(
     out: list[tuple[int, str, dict[str, Any]]] = []
     for item in items:
         cid, kind, event_id = item["conversation_id"], item["kind"], item["id"]
-        if cid not in state.conversations:
-            if kind != "conversation":
-                continue
+        if not concerns(state, item):
+            continue
+        if cid not in state.conversations:  # a conversation of theirs, new (another tab)
             if repository.visitor_conversation(session, state.user_id, cid) is None:
                 continue
             state.conversations.add(cid)

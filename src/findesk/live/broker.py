@@ -44,10 +44,12 @@ PURGE_EVERY_SECONDS = 3600.0
 COALESCE_SECONDS = 0.05  # how long a wake waits for more commits before the feed is read
 
 
-def as_event(row: Activity) -> dict[str, Any]:
+def as_event(row: Activity, user_id: str | None = None) -> dict[str, Any]:
+    """A feed row as readers get it; ``user_id``: the conversation's end user."""
     return {
         "id": row.id,
         "conversation_id": row.conversation_id,
+        "user_id": user_id,
         "kind": row.kind,
         "owner": row.owner,
         "actor": row.actor,
@@ -143,12 +145,12 @@ class LiveFeed:
 
     def _read_after(self, after_id: int, gaps: list[int]) -> list[dict[str, Any]]:
         with self.db.read_session() as session:
-            return [as_event(row) for row in service.after(session, after_id, BATCH, gaps)]
+            return [as_event(*found) for found in service.after(session, after_id, BATCH, gaps)]
 
     def backlog(self, after_id: int) -> list[dict[str, Any]]:
         """What a resuming connection missed (blocking: call from a thread)."""
         with self.db.read_session() as session:
-            return [as_event(row) for row in service.after(session, after_id)]
+            return [as_event(*found) for found in service.after(session, after_id)]
 
     def _take(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The events read that are new (advancing the last id, noting the ids skipped)."""

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 from datetime import datetime
 
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
+from findesk.conversations.models import Conversation
 from findesk.kit.actor import Actor
 from findesk.kit.commit_signal import CommitSignal
 from findesk.live.models import Activity
@@ -26,11 +27,19 @@ def record(
 
 def after(
     session: Session, after_id: int, limit: int = 500, also: Collection[int] = ()
-) -> Sequence[Activity]:
+) -> list[tuple[Activity, str | None]]:
     """Activity after ``after_id``, and any of the ids ``also`` (lower ones, looked for again
-    as they may commit late), in id order."""
+    as they may commit late), in id order; each with its conversation's end user (None when the
+    row is about no conversation), so that a reader can tell whose it is without a query."""
     wanted = or_(Activity.id > after_id, Activity.id.in_(also)) if also else Activity.id > after_id
-    return session.scalars(select(Activity).where(wanted).order_by(Activity.id).limit(limit)).all()
+    query = (
+        select(Activity, Conversation.user_id)
+        .outerjoin(Conversation, Conversation.id == Activity.conversation_id)
+        .where(wanted)
+        .order_by(Activity.id)
+        .limit(limit)
+    )
+    return [(row, user_id) for row, user_id in session.execute(query)]
 
 
 def last_id(session: Session) -> int:
