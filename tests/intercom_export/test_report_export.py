@@ -120,7 +120,12 @@ def test_never_more_than_five_jobs_pending_while_exporting_eight_days(world: Wor
     world.reporting.hold = True
     since = today() - timedelta(days=7)
     exporter, thread, result = in_background(world, since, today())
-    assert eventually(lambda: world.reporting.enqueued() == 5, timeout=20)
+    # Five jobs, and their five calls logged (a call is logged once answered, after the job
+    # counts): the mark comes after all of them.
+    assert eventually(
+        lambda: world.reporting.enqueued() == 5 and len(world.traffic.since(prefix=ENQUEUE)) == 5,
+        timeout=20,
+    )
     mark = world.traffic.mark()
     # The exporter keeps polling its five jobs; it does not try a sixth.
     assert eventually(lambda: len(world.traffic.since(mark, STATUS)) >= 20, timeout=20)
