@@ -19,7 +19,9 @@ from support.server import LiveServer
 
 from findesk.chat import service as chat_service
 from findesk.chat.models import ChatSession
+from findesk.conversations.models import Conversation
 from findesk.csat.models import CsatRating
+from findesk.fin_api.client import Variant
 from findesk.fin_ledger.models import PendingFetch
 from findesk.kit.actor import SYSTEM
 from findesk.kit.errors import Invalid
@@ -258,19 +260,30 @@ def test_merging_an_anonymous_visitor_into_a_user_ends_its_sessions(server: Live
     assert {c["id"] for c in ada.http.get("/conversations").json()} == {ada_first, asked}
 
 
-def test_the_fin_api_does_not_see_chat_conversations(server: LiveServer) -> None:
+@pytest.mark.parametrize("variant", ["rest", "posts-only"])
+def test_the_fin_api_does_not_see_chat_conversations(server: LiveServer, variant: Variant) -> None:
     ada = Visitor.start(server)
     conversation_id = ada.ask("Hello")["conversation"]["id"]
-    world = server.fin_world()
-    http = world.api.http
-    assert http.get(f"/conversations/{conversation_id}").status_code == 404
-    assert http.get(f"/conversations/{conversation_id}/messages").status_code == 404
-    refused = http.post(
-        f"/conversations/{conversation_id}/messages",
-        json={"author": {"user_type": "agent", "id": server.fin_agent_id}, "body": "<p>hi</p>"},
+    world = server.fin_world(variant)
+    fin = world.api
+    # The same calls find a Messenger conversation: a 404 below is the chat's, not the path's.
+    messenger = world.open(world.user()["id"])["conversation"]["id"]
+    assert fin.get_conversation(messenger).status == 200
+    assert fin.get_messages(messenger).status == 200
+
+    assert fin.get_conversation(conversation_id).status == 404
+    assert fin.get_messages(conversation_id).status == 404
+    written = fin.create_message(
+        conversation_id=conversation_id,
+        author={"user_type": "agent", "id": server.fin_agent_id},
+        body="<p>hi</p>",
+        object_id=f"fin-{uuid.uuid4().hex}",
     )
-    assert refused.status_code == 404
+    assert written.status == 404
+    assert fin.update_conversation(conversation_id, status="resolved").status == 404
     assert len(ada.messages(conversation_id)) == 1
+    with server.db.read_session() as session:
+        assert session.get(Conversation, conversation_id).status == "open"  # type: ignore[union-attr]
 
 
 def test_cors_answers_only_allowed_origins(server: LiveServer) -> None:

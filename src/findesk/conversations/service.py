@@ -194,9 +194,13 @@ def conversation_for_wire(
     return found
 
 
-def _locked(session: Session, conversation_id: str) -> Conversation:
+def _locked(
+    session: Session, conversation_id: str, hidden_channels: Collection[str] = ()
+) -> Conversation:
+    """The conversation, locked for a change; not found if it is of a channel in
+    ``hidden_channels`` (a caller that must not see those: the Fin API and findesk's chat)."""
     conversation = repository.get_for_update(session, conversation_id)
-    if conversation is None:
+    if conversation is None or conversation.channel in hidden_channels:
         raise NotFound(f"No conversation with id {conversation_id!r}.")
     return conversation
 
@@ -401,14 +405,24 @@ def _initial_message(session: Session, conversation: Conversation) -> Message:
 
 
 def add_message(
-    session: Session, conversation_id: str, new: NewMessage, actor: Actor
+    session: Session,
+    conversation_id: str,
+    new: NewMessage,
+    actor: Actor,
+    *,
+    hidden_channels: Collection[str] = (),
 ) -> tuple[Message, bool]:
-    """Add a message; idempotent by ``object_id``. A human's public reply takes ownership."""
+    """Add a message; idempotent by ``object_id``. A human's public reply takes ownership.
+    A conversation of a channel in ``hidden_channels`` is not found."""
     if new.object_id is not None:
         existing = repository.get_message_by_object_id(session, new.object_id)
         if existing is not None:
+            if hidden_channels and (
+                repository.channel_of(session, existing.conversation_id) in hidden_channels
+            ):
+                raise NotFound(f"No conversation with id {conversation_id!r}.")
             return existing, False
-    conversation = _locked(session, conversation_id)
+    conversation = _locked(session, conversation_id, hidden_channels)
     body = _checked_body(new)
     author = _checked_author(session, new.author, conversation.user_id)
     now = utcnow()
@@ -535,10 +549,16 @@ def _new_message_row(
 
 
 def update_conversation(
-    session: Session, conversation_id: str, changes: dict[str, Any], actor: Actor
+    session: Session,
+    conversation_id: str,
+    changes: dict[str, Any],
+    actor: Actor,
+    *,
+    hidden_channels: Collection[str] = (),
 ) -> Conversation:
-    """Partial update: only the keys present in ``changes`` are applied (spec 4.6)."""
-    conversation = _locked(session, conversation_id)
+    """Partial update: only the keys present in ``changes`` are applied (spec 4.6). A
+    conversation of a channel in ``hidden_channels`` is not found."""
+    conversation = _locked(session, conversation_id, hidden_channels)
     if "title" in changes:
         set_title(session, conversation, changes["title"], actor)
     if "tags" in changes:

@@ -8,7 +8,6 @@ from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from findesk.agents import service as agents
-from findesk.conversations import repository as conversation_repository
 from findesk.conversations import service as conversations
 from findesk.conversations.service import Author, NewMessage
 from findesk.fin_api import schemas as s
@@ -22,7 +21,6 @@ from findesk.fin_api.wire import (
     user_out,
 )
 from findesk.kit.actor import FIN
-from findesk.kit.errors import NotFound
 from findesk.users import service as users
 
 
@@ -78,16 +76,16 @@ def create_conversation(
     return out, created
 
 
-def _not_chat(session: Session, conversation_id: str) -> None:
-    """findesk's own chat is not Fin's to change through this API (``findesk.chat``)."""
-    if conversation_repository.channel_of(session, conversation_id) == "chat":
-        raise NotFound(f"No conversation with id {conversation_id!r}.")
+# findesk's own chat is not Fin's to change through this API (``findesk.chat``): its
+# conversations are not found here.
+NOT_FINS = frozenset({"chat"})
 
 
 def update_conversation(session: Session, req: s.UpdateConversationIn) -> s.ConversationOut:
-    _not_chat(session, req.conversation_id)
     changes = req.model_dump(include=req.model_fields_set - {"conversation_id"})
-    conversation = conversations.update_conversation(session, req.conversation_id, changes, FIN)
+    conversation = conversations.update_conversation(
+        session, req.conversation_id, changes, FIN, hidden_channels=NOT_FINS
+    )
     return conversation_out(conversation)
 
 
@@ -99,9 +97,8 @@ def get_messages(connection: Connection, req: s.GetMessagesIn) -> EncodedMessage
 
 
 def create_message(session: Session, req: s.CreateMessageIn) -> tuple[s.MessageOut, bool]:
-    _not_chat(session, req.conversation_id)
     message, created = conversations.add_message(
-        session, req.conversation_id, _new_message(req), FIN
+        session, req.conversation_id, _new_message(req), FIN, hidden_channels=NOT_FINS
     )
     return message_out(message), created
 
