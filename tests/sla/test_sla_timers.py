@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, event, func, select
 from sqlalchemy.orm import Session
 from support.server import database_url
 
@@ -487,6 +487,44 @@ def test_no_policy_no_timer_and_a_create_with_nobody_assigned_starts_one(
         )
         created = conversation.id
     assert world.due(created, "first_response") == T0 + 30 * MIN
+
+
+def test_the_messages_of_a_conversation_never_timed_look_for_no_timers(
+    world: World, policies: list[str]
+) -> None:
+    """Most conversations are Fin's alone: an end user's message there reads no SLA timer. Once
+    a policy timed the conversation, its messages read them (and move them) as before."""
+    policy(world, policies, "Default", first_response_minutes=30, next_response_minutes=15)
+    with world.at(T0) as session:
+        conversation, _, _ = conversations.open_conversation(
+            session,
+            user_id=world.user_id,
+            first=NewMessage(Author("end_user", world.user_id), "<p>Hi</p>"),
+            actor=FIN,
+            assignee_id=world.fin_id,
+        )
+        fins = conversation.id
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+        statements.append(statement)
+
+    event.listen(world.db.engine, "before_cursor_execute", seen)
+    try:
+        world.user_writes(fins, T0 + MIN)
+        assert statements and not [s for s in statements if "sla_timers" in s]
+        assert not world.conversation(fins).sla_timed
+
+        with world.at(T0 + 2 * MIN) as session:
+            conversations.hand_over(session, fins, FIN)
+        assert world.conversation(fins).sla_timed
+        world.reply(fins, T0 + 3 * MIN)
+        statements.clear()
+        world.user_writes(fins, T0 + 10 * MIN)
+        assert [s for s in statements if "sla_timers" in s]
+    finally:
+        event.remove(world.db.engine, "before_cursor_execute", seen)
+    assert world.due(fins, "next_response") == T0 + 25 * MIN
 
 
 def test_due_times_count_the_team_business_hours_and_skip_the_closed_night(

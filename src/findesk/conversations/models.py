@@ -83,6 +83,9 @@ class Conversation(Base):
     channel: Mapped[str] = mapped_column(
         String(16), default="messenger", server_default="messenger"
     )
+    # Whether an SLA policy ever started a timer on it (``findesk.sla``): a conversation that
+    # never had one needs no look for its timers on every message.
+    sla_timed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     user: Mapped[EndUser] = relationship(lazy="joined", innerjoin=True)
     assignee: Mapped[Agent | None] = relationship(lazy="joined")

@@ -135,6 +135,7 @@ def _start(
     if timer is None:
         timer = SlaTimer(conversation_id=conversation.id, target=target)
         session.add(timer)
+        conversation.sla_timed = True
         existing[target] = timer
     timer.policy_id = policy.id
     timer.policy_name = policy.name
@@ -148,8 +149,10 @@ def _start(
     return timer
 
 
-def _by_target(session: Session, conversation_id: str) -> dict[str, SlaTimer]:
-    return {t.target: t for t in repository.timers(session, conversation_id)}
+def _by_target(session: Session, conversation: Conversation) -> dict[str, SlaTimer]:
+    if not conversation.sla_timed:
+        return {}  # (no policy ever started one: nothing to look for)
+    return {t.target: t for t in repository.timers(session, conversation.id)}
 
 
 def waiting_on_customer(session: Session, conversation: Conversation) -> bool:
@@ -183,7 +186,7 @@ def _sync_pauses(
 def conversation_waiting(session: Session, conversation: Conversation, now: datetime) -> None:
     """It waits for a person now: a new cycle under the first matching policy (an earlier
     cycle's timers are replaced; none at all when no policy matches)."""
-    existing = _by_target(session, conversation.id)
+    existing = _by_target(session, conversation)
     policy = policy_for(session, conversation) if conversation.status == "open" else None
     if policy is None:
         for timer in existing.values():
@@ -200,7 +203,7 @@ def conversation_waiting(session: Session, conversation: Conversation, now: date
 
 def human_replied(session: Session, conversation: Conversation, now: datetime) -> None:
     """A human's public reply: meets the response timers running; the others pause."""
-    timers = _by_target(session, conversation.id)
+    timers = _by_target(session, conversation)
     if not timers:
         return
     for target in ("first_response", "next_response"):
@@ -214,7 +217,7 @@ def human_replied(session: Session, conversation: Conversation, now: datetime) -
 def end_user_wrote(session: Session, conversation: Conversation, now: datetime) -> None:
     """The end user wrote: after a human's reply, the next response is due; a resolved
     conversation it reopened needs resolving again; paused timers run again."""
-    timers = _by_target(session, conversation.id)
+    timers = _by_target(session, conversation)
     if not timers:
         return
     policy = policy_for(session, conversation)
@@ -240,7 +243,7 @@ def status_changed(
 ) -> None:
     """Resolved or closed: the resolution is met (and the rest stops). Reopened: it runs
     again."""
-    timers = _by_target(session, conversation.id)
+    timers = _by_target(session, conversation)
     if not timers:
         return
     resolution = timers.get("resolution")
@@ -267,7 +270,7 @@ def reevaluate(session: Session, conversation: Conversation, now: datetime) -> N
     """The team or priority changed: the timers still running (not breached) follow the
     policy that matches now, from when they started, in the team's hours (those the new
     policy has no target for stop)."""
-    timers = _by_target(session, conversation.id)
+    timers = _by_target(session, conversation)
     running = [t for t in timers.values() if t.met_at is None and t.breached_at is None]
     if not running:
         return
@@ -304,7 +307,7 @@ def _on_activity(session: Session, conversation: Conversation, kind: str) -> Non
     if kind == "user_message":
         end_user_wrote(session, conversation, now)
     elif kind in ("snooze", "wake"):
-        _sync_pauses(session, conversation, _by_target(session, conversation.id), now)
+        _sync_pauses(session, conversation, _by_target(session, conversation), now)
     elif kind in ("priority", "team"):
         if conversations.coming_to_wait(session, conversation.id):
             return  # routing's changes: this module's own waiting hook, last, starts the timers
