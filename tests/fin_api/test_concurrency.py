@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -87,3 +88,50 @@ def test_concurrent_identical_creates_make_one_row_each(server, fin: httpx.Clien
     responses = fire_together(lambda c: c.post("/messages", json=message), fin)
     assert_one_created(responses, lambda body: body["id"])
     assert rows(server, Message, reply_object) == 1
+
+
+def test_one_message_key_sent_at_once_into_two_conversations_makes_one_message(
+    server, fin: httpx.Client
+) -> None:
+    """Not a repeat but a client's mistake: the same message ``object_id`` written into two
+    conversations at once. One message is made; every other answer returns it (200) or says
+    the key was taken meanwhile (409). Nothing fails with a 5xx, nothing else is lost."""
+    user_id = fin.post("/user", json={"object_id": unique("u"), "name": "Twice"}).json()["id"]
+    conversations = []
+    for _ in range(2):
+        made = fin.post(
+            "/conversation",
+            json={
+                "user_id": user_id,
+                "object_id": unique("c"),
+                "initial_message": {
+                    "body": "<p>Hello</p>",
+                    "author": {"id": user_id, "user_type": "end_user"},
+                    "object_id": unique("m"),
+                },
+            },
+        )
+        assert made.status_code == 201, made.text
+        conversations.append(made.json()["conversation"]["id"])
+    turns = itertools.count()  # (next() on it is atomic: half the calls go to each)
+    for round_ in range(5):
+        key = unique("m")
+
+        def one(client: httpx.Client, key: str = key, round_: int = round_) -> httpx.Response:
+            return client.post(
+                "/messages",
+                json={
+                    "conversation_id": conversations[next(turns) % 2],
+                    "body": f"<p>Round {round_}</p>",
+                    "author": {"id": user_id, "user_type": "end_user"},
+                    "object_id": key,
+                },
+            )
+
+        responses = fire_together(one, fin)
+        statuses = sorted(r.status_code for r in responses)
+        assert statuses.count(201) == 1, [r.text for r in responses]
+        assert set(statuses) <= {200, 201, 409}, [r.text for r in responses if r.status_code > 201]
+        assert rows(server, Message, key) == 1
+        made = next(r.json()["id"] for r in responses if r.status_code == 201)
+        assert {r.json()["id"] for r in responses if r.status_code == 200} <= {made}

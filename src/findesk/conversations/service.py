@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import Connection
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from findesk.agents import repository as agent_repository
@@ -413,16 +414,20 @@ def add_message(
     hidden_channels: Collection[str] = (),
 ) -> tuple[Message, bool]:
     """Add a message; idempotent by ``object_id``. A human's public reply takes ownership.
-    A conversation of a channel in ``hidden_channels`` is not found."""
+    A conversation of a channel in ``hidden_channels`` is not found.
+
+    The ``object_id`` is looked for once the conversation is locked: a concurrent repeat of
+    the same request waits for that lock, then finds the message its twin wrote. The same key
+    sent at once into another conversation is the only collision left; it is a conflict."""
+    conversation = _locked(session, conversation_id, hidden_channels)
     if new.object_id is not None:
         existing = repository.get_message_by_object_id(session, new.object_id)
         if existing is not None:
-            if hidden_channels and (
+            if existing.conversation_id != conversation.id and (
                 repository.channel_of(session, existing.conversation_id) in hidden_channels
             ):
                 raise NotFound(f"No conversation with id {conversation_id!r}.")
             return existing, False
-    conversation = _locked(session, conversation_id, hidden_channels)
     body = _checked_body(new)
     author = _checked_author(session, new.author, conversation.user_id)
     now = utcnow()
@@ -435,18 +440,10 @@ def add_message(
         and owner_kind(conversation) == "human"
         and not new.automated
     )
-    if new.object_id is None:
-        session.add(message)  # written with the rest of the change, in one flush
-    else:
-        object_id = new.object_id
-        message, created = insert_once(
-            session,
-            message,
-            lambda: repository.get_message_by_object_id(session, object_id),
-            looked=True,
-        )
-        if not created:
-            return message, False
+    session.add(message)  # written with the rest of the change, in one flush
+    if new.object_id is not None and session.get_bind().dialect.name != "sqlite":
+        # (SQLite: nothing can come between the look and the write, under its write lock.)
+        _write_new_key(session, new.object_id)
     conversation.last_activity_at = now
     conversation.updated_at = now
     if isinstance(author, Agent):
@@ -475,6 +472,20 @@ def add_message(
         activity(session, conversation, "user_message")
     changed(session, conversation.id, "message", actor, conversation)
     return message, True
+
+
+def _write_new_key(session: Session, object_id: str) -> None:
+    """Write the new message now: a concurrent message of another conversation with the same
+    ``object_id`` makes it a conflict (409), not a failed commit."""
+    try:
+        session.flush()
+    except IntegrityError as error:
+        if "object_id" not in str(error.orig):
+            raise
+        raise Conflict(
+            f"A message with object_id {object_id!r} was written into another conversation"
+            " at the same time."
+        ) from error
 
 
 def _checked_body(new: NewMessage) -> str | None:
