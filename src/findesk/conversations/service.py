@@ -199,7 +199,7 @@ def _locked(
     session: Session, conversation_id: str, hidden_channels: Collection[str] = ()
 ) -> Conversation:
     """The conversation, locked for a change; not found if it is of a channel in
-    ``hidden_channels`` (a caller that must not see those: the Fin API and findesk's chat)."""
+    ``hidden_channels`` (one its caller must not see: the Fin API, findesk's own chat)."""
     conversation = repository.get_for_update(session, conversation_id)
     if conversation is None or conversation.channel in hidden_channels:
         raise NotFound(f"No conversation with id {conversation_id!r}.")
@@ -423,8 +423,10 @@ def add_message(
     if new.object_id is not None:
         existing = repository.get_message_by_object_id(session, new.object_id)
         if existing is not None:
-            if existing.conversation_id != conversation.id and (
-                repository.channel_of(session, existing.conversation_id) in hidden_channels
+            if (
+                hidden_channels
+                and existing.conversation_id != conversation.id
+                and repository.channel_of(session, existing.conversation_id) in hidden_channels
             ):
                 raise NotFound(f"No conversation with id {conversation_id!r}.")
             return existing, False
