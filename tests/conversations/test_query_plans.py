@@ -21,9 +21,10 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, insert, select, text
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.orm import Session
 from support.postgres import PostgresServer
+from support.sql import statements_sent
 
 from findesk.agents.service import create_agent, ensure_fin_agent
 from findesk.conversations import counts, history
@@ -311,18 +312,9 @@ class Plan:
 def plans_of(db: Database, call: Callable[[Session], object]) -> list[Plan]:
     """Run ``call`` in a read session, capturing its SELECT statements; then each one's plan
     (EXPLAIN, FORMAT JSON), with the parameters it was sent with."""
-    captured: list[tuple[str, Any]] = []
-
-    def capture(_conn: Any, _cursor: Any, statement: str, params: Any, *_: Any) -> None:
-        if statement.lstrip().upper().startswith("SELECT"):
-            captured.append((statement, params))
-
-    event.listen(db.engine, "before_cursor_execute", capture)
-    try:
-        with db.read_session() as session:
-            call(session)
-    finally:
-        event.remove(db.engine, "before_cursor_execute", capture)
+    with statements_sent(db.engine) as sent, db.read_session() as session:
+        call(session)
+    captured = [(s, p) for s, p in sent if s.lstrip().upper().startswith("SELECT")]
     assert captured, "the call sent no SELECT"
     plans = []
     with db.engine.connect() as connection:

@@ -14,8 +14,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 from support.server import database_url
+from support.sql import statements_sent
 
 from findesk.agents.service import create_agent, ensure_fin_agent
 from findesk.conversations import history
@@ -254,19 +255,12 @@ def test_sqlite_finds_the_snoozed_on_their_partial_index(tmp_path: Path) -> None
     url = f"sqlite:///{tmp_path}/plans.db"
     upgrade(url)
     db = Database(url)
-    statements: list[tuple[str, object]] = []
     try:
-
-        def capture(_c: object, _cur: object, statement: str, params: object, *_: object) -> None:
-            if "snoozed_until" in statement and "FROM conversations" in statement:
-                statements.append((statement, params))
-
-        event.listen(db.engine, "before_cursor_execute", capture)
         snoozed = ConversationFilter.queue("snoozed", "agt_x", statuses=("open",))
-        with db.read_session() as session:
+        with statements_sent(db.engine) as sent, db.read_session() as session:
             conversations.queue_counts(session, "agt_x")
             conversations.list_conversations(session, snoozed, limit=26)
-        event.remove(db.engine, "before_cursor_execute", capture)
+        statements = [(s, p) for s, p in sent if "snoozed_until" in s and "FROM conversations" in s]
         assert len(statements) == 2
         with db.engine.connect() as connection:
             for statement, params in statements:

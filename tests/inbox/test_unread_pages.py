@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 from support.fin import World
 from support.server import LiveServer
+from support.sql import statements_sent
 from web_support import Node, Person, Web, new_agent, parse_html, sign_in, unique
 
 from findesk.conversations import service as conversations
@@ -83,16 +83,11 @@ def newest_seq(server: LiveServer, conversation_id: str) -> int:
 def writes_of_reads(server: LiveServer) -> Iterator[list[str]]:
     """The statements that write read state, sent by the server (same process) meanwhile."""
     written: list[str] = []
-
-    def capture(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        if "conversation_reads" in statement and not statement.lstrip().startswith("SELECT"):
-            written.append(statement)
-
-    event.listen(server.db.engine, "before_cursor_execute", capture)
-    try:
+    with statements_sent(server.db.engine) as sent:
         yield written
-    finally:
-        event.remove(server.db.engine, "before_cursor_execute", capture)
+    written.extend(
+        s for s, _ in sent if "conversation_reads" in s and not s.lstrip().startswith("SELECT")
+    )
 
 
 def test_new_messages_from_others_make_it_unread_until_the_agent_opens_it(

@@ -14,9 +14,10 @@ from typing import Any
 import httpx
 import pytest
 from lookup_support import Caller, admin, define, order, order_type, people
-from sqlalchemy import event, func, insert, select
+from sqlalchemy import func, insert, select
 from support.fin import World
 from support.server import LiveServer
+from support.sql import statements_sent
 
 from findesk.agents.models import Agent
 from findesk.conversations.models import ConversationEvent
@@ -314,21 +315,10 @@ def test_the_order_is_read_by_the_unique_index(
     with server.db.engine.connect() as connection:
         connection.exec_driver_sql("ANALYZE")
         connection.commit()
-    statements: list[tuple[str, Any]] = []
-
-    counts: list[tuple[str, Any]] = []
-
-    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        if "custom_object_instances" in statement:
-            statements.append((statement, parameters))
-        if "count(*)" in statement and "lookup_calls" in statement:
-            counts.append((statement, parameters))
-
-    event.listen(server.db.engine, "before_cursor_execute", capture)
-    try:
+    with statements_sent(server.db.engine) as sent:
         assert Caller(http, lookup_id, token)(order_id="A-5", user_id=user).status_code == 200
-    finally:
-        event.remove(server.db.engine, "before_cursor_execute", capture)
+    statements = [(s, p) for s, p in sent if "custom_object_instances" in s]
+    counts = [(s, p) for s, p in sent if "count(*)" in s and "lookup_calls" in s]
     # One read of the instance (by type and external id); the link is read by its key.
     [(statement, parameters)] = statements
     assert "external_id" in statement

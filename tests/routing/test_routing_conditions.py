@@ -17,9 +17,9 @@ import pytest
 from inbox.web_support import Person, Web, new_agent, parse_html, sign_in, start_server
 from pydantic import TypeAdapter
 from routing_support import agent_client, conversation_row, events, go_online, ok
-from sqlalchemy import event
 from support.fin import World
 from support.server import LiveServer
+from support.sql import statements_sent
 
 from findesk.audit.service import AuditFilter, list_entries
 from findesk.routing import service as routing
@@ -411,20 +411,11 @@ def test_tickets_and_objects_are_read_once_per_evaluation_whatever_the_rules_and
         {"field": f"object.{order}", "op": "exists"},
     ]
     adapter: TypeAdapter[list[Condition]] = TypeAdapter(list[Condition])
-    statements: list[str] = []
-
-    def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        statements.append(statement)
 
     def linked_reads(given: list[dict[str, Any]]) -> tuple[int, int, int]:
-        statements.clear()
-        event.listen(server.db.engine, "before_cursor_execute", seen)
-        try:
-            with server.db.read_session() as session:
-                examined, _ = routing.preview(session, adapter.validate_python(given), 500)
-        finally:
-            event.remove(server.db.engine, "before_cursor_execute", seen)
-        reads = [s for s in statements if "FROM tickets" in s or "custom_object_" in s]
+        with statements_sent(server.db.engine) as sent, server.db.read_session() as session:
+            examined, _ = routing.preview(session, adapter.validate_python(given), 500)
+        reads = [s for s, _ in sent if "FROM tickets" in s or "custom_object_" in s]
         tickets = sum("FROM tickets" in s for s in reads)
         # (the check that the object type exists reads custom_object_types once per condition)
         objects = sum("custom_object_instances" in s for s in reads)

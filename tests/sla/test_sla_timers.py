@@ -15,9 +15,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, event, func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 from support.server import database_url
+from support.sql import statements_sent
 
 from findesk.agents.service import create_agent, ensure_fin_agent
 from findesk.alerts.models import WebhookEndpoint
@@ -56,19 +57,24 @@ class World:
             session.info[sla.NOW] = now
             yield session
 
+    def fins(self, session: Session, **attributes: Any) -> str:
+        """A conversation opened by Fin, which Fin answers."""
+        conversation, _, _ = conversations.open_conversation(
+            session,
+            user_id=self.user_id,
+            first=NewMessage(Author("end_user", self.user_id), "<p>Help</p>"),
+            actor=FIN,
+            assignee_id=self.fin_id,
+            attributes=attributes or None,
+        )
+        return conversation.id
+
     def handed_over(self, now: datetime, **attributes: Any) -> str:
         """Opened by Fin, then handed over at ``now``."""
         with self.at(now) as session:
-            conversation, _, _ = conversations.open_conversation(
-                session,
-                user_id=self.user_id,
-                first=NewMessage(Author("end_user", self.user_id), "<p>Help</p>"),
-                actor=FIN,
-                assignee_id=self.fin_id,
-                attributes=attributes or None,
-            )
-            conversations.hand_over(session, conversation.id, FIN)
-            return conversation.id
+            conversation_id = self.fins(session, **attributes)
+            conversations.hand_over(session, conversation_id, FIN)
+            return conversation_id
 
     def reply(self, conversation_id: str, now: datetime) -> None:
         with self.at(now) as session:
@@ -496,34 +502,19 @@ def test_the_messages_of_a_conversation_never_timed_look_for_no_timers(
     a policy timed the conversation, its messages read them (and move them) as before."""
     policy(world, policies, "Default", first_response_minutes=30, next_response_minutes=15)
     with world.at(T0) as session:
-        conversation, _, _ = conversations.open_conversation(
-            session,
-            user_id=world.user_id,
-            first=NewMessage(Author("end_user", world.user_id), "<p>Hi</p>"),
-            actor=FIN,
-            assignee_id=world.fin_id,
-        )
-        fins = conversation.id
-    statements: list[str] = []
-
-    def seen(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
-        statements.append(statement)
-
-    event.listen(world.db.engine, "before_cursor_execute", seen)
-    try:
+        fins = world.fins(session)
+    with statements_sent(world.db.engine) as sent:
         world.user_writes(fins, T0 + MIN)
-        assert statements and not [s for s in statements if "sla_timers" in s]
-        assert not world.conversation(fins).sla_timed
+    assert sent and not [s for s, _ in sent if "sla_timers" in s]
+    assert not world.conversation(fins).sla_timed
 
-        with world.at(T0 + 2 * MIN) as session:
-            conversations.hand_over(session, fins, FIN)
-        assert world.conversation(fins).sla_timed
-        world.reply(fins, T0 + 3 * MIN)
-        statements.clear()
+    with world.at(T0 + 2 * MIN) as session:
+        conversations.hand_over(session, fins, FIN)
+    assert world.conversation(fins).sla_timed
+    world.reply(fins, T0 + 3 * MIN)
+    with statements_sent(world.db.engine) as sent:
         world.user_writes(fins, T0 + 10 * MIN)
-        assert [s for s in statements if "sla_timers" in s]
-    finally:
-        event.remove(world.db.engine, "before_cursor_execute", seen)
+    assert [s for s, _ in sent if "sla_timers" in s]
     assert world.due(fins, "next_response") == T0 + 25 * MIN
 
 
