@@ -71,11 +71,16 @@ def closed_by_server(sock: socket.socket, seen: bytearray) -> bool:
         return True
 
 
-def served_promptly(base_url: str) -> float:
-    started = time.monotonic()
-    response = httpx.get(f"{base_url}/healthz", timeout=5)
-    assert response.status_code == 200
-    return time.monotonic() - started
+def served_promptly(base_url: str, tries: int = 3) -> float:
+    """How soon a normal request is answered: the quickest of a few in a row. One of them may
+    meet a pause of the shared machine; a server held up by its slow clients delays them all."""
+    quickest = float("inf")
+    for _ in range(tries):
+        started = time.monotonic()
+        response = httpx.get(f"{base_url}/healthz", timeout=5)
+        assert response.status_code == 200
+        quickest = min(quickest, time.monotonic() - started)
+    return quickest
 
 
 def test_slow_headers_are_cut_off_while_others_are_served(server: LiveServer) -> None:
