@@ -180,7 +180,7 @@ class Worker(BackgroundLoop):
         deliveries = await run_in_threadpool(self._claim)
         if not deliveries:
             return 0
-        outcomes = await asyncio.gather(*(self._send(http, target, d) for d in deliveries))
+        outcomes = await asyncio.gather(*(self._attempt(http, target, d) for d in deliveries))
         await run_in_threadpool(self._record, list(zip(deliveries, outcomes, strict=True)))
         return len(deliveries)
 
@@ -241,23 +241,36 @@ class Worker(BackgroundLoop):
             repository.set_delivery_ids(session, fresh)
             return deliveries
 
+    async def _attempt(
+        self, http: httpx.AsyncClient, target: str | None, delivery: Delivery
+    ) -> Outcome:
+        """One delivery's call, timed. Whatever it raises fails this delivery alone, to be
+        retried: the round's other outcomes are still recorded, and none of its events waits
+        out its lease. (httpcore over anyio has raised AttributeError on a connection dropped
+        as it opened.)"""
+        started = time.perf_counter()
+        try:
+            outcome = await self._send(http, target, delivery)
+        except Exception as exc:
+            log.exception(
+                "delivery raised",
+                extra={"fields": {"worker": self.id, "delivery_id": delivery.delivery_id}},
+            )
+            outcome = Outcome(delivered=False, error=f"error: {type(exc).__name__}: {exc}")
+        outcome.seconds = time.perf_counter() - started
+        return outcome
+
     async def _send(
         self, http: httpx.AsyncClient, target: str | None, delivery: Delivery
     ) -> Outcome:
         if delivery.kind == CHAT_KIND:
-            started = time.perf_counter()
             from findesk.chat import delivery as chat  # it builds on this module
 
-            outcome = await chat.send(http, self.settings, delivery.prepared)
-            outcome.seconds = time.perf_counter() - started
-            return outcome
+            return await chat.send(http, self.settings, delivery.prepared)
         if delivery.kind != "fin" or target is None:
-            started = time.perf_counter()
             from findesk.alerts import delivery as alerts  # it builds on this module
 
-            outcome = await alerts.send(http, self.settings, delivery.prepared)
-            outcome.seconds = time.perf_counter() - started
-            return outcome
+            return await alerts.send(http, self.settings, delivery.prepared)
         key = self.settings.fin_webhook_key
         headers = {
             "X-Findesk-Delivery": delivery.delivery_id,
@@ -265,7 +278,6 @@ class Worker(BackgroundLoop):
         }
         if key is not None:
             headers["X-Webhook-Key"] = key.get_secret_value()
-        started = time.perf_counter()
         try:
             # httpx times each step (connect, write, read); this bounds the whole call, so that
             # it always ends well inside the lease.
@@ -278,7 +290,6 @@ class Worker(BackgroundLoop):
             outcome = Outcome(delivered=False, error=f"timeout: {type(exc).__name__}")
         except httpx.HTTPError as exc:
             outcome = Outcome(delivered=False, error=f"network: {type(exc).__name__}: {exc}")
-        outcome.seconds = time.perf_counter() - started
         return outcome
 
     def _record(self, results: list[tuple[Delivery, Outcome]]) -> None:
