@@ -96,3 +96,34 @@ def test_two_processes_send_one_typing_event_within_the_throttle(db: Database) -
                 await sender.stop()
 
     run(scenario)
+
+
+def test_a_call_that_raises_does_not_stop_the_sender(db: Database) -> None:
+    """httpcore over anyio can raise AttributeError on a connection dropped as it opens: that
+    event is lost (typing is fleeting), the next ones are still sent."""
+    settings = Settings(
+        database_url=db.url, fin_webhook_url="http://fin.invalid/hook", typing_throttle_seconds=0
+    )
+    fin, calls = Fin(), []
+    ada, bob = agent("ada"), agent("bob")
+    answer = fin.transport().handle_request
+
+    def flaky(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        if len(calls) == 1:
+            raise AttributeError("'NoneType' object has no attribute 'getpeername'")
+        return answer(request)
+
+    async def scenario() -> None:
+        sender = TypingSender(settings, db, transport=httpx.MockTransport(flaky))
+        await sender.start()
+        try:
+            for who in (ada, bob):
+                sender.signal("conv_a", who)
+                await settle([sender])
+        finally:
+            await sender.stop()
+
+    run(scenario)
+    assert len(calls) == 2
+    assert fin.pairs() == [("conv_a", bob.id)]

@@ -190,8 +190,8 @@ class TypingSender:
             response = await http.post(target, json=payload, headers=headers)
             ok = response.is_success
             fields["status"] = response.status_code
-        except httpx.HTTPError as exc:
-            ok = False
+        except Exception as exc:  # not only httpx's errors: whatever the call raises would
+            ok = False  # end this task, and no typing event would be sent again
             fields["error"] = f"{type(exc).__name__}: {exc}"
         metrics.TYPING_SENT.labels("sent" if ok else "failed").inc()
         log.log(
