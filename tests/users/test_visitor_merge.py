@@ -20,6 +20,8 @@ from support.server import LiveServer
 from findesk.conversations.models import ConversationEvent
 from findesk.notifier.models import OutboxEvent
 from findesk.objects.models import ObjectInstance, ObjectType, ObjectUserLink
+from findesk.tickets import repository as ticket_repository
+from findesk.tickets.models import Ticket, TicketType
 
 
 def email() -> str:
@@ -399,3 +401,36 @@ def test_a_merge_moves_the_visitors_objects_to_the_user(
     )
     assert listed.status_code == 200, listed.text
     assert sorted(i["external_id"] for i in listed.json()["data"]) == ["both", "users", "visitors"]
+
+
+def test_a_merge_moves_the_visitors_tickets_to_the_user(
+    server: LiveServer, fin_world: World, agent_client: httpx.Client
+) -> None:
+    """A visitor's tickets are the user's afterwards: deleting the visitor would otherwise
+    leave them with no contact at all."""
+    visitor = fin_world.user(name="Anon")
+    user = fin_world.user(email=email())
+    with server.db.transaction() as session:
+        kind = TicketType(name=unique("Refund"), category="Customer", attributes=[])
+        session.add(kind)
+        session.flush()
+        state = ticket_repository.first_state(session)
+        tickets = []
+        for who in (visitor, visitor, user):
+            ticket = Ticket(
+                number=ticket_repository.next_number(session),
+                ticket_type_id=kind.id,
+                state_id=state.id,
+                user_id=who["id"],
+                attributes={},
+            )
+            session.add(ticket)
+            session.flush()
+            tickets.append(ticket.id)
+
+    converted(agent_client, {"id": visitor["id"]}, {"id": user["id"]})
+
+    for ticket_id in tickets:
+        response = agent_client.get(f"/tickets/{ticket_id}")
+        assert response.status_code == 200, response.text
+        assert [c["id"] for c in response.json()["contacts"]["contacts"]] == [user["id"]]

@@ -74,6 +74,8 @@ class Ticket(Base):
         Index("ix_tickets_state_updated", "state_id", "updated_at"),
         Index("ix_tickets_type_updated", "ticket_type_id", "updated_at"),
         Index("ix_tickets_updated", "updated_at"),
+        # An end user's tickets: a merge moves them, deleting the user nulls them.
+        Index("ix_tickets_user", "user_id"),
     )
 
     id: Mapped[str] = mapped_column(

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
 from findesk.tickets.models import Ticket, TicketState, TicketType
@@ -98,6 +99,15 @@ def of_conversations(session: Session, conversation_ids: Sequence[str]) -> Seque
     return session.scalars(
         select(Ticket).where(Ticket.conversation_id.in_(list(conversation_ids)))
     ).all()
+
+
+def move_user(session: Session, from_user_id: str, to_user_id: str, now: datetime) -> None:
+    """The tickets of one end user, another's instead (a visitor merged into a user)."""
+    session.execute(
+        update(Ticket)
+        .where(Ticket.user_id == from_user_id)
+        .values(user_id=to_user_id, updated_at=now)
+    )
 
 
 def attribute_names(session: Session) -> set[str]:

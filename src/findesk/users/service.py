@@ -25,6 +25,7 @@ from findesk.kit.schemas import check_email, check_http_url
 from findesk.kit.text import NAME_MAX, clean_text, invalid
 from findesk.kit.timeutil import utcnow
 from findesk.objects import repository as object_repository
+from findesk.tickets import repository as ticket_repository
 from findesk.users import repository
 from findesk.users.models import EndUser
 
@@ -133,9 +134,10 @@ class Merged:
 
 def merge_into(session: Session, visitor: EndUser, user: EndUser, actor: Actor) -> Merged:
     """Merge ``visitor`` (any end user but ``user``; a visitor in practice) into ``user``, who
-    must have an email: its conversations and the messages it wrote move to ``user``, its
-    attributes, name and photo fill what ``user`` has not (never overwriting), its ids become
-    aliases of ``user`` (and so do the aliases it had), and it is deleted. Each moved
+    must have an email: its conversations, the messages it wrote, its tickets and the objects
+    linked to it move to ``user``, its attributes, name and photo fill what ``user`` has not
+    (never overwriting), its ids become aliases of ``user`` (and so do the aliases it had), and
+    it is deleted. Each moved
     conversation records a ``merge`` in its history; Fin hears of every affected open one."""
     if visitor.id == user.id:
         raise invalid("An end user cannot be merged into itself.", field="visitor")
@@ -158,6 +160,7 @@ def merge_into(session: Session, visitor: EndUser, user: EndUser, actor: Actor) 
         )
     conversation_repository.move_authored_messages(session, visitor.id, user.id)
     object_repository.move_user_links(session, visitor.id, user.id)
+    ticket_repository.move_user(session, visitor.id, user.id, now)
     merged_attributes = {**(visitor.attributes or {}), **(user.attributes or {})}
     dirty = merged_attributes != (user.attributes or {})
     if dirty:
