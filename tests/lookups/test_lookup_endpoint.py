@@ -194,6 +194,33 @@ def test_refusals_are_answered_and_recorded(
     assert calls_of(server, other_lookup) == []
 
 
+def test_old_call_records_are_pruned_as_calls_arrive(
+    server: LiveServer, http: httpx.Client, world: World, boss: Agent
+) -> None:
+    """A record names its caller and inputs: it is kept FINDESK_LOOKUP_CALLS_RETENTION_DAYS (30),
+    then goes with the lookup's next call."""
+    identifier = order_type(server, boss)
+    user, _, _ = people(world)
+    lookup_id, token = define(server, boss, object_type=identifier, **ORDER_LOOKUP)
+    other_lookup, _ = define(server, boss, object_type=identifier, **ORDER_LOOKUP)
+    assert server.settings.lookup_calls_retention_days == 30
+    now = utcnow()
+    old = {"inputs": {}, "status_code": 200, "outcome": "found", "summary": "old"}
+    with server.db.transaction() as session:
+        session.execute(
+            insert(LookupCall),
+            [
+                {**old, "lookup_id": lookup_id, "at": now - timedelta(days=31)},
+                {**old, "lookup_id": lookup_id, "at": now - timedelta(days=29)},
+                {**old, "lookup_id": other_lookup, "at": now - timedelta(days=31)},
+            ],
+        )
+    assert Caller(http, lookup_id, token)(order_id="A-1", user_id=user).status_code == 200
+    kept = [(c.summary, c.at > now - timedelta(days=30)) for c in calls_of(server, lookup_id)]
+    assert kept == [("old", True), ("order A-1: found nothing", True)], kept
+    assert [c.summary for c in calls_of(server, other_lookup)] == ["old"]  # its own calls prune it
+
+
 def test_inputs_are_checked_by_their_declared_type(
     server: LiveServer, http: httpx.Client, world: World, boss: Agent
 ) -> None:

@@ -194,6 +194,12 @@ class Settings(BaseSettings):
         description="Fin API calls (and replies still waiting for Fin) are kept this long, "
         "then pruned.",
     )
+    lookup_calls_retention_days: float = Field(
+        default=30,
+        gt=0,
+        description="The record of each lookup call (its inputs, answer and caller) is kept "
+        "this long, then pruned.",
+    )
     fin_fetch_alert_seconds: float = Field(
         default=120,
         gt=0,

@@ -29,12 +29,13 @@ Answers (JSON):
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse
 
-from findesk.kit.http import db_of
+from findesk.kit.http import db_of, settings_of
 from findesk.lookups import service
 
 router = APIRouter(prefix=service.PATH, tags=["Lookups (Fin Data Connectors)"])
@@ -56,9 +57,10 @@ def call_lookup(
 ) -> JSONResponse:
     """Run the lookup with the inputs in the query string, as Fin's Data Connector does."""
     params = {key: value for key, value in request.query_params.items()}
+    keep_calls = timedelta(days=settings_of(request).lookup_calls_retention_days)
     with db_of(request).transaction() as session:
         answer = service.answer_call(
-            session, lookup_id, request.headers.get("authorization"), params
+            session, lookup_id, request.headers.get("authorization"), params, keep_calls=keep_calls
         )
     headers = {"Cache-Control": "no-store", **answer.headers}
     return JSONResponse(answer.body, status_code=answer.status, headers=headers)

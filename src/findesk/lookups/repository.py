@@ -78,6 +78,14 @@ def add_call(session: Session, **values: Any) -> None:
     session.add(LookupCall(**values))
 
 
+def delete_calls_before(session: Session, lookup_id: str, before: datetime) -> int:
+    """Forget the lookup's calls made before ``before`` (by ``ix_lookup_calls_lookup_at``)."""
+    result = session.execute(
+        delete(LookupCall).where(LookupCall.lookup_id == lookup_id, LookupCall.at < before)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
 def counted_since(session: Session, lookup_id: str, since: datetime, cap: int) -> int:
     """How many counted calls the lookup had since ``since``, counting no further than ``cap``
     (the index ``ix_lookup_calls_rate`` gives them in order; the count stops there)."""

@@ -32,6 +32,7 @@ from findesk.conversations import history
 from findesk.conversations import repository as conversation_repository
 from findesk.kit.actor import FIN
 from findesk.kit.errors import Forbidden, Invalid, NotFound
+from findesk.kit.periodic import EveryPerKey
 from findesk.kit.secrets import hash_secret, new_secret, secret_matches
 from findesk.kit.timeutil import isoformat, utcnow
 from findesk.live import service as live
@@ -61,6 +62,8 @@ SUMMARY_MAX = 200
 TICKETS_MAX = 20
 LAST_CALLS_LISTED = 3
 OBJECT_KINDS = ("object_by_external_id", "object_by_attribute")
+# Whether a lookup's old call records are due to be pruned (they ride along with its calls).
+_prune_due = EveryPerKey(3600).due
 # Which object attribute types an input of each type may be compared with.
 COMPARABLE = {
     "string": ("string", "date", "datetime", "decimal"),
@@ -637,10 +640,12 @@ def answer_call(
     authorization: str | None,
     params: Mapping[str, str],
     *,
+    keep_calls: timedelta,
     now: datetime | None = None,
 ) -> CallAnswer:
-    """Answer one call of the lookup's endpoint and record it, whatever the answer. Run it in a
-    write transaction (the record is written in it)."""
+    """Answer one call of the lookup's endpoint and record it, whatever the answer; the
+    lookup's records older than ``keep_calls`` go, at most once an hour a lookup in a process.
+    Run it in a write transaction (the record is written in it)."""
     started = time.perf_counter()
     now = now or utcnow()
     lookup = repository.get(session, lookup_id)
@@ -683,6 +688,8 @@ def answer_call(
     ):
         token.last_used_at = now
     summary = summary[:SUMMARY_MAX]
+    if _prune_due(lookup.id):
+        repository.delete_calls_before(session, lookup.id, now - keep_calls)
     repository.add_call(
         session,
         lookup_id=lookup.id,
