@@ -524,5 +524,5 @@ def test_the_outbox_claims_due_events_from_its_index(seeded: Seeded) -> None:
     assert_indexed(
         plans,
         "outbox_events",
-        {"ix_outbox_events_state_due", "ix_outbox_events_conversation_state", "pk_outbox_events"},
+        {"ix_outbox_events_state_due", "ix_outbox_events_conversation_due", "pk_outbox_events"},
     )

@@ -15,7 +15,9 @@ class OutboxEvent(Base):
     __tablename__ = "outbox_events"
     __table_args__ = (
         Index("ix_outbox_events_state_due", "state", "next_attempt_at"),
-        Index("ix_outbox_events_conversation_state", "conversation_id", "state"),
+        # A conversation's pending events, and whether one waits out a back-off (the claim asks
+        # it of every due event: with next_attempt_at here it is one probe, not a walk).
+        Index("ix_outbox_events_conversation_due", "conversation_id", "state", "next_attempt_at"),
     )
 
     id: Mapped[int] = mapped_column(
