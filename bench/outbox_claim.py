@@ -1,6 +1,6 @@
 """What one claim of the notifier costs while Fin is down: N conversations waiting out their
 back-off, each changed again since (so each has an event due now that must wait), on SQLite and
-PostgreSQL.
+PostgreSQL; and while Fin is not configured yet, with as many of its events waiting for it.
 
 Run: ``.venv/bin/python bench/outbox_claim.py [--conversations 1000,10000,50000] [--repeat 5]
 [--backend sqlite|postgres|both] [--json]``
@@ -12,8 +12,9 @@ throwaway PostgreSQL cluster) gets, per conversation, an event that failed and w
 back-off of five minutes and a newer one due now; then ``--repeat`` times, one claim (as the
 worker makes it: 8 conversations) and the "when is the next one due" query the worker sleeps on,
 each in its own transaction, rolled back (on PostgreSQL after ANALYZE, as autovacuum would have
-run it). Prints the median milliseconds of each. Nothing may be claimed (every conversation is
-backing off): the bench fails if something is.
+run it); then the same as a worker makes them without Fin configured (alerts and the chat's calls
+only, none here). Prints the median milliseconds of each. Nothing may be claimed (every
+conversation is backing off): the bench fails if something is.
 
 Exit status: 0, 1 when a claim took something it must not, 2 when the set-up failed, 130 when
 interrupted.
@@ -49,6 +50,8 @@ class Row:
     conversations: int
     claim_ms: float
     next_due_ms: float
+    unconfigured_claim_ms: float
+    unconfigured_next_due_ms: float
     claimed: int
 
 
@@ -71,7 +74,7 @@ def seed(db: Database, conversations: int) -> None:
             connection.exec_driver_sql("ANALYZE outbox_events")
 
 
-def measure(db: Database, repeat: int) -> tuple[float, float, int]:
+def measure(db: Database, repeat: int, *, fin: bool) -> tuple[float, float, int]:
     claims, dues, claimed = [], [], 0
     for _ in range(repeat):
         now = utcnow()
@@ -84,11 +87,12 @@ def measure(db: Database, repeat: int) -> tuple[float, float, int]:
                 lease_until=now + timedelta(seconds=60),
                 conversations=CLAIMED_AT_ONCE,
                 skip_locked=not db.is_sqlite,
+                fin=fin,
             )
             claims.append(time.perf_counter() - started)
             claimed = max(claimed, len(rows))
             started = time.perf_counter()
-            repository.next_due_at(session, now)
+            repository.next_due_at(session, now, fin=fin)
             dues.append(time.perf_counter() - started)
             session.rollback()
     return statistics.median(claims) * 1000, statistics.median(dues) * 1000, claimed
@@ -99,11 +103,20 @@ def run(backend: str, url: str, conversations: int, repeat: int) -> Row:
     db = Database(url)
     try:
         seed(db, conversations)
-        claim_ms, next_due_ms, claimed = measure(db, repeat)
+        claim_ms, next_due_ms, claimed = measure(db, repeat, fin=True)
+        bare_claim_ms, bare_next_due_ms, bare_claimed = measure(db, repeat, fin=False)
     finally:
         db.dispose()
     log(f"{backend}, {conversations:,} conversations: claim {claim_ms:.1f} ms")
-    return Row(backend, conversations, claim_ms, next_due_ms, claimed)
+    return Row(
+        backend,
+        conversations,
+        claim_ms,
+        next_due_ms,
+        bare_claim_ms,
+        bare_next_due_ms,
+        max(claimed, bare_claimed),
+    )
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -135,12 +148,18 @@ def main(argv: Sequence[str]) -> int:
                     rows.append(run("postgres", url, n, options.repeat))
 
     def print_report() -> None:
-        print("One claim while every conversation waits out its back-off (median ms)")
-        print(f"{'backend':<10} {'conversations':>13} {'claim':>9} {'next due':>9} {'claimed':>8}")
+        print(
+            "One claim while every conversation waits out its back-off, and without Fin (median ms)"
+        )
+        print(
+            f"{'backend':<10} {'conversations':>13} {'claim':>9} {'next due':>9} "
+            f"{'no Fin: claim':>14} {'next due':>9} {'claimed':>8}"
+        )
         for r in rows:
             print(
                 f"{r.backend:<10} {r.conversations:>13,} {r.claim_ms:>9.1f} "
-                f"{r.next_due_ms:>9.1f} {r.claimed:>8}"
+                f"{r.next_due_ms:>9.1f} {r.unconfigured_claim_ms:>14.1f} "
+                f"{r.unconfigured_next_due_ms:>9.1f} {r.claimed:>8}"
             )
 
     ok = all(r.claimed == 0 for r in rows)

@@ -49,3 +49,35 @@ def test_the_back_off_check_reads_the_conversations_own_events(tmp_path: Path) -
                 ), plan
     finally:
         db.dispose()
+
+
+def test_without_fin_the_claim_never_reads_fins_waiting_events(tmp_path: Path) -> None:
+    """Until Fin is configured its events wait, recorded, and a worker claims only the others:
+    off their own partial index, however many of Fin's wait (it used to walk them all)."""
+    url = f"sqlite:///{tmp_path / 'claim.db'}"
+    upgrade(url)
+    db = Database(url)
+    try:
+        now = utcnow()
+        with statements_sent(db.engine) as sent, db.transaction() as session:
+            repository.claim(
+                session,
+                owner="w",
+                now=now,
+                lease_until=now + timedelta(seconds=60),
+                conversations=8,
+                skip_locked=False,
+                fin=False,
+            )
+            repository.next_due_at(session, now, fin=False)
+        asking = [(s, p) for s, p in sent if "EXISTS" in s and "outbox_events" in s]
+        assert len(asking) == 2, sent
+        with db.engine.connect() as connection:
+            for statement, params in asking:
+                plan = [
+                    str(row[3])
+                    for row in connection.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, params)
+                ]
+                assert "USING INDEX ix_outbox_events_others_due" in plan[0], plan
+    finally:
+        db.dispose()

@@ -2,11 +2,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from findesk.kit.db import Base, UTCDateTime
 from findesk.kit.timeutil import utcnow
+
+FIN_KIND = "fin"  # an event Fin must hear about; the other kinds are alerts and the chat's
 
 
 class OutboxEvent(Base):
@@ -15,6 +17,15 @@ class OutboxEvent(Base):
     __tablename__ = "outbox_events"
     __table_args__ = (
         Index("ix_outbox_events_state_due", "state", "next_attempt_at"),
+        # The same for every kind but Fin's: what a worker claims while Fin is not configured
+        # (Fin's events wait for it, however many).
+        Index(
+            "ix_outbox_events_others_due",
+            "state",
+            "next_attempt_at",
+            sqlite_where=text(f"kind <> '{FIN_KIND}'"),
+            postgresql_where=text(f"kind <> '{FIN_KIND}'"),
+        ),
         # A conversation's pending events, and whether one waits out a back-off (the claim asks
         # it of every due event: with next_attempt_at here it is one probe, not a walk).
         Index("ix_outbox_events_conversation_due", "conversation_id", "state", "next_attempt_at"),
@@ -42,7 +53,7 @@ class OutboxEvent(Base):
     # What the delivery is: ``fin`` (the webhook to Fin: ``conversation_id`` is the
     # conversation) or an alert kind (``alerts.delivery``: ``conversation_id`` is then the
     # delivery's grouping key and ``payload`` what to send).
-    kind: Mapped[str] = mapped_column(String(16), default="fin", server_default="fin")
+    kind: Mapped[str] = mapped_column(String(16), default=FIN_KIND, server_default=FIN_KIND)
     payload: Mapped[str | None] = mapped_column(Text)
 
 

@@ -9,12 +9,23 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, case, delete, exists, func, or_, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    bindparam,
+    case,
+    delete,
+    exists,
+    func,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased
 
-from findesk.notifier.models import OutboxEvent, TypingSignal
+from findesk.notifier.models import FIN_KIND, OutboxEvent, TypingSignal
 
 PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
 
@@ -117,7 +128,10 @@ def _try_lock_conversations(session: Session, candidates: list[str], limit: int)
 
 
 def _kinds(fin: bool) -> list[ColumnElement[bool]]:
-    return [] if fin else [OutboxEvent.kind != "fin"]
+    # Without Fin, the others' (alerts, chat) off their own partial index: Fin's events waiting
+    # to be configured are never read. The literal, not a parameter, lets a prepared statement
+    # on PostgreSQL see that the index applies.
+    return [] if fin else [OutboxEvent.kind != bindparam("fin", FIN_KIND, literal_execute=True)]
 
 
 def set_delivery_ids(session: Session, delivery_ids: Mapping[int, str]) -> None:

@@ -28,7 +28,7 @@ from findesk.kit.db import Database
 from findesk.kit.settings import Settings
 from findesk.kit.timeutil import as_utc, utcnow
 from findesk.notifier import metrics, repository
-from findesk.notifier.models import OutboxEvent
+from findesk.notifier.models import FIN_KIND, OutboxEvent
 from findesk.notifier.service import recorded
 
 log = logging.getLogger("findesk.notifier")
@@ -48,7 +48,7 @@ class Delivery:
     oldest_created_at: datetime
     first_failed_at: datetime | None
     # ``fin``, or an alert kind (webhook, email): then what ``alerts.delivery`` prepared.
-    kind: str = "fin"
+    kind: str = FIN_KIND
     prepared: Any = None
 
 
@@ -220,7 +220,7 @@ class Worker(BackgroundLoop):
                     from findesk.chat import delivery as chat  # it builds on this module
 
                     prepared = chat.prepare(session, self.settings, events[0])
-                elif kind != "fin":
+                elif kind != FIN_KIND:
                     prepared = alerts.prepare(session, self.settings, conversation_id, events)
                 fresh.update((e.id, delivery_id) for e in events if e.delivery_id is None)
                 deliveries.append(
@@ -267,7 +267,7 @@ class Worker(BackgroundLoop):
             from findesk.chat import delivery as chat  # it builds on this module
 
             return await chat.send(http, self.settings, delivery.prepared)
-        if delivery.kind != "fin" or target is None:
+        if delivery.kind != FIN_KIND or target is None:
             from findesk.alerts import delivery as alerts  # it builds on this module
 
             return await alerts.send(http, self.settings, delivery.prepared)
