@@ -106,10 +106,15 @@ def authenticate(session: Session, raw: str) -> WebSession | None:
     return row
 
 
+def touch_due(row: WebSession) -> bool:
+    """Whether the session's idle timeout is due to slide (once a minute, to spare writes)."""
+    return as_utc(row.last_seen_at) + _TOUCH_EVERY <= utcnow()
+
+
 def touch(session: Session, id_hash: str) -> None:
-    """Slide the idle timeout (at most once a minute per session, to spare writes)."""
+    """Slide the idle timeout, if it is due (``touch_due``)."""
     row = session.get(WebSession, id_hash)
-    if row is not None and as_utc(row.last_seen_at) + _TOUCH_EVERY <= utcnow():
+    if row is not None and touch_due(row):
         row.last_seen_at = utcnow()
 
 

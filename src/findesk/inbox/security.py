@@ -40,12 +40,19 @@ async def load_viewer(request: Request) -> Viewer | None:
     db = db_of(request)
 
     def lookup() -> Viewer | None:
-        with db.transaction() as session:
+        # Read, and write only when the idle timeout is due to slide (once a minute at most):
+        # every page, fragment and live check of the inbox signs in here, and a write
+        # transaction would queue each one behind every write (on SQLite, for the write lock).
+        with db.read_session() as session:
             row = web_sessions.authenticate(session, raw)
             if row is None:
                 return None
-            web_sessions.touch(session, row.id_hash)
-            return Viewer(row.agent, row.csrf_token, row.id_hash)
+            viewer = Viewer(row.agent, row.csrf_token, row.id_hash)
+            due = web_sessions.touch_due(row)
+        if due:
+            with db.transaction() as session:
+                web_sessions.touch(session, viewer.session_hash)
+        return viewer
 
     return await run_in_threadpool(lookup)
 
