@@ -30,7 +30,7 @@ from findesk.csat import service as csat
 from findesk.fin_api.schemas import Status
 from findesk.kit.actor import agent as agent_actor
 from findesk.kit.errors import Forbidden
-from findesk.kit.http import PROBLEM_JSON, db_of
+from findesk.kit.http import PROBLEM_JSON, client_address, db_of
 from findesk.kit.pagination import decode_cursor, encode_cursor
 from findesk.search import service as search
 from findesk.users import service as users
@@ -274,7 +274,7 @@ def current_admin(request: Request) -> Agent:
 
 
 def _audit_actor(request: Request, admin: Agent) -> AuditActor:
-    return AuditActor.for_agent(admin, request.client.host if request.client else None)
+    return AuditActor.for_agent(admin, client_address(request))
 
 
 @router.post(

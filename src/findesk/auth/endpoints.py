@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse
 
 from findesk.auth import service
 from findesk.kit.errors import Problem
-from findesk.kit.http import db_of, load_json, settings_of
+from findesk.kit.http import client_address, db_of, load_json, settings_of
 from findesk.throttle import service as throttle
 
 router = APIRouter(tags=["OAuth 2.0"])
@@ -137,7 +137,7 @@ def _client_credentials(request: Request, params: dict[str, str]) -> tuple[str, 
 
 
 def _address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    return client_address(request) or "unknown"
 
 
 async def _throttled(run: Callable[[], T | None]) -> T:

@@ -29,7 +29,7 @@ from findesk.attachments.service import Upload
 from findesk.chat import custom_channel, fin_agent_api, service
 from findesk.chat.schemas import NewConversationIn, NewMessageIn, RatingIn, SessionIn
 from findesk.kit.errors import Invalid, Problem
-from findesk.kit.http import GuardedRoute, db_of, load_json, settings_of
+from findesk.kit.http import GuardedRoute, client_address, db_of, load_json, settings_of
 from findesk.kit.settings import Settings
 from findesk.kit.streams import (
     RETRY_AFTER_SECONDS,
@@ -138,7 +138,7 @@ async def start_session(request: Request, body: SessionIn) -> Response:
                 name=body.name,
                 email=body.email,
                 token=body.token,
-                address=request.client.host if request.client else "unknown",
+                address=client_address(request) or "unknown",
             )
         ),
     )

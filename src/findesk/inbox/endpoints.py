@@ -49,13 +49,14 @@ from findesk.inbox.security import (
     COOKIE,
     SignInRequired,
     Viewer,
+    audit_actor,
     load_viewer,
     require_viewer,
 )
 from findesk.kit import text as text_rules
 from findesk.kit.actor import agent as agent_actor
 from findesk.kit.errors import Forbidden, Invalid, NotFound, Problem
-from findesk.kit.http import db_of, settings_of
+from findesk.kit.http import client_address, db_of, settings_of
 from findesk.kit.pagination import decode_cursor, encode_cursor
 from findesk.kit.streams import (
     RETRY_AFTER_SECONDS,
@@ -262,7 +263,7 @@ async def login(request: Request) -> Response:
     form_token = str(form.get("csrf_token", ""))
     if not cookie_token or not secrets.compare_digest(cookie_token, form_token):
         return _problem_page(request, 403, "The sign-in form expired. Reload the page.")
-    address = request.client.host if request.client else "unknown"
+    address = client_address(request) or "unknown"
     try:
         signed_in = await web_sessions.sign_in(
             db_of(request), request.app.state.passwords, email, password, address
@@ -1128,11 +1129,6 @@ def _require_admin(viewer: Viewer) -> None:
         raise Forbidden("Only administrators may do this.")
 
 
-def _audit_actor(request: Request, viewer: Viewer) -> AuditActor:
-    """The signed-in admin and the address they came from, for the audit log."""
-    return AuditActor.for_agent(viewer.agent, request.client.host if request.client else None)
-
-
 @router.get("/inbox/admin")
 async def admin_page(request: Request) -> Response:
     async def run(viewer: Viewer) -> Response:
@@ -1164,7 +1160,7 @@ async def admin_create_agent(request: Request) -> Response:
                     alias=str(form.get("alias") or "") or None,
                     role="admin" if form.get("role") == "admin" else "agent",
                     password=str(form.get("password") or ""),
-                    by=_audit_actor(request, viewer),
+                    by=audit_actor(request, viewer),
                 )
 
         try:
@@ -1186,7 +1182,7 @@ async def admin_create_client(request: Request) -> Response:
 
         def create() -> tuple[str, str]:
             with db.transaction() as session:
-                client, secret = auth.create_client(session, name, by=_audit_actor(request, viewer))
+                client, secret = auth.create_client(session, name, by=audit_actor(request, viewer))
                 return client.id, secret
 
         try:
@@ -1208,7 +1204,7 @@ async def admin_revoke_client(request: Request, client_id: str) -> Response:
 
         def revoke() -> None:
             with db.transaction() as session:
-                auth.revoke_client(session, client_id, by=_audit_actor(request, viewer))
+                auth.revoke_client(session, client_id, by=audit_actor(request, viewer))
 
         await run_in_threadpool(revoke)
         return back("/inbox/admin", notice=f"Client {client_id} revoked.")
@@ -1263,7 +1259,7 @@ async def _agent_admin_action(
     async def run(viewer: Viewer) -> Response:
         _require_admin(viewer)
         db = db_of(request)
-        actor = _audit_actor(request, viewer)
+        actor = audit_actor(request, viewer)
 
         def apply() -> str:
             with db.transaction() as session:

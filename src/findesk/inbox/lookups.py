@@ -14,10 +14,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.responses import Response
 
-from findesk.audit.service import AuditActor
 from findesk.connectors import repository as connector_repository
 from findesk.inbox.endpoints import back, guarded, render
-from findesk.inbox.security import Viewer
+from findesk.inbox.security import Viewer, audit_actor
 from findesk.kit.errors import Forbidden, Invalid, NotFound, Problem
 from findesk.kit.http import db_of, settings_of
 from findesk.kit.timeutil import utcnow
@@ -37,11 +36,6 @@ KIND_LABELS = {
     "user_open_tickets": "The end user's open tickets",
     "conversation_ticket_state": "The conversation's ticket and its state",
 }
-
-
-def _audit_actor(request: Request, viewer: Viewer) -> AuditActor:
-    """The signed-in admin and the address they came from, for the audit log."""
-    return AuditActor.for_agent(viewer.agent, request.client.host if request.client else None)
 
 
 def _require_admin(viewer: Viewer) -> None:
@@ -396,7 +390,7 @@ async def issue_token(request: Request, lookup_id: str) -> Response:
                     session,
                     lookup_id,
                     label if isinstance(label, str) else "",
-                    actor=_audit_actor(request, viewer),
+                    actor=audit_actor(request, viewer),
                 )
             return plain, _detail_context(request, viewer, lookup_id)
 
@@ -414,7 +408,7 @@ async def revoke_token(request: Request, lookup_id: str, token_id: str) -> Respo
         token = next((t for t in lookups.tokens_of(session, lookup_id) if t.id == token_id), None)
         if token is None:
             raise NotFound("No such token for this lookup.")
-        lookups.revoke_token(session, token_id, actor=_audit_actor(request, viewer))
+        lookups.revoke_token(session, token_id, actor=audit_actor(request, viewer))
 
     return await _action(request, lookup_id, act, "Token revoked: calls with it get 401.",
                          f"{LOOKUPS}/{lookup_id}")  # fmt: skip

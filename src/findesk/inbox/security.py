@@ -9,9 +9,10 @@ from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
 from findesk.agents.models import Agent
+from findesk.audit.service import AuditActor
 from findesk.auth import web_sessions
 from findesk.kit.errors import Forbidden, Problem
-from findesk.kit.http import db_of
+from findesk.kit.http import client_address, db_of
 from findesk.kit.secrets import hash_secret
 
 COOKIE = "findesk_session"
@@ -78,6 +79,11 @@ async def require_viewer(request: Request, *, check_csrf: bool = True) -> Viewer
             raise Forbidden("The form is out of date or was not sent by findesk. Reload the page.")
     request.state.viewer = viewer
     return viewer
+
+
+def audit_actor(request: Request, viewer: Viewer) -> AuditActor:
+    """The signed-in agent and the address they came from, for the audit log."""
+    return AuditActor.for_agent(viewer.agent, client_address(request))
 
 
 def session_hash(raw: str) -> str:

@@ -18,7 +18,7 @@ from findesk.audit.service import AuditActor
 from findesk.conversations.models import Conversation
 from findesk.inbox import forms
 from findesk.inbox.endpoints import back, guarded, render
-from findesk.inbox.security import Viewer
+from findesk.inbox.security import Viewer, audit_actor
 from findesk.kit.errors import Forbidden, Invalid, Problem
 from findesk.kit.http import db_of
 from findesk.kit.timeutil import utcnow
@@ -39,11 +39,6 @@ PREVIEW_RECENT = 200
 def _require_admin(viewer: Viewer) -> None:
     if viewer.agent.role != "admin":
         raise Forbidden("Only administrators may manage teams and routing.")
-
-
-def _audit_actor(request: Request, viewer: Viewer) -> AuditActor:
-    """The signed-in admin and the address they came from, for the audit log."""
-    return AuditActor.for_agent(viewer.agent, request.client.host if request.client else None)
 
 
 def _number(form: FormData, name: str, *, default: int | None = None) -> int | None:
@@ -152,7 +147,7 @@ async def _team_change(request: Request, change: Any, done: str) -> Response:
     async def run(viewer: Viewer) -> Response:
         _require_admin(viewer)
         form = await request.form()
-        by = _audit_actor(request, viewer)
+        by = audit_actor(request, viewer)
 
         def apply() -> None:
             with db_of(request).transaction() as session:
@@ -374,7 +369,7 @@ async def create_rule(request: Request) -> Response:
         _require_admin(viewer)
         form = await request.form()
 
-        by = _audit_actor(request, viewer)
+        by = audit_actor(request, viewer)
 
         def create() -> None:
             with db_of(request).transaction() as session:
@@ -429,7 +424,7 @@ async def _rule_change(request: Request, change: Any, done: str) -> Response:
 
     async def run(viewer: Viewer) -> Response:
         _require_admin(viewer)
-        by = _audit_actor(request, viewer)
+        by = audit_actor(request, viewer)
 
         def apply() -> None:
             with db_of(request).transaction() as session:

@@ -62,6 +62,12 @@ def db_of(request: Request) -> Database:
     return db
 
 
+def client_address(request: Request) -> str | None:
+    """The client's address: the connection's, or the one a trusted proxy forwarded
+    (FINDESK_TRUSTED_PROXIES); None when the server does not know it."""
+    return request.client.host if request.client else None
+
+
 def settings_of(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings

@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse, Response
 
 from findesk.fin_ledger import service as fin_ledger
 from findesk.kit.errors import Forbidden, Unauthorized
-from findesk.kit.http import db_of, problem_response, settings_of
+from findesk.kit.http import client_address, db_of, problem_response, settings_of
 from findesk.kit.metrics import REGISTRY
 from findesk.notifier import service as outbox
 
@@ -91,7 +91,7 @@ def _check_scraper(request: Request) -> None:
         if not hmac.compare_digest(given.encode(), token.get_secret_value().encode()):
             raise Unauthorized("A valid metrics token is required.")
         return
-    host = request.client.host if request.client else ""
+    host = client_address(request) or ""
     try:
         loopback = ipaddress.ip_address(host).is_loopback
     except ValueError:

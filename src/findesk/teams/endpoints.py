@@ -10,7 +10,7 @@ from findesk.agent_api.security import agent_api_router, current_agent
 from findesk.agents.models import Agent
 from findesk.audit.service import AuditActor
 from findesk.kit.errors import Forbidden
-from findesk.kit.http import db_of
+from findesk.kit.http import client_address, db_of
 from findesk.kit.timeutil import utcnow
 from findesk.teams import (
     availability,  # noqa: F401  (registers what Fin is told at handover)
@@ -41,7 +41,7 @@ ADMIN_FIRST = [Depends(require_admin)]
 def admin_actor(request: Request) -> AuditActor:
     """The calling admin (403 otherwise) and the address they came from, for the audit log."""
     admin = require_admin(request)
-    return AuditActor.for_agent(admin, request.client.host if request.client else None)
+    return AuditActor.for_agent(admin, client_address(request))
 
 
 def team_view(session: Session, team: Team) -> s.TeamView:
