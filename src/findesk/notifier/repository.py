@@ -204,9 +204,11 @@ def next_due_at(session: Session, now: datetime, *, fin: bool = True) -> datetim
     )
 
 
-def counts_by_state(session: Session) -> dict[str, int]:
+def counts_by_state(session: Session, states: Sequence[str]) -> dict[str, int]:
     rows = session.execute(
-        select(OutboxEvent.state, func.count()).group_by(OutboxEvent.state)
+        select(OutboxEvent.state, func.count())
+        .where(OutboxEvent.state.in_(states))
+        .group_by(OutboxEvent.state)
     ).all()
     return {state: int(count) for state, count in rows}
 

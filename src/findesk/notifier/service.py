@@ -44,10 +44,18 @@ class OutboxStatus:
     oldest_pending_age_seconds: float | None
 
 
-def status(session: Session, now: datetime | None = None) -> OutboxStatus:
+def status(
+    session: Session, now: datetime | None = None, *, delivered: bool = True
+) -> OutboxStatus:
+    """Events by state and the age of the oldest pending one. Without ``delivered``, the queue
+    alone (pending and dead, off the state index): what a scrape every few seconds asks for,
+    while the delivered events a week keeps are millions to count."""
     now = now or utcnow()
-    counts = {state: 0 for state in (repository.PENDING, repository.DELIVERED, repository.DEAD)}
-    counts |= repository.counts_by_state(session)
+    states = [repository.PENDING, repository.DELIVERED, repository.DEAD]
+    if not delivered:
+        states.remove(repository.DELIVERED)
+    counts = {state: 0 for state in states}
+    counts |= repository.counts_by_state(session, states)
     oldest = repository.oldest_pending_created_at(session)
     age = (now - as_utc(oldest)).total_seconds() if oldest else None
     return OutboxStatus(counts, age)

@@ -55,7 +55,9 @@ class _OutboxCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         depth = GaugeMetricFamily(
-            "findesk_outbox_queue_depth", "Outbox events by state.", labels=["state"]
+            "findesk_outbox_queue_depth",
+            "Outbox events waiting (pending) or given up on (dead), by state.",
+            labels=["state"],
         )
         for state, count in sorted(self.status.counts.items()):
             depth.add_metric([state], count)
@@ -108,7 +110,7 @@ def metrics(request: Request) -> Response:
         return problem_response(exc)
     settings = settings_of(request)
     with db_of(request).read_session() as session:
-        status = outbox.status(session)
+        status = outbox.status(session, delivered=False)
         unfetched = (
             fin_ledger.unfetched(session, timedelta(seconds=settings.fin_fetch_alert_seconds))
             if settings.fin_ledger_enabled  # no receipts are written: nothing to alert on
