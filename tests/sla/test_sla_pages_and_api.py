@@ -19,6 +19,8 @@ from sqlalchemy import select, update
 from support.fin import World
 from support.server import LiveServer
 
+from findesk.agents.models import Agent
+from findesk.audit.service import AuditFilter, list_entries
 from findesk.conversations.models import ConversationEvent
 from findesk.kit.timeutil import utcnow
 from findesk.sla.models import SlaPolicy, SlaTimer
@@ -160,6 +162,64 @@ def test_the_admin_page_adds_edits_reorders_and_deletes_policies(
 
     admin_web.post(f"/inbox/admin/sla/{fast_id}/delete", {})
     assert policy_names(server) == ["Slow"]
+
+
+def test_every_policy_change_is_in_the_audit_log(
+    server: LiveServer, boss: Person, admin_web: Web, clean: None
+) -> None:
+    """Who changed which target, from where, with what it was: through the page and the API."""
+    with server.db.read_session() as session:
+        since = max(
+            (e.id for e in list_entries(session, AuditFilter(), limit=1).entries), default=0
+        )
+    admin_web.post("/inbox/admin/sla", {"name": "Slow", "resolution_minutes": "600"})
+    admin_web.post("/inbox/admin/sla", {"name": "Fast", "first_response_minutes": "10"})
+    slow, fast = (p["id"] for p in sorted_policies(server))
+    admin_web.post(f"/inbox/admin/sla/{fast}/move", {"direction": "up"})
+    admin_web.post(f"/inbox/admin/sla/{fast}", {"name": "Fast", "first_response_minutes": "5"})
+    admin_web.post("/inbox/admin/sla", {"name": "Nothing"})  # refused: nothing to log
+    with server.agent_http(f"audit-{time.time_ns()}@example.com", "Ann Api") as api:
+        with server.db.transaction() as session:
+            session.execute(
+                update(Agent).where(Agent.id == api.agent_id).values(role="admin")  # type: ignore[attr-defined]
+            )
+        ok(api.patch(f"/sla-policies/{slow}", json={"escalation": "raise_priority"}))
+        ok(api.delete(f"/sla-policies/{slow}"), 204)
+        api_email = ok(api.get("/me"))["email"]
+
+    with server.db.read_session() as session:
+        entries = [
+            e
+            for e in reversed(list(list_entries(session, AuditFilter(), limit=50).entries))
+            if e.id > since and e.target_type == "sla_policy"
+        ]
+    assert [(e.action, e.actor_label, e.target_id) for e in entries] == [
+        ("sla_policy.created", boss.email, slow),
+        ("sla_policy.created", boss.email, fast),
+        ("sla_policy.updated", boss.email, fast),  # moved up: both places changed
+        ("sla_policy.updated", boss.email, slow),
+        ("sla_policy.updated", boss.email, fast),
+        ("sla_policy.updated", api_email, slow),
+        ("sla_policy.deleted", api_email, slow),
+    ]
+    assert all(e.address for e in entries)
+    created, _, moved, _, edited, escalation, deleted = (e.detail for e in entries)
+    assert created["name"] == "Slow" and created["resolution_minutes"] == 600
+    assert (moved["changed"], moved["was"]) == ({"position": 0}, {"position": 1})
+    assert (edited["changed"], edited["was"]) == (
+        {"first_response_minutes": 5},
+        {"first_response_minutes": 10},
+    )
+    assert escalation["changed"] == {"escalation": "raise_priority"}
+    assert deleted["name"] == "Slow" and deleted["escalation"] == "raise_priority"
+    log = admin_web.page("/inbox/admin/audit", target=slow).text
+    assert "SLA policy created" in log and "SLA policy deleted" in log
+
+
+def sorted_policies(server: LiveServer) -> list[dict[str, str]]:
+    with server.db.read_session() as session:
+        rows = session.scalars(select(SlaPolicy).order_by(SlaPolicy.position, SlaPolicy.id))
+        return [{"id": p.id, "name": p.name} for p in rows]
 
 
 def test_agents_cannot_open_or_post_the_admin_page_and_forms_need_their_token(

@@ -1,5 +1,5 @@
-"""The audit log: who changed agents, credentials, settings, teams and routing rules, when,
-and from where.
+"""The audit log: who changed agents, credentials, settings, teams, routing rules and SLA
+policies, when, and from where.
 
 An entry is written by the action itself, in the transaction that makes the change: a change
 that rolls back leaves no entry, and no committed change lacks one. Entries name things by id
@@ -59,6 +59,9 @@ ACTIONS: dict[str, str] = {
     "routing_rule.created": "Routing rule created",
     "routing_rule.updated": "Routing rule changed",
     "routing_rule.deleted": "Routing rule deleted",
+    "sla_policy.created": "SLA policy created",
+    "sla_policy.updated": "SLA policy changed",
+    "sla_policy.deleted": "SLA policy deleted",
 }
 TARGET_TYPES: dict[str, str] = {
     "agent": "Agent",
@@ -68,6 +71,7 @@ TARGET_TYPES: dict[str, str] = {
     "setting": "Setting",
     "team": "Team",
     "routing_rule": "Routing rule",
+    "sla_policy": "SLA policy",
 }
 # Keys that would hold a secret: refused outright, whatever their value.
 _SECRET_KEY = re.compile(r"password|secret|token$|token_hash|_hash$|credential", re.IGNORECASE)

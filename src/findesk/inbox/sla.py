@@ -12,9 +12,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.responses import Response
 
+from findesk.audit.service import AuditActor
 from findesk.inbox import forms
 from findesk.inbox.endpoints import back, guarded, render
-from findesk.inbox.security import Viewer
+from findesk.inbox.security import Viewer, audit_actor
 from findesk.kit.errors import Forbidden, Problem
 from findesk.kit.http import db_of
 from findesk.sla import service as sla
@@ -79,15 +80,17 @@ async def policies_page(request: Request) -> Response:
 
 
 async def _change(request: Request, change: Any, done: str) -> Response:
-    """Run ``change(session, form)`` for an admin in a transaction; back to the page."""
+    """Run ``change(session, form, by)`` for an admin in a transaction (``by``: the admin, for
+    the audit log); back to the page."""
 
     async def run(viewer: Viewer) -> Response:
         _require_admin(viewer)
         form = await request.form()
+        by = audit_actor(request, viewer)
 
         def apply() -> None:
             with db_of(request).transaction() as session:
-                change(session, form)
+                change(session, form, by)
 
         try:
             await run_in_threadpool(apply)
@@ -104,30 +107,32 @@ async def _change(request: Request, change: Any, done: str) -> Response:
 
 @router.post(PAGE)
 async def create_policy(request: Request) -> Response:
-    def change(session: Any, form: FormData) -> None:
-        sla.create_policy(session, PolicyIn(**_fields(form)))
+    def change(session: Any, form: FormData, by: AuditActor) -> None:
+        sla.create_policy(session, PolicyIn(**_fields(form)), by=by)
 
     return await _change(request, change, "Policy created.")
 
 
 @router.post(PAGE + "/{policy_id}")
 async def update_policy(request: Request, policy_id: str) -> Response:
-    def change(session: Any, form: FormData) -> None:
-        sla.update_policy(session, policy_id, PolicyPatch(**_fields(form)))
+    def change(session: Any, form: FormData, by: AuditActor) -> None:
+        sla.update_policy(session, policy_id, PolicyPatch(**_fields(form)), by=by)
 
     return await _change(request, change, "Policy saved.")
 
 
 @router.post(PAGE + "/{policy_id}/move")
 async def move_policy(request: Request, policy_id: str) -> Response:
-    def change(session: Any, form: FormData) -> None:
-        sla.move_policy(session, policy_id, -1 if forms.text(form, "direction") == "up" else 1)
+    def change(session: Any, form: FormData, by: AuditActor) -> None:
+        step = -1 if forms.text(form, "direction") == "up" else 1
+        sla.move_policy(session, policy_id, step, by=by)
 
     return await _change(request, change, "Order saved.")
 
 
 @router.post(PAGE + "/{policy_id}/delete")
 async def delete_policy(request: Request, policy_id: str) -> Response:
-    return await _change(
-        request, lambda session, _form: sla.delete_policy(session, policy_id), "Policy deleted."
-    )
+    def change(session: Any, _form: FormData, by: AuditActor) -> None:
+        sla.delete_policy(session, policy_id, by=by)
+
+    return await _change(request, change, "Policy deleted.")

@@ -11,7 +11,7 @@ from findesk.kit.http import db_of
 from findesk.sla import schemas as s
 from findesk.sla import service
 from findesk.sla.models import SlaPolicy, SlaTimer
-from findesk.teams.endpoints import ADMIN_FIRST, ADMIN_ONLY, require_admin
+from findesk.teams.endpoints import ADMIN_FIRST, ADMIN_ONLY, admin_actor
 
 router = agent_api_router(tag="SLA policies", not_found="No such SLA policy.")
 
@@ -49,9 +49,9 @@ def list_policies(request: Request) -> list[s.PolicyView]:
     dependencies=ADMIN_FIRST,
 )
 def create_policy(request: Request, response: Response, body: s.PolicyIn) -> s.PolicyView:
-    require_admin(request)
+    by = admin_actor(request)
     with db_of(request).transaction() as session:
-        view = policy_view(service.create_policy(session, body))
+        view = policy_view(service.create_policy(session, body, by=by))
     response.headers["Location"] = f"/api/v1/sla-policies/{view.id}"
     return view
 
@@ -70,16 +70,16 @@ def get_policy(request: Request, policy_id: str) -> s.PolicyView:
     dependencies=ADMIN_FIRST,
 )
 def update_policy(request: Request, policy_id: str, body: s.PolicyPatch) -> s.PolicyView:
-    require_admin(request)
+    by = admin_actor(request)
     with db_of(request).transaction() as session:
-        return policy_view(service.update_policy(session, policy_id, body))
+        return policy_view(service.update_policy(session, policy_id, body, by=by))
 
 
 @router.delete("/sla-policies/{policy_id}", status_code=204, responses=ADMIN_ONLY)
 def delete_policy(request: Request, policy_id: str) -> Response:
-    require_admin(request)
+    by = admin_actor(request)
     with db_of(request).transaction() as session:
-        service.delete_policy(session, policy_id)
+        service.delete_policy(session, policy_id, by=by)
     return Response(status_code=204)
 
 

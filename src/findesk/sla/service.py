@@ -27,6 +27,8 @@ from typing import Any, Literal
 from sqlalchemy.orm import Session
 
 from findesk.alerts import service as alerts
+from findesk.audit import service as audit
+from findesk.audit.service import AuditActor
 from findesk.conversations import history
 from findesk.conversations import repository as conversation_repository
 from findesk.conversations import service as conversations
@@ -524,7 +526,33 @@ def _check(session: Session, policy: SlaPolicy) -> None:
         policy.escalation_team_id = None
 
 
-def create_policy(session: Session, body: PolicyIn) -> SlaPolicy:
+def _described(policy: SlaPolicy) -> dict[str, Any]:
+    """What the audit log keeps about a policy: all of it."""
+    return {
+        "name": policy.name,
+        "position": policy.position,
+        "team_id": policy.team_id,
+        "priority": policy.priority,
+        "first_response_minutes": policy.first_response_minutes,
+        "next_response_minutes": policy.next_response_minutes,
+        "resolution_minutes": policy.resolution_minutes,
+        "escalation": policy.escalation,
+        "escalation_team_id": policy.escalation_team_id,
+    }
+
+
+def _record_changes(
+    session: Session, policy: SlaPolicy, before: dict[str, Any], by: AuditActor | None
+) -> None:
+    after = _described(policy)
+    changed = {k: v for k, v in after.items() if before[k] != v}
+    if changed:
+        detail = {"name": policy.name, "changed": changed, "was": {k: before[k] for k in changed}}
+        audit.record(session, by, "sla_policy.updated", "sla_policy", policy.id, detail)
+
+
+def create_policy(session: Session, body: PolicyIn, *, by: AuditActor | None = None) -> SlaPolicy:
+    """A policy; ``by`` is who makes it, for the audit log (None: findesk itself)."""
     now = utcnow()
     policy = SlaPolicy(
         name=body.name.strip() or body.name,
@@ -542,11 +570,15 @@ def create_policy(session: Session, body: PolicyIn) -> SlaPolicy:
     _check(session, policy)
     session.add(policy)
     session.flush()
+    audit.record(session, by, "sla_policy.created", "sla_policy", policy.id, _described(policy))
     return policy
 
 
-def update_policy(session: Session, policy_id: str, patch: PolicyPatch) -> SlaPolicy:
+def update_policy(
+    session: Session, policy_id: str, patch: PolicyPatch, *, by: AuditActor | None = None
+) -> SlaPolicy:
     policy = get_policy(session, policy_id)
+    before = _described(policy)
     given = patch.model_dump(exclude_unset=True)
     for key, value in given.items():
         if key == "name" and value is not None:
@@ -568,12 +600,17 @@ def update_policy(session: Session, policy_id: str, patch: PolicyPatch) -> SlaPo
     _check(session, policy)
     policy.updated_at = utcnow()
     session.flush()
+    _record_changes(session, policy, before, by)
     return policy
 
 
-def move_policy(session: Session, policy_id: str, step: int) -> None:
-    """Up (-1) or down (+1) one place: the order is renumbered 0, 1, 2…"""
+def move_policy(
+    session: Session, policy_id: str, step: int, *, by: AuditActor | None = None
+) -> None:
+    """Up (-1) or down (+1) one place: the order is renumbered 0, 1, 2… (each policy whose
+    place changed is logged)."""
     ordered = list(repository.policies(session))
+    before = {p.id: _described(p) for p in ordered}
     index = next((i for i, p in enumerate(ordered) if p.id == policy_id), None)
     if index is None:
         raise NotFound(f"No SLA policy with id {policy_id!r}.")
@@ -583,9 +620,13 @@ def move_policy(session: Session, policy_id: str, step: int) -> None:
     for position, policy in enumerate(ordered):
         policy.position = position
     session.flush()
+    for policy in ordered:
+        _record_changes(session, policy, before[policy.id], by)
 
 
-def delete_policy(session: Session, policy_id: str) -> None:
+def delete_policy(session: Session, policy_id: str, *, by: AuditActor | None = None) -> None:
     """Its timers run on as they were (without an escalation beyond the alert)."""
-    session.delete(get_policy(session, policy_id))
+    policy = get_policy(session, policy_id)
+    audit.record(session, by, "sla_policy.deleted", "sla_policy", policy.id, _described(policy))
+    session.delete(policy)
     session.flush()
