@@ -137,8 +137,8 @@ def merge_into(session: Session, visitor: EndUser, user: EndUser, actor: Actor) 
     must have an email: its conversations, the messages it wrote, its tickets and the objects
     linked to it move to ``user``, its attributes, name and photo fill what ``user`` has not
     (never overwriting), its ids become aliases of ``user`` (and so do the aliases it had), and
-    it is deleted. Each moved
-    conversation records a ``merge`` in its history; Fin hears of every affected open one."""
+    it is deleted. Each moved conversation records a ``merge`` in its history; Fin hears of every
+    affected open one."""
     if visitor.id == user.id:
         raise invalid("An end user cannot be merged into itself.", field="visitor")
     if user.role == "visitor":
