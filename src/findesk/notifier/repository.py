@@ -204,12 +204,12 @@ def next_due_at(session: Session, now: datetime, *, fin: bool = True) -> datetim
     )
 
 
-def counts_by_state(session: Session, states: Sequence[str]) -> dict[str, int]:
-    rows = session.execute(
-        select(OutboxEvent.state, func.count())
-        .where(OutboxEvent.state.in_(states))
-        .group_by(OutboxEvent.state)
-    ).all()
+def counts_by_state(session: Session, states: Sequence[str] | None = None) -> dict[str, int]:
+    """Events by state: of ``states`` only (off the state index), or of every state."""
+    query = select(OutboxEvent.state, func.count()).group_by(OutboxEvent.state)
+    if states is not None:
+        query = query.where(OutboxEvent.state.in_(states))
+    rows = session.execute(query).all()
     return {state: int(count) for state, count in rows}
 
 
