@@ -34,6 +34,7 @@ __all__ = [
     "list_entries",
     "parse_moment",
     "record",
+    "record_changes",
 ]
 
 # Every action the log knows, with what a person reads for it.
@@ -143,6 +144,24 @@ def record(
     )
     repository.add(session, entry)
     return entry
+
+
+def record_changes(
+    session: Session,
+    actor: AuditActor | None,
+    action: str,
+    target_type: str,
+    target_id: str,
+    name: str,
+    before: Mapping[str, Any],
+    after: Mapping[str, Any],
+) -> None:
+    """An entry for a change, naming each field that changed, new (``changed``) and old
+    (``was``); none when nothing did."""
+    changed = {k: v for k, v in after.items() if before.get(k) != v}
+    if changed:
+        detail = {"name": name, "changed": changed, "was": {k: before.get(k) for k in changed}}
+        record(session, actor, action, target_type, target_id, detail)
 
 
 @dataclass(frozen=True, slots=True)

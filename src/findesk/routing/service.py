@@ -411,11 +411,16 @@ def update_rule(
         rule.actions = _checked_actions(session, patch.actions)
     rule.updated_at = utcnow()
     session.flush()
-    after = _described(rule)
-    changed = {k: v for k, v in after.items() if before[k] != v}
-    if changed:
-        detail = {"name": rule.name, "changed": changed, "was": {k: before[k] for k in changed}}
-        audit.record(session, by, "routing_rule.updated", "routing_rule", rule.id, detail)
+    audit.record_changes(
+        session,
+        by,
+        "routing_rule.updated",
+        "routing_rule",
+        rule.id,
+        rule.name,
+        before,
+        _described(rule),
+    )
     return rule
 
 

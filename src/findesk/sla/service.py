@@ -544,11 +544,16 @@ def _described(policy: SlaPolicy) -> dict[str, Any]:
 def _record_changes(
     session: Session, policy: SlaPolicy, before: dict[str, Any], by: AuditActor | None
 ) -> None:
-    after = _described(policy)
-    changed = {k: v for k, v in after.items() if before[k] != v}
-    if changed:
-        detail = {"name": policy.name, "changed": changed, "was": {k: before[k] for k in changed}}
-        audit.record(session, by, "sla_policy.updated", "sla_policy", policy.id, detail)
+    audit.record_changes(
+        session,
+        by,
+        "sla_policy.updated",
+        "sla_policy",
+        policy.id,
+        policy.name,
+        before,
+        _described(policy),
+    )
 
 
 def create_policy(session: Session, body: PolicyIn, *, by: AuditActor | None = None) -> SlaPolicy:

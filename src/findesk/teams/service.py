@@ -130,12 +130,6 @@ def _described(team: Team) -> dict[str, object]:
     }
 
 
-def _changes(before: dict[str, object], after: dict[str, object]) -> dict[str, object]:
-    """The audit detail of a change: each changed field, new (``changed``) and old (``was``)."""
-    changed = {k: v for k, v in after.items() if before.get(k) != v}
-    return {"changed": changed, "was": {k: before.get(k) for k in changed}}
-
-
 def update_team(
     session: Session,
     team_id: str,
@@ -168,10 +162,9 @@ def update_team(
         team.capacity_default = capacity_default
     team.updated_at = utcnow()
     session.flush()
-    after = _described(team)
-    if after != before:
-        detail = {"name": team.name, **_changes(before, after)}
-        audit.record(session, by, "team.updated", "team", team.id, detail)
+    audit.record_changes(
+        session, by, "team.updated", "team", team.id, team.name, before, _described(team)
+    )
     return team
 
 
